@@ -1,0 +1,102 @@
+package ir
+
+import "fmt"
+
+// A Builder appends instructions to a module, inferring each result type
+// from the op's rule. The first error sticks: later calls return nil and
+// Err reports it, so a sequence of calls needs one check at the end.
+type Builder struct {
+	M    *Module
+	syms map[string]bool
+	err  error
+}
+
+// NewBuilder starts an empty module with the given symbols.
+func NewBuilder(name string, syms ...string) *Builder {
+	b := &Builder{M: &Module{Name: name}, syms: map[string]bool{}}
+	for _, s := range syms {
+		b.AddSym(s)
+	}
+	return b
+}
+
+// AddSym declares a symbolic dimension if it is new.
+func (b *Builder) AddSym(s string) {
+	if !b.syms[s] {
+		b.syms[s] = true
+		b.M.Syms = append(b.M.Syms, s)
+	}
+}
+
+// Err returns the first error any call met.
+func (b *Builder) Err() error { return b.err }
+
+func (b *Builder) nextID() int {
+	if n := len(b.M.Instrs); n > 0 {
+		return b.M.Instrs[n-1].ID + 1
+	}
+	return 0
+}
+
+// Op appends op applied to args with attrs; the type is inferred. For ops
+// whose row says Given, use Given instead.
+func (b *Builder) Op(op Op, attrs Attrs, args ...*Instr) (*Instr, error) {
+	return b.emit(op, attrs, Type{}, args)
+}
+
+// Given appends an op whose result type the caller states (param, input,
+// const, iota, reshape, broadcast, scatter_add).
+func (b *Builder) Given(op Op, t Type, attrs Attrs, args ...*Instr) (*Instr, error) {
+	return b.emit(op, attrs, t, args)
+}
+
+func (b *Builder) emit(op Op, attrs Attrs, t Type, args []*Instr) (*Instr, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	if attrs == nil {
+		attrs = Attrs{}
+	}
+	for _, a := range args {
+		if a == nil {
+			return nil, fmt.Errorf("%s: missing operand", op)
+		}
+	}
+	in := &Instr{ID: b.nextID(), Op: op, Args: args, Attrs: attrs, Type: t}
+	if !op.Info().Given {
+		inferred, err := infer(in, b.syms)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		in.Type = inferred
+	}
+	if err := VerifyInstr(in, b.syms); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	b.M.Instrs = append(b.M.Instrs, in)
+	return in, nil
+}
+
+// Must is Op for callers that build known-good IR (tests, passes): an
+// error is recorded and nil returned.
+func (b *Builder) Must(op Op, attrs Attrs, args ...*Instr) *Instr {
+	in, err := b.Op(op, attrs, args...)
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+	return in
+}
+
+// MustGiven is Given with sticky errors, like Must.
+func (b *Builder) MustGiven(op Op, t Type, attrs Attrs, args ...*Instr) *Instr {
+	in, err := b.Given(op, t, attrs, args...)
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+	return in
+}
+
+// Output names a value as a module output.
+func (b *Builder) Output(kind OutputKind, name string, v *Instr) {
+	b.M.Outputs = append(b.M.Outputs, Output{Kind: kind, Name: name, Value: v})
+}

@@ -1,0 +1,529 @@
+package ir
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Type rules, one per op (or family). Each returns the result type or an
+// error phrased for a user reading the op's operands.
+
+func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func dtypeIn(dt DType, dts []DType) bool {
+	for _, d := range dts {
+		if d == dt {
+			return true
+		}
+	}
+	return false
+}
+
+func dtypeList(dts []DType) string {
+	s := make([]string, len(dts))
+	for i, d := range dts {
+		s[i] = d.String()
+	}
+	return strings.Join(s, " or ")
+}
+
+// Broadcast returns the numpy broadcast of shapes, or an error naming the
+// first pair of dims that disagree.
+func Broadcast(shapes ...Shape) (Shape, error) {
+	rank := 0
+	for _, s := range shapes {
+		rank = max(rank, len(s))
+	}
+	out := make(Shape, rank)
+	for i := range out {
+		out[i] = ConstDim(1)
+	}
+	for _, s := range shapes {
+		off := rank - len(s)
+		for i, d := range s {
+			cur := out[off+i]
+			switch {
+			case isOne(d):
+			case isOne(cur):
+				out[off+i] = d
+			case !cur.Equal(d):
+				return nil, errf("shapes %s do not broadcast: dim %s vs %s", shapesString(shapes), cur, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+func shapesString(shapes []Shape) string {
+	s := make([]string, len(shapes))
+	for i, sh := range shapes {
+		s[i] = sh.String()
+	}
+	return strings.Join(s, " and ")
+}
+
+func isOne(d Dim) bool { v, ok := d.IsConst(); return ok && v == 1 }
+
+func normAxis(axis, rank int) (int, error) {
+	if axis < 0 || axis >= rank {
+		return 0, errf("axis %d out of range for rank %d", axis, rank)
+	}
+	return axis, nil
+}
+
+func inferParam(c *InferCtx) (Type, error) {
+	if c.Given.DType != F32 {
+		return Type{}, errf("param must be f32, not %s", c.Given.DType)
+	}
+	return c.Given, nil
+}
+
+func inferInput(c *InferCtx) (Type, error) { return c.Given, nil }
+
+func inferConst(c *InferCtx) (Type, error) {
+	if c.Given.Rank() != 0 {
+		return Type{}, errf("const must be a scalar, not %s", c.Given)
+	}
+	return c.Given, nil
+}
+
+func inferIota(c *InferCtx) (Type, error) {
+	if c.Given.DType != I32 {
+		return Type{}, errf("iota must be i32, not %s", c.Given.DType)
+	}
+	if _, err := normAxis(c.Attrs.Int("axis"), c.Given.Rank()); err != nil {
+		return Type{}, err
+	}
+	return c.Given, nil
+}
+
+func inferUnary(dts ...DType) func(*InferCtx) (Type, error) {
+	return func(c *InferCtx) (Type, error) {
+		if !dtypeIn(c.Args[0].DType, dts) {
+			return Type{}, errf("operand is %s, want %s", c.Args[0].DType, dtypeList(dts))
+		}
+		return c.Args[0], nil
+	}
+}
+
+func inferCast(c *InferCtx) (Type, error) {
+	to := c.Attrs["to"].DType
+	if to == InvalidDType {
+		return Type{}, errf("cast to an invalid dtype")
+	}
+	return Type{DType: to, Shape: c.Args[0].Shape}, nil
+}
+
+// inferBinary: both operands of one dtype from dts; result dtype is result,
+// or the operands' dtype when result is InvalidDType.
+func inferBinary(result DType, dts ...DType) func(*InferCtx) (Type, error) {
+	return func(c *InferCtx) (Type, error) {
+		x, y := c.Args[0], c.Args[1]
+		if x.DType != y.DType {
+			return Type{}, errf("operands have different dtypes: %s and %s", x.DType, y.DType)
+		}
+		if !dtypeIn(x.DType, dts) {
+			return Type{}, errf("operands are %s, want %s", x.DType, dtypeList(dts))
+		}
+		sh, err := Broadcast(x.Shape, y.Shape)
+		if err != nil {
+			return Type{}, err
+		}
+		dt := result
+		if dt == InvalidDType {
+			dt = x.DType
+		}
+		return Type{DType: dt, Shape: sh}, nil
+	}
+}
+
+func inferSelect(c *InferCtx) (Type, error) {
+	if c.Args[0].DType != Bool {
+		return Type{}, errf("condition is %s, want bool", c.Args[0].DType)
+	}
+	if c.Args[1].DType != c.Args[2].DType {
+		return Type{}, errf("branches have different dtypes: %s and %s", c.Args[1].DType, c.Args[2].DType)
+	}
+	sh, err := Broadcast(c.Args[0].Shape, c.Args[1].Shape, c.Args[2].Shape)
+	if err != nil {
+		return Type{}, err
+	}
+	return Type{DType: c.Args[1].DType, Shape: sh}, nil
+}
+
+func inferReduce(dts ...DType) func(*InferCtx) (Type, error) {
+	return func(c *InferCtx) (Type, error) {
+		x := c.Args[0]
+		if !dtypeIn(x.DType, dts) {
+			return Type{}, errf("operand is %s, want %s", x.DType, dtypeList(dts))
+		}
+		axes := c.Attrs.Ints("axes")
+		drop := map[int]bool{}
+		for _, a := range axes {
+			if _, err := normAxis(a, x.Rank()); err != nil {
+				return Type{}, err
+			}
+			if drop[a] {
+				return Type{}, errf("axis %d listed twice", a)
+			}
+			drop[a] = true
+		}
+		var sh Shape
+		for i, d := range x.Shape {
+			switch {
+			case !drop[i]:
+				sh = append(sh, d)
+			case c.Attrs.Bool("keepdims"):
+				sh = append(sh, ConstDim(1))
+			}
+		}
+		return Type{DType: x.DType, Shape: sh}, nil
+	}
+}
+
+func inferArgMax(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if !dtypeIn(x.DType, []DType{F32, I32}) {
+		return Type{}, errf("argmax of %s", x.DType)
+	}
+	axis, err := normAxis(c.Attrs.Int("axis"), x.Rank())
+	if err != nil {
+		return Type{}, err
+	}
+	sh := append(append(Shape{}, x.Shape[:axis]...), x.Shape[axis+1:]...)
+	return Type{DType: I32, Shape: sh}, nil
+}
+
+func inferMatMul(c *InferCtx) (Type, error) {
+	x, y := c.Args[0], c.Args[1]
+	if x.DType != F32 || y.DType != F32 {
+		return Type{}, errf("matmul needs f32 operands, got %s and %s", x.DType, y.DType)
+	}
+	if x.Rank() < 2 || y.Rank() < 2 {
+		return Type{}, errf("matmul needs operands of rank ≥ 2, got %s and %s", x, y)
+	}
+	m, k1 := x.Shape[x.Rank()-2], x.Shape[x.Rank()-1]
+	k2, n := y.Shape[y.Rank()-2], y.Shape[y.Rank()-1]
+	if !k1.Equal(k2) {
+		return Type{}, errf("matmul inner dims differ: %s · %s (%s vs %s)", x.Shape, y.Shape, k1, k2)
+	}
+	batch, err := Broadcast(x.Shape[:x.Rank()-2], y.Shape[:y.Rank()-2])
+	if err != nil {
+		return Type{}, errf("matmul batch dims: %v", err)
+	}
+	return Type{DType: F32, Shape: append(batch, m, n)}, nil
+}
+
+// ParseEinsum splits an einsum spec "ab,bc->ac" into its operand terms and
+// its output term, checking letters and arity.
+func ParseEinsum(spec string, nargs int) (ins []string, out string, err error) {
+	lhs, rhs, ok := strings.Cut(spec, "->")
+	if !ok {
+		return nil, "", errf("einsum spec %q has no ->", spec)
+	}
+	ins = strings.Split(lhs, ",")
+	if len(ins) != nargs {
+		return nil, "", errf("einsum spec %q names %d operands, got %d", spec, len(ins), nargs)
+	}
+	for _, t := range append(append([]string{}, ins...), rhs) {
+		for _, r := range t {
+			if r < 'a' || r > 'z' {
+				return nil, "", errf("einsum spec %q: %q is not a lowercase letter", spec, r)
+			}
+		}
+	}
+	seen := map[rune]bool{}
+	for _, r := range rhs {
+		if seen[r] {
+			return nil, "", errf("einsum spec %q: output letter %q repeats", spec, r)
+		}
+		seen[r] = true
+		if !strings.ContainsRune(lhs, r) {
+			return nil, "", errf("einsum spec %q: output letter %q is not in any operand", spec, r)
+		}
+	}
+	return ins, rhs, nil
+}
+
+func inferEinsum(c *InferCtx) (Type, error) {
+	ins, out, err := ParseEinsum(c.Attrs.Str("spec"), len(c.Args))
+	if err != nil {
+		return Type{}, err
+	}
+	dims := map[rune]Dim{}
+	for i, term := range ins {
+		a := c.Args[i]
+		if a.DType != F32 {
+			return Type{}, errf("einsum operand %d is %s, want f32", i, a.DType)
+		}
+		if len(term) != a.Rank() {
+			return Type{}, errf("einsum operand %d has rank %d but its term %q has %d letters", i, a.Rank(), term, len(term))
+		}
+		for j, r := range term {
+			if d, ok := dims[r]; ok && !d.Equal(a.Shape[j]) {
+				return Type{}, errf("einsum letter %q is %s in one place and %s in another", r, d, a.Shape[j])
+			}
+			dims[r] = a.Shape[j]
+		}
+	}
+	var sh Shape
+	for _, r := range out {
+		sh = append(sh, dims[r])
+	}
+	return Type{DType: F32, Shape: sh}, nil
+}
+
+func inferReshape(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if x.DType != c.Given.DType {
+		return Type{}, errf("reshape cannot change dtype (%s to %s)", x.DType, c.Given.DType)
+	}
+	if !x.Shape.NumElements().Equal(c.Given.Shape.NumElements()) {
+		return Type{}, errf("cannot reshape %s to %s: element counts differ", x.Shape, c.Given.Shape)
+	}
+	return c.Given, nil
+}
+
+func inferTranspose(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	perm := c.Attrs.Ints("perm")
+	if len(perm) != x.Rank() {
+		return Type{}, errf("perm %v has %d entries for rank %d", perm, len(perm), x.Rank())
+	}
+	seen := make([]bool, len(perm))
+	sh := make(Shape, len(perm))
+	for i, p := range perm {
+		if p < 0 || p >= len(perm) || seen[p] {
+			return Type{}, errf("perm %v is not a permutation", perm)
+		}
+		seen[p] = true
+		sh[i] = x.Shape[p]
+	}
+	return Type{DType: x.DType, Shape: sh}, nil
+}
+
+func inferSlice(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	axis, err := normAxis(c.Attrs.Int("axis"), x.Rank())
+	if err != nil {
+		return Type{}, err
+	}
+	start, end := c.Attrs["start"].Dim, c.Attrs["end"].Dim
+	if v, ok := start.IsConst(); ok && v < 0 {
+		return Type{}, errf("slice start %d is negative", v)
+	}
+	n := end.Sub(start)
+	if v, ok := n.IsConst(); ok && v < 0 {
+		return Type{}, errf("slice [%s:%s] has negative length", start, end)
+	}
+	if v, ok := x.Shape[axis].Sub(end).IsConst(); ok && v < 0 {
+		return Type{}, errf("slice end %s is past the end of dim %s", end, x.Shape[axis])
+	}
+	sh := append(Shape{}, x.Shape...)
+	sh[axis] = n
+	return Type{DType: x.DType, Shape: sh}, nil
+}
+
+func inferConcat(c *InferCtx) (Type, error) {
+	first := c.Args[0]
+	axis, err := normAxis(c.Attrs.Int("axis"), first.Rank())
+	if err != nil {
+		return Type{}, err
+	}
+	sh := append(Shape{}, first.Shape...)
+	for i, a := range c.Args[1:] {
+		if a.DType != first.DType {
+			return Type{}, errf("concat operand %d is %s, operand 0 is %s", i+1, a.DType, first.DType)
+		}
+		if a.Rank() != first.Rank() {
+			return Type{}, errf("concat operand %d has rank %d, operand 0 has rank %d", i+1, a.Rank(), first.Rank())
+		}
+		for j, d := range a.Shape {
+			if j == axis {
+				sh[j] = sh[j].Add(d)
+			} else if !d.Equal(first.Shape[j]) {
+				return Type{}, errf("concat along axis %d: dim %d is %s in operand %d but %s in operand 0", axis, j, d, i+1, first.Shape[j])
+			}
+		}
+	}
+	return Type{DType: first.DType, Shape: sh}, nil
+}
+
+func inferBroadcast(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if x.DType != c.Given.DType {
+		return Type{}, errf("broadcast cannot change dtype")
+	}
+	sh, err := Broadcast(x.Shape, c.Given.Shape)
+	if err != nil || !sh.Equal(c.Given.Shape) {
+		return Type{}, errf("cannot broadcast %s to %s", x.Shape, c.Given.Shape)
+	}
+	return c.Given, nil
+}
+
+// GatherShape is the result shape of gather(table, idx) at axis with
+// batch_dims shared leading dims.
+func GatherShape(table, idx Shape, axis, batchDims int) (Shape, error) {
+	if batchDims < 0 || batchDims > len(idx) || batchDims > axis {
+		return nil, errf("batch_dims %d must be ≤ axis %d and ≤ the index rank %d", batchDims, axis, len(idx))
+	}
+	if _, err := normAxis(axis, len(table)); err != nil {
+		return nil, err
+	}
+	for i := 0; i < batchDims; i++ {
+		if !table[i].Equal(idx[i]) {
+			return nil, errf("batch dim %d differs: %s in the table, %s in the indices", i, table[i], idx[i])
+		}
+	}
+	sh := append(Shape{}, table[:axis]...)
+	sh = append(sh, idx[batchDims:]...)
+	return append(sh, table[axis+1:]...), nil
+}
+
+func inferGather(c *InferCtx) (Type, error) {
+	table, idx := c.Args[0], c.Args[1]
+	if idx.DType != I32 {
+		return Type{}, errf("gather indices are %s, want i32", idx.DType)
+	}
+	sh, err := GatherShape(table.Shape, idx.Shape, c.Attrs.Int("axis"), c.Attrs.Int("batch_dims"))
+	if err != nil {
+		return Type{}, err
+	}
+	return Type{DType: table.DType, Shape: sh}, nil
+}
+
+func inferScatterAdd(c *InferCtx) (Type, error) {
+	upd, idx := c.Args[0], c.Args[1]
+	if idx.DType != I32 {
+		return Type{}, errf("scatter_add indices are %s, want i32", idx.DType)
+	}
+	if upd.DType != c.Given.DType {
+		return Type{}, errf("scatter_add updates are %s but the result is %s", upd.DType, c.Given.DType)
+	}
+	sh, err := GatherShape(c.Given.Shape, idx.Shape, c.Attrs.Int("axis"), c.Attrs.Int("batch_dims"))
+	if err != nil {
+		return Type{}, err
+	}
+	if !sh.Equal(upd.Shape) {
+		return Type{}, errf("scatter_add updates have shape %s, want %s", upd.Shape, sh)
+	}
+	return c.Given, nil
+}
+
+func inferSoftmax(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if x.DType != F32 {
+		return Type{}, errf("softmax of %s", x.DType)
+	}
+	if _, err := normAxis(c.Attrs.Int("axis"), x.Rank()); err != nil {
+		return Type{}, err
+	}
+	return x, nil
+}
+
+func inferNorm(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if x.DType != F32 || x.Rank() < 1 {
+		return Type{}, errf("norm needs an f32 tensor of rank ≥ 1, got %s", x)
+	}
+	return x, nil
+}
+
+func inferCrossEntropy(c *InferCtx) (Type, error) {
+	logits, tgt := c.Args[0], c.Args[1]
+	if logits.DType != F32 || logits.Rank() < 1 {
+		return Type{}, errf("cross_entropy logits must be f32 of rank ≥ 1, got %s", logits)
+	}
+	if tgt.DType != I32 {
+		return Type{}, errf("cross_entropy targets must be i32, got %s", tgt.DType)
+	}
+	if !logits.Shape[:logits.Rank()-1].Equal(tgt.Shape) {
+		return Type{}, errf("cross_entropy: logits %s need targets of shape %s, got %s", logits.Shape, logits.Shape[:logits.Rank()-1], tgt.Shape)
+	}
+	return Type{DType: F32}, nil
+}
+
+func inferAttention(c *InferCtx) (Type, error) {
+	q, k, v, caps := AttentionOperands(c.Args, c.Attrs)
+	returns := c.Attrs.Str("returns")
+	if (returns == "" || returns == "out") && v == nil {
+		return Type{}, errf("attention returning out needs q, k and v")
+	}
+	for _, t := range []struct {
+		name string
+		t    Type
+	}{{"q", q}, {"k", k}} {
+		if t.t.DType != F32 || t.t.Rank() != 4 {
+			return Type{}, errf("attention %s must be f32[B, H, N, D], got %s", t.name, t.t)
+		}
+	}
+	if !q.Shape[0].Equal(k.Shape[0]) || !q.Shape[1].Equal(k.Shape[1]) {
+		return Type{}, errf("attention q %s and k %s differ in batch or heads", q.Shape, k.Shape)
+	}
+	if !q.Shape[3].Equal(k.Shape[3]) {
+		return Type{}, errf("attention q and k head dims differ: %s vs %s", q.Shape[3], k.Shape[3])
+	}
+	out := Shape{q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2]}
+	if v != nil {
+		if v.DType != F32 || v.Rank() != 4 {
+			return Type{}, errf("attention v must be f32[B, H, N, D], got %s", *v)
+		}
+		if !v.Shape[0].Equal(k.Shape[0]) || !v.Shape[1].Equal(k.Shape[1]) || !v.Shape[2].Equal(k.Shape[2]) {
+			return Type{}, errf("attention v %s must match k %s in batch, heads and length", v.Shape, k.Shape)
+		}
+		out[3] = v.Shape[3]
+	}
+	env := ExprEnv{Vars: map[string]ScalarKind{}, Captures: caps}
+	for _, n := range AttentionVars {
+		env.Vars[n] = KInt
+	}
+	for s := range c.Syms {
+		env.Vars[s] = KInt
+	}
+	used := map[int]bool{}
+	if m := c.Attrs.Expr("mask"); m != nil {
+		kind, err := m.Check(env)
+		if err != nil {
+			return Type{}, errf("mask %s: %v", m, err)
+		}
+		if kind != KBool {
+			return Type{}, errf("mask %s is %s, want bool", m, kind)
+		}
+		for _, i := range m.Captures() {
+			used[i] = true
+		}
+	}
+	if s := c.Attrs.Expr("score"); s != nil {
+		env.Vars["s"] = KFloat
+		kind, err := s.Check(env)
+		if err != nil {
+			return Type{}, errf("score %s: %v", s, err)
+		}
+		if kind == KBool {
+			return Type{}, errf("score %s is bool, want a number", s)
+		}
+		for _, i := range s.Captures() {
+			used[i] = true
+		}
+	}
+	for i := range caps {
+		if !used[i] {
+			return Type{}, errf("captured operand $%d is not read by mask or score", i)
+		}
+	}
+	return Type{DType: F32, Shape: out}, nil
+}
+
+func inferScan(c *InferCtx) (Type, error) {
+	a, x := c.Args[0], c.Args[1]
+	if a.DType != F32 || x.DType != F32 {
+		return Type{}, errf("scan needs f32 operands")
+	}
+	if !a.Shape.Equal(x.Shape) {
+		return Type{}, errf("scan coefficients %s and inputs %s differ in shape", a.Shape, x.Shape)
+	}
+	if _, err := normAxis(c.Attrs.Int("axis"), x.Rank()); err != nil {
+		return Type{}, err
+	}
+	return x, nil
+}

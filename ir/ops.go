@@ -1,0 +1,286 @@
+package ir
+
+import "fmt"
+
+// An Op names an operation. Its row in opTable says everything the rest of
+// the compiler needs to know about it.
+type Op uint8
+
+const (
+	OpInvalid Op = iota
+
+	// Sources.
+	OpParam
+	OpInput
+	OpConst
+	OpIota
+
+	// Elementwise unary.
+	OpNeg
+	OpAbs
+	OpExp
+	OpLog
+	OpSqrt
+	OpRsqrt
+	OpTanh
+	OpSigmoid
+	OpRelu
+	OpGelu
+	OpSilu
+	OpSin
+	OpCos
+	OpNot
+	OpCast
+
+	// Elementwise binary, numpy broadcasting.
+	OpAdd
+	OpSub
+	OpMul
+	OpDiv
+	OpMax
+	OpMin
+	OpPow
+	OpEq
+	OpNe
+	OpLt
+	OpLe
+	OpGt
+	OpGe
+	OpAnd
+	OpOr
+	OpSelect
+
+	// Reductions.
+	OpReduceSum
+	OpReduceMax
+	OpReduceMean
+	OpLogSumExp
+	OpArgMax
+
+	// Contractions.
+	OpMatMul
+	OpEinsum
+
+	// Layout.
+	OpReshape
+	OpTranspose
+	OpSlice
+	OpConcat
+	OpBroadcast
+	OpGather
+	OpScatterAdd
+
+	// Composite ops that later passes lower or fuse as units.
+	OpSoftmax
+	OpLayerNorm
+	OpRMSNorm
+	OpCrossEntropy
+	OpAttention
+	OpScan
+
+	numOps
+)
+
+// OpClass groups ops that share evaluation and differentiation structure.
+type OpClass uint8
+
+const (
+	ClassSource OpClass = iota + 1
+	ClassUnary
+	ClassBinary
+	ClassReduce
+	ClassOther
+)
+
+// Variadic marks an op that takes MinArgs or more operands.
+const Variadic = -1
+
+// OpInfo is one row of the op table.
+type OpInfo struct {
+	Name    string
+	Class   OpClass
+	Args    int // operand count, or Variadic
+	MinArgs int // for Variadic ops
+	Attrs   []AttrSpec
+	// Given means the result type is written by whoever creates the op
+	// (and printed); Infer then only checks it. Otherwise Infer computes
+	// the type from the operands and attributes.
+	Given bool
+	Infer func(c *InferCtx) (Type, error)
+	Doc   string // the op's meaning, in one or two sentences
+}
+
+// AttrSpec declares one attribute of an op.
+type AttrSpec struct {
+	Name     string
+	Kind     AttrKind
+	Optional bool
+	Words    []string // allowed values of an AttrWord
+}
+
+// InferCtx is what a type rule sees.
+type InferCtx struct {
+	Args  []Type
+	Attrs Attrs
+	Given Type            // the declared type, for Given ops
+	Syms  map[string]bool // the module's symbols
+}
+
+func req(name string, k AttrKind) AttrSpec { return AttrSpec{Name: name, Kind: k} }
+func opt(name string, k AttrKind) AttrSpec { return AttrSpec{Name: name, Kind: k, Optional: true} }
+
+var (
+	axisAttr    = []AttrSpec{req("axis", AttrInt)}
+	reduceAttrs = []AttrSpec{req("axes", AttrInts), opt("keepdims", AttrBool)}
+	gatherAttrs = []AttrSpec{req("axis", AttrInt), opt("batch_dims", AttrInt)}
+)
+
+func unary(name, doc string, dts ...DType) OpInfo {
+	return OpInfo{Name: name, Class: ClassUnary, Args: 1, Infer: inferUnary(dts...), Doc: doc}
+}
+
+func binary(name, doc string, result DType, dts ...DType) OpInfo {
+	return OpInfo{Name: name, Class: ClassBinary, Args: 2, Infer: inferBinary(result, dts...), Doc: doc}
+}
+
+func reduce(name, doc string, dts ...DType) OpInfo {
+	return OpInfo{Name: name, Class: ClassReduce, Args: 1, Attrs: reduceAttrs, Infer: inferReduce(dts...), Doc: doc}
+}
+
+// opTable is the op set. Every row has a printer and parser (generic, from
+// the row), a verifier rule (Infer), a reference evaluation (ir/eval) and
+// tests that keep it that way.
+var opTable = [numOps]OpInfo{
+	OpParam: {Name: "param", Class: ClassSource, Given: true, Infer: inferParam,
+		Attrs: []AttrSpec{req("name", AttrString), {Name: "init", Kind: AttrWord, Words: []string{"normal", "uniform", "zeros", "ones"}}, opt("scale", AttrFloat)},
+		Doc: "a trainable f32 weight named name, initialised by init (normal: N(0, scale²); uniform: U(-scale, scale); zeros; ones)"},
+	OpInput: {Name: "input", Class: ClassSource, Given: true, Infer: inferInput, Attrs: []AttrSpec{req("name", AttrString)},
+		Doc: "a model input named name, supplied by the caller with the declared type"},
+	OpConst: {Name: "const", Class: ClassSource, Given: true, Infer: inferConst, Attrs: []AttrSpec{req("value", AttrFloat)},
+		Doc: "the scalar value, of the declared dtype (rank 0); broadcasting spreads it"},
+	OpIota: {Name: "iota", Class: ClassSource, Given: true, Infer: inferIota, Attrs: axisAttr,
+		Doc: "an i32 tensor of the declared shape whose element is its index along axis"},
+
+	OpNeg:     unary("neg", "-x", F32, I32),
+	OpAbs:     unary("abs", "|x|", F32, I32),
+	OpExp:     unary("exp", "e^x", F32),
+	OpLog:     unary("log", "natural log of x", F32),
+	OpSqrt:    unary("sqrt", "√x", F32),
+	OpRsqrt:   unary("rsqrt", "1/√x", F32),
+	OpTanh:    unary("tanh", "tanh x", F32),
+	OpSigmoid: unary("sigmoid", "1/(1+e^-x)", F32),
+	OpRelu:    unary("relu", "max(x, 0)", F32),
+	OpGelu:    unary("gelu", "x·Φ(x) with the tanh approximation: 0.5x(1+tanh(√(2/π)(x+0.044715x³)))", F32),
+	OpSilu:    unary("silu", "x·sigmoid(x)", F32),
+	OpSin:     unary("sin", "sin x", F32),
+	OpCos:     unary("cos", "cos x", F32),
+	OpNot:     unary("not", "logical not", Bool),
+	OpCast: {Name: "cast", Class: ClassUnary, Args: 1, Attrs: []AttrSpec{req("to", AttrDType)}, Infer: inferCast,
+		Doc: "x converted to dtype to (bool→0/1; f32→i32 truncates toward zero)"},
+
+	OpAdd:    binary("add", "x + y", InvalidDType, F32, I32),
+	OpSub:    binary("sub", "x - y", InvalidDType, F32, I32),
+	OpMul:    binary("mul", "x · y", InvalidDType, F32, I32),
+	OpDiv:    binary("div", "x / y", InvalidDType, F32),
+	OpMax:    binary("max", "max(x, y)", InvalidDType, F32, I32),
+	OpMin:    binary("min", "min(x, y)", InvalidDType, F32, I32),
+	OpPow:    binary("pow", "x^y", InvalidDType, F32),
+	OpEq:     binary("eq", "x == y", Bool, F32, I32, Bool),
+	OpNe:     binary("ne", "x != y", Bool, F32, I32, Bool),
+	OpLt:     binary("lt", "x < y", Bool, F32, I32),
+	OpLe:     binary("le", "x <= y", Bool, F32, I32),
+	OpGt:     binary("gt", "x > y", Bool, F32, I32),
+	OpGe:     binary("ge", "x >= y", Bool, F32, I32),
+	OpAnd:    binary("and", "x && y", Bool, Bool),
+	OpOr:     binary("or", "x || y", Bool, Bool),
+	OpSelect: {Name: "select", Class: ClassOther, Args: 3, Infer: inferSelect, Doc: "c ? x : y elementwise, all three broadcast"},
+
+	OpReduceSum:  reduce("reduce_sum", "sum over axes", F32, I32),
+	OpReduceMax:  reduce("reduce_max", "maximum over axes", F32, I32),
+	OpReduceMean: reduce("reduce_mean", "mean over axes", F32),
+	OpLogSumExp:  reduce("logsumexp", "log Σ e^x over axes, computed stably", F32),
+	OpArgMax: {Name: "argmax", Class: ClassOther, Args: 1, Attrs: axisAttr, Infer: inferArgMax,
+		Doc: "i32 index of the largest element along axis (the first on ties); axis is removed"},
+
+	OpMatMul: {Name: "matmul", Class: ClassOther, Args: 2, Infer: inferMatMul,
+		Doc: "x[..., m, k] · y[..., k, n] → [..., m, n], batch dims broadcast; both operands rank ≥ 2"},
+	OpEinsum: {Name: "einsum", Class: ClassOther, Args: Variadic, MinArgs: 1, Attrs: []AttrSpec{req("spec", AttrString)}, Infer: inferEinsum,
+		Doc: `Σ over the letters missing from the output of the product of the operands, spec as in "bhnd,bhne->bhde"`},
+
+	OpReshape: {Name: "reshape", Class: ClassOther, Args: 1, Given: true, Infer: inferReshape,
+		Doc: "x's elements in row-major order, with the declared shape (same element count)"},
+	OpTranspose: {Name: "transpose", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("perm", AttrInts)}, Infer: inferTranspose,
+		Doc: "result dim i is x's dim perm[i]"},
+	OpSlice: {Name: "slice", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("axis", AttrInt), req("start", AttrDim), req("end", AttrDim)}, Infer: inferSlice,
+		Doc: "x restricted to start ≤ i < end along axis (start and end are dims, so N-1 stays symbolic)"},
+	OpConcat: {Name: "concat", Class: ClassOther, Args: Variadic, MinArgs: 1, Attrs: axisAttr, Infer: inferConcat,
+		Doc: "the operands joined along axis; other dims must agree"},
+	OpBroadcast: {Name: "broadcast", Class: ClassOther, Args: 1, Given: true, Infer: inferBroadcast,
+		Doc: "x broadcast (numpy rules) to the declared shape"},
+	OpGather: {Name: "gather", Class: ClassOther, Args: 2, Attrs: gatherAttrs, Infer: inferGather,
+		Doc: "table[..., idx, ...] at axis: shape table[:axis] + idx[batch_dims:] + table[axis+1:]; the first batch_dims dims of table and idx are shared (an embedding is axis 0, batch_dims 0)"},
+	OpScatterAdd: {Name: "scatter_add", Class: ClassOther, Args: 2, Attrs: gatherAttrs, Given: true, Infer: inferScatterAdd,
+		Doc: "zeros of the declared shape with updates added at the positions gather(·, idx) would read: gather's adjoint"},
+
+	OpSoftmax: {Name: "softmax", Class: ClassOther, Args: 1, Attrs: axisAttr, Infer: inferSoftmax,
+		Doc: "e^x / Σ e^x along axis, computed stably"},
+	OpLayerNorm: {Name: "layer_norm", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("eps", AttrFloat)}, Infer: inferNorm,
+		Doc: "(x - mean) / √(var + eps) over the last axis (biased variance), no affine part"},
+	OpRMSNorm: {Name: "rms_norm", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("eps", AttrFloat)}, Infer: inferNorm,
+		Doc: "x / √(mean(x²) + eps) over the last axis, no affine part"},
+	OpCrossEntropy: {Name: "cross_entropy", Class: ClassOther, Args: 2, Attrs: []AttrSpec{opt("ignore_index", AttrInt)}, Infer: inferCrossEntropy,
+		Doc: "mean over positions of logsumexp(logits) - logits[target], logits [..., C], targets i32[...]; positions whose target is ignore_index are left out"},
+	OpAttention: {Name: "attention", Class: ClassOther, Args: Variadic, MinArgs: 2, Infer: inferAttention,
+		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
+			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs"}}},
+		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent when returns is probs or logprobs), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution; a row with every key masked gives zeros (probs, out) and -inf (logprobs)"},
+	OpScan: {Name: "scan", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("axis", AttrInt), opt("reverse", AttrBool)}, Infer: inferScan,
+		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
+}
+
+// Info returns op's row in the op table.
+func (op Op) Info() *OpInfo {
+	if op <= OpInvalid || op >= numOps {
+		return &OpInfo{Name: fmt.Sprintf("op(%d)", uint8(op))}
+	}
+	return &opTable[op]
+}
+
+func (op Op) String() string { return op.Info().Name }
+
+// AllOps returns every valid op, in table order.
+func AllOps() []Op {
+	ops := make([]Op, 0, numOps-1)
+	for op := OpInvalid + 1; op < numOps; op++ {
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+// OpByName returns the op whose text name is name.
+func OpByName(name string) (Op, bool) {
+	for _, op := range AllOps() {
+		if opTable[op].Name == name {
+			return op, true
+		}
+	}
+	return OpInvalid, false
+}
+
+// AttentionVars are the index variables of a mask expression. Score
+// expressions may also read s, the raw scaled score.
+var AttentionVars = []string{"q", "k", "h", "b"}
+
+// AttentionOperands splits an attention op's operands into q, k, v (nil
+// when returns is probs or logprobs) and the captured tensors.
+func AttentionOperands[T any](args []T, attrs Attrs) (q, k T, v *T, caps []T) {
+	q, k = args[0], args[1]
+	rest := args[2:]
+	if r := attrs.Str("returns"); r == "" || r == "out" {
+		if len(rest) > 0 {
+			v = &rest[0]
+			rest = rest[1:]
+		}
+	}
+	return q, k, v, rest
+}
