@@ -13,7 +13,7 @@ import (
 
 var attnLexer = lexer.MustSimple([]lexer.SimpleRule{
 	{Name: "Comment", Pattern: `//[^\n]*`},
-	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
+	{Name: "String", Pattern: `parser:"\"(\\\\.|[^\"\\\\\\n])*\""`},
 	{Name: "Float", Pattern: `[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+`},
 	{Name: "Int", Pattern: `[0-9]+`},
 	{Name: "Ident", Pattern: `[a-zA-Z_][a-zA-Z0-9_]*`},
@@ -36,7 +36,7 @@ type gPos struct {
 
 type gFile struct {
 	gPos
-	Decls []gDecl `@@*`
+	Decls []gDecl `parser:"@@*"`
 }
 
 type gDecl interface{ gdecl() }
@@ -44,227 +44,227 @@ type gStmt interface{ gstmt() }
 
 type gImport struct {
 	gPos
-	Path gString `"import" @@`
+	Path gString `parser:"\"import\" @@"`
 }
 
 type gFuncDef struct {
 	gPos
-	Kind   string    `@("mask" | "score")`
-	Name   gName     `@@`
-	Params []*gParam `( "(" ( @@ ( "," @@ )* )? ")" )?`
-	Body   *gExpr    `"=" @@`
+	Kind   string    `parser:"@(\"mask\" | \"score\")"`
+	Name   gName     `parser:"@@"`
+	Params []*gParam `parser:"( \"(\" ( @@ ( \",\" @@ )* )? \")\" )?"`
+	Body   *gExpr    `parser:"\"=\" @@"`
 }
 
 type gBlockDef struct {
 	gPos
-	Name   gName     `"block" @@`
-	Params []*gParam `"(" ( @@ ( "," @@ )* )? ")"`
-	Result *gType    `( "->" @@ )?`
-	Body   []gStmt   `"{" @@* "}"`
+	Name   gName     `parser:"\"block\" @@"`
+	Params []*gParam `parser:"\"(\" ( @@ ( \",\" @@ )* )? \")\""`
+	Result *gType    `parser:"( \"->\" @@ )?"`
+	Body   []gStmt   `parser:"\"{\" @@* \"}\""`
 }
 
 type gModelDef struct {
 	gPos
-	Name gName   `"model" @@`
-	Body []gStmt `"{" @@* "}"`
+	Name gName   `parser:"\"model\" @@"`
+	Body []gStmt `parser:"\"{\" @@* \"}\""`
 }
 
 type gParam struct {
 	gPos
-	Name    gName  `@@`
-	Type    *gType `( ":" @@ )?`
-	Default *gExpr `( "=" @@ )?`
+	Name    gName  `parser:"@@"`
+	Type    *gType `parser:"( \":\" @@ )?"`
+	Default *gExpr `parser:"( \"=\" @@ )?"`
 }
 
 type gType struct {
 	gPos
-	Name   *gName   `( @@ )?`
-	Shaped bool     `( @"["`
-	Dims   []*gExpr `  ( @@ ( "," @@ )* )? "]" )?`
+	Name   *gName   `parser:"( @@ )?"`
+	Shaped bool     `parser:"( @\"[\""`
+	Dims   []*gExpr `parser:"  ( @@ ( \",\" @@ )* )? \"]\" )?"`
 }
 
 type gName struct {
 	gPos
-	Name string `@Ident`
+	Name string `parser:"@Ident"`
 }
 
 type gString struct {
 	gPos
-	Value string `@String`
+	Value string `parser:"@String"`
 }
 
 type gLet struct {
 	gPos
-	Name  gName  `"let" @@`
-	Value *gExpr `"=" @@`
+	Name  gName  `parser:"\"let\" @@"`
+	Value *gExpr `parser:"\"=\" @@"`
 }
 
 type gAssign struct {
 	gPos
-	Name  gName  `@@`
-	Value *gExpr `"=" @@`
+	Name  gName  `parser:"@@"`
+	Value *gExpr `parser:"\"=\" @@"`
 }
 
 type gRepeat struct {
 	gPos
-	Var  gName   `"repeat" @@ "in"`
-	From *gExpr  `@@ ".."`
-	To   *gExpr  `@@`
-	Body []gStmt `"{" @@* "}"`
+	Var  gName   `parser:"\"repeat\" @@ \"in\""`
+	From *gExpr  `parser:"@@ \"..\""`
+	To   *gExpr  `parser:"@@"`
+	Body []gStmt `parser:"\"{\" @@* \"}\""`
 }
 
 type gReturn struct {
 	gPos
-	Value *gExpr `"return" @@`
+	Value *gExpr `parser:"\"return\" @@"`
 }
 
 type gLoss struct {
 	gPos
-	Value *gExpr `"loss" @@`
+	Value *gExpr `parser:"\"loss\" @@"`
 }
 
 type gMetric struct {
 	gPos
-	Kind  string `@("metric" | "output")`
-	Name  gName  `@@`
-	Value *gExpr `"=" @@`
+	Kind  string `parser:"@(\"metric\" | \"output\")"`
+	Name  gName  `parser:"@@"`
+	Value *gExpr `parser:"\"=\" @@"`
 }
 
 type gConfig struct {
 	gPos
-	Items []*gKeyValue `"config" "{" ( @@ ","? )* "}"`
+	Items []*gKeyValue `parser:"\"config\" \"{\" ( @@ \",\"? )* \"}\""`
 }
 
 type gKeyValue struct {
 	gPos
-	Key   gName  `@@ ( "=" | ":" )`
-	Value *gExpr `@@`
+	Key   gName  `parser:"@@ ( \"=\" | \":\" )"`
+	Value *gExpr `parser:"@@"`
 }
 
 type gInput struct {
 	gPos
-	Name gName `"input" @@ ":"`
-	Type gType `@@`
+	Name gName `parser:"\"input\" @@ \":\""`
+	Type gType `parser:"@@"`
 }
 
 type gTrain struct {
 	gPos
-	Items []*gKeyValue `"train" "{" ( @@ ","? )* "}"`
+	Items []*gKeyValue `parser:"\"train\" \"{\" ( @@ \",\"? )* \"}\""`
 }
 
 // Expressions, one struct per precedence level, loosest first.
 
 type gExpr struct {
 	gPos
-	If *gIf `  @@`
-	Or *gOr `| @@`
+	If *gIf `parser:"  @@"`
+	Or *gOr `parser:"| @@"`
 }
 
 type gIf struct {
 	gPos
-	Cond *gExpr `"if" @@`
-	Then *gExpr `"then" @@`
-	Else *gExpr `"else" @@`
+	Cond *gExpr `parser:"\"if\" @@"`
+	Then *gExpr `parser:"\"then\" @@"`
+	Else *gExpr `parser:"\"else\" @@"`
 }
 
 type gOr struct {
 	gPos
-	X    *gAnd      `@@`
-	Rest []*gOrTail `@@*`
+	X    *gAnd      `parser:"@@"`
+	Rest []*gOrTail `parser:"@@*"`
 }
 
 type gOrTail struct {
 	gPos
-	Op string `@"||"`
-	Y  *gAnd  `@@`
+	Op string `parser:"@\"||\""`
+	Y  *gAnd  `parser:"@@"`
 }
 
 type gAnd struct {
 	gPos
-	X    *gCmp       `@@`
-	Rest []*gAndTail `@@*`
+	X    *gCmp       `parser:"@@"`
+	Rest []*gAndTail `parser:"@@*"`
 }
 
 type gAndTail struct {
 	gPos
-	Op string `@"&&"`
-	Y  *gCmp  `@@`
+	Op string `parser:"@\"&&\""`
+	Y  *gCmp  `parser:"@@"`
 }
 
 // Comparisons do not chain: a < b < c is a syntax error.
 type gCmp struct {
 	gPos
-	X  *gAdd  `@@`
-	Op string `( @("==" | "!=" | "<=" | ">=" | "<" | ">")`
-	Y  *gAdd  `  @@ )?`
+	X  *gAdd  `parser:"@@"`
+	Op string `parser:"( @(\"==\" | \"!=\" | \"<=\" | \">=\" | \"<\" | \">\")"`
+	Y  *gAdd  `parser:"  @@ )?"`
 }
 
 type gAdd struct {
 	gPos
-	X    *gMul       `@@`
-	Rest []*gAddTail `@@*`
+	X    *gMul       `parser:"@@"`
+	Rest []*gAddTail `parser:"@@*"`
 }
 
 type gAddTail struct {
 	gPos
-	Op string `@("+" | "-")`
-	Y  *gMul  `@@`
+	Op string `parser:"@(\"+\" | \"-\")"`
+	Y  *gMul  `parser:"@@"`
 }
 
 type gMul struct {
 	gPos
-	X    *gUnary     `@@`
-	Rest []*gMulTail `@@*`
+	X    *gUnary     `parser:"@@"`
+	Rest []*gMulTail `parser:"@@*"`
 }
 
 type gMulTail struct {
 	gPos
-	Op string  `@("*" | "/" | "%")`
-	Y  *gUnary `@@`
+	Op string  `parser:"@(\"*\" | \"/\" | \"%\")"`
+	Y  *gUnary `parser:"@@"`
 }
 
 type gUnary struct {
 	gPos
-	Op      string    `( @("-" | "!")`
-	Operand *gUnary   `  @@ )`
-	Postfix *gPostfix `| @@`
+	Op      string    `parser:"( @(\"-\" | \"!\")"`
+	Operand *gUnary   `parser:"  @@ )"`
+	Postfix *gPostfix `parser:"| @@"`
 }
 
 type gPostfix struct {
 	gPos
-	X        *gPrimary  `@@`
-	Suffixes []*gSuffix `@@*`
+	X        *gPrimary  `parser:"@@"`
+	Suffixes []*gSuffix `parser:"@@*"`
 }
 
 type gSuffix struct {
 	gPos
-	Call  bool          `(  @"("`
-	Args  []*gArg       `   ( @@ ( "," @@ )* )? ")"`
-	Index bool          `| @"["`
-	Items []*gIndexItem `   @@ ( "," @@ )* "]" )`
+	Call  bool          `parser:"(  @\"(\""`
+	Args  []*gArg       `parser:"   ( @@ ( \",\" @@ )* )? \")\""`
+	Index bool          `parser:"| @\"[\""`
+	Items []*gIndexItem `parser:"   @@ ( \",\" @@ )* \"]\" )"`
 }
 
 type gArg struct {
 	gPos
-	Name  *gName `( @@ ":" )?`
-	Value *gExpr `@@`
+	Name  *gName `parser:"( @@ \":\" )?"`
+	Value *gExpr `parser:"@@"`
 }
 
 type gIndexItem struct {
 	gPos
-	Lo    *gExpr `@@?`
-	Slice bool   `( @":"`
-	Hi    *gExpr `  @@? )?`
+	Lo    *gExpr `parser:"@@?"`
+	Slice bool   `parser:"( @\":\""`
+	Hi    *gExpr `parser:"  @@? )?"`
 }
 
 type gPrimary struct {
 	gPos
-	Float  *string  `  @Float`
-	Int    *string  `| @Int`
-	String *gString `| @@`
-	Bool   *string  `| @("true" | "false")`
-	Name   *gName   `| @@`
-	Paren  *gExpr   `| "(" @@ ")"`
+	Float  *string  `parser:"  @Float"`
+	Int    *string  `parser:"| @Int"`
+	String *gString `parser:"| @@"`
+	Bool   *string  `parser:"| @(\"true\" | \"false\")"`
+	Name   *gName   `parser:"| @@"`
+	Paren  *gExpr   `parser:"| \"(\" @@ \")\""`
 }
 
 func (*gImport) gdecl()   {}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/stdlib"
+)
+
+// loadOpts is how the CLI resolves imports: std/ from the embedded
+// standard library, other paths relative to the importing file.
+var loadOpts = lang.LoadOptions{Std: stdlib.FS}
+
+// readSource reads a model file; the name "std/x.attn" reads the
+// embedded standard library, so 'attnc check std/seq2seq.attn' works from
+// any directory.
+func readSource(name string) (string, error) {
+	if rest, ok := strings.CutPrefix(name, lang.StdPrefix); ok {
+		if _, err := os.Stat(name); err != nil {
+			b, err := stdlib.FS.ReadFile(rest)
+			if err != nil {
+				return "", fmt.Errorf("%s: no such file in the standard library", name)
+			}
+			return string(b), nil
+		}
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("%s: no such file", name)
+		}
+		return "", err
+	}
+	return string(b), nil
+}
+
+// compile loads and elaborates the named model of file ("" = the only
+// one, or all of them when all is set), printing diagnostics to stderr.
+func (c *cli) compile(file, model string, all bool) ([]*lang.Model, bool) {
+	src, err := readSource(file)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc: %v\n", err)
+		return nil, false
+	}
+	prog, diags := lang.Load(file, src, loadOpts)
+	if len(diags) > 0 {
+		diags.Print(c.stderr, prog.Sources)
+		return nil, false
+	}
+	names := []string{model}
+	if all && model == "" {
+		names = prog.ModelNames()
+	}
+	var out []*lang.Model
+	ok := true
+	for _, n := range names {
+		m, diags := prog.Elaborate(n, lang.ElabOptions{})
+		if len(diags) > 0 {
+			diags.Print(c.stderr, prog.Sources)
+			ok = false
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, ok
+}
+
+var checkCmd = &command{
+	name:    "check",
+	args:    "FILE...",
+	summary: "parse and type-check model files",
+	help: `Check parses each file, follows its imports, checks every name and
+shape, and elaborates every model it defines. Errors are printed as
+file:line:col: message, with the source line and a caret under the span.
+A file that defines no model (a library) is checked for names only.`,
+	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+		quiet := fs.Bool("q", false, "print nothing for sound files")
+		return func(c *cli, args []string) int {
+			if len(args) == 0 {
+				return c.usageError("check", "no files given")
+			}
+			status := exitOK
+			for _, f := range args {
+				models, ok := c.compile(f, "", true)
+				if !ok {
+					status = exitError
+					continue
+				}
+				if *quiet {
+					continue
+				}
+				if len(models) == 0 {
+					fmt.Fprintf(c.stdout, "%s: ok (no model)\n", f)
+				}
+				for _, m := range models {
+					fmt.Fprintf(c.stdout, "%s: ok: model %s, %s\n", f, m.Name, summary(m.IR))
+				}
+			}
+			return status
+		}
+	},
+}
+
+// summary describes a module's size: instructions, weights, inputs.
+func summary(m *ir.Module) string {
+	var weights int64
+	for _, p := range m.Params() {
+		n := int64(1)
+		for _, d := range p.Type.Shape {
+			v, _ := d.IsConst()
+			n *= v
+		}
+		weights += n
+	}
+	var inputs []string
+	for _, in := range m.Inputs() {
+		inputs = append(inputs, in.Name()+": "+in.Type.String())
+	}
+	return fmt.Sprintf("%d weights in %d tensors, %d instructions; inputs %s",
+		weights, len(m.Params()), len(m.Instrs), strings.Join(inputs, ", "))
+}
+
+var irCmd = &command{
+	name:    "ir",
+	args:    "FILE",
+	summary: "print the typed IR of a model",
+	help: `IR prints the IR of a model in its text form, which 'attnc' and the
+ir package parse back. -stage chooses how far the model is compiled;
+today the only stage is elaborated (straight from the source).`,
+	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+		stage := fs.String("stage", "elaborated", "compilation stage to print: elaborated")
+		model := fs.String("model", "", "the model to print, when the file defines several")
+		return func(c *cli, args []string) int {
+			if len(args) != 1 {
+				return c.usageError("ir", "want exactly one file, got %d", len(args))
+			}
+			if *stage != "elaborated" {
+				return c.usageError("ir", "unknown stage %q (stages: elaborated)", *stage)
+			}
+			models, ok := c.compile(args[0], *model, false)
+			if !ok {
+				return exitError
+			}
+			fmt.Fprint(c.stdout, ir.Print(models[0].IR))
+			return exitOK
+		}
+	},
+}
+
+var fmtCmd = &command{
+	name:    "fmt",
+	args:    "FILE...",
+	summary: "format model files canonically",
+	help: `Fmt prints each file in canonical form: two-space indents, one
+statement per line, single spaces around operators. Comments are kept.
+With -w it rewrites the files in place (atomically); with -l it lists the
+files whose formatting differs.`,
+	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+		write := fs.Bool("w", false, "write the result to the file instead of standard output")
+		list := fs.Bool("l", false, "list files whose formatting differs")
+		return func(c *cli, args []string) int {
+			if len(args) == 0 {
+				return c.usageError("fmt", "no files given")
+			}
+			status := exitOK
+			for _, f := range args {
+				src, err := readSource(f)
+				if err != nil {
+					fmt.Fprintf(c.stderr, "attnc: %v\n", err)
+					status = exitError
+					continue
+				}
+				out, diags := lang.Format(f, src)
+				if len(diags) > 0 {
+					diags.Print(c.stderr, map[string]string{f: src})
+					status = exitError
+					continue
+				}
+				switch {
+				case *list:
+					if out != src {
+						fmt.Fprintln(c.stdout, f)
+					}
+				case *write:
+					if out != src {
+						if err := writeFileAtomic(f, []byte(out)); err != nil {
+							fmt.Fprintf(c.stderr, "attnc: %v\n", err)
+							status = exitError
+						}
+					}
+				default:
+					fmt.Fprint(c.stdout, out)
+				}
+			}
+			return status
+		}
+	},
+}
+
+// writeFileAtomic replaces path with data by writing a temporary file in
+// the same directory and renaming it, so a crash never leaves half a
+// file. The file keeps its permissions.
+func writeFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+var versionCmd = &command{
+	name:    "version",
+	summary: "print attnc's version",
+	help:    `Version prints attnc's version.`,
+	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+		return func(c *cli, args []string) int {
+			if len(args) > 0 {
+				return c.usageError("version", "takes no arguments")
+			}
+			fmt.Fprintf(c.stdout, "attnc %s\n", Version)
+			return exitOK
+		}
+	},
+}

@@ -1,0 +1,447 @@
+package lang
+
+import (
+	"math"
+
+	"github.com/attnc/attnc/ir"
+)
+
+// expr evaluates x in scope sc. Errors are reported and yield errVal.
+func (e *elab) expr(x Expr, sc *env) value {
+	if e.tooBig {
+		return errVal{}
+	}
+	switch x := x.(type) {
+	case *IntLit:
+		return constInt(x.Value)
+	case *FloatLit:
+		return floatVal{x.Value}
+	case *StringLit:
+		return stringVal{x.Value}
+	case *BoolLit:
+		return boolVal{x.Value}
+	case *ParenExpr:
+		return e.expr(x.X, sc)
+	case *Ident:
+		return e.ident(x, sc)
+	case *UnaryExpr:
+		return e.unary(x, e.expr(x.X, sc))
+	case *BinaryExpr:
+		return e.binary(x, x.Op, e.expr(x.X, sc), e.expr(x.Y, sc))
+	case *IfExpr:
+		c := e.expr(x.Cond, sc)
+		switch c := c.(type) {
+		case boolVal:
+			if c.v {
+				return e.expr(x.Then, sc)
+			}
+			return e.expr(x.Else, sc)
+		case errVal:
+			return c
+		}
+		return e.errorf(x.Cond, "if needs a compile-time bool, got %s (for tensors use where(c, a, b))", describe(c))
+	case *IndexExpr:
+		return e.index(x, sc)
+	case *CallExpr:
+		return e.call(x, sc)
+	}
+	return e.errorf(x, "unsupported expression")
+}
+
+func (e *elab) ident(x *Ident, sc *env) value {
+	if v, ok := sc.lookup(x.Name); ok {
+		return v
+	}
+	if x.Name == "none" {
+		return noneVal{}
+	}
+	if f, ok := e.prog.Funcs[x.Name]; ok {
+		if len(f.Params) > 0 && f.Params[0].Default == nil {
+			return e.errorf(x, "%s %s needs arguments: %s(%s)", f.Kind, x.Name, x.Name, paramList(f.Params))
+		}
+		return e.instantiateFunc(x, f, &CallExpr{Span: x.Span, Fn: x}, sc)
+	}
+	if _, ok := e.prog.Blocks[x.Name]; ok {
+		return e.errorf(x, "block %s must be called: %s(...)", x.Name, x.Name)
+	}
+	if _, ok := builtins[x.Name]; ok {
+		return e.errorf(x, "built-in %s must be called: %s(...)", x.Name, x.Name)
+	}
+	return e.errorf(x, "unknown name %s%s", x.Name, didYouMean(x.Name, append(sc.names(), e.prog.names()...)))
+}
+
+func paramList(ps []*Param) string {
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.Name.Name
+	}
+	return s
+}
+
+func (e *elab) unary(x *UnaryExpr, v value) value {
+	switch v := v.(type) {
+	case errVal:
+		return v
+	case intVal:
+		if x.Op == "-" {
+			return intVal{v.d.Scale(-1)}
+		}
+	case floatVal:
+		if x.Op == "-" {
+			return floatVal{-v.v}
+		}
+	case boolVal:
+		if x.Op == "!" {
+			return boolVal{!v.v}
+		}
+	case exprVal:
+		if x.Op == "!" && !v.score {
+			return exprVal{e: &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{v.e}}, caps: v.caps}
+		}
+	case tensorVal:
+		switch {
+		case x.Op == "-" && v.in.Type.DType != ir.Bool:
+			return e.op(x, ir.OpNeg, nil, v.in)
+		case x.Op == "!" && v.in.Type.DType == ir.Bool:
+			return e.op(x, ir.OpNot, nil, v.in)
+		}
+	}
+	return e.errorf(x, "cannot apply %s to %s", x.Op, describe(v))
+}
+
+var tensorBinOps = map[string]ir.Op{
+	"+": ir.OpAdd, "-": ir.OpSub, "*": ir.OpMul, "/": ir.OpDiv,
+	"==": ir.OpEq, "!=": ir.OpNe, "<": ir.OpLt, "<=": ir.OpLe, ">": ir.OpGt, ">=": ir.OpGe,
+	"&&": ir.OpAnd, "||": ir.OpOr,
+}
+
+var opVerbs = map[string]string{"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "take the remainder of"}
+
+// binary applies op to two values: tensors (broadcasting), compile-time
+// numbers, bools, or masks (&&, ||).
+func (e *elab) binary(n Node, op string, x, y value) value {
+	if _, bad := x.(errVal); bad {
+		return x
+	}
+	if _, bad := y.(errVal); bad {
+		return y
+	}
+	xt, xIsT := x.(tensorVal)
+	yt, yIsT := y.(tensorVal)
+	if xIsT || yIsT {
+		var a, b *ir.Instr
+		switch {
+		case xIsT && yIsT:
+			a, b = xt.in, yt.in
+		case xIsT:
+			a, b = xt.in, e.scalarFor(n, xt.in.Type.DType, y)
+		default:
+			a, b = e.scalarFor(n, yt.in.Type.DType, x), yt.in
+		}
+		if a == nil || b == nil {
+			return errVal{}
+		}
+		irop, ok := tensorBinOps[op]
+		if !ok {
+			return e.errorf(n, "%s is not defined on tensors", op)
+		}
+		if a.Type.DType != b.Type.DType {
+			return e.errorf(n, "cannot %s %s and %s: dtypes differ (convert with float() or int())", opVerb(op), a.Type, b.Type)
+		}
+		in := e.must(n, func() (*ir.Instr, error) {
+			in, err := e.b.Op(irop, nil, a, b)
+			if err != nil {
+				return nil, shapeError(op, a.Type, b.Type, err)
+			}
+			return in, nil
+		})
+		if in == nil {
+			return errVal{}
+		}
+		return tensorVal{in}
+	}
+	if xe, ok := x.(exprVal); ok {
+		if ye, ok := y.(exprVal); ok && !xe.score && !ye.score && (op == "&&" || op == "||") {
+			return combineMasks(op, xe, ye)
+		}
+	}
+	switch xv := x.(type) {
+	case intVal:
+		switch yv := y.(type) {
+		case intVal:
+			return e.intArith(n, op, xv, yv)
+		case floatVal:
+			if c, ok := xv.isConst(); ok {
+				return e.floatArith(n, op, float64(c), yv.v)
+			}
+		}
+	case floatVal:
+		switch yv := y.(type) {
+		case intVal:
+			if c, ok := yv.isConst(); ok {
+				return e.floatArith(n, op, xv.v, float64(c))
+			}
+		case floatVal:
+			return e.floatArith(n, op, xv.v, yv.v)
+		}
+	case boolVal:
+		if yv, ok := y.(boolVal); ok {
+			switch op {
+			case "&&":
+				return boolVal{xv.v && yv.v}
+			case "||":
+				return boolVal{xv.v || yv.v}
+			case "==":
+				return boolVal{xv.v == yv.v}
+			case "!=":
+				return boolVal{xv.v != yv.v}
+			}
+		}
+	case stringVal:
+		if yv, ok := y.(stringVal); ok {
+			switch op {
+			case "==":
+				return boolVal{xv.v == yv.v}
+			case "!=":
+				return boolVal{xv.v != yv.v}
+			}
+		}
+	}
+	return e.errorf(n, "cannot %s %s and %s", opVerb(op), describe(x), describe(y))
+}
+
+func opVerb(op string) string {
+	if v, ok := opVerbs[op]; ok {
+		return v
+	}
+	return "apply " + op + " to"
+}
+
+func shapeError(op string, a, b ir.Type, err error) error {
+	return &shapeErr{op: op, a: a, b: b, err: err}
+}
+
+type shapeErr struct {
+	op   string
+	a, b ir.Type
+	err  error
+}
+
+func (s *shapeErr) Error() string {
+	return "shape mismatch: " + s.a.String() + " " + s.op + " " + s.b.String() + ": " + stripOpPrefix(s.err.Error())
+}
+
+// stripOpPrefix drops the "add: " the builder puts before its messages.
+func stripOpPrefix(msg string) string {
+	for i := 0; i < len(msg) && i < 16; i++ {
+		if msg[i] == ':' && i+1 < len(msg) && msg[i+1] == ' ' {
+			return msg[i+2:]
+		}
+		if msg[i] == ' ' {
+			break
+		}
+	}
+	return msg
+}
+
+// scalarFor turns a compile-time number into a constant of dtype dt for
+// arithmetic with a tensor.
+func (e *elab) scalarFor(n Node, dt ir.DType, v value) *ir.Instr {
+	switch v := v.(type) {
+	case intVal:
+		c, ok := v.isConst()
+		if !ok {
+			e.errorf(n, "cannot mix the run-time dimension %s with a tensor", v.d)
+			return nil
+		}
+		if dt == ir.Bool {
+			break
+		}
+		return e.constant(n, dt, float64(c))
+	case floatVal:
+		if dt != ir.F32 {
+			e.errorf(n, "cannot combine %s with a %s tensor (convert with float())", describe(v), dt)
+			return nil
+		}
+		return e.constant(n, dt, v.v)
+	case boolVal:
+		if dt == ir.Bool {
+			return e.constant(n, dt, b2f(v.v))
+		}
+	}
+	e.errorf(n, "cannot combine %s with a %s tensor", describe(v), dt)
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (e *elab) intArith(n Node, op string, x, y intVal) value {
+	xc, xok := x.isConst()
+	yc, yok := y.isConst()
+	switch op {
+	case "+":
+		return intVal{x.d.Add(y.d)}
+	case "-":
+		return intVal{x.d.Sub(y.d)}
+	case "*":
+		switch {
+		case yok:
+			return intVal{x.d.Scale(yc)}
+		case xok:
+			return intVal{y.d.Scale(xc)}
+		}
+		return e.errorf(n, "cannot multiply the dimensions %s and %s: shapes must stay affine in their symbols", x.d, y.d)
+	}
+	if !xok || !yok {
+		if op == "==" || op == "!=" {
+			eq := x.d.Equal(y.d)
+			return boolVal{eq == (op == "==")}
+		}
+		return e.errorf(n, "cannot %s %s and %s: one is a dimension known only at run time", opVerb(op), x.d, y.d)
+	}
+	switch op {
+	case "/", "%":
+		if yc == 0 {
+			return e.errorf(n, "division by zero")
+		}
+		q := xc / yc
+		if (xc%yc != 0) && ((xc < 0) != (yc < 0)) {
+			q-- // floor, as in index expressions
+		}
+		if op == "/" {
+			return constInt(q)
+		}
+		return constInt(xc - q*yc)
+	case "==":
+		return boolVal{xc == yc}
+	case "!=":
+		return boolVal{xc != yc}
+	case "<":
+		return boolVal{xc < yc}
+	case "<=":
+		return boolVal{xc <= yc}
+	case ">":
+		return boolVal{xc > yc}
+	case ">=":
+		return boolVal{xc >= yc}
+	}
+	return e.errorf(n, "cannot %s ints", opVerb(op))
+}
+
+func (e *elab) floatArith(n Node, op string, x, y float64) value {
+	switch op {
+	case "+":
+		return floatVal{x + y}
+	case "-":
+		return floatVal{x - y}
+	case "*":
+		return floatVal{x * y}
+	case "/":
+		return floatVal{x / y}
+	case "%":
+		return floatVal{math.Mod(x, y)}
+	case "==":
+		return boolVal{x == y}
+	case "!=":
+		return boolVal{x != y}
+	case "<":
+		return boolVal{x < y}
+	case "<=":
+		return boolVal{x <= y}
+	case ">":
+		return boolVal{x > y}
+	case ">=":
+		return boolVal{x >= y}
+	}
+	return e.errorf(n, "cannot %s floats", opVerb(op))
+}
+
+// index evaluates x[items]: each item indexes (drops the axis) or slices
+// one axis, from the left; negative bounds count from the end.
+func (e *elab) index(x *IndexExpr, sc *env) value {
+	base := e.expr(x.X, sc)
+	t, ok := base.(tensorVal)
+	if !ok {
+		if _, bad := base.(errVal); bad {
+			return base
+		}
+		return e.errorf(x.X, "cannot index %s", describe(base))
+	}
+	cur := t.in
+	if len(x.Items) > cur.Type.Rank() {
+		return e.errorf(x, "too many subscripts: %d for %s", len(x.Items), cur.Type)
+	}
+	var drop []int
+	for axis, it := range x.Items {
+		size := cur.Type.Shape[axis]
+		start, end := ir.ConstDim(0), size
+		bound := func(b Expr) (ir.Dim, bool) {
+			v := e.expr(b, sc)
+			iv, ok := v.(intVal)
+			if !ok {
+				if _, bad := v.(errVal); !bad {
+					e.errorf(b, "a subscript must be an integer, got %s (use gather to index with a tensor)", describe(v))
+				}
+				return ir.Dim{}, false
+			}
+			if c, ok := iv.isConst(); ok && c < 0 {
+				return size.Add(iv.d), true // -1 is the last
+			}
+			return iv.d, true
+		}
+		if it.Lo != nil {
+			d, ok := bound(it.Lo)
+			if !ok {
+				return errVal{}
+			}
+			start = d
+		}
+		if !it.Slice {
+			end = start.Add(ir.ConstDim(1))
+			drop = append(drop, axis)
+		} else if it.Hi != nil {
+			d, ok := bound(it.Hi)
+			if !ok {
+				return errVal{}
+			}
+			end = d
+		}
+		if start.Equal(ir.ConstDim(0)) && end.Equal(size) {
+			continue
+		}
+		in := e.must(it, func() (*ir.Instr, error) {
+			return e.b.Op(ir.OpSlice, ir.Attrs{"axis": ir.IntAttr(int64(axis)), "start": ir.DimAttr(start), "end": ir.DimAttr(end)}, cur)
+		})
+		if in == nil {
+			return errVal{}
+		}
+		cur = in
+	}
+	if len(drop) == 0 {
+		return tensorVal{cur}
+	}
+	var shape ir.Shape
+	for i, d := range cur.Type.Shape {
+		if !containsInt(drop, i) {
+			shape = append(shape, d)
+		}
+	}
+	return e.given(x, ir.OpReshape, ir.Type{DType: cur.Type.DType, Shape: shape}, nil, cur)
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

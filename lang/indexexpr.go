@@ -1,0 +1,193 @@
+package lang
+
+import (
+	"github.com/attnc/attnc/ir"
+)
+
+// indexConv converts the body of a mask or score definition, with its
+// parameters bound to values, into an ir.Expr. Tensor parameters become
+// captures, read only at index expressions: bias[h, q - k].
+type indexConv struct {
+	e    *elab
+	def  *FuncDef
+	args map[string]value
+	caps []*ir.Instr
+}
+
+var indexBinary = map[string]ir.ExprKind{
+	"+": ir.EAdd, "-": ir.ESub, "*": ir.EMul, "/": ir.EDiv, "%": ir.EMod,
+	"<": ir.ELt, "<=": ir.ELe, ">": ir.EGt, ">=": ir.EGe, "==": ir.EEq, "!=": ir.ENe,
+	"&&": ir.EAnd, "||": ir.EOr,
+}
+
+func (c *indexConv) fail(n Node, format string, args ...any) (*ir.Expr, bool) {
+	c.e.errorf(n, format, args...)
+	return nil, false
+}
+
+func (c *indexConv) capture(t *ir.Instr) int64 {
+	for i, x := range c.caps {
+		if x == t {
+			return int64(i)
+		}
+	}
+	c.caps = append(c.caps, t)
+	return int64(len(c.caps) - 1)
+}
+
+func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
+	switch x := x.(type) {
+	case *IntLit:
+		return ir.Int(x.Value), true
+	case *FloatLit:
+		return ir.Float(x.Value), true
+	case *BoolLit:
+		v := int64(0)
+		if x.Value {
+			v = 1
+		}
+		return &ir.Expr{Kind: ir.EBool, Int: v}, true
+	case *ParenExpr:
+		return c.conv(x.X)
+	case *Ident:
+		return c.ident(x)
+	case *UnaryExpr:
+		a, ok := c.conv(x.X)
+		if !ok {
+			return nil, false
+		}
+		if x.Op == "-" {
+			if a.Kind == ir.EInt {
+				return ir.Int(-a.Int), true
+			}
+			return &ir.Expr{Kind: ir.ENeg, Args: []*ir.Expr{a}}, true
+		}
+		return &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{a}}, true
+	case *BinaryExpr:
+		a, ok1 := c.conv(x.X)
+		b, ok2 := c.conv(x.Y)
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		return ir.Bin(indexBinary[x.Op], a, b), true
+	case *IfExpr:
+		cond, ok1 := c.conv(x.Cond)
+		a, ok2 := c.conv(x.Then)
+		b, ok3 := c.conv(x.Else)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, false
+		}
+		return ir.Call("where", cond, a, b), true
+	case *CallExpr:
+		fn, ok := x.Fn.(*Ident)
+		if !ok {
+			return c.fail(x.Fn, "expected a function name")
+		}
+		n, ok := indexFuncs[fn.Name]
+		if !ok {
+			return c.fail(fn, "unknown function %s in an index expression%s", fn.Name, didYouMean(fn.Name, sortedIndexFuncs()))
+		}
+		if len(x.Args) != n {
+			return c.fail(x, "%s takes %d arguments, got %d", fn.Name, n, len(x.Args))
+		}
+		var args []*ir.Expr
+		for _, a := range x.Args {
+			if a.Name != nil {
+				return c.fail(a.Name, "index functions take positional arguments")
+			}
+			v, ok := c.conv(a.Value)
+			if !ok {
+				return nil, false
+			}
+			args = append(args, v)
+		}
+		return ir.Call(fn.Name, args...), true
+	case *IndexExpr:
+		id, ok := x.X.(*Ident)
+		var t tensorVal
+		if ok {
+			t, ok = c.args[id.Name].(tensorVal)
+		}
+		if !ok {
+			return c.fail(x.X, "only a tensor parameter can be indexed in a %s", c.def.Kind)
+		}
+		if len(x.Items) != t.in.Type.Rank() {
+			return c.fail(x, "%s is %s: it needs %d indices, got %d", id.Name, t.in.Type, t.in.Type.Rank(), len(x.Items))
+		}
+		var idx []*ir.Expr
+		for _, it := range x.Items {
+			if it.Slice || it.Lo == nil {
+				return c.fail(it, "slices are not allowed in a %s; index with one position", c.def.Kind)
+			}
+			v, ok := c.conv(it.Lo)
+			if !ok {
+				return nil, false
+			}
+			if readsCapture(v) {
+				return c.fail(it.Lo, "a tensor value cannot be used as an index; indices must be index expressions over q, k, h, b")
+			}
+			idx = append(idx, v)
+		}
+		return ir.Capture(int(c.capture(t.in)), idx...), true
+	}
+	return c.fail(x, "not allowed in a %s", c.def.Kind)
+}
+
+func readsCapture(e *ir.Expr) bool { return len(e.Captures()) > 0 }
+
+func (c *indexConv) ident(x *Ident) (*ir.Expr, bool) {
+	if v, ok := c.args[x.Name]; ok {
+		switch v := v.(type) {
+		case intVal:
+			return dimExpr(v.d), true
+		case floatVal:
+			return ir.Float(v.v), true
+		case boolVal:
+			return &ir.Expr{Kind: ir.EBool, Int: int64(b2f(v.v))}, true
+		case exprVal:
+			if v.score {
+				return c.fail(x, "a score cannot be used inside a %s", c.def.Kind)
+			}
+			// A mask passed to a mask: inline it, sharing captures.
+			shifted, caps := shiftCaptures(v.e, v.caps, c.caps)
+			c.caps = caps
+			return shifted, true
+		case tensorVal:
+			return c.fail(x, "tensor %s (%s) used where an index is needed; read one element, like %s[b, q]", x.Name, v.in.Type, x.Name)
+		}
+		return c.fail(x, "%s is %s, which a %s cannot use", x.Name, describe(v), c.def.Kind)
+	}
+	switch x.Name {
+	case "q", "k", "h", "b":
+		return ir.Var(x.Name), true
+	case "s":
+		if c.def.Kind == "score" {
+			return ir.Var("s"), true
+		}
+		return c.fail(x, "s (the raw score) is only available in a score, not a mask")
+	}
+	return c.fail(x, "unknown name %s in %s %s (masks see q, k, h, b and their parameters)", x.Name, c.def.Kind, c.def.Name.Name)
+}
+
+// dimExpr writes an affine dim as an index expression.
+func dimExpr(d ir.Dim) *ir.Expr {
+	var out *ir.Expr
+	add := func(t *ir.Expr) {
+		if out == nil {
+			out = t
+		} else {
+			out = ir.Bin(ir.EAdd, out, t)
+		}
+	}
+	for _, t := range d.Terms {
+		v := ir.Var(t.Sym)
+		if t.Coef != 1 {
+			v = ir.Bin(ir.EMul, ir.Int(t.Coef), v)
+		}
+		add(v)
+	}
+	if d.Const != 0 || out == nil {
+		add(ir.Int(d.Const))
+	}
+	return out
+}

@@ -1,0 +1,218 @@
+package lang
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// StdPrefix starts the import path of a standard library file.
+const StdPrefix = "std/"
+
+// A Program is a root file and every file it imports, with their
+// declarations in one namespace (a file imported twice is loaded once).
+type Program struct {
+	Root    *File
+	Files   []*File
+	Sources map[string]string // file name → text, for printing diagnostics
+
+	Funcs  map[string]*FuncDef
+	Blocks map[string]*BlockDef
+	Models map[string]*ModelDef
+}
+
+// LoadOptions says where imports come from.
+type LoadOptions struct {
+	// Std holds the standard library; "std/layers.attn" is Std's
+	// "layers.attn". Nil means std imports fail.
+	Std fs.FS
+	// ReadFile reads other imports, given a path already joined with the
+	// importing file's directory. Nil means os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// Load parses filename (whose text is src), follows its imports, and
+// collects the declarations. It returns the program and every problem
+// found; the program is usable (for fmt, say) even with diagnostics, but
+// not for elaboration.
+func Load(filename, src string, opts LoadOptions) (*Program, Diagnostics) {
+	l := &loader{opts: opts, prog: &Program{
+		Sources: map[string]string{},
+		Funcs:   map[string]*FuncDef{},
+		Blocks:  map[string]*BlockDef{},
+		Models:  map[string]*ModelDef{},
+	}, loaded: map[string]bool{}}
+	l.prog.Root = l.load(filename, src, nil)
+	l.declare()
+	if len(l.diags.list) == 0 {
+		resolve(l.prog, &l.diags)
+	}
+	l.diags.list.Sort()
+	return l.prog, l.diags.list
+}
+
+type loader struct {
+	opts   LoadOptions
+	prog   *Program
+	loaded map[string]bool
+	diags  diagSink
+}
+
+// load parses one file and, depth first, its imports. stack holds the
+// files being loaded, to report an import cycle where it closes.
+func (l *loader) load(name, src string, stack []string) *File {
+	l.loaded[name] = true
+	l.prog.Sources[name] = src
+	f, diags := Parse(name, src)
+	l.diags.list = append(l.diags.list, diags...)
+	if f == nil {
+		return nil
+	}
+	l.prog.Files = append(l.prog.Files, f)
+	stack = append(stack, name)
+	for _, d := range f.Decls {
+		imp, ok := d.(*Import)
+		if !ok {
+			continue
+		}
+		target, text, err := l.read(name, imp.Path.Value)
+		switch {
+		case err != nil:
+			l.diags.errorf(imp.Path, "cannot import %q: %v", imp.Path.Value, err)
+		case contains(stack, target):
+			if target == name {
+				l.diags.errorf(imp.Path, "file imports itself")
+			} else {
+				l.diags.errorf(imp.Path, "import cycle: %s", strings.Join(append(stack[indexOf(stack, target):], target), " → "))
+			}
+		case !l.loaded[target]:
+			l.load(target, text, stack)
+		}
+	}
+	return f
+}
+
+// read resolves an import path to a file name and its text.
+func (l *loader) read(from, p string) (string, string, error) {
+	if rest, ok := strings.CutPrefix(p, StdPrefix); ok {
+		if l.opts.Std == nil {
+			return "", "", errors.New("no standard library is available")
+		}
+		b, err := fs.ReadFile(l.opts.Std, rest)
+		if err != nil {
+			return "", "", notFound(err, p)
+		}
+		return p, string(b), nil
+	}
+	if p == "" {
+		return "", "", errors.New("empty import path")
+	}
+	target := p
+	if !filepath.IsAbs(p) {
+		dir := filepath.Dir(from)
+		if strings.HasPrefix(from, StdPrefix) {
+			// A std file importing a relative path stays inside std.
+			return l.read(from, StdPrefix+path.Join(path.Dir(strings.TrimPrefix(from, StdPrefix)), p))
+		}
+		target = filepath.Join(dir, p)
+	}
+	readFile := l.opts.ReadFile
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	b, err := readFile(target)
+	if err != nil {
+		return "", "", notFound(err, p)
+	}
+	return target, string(b), nil
+}
+
+func notFound(err error, p string) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return errors.New("no such file")
+	}
+	return err
+}
+
+// declare puts every declaration in the namespace, reporting duplicates
+// at the second definition.
+func (l *loader) declare() {
+	where := map[string]Node{}
+	for _, f := range l.prog.Files {
+		for _, d := range f.Decls {
+			var name *Ident
+			switch d := d.(type) {
+			case *FuncDef:
+				name = d.Name
+			case *BlockDef:
+				name = d.Name
+			case *ModelDef:
+				name = d.Name
+			default:
+				continue
+			}
+			if prev, ok := where[name.Name]; ok {
+				l.diags.errorf(name, "%s is already defined at %s", name.Name, posString(prev.Start()))
+				continue
+			}
+			if _, ok := builtins[name.Name]; ok {
+				l.diags.errorf(name, "%s is a built-in and cannot be redefined", name.Name)
+				continue
+			}
+			where[name.Name] = name
+			switch d := d.(type) {
+			case *FuncDef:
+				l.prog.Funcs[name.Name] = d
+			case *BlockDef:
+				l.prog.Blocks[name.Name] = d
+			case *ModelDef:
+				l.prog.Models[name.Name] = d
+			}
+		}
+	}
+}
+
+// ModelNames returns the models defined in the root file, in source order.
+func (p *Program) ModelNames() []string {
+	var out []string
+	if p.Root == nil {
+		return nil
+	}
+	for _, d := range p.Root.Decls {
+		if m, ok := d.(*ModelDef); ok {
+			out = append(out, m.Name.Name)
+		}
+	}
+	return out
+}
+
+// names returns every global name, sorted, for "did you mean".
+func (p *Program) names() []string {
+	var out []string
+	for n := range p.Funcs {
+		out = append(out, n)
+	}
+	for n := range p.Blocks {
+		out = append(out, n)
+	}
+	for n := range builtins {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool { return indexOf(list, s) >= 0 }
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,19 @@
+package stdlib
+
+import "embed"
+
+// FS holds the standard library files; "std/layers.attn" in an import is
+// FS's "layers.attn".
+//
+//go:embed *.attn
+var FS embed.FS
+
+// Models lists the stdlib files that define a model, one per seed
+// architecture.
+var Models = []string{
+	"seq2seq.attn",
+	"pointer_sort.attn",
+	"hybrid_ssm.attn",
+	"mixed_span_lm.attn",
+	"partial_lm.attn",
+}
