@@ -13,7 +13,7 @@ import (
 
 var attnLexer = lexer.MustSimple([]lexer.SimpleRule{
 	{Name: "Comment", Pattern: `//[^\n]*`},
-	{Name: "String", Pattern: `parser:"\"(\\\\.|[^\"\\\\\\n])*\""`},
+	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
 	{Name: "Float", Pattern: `[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+`},
 	{Name: "Int", Pattern: `[0-9]+`},
 	{Name: "Ident", Pattern: `[a-zA-Z_][a-zA-Z0-9_]*`},
