@@ -1,0 +1,268 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/attnc/attnc/ir"
+)
+
+// Env is what a module runs on.
+type Env struct {
+	Inputs map[string]*Tensor // by input name
+	Params map[string]*Tensor // by param name
+	// Syms optionally fixes symbol sizes; symbols are otherwise bound
+	// from the shapes of the inputs (and params), see BindSyms.
+	Syms map[string]int64
+}
+
+// Result holds every value a run computed.
+type Result struct {
+	Syms   map[string]int64 // the size of each bound symbol
+	Values map[int]*Tensor  // by instruction ID; inputs and params are the caller's tensors
+	// Outputs maps each output's name to its value; the loss is also
+	// under "loss". Where a metric and an output share a name the first
+	// listed wins; Values[o.Value.ID] always gives a particular one.
+	Outputs map[string]*Tensor
+}
+
+// Loss returns the loss value and whether the module has one.
+func (r *Result) Loss() (float64, bool) {
+	t, ok := r.Outputs["loss"]
+	if !ok || len(t.Data) != 1 {
+		return 0, false
+	}
+	return t.Data[0], true
+}
+
+// maxElements bounds the size of any tensor the interpreter creates, so
+// that an absurd symbol size is an error rather than an allocation crash.
+const maxElements = math.MaxInt32
+
+// Run evaluates m on env in float64. It verifies m first, binds the
+// symbols (see BindSyms; params take part too, after the inputs), checks
+// the params against their declarations, then evaluates each instruction
+// in order, straight from its op's definition in the op table.
+//
+// Bad data is reported, never a panic: an index out of range (gather,
+// scatter_add, cross_entropy targets, captured tensors, slices sized by
+// symbols) is an error naming the instruction, as in
+// "%12 = gather: index 300 out of range [0, 256)". NaN and ±Inf propagate
+// as IEEE arithmetic says; they are not errors, except where a value must
+// become an integer (a cast to i32).
+func Run(m *ir.Module, env Env) (*Result, error) {
+	if m == nil {
+		return nil, fmt.Errorf("eval: nil module")
+	}
+	if err := ir.Verify(m); err != nil {
+		return nil, err
+	}
+	b, err := newBinder(m, env.Syms)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := sources("input", m.Inputs(), env.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := sources("param", m.Params(), env.Params)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.bind(append(ins, ps...)); err != nil {
+		return nil, err
+	}
+	r := &runner{syms: b.syms, values: map[*ir.Instr]*Tensor{}}
+	for _, in := range m.Instrs {
+		t, err := r.exec(in, env)
+		if err != nil {
+			return nil, fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
+		}
+		r.values[in] = t
+	}
+	res := &Result{Syms: b.syms, Values: map[int]*Tensor{}, Outputs: map[string]*Tensor{}}
+	for in, t := range r.values {
+		res.Values[in.ID] = t
+	}
+	for _, o := range m.Outputs {
+		if o.Kind == ir.OutLoss {
+			res.Outputs["loss"] = r.values[o.Value]
+		}
+	}
+	for _, o := range m.Outputs {
+		if _, ok := res.Outputs[o.Name]; !ok && o.Name != "" {
+			res.Outputs[o.Name] = r.values[o.Value]
+		}
+	}
+	return res, nil
+}
+
+// A runner holds the state of one run.
+type runner struct {
+	syms   map[string]int64
+	values map[*ir.Instr]*Tensor
+}
+
+// exec evaluates one instruction. An unexpected panic inside an op's
+// evaluation is turned into an error (the caller names the instruction):
+// every known bad-data case is checked explicitly, this is the backstop.
+func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			t, err = nil, fmt.Errorf("internal error in the reference interpreter: %v", p)
+		}
+	}()
+	args := make([]*Tensor, len(in.Args))
+	for i, a := range in.Args {
+		args[i] = r.values[a]
+		if args[i] == nil {
+			return nil, fmt.Errorf("operand %d (%%%d) has no value", i, a.ID)
+		}
+	}
+	if in.Op == ir.OpSlice {
+		// Bad bounds would otherwise show only as a negative result dim.
+		if _, _, err := sliceBounds(args[0], in.Attrs.Int("axis"), in.Attrs["start"].Dim, in.Attrs["end"].Dim, r.syms); err != nil {
+			return nil, err
+		}
+	}
+	shape, err := r.shape(in.Type.Shape)
+	if err != nil {
+		return nil, err
+	}
+	switch in.Op {
+	case ir.OpInput:
+		t = env.Inputs[in.Name()]
+	case ir.OpParam:
+		t = env.Params[in.Name()]
+	default:
+		t, err = evalOp(in, args, shape, r.syms)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if t == nil || t.DType != in.Type.DType || !sameShape(t.Shape, shape) || len(t.Data) != numel(shape) {
+		return nil, fmt.Errorf("internal error in the reference interpreter: result %v does not have type %s = %s%v", t, in.Type, in.Type.DType, shape)
+	}
+	return t, nil
+}
+
+// shape evaluates a symbolic shape with the bound symbols, refusing
+// negative dims and tensors too large to allocate.
+func (r *runner) shape(s ir.Shape) ([]int, error) {
+	vals := make([]int64, len(s))
+	for i, d := range s {
+		v, err := d.Eval(r.syms)
+		if err != nil {
+			return nil, fmt.Errorf("%v (give it in Env.Syms or through an input's shape)", err)
+		}
+		if v < 0 {
+			return nil, fmt.Errorf("result dim %d is %s = %d, which is negative", i, d, v)
+		}
+		vals[i] = v
+	}
+	if !sizeOK(vals) {
+		return nil, fmt.Errorf("shape %v has too many elements for the reference interpreter", vals)
+	}
+	out := make([]int, len(s))
+	for i, v := range vals {
+		out[i] = int(v)
+	}
+	return out, nil
+}
+
+// evalOp computes one non-source-of-data op; shape is its evaluated
+// result shape.
+func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*Tensor, error) {
+	dt := in.Type.DType
+	switch info := in.Op.Info(); {
+	case in.Op == ir.OpConst:
+		v, err := convert(in.Attrs.Float("value"), dt)
+		if err != nil {
+			return nil, err
+		}
+		return Scalar(dt, v), nil
+	case in.Op == ir.OpIota:
+		return iota(shape, in.Attrs.Int("axis")), nil
+	case info.Class == ir.ClassUnary:
+		return unary(in, args[0])
+	case info.Class == ir.ClassBinary:
+		return binary(in.Op, args[0], args[1], dt, shape)
+	case info.Class == ir.ClassReduce:
+		return reduce(in.Op, args[0], in.Attrs.Ints("axes"), shape)
+	}
+	a := in.Attrs
+	switch in.Op {
+	case ir.OpSelect:
+		return selectOp(args[0], args[1], args[2], shape)
+	case ir.OpArgMax:
+		return argmax(args[0], a.Int("axis"), shape)
+	case ir.OpMatMul:
+		return matmul(args[0], args[1], shape)
+	case ir.OpEinsum:
+		return einsum(a.Str("spec"), args, shape)
+	case ir.OpReshape:
+		return &Tensor{DType: dt, Shape: shape, Data: append([]float64{}, args[0].Data...)}, nil
+	case ir.OpTranspose:
+		return transpose(args[0], a.Ints("perm"), shape), nil
+	case ir.OpSlice:
+		return slice(args[0], a.Int("axis"), a["start"].Dim, a["end"].Dim, syms)
+	case ir.OpConcat:
+		return concat(args, a.Int("axis"), shape), nil
+	case ir.OpBroadcast:
+		return broadcastTo(args[0], shape)
+	case ir.OpGather:
+		return gather(args[0], args[1], a.Int("axis"), a.Int("batch_dims"), shape)
+	case ir.OpScatterAdd:
+		return scatterAdd(args[0], args[1], a.Int("axis"), a.Int("batch_dims"), shape)
+	case ir.OpSoftmax:
+		return softmax(args[0], a.Int("axis")), nil
+	case ir.OpLayerNorm:
+		return layerNorm(args[0], a.Float("eps"), false), nil
+	case ir.OpRMSNorm:
+		return layerNorm(args[0], a.Float("eps"), true), nil
+	case ir.OpCrossEntropy:
+		ignore, hasIgnore := int64(0), a.Has("ignore_index")
+		if hasIgnore {
+			ignore = a["ignore_index"].Int
+		}
+		return crossEntropy(args[0], args[1], ignore, hasIgnore)
+	case ir.OpAttention:
+		return attention(in, args, syms)
+	case ir.OpScan:
+		return scan(args[0], args[1], a.Int("axis"), a.Bool("reverse")), nil
+	}
+	return nil, fmt.Errorf("the reference interpreter has no evaluation for %s", in.Op)
+}
+
+// iota returns the i32 tensor whose element is its index along axis.
+func iota(shape []int, axis int) *Tensor {
+	t := NewTensor(ir.I32, shape...)
+	_, n, inner := split3(shape, axis)
+	for i := range t.Data {
+		t.Data[i] = float64(i / inner % n)
+	}
+	return t
+}
+
+// convert turns v into a value of dtype dt with cast's rules: bool is
+// v != 0, i32 truncates toward zero and must fit; f32 is v.
+func convert(v float64, dt ir.DType) (float64, error) {
+	switch dt {
+	case ir.Bool:
+		return b2f(v != 0), nil
+	case ir.I32:
+		x := math.Trunc(v)
+		if math.IsNaN(x) || x < math.MinInt32 || x > math.MaxInt32 {
+			return 0, fmt.Errorf("%v cannot be converted to i32", v)
+		}
+		return x, nil
+	}
+	return v, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
