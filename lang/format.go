@@ -18,7 +18,31 @@ func Format(filename, src string) (string, Diagnostics) {
 	}
 	p := &printer{comments: comments(filename, src), src: strings.Split(src, "\n")}
 	p.file(f)
-	return p.sb.String(), diags
+	return alignComments(p.sb.String()), diags
+}
+
+// trailMark stands where a trailing comment starts until alignComments
+// lines up the trailing comments of consecutive lines, as gofmt does.
+const trailMark = "\x00"
+
+func alignComments(s string) string {
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); {
+		if !strings.Contains(lines[i], trailMark) {
+			i++
+			continue
+		}
+		j, width := i, 0
+		for ; j < len(lines) && strings.Contains(lines[j], trailMark); j++ {
+			code, _, _ := strings.Cut(lines[j], trailMark)
+			width = max(width, len([]rune(code)))
+		}
+		for ; i < j; i++ {
+			code, text, _ := strings.Cut(lines[i], trailMark)
+			lines[i] = code + strings.Repeat(" ", width-len([]rune(code))+2) + text
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 type comment struct {
@@ -63,22 +87,29 @@ func (p *printer) line(s string) {
 	p.sb.WriteString(s)
 }
 
-// leading prints the comments before source line l, and a blank line if
-// the source had one before the node.
-func (p *printer) leading(l int, blankBefore bool) {
-	first := true
+// leading prints the comments before source line l, keeping a blank
+// line wherever the source had one between two printed items. force asks
+// for a blank line before the first item (and so before its comments).
+func (p *printer) leading(l int, force bool) {
+	gap := func(line int) {
+		out := p.sb.String()
+		if out == "" || strings.HasSuffix(out, "{\n") || strings.HasSuffix(out, "\n\n") {
+			return
+		}
+		if force || p.hadBlank(line) {
+			p.sb.WriteString("\n")
+		}
+		force = false
+	}
 	for len(p.comments) > 0 && p.comments[0].line < l {
 		c := p.comments[0]
 		p.comments = p.comments[1:]
-		if first && blankBefore && p.sb.Len() > 0 && p.hadBlank(c.line) {
-			p.sb.WriteString("\n")
-		}
-		first = false
+		gap(c.line)
 		p.line(c.text + "\n")
 		p.lastLine = c.line
 	}
-	if blankBefore && p.sb.Len() > 0 && p.hadBlank(l) && !strings.HasSuffix(p.sb.String(), "\n\n") && !strings.HasSuffix(p.sb.String(), "{\n") {
-		p.sb.WriteString("\n")
+	if l <= len(p.src) {
+		gap(l)
 	}
 }
 
@@ -97,7 +128,7 @@ func (p *printer) hadBlank(l int) bool {
 // source line l if there is one.
 func (p *printer) trailing(l int) {
 	if len(p.comments) > 0 && p.comments[0].line == l && !p.comments[0].own {
-		p.sb.WriteString("  " + p.comments[0].text)
+		p.sb.WriteString(trailMark + p.comments[0].text)
 		p.comments = p.comments[1:]
 	}
 	p.sb.WriteString("\n")
@@ -117,25 +148,14 @@ func (p *printer) closing(l int) {
 
 func (p *printer) file(f *File) {
 	for i, d := range f.Decls {
-		// Blocks and models always stand apart; one-line definitions keep
-		// the source's grouping.
-		_, single := d.(*FuncDef)
-		_, imp := d.(*Import)
-		sep := !(single || imp) || (i > 0 && !isOneLine(f.Decls[i-1]))
-		p.leading(d.Start().Line, true)
-		if sep && i > 0 && !strings.HasSuffix(p.sb.String(), "\n\n") {
-			p.sb.WriteString("\n")
-		}
+		// Blocks and models stand apart; one-line definitions keep the
+		// source's grouping.
+		force := i > 0 && (!isOneLine(d) || !isOneLine(f.Decls[i-1]))
+		p.leading(d.Start().Line, force)
 		p.decl(d)
 	}
-	for _, c := range p.comments {
-		if p.hadBlank(c.line) && p.sb.Len() > 0 {
-			p.sb.WriteString("\n")
-		}
-		p.line(c.text + "\n")
-		p.lastLine = c.line
-	}
-	p.comments = nil
+	// Comments after the last declaration.
+	p.leading(len(p.src)+1, false)
 }
 
 func isOneLine(d Decl) bool {
@@ -178,7 +198,7 @@ func (p *printer) decl(d Decl) {
 func (p *printer) body(list []Stmt, end int) {
 	p.indent++
 	for _, s := range list {
-		p.leading(s.Start().Line, true)
+		p.leading(s.Start().Line, false)
 		p.stmt(s)
 	}
 	p.indent--

@@ -26,7 +26,7 @@ var parser = participle.MustBuild[gFile](
 	participle.Elide("Comment", "Whitespace"),
 	participle.Union[gDecl](&gImport{}, &gFuncDef{}, &gBlockDef{}, &gModelDef{}),
 	participle.Union[gStmt](&gLet{}, &gRepeat{}, &gReturn{}, &gLoss{}, &gMetric{}, &gConfig{}, &gInput{}, &gTrain{}, &gAssign{}),
-	participle.UseLookahead(4),
+	participle.UseLookahead(2),
 )
 
 type gPos struct {
