@@ -1,0 +1,202 @@
+package tests
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/stdlib"
+)
+
+// seed describes how to run one stdlib model small: config overrides
+// that shrink it, symbol sizes, and inputs that mean something for it.
+type seed struct {
+	file   string
+	config map[string]lang.Value
+	syms   map[string]int64
+	inputs func(m *ir.Module, syms map[string]int64, rng *rand.Rand) map[string]*eval.Tensor
+}
+
+func ints(kv ...any) map[string]lang.Value {
+	out := map[string]lang.Value{}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i].(string)] = lang.Value{Kind: "int", Int: int64(kv[i+1].(int))}
+	}
+	return out
+}
+
+// tokens fills an i32 [B, N] tensor with values in [lo, hi).
+func tokens(rng *rand.Rand, b, n int64, lo, hi int) *eval.Tensor {
+	t := eval.NewTensor(ir.I32, int(b), int(n))
+	for i := range t.Data {
+		t.Data[i] = float64(lo + rng.IntN(hi-lo))
+	}
+	return t
+}
+
+var seeds = []seed{
+	{
+		file:   "seq2seq.attn",
+		config: ints("d", 16, "heads", 2, "enc_layers", 1, "dec_layers", 1),
+		syms:   map[string]int64{"B": 2, "S": 5, "T": 6},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"src": tokens(rng, s["B"], s["S"], 0, 16), "tgt": tokens(rng, s["B"], s["T"], 0, 16)}
+		},
+	},
+	{
+		file:   "pointer_sort.attn",
+		config: ints("d", 16, "heads", 2, "enc_layers", 1, "dec_layers", 1),
+		syms:   map[string]int64{"B": 2, "N": 6},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			b, n := int(s["B"]), int(s["N"])
+			x := eval.NewTensor(ir.F32, b, n)
+			perm := eval.NewTensor(ir.I32, b, n)
+			for i := 0; i < b; i++ {
+				for j, p := range rng.Perm(n) {
+					perm.Data[i*n+j] = float64(p)
+				}
+				for j := 0; j < n; j++ {
+					x.Data[i*n+j] = rng.Float64()
+				}
+			}
+			return map[string]*eval.Tensor{"x": x, "perm": perm}
+		},
+	},
+	{
+		file:   "hybrid_ssm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 1, "window", 3),
+		syms:   map[string]int64{"B": 2, "N": 8},
+		inputs: recallInputs,
+	},
+	{
+		file:   "mixed_span_lm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
+		syms:   map[string]int64{"B": 2, "N": 8},
+		inputs: recallInputs,
+	},
+	{
+		file:   "partial_lm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 1),
+		syms:   map[string]int64{"B": 2, "S": 4, "T": 5},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"src": tokens(rng, s["B"], s["S"], 0, 16), "tgt": tokens(rng, s["B"], s["T"], 0, 16)}
+		},
+	},
+}
+
+func recallInputs(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+	// Targets are -1 (ignored) or a token: both paths of the loss run.
+	return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], s["N"], 0, 64), "targets": tokens(rng, s["B"], s["N"], -1, 64)}
+}
+
+// Every stdlib file defines a listed model, and every listed model exists.
+func TestSeedsCoverStdlib(t *testing.T) {
+	entries, err := stdlib.FS.ReadDir(".")
+	require.NoError(t, err)
+	var files []string
+	for _, e := range entries {
+		if e.Name() != "layers.attn" {
+			files = append(files, e.Name())
+		}
+	}
+	var covered []string
+	for _, s := range seeds {
+		covered = append(covered, s.file)
+	}
+	assert.ElementsMatch(t, files, covered)
+	assert.ElementsMatch(t, stdlib.Models, covered)
+}
+
+func elaborate(t *testing.T, file string, config map[string]lang.Value) *lang.Model {
+	t.Helper()
+	src, err := stdlib.FS.ReadFile(file)
+	require.NoError(t, err)
+	prog, diags := lang.Load(lang.StdPrefix+file, string(src), lang.LoadOptions{Std: stdlib.FS})
+	require.Empty(t, diags, "load %s", file)
+	m, diags := prog.Elaborate("", lang.ElabOptions{Config: config})
+	require.Empty(t, diags, "elaborate %s", file)
+	return m
+}
+
+// TestStdlibPipeline runs every stdlib model through every stage there
+// is: check → elaborate → verify → print → parse → verify → print again,
+// then one forward pass in the reference interpreter.
+func TestStdlibPipeline(t *testing.T) {
+	for _, s := range seeds {
+		t.Run(s.file, func(t *testing.T) {
+			// The full-size model elaborates and verifies too.
+			full := elaborate(t, s.file, nil)
+			require.NoError(t, ir.Verify(full.IR))
+			_, ok := full.TrainValue("task")
+			assert.True(t, ok, "%s has a default task", s.file)
+
+			m := elaborate(t, s.file, s.config)
+			require.NoError(t, ir.Verify(m.IR))
+			text := ir.Print(m.IR)
+			back, err := ir.Parse(s.file+".ir", text)
+			require.NoError(t, err)
+			require.NoError(t, ir.Verify(back))
+			assert.Empty(t, m.IR.Diff(back), "the IR round-trips through its text form")
+			assert.Equal(t, text, ir.Print(back))
+
+			params, err := eval.InitParams(back, 1)
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(7, uint64(len(s.file))))
+			res, err := eval.Run(back, eval.Env{Inputs: s.inputs(back, s.syms, rng), Params: params})
+			require.NoError(t, err)
+			loss, ok := res.Loss()
+			require.True(t, ok)
+			assert.False(t, math.IsNaN(loss) || math.IsInf(loss, 0), "loss %v is finite", loss)
+			assert.Greater(t, loss, 0.0, "a random model has positive cross-entropy")
+			t.Logf("loss %.4f", loss)
+			for _, o := range back.Outputs {
+				if o.Kind != ir.OutMetric {
+					continue
+				}
+				v := res.Outputs[o.Name].Data[0]
+				assert.True(t, v >= 0 && v <= 1, "metric %s = %v is a fraction", o.Name, v)
+			}
+		})
+	}
+}
+
+// Weight names are stable and readable: they follow the bindings.
+func TestWeightNames(t *testing.T) {
+	m := elaborate(t, "mixed_span_lm.attn", nil)
+	names := map[string]bool{}
+	for _, p := range m.IR.Params() {
+		names[p.Name()] = true
+	}
+	for _, want := range []string{
+		"tok.weight",
+		"pos.weight",
+		"layers.0.transformer_layer.attn.q.weight",
+		"layers.3.transformer_layer.mlp.down.bias",
+		"layers.2.transformer_layer.ln1.weight",
+		"out.weight",
+		"logits.weight",
+	} {
+		assert.True(t, names[want], "missing weight %s in %v", want, names)
+	}
+	again := elaborate(t, "mixed_span_lm.attn", nil)
+	assert.Equal(t, ir.Print(m.IR), ir.Print(again.IR), "elaboration is deterministic")
+}
+
+// The mixed-span model uses full attention in one layer of four and a
+// sliding window in the others.
+func TestMixedSpanMasks(t *testing.T) {
+	m := elaborate(t, "mixed_span_lm.attn", nil)
+	var masks []string
+	for _, in := range m.IR.Instrs {
+		if in.Op == ir.OpAttention {
+			masks = append(masks, in.Attrs.Expr("mask").String())
+		}
+	}
+	assert.Equal(t, []string{"k <= q && q - k < 128", "k <= q && q - k < 128", "k <= q && q - k < 128", "k <= q"}, masks)
+}
