@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/ir"
+)
+
+func attnc(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, name, src string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+	return p
+}
+
+func TestCheckStdlib(t *testing.T) {
+	files, _ := filepath.Glob("../../stdlib/*.attn")
+	require.NotEmpty(t, files)
+	code, out, errOut := attnc(t, append([]string{"check"}, files...)...)
+	assert.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "model pointer_sort")
+	// std/ names read the embedded library from anywhere.
+	code, _, errOut = attnc(t, "check", "-q", "std/seq2seq.attn")
+	assert.Equal(t, exitOK, code, errOut)
+}
+
+func TestCheckErrorsExitOne(t *testing.T) {
+	p := writeFile(t, "bad.attn", "model m {\n  input x: i32[B, N]\n  let y = lienar(x, 4)\n}\n")
+	code, _, errOut := attnc(t, "check", p)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "bad.attn:3:11: unknown function lienar")
+	assert.Contains(t, errOut, `did you mean "linear"?`)
+	assert.Contains(t, errOut, "\n              ^~~~~~\n", "a caret under the name")
+}
+
+func TestCheckMissingFile(t *testing.T) {
+	code, _, errOut := attnc(t, "check", filepath.Join(t.TempDir(), "nope.attn"))
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "no such file")
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"chekc"},
+		{"check"},
+		{"check", "-nosuchflag", "x.attn"},
+		{"ir"},
+		{"ir", "-stage=tiled", "../../stdlib/seq2seq.attn"},
+		{"fmt"},
+		{"version", "extra"},
+	} {
+		code, _, errOut := attnc(t, args...)
+		assert.Equal(t, exitUsage, code, "attnc %v: %s", args, errOut)
+		assert.NotEmpty(t, errOut, "attnc %v says why", args)
+	}
+	_, _, errOut := attnc(t, "chekc")
+	assert.Contains(t, errOut, `did you mean "check"?`)
+}
+
+func TestHelp(t *testing.T) {
+	code, out, _ := attnc(t, "help")
+	assert.Equal(t, exitOK, code)
+	for _, c := range commands {
+		assert.Contains(t, out, c.name)
+		code, out, _ := attnc(t, "help", c.name)
+		assert.Equal(t, exitOK, code)
+		assert.Contains(t, out, "usage: attnc "+c.name)
+	}
+	code, _, errOut := attnc(t, "check", "-h")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, errOut, "usage: attnc check")
+}
+
+func TestIRPrintsParsableIR(t *testing.T) {
+	code, out, errOut := attnc(t, "ir", "../../stdlib/partial_lm.attn")
+	require.Equal(t, exitOK, code, errOut)
+	m, err := ir.Parse("out.ir", out)
+	require.NoError(t, err)
+	require.NoError(t, ir.Verify(m))
+	assert.Contains(t, out, "attention")
+	assert.Contains(t, out, "k < S || k <= q")
+}
+
+func TestFmt(t *testing.T) {
+	p := writeFile(t, "m.attn", "mask  causal=k<=q // c\n")
+	code, out, _ := attnc(t, "fmt", p)
+	assert.Equal(t, exitOK, code)
+	assert.Equal(t, "mask causal = k <= q  // c\n", out)
+
+	code, out, _ = attnc(t, "fmt", "-l", p)
+	assert.Equal(t, exitOK, code)
+	assert.Equal(t, p+"\n", out)
+
+	require.NoError(t, os.Chmod(p, 0o600))
+	code, _, _ = attnc(t, "fmt", "-w", p)
+	assert.Equal(t, exitOK, code)
+	b, _ := os.ReadFile(p)
+	assert.Equal(t, "mask causal = k <= q  // c\n", string(b))
+	fi, _ := os.Stat(p)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "fmt -w keeps permissions")
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".*tmp"))
+	assert.Empty(t, left, "no temporary files are left behind")
+
+	// A file with a syntax error is left untouched.
+	bad := writeFile(t, "bad.attn", "mask m = k <=\n")
+	code, _, errOut := attnc(t, "fmt", "-w", bad)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "bad.attn:")
+	b, _ = os.ReadFile(bad)
+	assert.Equal(t, "mask m = k <=\n", string(b))
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := attnc(t, "version")
+	assert.Equal(t, exitOK, code)
+	assert.True(t, strings.HasPrefix(out, "attnc "))
+}
