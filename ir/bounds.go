@@ -24,6 +24,19 @@ var unknownBool = Interval{0, 1}
 // unbounded). It is sound, not always tight: q - k over q∈[0,3], k∈[0,3]
 // gives [-3, 3] whatever the correlation. Captured tensors are unknown.
 func (e *Expr) Bounds(vars map[string]Interval) Interval {
+	// A NaN end (inf - inf, a nan literal) would make every comparison
+	// with the interval false; widen it to the unbounded side instead.
+	iv := e.bounds(vars)
+	if math.IsNaN(iv.Lo) {
+		iv.Lo = math.Inf(-1)
+	}
+	if math.IsNaN(iv.Hi) {
+		iv.Hi = math.Inf(1)
+	}
+	return iv
+}
+
+func (e *Expr) bounds(vars map[string]Interval) Interval {
 	switch e.Kind {
 	case EVar:
 		if iv, ok := vars[e.Name]; ok {

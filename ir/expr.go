@@ -166,8 +166,20 @@ func (e *Expr) write(sb *strings.Builder, outer int) {
 		if e.Kind == ENot {
 			op = "!"
 		}
+		if len(e.Args) != 1 {
+			fmt.Fprintf(sb, "<bad expr %d>", e.Kind)
+			return
+		}
 		sb.WriteString(op)
-		e.Args[0].write(sb, 6)
+		// A negated number literal keeps parentheses: "-3" reads back as
+		// the literal -3, so ENeg(3) prints as "-(3)".
+		if a := e.Args[0]; e.Kind == ENeg && a != nil && (a.Kind == EInt || a.Kind == EFloat) {
+			sb.WriteString("(")
+			a.write(sb, 0)
+			sb.WriteString(")")
+		} else {
+			a.write(sb, 6)
+		}
 	case ECall:
 		sb.WriteString(e.Name + "(")
 		for i, a := range e.Args {

@@ -35,14 +35,18 @@ func Verify(m *Module) error {
 		if in != nil {
 			prefix = fmt.Sprintf("%%%d = %s: ", in.ID, in.Op)
 		}
-		errs = append(errs, fmt.Errorf(prefix+format, args...))
+		// The prefix holds a '%' ("%3 = exp: "): it must not become part
+		// of the format.
+		errs = append(errs, fmt.Errorf("%s%w", prefix, fmt.Errorf(format, args...)))
 	}
 	syms := map[string]bool{}
 	for _, s := range m.Syms {
 		if syms[s] {
 			bad(nil, "symbol %s declared twice", s)
 		}
-		if !isIdent(s) || slices.Contains(AttentionVars, s) || s == "s" {
+		// true, false, inf and nan are literals in index expressions, so a
+		// symbol of that name could not be read back from the text form.
+		if !isIdent(s) || slices.Contains(AttentionVars, s) || s == "s" || slices.Contains(exprLiteralNames, s) {
 			bad(nil, "symbol %q is not a valid name", s)
 		}
 		syms[s] = true
