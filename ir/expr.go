@@ -84,9 +84,9 @@ var ExprFuncs = map[string]int{
 }
 
 // Expression constructors, for builders and tests.
-func Var(name string) *Expr      { return &Expr{Kind: EVar, Name: name} }
-func Int(v int64) *Expr          { return &Expr{Kind: EInt, Int: v} }
-func Float(v float64) *Expr      { return &Expr{Kind: EFloat, Num: v} }
+func Var(name string) *Expr            { return &Expr{Kind: EVar, Name: name} }
+func Int(v int64) *Expr                { return &Expr{Kind: EInt, Int: v} }
+func Float(v float64) *Expr            { return &Expr{Kind: EFloat, Num: v} }
 func Bin(k ExprKind, a, b *Expr) *Expr { return &Expr{Kind: k, Args: []*Expr{a, b}} }
 func Call(name string, args ...*Expr) *Expr {
 	return &Expr{Kind: ECall, Name: name, Args: args}
@@ -451,6 +451,33 @@ func (e *Expr) Eval(vars map[string]float64, capture func(i int, idx []int) (flo
 			return 0, fmt.Errorf("no captured tensors bound")
 		}
 		return capture(int(e.Int), idx)
+	case EAnd, EOr:
+		// && and || short-circuit and where evaluates only the branch it
+		// takes, as in Go and C: the other side may read a captured
+		// tensor at an index that is valid only when it is taken, as in
+		// where(q >= k, $0[q - k], 0.0).
+		if len(e.Args) == 2 {
+			a, err := ev(0)
+			if err != nil {
+				return 0, err
+			}
+			if (a != 0) == (e.Kind == EOr) {
+				return b2f(a != 0), nil
+			}
+			b, err := ev(1)
+			return b2f(b != 0), err
+		}
+	case ECall:
+		if e.Name == "where" && len(e.Args) == 3 {
+			c, err := ev(0)
+			if err != nil {
+				return 0, err
+			}
+			if c != 0 {
+				return ev(1)
+			}
+			return ev(2)
+		}
 	}
 	args := make([]float64, len(e.Args))
 	for i := range e.Args {
@@ -544,5 +571,3 @@ func applyExpr(e *Expr, a []float64) (float64, error) {
 	}
 	return 0, fmt.Errorf("cannot evaluate %s", e)
 }
-
-

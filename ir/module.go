@@ -121,15 +121,15 @@ type Attr struct {
 type Attrs map[string]Attr
 
 // Attribute constructors.
-func IntAttr(v int64) Attr      { return Attr{Kind: AttrInt, Int: v} }
-func FloatAttr(v float64) Attr  { return Attr{Kind: AttrFloat, Float: v} }
-func BoolAttr(v bool) Attr      { return Attr{Kind: AttrBool, Bool: v} }
-func StringAttr(s string) Attr  { return Attr{Kind: AttrString, Str: s} }
-func WordAttr(s string) Attr    { return Attr{Kind: AttrWord, Str: s} }
-func IntsAttr(v ...int64) Attr  { return Attr{Kind: AttrInts, Ints: v} }
-func DimAttr(d Dim) Attr        { return Attr{Kind: AttrDim, Dim: d} }
-func DTypeAttr(d DType) Attr    { return Attr{Kind: AttrDType, DType: d} }
-func ExprAttr(e *Expr) Attr     { return Attr{Kind: AttrExpr, Expr: e} }
+func IntAttr(v int64) Attr     { return Attr{Kind: AttrInt, Int: v} }
+func FloatAttr(v float64) Attr { return Attr{Kind: AttrFloat, Float: v} }
+func BoolAttr(v bool) Attr     { return Attr{Kind: AttrBool, Bool: v} }
+func StringAttr(s string) Attr { return Attr{Kind: AttrString, Str: s} }
+func WordAttr(s string) Attr   { return Attr{Kind: AttrWord, Str: s} }
+func IntsAttr(v ...int64) Attr { return Attr{Kind: AttrInts, Ints: v} }
+func DimAttr(d Dim) Attr       { return Attr{Kind: AttrDim, Dim: d} }
+func DTypeAttr(d DType) Attr   { return Attr{Kind: AttrDType, DType: d} }
+func ExprAttr(e *Expr) Attr    { return Attr{Kind: AttrExpr, Expr: e} }
 
 // Int returns attribute name as an int (0 if absent).
 func (a Attrs) Int(name string) int { return int(a[name].Int) }

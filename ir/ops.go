@@ -153,7 +153,7 @@ func reduce(name, doc string, dts ...DType) OpInfo {
 var opTable = [numOps]OpInfo{
 	OpParam: {Name: "param", Class: ClassSource, Given: true, Infer: inferParam,
 		Attrs: []AttrSpec{req("name", AttrString), {Name: "init", Kind: AttrWord, Words: []string{"normal", "uniform", "zeros", "ones"}}, opt("scale", AttrFloat)},
-		Doc: "a trainable f32 weight named name, initialised by init (normal: N(0, scale²); uniform: U(-scale, scale); zeros; ones)"},
+		Doc:   "a trainable f32 weight named name, initialised by init (normal: N(0, scale²); uniform: U(-scale, scale); zeros; ones)"},
 	OpInput: {Name: "input", Class: ClassSource, Given: true, Infer: inferInput, Attrs: []AttrSpec{req("name", AttrString)},
 		Doc: "a model input named name, supplied by the caller with the declared type"},
 	OpConst: {Name: "const", Class: ClassSource, Given: true, Infer: inferConst, Attrs: []AttrSpec{req("value", AttrFloat)},
