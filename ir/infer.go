@@ -464,6 +464,9 @@ func inferAttention(c *InferCtx) (Type, error) {
 		return Type{}, errf("attention q and k head dims differ: %s vs %s", q.Shape[3], k.Shape[3])
 	}
 	out := Shape{q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2]}
+	if returns == "lse" {
+		out = out[:3]
+	}
 	if v != nil {
 		if v.DType != F32 || v.Rank() != 4 {
 			return Type{}, errf("attention v must be f32[B, H, N, D], got %s", *v)
@@ -512,6 +515,74 @@ func inferAttention(c *InferCtx) (Type, error) {
 		}
 	}
 	return Type{DType: F32, Shape: out}, nil
+}
+
+func inferDimSize(c *InferCtx) (Type, error) {
+	for _, s := range c.Attrs["dim"].Dim.Syms() {
+		if !c.Syms[s] {
+			return Type{}, errf("dim %s mentions undeclared symbol %s", c.Attrs["dim"].Dim, s)
+		}
+	}
+	return Type{DType: F32}, nil
+}
+
+func inferPad(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	axis, err := normAxis(c.Attrs.Int("axis"), x.Rank())
+	if err != nil {
+		return Type{}, err
+	}
+	for _, name := range []string{"before", "after"} {
+		if v, ok := c.Attrs[name].Dim.IsConst(); ok && v < 0 {
+			return Type{}, errf("pad %s %d is negative", name, v)
+		}
+	}
+	sh := append(Shape{}, x.Shape...)
+	sh[axis] = sh[axis].Add(c.Attrs["before"].Dim).Add(c.Attrs["after"].Dim)
+	return Type{DType: x.DType, Shape: sh}, nil
+}
+
+func inferAttentionGrad(c *InferCtx) (Type, error) {
+	n := len(c.Args)
+	fwd := &InferCtx{Args: c.Args[:n-2], Attrs: Attrs{}, Syms: c.Syms}
+	for k, v := range c.Attrs {
+		if k != "wrt" && k != "cap" {
+			fwd.Attrs[k] = v
+		}
+	}
+	y, err := inferAttention(fwd)
+	if err != nil {
+		return Type{}, err
+	}
+	lse, dy := c.Args[n-2], c.Args[n-1]
+	if !lse.Equal(Type{DType: F32, Shape: y.Shape[:3]}) {
+		return Type{}, errf("attention_grad: lse is %s, want f32%s", lse, y.Shape[:3])
+	}
+	if !dy.Equal(y) {
+		return Type{}, errf("attention_grad: dy is %s, want %s (the forward result)", dy, y)
+	}
+	q, k, v, caps := AttentionOperands(c.Args[:n-2], fwd.Attrs)
+	switch c.Attrs.Str("wrt") {
+	case "q":
+		return q, nil
+	case "k":
+		return k, nil
+	case "v":
+		if v == nil {
+			return Type{}, errf("attention_grad: wrt v, but the attention has no v")
+		}
+		return *v, nil
+	case "cap":
+		i := c.Attrs.Int("cap")
+		if !c.Attrs.Has("cap") || i < 0 || i >= len(caps) {
+			return Type{}, errf("attention_grad: wrt cap needs cap in [0, %d)", len(caps))
+		}
+		if caps[i].DType != F32 {
+			return Type{}, errf("attention_grad: capture $%d is %s, which has no gradient", i, caps[i].DType)
+		}
+		return caps[i], nil
+	}
+	return Type{}, errf("attention_grad: bad wrt %q", c.Attrs.Str("wrt"))
 }
 
 func inferScan(c *InferCtx) (Type, error) {

@@ -31,9 +31,10 @@ const (
 	OutLoss   OutputKind = iota + 1 // the scalar training objective
 	OutMetric                       // a scalar reported during evaluation
 	OutValue                        // any other named result (predictions)
+	OutGrad                         // the gradient of the loss with respect to the param Name
 )
 
-var outputKindNames = [...]string{OutLoss: "loss", OutMetric: "metric", OutValue: "output"}
+var outputKindNames = [...]string{OutLoss: "loss", OutMetric: "metric", OutValue: "output", OutGrad: "grad"}
 
 func (k OutputKind) String() string {
 	if int(k) < len(outputKindNames) && outputKindNames[k] != "" {

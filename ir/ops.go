@@ -78,6 +78,11 @@ const (
 	OpAttention
 	OpScan
 
+	// Ops that autodiff introduces.
+	OpDimSize
+	OpPad
+	OpAttentionGrad
+
 	numOps
 )
 
@@ -232,8 +237,17 @@ var opTable = [numOps]OpInfo{
 		Doc: "mean over positions of logsumexp(logits) - logits[target], logits [..., C], targets i32[...]; positions whose target is ignore_index are left out"},
 	OpAttention: {Name: "attention", Class: ClassOther, Args: Variadic, MinArgs: 2, Infer: inferAttention,
 		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
-			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs"}}},
-		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent when returns is probs or logprobs), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution; a row with every key masked gives zeros (probs, out) and -inf (logprobs)"},
+			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs", "lse"}}},
+		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent unless returns is out), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution, lse the [B,H,Nq] log-sum-exp of the scores (the row statistic the backward pass recomputes from); a row with every key masked gives zeros (probs, out) and -inf (logprobs, lse)"},
+	OpDimSize: {Name: "dim_size", Class: ClassSource, Attrs: []AttrSpec{req("dim", AttrDim)}, Infer: inferDimSize,
+		Doc: "the run-time value of the dim (N, S+T, …) as an f32 scalar; mean over a symbolic axis needs it"},
+	OpPad: {Name: "pad", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("axis", AttrInt), req("before", AttrDim), req("after", AttrDim)}, Infer: inferPad,
+		Doc: "x with before zeros ahead of it and after zeros behind it along axis: slice's adjoint"},
+	OpAttentionGrad: {Name: "attention_grad", Class: ClassOther, Args: Variadic, MinArgs: 4, Infer: inferAttentionGrad,
+		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
+			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs"}},
+			{Name: "wrt", Kind: AttrWord, Words: []string{"q", "k", "v", "cap"}}, opt("cap", AttrInt)},
+		Doc: "the gradient of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to operand wrt (capture number cap when wrt is cap), given two more operands: lse, the forward's row log-sum-exp [B,H,Nq], and dy, the gradient of its result; probabilities are recomputed from lse, never stored"},
 	OpScan: {Name: "scan", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("axis", AttrInt), opt("reverse", AttrBool)}, Infer: inferScan,
 		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
 }
@@ -270,6 +284,14 @@ func OpByName(name string) (Op, bool) {
 // AttentionVars are the index variables of a mask expression. Score
 // expressions may also read s, the raw scaled score.
 var AttentionVars = []string{"q", "k", "h", "b"}
+
+// AttentionGradOperands splits an attention_grad op's operands: those of
+// the forward attention op, then lse and dy.
+func AttentionGradOperands[T any](args []T, attrs Attrs) (q, k T, v *T, caps []T, lse, dy T) {
+	n := len(args)
+	q, k, v, caps = AttentionOperands(args[:n-2], attrs)
+	return q, k, v, caps, args[n-2], args[n-1]
+}
 
 // AttentionOperands splits an attention op's operands into q, k, v (nil
 // when returns is probs or logprobs) and the captured tensors.

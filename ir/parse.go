@@ -421,10 +421,10 @@ func (p *parser) parseModule() *Module {
 				}
 				defs[pi.in.ID] = start.pos
 				instrs = append(instrs, pi)
-			case p.tok.isIdent("loss"), p.tok.isIdent("metric"), p.tok.isIdent("output"):
+			case p.tok.isIdent("loss"), p.tok.isIdent("metric"), p.tok.isIdent("output"), p.tok.isIdent("grad"):
 				outputs = append(outputs, p.parseOutput())
 			default:
-				p.fail("an instruction (%N = ...) or an output (loss, metric, output)")
+				p.fail("an instruction (%N = ...) or an output (loss, metric, output, grad)")
 			}
 		})
 		if !ok {
@@ -475,7 +475,7 @@ func (p *parser) sync(line int) {
 	p.sc.exprMode = false
 	for p.tok.kind != tEOF {
 		if p.tok.pos.line > line && (p.tok.kind == tValue || p.tok.is("}") ||
-			p.tok.isIdent("loss") || p.tok.isIdent("metric") || p.tok.isIdent("output")) {
+			p.tok.isIdent("loss") || p.tok.isIdent("metric") || p.tok.isIdent("output") || p.tok.isIdent("grad")) {
 			return
 		}
 		p.advance()
@@ -945,7 +945,7 @@ func b2i(b bool) int64 {
 }
 
 func (p *parser) parseOutput() pendingOutput {
-	kw := p.ident("loss, metric or output")
+	kw := p.ident("loss, metric, output or grad")
 	var o pendingOutput
 	switch kw.text {
 	case "loss":
@@ -957,6 +957,8 @@ func (p *parser) parseOutput() pendingOutput {
 		}
 	case "metric":
 		o.out.Kind = OutMetric
+	case "grad":
+		o.out.Kind = OutGrad
 	default:
 		o.out.Kind = OutValue
 	}

@@ -218,6 +218,36 @@ func emptyModule() (*Module, error) {
 	return b.done()
 }
 
+// backwardModule holds the ops autodiff introduces: attention's row
+// statistics (returns lse) and its gradients with respect to q, k, v and a
+// captured bias, pad (slice's adjoint), dim_size, and grad outputs.
+func backwardModule() (*Module, error) {
+	b := newMB("backward", "B", "N")
+	x := b.input("x", TensorOf(F32, dB, c(2), dN, c(8)))
+	bias := b.param("rel.bias", "normal", 0.02, TensorOf(F32, c(2), c(16)))
+	attrs := func(extra ...any) Attrs {
+		a := Attrs{"mask": ExprAttr(mustExpr("k <= q")), "score": ExprAttr(mustExpr("s + $0[h, clamp(q - k, 0, 15)]")), "scale": FloatAttr(0.25)}
+		for i := 0; i < len(extra); i += 2 {
+			a[extra[i].(string)] = extra[i+1].(Attr)
+		}
+		return a
+	}
+	y := b.op(OpAttention, attrs(), x, x, x, bias)
+	lse := b.op(OpAttention, attrs("returns", WordAttr("lse")), x, x, bias)
+	dy := b.op(OpSlice, Attrs{"axis": IntAttr(2), "start": DimAttr(c(1)), "end": DimAttr(dN)}, y)
+	dyp := b.op(OpPad, Attrs{"axis": IntAttr(2), "before": DimAttr(c(1)), "after": DimAttr(c(0))}, dy)
+	var grads []*Instr
+	for _, wrt := range []string{"q", "k", "v"} {
+		grads = append(grads, b.op(OpAttentionGrad, attrs("wrt", WordAttr(wrt), "returns", WordAttr("out")), x, x, x, bias, lse, dyp))
+	}
+	dbias := b.op(OpAttentionGrad, attrs("wrt", WordAttr("cap"), "cap", IntAttr(0)), x, x, x, bias, lse, dyp)
+	n := b.op(OpDimSize, Attrs{"dim": DimAttr(dN.Sub(c(1)))})
+	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, grads[0], b.op(OpAdd, nil, grads[1], grads[2])))
+	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))
+	b.Output(OutGrad, "rel.bias", dbias)
+	return b.done()
+}
+
 var goldenModules = []struct {
 	name  string
 	build func() (*Module, error)
@@ -227,6 +257,7 @@ var goldenModules = []struct {
 	{"elementwise", elementwiseModule},
 	{"gather", gatherModule},
 	{"empty", emptyModule},
+	{"backward", backwardModule},
 }
 
 func TestGolden(t *testing.T) {
@@ -530,7 +561,7 @@ func TestParseErrors(t *testing.T) {
 		{head + "  %0 = neg % : f32[]\n}", []string{"t.ir:2:12: % must be followed by a number"}},
 		{head + "  %0 = neg $1 : f32[]\n}", []string{"t.ir:2:12: unexpected character '$'"}},
 		{head + "  %99999999999999999999 = neg : f32[]\n}", []string{"t.ir:2:3: value number 99999999999999999999 is out of range"}},
-		{head + "  frob %0\n}", []string{`t.ir:2:3: expected an instruction (%N = ...) or an output (loss, metric, output), found "frob"`}},
+		{head + "  frob %0\n}", []string{`t.ir:2:3: expected an instruction (%N = ...) or an output (loss, metric, output, grad), found "frob"`}},
 		{head + "  metric %0\n}", []string{"t.ir:2:10: expected the output's name (a string), found %0"}},
 		{head + "  output \"x\" %0\n}", []string{`t.ir:2:14: expected "=", found %0`}},
 		{head + "  loss %3\n}", []string{"t.ir:2:8: %3 is not defined"}},

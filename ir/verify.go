@@ -102,6 +102,14 @@ func Verify(m *Module) error {
 				bad(nil, "metric %q must be a numeric scalar, got %s", o.Name, o.Value.Type)
 			}
 		case OutValue:
+		case OutGrad:
+			p, ok := names["param "+o.Name]
+			switch {
+			case !ok:
+				bad(nil, "grad %q names no param", o.Name)
+			case !p.Type.Equal(o.Value.Type):
+				bad(nil, "grad %q is %s but the param is %s", o.Name, o.Value.Type, p.Type)
+			}
 		default:
 			bad(nil, "output %q has unknown kind %d", o.Name, o.Kind)
 		}

@@ -43,6 +43,9 @@ func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, er
 		dv = (*v).Shape[3]
 	}
 	out := NewTensor(ir.F32, nb, nh, nq, dv)
+	if returns == "lse" {
+		out = NewTensor(ir.F32, nb, nh, nq)
+	}
 
 	vars := map[string]float64{}
 	for s, val := range syms {
@@ -109,6 +112,20 @@ func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, er
 					scores[ki] = s
 					m = nanMax(m, s)
 					kept++
+				}
+				if returns == "lse" {
+					row := (b*nh+h)*nq + qi
+					out.Data[row] = math.Inf(-1)
+					if kept > 0 {
+						sum := 0.0
+						for ki := range nk {
+							if keep[ki] {
+								sum += math.Exp(scores[ki] - m)
+							}
+						}
+						out.Data[row] = shiftedLog(m, sum)
+					}
+					continue
 				}
 				orow := out.Data[((b*nh+h)*nq+qi)*dv:][:dv]
 				if kept == 0 {

@@ -230,6 +230,16 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return attention(in, args, syms)
 	case ir.OpScan:
 		return scan(args[0], args[1], a.Int("axis"), a.Bool("reverse")), nil
+	case ir.OpDimSize:
+		v, err := a["dim"].Dim.Eval(syms)
+		if err != nil {
+			return nil, err
+		}
+		return Scalar(ir.F32, float64(v)), nil
+	case ir.OpPad:
+		return pad(args[0], a.Int("axis"), shape, a["before"].Dim, syms)
+	case ir.OpAttentionGrad:
+		return attentionGrad(in, args, syms)
 	}
 	return nil, fmt.Errorf("the reference interpreter has no evaluation for %s", in.Op)
 }

@@ -261,6 +261,24 @@ var opCases = []opCase{
 	// Scores 1000 and 1000 + ln 3 overflow e^s unless shifted.
 	attentionCase("large scores are stable", nil, ir.Bin(ir.EAdd, ir.Var("s"), ir.Float(1000)), "probs",
 		f32(sh(1, 1, 2, 2), 0.25, 0.75, 0.25, 0.75)),
+	// Scores 0 and ln 3 in both rows: lse = ln 4.
+	attentionCase("lse", nil, nil, "lse", f32(sh(1, 1, 2), math.Log(4), math.Log(4))),
+	attentionCase("lse of a fully masked row", ir.Bin(ir.ELt, ir.Var("k"), ir.Var("q")), nil, "lse", f32(sh(1, 1, 2), -inf, 0)),
+	// With P = [1/4, 3/4] in both rows and dy = I: dv_k = P_k (dy_0 + dy_1).
+	attentionGradCase("wrt v", "v", f32(sh(1, 1, 2, 2), 0.25, 0.25, 0.75, 0.75)),
+	// Row 0: dP = [1, 0], Σ P dP = 1/4, dS' = [3/16, -3/16], dq = ln3 (3/16·0 - 3/16·1);
+	// row 1 is its mirror image.
+	attentionGradCase("wrt q", "q", f32(sh(1, 1, 2, 1), -0.1875*ln3, 0.1875*ln3)),
+	// dk_k = ln3 Σ_q dS'_qk q_q = ln3 (3/16 - 3/16) = 0 for both keys.
+	attentionGradCase("wrt k", "k", f32(sh(1, 1, 2, 1), 0, 0)),
+	{op: ir.OpDimSize, name: "symbolic", syms: []string{"N"}, want: f32(sh(), 7), build: func(c *ctx) *ir.Instr {
+		c.in(f32(sh(4), 0, 0, 0, 0), ir.SymDim("N"))
+		return c.op(ir.OpDimSize, attrs("dim", ir.DimAttr(ir.SymDim("N").Scale(2).Sub(ir.ConstDim(1)))))
+	}},
+	{op: ir.OpPad, name: "axis 1", want: f32(sh(2, 5), 0, 1, 2, 0, 0, 0, 3, 4, 0, 0), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpPad, attrs("axis", ir.IntAttr(1), "before", ir.DimAttr(ir.ConstDim(1)), "after", ir.DimAttr(ir.ConstDim(2))),
+			c.in(f32(sh(2, 2), 1, 2, 3, 4)))
+	}},
 	{op: ir.OpScan, name: "forward", want: f32(sh(3), 1, 2.5, 4.25), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpScan, attrs("axis", ir.IntAttr(0)), c.in(f32(sh(3), 0.5, 0.5, 0.5)), c.in(f32(sh(3), 1, 2, 3)))
 	}},
@@ -284,10 +302,23 @@ func attentionCase(name string, mask, score *ir.Expr, returns string, want *eval
 		}
 		q := c.in(f32(sh(1, 1, 2, 1), 1, 1))
 		k := c.in(f32(sh(1, 1, 2, 1), 0, 1))
-		if returns == "probs" || returns == "logprobs" {
+		if returns != "" && returns != "out" {
 			return c.op(ir.OpAttention, a, q, k)
 		}
 		return c.op(ir.OpAttention, a, q, k, c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1)))
+	}}
+}
+
+// attentionGradCase differentiates the attention of attentionCase (no
+// mask, scores 0 and ln 3) returning out, with v = I and dy = I.
+func attentionGradCase(name, wrt string, want *eval.Tensor) opCase {
+	return opCase{op: ir.OpAttentionGrad, name: name, want: want, build: func(c *ctx) *ir.Instr {
+		q := c.in(f32(sh(1, 1, 2, 1), 1, 1))
+		k := c.in(f32(sh(1, 1, 2, 1), 0, 1))
+		v := c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1))
+		lse := c.op(ir.OpAttention, attrs("scale", ir.FloatAttr(ln3), "returns", ir.WordAttr("lse")), q, k)
+		dy := c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1))
+		return c.op(ir.OpAttentionGrad, attrs("scale", ir.FloatAttr(ln3), "wrt", ir.WordAttr(wrt)), q, k, v, lse, dy)
 	}}
 }
 
