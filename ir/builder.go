@@ -100,3 +100,13 @@ func (b *Builder) MustGiven(op Op, t Type, attrs Attrs, args ...*Instr) *Instr {
 func (b *Builder) Output(kind OutputKind, name string, v *Instr) {
 	b.M.Outputs = append(b.M.Outputs, Output{Kind: kind, Name: name, Value: v})
 }
+
+// Continue returns a builder that appends to m, for passes that extend a
+// module (autodiff appends the backward pass).
+func Continue(m *Module) *Builder {
+	b := &Builder{M: m, syms: map[string]bool{}}
+	for _, s := range m.Syms {
+		b.syms[s] = true
+	}
+	return b
+}
