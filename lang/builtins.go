@@ -1,8 +1,10 @@
 package lang
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -130,11 +132,7 @@ type bargs struct {
 }
 
 func (e *elab) builtin(call *CallExpr, name string, def *builtinDef, sc *env) value {
-	var formals []formal
-	for _, p := range def.params {
-		formals = append(formals, formal{name: p.name, required: p.def == nil && !p.variadic, variadic: p.variadic})
-	}
-	b, ok := e.bindArgs(call, name, formals)
+	b, ok := bindArgs(e.diags, call, name, builtinFormals(def))
 	if !ok {
 		return errVal{}
 	}
@@ -279,12 +277,23 @@ func (a *bargs) axis(param string, rank int) (int, bool) {
 	return ax, true
 }
 
+// op builds an IR op for the built-in. A builder error names the IR op
+// ("matmul: ..."), which may not be the built-in the user called (linear),
+// so it is reported under the built-in's name.
 func (a *bargs) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
-	return a.e.must(a.call, func() (*ir.Instr, error) { return a.e.b.Op(op, attrs, args...) })
+	return a.e.must(a.call, func() (*ir.Instr, error) { return a.builderErr(a.e.b.Op(op, attrs, args...)) })
 }
 
 func (a *bargs) given(op ir.Op, t ir.Type, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
-	return a.e.must(a.call, func() (*ir.Instr, error) { return a.e.b.Given(op, t, attrs, args...) })
+	return a.e.must(a.call, func() (*ir.Instr, error) { return a.builderErr(a.e.b.Given(op, t, attrs, args...)) })
+}
+
+func (a *bargs) builderErr(in *ir.Instr, err error) (*ir.Instr, error) {
+	if err != nil {
+		msg := strings.TrimPrefix(stripOpPrefix(err.Error()), a.name+" ") // "einsum: einsum spec …"
+		return nil, fmt.Errorf("%s: %s", a.name, msg)
+	}
+	return in, nil
 }
 
 func (a *bargs) param(local string, shape ir.Shape, init string, scale float64) *ir.Instr {
@@ -583,6 +592,16 @@ func biConcat(a *bargs) value {
 	if !ok {
 		return errVal{}
 	}
+	for i, x := range xs[1:] {
+		first := xs[0].Type
+		same := x.Type.DType == first.DType && x.Type.Rank() == first.Rank()
+		for j := 0; same && j < first.Rank(); j++ {
+			same = j == axis || x.Type.Shape[j].Equal(first.Shape[j])
+		}
+		if !same {
+			return a.e.errorf(a.restN[i+1], "concat: tensor %d is %s but tensor 1 is %s; along axis %d, all other axes and the dtype must match", i+2, x.Type, first, axis)
+		}
+	}
 	return wrap(a.op(ir.OpConcat, ir.Attrs{"axis": ir.IntAttr(int64(axis))}, xs...))
 }
 
@@ -726,6 +745,12 @@ func biMatMul(a *bargs) value {
 	y, ok2 := a.floatTensor("y")
 	if !ok1 || !ok2 {
 		return errVal{}
+	}
+	if x.Type.Rank() < 2 || y.Type.Rank() < 2 {
+		return a.e.errorf(a.call, "matmul: x and y must have rank ≥ 2, got %s and %s", x.Type, y.Type)
+	}
+	if k1, k2 := lastDim(x), y.Type.Shape[y.Type.Rank()-2]; !k1.Equal(k2) {
+		return a.e.errorf(a.call, "matmul: inner dims differ: %s · %s (the last axis of x is %s, the next-to-last of y is %s)", x.Type, y.Type, k1, k2)
 	}
 	return wrap(a.op(ir.OpMatMul, nil, x, y))
 }

@@ -45,8 +45,9 @@ type bound struct {
 }
 
 // bindArgs matches positional then named arguments to params, reporting
-// too many, unknown, duplicate and missing arguments.
-func (e *elab) bindArgs(call *CallExpr, what string, params []formal) (*bound, bool) {
+// too many, unknown, duplicate and missing arguments. The resolver calls
+// it too, so a wrong call is reported in a block no model instantiates.
+func bindArgs(diags *diagSink, call *CallExpr, what string, params []formal) (*bound, bool) {
 	b := &bound{args: map[string]*Arg{}, named: map[string]bool{}, call: call}
 	ok := true
 	pos := 0
@@ -59,7 +60,7 @@ func (e *elab) bindArgs(call *CallExpr, what string, params []formal) (*bound, b
 			continue
 		}
 		if pos >= len(params) {
-			e.errorf(a, "too many arguments to %s: want at most %d (%s)", what, len(params), strings.Join(names, ", "))
+			diags.errorf(a, "too many arguments to %s: want at most %d (%s)", what, len(params), strings.Join(names, ", "))
 			return b, false
 		}
 		p := params[pos]
@@ -82,10 +83,18 @@ func (e *elab) bindArgs(call *CallExpr, what string, params []formal) (*bound, b
 		}
 		switch {
 		case idx < 0:
-			e.errorf(a.Name, "%s has no parameter %s%s", what, a.Name.Name, didYouMean(a.Name.Name, names))
+			hint := didYouMean(a.Name.Name, names)
+			if hint == "" {
+				hint = " (parameters: " + strings.Join(names, ", ") + ")"
+			}
+			diags.errorf(a.Name, "%s has no parameter %s%s", what, a.Name.Name, hint)
 			ok = false
 		case b.args[a.Name.Name] != nil:
-			e.errorf(a.Name, "argument %s given twice", a.Name.Name)
+			if b.named[a.Name.Name] {
+				diags.errorf(a.Name, "argument %s given twice", a.Name.Name)
+			} else {
+				diags.errorf(a.Name, "argument %s given twice: it is also argument %d, by position", a.Name.Name, idx+1)
+			}
 			ok = false
 		default:
 			b.args[a.Name.Name] = a
@@ -94,22 +103,41 @@ func (e *elab) bindArgs(call *CallExpr, what string, params []formal) (*bound, b
 	}
 	for _, p := range params {
 		if p.required && b.args[p.name] == nil && !p.variadic {
-			e.errorf(call, "missing argument %s to %s", p.name, what)
+			diags.errorf(call, "missing argument %s to %s (parameters: %s)", p.name, what, strings.Join(names, ", "))
 			ok = false
 		}
 	}
 	return b, ok
 }
 
-// instantiateBlock elaborates a block body with the call's arguments:
-// binds tensor shapes, checks kinds, names weights under a new segment.
-func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
-	what := "block " + def.Name.Name
+func blockFormals(def *BlockDef) []formal {
 	var params []formal
 	for _, p := range def.Params {
 		params = append(params, formal{name: p.Name.Name, required: p.Default == nil})
 	}
-	b, ok := e.bindArgs(call, what, params)
+	return params
+}
+
+func funcFormals(def *FuncDef) []formal {
+	var params []formal
+	for _, p := range def.Params {
+		params = append(params, formal{name: p.Name.Name, required: p.Default == nil})
+	}
+	return params
+}
+
+func builtinFormals(def *builtinDef) []formal {
+	var formals []formal
+	for _, p := range def.params {
+		formals = append(formals, formal{name: p.name, required: p.def == nil && !p.variadic, variadic: p.variadic})
+	}
+	return formals
+}
+
+// instantiateBlock elaborates a block body with the call's arguments:
+// binds tensor shapes, checks kinds, names weights under a new segment.
+func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
+	b, ok := bindArgs(e.diags, call, "block "+def.Name.Name, blockFormals(def))
 	if !ok {
 		return errVal{}
 	}
@@ -135,8 +163,10 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	seg = e.segment(seg)
 	e.push(seg)
 	e.blockDepth++
-	defer func() { e.blockDepth--; e.pop() }()
+	e.frames = append(e.frames, frame{block: def.Name.Name, call: call})
+	defer func() { e.blockDepth--; e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
 	okAll := true
+	from := map[string]string{} // dimension name → the parameter that bound it
 	for _, p := range def.Params {
 		v, given := vals[p.Name.Name]
 		at := Node(p)
@@ -152,7 +182,8 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 			okAll = false
 			continue
 		}
-		if p.Type != nil && !e.bindParam(at, def, p, v, inner) {
+		where := fmt.Sprintf("%s of %s", p.Name.Name, def.Name.Name)
+		if p.Type != nil && !e.bindParam(at, where, p.Name.Name, p.Type, v, inner, from) {
 			okAll = false
 			continue
 		}
@@ -166,21 +197,33 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 		return e.errorf(def.Name, "block %s ends without return", def.Name.Name)
 	}
 	if def.Result != nil && !e.tooBig {
-		if _, bad := ret.(errVal); !bad && !e.bindParam(call, def, &Param{Span: def.Result.Span, Name: &Ident{Name: "result"}, Type: def.Result}, ret, inner) {
+		// A result that breaks the declared type is the block's mistake:
+		// report it at the return, not at the call.
+		at := Node(call)
+		if r := lastReturn(def.Body); r != nil {
+			at = r.Value
+		}
+		if _, bad := ret.(errVal); !bad && !e.bindParam(at, "the result of "+def.Name.Name, "", def.Result, ret, inner, from) {
 			return errVal{}
 		}
 	}
 	return ret
 }
 
-// bindParam checks v against a parameter's declared type and binds the
-// dimension names of a tensor type (x: [B, N, D] binds D).
-func (e *elab) bindParam(at Node, def *BlockDef, p *Param, v value, inner *env) bool {
-	t := p.Type
-	where := fmt.Sprintf("%s of %s", p.Name.Name, def.Name.Name)
-	if p.Name.Name == "result" {
-		where = "result of " + def.Name.Name
+// lastReturn returns the return statement that ends a block body, or nil.
+func lastReturn(body []Stmt) *ReturnStmt {
+	if len(body) == 0 {
+		return nil
 	}
+	r, _ := body[len(body)-1].(*ReturnStmt)
+	return r
+}
+
+// bindParam checks v against a declared type t (of the parameter param,
+// or of the result when param is "") and binds the dimension names of a
+// tensor type (x: [B, N, D] binds D), recording in from which parameter
+// bound each, for messages. where names the checked value in messages.
+func (e *elab) bindParam(at Node, where, param string, t *TypeExpr, v value, inner *env, from map[string]string) bool {
 	if !t.Shaped {
 		want := t.Name.Name
 		okKind := false
@@ -228,9 +271,8 @@ func (e *elab) bindParam(at Node, def *BlockDef, p *Param, v value, inner *env) 
 	ty := tv.in.Type
 	want := ir.F32
 	if t.Name != nil {
-		d, ok := ir.ParseDType(t.Name.Name)
+		d, ok := parseDType(e.diags, t.Name)
 		if !ok {
-			e.errorf(t.Name, "unknown dtype %s (want f32, i32 or bool)", t.Name.Name)
 			return false
 		}
 		want = d
@@ -244,7 +286,7 @@ func (e *elab) bindParam(at Node, def *BlockDef, p *Param, v value, inner *env) 
 		return false
 	}
 	if len(t.Dims) != ty.Rank() {
-		e.errorf(at, "%s must have rank %d %s, got %s", where, len(t.Dims), typeString(t), ty)
+		e.errorf(at, "%s must be %s (rank %d), got %s", where, typeString(t), len(t.Dims), ty)
 		return false
 	}
 	for i, d := range t.Dims {
@@ -252,12 +294,23 @@ func (e *elab) bindParam(at Node, def *BlockDef, p *Param, v value, inner *env) 
 		if id, ok := d.(*Ident); ok {
 			if prev, bound := inner.vars[id.Name]; bound {
 				pd, isInt := prev.(intVal)
-				if !isInt || !pd.d.Equal(got) {
-					e.errorf(at, "shape mismatch: %s has %s = %s in %s, but %s was bound to %s earlier", where, id.Name, got, ty, id.Name, describe(prev))
+				source := from[id.Name]
+				if source == "" {
+					source = "parameter " + id.Name
+				}
+				if !isInt {
+					e.errorf(at, "%s: the dimension %s of %s is %s (from %s), not a size", where, id.Name, typeString(t), describe(prev), source)
+					return false
+				}
+				if !pd.d.Equal(got) {
+					e.errorf(at, "shape mismatch: %s must be %s with %s = %s (from %s), got %s", where, typeString(t), id.Name, pd.d, source, ty)
 					return false
 				}
 			} else {
 				inner.vars[id.Name] = intVal{got}
+				if param != "" {
+					from[id.Name] = param
+				}
 			}
 			continue
 		}
@@ -266,7 +319,7 @@ func (e *elab) bindParam(at Node, def *BlockDef, p *Param, v value, inner *env) 
 			return false
 		}
 		if !wantDim.Equal(got) {
-			e.errorf(at, "shape mismatch: %s must have dim %d = %s, got %s", where, i, wantDim, ty)
+			e.errorf(at, "shape mismatch: %s must be %s, whose axis %d is %s here, got %s", where, typeString(t), i, wantDim, ty)
 			return false
 		}
 	}
@@ -292,11 +345,7 @@ func typeString(t *TypeExpr) string {
 // into an index expression.
 func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) value {
 	what := def.Kind + " " + def.Name.Name
-	var params []formal
-	for _, p := range def.Params {
-		params = append(params, formal{name: p.Name.Name, required: p.Default == nil})
-	}
-	b, ok := e.bindArgs(call, what, params)
+	b, ok := bindArgs(e.diags, call, what, funcFormals(def))
 	if !ok {
 		return errVal{}
 	}
@@ -313,6 +362,8 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 		}
 		args[p.Name.Name] = v
 	}
+	e.frames = append(e.frames, frame{block: def.Name.Name, call: call})
+	defer func() { e.frames = e.frames[:len(e.frames)-1] }()
 	c := &indexConv{e: e, def: def, args: args}
 	x, ok := c.conv(def.Body)
 	if !ok {

@@ -111,14 +111,27 @@ func caret(line string, pos, end lexer.Position) string {
 }
 
 // diagSink collects diagnostics during one stage.
-type diagSink struct{ list Diagnostics }
+type diagSink struct {
+	list Diagnostics
+	// remap, if set, may move a diagnostic before it is kept (the
+	// elaborator moves errors inside the standard library to the user's
+	// call).
+	remap func(Diagnostic) Diagnostic
+}
+
+func (s *diagSink) add(d Diagnostic) {
+	if s.remap != nil {
+		d = s.remap(d)
+	}
+	s.list = append(s.list, d)
+}
 
 func (s *diagSink) errorf(n Node, format string, args ...any) {
-	s.list = append(s.list, Diagnostic{Pos: n.Start(), End: n.End(), Msg: fmt.Sprintf(format, args...)})
+	s.add(Diagnostic{Pos: n.Start(), End: n.End(), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (s *diagSink) at(pos lexer.Position, format string, args ...any) {
-	s.list = append(s.list, Diagnostic{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	s.add(Diagnostic{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
 // didYouMean returns ` (did you mean "x"?)` for the candidate closest to
@@ -134,7 +147,12 @@ func didYouMean(name string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	limit := max(1, len(name)/3)
+	// A one-letter name is only a typo of itself in another case: "i"
+	// is not a plausible misspelling of "B".
+	limit := len(name) / 3
+	if len(name) > 1 {
+		limit = max(1, limit)
+	}
 	if best == "" || bestD > limit {
 		return ""
 	}

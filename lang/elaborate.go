@@ -84,6 +84,7 @@ func (p *Program) Elaborate(name string, opts ElabOptions) (*Model, Diagnostics)
 	}
 	e := &elab{prog: p, b: ir.NewBuilder(name), overrides: opts.Config, used: map[string]bool{}}
 	e.diags = &diags
+	diags.remap = e.fromStd
 	m := e.model(def)
 	diags.list.Sort()
 	if len(diags.list) > 0 {
@@ -126,6 +127,41 @@ type elab struct {
 
 	blockDepth int
 	tooBig     bool
+
+	// frames are the block instances being elaborated, outermost first.
+	frames []frame
+}
+
+// frame is one block instance (or mask or score instance): its name and
+// the call that made it.
+type frame struct {
+	block string
+	call  *CallExpr
+}
+
+// fromStd moves an error found inside a standard library block to the
+// call in the user's code that instantiated it: the library is not where
+// the user can fix it, and its arguments came from that call. The message
+// names the chain of blocks and the library file. An error in the user's
+// own files stays where it is.
+func (e *elab) fromStd(d Diagnostic) Diagnostic {
+	if !strings.HasPrefix(d.Pos.Filename, StdPrefix) {
+		return d
+	}
+	for i := len(e.frames) - 1; i >= 0; i-- {
+		call := e.frames[i].call
+		if strings.HasPrefix(call.Pos.Filename, StdPrefix) {
+			continue
+		}
+		var chain []string
+		for _, f := range e.frames[i:] {
+			chain = append(chain, f.block)
+		}
+		d.Msg = fmt.Sprintf("%s (inside %s, %s)", d.Msg, strings.Join(chain, " → "), d.Pos.Filename)
+		d.Pos, d.End = call.Pos, call.EndPos
+		return d
+	}
+	return d
 }
 
 // env is a lexical scope of values.
@@ -175,17 +211,18 @@ func (e *elab) model(def *ModelDef) *Model {
 	m := &Model{Name: def.Name.Name, IR: e.b.M}
 	top := newEnv(nil)
 	e.scopes = []map[string]int{{}}
-	sawConfig := false
+	var configAt, lossAt, trainAt Node
 	for _, s := range def.Body {
 		if e.tooBig {
 			break
 		}
 		switch s := s.(type) {
 		case *ConfigStmt:
-			if sawConfig {
-				e.errorf(s, "a model has one config section")
+			if configAt != nil {
+				e.errorf(s, "a model has one config section; the first is at line %d", configAt.Start().Line)
+				continue
 			}
-			sawConfig = true
+			configAt = s
 			m.Config = e.config(s, top)
 		case *InputStmt:
 			e.input(s, top)
@@ -193,10 +230,17 @@ func (e *elab) model(def *ModelDef) *Model {
 			v := e.expr(s.Value, top)
 			if t, ok := v.(tensorVal); ok {
 				if t.in.Type.DType != ir.F32 || t.in.Type.Rank() != 0 {
-					e.errorf(s.Value, "loss must be an f32 scalar, got %s", t.in.Type)
-				} else if m.IR.Loss() != nil {
-					e.errorf(s, "a model has one loss")
+					hint := ""
+					if t.in.Type.Rank() > 0 {
+						hint = "; reduce it, e.g. with mean(...)"
+					} else if t.in.Type.DType != ir.F32 {
+						hint = "; convert it with float(...)"
+					}
+					e.errorf(s.Value, "loss must be an f32 scalar, got %s%s", t.in.Type, hint)
+				} else if lossAt != nil {
+					e.errorf(s, "a model has one loss; the first is at line %d (add terms to combine losses)", lossAt.Start().Line)
 				} else {
+					lossAt = s
 					e.b.Output(ir.OutLoss, "loss", t.in)
 				}
 			} else if _, bad := v.(errVal); !bad {
@@ -205,9 +249,11 @@ func (e *elab) model(def *ModelDef) *Model {
 		case *MetricStmt:
 			e.metric(s, top)
 		case *TrainStmt:
-			if m.Train != nil {
-				e.errorf(s, "a model has one train section")
+			if trainAt != nil {
+				e.errorf(s, "a model has one train section; the first is at line %d", trainAt.Start().Line)
+				continue
 			}
+			trainAt = s
 			m.Train = e.train(s, top)
 		case *ReturnStmt:
 			e.errorf(s, "return is only allowed in a block; a model declares loss, metric and output")
@@ -234,7 +280,7 @@ func (e *elab) config(s *ConfigStmt, top *env) []Setting {
 	var out []Setting
 	for _, kv := range s.Items {
 		if _, dup := top.vars[kv.Key.Name]; dup {
-			e.errorf(kv.Key, "%s is already defined", kv.Key.Name)
+			e.errorf(kv.Key, "config value %s is already defined", kv.Key.Name)
 			continue
 		}
 		v := e.expr(kv.Value, top)
@@ -268,11 +314,13 @@ func (e *elab) input(s *InputStmt, top *env) {
 		e.errorf(s.Name, "%s is already defined", s.Name.Name)
 		return
 	}
+	// Until the input is made, its name stands for an error, so a bad
+	// declaration is reported once and not again at every use.
+	top.vars[s.Name.Name] = errVal{}
 	dt := ir.F32
 	if s.Type.Name != nil {
-		d, ok := ir.ParseDType(s.Type.Name.Name)
+		d, ok := parseDType(e.diags, s.Type.Name)
 		if !ok {
-			e.errorf(s.Type.Name, "unknown dtype %s (want f32, i32 or bool)", s.Type.Name.Name)
 			return
 		}
 		dt = d
@@ -285,11 +333,13 @@ func (e *elab) input(s *InputStmt, top *env) {
 	for _, d := range s.Type.Dims {
 		// A name not yet bound becomes a symbol of the module: a size
 		// known only when inputs arrive (B, N).
+		bad := false
 		walkExpr(d, func(x Expr) {
 			if id, ok := x.(*Ident); ok {
 				if _, bound := top.lookup(id.Name); !bound {
 					if id.Name == "q" || id.Name == "k" || id.Name == "h" || id.Name == "b" || id.Name == "s" {
 						e.errorf(id, "%s cannot name a dimension: it is an index variable of masks and scores", id.Name)
+						bad = true
 						return
 					}
 					e.b.AddSym(id.Name)
@@ -297,6 +347,9 @@ func (e *elab) input(s *InputStmt, top *env) {
 				}
 			}
 		})
+		if bad {
+			return
+		}
 		dim, ok := e.dimOf(d, top)
 		if !ok {
 			return
@@ -309,6 +362,22 @@ func (e *elab) input(s *InputStmt, top *env) {
 	if in != nil {
 		top.vars[s.Name.Name] = tensorVal{in}
 	}
+}
+
+// dtypeNames are the element types a tensor type may name.
+var dtypeNames = []string{"f32", "i32", "bool"}
+
+// parseDType reads the dtype of a tensor type, reporting an unknown one.
+func parseDType(diags *diagSink, id *Ident) (ir.DType, bool) {
+	d, ok := ir.ParseDType(id.Name)
+	if !ok {
+		hint := didYouMean(id.Name, dtypeNames)
+		if hint == "" {
+			hint = " (want f32, i32 or bool)"
+		}
+		diags.errorf(id, "unknown dtype %s%s", id.Name, hint)
+	}
+	return d, ok
 }
 
 // dimOf evaluates a dimension expression to an affine dim.
@@ -360,7 +429,11 @@ func (e *elab) train(s *TrainStmt, top *env) []Setting {
 	for _, kv := range s.Items {
 		key := kv.Key.Name
 		if !contains(TrainKeys, key) {
-			e.errorf(kv.Key, "unknown train setting %s%s (settings: %s)", key, didYouMean(key, TrainKeys), strings.Join(TrainKeys, ", "))
+			hint := didYouMean(key, TrainKeys)
+			if hint == "" {
+				hint = " (settings: " + strings.Join(TrainKeys, ", ") + ")"
+			}
+			e.errorf(kv.Key, "unknown train setting %s%s", key, hint)
 			continue
 		}
 		if seen[key] {
@@ -449,11 +522,19 @@ func (e *elab) stmt(s Stmt, sc *env) {
 			return
 		}
 		v := e.expr(s.Value, sc)
-		if ot, ok := old.(tensorVal); ok {
-			if nt, ok := v.(tensorVal); ok && !ot.in.Type.Equal(nt.in.Type) {
-				e.errorf(s.Value, "%s was %s and cannot become %s", s.Name.Name, ot.in.Type, nt.in.Type)
-				return
-			}
+		_, oldBad := old.(errVal)
+		_, newBad := v.(errVal)
+		ot, oldT := old.(tensorVal)
+		nt, newT := v.(tensorVal)
+		switch {
+		case oldBad || newBad:
+		case oldT && newT && !ot.in.Type.Equal(nt.in.Type):
+			e.errorf(s.Value, "%s was %s and cannot become %s", s.Name.Name, ot.in.Type, nt.in.Type)
+			return
+		case oldT != newT:
+			// A name keeps its kind: a tensor stays a tensor.
+			e.errorf(s.Value, "%s was %s and cannot become %s", s.Name.Name, describe(old), describe(v))
+			return
 		}
 		sc.set(s.Name.Name, v)
 	case *RepeatStmt:

@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/attnc/attnc/ir"
@@ -39,7 +40,11 @@ func (e *elab) expr(x Expr, sc *env) value {
 		case errVal:
 			return c
 		}
-		return e.errorf(x.Cond, "if needs a compile-time bool, got %s (for tensors use where(c, a, b))", describe(c))
+		hint := ""
+		if _, ok := c.(tensorVal); ok {
+			hint = " (for tensors use where(c, a, b))"
+		}
+		return e.errorf(x.Cond, "if needs a compile-time bool, got %s%s", describe(c), hint)
 	case *IndexExpr:
 		return e.index(x, sc)
 	case *CallExpr:
@@ -132,6 +137,15 @@ func (e *elab) binary(n Node, op string, x, y value) value {
 	xt, xIsT := x.(tensorVal)
 	yt, yIsT := y.(tensorVal)
 	if xIsT || yIsT {
+		// The other operand must be a tensor or a number: a mask or a
+		// string is a mistake to name as such, not to convert.
+		for _, v := range []value{x, y} {
+			switch v.(type) {
+			case tensorVal, intVal, floatVal, boolVal:
+			default:
+				return e.errorf(n, "cannot %s %s and %s", opVerb(op), describe(x), describe(y))
+			}
+		}
 		var a, b *ir.Instr
 		switch {
 		case xIsT && yIsT:
@@ -231,7 +245,30 @@ type shapeErr struct {
 }
 
 func (s *shapeErr) Error() string {
-	return "shape mismatch: " + s.a.String() + " " + s.op + " " + s.b.String() + ": " + stripOpPrefix(s.err.Error())
+	head := "shape mismatch: " + s.a.String() + " " + s.op + " " + s.b.String()
+	// Name the first axis (aligned from the right, as broadcasting
+	// does) where the sizes differ and neither is 1.
+	ra, rb := s.a.Rank(), s.b.Rank()
+	for i := max(ra, rb) - 1; i >= 0; i-- {
+		ia, ib := i-(max(ra, rb)-ra), i-(max(ra, rb)-rb)
+		if ia < 0 || ib < 0 {
+			break
+		}
+		da, db := s.a.Shape[ia], s.b.Shape[ib]
+		if da.Equal(db) || isOneDim(da) || isOneDim(db) {
+			continue
+		}
+		if ra == rb {
+			return fmt.Sprintf("%s: axis %d is %s on the left but %s on the right (sizes must match or be 1)", head, ia, da, db)
+		}
+		return fmt.Sprintf("%s: %s on the left does not match %s on the right (sizes align from the last axis and must match or be 1)", head, da, db)
+	}
+	return head + ": " + stripOpPrefix(s.err.Error())
+}
+
+func isOneDim(d ir.Dim) bool {
+	c, ok := d.IsConst()
+	return ok && c == 1
 }
 
 // stripOpPrefix drops the "add: " the builder puts before its messages.
@@ -263,7 +300,7 @@ func (e *elab) scalarFor(n Node, dt ir.DType, v value) *ir.Instr {
 		return e.constant(n, dt, float64(c))
 	case floatVal:
 		if dt != ir.F32 {
-			e.errorf(n, "cannot combine %s with a %s tensor (convert with float())", describe(v), dt)
+			e.errorf(n, "cannot combine %s with %s tensor (convert the tensor with float(...))", describe(v), dtypeArticle(dt))
 			return nil
 		}
 		return e.constant(n, dt, v.v)
@@ -272,8 +309,16 @@ func (e *elab) scalarFor(n Node, dt ir.DType, v value) *ir.Instr {
 			return e.constant(n, dt, b2f(v.v))
 		}
 	}
-	e.errorf(n, "cannot combine %s with a %s tensor", describe(v), dt)
+	e.errorf(n, "cannot combine %s with %s tensor", describe(v), dtypeArticle(dt))
 	return nil
+}
+
+// dtypeArticle is "an f32", "an i32" or "a bool", as read aloud.
+func dtypeArticle(dt ir.DType) string {
+	if dt == ir.Bool {
+		return "a bool"
+	}
+	return "an " + dt.String()
 }
 
 func b2f(b bool) float64 {
@@ -377,7 +422,7 @@ func (e *elab) index(x *IndexExpr, sc *env) value {
 	}
 	cur := t.in
 	if len(x.Items) > cur.Type.Rank() {
-		return e.errorf(x, "too many subscripts: %d for %s", len(x.Items), cur.Type)
+		return e.errorf(x, "too many subscripts: %s has %d axes, got %d", cur.Type, cur.Type.Rank(), len(x.Items))
 	}
 	var drop []int
 	for axis, it := range x.Items {
@@ -414,6 +459,9 @@ func (e *elab) index(x *IndexExpr, sc *env) value {
 			}
 			end = d
 		}
+		if !e.checkSubscript(it, axis, size, start, end) {
+			return errVal{}
+		}
 		if start.Equal(ir.ConstDim(0)) && end.Equal(size) {
 			continue
 		}
@@ -435,6 +483,41 @@ func (e *elab) index(x *IndexExpr, sc *env) value {
 		}
 	}
 	return e.given(x, ir.OpReshape, ir.Type{DType: cur.Type.DType, Shape: shape}, nil, cur)
+}
+
+// checkSubscript reports a subscript that falls outside its axis, as
+// far as the sizes are known at compile time: an index must name an
+// element, a slice must lie within the axis and not run backwards.
+func (e *elab) checkSubscript(it *IndexItem, axis int, size, start, end ir.Dim) bool {
+	written := FormatExpr(it.Lo)
+	if it.Slice {
+		lo, hi := "", ""
+		if it.Lo != nil {
+			lo = FormatExpr(it.Lo)
+		}
+		if it.Hi != nil {
+			hi = FormatExpr(it.Hi)
+		}
+		written = lo + ":" + hi
+	}
+	negative := func(d ir.Dim) bool { c, ok := d.IsConst(); return ok && c < 0 }
+	switch {
+	case negative(start) || negative(size.Sub(end)):
+		if !it.Slice {
+			if n, ok := size.IsConst(); ok {
+				e.errorf(it, "index %s is out of range for axis %d of size %d (valid: %d to %d)", written, axis, n, -n, n-1)
+				return false
+			}
+			e.errorf(it, "index %s is out of range for axis %d of size %s", written, axis, size)
+			return false
+		}
+		e.errorf(it, "slice %s is out of range for axis %d of size %s", written, axis, size)
+		return false
+	case negative(end.Sub(start)):
+		e.errorf(it, "slice %s of axis %d ends before it starts", written, axis)
+		return false
+	}
+	return true
 }
 
 func containsInt(list []int, v int) bool {

@@ -109,6 +109,11 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 			t, ok = c.args[id.Name].(tensorVal)
 		}
 		if !ok {
+			if id != nil {
+				if v, isParam := c.args[id.Name]; isParam {
+					return c.fail(x.X, "%s is %s, which a %s cannot index; pass a tensor", id.Name, describe(v), c.def.Kind)
+				}
+			}
 			return c.fail(x.X, "only a tensor parameter can be indexed in a %s", c.def.Kind)
 		}
 		if len(x.Items) != t.in.Type.Rank() {

@@ -2,12 +2,15 @@ package lang
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
 )
 
 // StdPrefix starts the import path of a standard library file.
@@ -17,7 +20,7 @@ const StdPrefix = "std/"
 // declarations in one namespace (a file imported twice is loaded once).
 type Program struct {
 	Root    *File
-	Files   []*File
+	Files   []*File           // every file, each after the files it imports
 	Sources map[string]string // file name → text, for printing diagnostics
 
 	Funcs  map[string]*FuncDef
@@ -72,7 +75,9 @@ func (l *loader) load(name, src string, stack []string) *File {
 	if f == nil {
 		return nil
 	}
-	l.prog.Files = append(l.prog.Files, f)
+	// Files lists a file after its imports, so when two files define a
+	// name, the importing file's definition is the one reported.
+	defer func() { l.prog.Files = append(l.prog.Files, f) }()
 	stack = append(stack, name)
 	for _, d := range f.Decls {
 		imp, ok := d.(*Import)
@@ -156,7 +161,7 @@ func (l *loader) declare() {
 				continue
 			}
 			if prev, ok := where[name.Name]; ok {
-				l.diags.errorf(name, "%s is already defined at %s", name.Name, posString(prev.Start()))
+				l.diags.errorf(name, "%s is already defined at %s", name.Name, placeOf(prev.Start(), name.Pos))
 				continue
 			}
 			if _, ok := builtins[name.Name]; ok {
@@ -174,6 +179,15 @@ func (l *loader) declare() {
 			}
 		}
 	}
+}
+
+// placeOf names the position p for a message about position at: "line
+// 12" in the same file, file:line:col in another.
+func placeOf(p, at lexer.Position) string {
+	if p.Filename == at.Filename {
+		return fmt.Sprintf("line %d", p.Line)
+	}
+	return posString(p)
 }
 
 // ModelNames returns the models defined in the root file, in source order.

@@ -3,7 +3,6 @@ package lang
 import (
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -33,25 +32,17 @@ func Parse(filename, src string) (*File, Diagnostics) {
 		if pos.Filename == "" {
 			pos.Filename = filename
 		}
-		return nil, Diagnostics{{Pos: pos, Msg: "syntax error: " + clarify(msg)}}
+		d := syntaxError(filename, src, pos, msg)
+		if d.Pos.Filename == "" {
+			d.Pos.Filename = filename
+		}
+		return nil, Diagnostics{d}
 	}
 	c := &converter{}
 	f := c.file(g)
 	f.Name = filename
 	c.diags.list.Sort()
 	return f, c.diags.list
-}
-
-// clarify rewords participle's message for the commonest mistake: an
-// operator with nothing after it parses as the end of the expression, and
-// participle then complains about the operator rather than the gap.
-func clarify(msg string) string {
-	for _, op := range []string{"+", "-", "*", "/", "%", "&&", "||", "==", "!=", "<=", ">=", "<", ">"} {
-		if strings.HasPrefix(msg, "unexpected token \""+op+"\"") {
-			return "operator " + op + " is missing its right operand, or is misplaced (" + msg + ")"
-		}
-	}
-	return msg
 }
 
 // converter turns the parse tree into the AST, checking what the grammar

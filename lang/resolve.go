@@ -33,6 +33,12 @@ type resolver struct {
 	// site), for cycle detection.
 	calls map[string][]blockCall
 	cur   string // block being resolved
+	// loops counts the repeats around the statement being resolved.
+	loops int
+	// funcKind is "mask" or "score" inside such a definition.
+	funcKind string
+	// curLet is the name the let being resolved declares.
+	curLet *Ident
 	// inTrain is set inside a train section, whose calls are records.
 	inTrain bool
 }
@@ -44,7 +50,10 @@ type blockCall struct {
 
 // scope is a chain of name sets.
 type scope struct {
-	names  map[string]bool
+	names map[string]bool
+	// later holds the lets of the statement list not yet reached, so a
+	// use before its let says so rather than "unknown name".
+	later  map[string]*Ident
 	parent *scope
 }
 
@@ -57,6 +66,17 @@ func (s *scope) has(n string) bool {
 		}
 	}
 	return false
+}
+
+// declaredLater returns the let of n further down an enclosing
+// statement list, or nil.
+func (s *scope) declaredLater(n string) *Ident {
+	for ; s != nil; s = s.parent {
+		if id := s.later[n]; id != nil {
+			return id
+		}
+	}
+	return nil
 }
 
 func (s *scope) all() []string {
@@ -91,7 +111,9 @@ func (r *resolver) funcDef(d *FuncDef) {
 	for _, p := range d.Params {
 		sc.names[p.Name.Name] = true
 	}
+	r.funcKind = d.Kind
 	r.expr(d.Body, sc, true)
+	r.funcKind = ""
 }
 
 func (r *resolver) params(ps []*Param, sc *scope) {
@@ -105,11 +127,41 @@ func (r *resolver) params(ps []*Param, sc *scope) {
 			r.expr(p.Default, sc, false)
 		}
 		if p.Type != nil {
+			r.typeName(p.Type)
 			r.typeDims(p.Type, sc)
 		}
 	}
 	for _, p := range ps {
 		sc.names[p.Name.Name] = true
+	}
+}
+
+// paramKinds are the types a parameter may have besides a tensor shape.
+var paramKinds = []string{"int", "dim", "float", "bool", "string", "mask", "score", "tensor"}
+
+// typeName checks the name in a parameter type: a dtype before a shape
+// (i32[B, N]), else a kind (int, mask, …).
+func (r *resolver) typeName(t *TypeExpr) {
+	if t.Name == nil {
+		return
+	}
+	n := t.Name.Name
+	if t.Shaped {
+		if !contains(dtypeNames, n) {
+			hint := didYouMean(n, dtypeNames)
+			if hint == "" {
+				hint = " (want f32, i32 or bool)"
+			}
+			r.diags.errorf(t.Name, "unknown dtype %s%s", n, hint)
+		}
+		return
+	}
+	if !contains(paramKinds, n) {
+		hint := didYouMean(n, paramKinds)
+		if hint == "" {
+			hint = " (want a shape like [B, N, D], or " + strings.Join(paramKinds, ", ") + ")"
+		}
+		r.diags.errorf(t.Name, "unknown type %s%s", n, hint)
 	}
 }
 
@@ -135,6 +187,20 @@ func (r *resolver) blockDef(d *BlockDef) {
 		}
 	}
 	r.stmts(d.Body, newScope(sc))
+	// A block is a function: it ends with its one return.
+	hasReturn := false
+	for i, st := range d.Body {
+		if _, ok := st.(*ReturnStmt); ok {
+			hasReturn = true
+			if i < len(d.Body)-1 {
+				r.diags.errorf(d.Body[i+1], "unreachable: this statement follows the return of block %s, which must come last", d.Name.Name)
+				break
+			}
+		}
+	}
+	if !hasReturn {
+		r.diags.errorf(d.Name, "block %s has no return: end it with return <value>", d.Name.Name)
+	}
 }
 
 func (r *resolver) modelDef(d *ModelDef) {
@@ -142,14 +208,34 @@ func (r *resolver) modelDef(d *ModelDef) {
 }
 
 func (r *resolver) stmts(list []Stmt, sc *scope) {
+	sc.later = map[string]*Ident{}
 	for _, s := range list {
+		if l, ok := s.(*LetStmt); ok && sc.later[l.Name.Name] == nil {
+			sc.later[l.Name.Name] = l.Name
+		}
+	}
+	for _, s := range list {
+		r.placement(s)
 		switch s := s.(type) {
 		case *LetStmt:
+			r.curLet = s.Name
 			r.expr(s.Value, sc, false)
+			r.curLet = nil
+			if r.loops > 0 && !sc.names[s.Name.Name] && sc.parent.has(s.Name.Name) {
+				// let x = f(x) in a loop body makes a new x each time
+				// round and leaves the outer one as it was: the
+				// classic mistake for x = f(x).
+				r.diags.errorf(s.Name, "let %s inside repeat hides the %s outside it, which the loop then never updates; write %s = ... to update it, or pick another name", s.Name.Name, s.Name.Name, s.Name.Name)
+			}
 			sc.names[s.Name.Name] = true
+			delete(sc.later, s.Name.Name)
 		case *AssignStmt:
 			r.expr(s.Value, sc, false)
-			if !sc.has(s.Name.Name) {
+			switch {
+			case sc.has(s.Name.Name):
+			case sc.declaredLater(s.Name.Name) != nil:
+				r.diags.errorf(s.Name, "assignment to %s before it is defined: its let is at line %d", s.Name.Name, sc.declaredLater(s.Name.Name).Pos.Line)
+			default:
 				r.diags.errorf(s.Name, "assignment to undeclared %s (declare it with let)%s", s.Name.Name, didYouMean(s.Name.Name, sc.all()))
 			}
 		case *RepeatStmt:
@@ -157,7 +243,9 @@ func (r *resolver) stmts(list []Stmt, sc *scope) {
 			r.expr(s.To, sc, false)
 			inner := newScope(sc)
 			inner.names[s.Var.Name] = true
+			r.loops++
 			r.stmts(s.Body, inner)
+			r.loops--
 		case *ReturnStmt:
 			r.expr(s.Value, sc, false)
 		case *LossStmt:
@@ -184,6 +272,28 @@ func (r *resolver) stmts(list []Stmt, sc *scope) {
 	}
 }
 
+// placement reports a statement in a place it cannot be: the model-level
+// statements (config, input, loss, metric, output, train) inside a block
+// or a repeat, and return outside a block or inside a repeat.
+func (r *resolver) placement(s Stmt) {
+	switch s := s.(type) {
+	case *ConfigStmt, *InputStmt, *TrainStmt, *LossStmt, *MetricStmt:
+		switch {
+		case r.cur != "":
+			r.diags.errorf(s, "%s is only allowed at the top level of a model, not in block %s", stmtKeyword(s), r.cur)
+		case r.loops > 0:
+			r.diags.errorf(s, "%s is only allowed at the top level of a model, not inside repeat", stmtKeyword(s))
+		}
+	case *ReturnStmt:
+		switch {
+		case r.cur == "":
+			r.diags.errorf(s, "return is only allowed in a block; a model declares loss, metric and output")
+		case r.loops > 0:
+			r.diags.errorf(s, "return inside repeat: block %s returns once, with its last statement", r.cur)
+		}
+	}
+}
+
 // expr checks the names in e. inIndex is true inside mask and score
 // bodies, where only index functions may be called.
 func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
@@ -203,6 +313,18 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 				return
 			}
 		}
+		if inIndex && e.Name == "s" && r.funcKind == "mask" {
+			r.diags.errorf(e, "s (the raw score) is only available in a score, not a mask")
+			return
+		}
+		if r.curLet != nil && r.curLet.Name == e.Name && sc.declaredLater(e.Name) == r.curLet {
+			r.diags.errorf(e, "%s is used in its own definition", e.Name)
+			return
+		}
+		if let := sc.declaredLater(e.Name); let != nil {
+			r.diags.errorf(e, "%s is used before it is defined: its let is at line %d", e.Name, let.Pos.Line)
+			return
+		}
 		cands := sc.all()
 		if !inIndex {
 			cands = append(cands, r.prog.names()...)
@@ -220,7 +342,7 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 		}
 		seen := map[string]bool{}
 		for _, a := range e.Args {
-			if a.Name != nil {
+			if a.Name != nil && r.inTrain {
 				if seen[a.Name.Name] {
 					r.diags.errorf(a.Name, "argument %s given twice", a.Name.Name)
 				}
@@ -254,25 +376,32 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 
 func (r *resolver) callee(fn *Ident, call *CallExpr, sc *scope, inIndex bool) {
 	if inIndex {
-		if _, ok := indexFuncs[fn.Name]; !ok {
+		n, ok := indexFuncs[fn.Name]
+		switch {
+		case !ok:
 			r.diags.errorf(fn, "unknown function %s in an index expression%s (index expressions may call %s)",
 				fn.Name, didYouMean(fn.Name, sortedIndexFuncs()), strings.Join(sortedIndexFuncs(), ", "))
+		case len(call.Args) != n:
+			r.diags.errorf(call, "%s takes %d arguments, got %d", fn.Name, n, len(call.Args))
 		}
 		return
 	}
-	if _, ok := r.prog.Blocks[fn.Name]; ok {
+	if b, ok := r.prog.Blocks[fn.Name]; ok {
 		if r.cur != "" {
 			if r.calls == nil {
 				r.calls = map[string][]blockCall{}
 			}
 			r.calls[r.cur] = append(r.calls[r.cur], blockCall{fn.Name, call})
 		}
+		bindArgs(r.diags, call, "block "+fn.Name, blockFormals(b))
 		return
 	}
-	if _, ok := r.prog.Funcs[fn.Name]; ok {
+	if f, ok := r.prog.Funcs[fn.Name]; ok {
+		bindArgs(r.diags, call, f.Kind+" "+fn.Name, funcFormals(f))
 		return
 	}
-	if _, ok := builtins[fn.Name]; ok {
+	if b, ok := builtins[fn.Name]; ok {
+		bindArgs(r.diags, call, fn.Name, builtinFormals(b))
 		return
 	}
 	if sc.has(fn.Name) {
