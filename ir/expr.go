@@ -571,3 +571,7 @@ func applyExpr(e *Expr, a []float64) (float64, error) {
 	}
 	return 0, fmt.Errorf("cannot evaluate %s", e)
 }
+
+// ValueKind returns the kind Check recorded for e (KInvalid if e was not
+// checked): renderers need it to type the code they write.
+func (e *Expr) ValueKind() ScalarKind { return e.kind }

@@ -1,0 +1,89 @@
+package passes
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/attnc/attnc/ir"
+)
+
+// A Pass transforms a module in place.
+type Pass struct {
+	Name string
+	Doc  string
+	Run  func(m *ir.Module) error
+}
+
+// Pipeline is the one ordered list of passes between elaboration and
+// lowering. Later passes (simplify, fuse, sparsity, tile, plan) slot in
+// here; each must keep the module verified.
+var Pipeline = []Pass{
+	{Name: "verify", Doc: "check the elaborated module", Run: ir.Verify},
+	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
+}
+
+// Options controls a pipeline run.
+type Options struct {
+	// VerifyEach runs the verifier after every pass (tests turn it on).
+	VerifyEach bool
+	// Dump, when set, names a pass after which the module is printed to
+	// DumpTo ("elaborated" prints it before any pass).
+	Dump   string
+	DumpTo io.Writer
+	// Time, when set, receives how long each pass took.
+	Time func(pass string, d time.Duration)
+}
+
+// Names returns the pass names, in order, with "elaborated" first: the
+// stages -dump accepts.
+func Names() []string {
+	out := []string{"elaborated"}
+	for _, p := range Pipeline {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// Run runs the pipeline on m and lowers the result. A panic inside a pass
+// is turned into an error that names the pass.
+func Run(m *ir.Module, opts Options) (*ir.Program, error) {
+	if opts.Dump == "elaborated" && opts.DumpTo != nil {
+		fmt.Fprint(opts.DumpTo, ir.Print(m))
+	}
+	for _, p := range Pipeline {
+		start := time.Now()
+		if err := runPass(p, m); err != nil {
+			return nil, err
+		}
+		if opts.Time != nil {
+			opts.Time(p.Name, time.Since(start))
+		}
+		if opts.VerifyEach {
+			if err := ir.Verify(m); err != nil {
+				return nil, fmt.Errorf("after pass %s: %w", p.Name, err)
+			}
+		}
+		if opts.Dump == p.Name && opts.DumpTo != nil {
+			fmt.Fprint(opts.DumpTo, ir.Print(m))
+		}
+	}
+	start := time.Now()
+	prog, err := Lower(m)
+	if opts.Time != nil {
+		opts.Time("lower", time.Since(start))
+	}
+	return prog, err
+}
+
+func runPass(p Pass, m *ir.Module) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in pass %s: %v", p.Name, r)
+		}
+	}()
+	if err := p.Run(m); err != nil {
+		return fmt.Errorf("pass %s: %w", p.Name, err)
+	}
+	return nil
+}
