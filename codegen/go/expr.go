@@ -1,0 +1,188 @@
+package gogen
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/attnc/attnc/ir"
+)
+
+// exprWriter renders an index expression (a mask or score) as a Go
+// expression inside a closure whose parameters are b, h, q, k int and
+// s float32. Ints are Go ints, floats float64, bools bool; symbols are the
+// enclosing function's s_<name> variables; captured tensors are read with
+// the bounds-checked helpers capF/capI/capB of the generated file.
+type exprWriter struct {
+	caps    []string // Go names of the captured tensors
+	capType []ir.Type
+	r       *renderer
+}
+
+func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
+	k := e.ValueKind()
+	if k == ir.KInvalid {
+		return "", k, fmt.Errorf("expression %s was not type-checked", e)
+	}
+	arg := func(i int) (string, ir.ScalarKind, error) { return w.write(e.Args[i]) }
+	switch e.Kind {
+	case ir.EVar:
+		switch e.Name {
+		case "q", "k", "h", "b":
+			return e.Name, k, nil
+		case "s":
+			return "float64(s)", k, nil
+		}
+		return symVar(e.Name), k, nil
+	case ir.EInt:
+		return "(" + strconv.FormatInt(e.Int, 10) + ")", k, nil
+	case ir.EFloat:
+		return w.float(e.Num), k, nil
+	case ir.EBool:
+		return strconv.FormatBool(e.Int != 0), k, nil
+	case ir.ECapture:
+		i := int(e.Int)
+		var idx []string
+		for j := range e.Args {
+			s, _, err := arg(j)
+			if err != nil {
+				return "", k, err
+			}
+			idx = append(idx, s)
+		}
+		fn := map[ir.DType]string{ir.F32: "capF", ir.I32: "capI", ir.Bool: "capB"}[w.capType[i].DType]
+		w.r.useHelper("cap")
+		return fmt.Sprintf("%s(%s, %d, %s)", fn, w.caps[i], i, joinArgs(idx)), k, nil
+	case ir.ENeg:
+		a, ak, err := arg(0)
+		return "(-" + convert(a, ak, k) + ")", k, err
+	case ir.ENot:
+		a, _, err := arg(0)
+		return "(!" + a + ")", k, err
+	case ir.ECall:
+		var args []string
+		var kinds []ir.ScalarKind
+		for j := range e.Args {
+			s, ak, err := arg(j)
+			if err != nil {
+				return "", k, err
+			}
+			args, kinds = append(args, s), append(kinds, ak)
+		}
+		switch e.Name {
+		case "exp", "log", "tanh":
+			w.r.useMath = true
+			return fmt.Sprintf("math.%s(%s)", map[string]string{"exp": "Exp", "log": "Log", "tanh": "Tanh"}[e.Name], convert(args[0], kinds[0], ir.KFloat)), k, nil
+		case "sigmoid":
+			w.r.useMath = true
+			return fmt.Sprintf("(1 / (1 + math.Exp(-%s)))", convert(args[0], kinds[0], ir.KFloat)), k, nil
+		case "abs":
+			if k == ir.KFloat {
+				w.r.useMath = true
+				return fmt.Sprintf("math.Abs(%s)", args[0]), k, nil
+			}
+			w.r.useHelper("absInt")
+			return fmt.Sprintf("absInt(%s)", args[0]), k, nil
+		case "min", "max", "clamp":
+			for j := range args {
+				args[j] = convert(args[j], kinds[j], k)
+			}
+			if e.Name == "clamp" {
+				return fmt.Sprintf("min(max(%s, %s), %s)", args[0], args[1], args[2]), k, nil
+			}
+			return fmt.Sprintf("%s(%s, %s)", e.Name, args[0], args[1]), k, nil
+		case "where":
+			// Only the branch taken is evaluated: the other may read a
+			// capture at an index that is valid only when it is taken.
+			return fmt.Sprintf("func() %s { if %s { return %s }; return %s }()", goType(k), args[0],
+				convert(args[1], kinds[1], k), convert(args[2], kinds[2], k)), k, nil
+		}
+		return "", k, fmt.Errorf("unknown index function %s", e.Name)
+	}
+	a, ak, err := arg(0)
+	if err != nil {
+		return "", k, err
+	}
+	b, bk, err := arg(1)
+	if err != nil {
+		return "", k, err
+	}
+	// The operands of a comparison or arithmetic meet at float if either
+	// is float.
+	join := ir.KInt
+	if ak == ir.KFloat || bk == ir.KFloat {
+		join = ir.KFloat
+	}
+	if ak == ir.KBool && bk == ir.KBool {
+		join = ir.KBool
+	}
+	a, b = convert(a, ak, join), convert(b, bk, join)
+	switch e.Kind {
+	case ir.EDiv:
+		if k == ir.KInt {
+			w.r.useHelper("floorDiv")
+			return fmt.Sprintf("floorDiv(%s, %s)", a, b), k, nil
+		}
+		return "(" + a + " / " + b + ")", k, nil
+	case ir.EMod:
+		w.r.useHelper("floorMod")
+		return fmt.Sprintf("floorMod(%s, %s)", a, b), k, nil
+	}
+	op, ok := goBinary[e.Kind]
+	if !ok {
+		return "", k, fmt.Errorf("cannot render %s", e)
+	}
+	return "(" + a + " " + op + " " + b + ")", k, nil
+}
+
+var goBinary = map[ir.ExprKind]string{
+	ir.EAdd: "+", ir.ESub: "-", ir.EMul: "*",
+	ir.ELt: "<", ir.ELe: "<=", ir.EGt: ">", ir.EGe: ">=", ir.EEq: "==", ir.ENe: "!=",
+	ir.EAnd: "&&", ir.EOr: "||",
+}
+
+func (w *exprWriter) float(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		w.r.useMath = true
+		return "math.Inf(1)"
+	case math.IsInf(v, -1):
+		w.r.useMath = true
+		return "math.Inf(-1)"
+	case math.IsNaN(v):
+		w.r.useMath = true
+		return "math.NaN()"
+	}
+	return "float64(" + strconv.FormatFloat(v, 'g', -1, 64) + ")"
+}
+
+// convert turns code of kind from into kind to (int → float only).
+func convert(code string, from, to ir.ScalarKind) string {
+	if from == ir.KInt && to == ir.KFloat {
+		return "float64(" + code + ")"
+	}
+	return code
+}
+
+func goType(k ir.ScalarKind) string {
+	switch k {
+	case ir.KInt:
+		return "int"
+	case ir.KBool:
+		return "bool"
+	}
+	return "float64"
+}
+
+func joinArgs(xs []string) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}
+
+func symVar(name string) string { return "s_" + name }
