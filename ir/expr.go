@@ -338,6 +338,9 @@ func (e *Expr) check(env ExprEnv) (ScalarKind, error) {
 			if kinds[0] != KBool {
 				return KInvalid, fmt.Errorf("where: condition is %s, want bool", kinds[0])
 			}
+			if kinds[1] == KBool && kinds[2] == KBool {
+				return KBool, nil // choosing between conditions
+			}
 			return numericJoin(e.Name, kinds[1], kinds[2])
 		case "exp", "log", "tanh", "sigmoid":
 			if kinds[0] == KBool {

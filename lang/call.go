@@ -187,7 +187,7 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 			okAll = false
 			continue
 		}
-		inner.vars[p.Name.Name] = v
+		inner.vars[p.Name.Name] = asDeclared(p.Type, v)
 	}
 	if !okAll {
 		return errVal{}
@@ -217,6 +217,19 @@ func lastReturn(body []Stmt) *ReturnStmt {
 	}
 	r, _ := body[len(body)-1].(*ReturnStmt)
 	return r
+}
+
+// asDeclared converts v to the kind its parameter declares: an int given
+// to a float parameter becomes a float, so r / 2 divides exactly.
+func asDeclared(t *TypeExpr, v value) value {
+	if t != nil && !t.Shaped && t.Name != nil && t.Name.Name == "float" {
+		if iv, ok := v.(intVal); ok {
+			if c, ok := iv.isConst(); ok {
+				return floatVal{float64(c)}
+			}
+		}
+	}
+	return v
 }
 
 // bindParam checks v against a declared type t (of the parameter param,
@@ -359,6 +372,16 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 		}
 		if _, bad := v.(errVal); bad {
 			return v
+		}
+		if p.Type != nil {
+			at := Node(p)
+			if a := b.args[p.Name.Name]; a != nil {
+				at = a.Value
+			}
+			if !e.bindParam(at, fmt.Sprintf("%s of %s", p.Name.Name, what), p.Name.Name, p.Type, v, newEnv(nil), map[string]string{}) {
+				return errVal{}
+			}
+			v = asDeclared(p.Type, v)
 		}
 		args[p.Name.Name] = v
 	}

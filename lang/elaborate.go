@@ -342,6 +342,11 @@ func (e *elab) input(s *InputStmt, top *env) {
 						bad = true
 						return
 					}
+					if id.Name == "inf" || id.Name == "nan" {
+						e.errorf(id, "%s cannot name a dimension: it reads as a number in masks and in the IR", id.Name)
+						bad = true
+						return
+					}
 					e.b.AddSym(id.Name)
 					top.vars[id.Name] = intVal{ir.SymDim(id.Name)}
 				}
@@ -594,6 +599,8 @@ func (e *elab) repeat(s *RepeatStmt, sc *env) {
 	if id, ok := s.To.(*Ident); ok {
 		prefix = id.Name
 	}
+	// Two loops over the same bound in one scope get layers and layers_1.
+	prefix = e.segment(prefix)
 	for i := from; i < to && !e.tooBig; i++ {
 		inner := newEnv(sc)
 		inner.vars[s.Var.Name] = constInt(i)
@@ -618,12 +625,14 @@ func (e *elab) pop() {
 // want, or want_1, want_2… when want is taken.
 func (e *elab) segment(want string) string {
 	sc := e.scopes[len(e.scopes)-1]
-	n := sc[want]
-	sc[want] = n + 1
-	if n == 0 {
-		return want
+	name := want
+	// Every name handed out is recorded, so a later let called linear_1
+	// cannot collide with a generated linear_1.
+	for n := 1; sc[name] > 0; n++ {
+		name = fmt.Sprintf("%s_%d", want, n)
 	}
-	return fmt.Sprintf("%s_%d", want, n)
+	sc[name]++
+	return name
 }
 
 // paramName joins the current path with the given segments.
@@ -657,6 +666,11 @@ func (e *elab) countCreating(x Expr) int {
 // newParam creates a weight named after the current path and segs.
 func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, segs ...string) value {
 	name := e.paramName(segs...)
+	for _, d := range shape {
+		if _, ok := d.IsConst(); !ok {
+			return e.errorf(at, "weight %s would have the shape %s, but weights need sizes known at compile time, and %s is known only at run time", name, shape, d)
+		}
+	}
 	if e.used[name] {
 		return e.errorf(at, "internal error: weight name %s used twice", name)
 	}

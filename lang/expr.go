@@ -182,6 +182,26 @@ func (e *elab) binary(n Node, op string, x, y value) value {
 			return combineMasks(op, xe, ye)
 		}
 	}
+	// none is the mask that admits every key: none && m is m, and
+	// none || m admits everything, so optional masks combine.
+	if op == "&&" || op == "||" {
+		_, xNone := x.(noneVal)
+		_, yNone := y.(noneVal)
+		xm, xMask := x.(exprVal)
+		ym, yMask := y.(exprVal)
+		switch {
+		case xNone && (yNone || yMask && !ym.score):
+			if op == "&&" {
+				return y
+			}
+			return x
+		case yNone && xMask && !xm.score:
+			if op == "&&" {
+				return x
+			}
+			return y
+		}
+	}
 	switch xv := x.(type) {
 	case intVal:
 		switch yv := y.(type) {
@@ -392,7 +412,12 @@ func (e *elab) floatArith(n Node, op string, x, y float64) value {
 	case "/":
 		return floatVal{x / y}
 	case "%":
-		return floatVal{math.Mod(x, y)}
+		// Floor modulo, as for ints: the result has the divisor's sign.
+		m := math.Mod(x, y)
+		if m != 0 && (m < 0) != (y < 0) {
+			m += y
+		}
+		return floatVal{m}
 	case "==":
 		return boolVal{x == y}
 	case "!=":

@@ -124,14 +124,14 @@ func (r *resolver) params(ps []*Param, sc *scope) {
 		}
 		seen[p.Name.Name] = true
 		if p.Default != nil {
+			// A default may use the parameters before it, as the
+			// elaborator evaluates it: m: mask = prefix_lm(src_len).
 			r.expr(p.Default, sc, false)
 		}
 		if p.Type != nil {
 			r.typeName(p.Type)
 			r.typeDims(p.Type, sc)
 		}
-	}
-	for _, p := range ps {
 		sc.names[p.Name.Name] = true
 	}
 }
