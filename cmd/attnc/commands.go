@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/stdlib"
 )
 
@@ -129,27 +131,56 @@ var irCmd = &command{
 	name:    "ir",
 	args:    "FILE",
 	summary: "print the typed IR of a model",
-	help: `IR prints the IR of a model in its text form, which 'attnc' and the
-ir package parse back. -stage chooses how far the model is compiled;
-today the only stage is elaborated (straight from the source).`,
+	help: `IR prints the IR of a model in its text form, which the ir package
+parses back. -dump names the stage: elaborated (straight from the source,
+the default) or the pass after which to print (see the list below); -time
+prints how long each pass took, to standard error.`,
 	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
-		stage := fs.String("stage", "elaborated", "compilation stage to print: elaborated")
+		dump := fs.String("dump", "elaborated", "print the IR after this stage: "+strings.Join(passes.Names(), ", "))
+		stage := fs.String("stage", "", "the same as -dump (older spelling)")
+		timing := fs.Bool("time", false, "print the time each pass took to standard error")
 		model := fs.String("model", "", "the model to print, when the file defines several")
 		return func(c *cli, args []string) int {
 			if len(args) != 1 {
 				return c.usageError("ir", "want exactly one file, got %d", len(args))
 			}
-			if *stage != "elaborated" {
-				return c.usageError("ir", "unknown stage %q (stages: elaborated)", *stage)
+			if *stage != "" {
+				*dump = *stage
+			}
+			if !contains(passes.Names(), *dump) {
+				return c.usageError("ir", "unknown stage %q (stages: %s)", *dump, strings.Join(passes.Names(), ", "))
 			}
 			models, ok := c.compile(args[0], *model, false)
 			if !ok {
 				return exitError
 			}
-			fmt.Fprint(c.stdout, ir.Print(models[0].IR))
+			m := models[0].IR
+			if *dump == "elaborated" && !*timing {
+				fmt.Fprint(c.stdout, ir.Print(m))
+				return exitOK
+			}
+			opts := passes.Options{Dump: *dump, DumpTo: c.stdout}
+			if *timing {
+				opts.Time = func(pass string, d time.Duration) {
+					fmt.Fprintf(c.stderr, "%-10s %v\n", pass, d.Round(time.Microsecond))
+				}
+			}
+			if _, err := passes.Run(m, opts); err != nil {
+				fmt.Fprintf(c.stderr, "attnc ir: %v\n", err)
+				return exitError
+			}
 			return exitOK
 		}
 	},
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 var fmtCmd = &command{
@@ -181,11 +212,10 @@ files whose formatting differs.`,
 					status = exitError
 					continue
 				}
+				if *list && out != src {
+					fmt.Fprintln(c.stdout, f)
+				}
 				switch {
-				case *list:
-					if out != src {
-						fmt.Fprintln(c.stdout, f)
-					}
 				case *write:
 					if out != src {
 						if err := writeFileAtomic(f, []byte(out)); err != nil {
@@ -193,7 +223,7 @@ files whose formatting differs.`,
 							status = exitError
 						}
 					}
-				default:
+				case !*list:
 					fmt.Fprint(c.stdout, out)
 				}
 			}

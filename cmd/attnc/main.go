@@ -1,7 +1,8 @@
 // Command attnc compiles .attn model files.
 //
 //	attnc check FILE...            parse and check; positioned errors
-//	attnc ir [-stage=elaborated] FILE
+//	attnc ir [-dump=PASS] [-time] FILE
+//	attnc build -o DIR FILE        a Go package
 //	attnc fmt [-w] [-l] FILE...
 //	attnc version
 //
@@ -41,7 +42,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{checkCmd, irCmd, fmtCmd, versionCmd}
+	commands = []*command{checkCmd, irCmd, buildCmd, fmtCmd, versionCmd}
 }
 
 // cli carries the streams a command writes to, so tests run commands in

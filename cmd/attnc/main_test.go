@@ -60,7 +60,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"check"},
 		{"check", "-nosuchflag", "x.attn"},
 		{"ir"},
-		{"ir", "-stage=tiled", "../../stdlib/seq2seq.attn"},
+		{"ir", "-dump=tiled", "../../stdlib/seq2seq.attn"},
 		{"fmt"},
 		{"version", "extra"},
 	} {

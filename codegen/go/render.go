@@ -304,15 +304,15 @@ func (r *renderer) bind() {
 	for _, in := range r.inputs {
 		f := r.inField[in]
 		name := strconv.Quote(in.Name())
-		r.pf("\tif in.%s == nil {\n\t\treturn sz, fmt.Errorf(\"input %%s is missing (%s)\", %s)\n\t}\n", f, in.Type, name)
-		r.pf("\tif in.%s.DType != %s || len(in.%s.Shape) != %d {\n\t\treturn sz, fmt.Errorf(\"input %%s: want %s, got %%v\", %s, in.%s)\n\t}\n",
+		r.pf("\tif in.%s == nil {\n\t\treturn sz, fmt.Errorf(\"input %%q is missing (%s)\", %s)\n\t}\n", f, in.Type, name)
+		r.pf("\tif in.%s.DType != %s || len(in.%s.Shape) != %d {\n\t\treturn sz, fmt.Errorf(\"input %%q: want %s, got %%v\", %s, in.%s)\n\t}\n",
 			f, rtDType(in.Type.DType), f, in.Type.Rank(), in.Type, name, f)
-		r.pf("\tif err := checkData(in.%s); err != nil {\n\t\treturn sz, fmt.Errorf(\"input %%s: %%w\", %s, err)\n\t}\n", f, name)
+		r.pf("\tif err := checkData(in.%s); err != nil {\n\t\treturn sz, fmt.Errorf(\"input %%q: %%w\", %s, err)\n\t}\n", f, name)
 		r.useHelper("checkData")
 		for i, d := range in.Type.Shape {
 			got := fmt.Sprintf("in.%s.Shape[%d]", f, i)
 			if c, ok := d.IsConst(); ok {
-				r.pf("\tif %s != %d {\n\t\treturn sz, fmt.Errorf(\"input %%s: dim %d must be %d, got %%d\", %s, %s)\n\t}\n", got, c, i, c, name, got)
+				r.pf("\tif %s != %d {\n\t\treturn sz, fmt.Errorf(\"input %%q: dim %d must be %d, got %%d\", %s, %s)\n\t}\n", got, c, i, c, name, got)
 				continue
 			}
 			if len(d.Terms) == 1 && d.Terms[0].Coef == 1 && d.Const == 0 {
@@ -322,13 +322,13 @@ func (r *renderer) bind() {
 					r.pf("\tsz.%s = %s\n\tbound[%s] = %s\n", symVar(s), got, strconv.Quote(s), name)
 					continue
 				}
-				r.pf("\tif %s != sz.%s {\n\t\treturn sz, fmt.Errorf(\"input %%s: dim %d is %s = %%d from input %%s, got %%d\", %s, sz.%s, bound[%s], %s)\n\t}\n",
+				r.pf("\tif %s != sz.%s {\n\t\treturn sz, fmt.Errorf(\"input %%q: dim %d is %s = %%d from input %%q, got %%d\", %s, sz.%s, bound[%s], %s)\n\t}\n",
 					got, symVar(s), i, s, name, symVar(s), strconv.Quote(s), got)
 				continue
 			}
 			d, i, name, got := d, i, name, got
 			deferred = append(deferred, func() {
-				r.pf("\tif want := %s; %s != want {\n\t\treturn sz, fmt.Errorf(\"input %%s: dim %d is %s = %%d, got %%d\", %s, want, %s)\n\t}\n",
+				r.pf("\tif want := %s; %s != want {\n\t\treturn sz, fmt.Errorf(\"input %%q: dim %d is %s = %%d, got %%d\", %s, want, %s)\n\t}\n",
 					dimGo(d, "sz."), got, i, d, name, got)
 			})
 		}

@@ -1,0 +1,384 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+)
+
+// Tile sizes of the attention kernels: a task owns attnBQ queries of one
+// (batch, head) and walks the keys attnBK at a time.
+const (
+	attnBQ = 32
+	attnBK = 64
+)
+
+// AttnSpec describes one attention op: what the IR's attention and
+// attention_grad attributes say, with the mask and score expressions
+// compiled into closures. Closures are called concurrently from several
+// goroutines and must not modify shared state (CapGrad excepted, see
+// there).
+type AttnSpec struct {
+	// Scale multiplies q·k into the raw score s.
+	Scale float32
+	// Returns is "out" (the default when empty), "probs", "logprobs" or
+	// "lse".
+	Returns string
+	// Mask reports whether query q may attend to key k; nil admits every
+	// key.
+	Mask func(b, h, q, k int) bool
+	// Score modifies the raw score s = Scale·q·k of an admitted key; nil is
+	// the identity. It is called only where Mask admits the key, so it may
+	// read captured tensors at indices valid only there.
+	Score func(s float32, b, h, q, k int) float32
+	// DScore is ∂Score/∂s at the raw score s, for the backward pass; nil
+	// means 1.
+	DScore func(s float32, b, h, q, k int) float32
+	// CapGrad adds into grad the contribution of one admitted (b, h, q, k)
+	// to the gradient of a captured tensor read by Score, given dsp, the
+	// gradient with respect to the modified score, and s, the raw score:
+	// dsp·∂Score/∂$i[idx] at each index idx the score reads. AttentionGrad
+	// gives each goroutine its own grad tensor and sums them afterwards,
+	// so CapGrad may write grad freely.
+	CapGrad func(grad *Tensor, dsp float32, s float32, b, h, q, k int)
+	// Tile, when non-nil, classifies the tile of queries [q0, q1) and
+	// keys [k0, k1) of (b, h): TileEmpty if Mask admits none of its pairs
+	// (the kernels skip it), TileFull if Mask admits all of them (Mask is
+	// not called), TilePartial otherwise or when unsure. The compiler's
+	// sparsity analysis proves these from the mask expression; nil treats
+	// every tile as partial.
+	Tile func(b, h, q0, q1, k0, k1 int) TileKind
+}
+
+// A TileKind is what a mask does on a tile of (query, key) pairs.
+type TileKind uint8
+
+// The tile kinds; the zero value is the safe default.
+const (
+	TilePartial TileKind = iota // some pairs may be masked: call Mask
+	TileEmpty                   // every pair is masked: skip the tile
+	TileFull                    // no pair is masked: skip Mask
+)
+
+// An attnRun is one call of Attention or AttentionGrad: its operands and
+// sizes.
+type attnRun struct {
+	spec                  *AttnSpec
+	q, k, v               *Tensor
+	nb, nh, nq, nk, d, dv int
+	returns               string
+}
+
+func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
+	if spec == nil {
+		panic(fmt.Sprintf("runtime.%s: nil spec", kernel))
+	}
+	a := &attnRun{spec: spec, q: q, k: k, v: v, returns: spec.Returns}
+	if a.returns == "" {
+		a.returns = "out"
+	}
+	bad := q.DType != F32 || k.DType != F32 || len(q.Shape) != 4 || len(k.Shape) != 4 ||
+		q.Shape[0] != k.Shape[0] || q.Shape[1] != k.Shape[1] || q.Shape[3] != k.Shape[3]
+	if bad {
+		panic(fmt.Sprintf("runtime.%s: q %s and k %s must be f32[B, H, N, D] with matching B, H, D",
+			kernel, typeString(q.DType, q.Shape), typeString(k.DType, k.Shape)))
+	}
+	a.nb, a.nh, a.nq, a.d = q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
+	a.nk = k.Shape[2]
+	switch a.returns {
+	case "out":
+		if v == nil || v.DType != F32 || len(v.Shape) != 4 || v.Shape[0] != a.nb || v.Shape[1] != a.nh || v.Shape[2] != a.nk {
+			panic(fmt.Sprintf("runtime.%s: returning out needs v f32[%d, %d, %d, Dv], got %v", kernel, a.nb, a.nh, a.nk, v))
+		}
+		a.dv = v.Shape[3]
+	case "probs", "logprobs", "lse":
+	default:
+		panic(fmt.Sprintf("runtime.%s: unknown Returns %q", kernel, spec.Returns))
+	}
+	return a
+}
+
+// qTiles returns the number of (b, h, query tile) tasks.
+func (a *attnRun) qTiles() int { return a.nb * a.nh * ceilDiv(a.nq, attnBQ) }
+
+// kTiles returns the number of (b, h, key tile) tasks.
+func (a *attnRun) kTiles() int { return a.nb * a.nh * ceilDiv(a.nk, attnBK) }
+
+// grain returns a ParallelFor grain for tasks that each cost about flops.
+func grainFor(flops int) int { return max(1, (1<<18)/max(flops, 1)) }
+
+// A tileBuf is one goroutine's scratch for a tile of attnBQ × attnBK
+// (query, key) pairs; row i of a tile matrix starts at i·attnBK.
+type tileBuf struct {
+	sc   []float32 // modified scores, -Inf where masked; then probabilities
+	raw  []float32 // raw scores Scale·q·k
+	keep []bool    // admitted pairs
+	kt   []float32 // a key tile transposed, [D × attnBK]
+}
+
+func newTileBuf(d int) *tileBuf {
+	return &tileBuf{
+		sc:   make([]float32, attnBQ*attnBK),
+		raw:  make([]float32, attnBQ*attnBK),
+		keep: make([]bool, attnBQ*attnBK),
+		kt:   make([]float32, d*attnBK),
+	}
+}
+
+// scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
+// keep, raw (when wantRaw) and sc. It reports whether any pair is
+// admitted; when not, t holds nothing meaningful.
+func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) bool {
+	rows, cols := q1-q0, k1-k0
+	s := a.spec
+	kind := TilePartial
+	if s.Tile != nil {
+		kind = s.Tile(b, h, q0, q1, k0, k1)
+	}
+	if s.Mask == nil {
+		kind = TileFull
+	}
+	switch kind {
+	case TileEmpty:
+		return false
+	case TileFull:
+		for i := range rows {
+			keep := t.keep[i*attnBK : i*attnBK+cols]
+			for j := range keep {
+				keep[j] = true
+			}
+		}
+	default:
+		any := false
+		for i := range rows {
+			keep := t.keep[i*attnBK : i*attnBK+cols]
+			for j := range keep {
+				keep[j] = s.Mask(b, h, q0+i, k0+j)
+				any = any || keep[j]
+			}
+		}
+		if !any {
+			return false
+		}
+	}
+	// sc = q_tile · k_tileᵀ through the transposed key tile.
+	bh := b*a.nh + h
+	ks := a.k.F[(bh*a.nk+k0)*a.d:]
+	for j := range cols {
+		for c, x := range ks[j*a.d : (j+1)*a.d] {
+			t.kt[c*attnBK+j] = x
+		}
+	}
+	for i := range rows {
+		clear(t.sc[i*attnBK : i*attnBK+cols])
+	}
+	matAdd(t.sc, attnBK, a.q.F[(bh*a.nq+q0)*a.d:], a.d, t.kt, attnBK, rows, a.d, cols)
+	for i := range rows {
+		sc := t.sc[i*attnBK : i*attnBK+cols]
+		raw := t.raw[i*attnBK : i*attnBK+cols]
+		keep := t.keep[i*attnBK : i*attnBK+cols]
+		for j := range sc {
+			if !keep[j] {
+				sc[j] = negInf32
+				continue
+			}
+			v := a.spec.Scale * sc[j]
+			if wantRaw {
+				raw[j] = v
+			}
+			if s.Score != nil {
+				v = s.Score(v, b, h, q0+i, k0+j)
+			}
+			sc[j] = v
+		}
+	}
+	return true
+}
+
+// matAdd adds a[m×k] · b[k×n] into c[m×n] (row strides lda, ldb, ldc),
+// four rows at a time.
+func matAdd(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, k, n int) {
+	for i := 0; i < m; i += 4 {
+		gemmMicro(c[i*ldc:], ldc, a[i*lda:], lda, b, ldb, min(4, m-i), k, n)
+	}
+}
+
+// Attention computes the IR's attention op on q f32[B, H, Nq, D] and k
+// f32[B, H, Nk, D]: for every query, softmax over the admitted keys of
+// Score(Scale·q·k), then, by spec.Returns:
+//
+//   - "out": the probabilities applied to v f32[B, H, Nk, Dv], giving
+//     f32[B, H, Nq, Dv] (a query with no admitted key gives zeros);
+//   - "probs", "logprobs": the distribution itself, f32[B, H, Nq, Nk]
+//     (masked keys 0 and -Inf; a query with no admitted key all 0 and all
+//     -Inf); v must be nil;
+//   - "lse": the log-sum-exp of the admitted scores, f32[B, H, Nq] (-Inf
+//     with none), the row statistic AttentionGrad recomputes from.
+//
+// "out" and "lse" are FlashAttention-style: each task owns a tile of
+// queries of one (b, h) and walks the key tiles keeping a running maximum,
+// sum and (for out) output accumulator per query, so the Nq × Nk scores
+// are never stored. Tiles that spec.Tile proves empty are skipped.
+// Products accumulate in float32, row sums in float64. It panics if the
+// operands do not fit.
+func Attention(q, k, v *Tensor, spec *AttnSpec) *Tensor {
+	a := newAttnRun("Attention", q, k, v, spec)
+	if a.returns != "out" && v != nil {
+		panic(fmt.Sprintf("runtime.Attention: returning %s takes no v", a.returns))
+	}
+	switch a.returns {
+	case "out":
+		out := New(F32, a.nb, a.nh, a.nq, a.dv)
+		a.flash(out.F, nil)
+		return out
+	case "lse":
+		out := New(F32, a.nb, a.nh, a.nq)
+		a.flash(nil, out.F)
+		return out
+	}
+	out := New(F32, a.nb, a.nh, a.nq, a.nk)
+	a.distribution(out.F, a.returns == "logprobs")
+	return out
+}
+
+// flash runs the online-softmax forward pass, writing the attention
+// output into out (when non-nil) and the row log-sum-exp into lse (when
+// non-nil).
+func (a *attnRun) flash(out, lse []float32) {
+	qt := ceilDiv(a.nq, attnBQ)
+	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
+	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
+		t := newTileBuf(a.d)
+		m := make([]float32, attnBQ)
+		l := make([]float64, attnBQ)
+		var acc []float32
+		if out != nil {
+			acc = make([]float32, attnBQ*a.dv)
+		}
+		for task := lo; task < hi; task++ {
+			bh, q0 := task/qt, task%qt*attnBQ
+			b, h := bh/a.nh, bh%a.nh
+			q1 := min(q0+attnBQ, a.nq)
+			rows := q1 - q0
+			for i := range rows {
+				m[i], l[i] = negInf32, 0
+			}
+			clear(acc)
+			for k0 := 0; k0 < a.nk; k0 += attnBK {
+				k1 := min(k0+attnBK, a.nk)
+				cols := k1 - k0
+				if !a.scores(t, b, h, q0, q1, k0, k1, false) {
+					continue
+				}
+				for i := range rows {
+					sc := t.sc[i*attnBK : i*attnBK+cols]
+					rowMax := negInf32
+					for _, s := range sc {
+						rowMax = max(rowMax, s)
+					}
+					if rowMax == negInf32 {
+						clear(sc) // nothing admitted in this row of the tile
+						continue
+					}
+					mNew := max(m[i], rowMax)
+					sum := 0.0
+					for j, s := range sc {
+						p := float32(0)
+						if s != negInf32 {
+							p = exp32(s - mNew)
+						}
+						sc[j] = p
+						sum += float64(p)
+					}
+					if m[i] != negInf32 && m[i] != mNew {
+						alpha := exp32(m[i] - mNew)
+						l[i] *= float64(alpha)
+						if acc != nil {
+							scaleRow(acc[i*a.dv:(i+1)*a.dv], alpha)
+						}
+					}
+					m[i] = mNew
+					l[i] += sum
+				}
+				if acc != nil {
+					matAdd(acc, a.dv, t.sc, attnBK, a.v.F[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+				}
+			}
+			row0 := bh*a.nq + q0
+			for i := range rows {
+				if lse != nil {
+					lse[row0+i] = negInf32
+					if l[i] > 0 {
+						lse[row0+i] = m[i] + float32(math.Log(l[i]))
+					}
+				}
+				if out != nil {
+					o := out[(row0+i)*a.dv : (row0+i+1)*a.dv]
+					if l[i] > 0 {
+						copy(o, acc[i*a.dv:(i+1)*a.dv])
+						scaleRow(o, float32(1/l[i]))
+					}
+				}
+			}
+		}
+	})
+}
+
+// distribution writes the [B, H, Nq, Nk] probabilities (or their logs)
+// into out, one tile of query rows per task.
+func (a *attnRun) distribution(out []float32, logs bool) {
+	qt := ceilDiv(a.nq, attnBQ)
+	ParallelFor(a.qTiles(), grainFor(2*attnBQ*a.nk*a.d), func(lo, hi int) {
+		t := newTileBuf(a.d)
+		for task := lo; task < hi; task++ {
+			bh, q0 := task/qt, task%qt*attnBQ
+			b, h := bh/a.nh, bh%a.nh
+			q1 := min(q0+attnBQ, a.nq)
+			rows := out[(bh*a.nq+q0)*a.nk : (bh*a.nq+q1)*a.nk]
+			for k0 := 0; k0 < a.nk; k0 += attnBK {
+				k1 := min(k0+attnBK, a.nk)
+				ok := a.scores(t, b, h, q0, q1, k0, k1, false)
+				for i := range q1 - q0 {
+					dst := rows[i*a.nk+k0 : i*a.nk+k1]
+					if ok {
+						copy(dst, t.sc[i*attnBK:])
+					} else {
+						for j := range dst {
+							dst[j] = negInf32
+						}
+					}
+				}
+			}
+			for i := range q1 - q0 {
+				row := rows[i*a.nk : (i+1)*a.nk]
+				mx := negInf32
+				for _, s := range row {
+					mx = max(mx, s)
+				}
+				if mx == negInf32 {
+					if !logs {
+						clear(row)
+					}
+					continue
+				}
+				sum := 0.0
+				for _, s := range row {
+					if s != negInf32 {
+						sum += float64(exp32(s - mx))
+					}
+				}
+				lse := mx + float32(math.Log(sum))
+				inv := float32(1 / sum)
+				for j, s := range row {
+					switch {
+					case logs:
+						row[j] = s - lse // -Inf stays -Inf
+					case s == negInf32:
+						row[j] = 0
+					default:
+						row[j] = exp32(s-mx) * inv
+					}
+				}
+			}
+		}
+	})
+}

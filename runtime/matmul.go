@@ -1,0 +1,83 @@
+package runtime
+
+import "fmt"
+
+// Block sizes of MatMul: a task computes an mcBlock × ncBlock tile of one
+// result matrix, walking k in kcBlock steps so that the kcBlock × ncBlock
+// panel of y it reads (128 KiB) stays in cache while the rows of x
+// stream past it.
+const (
+	mcBlock = 64
+	ncBlock = 256
+	kcBlock = 128
+)
+
+// MatMul returns x[..., m, k] · y[..., k, n] → [..., m, n] for f32 x and
+// y of rank ≥ 2, numpy-style: the batch dims (all but the last two)
+// broadcast. It accumulates in float32 and runs tiles of the result in
+// parallel. It panics if the shapes do not fit.
+func MatMul(x, y *Tensor) *Tensor {
+	rx, ry := len(x.Shape), len(y.Shape)
+	if x.DType != F32 || y.DType != F32 || rx < 2 || ry < 2 || x.Shape[rx-1] != y.Shape[ry-2] {
+		panic(fmt.Sprintf("runtime.MatMul: %s · %s", typeString(x.DType, x.Shape), typeString(y.DType, y.Shape)))
+	}
+	m, k, n := x.Shape[rx-2], x.Shape[rx-1], y.Shape[ry-1]
+	batch, err := BroadcastShape(x.Shape[:rx-2], y.Shape[:ry-2])
+	if err != nil {
+		panic(fmt.Sprintf("runtime.MatMul: %s · %s: batch dims: %v", typeString(x.DType, x.Shape), typeString(y.DType, y.Shape), err))
+	}
+	out := New(F32, append(batch, m, n)...)
+	xb := batchIndex(x.Shape[:rx-2], batch)
+	yb := batchIndex(y.Shape[:ry-2], batch)
+	gemm(out.F, x.F, y.F, xb, yb, m, k, n)
+	return out
+}
+
+// batchIndex returns, for each batch index of shape batch in row-major
+// order, the flat index of the matrix of an operand whose batch dims in
+// are broadcast to batch.
+func batchIndex(in, batch []int) []int {
+	nb := numel(batch)
+	out := make([]int, nb)
+	lead := len(batch) - len(in)
+	st := stridesOf(in)
+	for b := range nb {
+		idx := unravel(b, batch)
+		off := 0
+		for i, d := range in {
+			if d != 1 {
+				off += idx[lead+i] * st[i]
+			}
+		}
+		out[b] = off
+	}
+	return out
+}
+
+// gemm computes the batch of products c[b] = a[ab[b]] · bm[bb[b]] of
+// [m, k] and [k, n] row-major matrices into the zeroed c.
+func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	mt, nt := ceilDiv(m, mcBlock), ceilDiv(n, ncBlock)
+	tiles := len(ab) * mt * nt
+	flopsPerTile := 2 * min(m, mcBlock) * min(n, ncBlock) * k
+	ParallelFor(tiles, max(1, (1<<18)/max(flopsPerTile, 1)), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b, r := t/(mt*nt), t%(mt*nt)
+			i0, j0 := r/nt*mcBlock, r%nt*ncBlock
+			i1, j1 := min(i0+mcBlock, m), min(j0+ncBlock, n)
+			cm := c[b*m*n:]
+			am := a[ab[b]*m*k:]
+			bmat := bm[bb[b]*k*n:]
+			for p0 := 0; p0 < k; p0 += kcBlock {
+				p1 := min(p0+kcBlock, k)
+				for i := i0; i < i1; i += 4 {
+					rows := min(4, i1-i)
+					gemmMicro(cm[i*n+j0:], n, am[i*k+p0:], k, bmat[p0*n+j0:], n, rows, p1-p0, j1-j0)
+				}
+			}
+		}
+	})
+}

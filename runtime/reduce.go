@@ -1,0 +1,428 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+)
+
+// colBlock is how many columns one task of a strided reduction handles.
+const colBlock = 256
+
+// A reduceKind says what a reduction computes.
+type reduceKind uint8
+
+const (
+	kindSum reduceKind = iota
+	kindMean
+	kindMax
+	kindLSE
+)
+
+// reduceView arranges the reduction of x over axes as [outer, n, inner]
+// with the reduced elements in the middle: directly when the axes are
+// adjacent, otherwise on a transposed copy with the reduced axes last. It
+// also returns the result shape. It panics on bad axes.
+func reduceView(kernel string, x *Tensor, axes []int, keepdims bool) (src *Tensor, outer, n, inner int, shape []int) {
+	rank := len(x.Shape)
+	reduced := make([]bool, rank)
+	for i, a := range axes {
+		checkAxis(kernel, a, rank)
+		if i > 0 && a <= axes[i-1] {
+			panic(fmt.Sprintf("runtime.%s: axes %v are not sorted and distinct", kernel, axes))
+		}
+		reduced[a] = true
+	}
+	var kept []int
+	for d := range rank {
+		switch {
+		case !reduced[d]:
+			shape = append(shape, x.Shape[d])
+			kept = append(kept, d)
+		case keepdims:
+			shape = append(shape, 1)
+		}
+	}
+	if shape == nil {
+		shape = []int{}
+	}
+	if len(axes) == 0 {
+		return x, x.Len(), 1, 1, shape
+	}
+	if axes[len(axes)-1]-axes[0] == len(axes)-1 { // adjacent
+		a0, a1 := axes[0], axes[len(axes)-1]
+		return x, numel(x.Shape[:a0]), numel(x.Shape[a0 : a1+1]), numel(x.Shape[a1+1:]), shape
+	}
+	t := Transpose(x, append(kept, axes...))
+	var nk int = 1
+	for _, d := range kept {
+		nk *= x.Shape[d]
+	}
+	return t, nk, t.Len() / max(nk, 1), 1, shape
+}
+
+// reduceF32 reduces x, viewed as [outer, n, inner], over n into out
+// [outer, inner], accumulating in float64.
+func reduceF32(kind reduceKind, x []float32, outer, n, inner int, out []float32) {
+	if outer*inner == 0 {
+		return
+	}
+	if inner == 1 {
+		ParallelFor(outer, max(1, elemGrain/max(n, 1)), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				out[o] = reduceRow(kind, x[o*n:(o+1)*n])
+			}
+		})
+		return
+	}
+	blocks := ceilDiv(inner, colBlock)
+	ParallelFor(outer*blocks, max(1, elemGrain/max(n*colBlock, 1)), func(lo, hi int) {
+		acc := make([]float64, colBlock)
+		m := make([]float32, colBlock)
+		for t := lo; t < hi; t++ {
+			o, c0 := t/blocks, t%blocks*colBlock
+			c1 := min(c0+colBlock, inner)
+			reduceCols(kind, x[o*n*inner:], n, inner, c0, c1, acc[:c1-c0], m[:c1-c0], out[o*inner+c0:o*inner+c1])
+		}
+	})
+}
+
+// reduceRow reduces a contiguous slice.
+func reduceRow(kind reduceKind, row []float32) float32 {
+	switch kind {
+	case kindMax:
+		m := negInf32
+		for _, v := range row {
+			m = max(m, v)
+		}
+		return m
+	case kindLSE:
+		m := negInf32
+		for _, v := range row {
+			m = max(m, v)
+		}
+		if math.IsInf(float64(m), 0) || m != m {
+			return m
+		}
+		s := 0.0
+		for _, v := range row {
+			s += float64(exp32(v - m))
+		}
+		return m + float32(math.Log(s))
+	}
+	s := 0.0
+	for _, v := range row {
+		s += float64(v)
+	}
+	if kind == kindMean {
+		s /= float64(len(row))
+	}
+	return float32(s)
+}
+
+// reduceCols reduces columns [c0, c1) of the [n, inner] matrix x over its
+// rows into out, with scratch acc and m of length c1-c0.
+func reduceCols(kind reduceKind, x []float32, n, inner, c0, c1 int, acc []float64, m []float32, out []float32) {
+	w := c1 - c0
+	switch kind {
+	case kindMax, kindLSE:
+		for j := range m {
+			m[j] = negInf32
+		}
+		for i := range n {
+			row := x[i*inner+c0:][:w]
+			for j, v := range row {
+				m[j] = max(m[j], v)
+			}
+		}
+		if kind == kindMax {
+			copy(out, m)
+			return
+		}
+		clear(acc)
+		for i := range n {
+			row := x[i*inner+c0:][:w]
+			for j, v := range row {
+				acc[j] += float64(exp32(v - m[j]))
+			}
+		}
+		for j := range out {
+			if math.IsInf(float64(m[j]), 0) || m[j] != m[j] {
+				out[j] = m[j]
+			} else {
+				out[j] = m[j] + float32(math.Log(acc[j]))
+			}
+		}
+		return
+	}
+	clear(acc)
+	for i := range n {
+		row := x[i*inner+c0:][:w]
+		for j, v := range row {
+			acc[j] += float64(v)
+		}
+	}
+	for j := range out {
+		if kind == kindMean {
+			out[j] = float32(acc[j] / float64(n))
+		} else {
+			out[j] = float32(acc[j])
+		}
+	}
+}
+
+// reduceI32 reduces an i32 tensor viewed as [outer, n, inner]: a sum that
+// wraps at 32 bits, or a maximum (MinInt32 when n is 0).
+func reduceI32(kind reduceKind, x []int32, outer, n, inner int, out []int32) {
+	for o := range outer {
+		for j := range inner {
+			var acc int32
+			if kind == kindMax {
+				acc = math.MinInt32
+			}
+			for i := range n {
+				v := x[(o*n+i)*inner+j]
+				if kind == kindMax {
+					acc = max(acc, v)
+				} else {
+					acc += v
+				}
+			}
+			out[o*inner+j] = acc
+		}
+	}
+}
+
+func reduce(kernel string, kind reduceKind, x *Tensor, axes []int, keepdims bool) *Tensor {
+	src, outer, n, inner, shape := reduceView(kernel, x, axes, keepdims)
+	out := New(x.DType, shape...)
+	switch {
+	case x.DType == F32:
+		reduceF32(kind, src.F, outer, n, inner, out.F)
+	case x.DType == I32 && (kind == kindSum || kind == kindMax):
+		reduceI32(kind, src.I, outer, n, inner, out.I)
+	default:
+		panic(fmt.Sprintf("runtime.%s: does not apply to %s", kernel, x.DType))
+	}
+	return out
+}
+
+// ReduceSum sums x (f32 or i32; i32 wraps at 32 bits) over axes, which
+// must be sorted and distinct. With keepdims the reduced axes stay, with
+// size 1; otherwise they are removed. An empty reduction gives 0. f32
+// sums accumulate in float64.
+func ReduceSum(x *Tensor, axes []int, keepdims bool) *Tensor {
+	return reduce("ReduceSum", kindSum, x, axes, keepdims)
+}
+
+// ReduceMax returns the maximum of x (f32 or i32) over axes, as
+// ReduceSum arranges them. NaN propagates; an empty reduction gives -Inf
+// (f32) or MinInt32 (i32).
+func ReduceMax(x *Tensor, axes []int, keepdims bool) *Tensor {
+	return reduce("ReduceMax", kindMax, x, axes, keepdims)
+}
+
+// ReduceMean returns the mean of f32 x over axes, as ReduceSum arranges
+// them. An empty reduction gives NaN (0/0).
+func ReduceMean(x *Tensor, axes []int, keepdims bool) *Tensor {
+	return reduce("ReduceMean", kindMean, x, axes, keepdims)
+}
+
+// LogSumExp returns log Σ e^x of f32 x over axes, as ReduceSum arranges
+// them, shifted by the maximum for stability. A maximum of ±Inf or NaN is
+// the result as it stands: all -Inf (or an empty reduction) gives -Inf.
+func LogSumExp(x *Tensor, axes []int, keepdims bool) *Tensor {
+	return reduce("LogSumExp", kindLSE, x, axes, keepdims)
+}
+
+// ArgMax returns the i32 index of the largest element of x (f32 or i32)
+// along axis, the first on ties; a NaN counts as the largest. The axis is
+// removed. It panics if the axis is empty and the result is not.
+func ArgMax(x *Tensor, axis int) *Tensor {
+	checkAxis("ArgMax", axis, len(x.Shape))
+	outer, n, inner := split3(x.Shape, axis)
+	shape := append(cloneInts(x.Shape[:axis]), x.Shape[axis+1:]...)
+	out := New(I32, shape...)
+	if n == 0 && outer*inner > 0 {
+		panic(fmt.Sprintf("runtime.ArgMax: empty axis %d of %v", axis, x.Shape))
+	}
+	for o := range outer {
+		for j := range inner {
+			bi := 0
+			switch x.DType {
+			case F32:
+				best := x.F[o*n*inner+j]
+				for i := range n {
+					v := x.F[(o*n+i)*inner+j]
+					if v != v {
+						bi = i
+						break
+					}
+					if v > best {
+						best, bi = v, i
+					}
+				}
+			case I32:
+				best := x.I[o*n*inner+j]
+				for i := 1; i < n; i++ {
+					if v := x.I[(o*n+i)*inner+j]; v > best {
+						best, bi = v, i
+					}
+				}
+			default:
+				panic(fmt.Sprintf("runtime.ArgMax: does not apply to %s", x.DType))
+			}
+			out.I[o*inner+j] = int32(bi)
+		}
+	}
+	return out
+}
+
+// Softmax returns e^x / Σ e^x of f32 x along axis, shifted by the
+// maximum. A slice whose maximum is ±Inf gives NaN, as the formula does.
+func Softmax(x *Tensor, axis int) *Tensor {
+	checkAxis("Softmax", axis, len(x.Shape))
+	outer, n, inner := split3(x.Shape, axis)
+	out := New(F32, x.Shape...)
+	if n == 0 {
+		return out
+	}
+	ParallelFor(outer*inner, max(1, elemGrain/n), func(lo, hi int) {
+		var buf []float32
+		if inner > 1 {
+			buf = make([]float32, n)
+		}
+		for t := lo; t < hi; t++ {
+			o, j := t/inner, t%inner
+			if inner == 1 {
+				softmaxRow(out.F[o*n:(o+1)*n], x.F[o*n:(o+1)*n])
+				continue
+			}
+			for i := range n {
+				buf[i] = x.F[(o*n+i)*inner+j]
+			}
+			softmaxRow(buf, buf)
+			for i := range n {
+				out.F[(o*n+i)*inner+j] = buf[i]
+			}
+		}
+	})
+	return out
+}
+
+// softmaxRow writes the softmax of src into dst (which may be src).
+func softmaxRow(dst, src []float32) {
+	m := negInf32
+	for _, v := range src {
+		m = max(m, v)
+	}
+	s := 0.0
+	for i, v := range src {
+		e := exp32(v - m)
+		dst[i] = e
+		s += float64(e)
+	}
+	inv := float32(1 / s)
+	for i := range dst {
+		dst[i] *= inv
+	}
+}
+
+// LayerNorm returns (x - mean)/√(var + eps) of f32 x over its last axis,
+// with the biased variance and no affine part. Statistics are computed in
+// float64.
+func LayerNorm(x *Tensor, eps float32) *Tensor { return norm("LayerNorm", x, eps, false) }
+
+// RMSNorm returns x/√(mean(x²) + eps) of f32 x over its last axis, with
+// no affine part. Statistics are computed in float64.
+func RMSNorm(x *Tensor, eps float32) *Tensor { return norm("RMSNorm", x, eps, true) }
+
+func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
+	if x.DType != F32 || len(x.Shape) == 0 {
+		panic(fmt.Sprintf("runtime.%s: needs an f32 tensor of rank ≥ 1, got %s", kernel, typeString(x.DType, x.Shape)))
+	}
+	out := New(F32, x.Shape...)
+	n := x.Shape[len(x.Shape)-1]
+	if n == 0 {
+		return out
+	}
+	rows := len(x.F) / n
+	ParallelFor(rows, max(1, elemGrain/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, dst := x.F[r*n:(r+1)*n], out.F[r*n:(r+1)*n]
+			mean := 0.0
+			if !rms {
+				for _, v := range row {
+					mean += float64(v)
+				}
+				mean /= float64(n)
+			}
+			ss := 0.0
+			for _, v := range row {
+				d := float64(v) - mean
+				ss += d * d
+			}
+			inv := 1 / math.Sqrt(ss/float64(n)+float64(eps))
+			for i, v := range row {
+				dst[i] = float32((float64(v) - mean) * inv)
+			}
+		}
+	})
+	return out
+}
+
+// CrossEntropy returns, as an f32 scalar, the mean over positions of
+// logsumexp(logits) - logits[target]: logits is f32[..., C], targets is
+// i32[...] with the leading dims of logits. With hasIgnore, positions
+// whose target is ignoreIndex are left out; if every position is left out
+// the result is 0. A target outside [0, C) is an error naming its
+// position.
+func CrossEntropy(logits, targets *Tensor, ignoreIndex int32, hasIgnore bool) (*Tensor, error) {
+	r := len(logits.Shape)
+	if logits.DType != F32 || targets.DType != I32 || r == 0 || !sameShape(logits.Shape[:r-1], targets.Shape) {
+		panic(fmt.Sprintf("runtime.CrossEntropy: logits %s and targets %s do not fit",
+			typeString(logits.DType, logits.Shape), typeString(targets.DType, targets.Shape)))
+	}
+	c := logits.Shape[r-1]
+	for p, t := range targets.I {
+		if hasIgnore && t == ignoreIndex {
+			continue
+		}
+		if t < 0 || int(t) >= c {
+			return nil, fmt.Errorf("cross_entropy: target %d at position %v out of range [0, %d)", t, unravel(p, targets.Shape), c)
+		}
+	}
+	losses := make([]float64, len(targets.I))
+	ParallelFor(len(losses), max(1, elemGrain/max(c, 1)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			t := targets.I[p]
+			if hasIgnore && t == ignoreIndex {
+				continue
+			}
+			row := logits.F[p*c : (p+1)*c]
+			losses[p] = float64(reduceRow(kindLSE, row)) - float64(row[t])
+		}
+	})
+	total, count := 0.0, 0
+	for p, t := range targets.I {
+		if !hasIgnore || t != ignoreIndex {
+			total += losses[p]
+			count++
+		}
+	}
+	if count == 0 {
+		return Scalar(F32, 0), nil
+	}
+	return Scalar(F32, total/float64(count)), nil
+}
+
+// unravel returns the multi-index of the row-major offset off in shape.
+func unravel(off int, shape []int) []int {
+	idx := make([]int, len(shape))
+	for i := len(shape) - 1; i >= 0; i-- {
+		if shape[i] > 0 {
+			idx[i] = off % shape[i]
+			off /= shape[i]
+		}
+	}
+	return idx
+}

@@ -1,0 +1,405 @@
+package tests
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	gogen "github.com/attnc/attnc/codegen/go"
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/passes"
+	"github.com/attnc/attnc/runtime"
+)
+
+// userModule makes a fresh Go module outside this repository, the way a
+// user's project would be, and returns its directory.
+func userModule(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/user\n\ngo 1.26\n"), 0o644))
+	return dir
+}
+
+// configOf lists a model's scalar config values for the generator.
+func configOf(m *lang.Model) []gogen.ConfigValue {
+	var out []gogen.ConfigValue
+	for _, s := range m.Config {
+		switch s.Value.Kind {
+		case "int":
+			out = append(out, gogen.ConfigValue{Name: s.Key, Value: s.Value.Int})
+		case "float":
+			out = append(out, gogen.ConfigValue{Name: s.Key, Value: s.Value.Float})
+		}
+	}
+	return out
+}
+
+// generate compiles a module to a Go package in dir/gen/<name>.
+func generate(t *testing.T, m *ir.Module, config []gogen.ConfigValue, dir, name string) *ir.Program {
+	t.Helper()
+	prog, err := passes.Run(m, passes.Options{VerifyEach: true})
+	require.NoError(t, err)
+	files, err := gogen.Package(prog, gogen.Options{
+		Package:       name,
+		RuntimeImport: "example.com/user/gen/" + name + "/rt",
+		Source:        m.Name + ".attn",
+		Config:        config,
+		Version:       "test",
+	}, runtime.Source)
+	require.NoError(t, err)
+	for path, b := range files {
+		p := filepath.Join(dir, "gen", name, filepath.FromSlash(path))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+	}
+	return prog
+}
+
+// goRun builds the main package in dir and runs it with args.
+func goRun(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "prog")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build in the user module:\n%s", out)
+	vet := exec.Command("go", "vet", "./...")
+	vet.Dir = dir
+	vet.Env = build.Env
+	out, err = vet.CombinedOutput()
+	require.NoError(t, err, "go vet of the generated package:\n%s", out)
+	run := exec.Command(bin, args...)
+	run.Dir = dir
+	out, err = run.CombinedOutput()
+	require.NoError(t, err, "running the program:\n%s", out)
+	return string(out)
+}
+
+// harness is a user program that loads weights and inputs from
+// safetensors files, runs Forward and LossAndGrad, and saves everything
+// they return. It finds fields by their attnc tags.
+const harness = `package main
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	model "example.com/user/gen/NAME"
+	"example.com/user/gen/NAME/rt"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	m, err := model.New(model.DefaultConfig(), 1)
+	if err != nil {
+		return err
+	}
+	if err := m.Load(os.Args[1]); err != nil {
+		return err
+	}
+	ts, _, err := rt.LoadSafetensors(os.Args[2])
+	if err != nil {
+		return err
+	}
+	var in model.Inputs
+	iv := reflect.ValueOf(&in).Elem()
+	for i := 0; i < iv.NumField(); i++ {
+		name := iv.Type().Field(i).Tag.Get("attnc")
+		iv.Field(i).Set(reflect.ValueOf(ts[name]))
+	}
+	var save []rt.Named
+	collect := func(prefix string, out *model.Outputs) {
+		ov := reflect.ValueOf(out).Elem()
+		for i := 0; i < ov.NumField(); i++ {
+			name := ov.Type().Field(i).Tag.Get("attnc")
+			name = prefix + strings.TrimPrefix(strings.TrimPrefix(name, "metric:"), "output:")
+			switch v := ov.Field(i).Interface().(type) {
+			case float32:
+				save = append(save, rt.Named{Name: name, T: rt.FromF32(nil, []float32{v})})
+			case *rt.Tensor:
+				if v != nil {
+					save = append(save, rt.Named{Name: name, T: v})
+				}
+			}
+		}
+	}
+	fwd, err := m.Forward(in)
+	if err != nil {
+		return err
+	}
+	collect("forward.", fwd)
+	out, err := m.LossAndGrad(in)
+	if err != nil {
+		return err
+	}
+	collect("grad.", out)
+	for _, g := range m.Grads() {
+		save = append(save, rt.Named{Name: "grad:" + g.Name, T: g.T})
+	}
+	return rt.SaveSafetensors(os.Args[3], save, nil)
+}
+`
+
+func toRuntime(t *eval.Tensor) *runtime.Tensor {
+	switch t.DType {
+	case ir.I32:
+		d := make([]int32, len(t.Data))
+		for i, v := range t.Data {
+			d[i] = int32(v)
+		}
+		return runtime.FromI32(t.Shape, d)
+	case ir.Bool:
+		out := runtime.New(runtime.Bool, t.Shape...)
+		for i, v := range t.Data {
+			out.B[i] = v != 0
+		}
+		return out
+	}
+	d := make([]float32, len(t.Data))
+	for i, v := range t.Data {
+		d[i] = float32(v)
+	}
+	return runtime.FromF32(t.Shape, d)
+}
+
+func fromRuntime(t *runtime.Tensor) []float64 {
+	var out []float64
+	switch t.DType {
+	case runtime.I32:
+		for _, v := range t.I {
+			out = append(out, float64(v))
+		}
+	case runtime.Bool:
+		for _, v := range t.B {
+			out = append(out, map[bool]float64{false: 0, true: 1}[v])
+		}
+	default:
+		for _, v := range t.F {
+			out = append(out, float64(v))
+		}
+	}
+	return out
+}
+
+// relErr is ‖got - want‖ / ‖want‖, with ‖want‖ floored at 1e-4 per
+// element (RMS): a gradient that is exactly zero in exact arithmetic (a
+// key bias, which softmax ignores) is float32 rounding noise in the
+// generated code, about 1e-8, and must not count as a relative error of
+// 1e8.
+func relErr(got, want []float64) float64 {
+	var num, den float64
+	for i := range want {
+		num += (got[i] - want[i]) * (got[i] - want[i])
+		den += want[i] * want[i]
+	}
+	floor := 1e-8 * float64(len(want))
+	return math.Sqrt(num / math.Max(den, floor))
+}
+
+// TestGoBackendMatchesReference builds every stdlib model (tiny config)
+// as a Go package in a separate module, runs its Forward and LossAndGrad
+// on fresh random weights and inputs, and compares the loss, metrics,
+// outputs and every gradient with the float64 reference.
+func TestGoBackendMatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package per stdlib model")
+	}
+	for _, s := range seeds {
+		t.Run(s.file, func(t *testing.T) {
+			dir := userModule(t)
+			lm := elaborate(t, s.file, s.config)
+			m := lm.IR
+			name := strings.TrimSuffix(s.file, ".attn")
+			name = strings.ReplaceAll(name, "_", "")
+			generate(t, m, configOf(lm), dir, name)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(strings.ReplaceAll(harness, "NAME", name)), 0o644))
+
+			params, err := eval.InitParams(m, 7)
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(21, uint64(len(name))))
+			for _, p := range params {
+				for i := range p.Data {
+					p.Data[i] += 0.1 * rng.NormFloat64()
+				}
+			}
+			inputs := s.inputs(m, s.syms, rng)
+			var ps, ins []runtime.Named
+			for n, p := range params {
+				ps = append(ps, runtime.Named{Name: n, T: toRuntime(p)})
+				// The reference sees exactly the float32 weights.
+				for i, v := range ps[len(ps)-1].T.F {
+					p.Data[i] = float64(v)
+				}
+			}
+			for n, x := range inputs {
+				ins = append(ins, runtime.Named{Name: n, T: toRuntime(x)})
+			}
+			require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "params.safetensors"), ps, nil))
+			require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "inputs.safetensors"), ins, nil))
+			goRun(t, dir, "params.safetensors", "inputs.safetensors", "out.safetensors")
+			got, _, err := runtime.LoadSafetensors(filepath.Join(dir, "out.safetensors"))
+			require.NoError(t, err)
+
+			ref, err := eval.Run(m, eval.Env{Inputs: inputs, Params: params})
+			require.NoError(t, err)
+			worst := 0.0
+			check := func(name string, g *runtime.Tensor, want *eval.Tensor) {
+				require.NotNil(t, g, "%s missing from the generated program's results", name)
+				e := relErr(fromRuntime(g), want.Data)
+				worst = math.Max(worst, e)
+				assert.LessOrEqual(t, e, 1e-4, "%s: relative error %.3g", name, e)
+			}
+			for _, o := range m.Outputs {
+				want := ref.Values[o.Value.ID]
+				switch o.Kind {
+				case ir.OutLoss:
+					check("forward.loss", got["forward.loss"], want)
+					check("grad.loss", got["grad.loss"], want)
+				case ir.OutMetric:
+					check("forward."+o.Name, got["forward."+o.Name], want)
+				case ir.OutValue:
+					check("forward."+o.Name, got["forward."+o.Name], want)
+				case ir.OutGrad:
+					check("grad:"+o.Name, got["grad:"+o.Name], want)
+				}
+			}
+			t.Logf("%d params; largest relative error %.2g", len(params), worst)
+		})
+	}
+}
+
+func TestGeneratedPackageRejectsBadInputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	dir := userModule(t)
+	lm := elaborate(t, "seq2seq.attn", seeds[0].config)
+	generate(t, lm.IR, configOf(lm), dir, "s2s")
+	main := `package main
+
+import (
+	"fmt"
+
+	model "example.com/user/gen/s2s"
+)
+
+func main() {
+	m, err := model.New(model.DefaultConfig(), 1)
+	if err != nil {
+		panic(err)
+	}
+	src := model.FromI32([]int{2, 5}, make([]int32, 10))
+	_, err = m.Forward(model.Inputs{Src: src, Tgt: model.FromF32([]int{2, 5}, make([]float32, 10))})
+	fmt.Println(err)
+	_, err = m.Forward(model.Inputs{Src: src, Tgt: model.FromI32([]int{3, 5}, make([]int32, 15))})
+	fmt.Println(err)
+	_, err = m.Forward(model.Inputs{Src: src})
+	fmt.Println(err)
+	_, err = m.Forward(model.Inputs{Src: model.FromI32([]int{2, 5}, []int32{99, 0, 0, 0, 0, 0, 0, 0, 0, 0}), Tgt: src})
+	fmt.Println(err)
+	cfg := model.DefaultConfig()
+	cfg.D++
+	_, err = model.New(cfg, 1)
+	fmt.Println(err)
+	fmt.Println(m.Load("missing.safetensors") != nil)
+}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(main), 0o644))
+	out := goRun(t, dir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 6, out)
+	assert.Contains(t, lines[0], `input "tgt": want i32[B, T]`)
+	assert.Contains(t, lines[1], `input "tgt": dim 0 is B = 2 from input "src", got 3`)
+	assert.Contains(t, lines[2], `input "tgt" is missing`)
+	assert.Contains(t, lines[3], "gather")
+	assert.Contains(t, lines[3], "99")
+	assert.Contains(t, lines[4], "compile the model again")
+	assert.Equal(t, "true", lines[5])
+}
+
+// TestHostileNames: names in the source cannot break or inject into the
+// generated code.
+func TestHostileNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	b := ir.NewBuilder("func", "B")
+	x := b.MustGiven(ir.OpInput, ir.TensorOf(ir.F32, ir.SymDim("B"), ir.ConstDim(3)), ir.Attrs{"name": ir.StringAttr("x\"; panic(1) //")})
+	y := b.MustGiven(ir.OpInput, ir.TensorOf(ir.F32, ir.SymDim("B"), ir.ConstDim(3)), ir.Attrs{"name": ir.StringAttr("x`\n}")})
+	w := b.MustGiven(ir.OpParam, ir.TensorOf(ir.F32, ir.ConstDim(3)), ir.Attrs{"name": ir.StringAttr("w\")\n\tos.Exit(3)\n//"), "init": ir.WordAttr("ones")})
+	s := b.Must(ir.OpMul, nil, b.Must(ir.OpAdd, nil, x, y), w)
+	loss := b.Must(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(0, 1)}, s)
+	b.Output(ir.OutLoss, "loss", loss)
+	b.Output(ir.OutMetric, "*/ metric \"quoted\"", loss)
+	b.Output(ir.OutValue, "type", s)
+	require.NoError(t, b.Err())
+	dir := userModule(t)
+	generate(t, b.M, nil, dir, "hostile")
+	main := `package main
+
+import (
+	"fmt"
+
+	model "example.com/user/gen/hostile"
+)
+
+func main() {
+	m, err := model.New(model.DefaultConfig(), 1)
+	if err != nil {
+		panic(err)
+	}
+	one := model.FromF32([]int{1, 3}, []float32{1, 2, 3})
+	out, err := m.Forward(model.Inputs{XPanic1: one, X: one})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(out.Loss, m.Params()[0].Name)
+}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(main), 0o644))
+	out := goRun(t, dir)
+	assert.Equal(t, fmt.Sprintf("12 %s\n", "w\")\n\tos.Exit(3)\n//"), out)
+}
+
+// TestGoAPIExample runs the program docs/GO_API.md shows, against the
+// full-size pointer_sort model.
+func TestGoAPIExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	doc, err := os.ReadFile("../docs/GO_API.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "```go\n")
+	require.True(t, ok, "docs/GO_API.md has a Go example")
+	program, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+
+	dir := userModule(t)
+	lm := elaborate(t, "pointer_sort.attn", nil)
+	generate(t, lm.IR, configOf(lm), dir, "sorter")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(program), 0o644))
+	out := goRun(t, dir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Regexp(t, `^loss \d+\.\d+`, lines[0])
+	assert.Regexp(t, `^pointers \[(\d ){9}\d\]$`, lines[1])
+}
