@@ -130,3 +130,77 @@ func TestVersion(t *testing.T) {
 	assert.Equal(t, exitOK, code)
 	assert.True(t, strings.HasPrefix(out, "attnc "))
 }
+
+func TestBuild(t *testing.T) {
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
+	out := filepath.Join(mod, "gen", "s2s")
+	code, stdout, errOut := attnc(t, "build", "-o", out, "../../stdlib/seq2seq.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, stdout, "example.com/u/gen/s2s")
+	b, err := os.ReadFile(filepath.Join(out, "model.go"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), generatedMarker))
+	assert.Contains(t, string(b), `rt "example.com/u/gen/s2s/rt"`)
+	rtFiles, _ := filepath.Glob(filepath.Join(out, "rt", "*.go"))
+	assert.NotEmpty(t, rtFiles)
+	for _, f := range rtFiles {
+		assert.False(t, strings.HasSuffix(f, "_test.go") || strings.HasSuffix(f, "source.go"), f)
+	}
+
+	// Building again replaces the package.
+	code, _, errOut = attnc(t, "build", "-o", out, "-pkg", "seq", "../../stdlib/seq2seq.attn")
+	require.Equal(t, exitOK, code, errOut)
+	b, _ = os.ReadFile(filepath.Join(out, "model.go"))
+	assert.Contains(t, string(b), "package seq\n")
+	left, _ := filepath.Glob(filepath.Join(mod, "gen", ".*"))
+	assert.Empty(t, left, "no temporary directories are left behind")
+}
+
+func TestBuildRefusesToClobber(t *testing.T) {
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n"), 0o644))
+	mine := filepath.Join(mod, "mine")
+	require.NoError(t, os.MkdirAll(mine, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(mine, "notes.txt"), []byte("precious"), 0o644))
+	code, _, errOut := attnc(t, "build", "-o", mine, "../../stdlib/seq2seq.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "refusing to replace it")
+	b, _ := os.ReadFile(filepath.Join(mine, "notes.txt"))
+	assert.Equal(t, "precious", string(b))
+}
+
+func TestBuildErrors(t *testing.T) {
+	// Outside any module, without -import.
+	dir := t.TempDir()
+	code, _, errOut := attnc(t, "build", "-o", filepath.Join(dir, "m"), "../../stdlib/seq2seq.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "not inside a Go module")
+	_, err := os.Stat(filepath.Join(dir, "m"))
+	assert.True(t, os.IsNotExist(err), "a failed build leaves no directory")
+
+	// A model with errors writes nothing.
+	bad := writeFile(t, "bad.attn", "model m {\n  input x: i32[B, N]\n  loss lienar(x)\n}\n")
+	out := filepath.Join(dir, "bad")
+	code, _, _ = attnc(t, "build", "-o", out, "-import", "example.com/x", bad)
+	assert.Equal(t, exitError, code)
+	_, err = os.Stat(out)
+	assert.True(t, os.IsNotExist(err))
+
+	code, _, _ = attnc(t, "build", "../../stdlib/seq2seq.attn")
+	assert.Equal(t, exitUsage, code, "-o is required")
+	code, _, _ = attnc(t, "build", "-o", out, "-pkg", "not-a-name", "../../stdlib/seq2seq.attn")
+	assert.Equal(t, exitUsage, code)
+}
+
+func TestIRDump(t *testing.T) {
+	code, out, errOut := attnc(t, "ir", "-dump=autodiff", "-time", "../../stdlib/hybrid_ssm.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "attention_grad")
+	assert.Contains(t, out, `grad "tok.weight" = `)
+	assert.Contains(t, errOut, "autodiff")
+	assert.Contains(t, errOut, "lower")
+	m, err := ir.Parse("dump.ir", out)
+	require.NoError(t, err)
+	require.NoError(t, ir.Verify(m))
+}
