@@ -47,89 +47,23 @@ func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, er
 		out = NewTensor(ir.F32, nb, nh, nq)
 	}
 
-	vars := map[string]float64{}
-	for s, val := range syms {
-		vars[s] = float64(val)
-	}
-	capture := func(i int, idx []int) (float64, error) {
-		if i < 0 || i >= len(caps) {
-			return 0, fmt.Errorf("capture $%d does not exist (%d captured)", i, len(caps))
-		}
-		t := caps[i]
-		if len(idx) != len(t.Shape) {
-			return 0, fmt.Errorf("capture $%d of shape %v read with %d indices", i, t.Shape, len(idx))
-		}
-		off := 0
-		for j, x := range idx {
-			if x < 0 || x >= t.Shape[j] {
-				return 0, fmt.Errorf("capture $%d read at %v, outside its shape %v", i, idx, t.Shape)
-			}
-			off = off*t.Shape[j] + x
-		}
-		return t.Data[off], nil
-	}
-	where := func(what string, e *ir.Expr, b, h, qi, ki int, err error) error {
-		return fmt.Errorf("%s %s at b=%d, h=%d, q=%d, k=%d: %w", what, e, b, h, qi, ki, err)
-	}
-
+	ev := newAttnEval(q, k, caps, scale, mask, score, syms)
 	scores := make([]float64, nk)
 	keep := make([]bool, nk)
 	for b := range nb {
-		vars["b"] = float64(b)
 		for h := range nh {
-			vars["h"] = float64(h)
 			for qi := range nq {
-				vars["q"] = float64(qi)
-				qrow := q.Data[((b*nh+h)*nq+qi)*d:][:d]
-				m := math.Inf(-1)
-				kept := 0
-				for ki := range nk {
-					vars["k"] = float64(ki)
-					keep[ki] = true
-					if mask != nil {
-						ok, err := mask.Eval(vars, capture)
-						if err != nil {
-							return nil, where("mask", mask, b, h, qi, ki, err)
-						}
-						keep[ki] = ok != 0
-					}
-					if !keep[ki] {
-						continue
-					}
-					krow := k.Data[((b*nh+h)*nk+ki)*d:][:d]
-					s := 0.0
-					for j := range d {
-						s += qrow[j] * krow[j]
-					}
-					s *= scale
-					if score != nil {
-						vars["s"] = s
-						var err error
-						if s, err = score.Eval(vars, capture); err != nil {
-							return nil, where("score", score, b, h, qi, ki, err)
-						}
-					}
-					scores[ki] = s
-					m = nanMax(m, s)
-					kept++
+				kept, m, err := ev.row(b, h, qi, keep, nil, scores)
+				if err != nil {
+					return nil, err
 				}
-				if returns == "lse" {
-					row := (b*nh+h)*nq + qi
-					out.Data[row] = math.Inf(-1)
-					if kept > 0 {
-						sum := 0.0
-						for ki := range nk {
-							if keep[ki] {
-								sum += math.Exp(scores[ki] - m)
-							}
-						}
-						out.Data[row] = shiftedLog(m, sum)
-					}
-					continue
-				}
-				orow := out.Data[((b*nh+h)*nq+qi)*dv:][:dv]
+				row := (b*nh+h)*nq + qi
 				if kept == 0 {
-					if returns == "logprobs" {
+					switch returns {
+					case "lse":
+						out.Data[row] = math.Inf(-1)
+					case "logprobs":
+						orow := out.Data[row*dv:][:dv]
 						for j := range orow {
 							orow[j] = math.Inf(-1)
 						}
@@ -143,6 +77,11 @@ func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, er
 					}
 				}
 				lse := shiftedLog(m, sum)
+				if returns == "lse" {
+					out.Data[row] = lse
+					continue
+				}
+				orow := out.Data[row*dv:][:dv]
 				for ki := range nk {
 					var p, logp float64
 					if keep[ki] {
@@ -168,4 +107,94 @@ func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, er
 		}
 	}
 	return out, nil
+}
+
+// attnEval evaluates the rows of an attention op from its definition; the
+// forward op and its gradient share it.
+type attnEval struct {
+	q, k        *Tensor
+	scale       float64
+	mask, score *ir.Expr
+	vars        map[string]float64
+	capture     func(i int, idx []int) (float64, error)
+}
+
+func newAttnEval(q, k *Tensor, caps []*Tensor, scale float64, mask, score *ir.Expr, syms map[string]int64) *attnEval {
+	vars := map[string]float64{}
+	for s, val := range syms {
+		vars[s] = float64(val)
+	}
+	capture := func(i int, idx []int) (float64, error) {
+		if i < 0 || i >= len(caps) {
+			return 0, fmt.Errorf("capture $%d does not exist (%d captured)", i, len(caps))
+		}
+		t := caps[i]
+		if len(idx) != len(t.Shape) {
+			return 0, fmt.Errorf("capture $%d of shape %v read with %d indices", i, t.Shape, len(idx))
+		}
+		off := 0
+		for j, x := range idx {
+			if x < 0 || x >= t.Shape[j] {
+				return 0, fmt.Errorf("capture $%d read at %v, outside its shape %v", i, idx, t.Shape)
+			}
+			off = off*t.Shape[j] + x
+		}
+		return t.Data[off], nil
+	}
+	return &attnEval{q: q, k: k, scale: scale, mask: mask, score: score, vars: vars, capture: capture}
+}
+
+// at binds the index variables for evaluating an expression at one point.
+func (a *attnEval) at(b, h, qi, ki int) {
+	a.vars["b"], a.vars["h"], a.vars["q"], a.vars["k"] = float64(b), float64(h), float64(qi), float64(ki)
+}
+
+func (a *attnEval) fail(what string, e *ir.Expr, b, h, qi, ki int, err error) error {
+	return fmt.Errorf("%s %s at b=%d, h=%d, q=%d, k=%d: %w", what, e, b, h, qi, ki, err)
+}
+
+// row evaluates row (b, h, qi): keep[k] says whether the mask admits key
+// k, raw[k] (when raw is not nil) is scale·q·k, and scores[k] is the score
+// after the score modification, both for admitted keys only. The score
+// expression is evaluated only at admitted keys, so it may read captured
+// tensors at indices valid only there. It returns the number of admitted
+// keys and the largest score.
+func (a *attnEval) row(b, h, qi int, keep []bool, raw, scores []float64) (kept int, m float64, err error) {
+	nh, nq, d := a.q.Shape[1], a.q.Shape[2], a.q.Shape[3]
+	nk := a.k.Shape[2]
+	qrow := a.q.Data[((b*nh+h)*nq+qi)*d:][:d]
+	m = math.Inf(-1)
+	for ki := range nk {
+		a.at(b, h, qi, ki)
+		keep[ki] = true
+		if a.mask != nil {
+			ok, err := a.mask.Eval(a.vars, a.capture)
+			if err != nil {
+				return 0, 0, a.fail("mask", a.mask, b, h, qi, ki, err)
+			}
+			keep[ki] = ok != 0
+		}
+		if !keep[ki] {
+			continue
+		}
+		krow := a.k.Data[((b*nh+h)*nk+ki)*d:][:d]
+		s := 0.0
+		for j := range d {
+			s += qrow[j] * krow[j]
+		}
+		s *= a.scale
+		if raw != nil {
+			raw[ki] = s
+		}
+		if a.score != nil {
+			a.vars["s"] = s
+			if s, err = a.score.Eval(a.vars, a.capture); err != nil {
+				return 0, 0, a.fail("score", a.score, b, h, qi, ki, err)
+			}
+		}
+		scores[ki] = s
+		m = nanMax(m, s)
+		kept++
+	}
+	return kept, m, nil
 }

@@ -80,71 +80,33 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 		}
 	}
 
-	vars := map[string]float64{}
-	for s, val := range syms {
-		vars[s] = float64(val)
-	}
-	capture := func(i int, idx []int) (float64, error) {
-		t := caps[i]
-		off := 0
-		for j, x := range idx {
-			if x < 0 || x >= t.Shape[j] {
-				return 0, fmt.Errorf("capture $%d read at %v, outside its shape %v", i, idx, t.Shape)
-			}
-			off = off*t.Shape[j] + x
-		}
-		return t.Data[off], nil
-	}
+	ev := newAttnEval(q, k, caps, scale, mask, score, syms)
+	vars, capture := ev.vars, ev.capture
 	at := func(what string, b, h, qi, ki int, err error) error {
 		return fmt.Errorf("%s at b=%d, h=%d, q=%d, k=%d: %w", what, b, h, qi, ki, err)
 	}
 
 	keep := make([]bool, nk)
 	raw := make([]float64, nk) // scale·q·k
-	p := make([]float64, nk)   // recomputed probabilities
+	p := make([]float64, nk)   // s', then the recomputed probabilities
 	dsp := make([]float64, nk) // dS'
 	for b := range nb {
-		vars["b"] = float64(b)
 		for h := range nh {
-			vars["h"] = float64(h)
 			for qi := range nq {
-				vars["q"] = float64(qi)
 				row := (b*nh+h)*nq + qi
 				lse := lseT.Data[row]
 				if math.IsInf(lse, -1) {
 					continue // every key masked: no gradient
 				}
-				qrow := q.Data[row*d:][:d]
-				for ki := range nk {
-					vars["k"] = float64(ki)
-					keep[ki] = true
-					if mask != nil {
-						ok, err := mask.Eval(vars, capture)
-						if err != nil {
-							return nil, at("mask", b, h, qi, ki, err)
-						}
-						keep[ki] = ok != 0
-					}
-					if !keep[ki] {
-						continue
-					}
-					krow := k.Data[((b*nh+h)*nk+ki)*d:][:d]
-					s := 0.0
-					for j := range d {
-						s += qrow[j] * krow[j]
-					}
-					s *= scale
-					raw[ki] = s
-					sp := s
-					if score != nil {
-						vars["s"] = s
-						var err error
-						if sp, err = score.Eval(vars, capture); err != nil {
-							return nil, at("score", b, h, qi, ki, err)
-						}
-					}
-					p[ki] = math.Exp(sp - lse)
+				if _, _, err := ev.row(b, h, qi, keep, raw, p); err != nil {
+					return nil, err
 				}
+				for ki := range nk {
+					if keep[ki] {
+						p[ki] = math.Exp(p[ki] - lse)
+					}
+				}
+				qrow := q.Data[row*d:][:d]
 				// dS' for the admitted keys.
 				var dyrow []float64
 				switch returns {
@@ -199,7 +161,7 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 					if !keep[ki] {
 						continue
 					}
-					vars["k"] = float64(ki)
+					ev.at(b, h, qi, ki)
 					vars["s"] = raw[ki]
 					ds := dsp[ki]
 					if dsds != nil {
