@@ -8,7 +8,7 @@ import (
 // Tile sizes of the attention kernels: a task owns attnBQ queries of one
 // (batch, head) and walks the keys attnBK at a time.
 const (
-	attnBQ = 32
+	attnBQ = 64
 	attnBK = 64
 )
 
@@ -45,7 +45,10 @@ type AttnSpec struct {
 	// (the kernels skip it), TileFull if Mask admits all of them (Mask is
 	// not called), TilePartial otherwise or when unsure. The compiler's
 	// sparsity analysis proves these from the mask expression; nil treats
-	// every tile as partial.
+	// every tile as partial. The answer is trusted, not checked: a
+	// TileEmpty tile is skipped even where Mask (or its absence) would
+	// admit pairs, so a block mask decided at run time can be given by
+	// Tile alone.
 	Tile func(b, h, q0, q1, k0, k1 int) TileKind
 }
 
@@ -134,7 +137,7 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 	if s.Tile != nil {
 		kind = s.Tile(b, h, q0, q1, k0, k1)
 	}
-	if s.Mask == nil {
+	if kind == TilePartial && s.Mask == nil {
 		kind = TileFull
 	}
 	switch kind {
@@ -192,14 +195,6 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 		}
 	}
 	return true
-}
-
-// matAdd adds a[m×k] · b[k×n] into c[m×n] (row strides lda, ldb, ldc),
-// four rows at a time.
-func matAdd(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, k, n int) {
-	for i := 0; i < m; i += 4 {
-		gemmMicro(c[i*ldc:], ldc, a[i*lda:], lda, b, ldb, min(4, m-i), k, n)
-	}
 }
 
 // Attention computes the IR's attention op on q f32[B, H, Nq, D] and k

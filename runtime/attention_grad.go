@@ -58,7 +58,7 @@ func AttentionGrad(q, k, v, lse, dy *Tensor, spec *AttnSpec, wrt string, grad *T
 		if wrt == "v" && a.returns != "out" {
 			panic("runtime.AttentionGrad: wrt v needs Returns out")
 		}
-		res := New(F32, a.nb, a.nh, a.nk, a.d)
+		res := New(F32, k.Shape...)
 		if wrt == "v" {
 			res = New(F32, v.Shape...)
 		}
@@ -85,7 +85,7 @@ type gradRun struct {
 // A gradBuf is one goroutine's scratch for the backward pass.
 type gradBuf struct {
 	*tileBuf
-	dsp []float32 // dS' per pair of the tile (then dS)
+	dsp []float32 // per pair of the tile: dP (for out), then dS'
 	vt  []float32 // a value tile transposed, [Dv × attnBK]
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
 	dot []float32 // row sums for the rows of the current query tile

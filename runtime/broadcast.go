@@ -92,7 +92,7 @@ func planBroadcast(kernel string, out []int, ins ...[]int) bcastPlan {
 	// Merge dim d into d+1 while every operand's stride over d is its
 	// stride over d+1 times the size of d+1 (this includes both being 0).
 	var dims []int
-	var strides [][]int = make([][]int, len(ins))
+	strides := make([][]int, len(ins))
 	for d := range rank {
 		if out[d] == 1 {
 			continue // a dim of size 1 never moves any offset
@@ -127,10 +127,6 @@ func planBroadcast(kernel string, out []int, ins ...[]int) bcastPlan {
 		for k := range ins {
 			p.inner[k] = strides[k][last]
 			p.st[k] = strides[k][:last]
-		}
-	} else {
-		for k := range ins {
-			p.st[k] = nil
 		}
 	}
 	if slices.Contains(out, 0) {

@@ -34,7 +34,7 @@
 // source.go, into every generated package as internal/rt (package rt), so
 // a generated model depends on nothing but the standard library. The
 // files therefore import only the standard library, use no cgo and no
-// //go:embed, and each is self-contained apart from its siblings. Source
-// (in source.go) embeds the files for the generator, and SourceFiles
-// returns the copies ready to write.
+// embedding, and each is self-contained apart from its siblings. In
+// attnc's own runtime package, Source (in source.go) embeds the files for
+// the generator and SourceFiles returns the copies ready to write.
 package runtime

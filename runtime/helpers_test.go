@@ -211,3 +211,5 @@ func mustPanic(t *testing.T, want string, f func()) {
 	}()
 	f()
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

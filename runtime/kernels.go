@@ -2,65 +2,77 @@ package runtime
 
 // The micro-kernels below are the inner loops of MatMul and Attention.
 // Go's compiler does not vectorise, so they are written for what it does
-// well: the k loop outside, the j loop inside over contiguous memory,
-// four rows of the result updated per element of y (one load of y feeds
-// four multiply-adds) and the j loop unrolled four times, with re-sliced
-// operands so that bounds checks are hoisted out of the loop.
+// well: the k loop outside, unrolled four times, and the j loop inside
+// over contiguous memory, updating two rows of the result at once. Each
+// element of the result is then loaded and stored once per four k steps
+// rather than per step, and each element of y read feeds two rows;
+// operands are re-sliced so that bounds checks leave the inner loop. (On
+// this design a 2-core AMD EPYC runs about 40% faster than with four rows
+// and one k step per pass.)
 
-// gemmMicro adds a[rows×kc] · b[kc×w] into c[rows×w], where rows ≤ 4
-// and lda, ldb, ldc are the row strides of a, b and c.
-func gemmMicro(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, rows, kc, w int) {
-	if rows < 4 {
-		for r := range rows {
-			cr := c[r*ldc : r*ldc+w]
-			for p := range kc {
-				axpy(cr, a[r*lda+p], b[p*ldb:p*ldb+w])
-			}
-		}
+// matAdd adds a[m×k] · b[k×n] into c[m×n], where lda, ldb and ldc are
+// the row strides of a, b and c.
+func matAdd(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, k, n int) {
+	if n == 0 || k == 0 {
 		return
 	}
-	c0, c1, c2, c3 := c[:w], c[ldc:ldc+w], c[2*ldc:2*ldc+w], c[3*ldc:3*ldc+w]
-	for p := range kc {
-		axpy4(c0, c1, c2, c3, a[p], a[lda+p], a[2*lda+p], a[3*lda+p], b[p*ldb:p*ldb+w])
+	i := 0
+	for ; i+2 <= m; i += 2 {
+		gemm2(c[i*ldc:i*ldc+n], c[(i+1)*ldc:(i+1)*ldc+n], a[i*lda:i*lda+k], a[(i+1)*lda:(i+1)*lda+k], b, ldb)
+	}
+	if i < m {
+		gemm1(c[i*ldc:i*ldc+n], a[i*lda:i*lda+k], b, ldb)
 	}
 }
 
-// axpy4 adds a0·b, a1·b, a2·b and a3·b into c0, c1, c2 and c3, each as
-// long as b.
-func axpy4(c0, c1, c2, c3 []float32, a0, a1, a2, a3 float32, b []float32) {
-	n := len(b)
-	c0, c1, c2, c3 = c0[:n], c1[:n], c2[:n], c3[:n]
-	j := 0
-	for ; j+4 <= n; j += 4 {
-		bb := b[j : j+4 : j+4]
-		b0, b1, b2, b3 := bb[0], bb[1], bb[2], bb[3]
-		x := c0[j : j+4 : j+4]
-		x[0] += a0 * b0
-		x[1] += a0 * b1
-		x[2] += a0 * b2
-		x[3] += a0 * b3
-		x = c1[j : j+4 : j+4]
-		x[0] += a1 * b0
-		x[1] += a1 * b1
-		x[2] += a1 * b2
-		x[3] += a1 * b3
-		x = c2[j : j+4 : j+4]
-		x[0] += a2 * b0
-		x[1] += a2 * b1
-		x[2] += a2 * b2
-		x[3] += a2 * b3
-		x = c3[j : j+4 : j+4]
-		x[0] += a3 * b0
-		x[1] += a3 * b1
-		x[2] += a3 * b2
-		x[3] += a3 * b3
+// gemm2 adds the rows a0·b and a1·b into c0 and c1, where b has len(a0)
+// rows of stride ldb and len(c0) columns.
+func gemm2(c0, c1, a0, a1, b []float32, ldb int) {
+	n, k := len(c0), len(a0)
+	c1, a1 = c1[:n], a1[:k]
+	p := 0
+	for ; p+4 <= k; p += 4 {
+		x := a0[p : p+4 : p+4]
+		y := a1[p : p+4 : p+4]
+		x0, x1, x2, x3 := x[0], x[1], x[2], x[3]
+		y0, y1, y2, y3 := y[0], y[1], y[2], y[3]
+		b0 := b[p*ldb : p*ldb+n]
+		b1 := b[(p+1)*ldb:][:len(b0)]
+		b2 := b[(p+2)*ldb:][:len(b0)]
+		b3 := b[(p+3)*ldb:][:len(b0)]
+		c0, c1 := c0[:len(b0)], c1[:len(b0)]
+		for j, v0 := range b0 {
+			v1, v2, v3 := b1[j], b2[j], b3[j]
+			c0[j] += (x0*v0 + x1*v1) + (x2*v2 + x3*v3)
+			c1[j] += (y0*v0 + y1*v1) + (y2*v2 + y3*v3)
+		}
 	}
-	for ; j < n; j++ {
-		bv := b[j]
-		c0[j] += a0 * bv
-		c1[j] += a1 * bv
-		c2[j] += a2 * bv
-		c3[j] += a3 * bv
+	for ; p < k; p++ {
+		br := b[p*ldb : p*ldb+n]
+		axpy(c0, a0[p], br)
+		axpy(c1, a1[p], br)
+	}
+}
+
+// gemm1 adds the row a·b into c, where b has len(a) rows of stride ldb and
+// len(c) columns.
+func gemm1(c, a, b []float32, ldb int) {
+	n, k := len(c), len(a)
+	p := 0
+	for ; p+4 <= k; p += 4 {
+		x := a[p : p+4 : p+4]
+		x0, x1, x2, x3 := x[0], x[1], x[2], x[3]
+		b0 := b[p*ldb : p*ldb+n]
+		b1 := b[(p+1)*ldb:][:len(b0)]
+		b2 := b[(p+2)*ldb:][:len(b0)]
+		b3 := b[(p+3)*ldb:][:len(b0)]
+		c := c[:len(b0)]
+		for j, v0 := range b0 {
+			c[j] += (x0*v0 + x1*b1[j]) + (x2*b2[j] + x3*b3[j])
+		}
+	}
+	for ; p < k; p++ {
+		axpy(c, a[p], b[p*ldb:p*ldb+n])
 	}
 }
 

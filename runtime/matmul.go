@@ -73,10 +73,7 @@ func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 			bmat := bm[bb[b]*k*n:]
 			for p0 := 0; p0 < k; p0 += kcBlock {
 				p1 := min(p0+kcBlock, k)
-				for i := i0; i < i1; i += 4 {
-					rows := min(4, i1-i)
-					gemmMicro(cm[i*n+j0:], n, am[i*k+p0:], k, bmat[p0*n+j0:], n, rows, p1-p0, j1-j0)
-				}
+				matAdd(cm[i0*n+j0:], n, am[i0*k+p0:], k, bmat[p0*n+j0:], n, i1-i0, p1-p0, j1-j0)
 			}
 		}
 	})

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -20,7 +22,9 @@ const chunksPerWorker = 4
 // The chunk boundaries depend only on n, grain and GOMAXPROCS, never on
 // timing. fn must be safe to call concurrently on disjoint ranges. A
 // panic in fn is re-raised in the caller's goroutine once every chunk has
-// finished or been abandoned.
+// finished or been abandoned, as an error that carries the panic value
+// (unwrapped when it is an error) and the stack of the goroutine that
+// panicked.
 func ParallelFor(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -37,13 +41,13 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
-		panicked atomic.Pointer[panicValue]
+		panicked atomic.Pointer[workerPanic]
 	)
 	work := func() {
 		defer wg.Done()
 		defer func() {
 			if p := recover(); p != nil {
-				panicked.CompareAndSwap(nil, &panicValue{p})
+				panicked.CompareAndSwap(nil, &workerPanic{p, debug.Stack()})
 			}
 		}()
 		for panicked.Load() == nil {
@@ -62,11 +66,25 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 	work() // the caller's goroutine is one of the workers
 	wg.Wait()
 	if p := panicked.Load(); p != nil {
-		panic(p.v)
+		panic(p)
 	}
 }
 
-// panicValue boxes a recovered panic value for an atomic pointer.
-type panicValue struct{ v any }
+// A workerPanic is a panic recovered in a ParallelFor chunk, with the
+// stack where it happened (re-raising it elsewhere would lose that).
+type workerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *workerPanic) Error() string {
+	return fmt.Sprintf("%v\n\n[stack of the ParallelFor chunk that panicked]:\n%s", p.value, p.stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (p *workerPanic) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
+}
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -53,7 +53,7 @@ func reduceView(kernel string, x *Tensor, axes []int, keepdims bool) (src *Tenso
 		return x, numel(x.Shape[:a0]), numel(x.Shape[a0 : a1+1]), numel(x.Shape[a1+1:]), shape
 	}
 	t := Transpose(x, append(kept, axes...))
-	var nk int = 1
+	nk := 1
 	for _, d := range kept {
 		nk *= x.Shape[d]
 	}

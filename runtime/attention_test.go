@@ -1,0 +1,478 @@
+package runtime_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/ir/eval"
+	rt "github.com/attnc/attnc/runtime"
+)
+
+// Sizes of the attention tests: several query and key tiles, the last
+// ones partial.
+const (
+	aB, aH, aD, aDv = 2, 2, 8, 6
+	aWindow         = 20 // sliding window, the symbol W
+	aBuckets        = 16 // relative-position buckets
+)
+
+// An attnCase is a mask and score written three ways: as IR expressions
+// for the reference interpreter, as float64 Go for the naive loop, and as
+// the runtime's closures (built from the captured tensors).
+type attnCase struct {
+	name   string
+	nq, nk int
+	mask   *ir.Expr
+	score  *ir.Expr
+	// caps returns the captured tensors.
+	caps func(r *rand.Rand) []*rt.Tensor
+	// goMask and goScore are the float64 definitions for the naive loop.
+	goMask  func(caps []*rt.Tensor, b, h, q, k int) bool
+	goScore func(caps []*rt.Tensor, s float64, b, h, q, k int) float64
+	// spec returns the runtime closures: Mask, Score, DScore, CapGrad.
+	spec func(caps []*rt.Tensor) *rt.AttnSpec
+	// tile, when set, classifies tiles as the sparsity pass would.
+	tile func(b, h, q0, q1, k0, k1 int) rt.TileKind
+	// gradCap is the index of the float capture to differentiate, or -1.
+	gradCap int
+}
+
+func v(n string) *ir.Expr { return ir.Var(n) }
+
+var (
+	causalExpr = ir.Bin(ir.ELe, v("k"), v("q"))
+	windowExpr = ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.ELt, ir.Bin(ir.ESub, v("q"), v("k")), v("W")))
+	// relExpr is s + $0[h, clamp(q - k, 0, aBuckets-1)].
+	relExpr = ir.Bin(ir.EAdd, v("s"), ir.Capture(0, v("h"), ir.Call("clamp", ir.Bin(ir.ESub, v("q"), v("k")), ir.Int(0), ir.Int(aBuckets-1))))
+	// capRelExpr is 2·tanh((s + $0[h, clamp(q - k, 0, aBuckets-1)]) / 2):
+	// the capture inside a non-linearity.
+	capRelExpr = ir.Bin(ir.EMul, ir.Float(2), ir.Call("tanh", ir.Bin(ir.EDiv, relExpr, ir.Float(2))))
+)
+
+func bucket(q, k int) int { return min(max(q-k, 0), aBuckets-1) }
+
+func causal(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q }
+func window(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q && q-k < aWindow }
+
+func causalTile(b, h, q0, q1, k0, k1 int) rt.TileKind {
+	switch {
+	case k0 > q1-1:
+		return rt.TileEmpty
+	case k1-1 <= q0:
+		return rt.TileFull
+	}
+	return rt.TilePartial
+}
+
+func windowTile(b, h, q0, q1, k0, k1 int) rt.TileKind {
+	switch {
+	case k0 > q1-1 || q0-(k1-1) >= aWindow:
+		return rt.TileEmpty
+	case k1-1 <= q0 && (q1-1)-k0 < aWindow:
+		return rt.TileFull
+	}
+	return rt.TilePartial
+}
+
+func relBias(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{randF32(r, aH, aBuckets)} }
+
+func relSpec(caps []*rt.Tensor) *rt.AttnSpec {
+	bias := caps[0]
+	return &rt.AttnSpec{
+		Score: func(s float32, b, h, q, k int) float32 { return s + bias.F[h*aBuckets+bucket(q, k)] },
+		CapGrad: func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {
+			g.F[h*aBuckets+bucket(q, k)] += dsp
+		},
+	}
+}
+
+func maskSpec(m func(caps []*rt.Tensor, b, h, q, k int) bool) func(caps []*rt.Tensor) *rt.AttnSpec {
+	return func(caps []*rt.Tensor) *rt.AttnSpec {
+		if m == nil {
+			return &rt.AttnSpec{}
+		}
+		return &rt.AttnSpec{Mask: func(b, h, q, k int) bool { return m(caps, b, h, q, k) }}
+	}
+}
+
+// docIDs returns non-decreasing document ids per batch row.
+func docIDs(r *rand.Rand, n int) *rt.Tensor {
+	t := rt.New(rt.I32, aB, n)
+	for b := range aB {
+		id := int32(0)
+		for i := range n {
+			if i > 0 && r.IntN(12) == 0 {
+				id++
+			}
+			t.I[b*n+i] = id
+		}
+	}
+	return t
+}
+
+var attnCases = []attnCase{
+	{name: "full", nq: 70, nk: 70, spec: maskSpec(nil)},
+	{name: "causal", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal)},
+	{name: "causal with tiles", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal), tile: causalTile},
+	{name: "sliding window", nq: 100, nk: 100, mask: windowExpr, goMask: window, spec: maskSpec(window)},
+	{name: "sliding window with tiles", nq: 150, nk: 150, mask: windowExpr, goMask: window, spec: maskSpec(window), tile: windowTile},
+	{name: "cross attention", nq: 40, nk: 100, spec: maskSpec(nil)},
+	{name: "cross attention, bottom-right causal", nq: 40, nk: 100,
+		mask:   ir.Bin(ir.ELe, v("k"), ir.Bin(ir.EAdd, v("q"), ir.Int(60))),
+		goMask: func(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q+60 },
+		spec:   maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q+60 })},
+	// Row q = 0 has no key; so do the rows of the second batch's heads
+	// past q = 3 in the mask below.
+	{name: "fully masked rows", nq: 70, nk: 70,
+		mask: ir.Bin(ir.EAnd, ir.Bin(ir.ELt, v("k"), v("q")), ir.Bin(ir.EOr, ir.Bin(ir.EEq, v("b"), ir.Int(0)), ir.Bin(ir.ELt, v("q"), ir.Int(4)))),
+		goMask: func(_ []*rt.Tensor, b, h, q, k int) bool {
+			return k < q && (b == 0 || q < 4)
+		},
+		spec: maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k < q && (b == 0 || q < 4) })},
+	{name: "document mask", nq: 80, nk: 80,
+		mask: ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k")))),
+		caps: func(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} },
+		goMask: func(c []*rt.Tensor, b, h, q, k int) bool {
+			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
+		},
+		spec: maskSpec(func(c []*rt.Tensor, b, h, q, k int) bool {
+			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
+		}), gradCap: -1},
+	{name: "relative bias", nq: 70, nk: 70, score: relExpr, caps: relBias,
+		goScore: func(c []*rt.Tensor, s float64, b, h, q, k int) float64 {
+			return s + float64(c[0].F[h*aBuckets+bucket(q, k)])
+		},
+		spec: relSpec},
+	{name: "relative bias, causal with tiles", nq: 100, nk: 100, mask: causalExpr, goMask: causal, score: relExpr, caps: relBias,
+		goScore: func(c []*rt.Tensor, s float64, b, h, q, k int) float64 {
+			return s + float64(c[0].F[h*aBuckets+bucket(q, k)])
+		},
+		spec: func(caps []*rt.Tensor) *rt.AttnSpec {
+			s := relSpec(caps)
+			s.Mask = func(b, h, q, k int) bool { return k <= q }
+			return s
+		},
+		tile: causalTile},
+	{name: "softcap", nq: 70, nk: 70,
+		score: ir.Bin(ir.EMul, ir.Float(2), ir.Call("tanh", ir.Bin(ir.EDiv, v("s"), ir.Float(2)))),
+		goScore: func(_ []*rt.Tensor, s float64, b, h, q, k int) float64 {
+			return 2 * math.Tanh(s/2)
+		},
+		spec: func([]*rt.Tensor) *rt.AttnSpec {
+			return &rt.AttnSpec{
+				Score: func(s float32, b, h, q, k int) float32 { return float32(2 * math.Tanh(float64(s)/2)) },
+				DScore: func(s float32, b, h, q, k int) float32 {
+					t := math.Tanh(float64(s) / 2)
+					return float32(1 - t*t)
+				},
+			}
+		}},
+	{name: "softcapped relative bias, sliding window", nq: 100, nk: 100, mask: windowExpr, goMask: window, score: capRelExpr, caps: relBias,
+		goScore: func(c []*rt.Tensor, s float64, b, h, q, k int) float64 {
+			return 2 * math.Tanh((s+float64(c[0].F[h*aBuckets+bucket(q, k)]))/2)
+		},
+		spec: func(caps []*rt.Tensor) *rt.AttnSpec {
+			bias := caps[0]
+			th := func(s float32, h, q, k int) float64 {
+				return math.Tanh((float64(s) + float64(bias.F[h*aBuckets+bucket(q, k)])) / 2)
+			}
+			return &rt.AttnSpec{
+				Mask:   func(b, h, q, k int) bool { return k <= q && q-k < aWindow },
+				Score:  func(s float32, b, h, q, k int) float32 { return float32(2 * th(s, h, q, k)) },
+				DScore: func(s float32, b, h, q, k int) float32 { t := th(s, h, q, k); return float32(1 - t*t) },
+				CapGrad: func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {
+					t := th(s, h, q, k)
+					g.F[h*aBuckets+bucket(q, k)] += dsp * float32(1-t*t)
+				},
+			}
+		},
+		tile: windowTile},
+}
+
+// attnInputs returns the random operands of a case.
+type attnInputs struct {
+	q, k, v *rt.Tensor
+	caps    []*rt.Tensor
+	scale   float64
+}
+
+func newAttnInputs(tc attnCase, seed uint64) attnInputs {
+	r := newRand(seed)
+	in := attnInputs{
+		q:     randF32(r, aB, aH, tc.nq, aD),
+		k:     randF32(r, aB, aH, tc.nk, aD),
+		v:     randF32(r, aB, aH, tc.nk, aDv),
+		scale: 1 / math.Sqrt(aD),
+	}
+	// Larger scores make the softmax peakier, a harder test.
+	for i := range in.q.F {
+		in.q.F[i] *= 2
+	}
+	if tc.caps != nil {
+		in.caps = tc.caps(r)
+	}
+	return in
+}
+
+// spec returns the case's runtime spec for returns.
+func (tc attnCase) runtimeSpec(in attnInputs, returns string, tiles bool) *rt.AttnSpec {
+	s := tc.spec(in.caps)
+	s.Scale = float32(in.scale)
+	s.Returns = returns
+	if tiles {
+		s.Tile = tc.tile
+	}
+	return s
+}
+
+// naiveAttention computes every result of attention in float64 with the
+// scores materialised: out, probs, logprobs and lse.
+func naiveAttention(tc attnCase, in attnInputs) (out, probs, logprobs, lse *eval.Tensor) {
+	out = eval.NewTensor(ir.F32, aB, aH, tc.nq, aDv)
+	probs = eval.NewTensor(ir.F32, aB, aH, tc.nq, tc.nk)
+	logprobs = eval.NewTensor(ir.F32, aB, aH, tc.nq, tc.nk)
+	lse = eval.NewTensor(ir.F32, aB, aH, tc.nq)
+	at := func(t *rt.Tensor, b, h, i, j, n, d int) float64 { return float64(t.F[((b*aH+h)*n+i)*d+j]) }
+	for b := range aB {
+		for h := range aH {
+			for i := range tc.nq {
+				scores := make([]float64, tc.nk)
+				mx := math.Inf(-1)
+				for j := range tc.nk {
+					if tc.goMask != nil && !tc.goMask(in.caps, b, h, i, j) {
+						scores[j] = math.Inf(-1)
+						continue
+					}
+					s := 0.0
+					for d := range aD {
+						s += at(in.q, b, h, i, d, tc.nq, aD) * at(in.k, b, h, j, d, tc.nk, aD)
+					}
+					s *= in.scale
+					if tc.goScore != nil {
+						s = tc.goScore(in.caps, s, b, h, i, j)
+					}
+					scores[j] = s
+					mx = math.Max(mx, s)
+				}
+				if math.IsInf(mx, -1) {
+					lse.Set(math.Inf(-1), b, h, i)
+					for j := range tc.nk {
+						logprobs.Set(math.Inf(-1), b, h, i, j)
+					}
+					continue
+				}
+				z := 0.0
+				for _, s := range scores {
+					z += math.Exp(s - mx)
+				}
+				l := mx + math.Log(z)
+				lse.Set(l, b, h, i)
+				for j, s := range scores {
+					p := math.Exp(s - l)
+					probs.Set(p, b, h, i, j)
+					logprobs.Set(s-l, b, h, i, j)
+					for e := range aDv {
+						out.Set(out.At(b, h, i, e)+p*at(in.v, b, h, j, e, tc.nk, aDv), b, h, i, e)
+					}
+				}
+			}
+		}
+	}
+	return out, probs, logprobs, lse
+}
+
+func TestAttentionMatchesNaive(t *testing.T) {
+	for ci, tc := range attnCases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newAttnInputs(tc, uint64(ci)+100)
+			wantOut, wantProbs, wantLogprobs, wantLSE := naiveAttention(tc, in)
+			if tc.goMask != nil && !hasInf(wantLogprobs.Data) {
+				t.Fatalf("the mask hides no key; the case tests nothing")
+			}
+			for _, tiles := range []bool{false, true} {
+				if tiles && tc.tile == nil {
+					continue
+				}
+				run := func(returns string, v *rt.Tensor) *rt.Tensor {
+					return rt.Attention(in.q, in.k, v, tc.runtimeSpec(in, returns, tiles))
+				}
+				checkRel(t, "out", run("out", in.v), wantOut, tol)
+				checkRel(t, "default returns", run("", in.v), wantOut, tol)
+				checkRel(t, "probs", run("probs", nil), wantProbs, tol)
+				checkRel(t, "logprobs", run("logprobs", nil), wantLogprobs, tol)
+				checkRel(t, "lse", run("lse", nil), wantLSE, tol)
+			}
+		})
+	}
+}
+
+// TestAttentionFullyMaskedRow checks the op table's promise exactly:
+// zeros for out and probs, -Inf for logprobs and lse.
+func TestAttentionFullyMaskedRow(t *testing.T) {
+	q, k, v := randF32(newRand(1), 1, 1, 3, 4), randF32(newRand(2), 1, 1, 5, 4), randF32(newRand(3), 1, 1, 5, 2)
+	mask := func(b, h, q, k int) bool { return q != 1 }
+	spec := func(r string) *rt.AttnSpec { return &rt.AttnSpec{Scale: 0.5, Returns: r, Mask: mask} }
+	out := rt.Attention(q, k, v, spec("out"))
+	probs := rt.Attention(q, k, nil, spec("probs"))
+	logprobs := rt.Attention(q, k, nil, spec("logprobs"))
+	lse := rt.Attention(q, k, nil, spec("lse"))
+	for e := range 2 {
+		if x := out.F[2+e]; x != 0 {
+			t.Errorf("out[0, 0, 1, %d] = %v, want 0", e, x)
+		}
+	}
+	for j := range 5 {
+		if p, lp := probs.F[5+j], logprobs.F[5+j]; p != 0 || !math.IsInf(float64(lp), -1) {
+			t.Errorf("probs, logprobs[0, 0, 1, %d] = %v, %v, want 0, -Inf", j, p, lp)
+		}
+	}
+	if !math.IsInf(float64(lse.F[1]), -1) {
+		t.Errorf("lse[0, 0, 1] = %v, want -Inf", lse.F[1])
+	}
+	// The gradient of a fully masked row is zero.
+	dy := randF32(newRand(4), 1, 1, 3, 2)
+	dq := rt.AttentionGrad(q, k, v, lse, dy, spec("out"), "q", nil)
+	for d := range 4 {
+		if x := dq.F[4+d]; x != 0 {
+			t.Errorf("dq[0, 0, 1, %d] = %v, want 0", d, x)
+		}
+	}
+}
+
+func hasInf(xs []float64) bool {
+	for _, x := range xs {
+		if math.IsInf(x, -1) {
+			return true
+		}
+	}
+	return false
+}
+
+// refAttentionGrad evaluates attention_grad of the case with the
+// reference interpreter, the lse coming from its own attention op.
+func refAttentionGrad(t *testing.T, tc attnCase, in attnInputs, returns, wrt string, dy *rt.Tensor) *eval.Tensor {
+	t.Helper()
+	m := newRef(t)
+	m.b.AddSym("W")
+	m.syms = map[string]int64{"W": aWindow}
+	q, k := m.in(in.q), m.in(in.k)
+	args := []*ir.Instr{q, k}
+	if returns == "out" {
+		args = append(args, m.in(in.v))
+	}
+	for _, c := range in.caps {
+		args = append(args, m.in(c))
+	}
+	attrs := func(r string) ir.Attrs {
+		a := ir.Attrs{"scale": ir.FloatAttr(in.scale), "returns": ir.WordAttr(r)}
+		if tc.mask != nil {
+			a["mask"] = ir.ExprAttr(tc.mask)
+		}
+		if tc.score != nil {
+			a["score"] = ir.ExprAttr(tc.score)
+		}
+		return a
+	}
+	lseArgs := append([]*ir.Instr{q, k}, args[len(args)-len(in.caps):]...)
+	lse := m.b.Must(ir.OpAttention, attrs("lse"), lseArgs...)
+	a := attrs(returns)
+	a["wrt"] = ir.WordAttr(wrt)
+	if wrt == "cap" {
+		a["cap"] = ir.IntAttr(int64(tc.gradCap))
+	}
+	g := m.b.Must(ir.OpAttentionGrad, a, append(args, lse, m.in(dy))...)
+	return m.run(g)
+}
+
+func TestAttentionGradMatchesReference(t *testing.T) {
+	for ci, tc := range attnCases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newAttnInputs(tc, uint64(ci)+200)
+			r := newRand(uint64(ci) + 300)
+			for _, returns := range []string{"out", "probs", "logprobs"} {
+				lse := rt.Attention(in.q, in.k, nil, tc.runtimeSpec(in, "lse", false))
+				cols := aDv
+				if returns != "out" {
+					cols = tc.nk
+				}
+				dy := randF32(r, aB, aH, tc.nq, cols)
+				var v *rt.Tensor
+				if returns == "out" {
+					v = in.v
+				}
+				wrts := []string{"q", "k"}
+				if returns == "out" {
+					wrts = append(wrts, "v")
+				}
+				if tc.gradCap >= 0 && len(in.caps) > 0 {
+					wrts = append(wrts, "cap")
+				}
+				for _, wrt := range wrts {
+					want := refAttentionGrad(t, tc, in, returns, wrt, dy)
+					for _, tiles := range []bool{false, true} {
+						if tiles && tc.tile == nil {
+							continue
+						}
+						spec := tc.runtimeSpec(in, returns, tiles)
+						var grad *rt.Tensor
+						if wrt == "cap" {
+							grad = rt.New(rt.F32, in.caps[tc.gradCap].Shape...)
+						}
+						got := rt.AttentionGrad(in.q, in.k, v, lse, dy, spec, wrt, grad)
+						checkRel(t, fmt.Sprintf("%s wrt %s (tiles %v)", returns, wrt, tiles), got, want, tol)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestAttentionMisuse(t *testing.T) {
+	q, k, v := rt.New(rt.F32, 1, 1, 2, 4), rt.New(rt.F32, 1, 1, 3, 5), rt.New(rt.F32, 1, 1, 3, 2)
+	mustPanic(t, "matching B, H, D", func() { rt.Attention(q, k, v, &rt.AttnSpec{}) })
+	mustPanic(t, "unknown Returns", func() { rt.Attention(q, q, q, &rt.AttnSpec{Returns: "values"}) })
+	mustPanic(t, "needs v", func() { rt.Attention(q, q, nil, &rt.AttnSpec{}) })
+	mustPanic(t, "takes no v", func() { rt.Attention(q, q, q, &rt.AttnSpec{Returns: "probs"}) })
+	lse := rt.New(rt.F32, 1, 1, 2)
+	mustPanic(t, "unknown wrt", func() { rt.AttentionGrad(q, q, q, lse, q, &rt.AttnSpec{}, "x", nil) })
+	mustPanic(t, "dy", func() { rt.AttentionGrad(q, q, q, lse, lse, &rt.AttnSpec{}, "q", nil) })
+}
+
+// TestAttentionBlockMaskByTile gives a run-time block mask through Tile
+// alone (no Mask): the tiles it calls empty are skipped, every other pair
+// is admitted. The naive loop masks the pairs of the tiles Tile saw.
+func TestAttentionBlockMaskByTile(t *testing.T) {
+	in := newAttnInputs(attnCase{nq: 150, nk: 200}, 7)
+	type tile struct{ q0, q1, k0, k1 int }
+	var mu sync.Mutex
+	var empty []tile
+	spec := func(returns string) *rt.AttnSpec {
+		return &rt.AttnSpec{Scale: float32(in.scale), Returns: returns, Tile: func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+			if (q0/3+k0/5+h)%3 != 0 {
+				return rt.TilePartial
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			empty = append(empty, tile{q0, q1, k0, k1})
+			return rt.TileEmpty
+		}}
+	}
+	got := rt.Attention(in.q, in.k, in.v, spec("out"))
+	if len(empty) == 0 {
+		t.Fatal("no tile was empty; the test tests nothing")
+	}
+	tc := attnCase{nq: 150, nk: 200, goMask: func(_ []*rt.Tensor, b, h, q, k int) bool {
+		for _, e := range empty {
+			if q >= e.q0 && q < e.q1 && k >= e.k0 && k < e.k1 && (e.q0/3+e.k0/5+h)%3 == 0 {
+				return false
+			}
+		}
+		return true
+	}}
+	want, _, _, _ := naiveAttention(tc, in)
+	checkRel(t, "out", got, want, tol)
+}

@@ -1,0 +1,120 @@
+package runtime_test
+
+import (
+	"fmt"
+	"testing"
+
+	rt "github.com/attnc/attnc/runtime"
+)
+
+// reportGFLOPS reports flops per iteration as GFLOP/s.
+func reportGFLOPS(b *testing.B, flops float64) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkMatMul(b *testing.B) {
+	for _, s := range [][3]int{{256, 256, 256}, {1024, 1024, 64}, {64, 1024, 1024}, {512, 512, 512}, {8, 128, 512}} {
+		m, k, n := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
+			r := newRand(1)
+			x, y := randF32(r, m, k), randF32(r, k, n)
+			for b.Loop() {
+				rt.MatMul(x, y)
+			}
+			reportGFLOPS(b, 2*float64(m*k*n))
+		})
+	}
+	b.Run("batched 16x(128x64x128)", func(b *testing.B) {
+		r := newRand(1)
+		x, y := randF32(r, 16, 128, 64), randF32(r, 16, 64, 128)
+		for b.Loop() {
+			rt.MatMul(x, y)
+		}
+		reportGFLOPS(b, 2*16*128*64*128)
+	})
+}
+
+// Attention benchmark sizes: B=1, H=4, N=512, D=64.
+const bB, bH, bN, bD = 1, 4, 512, 64
+
+func benchInputs() (q, k, v *rt.Tensor) {
+	r := newRand(2)
+	return randF32(r, bB, bH, bN, bD), randF32(r, bB, bH, bN, bD), randF32(r, bB, bH, bN, bD)
+}
+
+// benchSpecs are the masks benchmarked: causal as the generator emits it
+// (with the sparsity pass's tile classification), causal with the mask
+// closure alone, and no mask.
+func benchSpecs() []struct {
+	name  string
+	spec  *rt.AttnSpec
+	pairs float64 // admitted (query, key) pairs per head
+} {
+	causal := func(b, h, q, k int) bool { return k <= q }
+	tile := func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+		switch {
+		case k0 > q1-1:
+			return rt.TileEmpty
+		case k1-1 <= q0:
+			return rt.TileFull
+		}
+		return rt.TilePartial
+	}
+	half := float64(bN * (bN + 1) / 2)
+	return []struct {
+		name  string
+		spec  *rt.AttnSpec
+		pairs float64
+	}{
+		{"causal", &rt.AttnSpec{Scale: 0.125, Mask: causal, Tile: tile}, half},
+		{"causal mask only", &rt.AttnSpec{Scale: 0.125, Mask: causal}, half},
+		{"full", &rt.AttnSpec{Scale: 0.125}, bN * bN},
+	}
+}
+
+// BenchmarkAttention reports GFLOP/s of useful work: 4·D flops (q·k and
+// p·v) per admitted pair.
+func BenchmarkAttention(b *testing.B) {
+	q, k, v := benchInputs()
+	for _, s := range benchSpecs() {
+		b.Run(s.name, func(b *testing.B) {
+			for b.Loop() {
+				rt.Attention(q, k, v, s.spec)
+			}
+			reportGFLOPS(b, 4*bD*s.pairs*bB*bH)
+		})
+	}
+}
+
+// BenchmarkAttentionGrad reports GFLOP/s of the products the backward
+// pass computes per admitted pair: 2·D flops each, five for q and k (the
+// row-sum pass recomputes q·k and dy·v, the gradient pass q·k, dy·v and
+// dS·k or dSᵀ·q) and two for v (q·k and Pᵀ·dy).
+func BenchmarkAttentionGrad(b *testing.B) {
+	q, k, v := benchInputs()
+	dy := randF32(newRand(3), bB, bH, bN, bD)
+	for _, s := range benchSpecs()[:1] {
+		lseSpec := *s.spec
+		lseSpec.Returns = "lse"
+		lse := rt.Attention(q, k, nil, &lseSpec)
+		for _, wrt := range []string{"q", "k", "v"} {
+			products := 5.0
+			if wrt == "v" {
+				products = 2
+			}
+			b.Run(s.name+"/"+wrt, func(b *testing.B) {
+				for b.Loop() {
+					rt.AttentionGrad(q, k, v, lse, dy, s.spec, wrt, nil)
+				}
+				reportGFLOPS(b, products*2*bD*s.pairs*bB*bH)
+			})
+		}
+	}
+}
+
+func BenchmarkSoftmax(b *testing.B) {
+	x := randF32(newRand(4), 64, 4096)
+	for b.Loop() {
+		rt.Softmax(x, 1)
+	}
+}

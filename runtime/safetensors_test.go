@@ -1,0 +1,152 @@
+package runtime_test
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	rt "github.com/attnc/attnc/runtime"
+)
+
+func TestSafetensorsRoundTrip(t *testing.T) {
+	r := newRand(50)
+	tensors := []rt.Named{
+		{Name: "embed.weight", T: randF32(r, 10, 4)},
+		{Name: "steps", T: rt.Scalar(rt.I32, -3)},
+		{Name: "mask", T: randBool(r, 3, 3)},
+		{Name: "ids", T: randI32(r, -1000, 1000, 5)},
+		{Name: "empty", T: rt.New(rt.F32, 0, 4)},
+	}
+	meta := map[string]string{"model": "mixed_span_lm", "step": "1200"}
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	if err := rt.SaveSafetensors(path, tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+	got, gotMeta, err := rt.LoadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(tensors) {
+		t.Fatalf("loaded %d tensors, want %d", len(got), len(tensors))
+	}
+	for _, nt := range tensors {
+		checkSame(t, nt.Name, got[nt.Name], nt.T)
+	}
+	if len(gotMeta) != 2 || gotMeta["model"] != "mixed_span_lm" || gotMeta["step"] != "1200" {
+		t.Errorf("metadata %v, want %v", gotMeta, meta)
+	}
+	// The header is padded to 8 bytes and the temp file is gone.
+	data, _ := os.ReadFile(path)
+	if n := binary.LittleEndian.Uint64(data); n%8 != 0 {
+		t.Errorf("header length %d is not a multiple of 8", n)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d files after saving, want 1", len(entries))
+	}
+	// Overwriting works, and a save without metadata loads with none.
+	if err := rt.SaveSafetensors(path, tensors[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	got, gotMeta, err = rt.LoadSafetensors(path)
+	if err != nil || len(got) != 1 || len(gotMeta) != 0 {
+		t.Errorf("reloaded %d tensors, metadata %v, error %v", len(got), gotMeta, err)
+	}
+}
+
+func TestSafetensorsSaveErrors(t *testing.T) {
+	dir := t.TempDir()
+	x := rt.New(rt.F32, 2)
+	for name, ts := range map[string][]rt.Named{
+		"duplicate":     {{"a", x}, {"a", x}},
+		"reserved name": {{"__metadata__", x}},
+		"nil tensor":    {{"a", nil}},
+		"bad data":      {{"a", &rt.Tensor{DType: rt.F32, Shape: []int{3}, F: make([]float32, 2)}}},
+	} {
+		if err := rt.SaveSafetensors(filepath.Join(dir, "x"), ts, nil); err == nil {
+			t.Errorf("%s: saved without error", name)
+		}
+	}
+	if err := rt.SaveSafetensors(filepath.Join(dir, "missing", "x"), []rt.Named{{"a", x}}, nil); err == nil {
+		t.Error("saved into a missing directory")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("failed saves left %d files behind", len(entries))
+	}
+}
+
+// file builds a safetensors file from a header string and data bytes.
+func file(header string, data []byte) []byte {
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	out = append(out, header...)
+	return append(out, data...)
+}
+
+func TestSafetensorsCorrupt(t *testing.T) {
+	good := file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
+	cases := map[string]struct {
+		data []byte
+		want string
+	}{
+		"empty":           {nil, "too short"},
+		"truncated len":   {good[:5], "too short"},
+		"truncated hdr":   {good[:20], "does not fit"},
+		"truncated data":  {good[:len(good)-3], `tensor "a": data_offsets [0, 8] outside`},
+		"huge header":     {binary.LittleEndian.AppendUint64(nil, 1<<62), "does not fit"},
+		"bad json":        {file(`{"a":{"dtype":"F32",`, nil), "bad header entry: unexpected EOF"},
+		"bad json key":    {file(`{"a" 1}`, nil), "bad header entry"},
+		"bad json start":  {file(`{,}`, nil), "not valid JSON"},
+		"not an object":   {file(`[1, 2]`, nil), "not a JSON object"},
+		"trailing bytes":  {file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x`, make([]byte, 8)), "trailing"},
+		"bad entry":       {file(`{"a":{"dtype":3}}`, nil), `tensor "a": bad header entry`},
+		"unknown dtype":   {file(`{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}`, make([]byte, 4)), `tensor "a": unsupported dtype "F16"`},
+		"no shape":        {file(`{"a":{"dtype":"F32","data_offsets":[0,0]}}`, nil), `tensor "a": no shape`},
+		"negative dim":    {file(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}`, nil), `tensor "a": invalid dim`},
+		"huge shape":      {file(`{"a":{"dtype":"F32","shape":[2000000000,2000000000,2000000000],"data_offsets":[0,0]}}`, nil), "too large"},
+		"out of range":    {file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, make([]byte, 8)), `tensor "a": data_offsets [4, 12] outside the 8 data bytes`},
+		"reversed":        {file(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}}`, make([]byte, 8)), "outside"},
+		"one offset":      {file(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[0]}}`, nil), "want [begin, end]"},
+		"wrong size":      {file(`{"a":{"dtype":"I32","shape":[3],"data_offsets":[0,8]}}`, make([]byte, 8)), `tensor "a": I32 [3] needs 12 bytes`},
+		"overlap":         {file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8)), "overlap"},
+		"duplicate name":  {file(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}`, nil), `names "a" twice`},
+		"bad metadata":    {file(`{"__metadata__":{"a":1}}`, nil), "__metadata__"},
+		"bad bool":        {file(`{"a":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}}`, []byte{1, 7}), `tensor "a": byte 1 is 7`},
+		"unterminated":    {file(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`, nil), "not valid JSON"},
+		"numeric key":     {file(`{1:2}`, nil), "not valid JSON"},
+		"null entry":      {file(`{"a":null}`, nil), "unsupported dtype"},
+		"non-int offsets": {file(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[0.5,1]}}`, nil), "bad header entry"},
+	}
+	dir := t.TempDir()
+	for name, c := range cases {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := rt.LoadSafetensors(path)
+		if err == nil {
+			t.Errorf("%s: loaded without error", name)
+			continue
+		}
+		if !contains(err.Error(), c.want) || !contains(err.Error(), path) {
+			t.Errorf("%s: error %q does not name the file and mention %q", name, err, c.want)
+		}
+	}
+	if _, _, err := rt.LoadSafetensors(filepath.Join(dir, "missing")); err == nil {
+		t.Error("loaded a missing file")
+	}
+}
+
+// FuzzLoadSafetensors checks that no file makes the loader panic.
+func FuzzLoadSafetensors(f *testing.F) {
+	f.Add(file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}`, make([]byte, 8)))
+	f.Add(file(`{"a":{"dtype":"BOOL","shape":[1,2],"data_offsets":[0,2]}}`, []byte{0, 1}))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rt.LoadSafetensors(path)
+	})
+}
