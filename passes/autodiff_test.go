@@ -83,7 +83,9 @@ func (c *gc) ints(s ir.Shape, lo, hi int) *ir.Instr {
 	return c.input(ir.I32, s, func() float64 { return float64(lo + c.rng.IntN(hi-lo)) })
 }
 
-func (c *gc) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr { return c.b.Must(op, attrs, args...) }
+func (c *gc) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
+	return c.b.Must(op, attrs, args...)
+}
 
 func ax(name string, v int64) ir.Attrs { return ir.Attrs{name: ir.IntAttr(v)} }
 
