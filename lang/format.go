@@ -16,29 +16,33 @@ func Format(filename, src string) (string, Diagnostics) {
 	if f == nil {
 		return "", diags
 	}
-	p := &printer{comments: comments(filename, src), src: strings.Split(src, "\n")}
+	p := &printer{comments: comments(filename, src), src: strings.Split(src, "\n"), trail: map[int]int{}}
 	p.file(f)
-	return alignComments(p.sb.String()), diags
+	return alignComments(p.sb.String(), p.trail), diags
 }
 
-// trailMark stands where a trailing comment starts until alignComments
-// lines up the trailing comments of consecutive lines, as gofmt does.
-const trailMark = "\x00"
-
-func alignComments(s string) string {
+// alignComments lines up the trailing comments of consecutive lines, as
+// gofmt does. trail maps an output line to the byte offset where its
+// trailing comment starts (comments may contain any byte, so the offset
+// is recorded rather than marked in the text).
+func alignComments(s string, trail map[int]int) string {
 	lines := strings.Split(s, "\n")
 	for i := 0; i < len(lines); {
-		if !strings.Contains(lines[i], trailMark) {
+		if _, ok := trail[i]; !ok {
 			i++
 			continue
 		}
 		j, width := i, 0
-		for ; j < len(lines) && strings.Contains(lines[j], trailMark); j++ {
-			code, _, _ := strings.Cut(lines[j], trailMark)
-			width = max(width, len([]rune(code)))
+		for ; j < len(lines); j++ {
+			at, ok := trail[j]
+			if !ok {
+				break
+			}
+			width = max(width, len([]rune(lines[j][:at])))
 		}
 		for ; i < j; i++ {
-			code, text, _ := strings.Cut(lines[i], trailMark)
+			at := trail[i]
+			code, text := lines[i][:at], lines[i][at:]
 			lines[i] = code + strings.Repeat(" ", width-len([]rune(code))+2) + text
 		}
 	}
@@ -79,7 +83,8 @@ type printer struct {
 	comments []comment
 	src      []string
 	indent   int
-	lastLine int // source line of the last thing printed
+	lastLine int         // source line of the last thing printed
+	trail    map[int]int // output line → offset of its trailing comment
 }
 
 func (p *printer) line(s string) {
@@ -128,7 +133,9 @@ func (p *printer) hadBlank(l int) bool {
 // source line l if there is one.
 func (p *printer) trailing(l int) {
 	if len(p.comments) > 0 && p.comments[0].line == l && !p.comments[0].own {
-		p.sb.WriteString(trailMark + p.comments[0].text)
+		out := p.sb.String()
+		p.trail[strings.Count(out, "\n")] = len(out) - (strings.LastIndexByte(out, '\n') + 1)
+		p.sb.WriteString(p.comments[0].text)
 		p.comments = p.comments[1:]
 	}
 	p.sb.WriteString("\n")
