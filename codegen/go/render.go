@@ -113,6 +113,7 @@ func (r *renderer) file() ([]byte, error) {
 			return nil, err
 		}
 	}
+	r.maps()
 	r.persistence()
 	r.helperFuncs()
 	body = r.buf
@@ -714,6 +715,46 @@ func (r *renderer) attention(in *ir.Instr) error {
 	}
 	r.pf("\t%s := rt.AttentionGrad(%s, %s, %s, %s, %s, %s, %s, %s)\n", val(in), q, k, vCode, lse, dy, spec, strconv.Quote(wrt), grad)
 	return nil
+}
+
+// maps writes ForwardMap and LossAndGradMap: the entry points keyed by
+// source names, for programs that handle any model (attnc train).
+func (r *renderer) maps() {
+	r.pf("// inputsFromMap fills Inputs from tensors keyed by input name.\nfunc inputsFromMap(in map[string]*Tensor) Inputs {\n\treturn Inputs{\n")
+	for _, in := range r.inputs {
+		r.pf("\t\t%s: in[%s],\n", r.inField[in], strconv.Quote(in.Name()))
+	}
+	r.pf("\t}\n}\n\n")
+	r.pf("// outputsToMap keys what out holds by \"loss\", \"metric:NAME\" and \"output:NAME\".\nfunc outputsToMap(out *Outputs) map[string]*Tensor {\n\tm := map[string]*Tensor{}\n")
+	for _, o := range r.p.Module.Outputs {
+		field, ok := r.outs[o.Kind.String()+o.Name]
+		if !ok {
+			continue
+		}
+		switch o.Kind {
+		case ir.OutLoss:
+			r.pf("\tm[\"loss\"] = rt.FromF32(nil, []float32{out.Loss})\n")
+		case ir.OutMetric:
+			r.pf("\tm[%s] = rt.FromF32(nil, []float32{out.%s})\n", strconv.Quote("metric:"+o.Name), field)
+		case ir.OutValue:
+			r.pf("\tif out.%s != nil {\n\t\tm[%s] = out.%s\n\t}\n", field, strconv.Quote("output:"+o.Name), field)
+		}
+	}
+	r.pf("\treturn m\n}\n\n")
+	for _, f := range r.p.Funcs {
+		r.pf(`// %sMap is %s with inputs and results keyed by their names in the
+// source ("loss", "metric:NAME", "output:NAME"), for programs that handle
+// any model, such as the trainer attnc train builds.
+func (m *Model) %sMap(in map[string]*Tensor) (map[string]*Tensor, error) {
+	out, err := m.%s(inputsFromMap(in))
+	if err != nil {
+		return nil, err
+	}
+	return outputsToMap(out), nil
+}
+
+`, f.Name, f.Name, f.Name, f.Name)
+	}
 }
 
 // persistence writes Save and Load.
