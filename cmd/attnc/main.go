@@ -42,7 +42,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{checkCmd, irCmd, buildCmd, fmtCmd, versionCmd}
+	commands = []*command{checkCmd, irCmd, buildCmd, trainCmd, evalCmd, predictCmd, fmtCmd, versionCmd}
 }
 
 // cli carries the streams a command writes to, so tests run commands in

@@ -1,0 +1,202 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/attnc/attnc/runtime"
+)
+
+// MainMetric names the evaluation metric a task is judged by (and that
+// target stops on): exact for sort, token_acc for copy and reverse, acc
+// for recall, none for lm.
+func MainMetric(t Task) string {
+	switch t.(type) {
+	case *sortTask:
+		return "exact"
+	case *seqTask:
+		return "token_acc"
+	case *recallTask:
+		return "acc"
+	}
+	return ""
+}
+
+// Evaluate measures m on held-out batches. Every task reports the
+// teacher-forced loss and the model's own metrics, averaged over
+// examples. Sort and copy/reverse also decode greedily, one step at a
+// time feeding the model its own predictions, and report exact (whole
+// permutation) and step_acc, or token_acc and seq_acc; lm reports
+// perplexity and bits per byte.
+func Evaluate(m Model, task Task, batches []Batch) (map[string]float64, error) {
+	sums := map[string]float64{}
+	n := 0
+	for _, b := range batches {
+		size := b.Size()
+		out, err := m.ForwardMap(b)
+		if err != nil {
+			return nil, err
+		}
+		sums["loss"] += float64(scalar(out["loss"])) * float64(size)
+		for k, v := range metricsOf(out) {
+			sums[k] += v * float64(size)
+		}
+		var dec map[string]float64
+		switch t := task.(type) {
+		case *sortTask:
+			dec, _, err = decodeSort(m, t, b)
+		case *seqTask:
+			dec, _, err = decodeSeq(m, t, b)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range dec {
+			sums[k] += v * float64(size)
+		}
+		n += size
+	}
+	res := map[string]float64{}
+	for k, v := range sums {
+		res[k] = v / float64(n)
+	}
+	if _, ok := task.(*lmTask); ok {
+		res["perplexity"] = math.Exp(res["loss"])
+		res["bits_per_byte"] = res["loss"] / math.Ln2
+	}
+	return res, nil
+}
+
+func output(out map[string]*runtime.Tensor, name, task, how string) (*runtime.Tensor, error) {
+	t, ok := out["output:"+name]
+	if !ok || t.DType != runtime.I32 {
+		return nil, fmt.Errorf("the %s task decodes greedily and needs an i32 output %s: add `output %s = %s` to the model", task, name, name, how)
+	}
+	return t, nil
+}
+
+// decodeSort points greedily: at step t the decoder reads the elements it
+// chose at steps < t, and the perm input lists them first (then the
+// others in order), so the model's mask of visited positions is right for
+// every step up to t.
+func decodeSort(m Model, t *sortTask, b Batch) (map[string]float64, [][]int32, error) {
+	truth := b["perm"]
+	size, n := truth.Shape[0], truth.Shape[1]
+	chosen := make([][]int32, size)
+	perm := runtime.New(runtime.I32, size, n)
+	in := Batch{"x": b["x"], "perm": perm}
+	for step := 0; step < n; step++ {
+		for e := 0; e < size; e++ {
+			row := perm.I[e*n:][:n]
+			used := make([]bool, n)
+			for i, c := range chosen[e] {
+				row[i] = c
+				used[c] = true
+			}
+			i := len(chosen[e])
+			for j := 0; j < n; j++ {
+				if !used[j] {
+					row[i] = int32(j)
+					i++
+				}
+			}
+		}
+		out, err := m.ForwardMap(in)
+		if err != nil {
+			return nil, nil, err
+		}
+		ptr, err := output(out, "pointers", "sort", "argmax(logp, -1)")
+		if err != nil {
+			return nil, nil, err
+		}
+		for e := 0; e < size; e++ {
+			c := ptr.I[e*n+step]
+			if c < 0 || int(c) >= n {
+				return nil, nil, fmt.Errorf("output pointers holds %d, outside [0, %d)", c, n)
+			}
+			for _, prev := range chosen[e] {
+				if prev == c {
+					// The mask should prevent it; a model without one
+					// may repeat, which counts as wrong.
+					c = -1
+				}
+			}
+			if c < 0 {
+				c = firstUnused(chosen[e], n)
+			}
+			chosen[e] = append(chosen[e], c)
+		}
+	}
+	exact, steps := 0.0, 0.0
+	for e := 0; e < size; e++ {
+		all := true
+		for i := 0; i < n; i++ {
+			if chosen[e][i] == truth.I[e*n+i] {
+				steps++
+			} else {
+				all = false
+			}
+		}
+		if all {
+			exact++
+		}
+	}
+	return map[string]float64{"exact": exact / float64(size), "step_acc": steps / float64(size*n)}, chosen, nil
+}
+
+func firstUnused(chosen []int32, n int) int32 {
+	used := make([]bool, n)
+	for _, c := range chosen {
+		used[c] = true
+	}
+	for j := range used {
+		if !used[j] {
+			return int32(j)
+		}
+	}
+	return 0
+}
+
+// decodeSeq generates the target greedily: position t of tgt is the
+// model's prediction at position t-1.
+func decodeSeq(m Model, t *seqTask, b Batch) (map[string]float64, [][]int32, error) {
+	truth := b["tgt"]
+	size, l := truth.Shape[0], truth.Shape[1]
+	tgt := runtime.New(runtime.I32, size, l)
+	for e := 0; e < size; e++ {
+		tgt.I[e*l] = BOS
+	}
+	in := Batch{"src": b["src"], "tgt": tgt}
+	for pos := 1; pos < l; pos++ {
+		out, err := m.ForwardMap(in)
+		if err != nil {
+			return nil, nil, err
+		}
+		pred, err := output(out, "pred", t.Name(), "argmax(logits, -1)")
+		if err != nil {
+			return nil, nil, err
+		}
+		for e := 0; e < size; e++ {
+			tgt.I[e*l+pos] = pred.I[e*l+pos-1]
+		}
+	}
+	tokens, seqs := 0.0, 0.0
+	for e := 0; e < size; e++ {
+		all := true
+		for pos := 1; pos < l; pos++ {
+			if tgt.I[e*l+pos] == truth.I[e*l+pos] {
+				tokens++
+			} else {
+				all = false
+			}
+		}
+		if all {
+			seqs++
+		}
+	}
+	rows := make([][]int32, size)
+	for e := range rows {
+		rows[e] = append([]int32(nil), tgt.I[e*l+1:(e+1)*l]...)
+	}
+	return map[string]float64{"token_acc": tokens / float64(size*(l-1)), "seq_acc": seqs / float64(size)}, rows, nil
+}
