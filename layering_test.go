@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"codegen/triton": {"ir"},
 	"runtime":        {},
 	"train":          {"runtime"},
+	"train/plot":     {"train", "runtime"},
 	"stdlib":         {},
 	// cmd/attnc and tests may import everything.
 }

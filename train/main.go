@@ -109,6 +109,9 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			fmt.Fprintf(out, "stopped early: %s\n", sum.Stopped)
 		}
 		fmt.Fprintf(out, "done: %d steps in %s; final eval %s\n", sum.Steps, sum.Duration.Round(1e6), formatMetrics(sum.Eval))
+		if err := saveExample(filepath.Join(dir, ExampleFile), m, task, spec.Seed); err != nil {
+			return err
+		}
 		return writeJSON(filepath.Join(dir, "summary.json"), map[string]any{"steps": sum.Steps, "seconds": sum.Duration.Seconds(), "eval": sum.Eval, "stopped": sum.Stopped})
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
@@ -136,6 +139,27 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		return predict(out, m, task, task.Batch(rng, *n))
 	}
 	return fmt.Errorf("unknown trainer command %q (train, eval, predict)", cmd)
+}
+
+// ExampleFile holds one fresh example's inputs ("input:NAME") and the
+// trained model's outputs on it, for pictures such as an attention heat
+// map.
+const ExampleFile = "example.safetensors"
+
+func saveExample(path string, m Model, task Task, seed uint64) error {
+	ex := task.Batch(rand.New(rand.NewPCG(seed, 0xe8a)), 1)
+	out, err := m.ForwardMap(ex)
+	if err != nil {
+		return err
+	}
+	var ts []runtime.Named
+	for name, t := range ex {
+		ts = append(ts, runtime.Named{Name: "input:" + name, T: t})
+	}
+	for name, t := range out {
+		ts = append(ts, runtime.Named{Name: name, T: t})
+	}
+	return runtime.SaveSafetensors(path, ts, nil)
 }
 
 func writeJSON(path string, v any) error {

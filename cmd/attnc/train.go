@@ -20,6 +20,7 @@ import (
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
+	"github.com/attnc/attnc/train/plot"
 )
 
 // kvFlag collects repeated KEY=VALUE flags.
@@ -149,6 +150,7 @@ given with -data).`,
 			if code := c.runTrainer(bin, targs...); code != exitOK {
 				return code
 			}
+			c.pictures(dir, m.Name)
 			fmt.Fprintf(c.stdout, "run directory: %s\n", dir)
 			return exitOK
 		}
@@ -404,3 +406,31 @@ predictions (greedy decoding for sort, copy and reverse).`,
 		n := fs.Int("n", 3, "how many examples")
 		return func() []string { return []string{"-n", strconv.Itoa(*n)} }
 	})
+
+// pictures draws loss.png and, for a model that outputs a distribution
+// over positions (a pointer network), attention.png. A picture that
+// cannot be drawn is a warning, not a failed run.
+func (c *cli) pictures(dir, model string) {
+	recs, err := plot.ReadMetrics(filepath.Join(dir, train.MetricsFile))
+	if err == nil {
+		err = plot.Loss(filepath.Join(dir, "loss.png"), model+" loss", recs)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: warning: loss.png: %v\n", err)
+	}
+	ex, _, err := runtime.LoadSafetensors(filepath.Join(dir, train.ExampleFile))
+	if err != nil {
+		return
+	}
+	outputs := map[string]*runtime.Tensor{}
+	for name, t := range ex {
+		if o, ok := strings.CutPrefix(name, "output:"); ok {
+			outputs[o] = t
+		}
+	}
+	if name := plot.AttentionOutput(outputs); name != "" {
+		if err := plot.HeatMap(filepath.Join(dir, "attention.png"), model+": "+name+" of one example", outputs[name]); err != nil {
+			fmt.Fprintf(c.stderr, "attnc train: warning: attention.png: %v\n", err)
+		}
+	}
+}

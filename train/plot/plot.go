@@ -1,0 +1,154 @@
+// Package plot draws a training run's pictures: the loss curve from
+// metrics.jsonl, and a heat map of an attention distribution. It uses
+// gonum.org/v1/plot, and runs in attnc itself, so the trainer attnc
+// builds needs nothing beyond the standard library.
+package plot
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/attnc/attnc/runtime"
+	"github.com/attnc/attnc/train"
+)
+
+// ReadMetrics reads a run's metrics.jsonl.
+func ReadMetrics(path string) ([]train.Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []train.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for line := 1; sc.Scan(); line++ {
+		var r train.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+// Loss draws the training loss (and the held-out loss where it was
+// evaluated) against the step to path (PNG).
+func Loss(path, title string, recs []train.Record) error {
+	if len(recs) == 0 {
+		return fmt.Errorf("no metrics to plot")
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "loss"
+	var trainPts, evalPts plotter.XYs
+	for _, r := range recs {
+		if r.Loss > 0 && !math.IsInf(r.Loss, 0) {
+			trainPts = append(trainPts, plotter.XY{X: float64(r.Step), Y: r.Loss})
+		}
+		if l, ok := r.Eval["loss"]; ok && l > 0 {
+			evalPts = append(evalPts, plotter.XY{X: float64(r.Step), Y: l})
+		}
+	}
+	if len(trainPts) == 0 {
+		return fmt.Errorf("no positive losses to plot")
+	}
+	line, err := plotter.NewLine(trainPts)
+	if err != nil {
+		return err
+	}
+	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	p.Add(line, plotter.NewGrid())
+	p.Legend.Add("train", line)
+	if len(evalPts) > 0 {
+		sc, err := plotter.NewScatter(evalPts)
+		if err != nil {
+			return err
+		}
+		sc.Color = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+		p.Add(sc)
+		p.Legend.Add("held-out", sc)
+	}
+	p.Legend.Top = true
+	return save(p, path, 7*vg.Inch, 4*vg.Inch)
+}
+
+// grid is a matrix as plotter.GridXYZ: row r is drawn at y = r.
+type grid struct {
+	rows, cols int
+	v          []float64
+}
+
+func (g grid) Dims() (c, r int)   { return g.cols, g.rows }
+func (g grid) Z(c, r int) float64 { return g.v[r*g.cols+c] }
+func (g grid) X(c int) float64    { return float64(c) }
+func (g grid) Y(r int) float64    { return float64(r) }
+
+// HeatMap draws the probabilities exp(logp) of one example's [N, K]
+// log-probabilities (a pointer network's output: row t is the
+// distribution over input positions at step t) to path.
+func HeatMap(path, title string, logp *runtime.Tensor) error {
+	if logp.DType != runtime.F32 || len(logp.Shape) != 3 {
+		return fmt.Errorf("heat map: want f32[1, N, K], got %v", logp.Shape)
+	}
+	n, k := logp.Shape[1], logp.Shape[2]
+	g := grid{rows: n, cols: k, v: make([]float64, n*k)}
+	for i := range g.v {
+		g.v[i] = math.Exp(float64(logp.F[i]))
+	}
+	pal := moreland.SmoothBlueRed().Palette(64)
+	h := plotter.NewHeatMap(g, pal)
+	h.Min, h.Max = 0, 1
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "input position"
+	p.Y.Label.Text = "output step"
+	p.Add(h)
+	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+}
+
+// save writes the plot as a PNG atomically.
+func save(p *plot.Plot, path string, w, h vg.Length) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp.png")
+	if err := p.Save(w, h, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// AttentionOutput picks the output to draw as a heat map from an
+// example's outputs: an f32 [1, N, K] of log-probabilities (names sorted,
+// the first that fits), or "".
+func AttentionOutput(outputs map[string]*runtime.Tensor) string {
+	var names []string
+	for name, t := range outputs {
+		if t.DType == runtime.F32 && len(t.Shape) == 3 && t.Shape[0] == 1 {
+			max := float32(math.Inf(-1))
+			for _, v := range t.F {
+				if v > max {
+					max = v
+				}
+			}
+			if max <= 0 { // log-probabilities are never positive
+				names = append(names, name)
+			}
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
