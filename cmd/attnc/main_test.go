@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,4 +204,81 @@ func TestIRDump(t *testing.T) {
 	m, err := ir.Parse("dump.ir", out)
 	require.NoError(t, err)
 	require.NoError(t, ir.Verify(m))
+}
+
+func TestTrainShortRunLowersTheLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer and trains for a few seconds")
+	}
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	run := filepath.Join(t.TempDir(), "run")
+	code, out, errOut := attnc(t, "train", "-steps", "40", "-eval-every", "20", "-out", run, "../../stdlib/hybrid_ssm.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "training hybrid_ssm on associative recall")
+	for _, f := range []string{"run.json", "checkpoint.safetensors", "metrics.jsonl", "summary.json", "loss.png", "example.safetensors"} {
+		_, err := os.Stat(filepath.Join(run, f))
+		assert.NoError(t, err, f)
+	}
+	b, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	require.NoError(t, err)
+	var losses []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct{ Loss float64 }
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		losses = append(losses, r.Loss)
+	}
+	require.Len(t, losses, 40)
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	assert.Less(t, mean(losses[30:]), mean(losses[:10])-0.1, "a short run lowers the loss")
+
+	code, out, errOut = attnc(t, "eval", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "fresh examples")
+	code, out, errOut = attnc(t, "predict", "-n", "2", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, 2, strings.Count(out, "recall  ["), out)
+}
+
+func TestTrainLM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer")
+	}
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	model := writeFile(t, "tiny_lm.attn", `model tiny_lm {
+  config { d = 16 }
+  input tokens: i32[B, N]
+  let x = embed(tokens, 256, d)
+  let logits = linear(layer_norm(x), 256)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+  train { task: lm(len: 16), batch: 4, steps: 6, eval_size: 8 }
+}
+`)
+	code, _, errOut := attnc(t, "train", "-out", filepath.Join(t.TempDir(), "a"), model)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "needs a text file: pass --data FILE")
+
+	empty := writeFile(t, "empty.txt", "")
+	code, _, errOut = attnc(t, "train", "-data", empty, "-out", filepath.Join(t.TempDir(), "b"), model)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "has 0 bytes")
+
+	text := writeFile(t, "text.txt", strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20))
+	code, out, errOut := attnc(t, "train", "-data", text, "-out", filepath.Join(t.TempDir(), "c"), model)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "perplexity")
+	assert.Contains(t, out, "bits_per_byte")
+}
+
+func TestTrainWithoutGo(t *testing.T) {
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	t.Setenv("PATH", "")
+	code, _, errOut := attnc(t, "train", "-steps", "1", "-out", filepath.Join(t.TempDir(), "r"), "../../stdlib/hybrid_ssm.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "no Go toolchain found")
 }

@@ -283,11 +283,13 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 		fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:20]
-	root, err := os.UserCacheDir()
-	if err != nil {
-		root = os.TempDir()
+	root := os.Getenv("ATTNC_CACHE")
+	if root == "" {
+		if root, err = os.UserCacheDir(); err != nil {
+			root = os.TempDir()
+		}
 	}
-	dir := filepath.Join(root, "attnc", "trainers", m.Name+"-"+key)
+	dir := filepath.Join(root, "attnc", "trainers", m.Name+"-"+key) // ATTNC_CACHE moves the cache
 	bin := filepath.Join(dir, "trainer")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
