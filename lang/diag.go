@@ -134,6 +134,11 @@ func (s *diagSink) at(pos lexer.Position, format string, args ...any) {
 	s.add(Diagnostic{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
+// Suggest returns ` (did you mean "x"?)` for the candidate closest to
+// name, or "": the same suggestion the compiler's diagnostics make, for
+// the command line's own errors.
+func Suggest(name string, candidates []string) string { return didYouMean(name, candidates) }
+
 // didYouMean returns ` (did you mean "x"?)` for the candidate closest to
 // name by edit distance, if one is close enough to be a plausible typo.
 func didYouMean(name string, candidates []string) string {

@@ -17,6 +17,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/attnc/attnc/lang"
 )
 
 // Version is attnc's version; release builds set it with -ldflags.
@@ -105,37 +107,11 @@ func lookup(name string) *command {
 }
 
 func suggestCommand(name string) string {
-	best, bestD := "", 3
+	var names []string
 	for _, cmd := range commands {
-		if d := distance(name, cmd.name); d < bestD {
-			best, bestD = cmd.name, d
-		}
+		names = append(names, cmd.name)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is a small Levenshtein distance for command names.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return lang.Suggest(name, names)
 }
 
 func (c *cli) flags(cmd *command) (*flag.FlagSet, func(*cli, []string) int) {
