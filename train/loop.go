@@ -69,6 +69,7 @@ type Record struct {
 	LR        float64            `json:"lr"`
 	GradNorm  float64            `json:"grad_norm"`
 	ExPerSec  float64            `json:"examples_per_sec"`
+	TokPerSec float64            `json:"tokens_per_sec"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	Eval      map[string]float64 `json:"eval,omitempty"`
 	ElapsedMS int64              `json:"elapsed_ms"`
@@ -156,6 +157,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		}
 		smooth = 0.9*smooth + 0.1*loss
 		rec := Record{Step: step + 1, Loss: loss, LR: lr, GradNorm: norm, ExPerSec: float64(cfg.Batch) / dt.Seconds(),
+			TokPerSec: float64(tokens(batch)) / dt.Seconds(),
 			Metrics: metricsOf(out), ElapsedMS: time.Since(began).Milliseconds()}
 		last := step+1 == cfg.Steps
 		if cfg.EvalEvery > 0 && ((step+1)%cfg.EvalEvery == 0 || last) {
@@ -198,6 +200,16 @@ func Run(m Model, cfg Config) (*Summary, error) {
 	}
 	sum.Duration = time.Since(began)
 	return sum, nil
+}
+
+// tokens counts the positions of a batch: the elements of its largest
+// input (B·N for a sequence, B·n for sort).
+func tokens(b Batch) int {
+	n := 0
+	for _, t := range b {
+		n = max(n, t.Len())
+	}
+	return n
 }
 
 func clearLine(terminal bool) string {
