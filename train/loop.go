@@ -158,7 +158,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		smooth = 0.9*smooth + 0.1*loss
 		rec := Record{Step: step + 1, Loss: loss, LR: lr, GradNorm: norm, ExPerSec: float64(cfg.Batch) / dt.Seconds(),
 			TokPerSec: float64(tokens(batch)) / dt.Seconds(),
-			Metrics: metricsOf(out), ElapsedMS: time.Since(began).Milliseconds()}
+			Metrics:   metricsOf(out), ElapsedMS: time.Since(began).Milliseconds()}
 		last := step+1 == cfg.Steps
 		if cfg.EvalEvery > 0 && ((step+1)%cfg.EvalEvery == 0 || last) {
 			ev, err := Evaluate(m, cfg.Task, evalSet)
