@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,6 +280,13 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "attnc %s\n", Version)
+	// The runtime's and the trainer's own source are part of the key, so
+	// a changed attnc never reuses a trainer built by an older one.
+	for _, src := range []fs.FS{runtime.Source, train.Source} {
+		if err := hashFS(h, src); err != nil {
+			return "", err
+		}
+	}
 	h.Write([]byte(ir.Print(m.IR)))
 	for _, s := range m.Config {
 		fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
@@ -345,6 +354,22 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 		}
 	}
 	return bin, nil
+}
+
+// hashFS feeds every file of fsys, with its name, to h.
+func hashFS(h io.Writer, fsys fs.FS) error {
+	return fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(b))
+		_, err = h.Write(b)
+		return err
+	})
 }
 
 // runTrainer runs the trainer with the terminal as its output, so its
