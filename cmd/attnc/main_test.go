@@ -237,6 +237,10 @@ func TestTrainShortRunLowersTheLoss(t *testing.T) {
 	}
 	assert.Less(t, mean(losses[30:]), mean(losses[:10])-0.1, "a short run lowers the loss")
 
+	code, _, errOut = attnc(t, "train", "-steps", "5", "-out", run, "../../stdlib/hybrid_ssm.attn")
+	assert.Equal(t, exitError, code, "a finished run is not overwritten")
+	assert.Contains(t, errOut, "already holds a run")
+
 	code, out, errOut = attnc(t, "eval", run)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "fresh examples")

@@ -129,6 +129,12 @@ given with -data).`,
 			} else if dir == "" {
 				dir = filepath.Join("runs", fmt.Sprintf("%s-%s", m.Name, time.Now().Format("20060102-150405")))
 			}
+			if *resume == "" {
+				if _, err := os.Stat(filepath.Join(dir, train.CheckpointFile)); err == nil {
+					fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
+					return exitError
+				}
+			}
 			bin, err := c.trainer(m)
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
