@@ -1,0 +1,54 @@
+package plot
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/runtime"
+)
+
+func TestLossPlot(t *testing.T) {
+	dir := t.TempDir()
+	metrics := filepath.Join(dir, "metrics.jsonl")
+	require.NoError(t, os.WriteFile(metrics, []byte(`{"step":1,"loss":3.2}
+{"step":2,"loss":2.5,"eval":{"loss":2.6}}
+{"step":3,"loss":1.9}
+`), 0o644))
+	recs, err := ReadMetrics(metrics)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	out := filepath.Join(dir, "loss.png")
+	require.NoError(t, Loss(out, "test", recs))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	img, err := png.Decode(bytes.NewReader(b))
+	require.NoError(t, err, "loss.png is a PNG")
+	assert.Greater(t, img.Bounds().Dx(), 100)
+
+	assert.Error(t, Loss(out, "empty", nil))
+	require.NoError(t, os.WriteFile(metrics, []byte("{not json\n"), 0o644))
+	_, err = ReadMetrics(metrics)
+	assert.ErrorContains(t, err, "metrics.jsonl:1")
+}
+
+func TestHeatMap(t *testing.T) {
+	inf := float32(math.Inf(-1))
+	logp := runtime.FromF32([]int{1, 2, 3}, []float32{-0.1, -2.4, inf, inf, -0.7, -0.7})
+	logits := runtime.FromF32([]int{1, 2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	name := AttentionOutput(map[string]*runtime.Tensor{"logits": logits, "logp": logp})
+	assert.Equal(t, "logp", name, "only non-positive outputs are log-probabilities")
+	out := filepath.Join(t.TempDir(), "attention.png")
+	require.NoError(t, HeatMap(out, "test", logp))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	_, err = png.Decode(bytes.NewReader(b))
+	require.NoError(t, err)
+	assert.Error(t, HeatMap(out, "bad", runtime.FromF32([]int{2, 3}, make([]float32, 6))))
+}
