@@ -43,8 +43,11 @@ type Config struct {
 	LogEvery    int
 	Dir         string // the run directory
 	Resume      bool   // continue from Dir's checkpoint
-	Out         io.Writer
-	Terminal    bool // Out is a terminal: draw a progress bar
+	// StopAfter, when positive, ends the run after that step as a kill
+	// would: no final checkpoint. Tests use it to check exact resumption.
+	StopAfter int
+	Out       io.Writer
+	Terminal  bool // Out is a terminal: draw a progress bar
 }
 
 // Summary is what a run achieved.
@@ -74,6 +77,9 @@ type Record struct {
 	Eval      map[string]float64 `json:"eval,omitempty"`
 	ElapsedMS int64              `json:"elapsed_ms"`
 }
+
+// ErrInterrupted ends a run stopped by Config.StopAfter.
+var ErrInterrupted = errors.New("interrupted")
 
 // ErrNonFinite is wrapped by the error a run stops with when the loss or a
 // gradient is NaN or infinite.
@@ -190,6 +196,9 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		}
 		if last {
 			break
+		}
+		if cfg.StopAfter > 0 && step+1 == cfg.StopAfter {
+			return sum, ErrInterrupted
 		}
 	}
 	if cfg.Terminal {

@@ -82,6 +82,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	resume := fs.Bool("resume", false, "continue from the run's checkpoint")
 	n := fs.Int("n", 3, "examples to print")
+	stopAfter := fs.Int("stop-after", 0, "end the run after this step as a kill would (for tests)")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			Schedule:    Schedule{Kind: spec.Schedule, LR: spec.LR, Warmup: spec.Warmup},
 			WeightDecay: spec.WeightDecay, Clip: spec.Clip,
 			EvalEvery: spec.EvalEvery, EvalSize: spec.EvalSize, Target: spec.Target,
-			Seed: spec.Seed, LogEvery: spec.LogEvery, Dir: dir, Resume: *resume,
+			Seed: spec.Seed, LogEvery: spec.LogEvery, Dir: dir, Resume: *resume, StopAfter: *stopAfter,
 			Out: out, Terminal: isTerminal(out),
 		})
 		if err != nil {

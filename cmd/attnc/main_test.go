@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -285,4 +286,48 @@ func TestTrainWithoutGo(t *testing.T) {
 	code, _, errOut := attnc(t, "train", "-steps", "1", "-out", filepath.Join(t.TempDir(), "r"), "../../stdlib/hybrid_ssm.attn")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "no Go toolchain found")
+}
+
+// TestResumeThroughTheGeneratedTrainer: a run killed after its step-20
+// checkpoint and resumed takes exactly the steps of an uninterrupted run,
+// with the real generated model.
+func TestResumeThroughTheGeneratedTrainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer and trains twice")
+	}
+	cache := t.TempDir()
+	t.Setenv("ATTNC_CACHE", cache)
+	whole := filepath.Join(t.TempDir(), "whole")
+	code, _, errOut := attnc(t, "train", "-steps", "30", "-eval-every", "10", "-out", whole, "../../stdlib/partial_lm.attn")
+	require.Equal(t, exitOK, code, errOut)
+
+	// The same run, killed at step 25.
+	split := filepath.Join(t.TempDir(), "split")
+	require.NoError(t, os.MkdirAll(split, 0o755))
+	spec, err := os.ReadFile(filepath.Join(whole, "run.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(split, "run.json"), spec, 0o644))
+	bins, _ := filepath.Glob(filepath.Join(cache, "attnc", "trainers", "partial_lm-*", "trainer"))
+	require.Len(t, bins, 1)
+	kill := exec.Command(bins[0], "train", split, "-stop-after", "25")
+	out, err := kill.CombinedOutput()
+	require.Error(t, err, "the interrupted run fails")
+	assert.Contains(t, string(out), "interrupted")
+
+	code, _, errOut = attnc(t, "train", "-resume", split)
+	require.Equal(t, exitOK, code, errOut)
+	losses := func(dir string) []float64 {
+		b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+		require.NoError(t, err)
+		var out []float64
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r struct{ Loss float64 }
+			require.NoError(t, json.Unmarshal([]byte(line), &r))
+			out = append(out, r.Loss)
+		}
+		return out
+	}
+	a, b := losses(whole), losses(split)
+	require.Len(t, a, 30)
+	assert.Equal(t, a, b, "the resumed run's losses equal the uninterrupted run's, step for step")
 }
