@@ -21,22 +21,24 @@ const SpecFile = "run.json"
 // Spec is a run's settings, as attnc train resolves them from the model's
 // train section and the command line, and writes to DIR/run.json.
 type Spec struct {
-	Model       string  `json:"model"`
-	Source      string  `json:"source"`
-	Task        string  `json:"task"`
-	TaskParams  Params  `json:"task_params"`
-	Steps       int     `json:"steps"`
-	Batch       int     `json:"batch"`
-	LR          float64 `json:"lr"`
-	WeightDecay float64 `json:"weight_decay"`
-	Schedule    string  `json:"schedule"`
-	Warmup      int     `json:"warmup"`
-	Clip        float64 `json:"clip"`
-	EvalEvery   int     `json:"eval_every"`
-	EvalSize    int     `json:"eval_size"`
-	Target      float64 `json:"target"`
-	Seed        uint64  `json:"seed"`
-	LogEvery    int     `json:"log_every"`
+	Model  string `json:"model"`
+	Source string `json:"source"`
+	// Config holds the -config overrides the model was compiled with.
+	Config      map[string]string `json:"config,omitempty"`
+	Task        string            `json:"task"`
+	TaskParams  Params            `json:"task_params"`
+	Steps       int               `json:"steps"`
+	Batch       int               `json:"batch"`
+	LR          float64           `json:"lr"`
+	WeightDecay float64           `json:"weight_decay"`
+	Schedule    string            `json:"schedule"`
+	Warmup      int               `json:"warmup"`
+	Clip        float64           `json:"clip"`
+	EvalEvery   int               `json:"eval_every"`
+	EvalSize    int               `json:"eval_size"`
+	Target      float64           `json:"target"`
+	Seed        uint64            `json:"seed"`
+	LogEvery    int               `json:"log_every"`
 }
 
 // ReadSpec reads DIR/run.json.

@@ -31,6 +31,8 @@ directory, and a directory that attnc did not write is never replaced.`,
 		pkg := fs.String("pkg", "", "Go package name (default: from the model's name)")
 		model := fs.String("model", "", "the model to build, when the file defines several")
 		importPath := fs.String("import", "", "import path of the output directory (default: from the enclosing go.mod)")
+		config := kvFlag{}
+		fs.Var(config, "config", "override a config value, as -config d=128 (repeatable)")
 		return func(c *cli, args []string) int {
 			if len(args) != 1 {
 				return c.usageError("build", "want exactly one file, got %d", len(args))
@@ -41,7 +43,7 @@ directory, and a directory that attnc did not write is never replaced.`,
 			if *pkg != "" && !isGoIdent(*pkg) {
 				return c.usageError("build", "-pkg %q is not a Go package name", *pkg)
 			}
-			models, ok := c.compile(args[0], *model, false)
+			models, ok := c.compile(args[0], *model, false, config)
 			if !ok {
 				return exitError
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func readSource(name string) (string, error) {
 
 // compile loads and elaborates the named model of file ("" = the only
 // one, or all of them when all is set), printing diagnostics to stderr.
-func (c *cli) compile(file, model string, all bool) ([]*lang.Model, bool) {
+func (c *cli) compile(file, model string, all bool, config map[string]string) ([]*lang.Model, bool) {
 	src, err := readSource(file)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc: %v\n", err)
@@ -61,7 +62,7 @@ func (c *cli) compile(file, model string, all bool) ([]*lang.Model, bool) {
 	var out []*lang.Model
 	ok := true
 	for _, n := range names {
-		m, diags := prog.Elaborate(n, lang.ElabOptions{})
+		m, diags := prog.Elaborate(n, lang.ElabOptions{Config: configValuesOf(config)})
 		if len(diags) > 0 {
 			diags.Print(c.stderr, prog.Sources)
 			ok = false
@@ -70,6 +71,27 @@ func (c *cli) compile(file, model string, all bool) ([]*lang.Model, bool) {
 		out = append(out, m)
 	}
 	return out, ok
+}
+
+// configValuesOf reads -config KEY=VALUE overrides: an int, a float,
+// true or false, or else a string.
+func configValuesOf(kv map[string]string) map[string]lang.Value {
+	out := map[string]lang.Value{}
+	for k, v := range kv {
+		switch n, errInt := strconv.ParseInt(v, 10, 64); {
+		case errInt == nil:
+			out[k] = lang.Value{Kind: "int", Int: n}
+		case v == "true" || v == "false":
+			out[k] = lang.Value{Kind: "bool", Bool: v == "true"}
+		default:
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				out[k] = lang.Value{Kind: "float", Float: f}
+			} else {
+				out[k] = lang.Value{Kind: "string", Str: v}
+			}
+		}
+	}
+	return out
 }
 
 var checkCmd = &command{
@@ -88,7 +110,7 @@ A file that defines no model (a library) is checked for names only.`,
 			}
 			status := exitOK
 			for _, f := range args {
-				models, ok := c.compile(f, "", true)
+				models, ok := c.compile(f, "", true, nil)
 				if !ok {
 					status = exitError
 					continue
@@ -150,7 +172,7 @@ prints how long each pass took, to standard error.`,
 			if !contains(passes.Names(), *dump) {
 				return c.usageError("ir", "unknown stage %q (stages: %s)", *dump, strings.Join(passes.Names(), ", "))
 			}
-			models, ok := c.compile(args[0], *model, false)
+			models, ok := c.compile(args[0], *model, false, nil)
 			if !ok {
 				return exitError
 			}

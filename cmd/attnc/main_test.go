@@ -331,3 +331,17 @@ func TestResumeThroughTheGeneratedTrainer(t *testing.T) {
 	require.Len(t, a, 30)
 	assert.Equal(t, a, b, "the resumed run's losses equal the uninterrupted run's, step for step")
 }
+
+func TestBuildConfigOverride(t *testing.T) {
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n"), 0o644))
+	out := filepath.Join(mod, "m")
+	code, _, errOut := attnc(t, "build", "-config", "d=32", "-o", out, "../../stdlib/seq2seq.attn")
+	require.Equal(t, exitOK, code, errOut)
+	b, err := os.ReadFile(filepath.Join(out, "model.go"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "D: 32,")
+	code, _, errOut = attnc(t, "build", "-config", "d=lots", "-o", out, "../../stdlib/seq2seq.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "config override d: want int")
+}

@@ -66,24 +66,34 @@ given with -data).`,
 		model := fs.String("model", "", "the model to train, when the file defines several")
 		taskArgs := kvFlag{}
 		fs.Var(taskArgs, "task", "override a task parameter, as -task n=12 (repeatable)")
+		config := kvFlag{}
+		fs.Var(config, "config", "override a config value of the model, as -config window=64 (repeatable; kept in run.json)")
 		return func(c *cli, args []string) int {
-			if *resume != "" && len(args) == 0 {
+			if *resume != "" {
 				spec, err := train.ReadSpec(*resume)
 				if err != nil {
 					fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
 					return exitError
 				}
-				args = []string{spec.Source}
+				if len(args) == 0 {
+					args = []string{spec.Source}
+				}
+				for k, v := range spec.Config {
+					config[k] = v
+				}
 			}
 			if len(args) != 1 {
 				return c.usageError("train", "want exactly one file, got %d", len(args))
 			}
-			models, ok := c.compile(args[0], *model, false)
+			models, ok := c.compile(args[0], *model, false, config)
 			if !ok {
 				return exitError
 			}
 			m := models[0]
 			spec, err := specFor(m, args[0])
+			if err == nil && len(config) > 0 {
+				spec.Config = config
+			}
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc train: %s: %v\n", args[0], err)
 				return exitError
@@ -412,7 +422,7 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError
 				}
-				models, ok := c.compile(spec.Source, spec.Model, false)
+				models, ok := c.compile(spec.Source, spec.Model, false, spec.Config)
 				if !ok {
 					return exitError
 				}
