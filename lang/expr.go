@@ -3,6 +3,7 @@ package lang
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -265,6 +266,14 @@ type shapeErr struct {
 }
 
 func (s *shapeErr) Error() string {
+	if s.a.DType == s.b.DType && s.a.Shape.Equal(s.b.Shape) || !strings.Contains(s.err.Error(), "broadcast") {
+		// Not a shape problem: the operator does not take these dtypes.
+		hint := ""
+		if s.op == "/" && s.a.DType == ir.I32 {
+			hint = " (/ divides floats: convert with float() first)"
+		}
+		return fmt.Sprintf("cannot apply %s to %s and %s: %s%s", s.op, s.a, s.b, stripOpPrefix(s.err.Error()), hint)
+	}
 	head := "shape mismatch: " + s.a.String() + " " + s.op + " " + s.b.String()
 	// Name the first axis (aligned from the right, as broadcasting
 	// does) where the sizes differ and neither is 1.
