@@ -232,7 +232,7 @@ func backwardModule() (*Module, error) {
 		}
 		return a
 	}
-	y := b.op(OpAttention, attrs(), x, x, x, bias)
+	y := b.op(OpAttention, attrs("tiles", WordAttr("interval")), x, x, x, bias)
 	lse := b.op(OpAttention, attrs("returns", WordAttr("lse")), x, x, bias)
 	dy := b.op(OpSlice, Attrs{"axis": IntAttr(2), "start": DimAttr(c(1)), "end": DimAttr(dN)}, y)
 	dyp := b.op(OpPad, Attrs{"axis": IntAttr(2), "before": DimAttr(c(1)), "after": DimAttr(c(0))}, dy)
@@ -240,7 +240,7 @@ func backwardModule() (*Module, error) {
 	for _, wrt := range []string{"q", "k", "v"} {
 		grads = append(grads, b.op(OpAttentionGrad, attrs("wrt", WordAttr(wrt), "returns", WordAttr("out")), x, x, x, bias, lse, dyp))
 	}
-	dbias := b.op(OpAttentionGrad, attrs("wrt", WordAttr("cap"), "cap", IntAttr(0)), x, x, x, bias, lse, dyp)
+	dbias := b.op(OpAttentionGrad, attrs("wrt", WordAttr("cap"), "cap", IntAttr(0), "tiles", WordAttr("interval")), x, x, x, bias, lse, dyp)
 	n := b.op(OpDimSize, Attrs{"dim": DimAttr(dN.Sub(c(1)))})
 	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, grads[0], b.op(OpAdd, nil, grads[1], grads[2])))
 	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))

@@ -19,6 +19,7 @@ import (
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/runtime"
+	"github.com/attnc/attnc/stdlib"
 )
 
 // userModule makes a fresh Go module outside this repository, the way a
@@ -405,4 +406,72 @@ func TestGoAPIExample(t *testing.T) {
 	require.Len(t, lines, 2, out)
 	assert.Regexp(t, `^loss \d+\.\d+`, lines[0])
 	assert.Regexp(t, `^pointers \[(\d ){9}\d\]$`, lines[1])
+}
+
+// TestTiledMasksOnLongSequences runs masks the sparsity pass marks for
+// tile classification on sequences longer than a tile (64), so that the
+// generated kernels really skip empty tiles and drop the mask on full
+// ones, and compares everything with the reference.
+func TestTiledMasksOnLongSequences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	src := `import "std/layers.attn"
+model long {
+  input x: f32[B, N, 8]
+  let h = split_heads(linear(x, 8), 2)
+  let a = attend(h, h, h, mask: sliding(40))
+  let c = attend(h, h, h, mask: causal)
+  let p = attend(h, h, h, mask: prefix_lm(70))
+  let l = attend(h, h, h, mask: local(20))
+  let y = merge_heads(a + c + p + l)
+  let out = linear(y, 8)
+  loss mean(out * out)
+  output y = y
+}
+`
+	prog, diags := lang.Load("long.attn", src, lang.LoadOptions{Std: stdlib.FS})
+	require.Empty(t, diags)
+	lm, diags := prog.Elaborate("", lang.ElabOptions{})
+	require.Empty(t, diags)
+	m := lm.IR
+	dir := userModule(t)
+	lowered := generate(t, m, nil, dir, "long")
+	tiled := 0
+	for _, in := range lowered.Module.Instrs {
+		if in.Attrs.Str("tiles") == "interval" {
+			tiled++
+		}
+	}
+	require.Positive(t, tiled, "the sparsity pass marks the masks")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(strings.ReplaceAll(harness, "NAME", "long")), 0o644))
+
+	params, err := eval.InitParams(m, 5)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(8, 9))
+	x := eval.NewTensor(ir.F32, 1, 150, 8)
+	for i := range x.Data {
+		x.Data[i] = rng.NormFloat64()
+	}
+	var ps []runtime.Named
+	for n, p := range params {
+		ps = append(ps, runtime.Named{Name: n, T: toRuntime(p)})
+		for i, v := range ps[len(ps)-1].T.F {
+			p.Data[i] = float64(v)
+		}
+	}
+	require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "params.safetensors"), ps, nil))
+	require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "inputs.safetensors"), []runtime.Named{{Name: "x", T: toRuntime(x)}}, nil))
+	goRun(t, dir, "params.safetensors", "inputs.safetensors", "out.safetensors")
+	got, _, err := runtime.LoadSafetensors(filepath.Join(dir, "out.safetensors"))
+	require.NoError(t, err)
+	ref, err := eval.Run(m, eval.Env{Inputs: map[string]*eval.Tensor{"x": x}, Params: params})
+	require.NoError(t, err)
+	for _, o := range m.Outputs {
+		name := map[ir.OutputKind]string{ir.OutLoss: "forward.loss", ir.OutValue: "forward." + o.Name, ir.OutGrad: "grad:" + o.Name}[o.Kind]
+		g := got[name]
+		require.NotNil(t, g, name)
+		e := relErr(fromRuntime(g), ref.Values[o.Value.ID].Data)
+		assert.LessOrEqual(t, e, 1e-4, "%s: relative error %.3g", name, e)
+	}
 }

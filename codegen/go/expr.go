@@ -186,3 +186,55 @@ func joinArgs(xs []string) string {
 }
 
 func symVar(name string) string { return "s_" + name }
+
+// interval renders e as a Go expression of type rt.Iv: its interval over
+// a tile whose query indices are the interval q and key indices k (b and
+// h are points, symbols are points). Each operator maps to the runtime's
+// interval function of the same rule as ir.Expr.Bounds. Only masks that
+// read no captured tensor are rendered this way (the sparsity pass marks
+// them).
+func (w *exprWriter) interval(e *ir.Expr) (string, error) {
+	args := make([]string, len(e.Args))
+	for i, a := range e.Args {
+		s, err := w.interval(a)
+		if err != nil {
+			return "", err
+		}
+		args[i] = s
+	}
+	call := func(fn string) string { return "rt." + fn + "(" + joinArgs(args) + ")" }
+	switch e.Kind {
+	case ir.EVar:
+		switch e.Name {
+		case "q", "k":
+			return e.Name + "Iv", nil
+		case "b", "h":
+			return "rt.IvPoint(float64(" + e.Name + "))", nil
+		}
+		return "rt.IvPoint(float64(" + symVar(e.Name) + "))", nil
+	case ir.EInt, ir.EBool:
+		return fmt.Sprintf("rt.IvPoint(%d)", e.Int), nil
+	case ir.EFloat:
+		return "rt.IvPoint(" + w.float(e.Num) + ")", nil
+	case ir.ENeg:
+		return call("IvNeg"), nil
+	case ir.ENot:
+		return call("IvNot"), nil
+	case ir.EDiv:
+		return fmt.Sprintf("rt.IvDiv(%s, %s, %v)", args[0], args[1], e.ValueKind() == ir.KInt), nil
+	case ir.ECall:
+		fn, ok := map[string]string{"clamp": "IvClamp", "min": "IvMin", "max": "IvMax", "abs": "IvAbs",
+			"exp": "IvExp", "log": "IvLog", "tanh": "IvTanh", "sigmoid": "IvSigmoid", "where": "IvWhere"}[e.Name]
+		if !ok {
+			return "", fmt.Errorf("no interval rule for %s", e.Name)
+		}
+		return call(fn), nil
+	}
+	fn, ok := map[ir.ExprKind]string{ir.EAdd: "IvAdd", ir.ESub: "IvSub", ir.EMul: "IvMul", ir.EMod: "IvMod",
+		ir.ELt: "IvLt", ir.ELe: "IvLe", ir.EGt: "IvGt", ir.EGe: "IvGe", ir.EEq: "IvEq", ir.ENe: "IvNe",
+		ir.EAnd: "IvAnd", ir.EOr: "IvOr"}[e.Kind]
+	if !ok {
+		return "", fmt.Errorf("no interval rule for %s", e)
+	}
+	return call(fn), nil
+}

@@ -662,6 +662,13 @@ func (r *renderer) attention(in *ir.Instr) error {
 			return err
 		}
 		r.pf("\t%s.Mask = func(b, h, q, k int) bool { return %s }\n", spec, code)
+		if a.Str("tiles") == "interval" {
+			iv, err := w.interval(m)
+			if err != nil {
+				return err
+			}
+			r.pf("\t%s.Tile = func(b, h, q0, q1, k0, k1 int) rt.TileKind {\n\t\tqIv, kIv := rt.IvRange(q0, q1), rt.IvRange(k0, k1)\n\t\t_, _ = qIv, kIv\n\t\treturn rt.IvTile(%s)\n\t}\n", spec, iv)
+		}
 	}
 	score := a.Expr("score")
 	if score != nil {

@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// Every interval rule is sound: for random intervals and random points in
+// them, the operator's value at the points lies in the rule's interval.
+func TestIntervalRulesAreSound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	iv := func() (Iv, func() float64) {
+		a, b := float64(rng.IntN(41)-20), float64(rng.IntN(41)-20)
+		lo, hi := math.Min(a, b), math.Max(a, b)
+		return Iv{lo, hi}, func() float64 { return lo + float64(rng.IntN(int(hi-lo)+1)) }
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	floorDiv := func(x, y float64) float64 { return math.Floor(x / y) }
+	floorMod := func(x, y float64) float64 { return x - y*math.Floor(x/y) }
+	binary := map[string]struct {
+		rule func(a, b Iv) Iv
+		f    func(x, y float64) float64
+	}{
+		"add": {IvAdd, func(x, y float64) float64 { return x + y }},
+		"sub": {IvSub, func(x, y float64) float64 { return x - y }},
+		"mul": {IvMul, func(x, y float64) float64 { return x * y }},
+		"div": {func(a, b Iv) Iv { return IvDiv(a, b, true) }, floorDiv},
+		"mod": {IvMod, floorMod},
+		"lt":  {IvLt, func(x, y float64) float64 { return b2f(x < y) }},
+		"le":  {IvLe, func(x, y float64) float64 { return b2f(x <= y) }},
+		"gt":  {IvGt, func(x, y float64) float64 { return b2f(x > y) }},
+		"ge":  {IvGe, func(x, y float64) float64 { return b2f(x >= y) }},
+		"eq":  {IvEq, func(x, y float64) float64 { return b2f(x == y) }},
+		"ne":  {IvNe, func(x, y float64) float64 { return b2f(x != y) }},
+		"min": {IvMin, math.Min},
+		"max": {IvMax, math.Max},
+	}
+	for name, op := range binary {
+		for trial := 0; trial < 2000; trial++ {
+			a, pa := iv()
+			b, pb := iv()
+			if (name == "div" || name == "mod") && b.Lo <= 0 && b.Hi >= 0 {
+				continue
+			}
+			r := op.rule(a, b)
+			x, y := pa(), pb()
+			if v := op.f(x, y); v < r.Lo || v > r.Hi {
+				t.Fatalf("%s: %v %s %v = %v is outside %v", name, x, name, y, v, r)
+			}
+		}
+	}
+	for trial := 0; trial < 2000; trial++ {
+		a, pa := iv()
+		x := pa()
+		for name, c := range map[string]struct {
+			r Iv
+			v float64
+		}{"neg": {IvNeg(a), -x}, "abs": {IvAbs(a), math.Abs(x)}, "clamp": {IvClamp(a, IvPoint(-3), IvPoint(5)), math.Min(math.Max(x, -3), 5)}} {
+			if c.v < c.r.Lo || c.v > c.r.Hi {
+				t.Fatalf("%s(%v) = %v is outside %v", name, x, c.v, c.r)
+			}
+		}
+	}
+	// Bool logic over the three bool intervals.
+	for _, a := range []Iv{{0, 0}, {1, 1}, {0, 1}} {
+		for _, b := range []Iv{{0, 0}, {1, 1}, {0, 1}} {
+			for x := a.Lo; x <= a.Hi; x++ {
+				for y := b.Lo; y <= b.Hi; y++ {
+					and, or := IvAnd(a, b), IvOr(a, b)
+					if v := b2f(x == 1 && y == 1); v < and.Lo || v > and.Hi {
+						t.Fatalf("and %v %v", a, b)
+					}
+					if v := b2f(x == 1 || y == 1); v < or.Lo || v > or.Hi {
+						t.Fatalf("or %v %v", a, b)
+					}
+				}
+			}
+		}
+	}
+	if IvTile(IvLe(IvRange(64, 128), IvRange(0, 64))) != TileEmpty {
+		t.Error("a causal mask's tile above the diagonal is empty")
+	}
+	if IvTile(IvLe(IvRange(0, 64), IvRange(64, 128))) != TileFull {
+		t.Error("a causal mask's tile below the diagonal is full")
+	}
+	if IvTile(IvLe(IvRange(0, 64), IvRange(0, 64))) != TilePartial {
+		t.Error("a causal mask's diagonal tile is partial")
+	}
+}
