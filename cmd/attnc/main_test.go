@@ -220,14 +220,7 @@ func TestTrainShortRunLowersTheLoss(t *testing.T) {
 		_, err := os.Stat(filepath.Join(run, f))
 		assert.NoError(t, err, f)
 	}
-	b, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
-	require.NoError(t, err)
-	var losses []float64
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r struct{ Loss float64 }
-		require.NoError(t, json.Unmarshal([]byte(line), &r))
-		losses = append(losses, r.Loss)
-	}
+	losses := readLosses(t, run)
 	require.Len(t, losses, 40)
 	mean := func(xs []float64) float64 {
 		s := 0.0
@@ -316,18 +309,7 @@ func TestResumeThroughTheGeneratedTrainer(t *testing.T) {
 
 	code, _, errOut = attnc(t, "train", "-resume", split)
 	require.Equal(t, exitOK, code, errOut)
-	losses := func(dir string) []float64 {
-		b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-		require.NoError(t, err)
-		var out []float64
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var r struct{ Loss float64 }
-			require.NoError(t, json.Unmarshal([]byte(line), &r))
-			out = append(out, r.Loss)
-		}
-		return out
-	}
-	a, b := losses(whole), losses(split)
+	a, b := readLosses(t, whole), readLosses(t, split)
 	require.Len(t, a, 30)
 	assert.Equal(t, a, b, "the resumed run's losses equal the uninterrupted run's, step for step")
 }
@@ -344,4 +326,18 @@ func TestBuildConfigOverride(t *testing.T) {
 	code, _, errOut = attnc(t, "build", "-config", "d=lots", "-o", out, "../../stdlib/seq2seq.attn")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "config override d: want int")
+}
+
+// readLosses returns the loss of each step of a run's metrics.jsonl.
+func readLosses(t *testing.T, dir string) []float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	require.NoError(t, err)
+	var out []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct{ Loss float64 }
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		out = append(out, r.Loss)
+	}
+	return out
 }
