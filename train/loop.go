@@ -107,6 +107,9 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		cfg.Out = io.Discard
 	}
 	cfg.Schedule.Steps = cfg.Steps
+	if err := checkInputs(m, cfg.Task); err != nil {
+		return nil, err
+	}
 	params := m.Params()
 	opt := NewAdamW(params, cfg.WeightDecay)
 	pcg := rand.NewPCG(cfg.Seed, 0x7ea1)
@@ -209,6 +212,25 @@ func Run(m Model, cfg Config) (*Summary, error) {
 	}
 	sum.Duration = time.Since(began)
 	return sum, nil
+}
+
+// checkInputs reports a model whose inputs the task does not fill, when
+// the model can say what its inputs are.
+func checkInputs(m Model, task Task) error {
+	named, ok := m.(interface{ InputNames() []string })
+	if !ok {
+		return nil
+	}
+	var gives []string
+	for _, in := range task.Inputs() {
+		gives = append(gives, in.Name)
+	}
+	for _, name := range named.InputNames() {
+		if !contains(gives, name) {
+			return fmt.Errorf("the model's input %s is not one the %s task fills (it gives %s): rename the input, or choose another task", name, task.Name(), strings.Join(gives, ", "))
+		}
+	}
+	return nil
 }
 
 // tokens counts the positions of a batch: the elements of its largest

@@ -356,3 +356,13 @@ func (o oracleModel) LossAndGradMap(in map[string]*runtime.Tensor) (map[string]*
 }
 func (o oracleModel) Params() []runtime.Named { return nil }
 func (o oracleModel) Grads() []runtime.Named  { return nil }
+
+type namedLinear struct{ *linearModel }
+
+func (namedLinear) InputNames() []string { return []string{"x", "tokens"} }
+
+func TestRunChecksTheModelsInputs(t *testing.T) {
+	_, err := Run(namedLinear{newLinear(1)}, config(t.TempDir(), 5))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the model's input tokens is not one the linear task fills (it gives x, y)")
+}

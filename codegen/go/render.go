@@ -732,6 +732,11 @@ func (r *renderer) maps() {
 		r.pf("\t\t%s: in[%s],\n", r.inField[in], strconv.Quote(in.Name()))
 	}
 	r.pf("\t}\n}\n\n")
+	var names []string
+	for _, in := range r.inputs {
+		names = append(names, strconv.Quote(in.Name()))
+	}
+	r.pf("// InputNames lists the model's inputs by their names in the source.\nfunc (m *Model) InputNames() []string {\n\treturn []string{%s}\n}\n\n", strings.Join(names, ", "))
 	r.pf("// outputsToMap keys what out holds by \"loss\", \"metric:NAME\" and \"output:NAME\".\nfunc outputsToMap(out *Outputs) map[string]*Tensor {\n\tm := map[string]*Tensor{}\n")
 	for _, o := range r.p.Module.Outputs {
 		field, ok := r.outs[o.Kind.String()+o.Name]
