@@ -45,10 +45,12 @@ var trainCmd = &command{
 	help: `Train compiles the model to Go, builds a trainer around it (cached by
 the hash of the model and attnc's version, so a second run starts at
 once), and trains it on the task its train section names, on this CPU.
-Every setting of the train section can be overridden here. The run
-directory (-out, default runs/<model>-<time>) gets run.json, checkpoints
-(checkpoint.safetensors, with the optimizer state: -resume DIR continues
-a run exactly), metrics.jsonl and summary.json.
+The flags below override the train section's steps, batch, learning rate,
+seed, evaluation interval, target and task parameters, and the model's
+config (docs/TRAINING.md lists every setting). The run directory (-out,
+default runs/<model>-<time>) gets run.json, checkpoint.safetensors (with
+the optimizer state: -resume DIR continues a run exactly), metrics.jsonl,
+summary.json, loss.png and, for a pointer network, attention.png.
 
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
