@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/attnc/attnc/runtime"
@@ -70,7 +71,17 @@ func Main(newModel func(seed uint64) (Model, error)) {
 		// lazier collector trades a little memory for less time in GC.
 		debug.SetGCPercent(400)
 	}
+	// ATTNC_CPUPROFILE=FILE writes a CPU profile of the run (go tool
+	// pprof reads it), for work on the kernels.
+	if path := os.Getenv("ATTNC_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	if err := run(os.Args[1:], os.Stdout, newModel); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
