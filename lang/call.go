@@ -163,7 +163,7 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	seg = e.segment(seg)
 	e.push(seg)
 	e.blockDepth++
-	e.frames = append(e.frames, frame{block: def.Name.Name, call: call})
+	e.frames = append(e.frames, frame{block: def.Name.Name, call: call, def: def.Span})
 	defer func() { e.blockDepth--; e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
 	okAll := true
 	from := map[string]string{} // dimension name → the parameter that bound it
@@ -385,7 +385,7 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 		}
 		args[p.Name.Name] = v
 	}
-	e.frames = append(e.frames, frame{block: def.Name.Name, call: call})
+	e.frames = append(e.frames, frame{block: def.Name.Name, call: call, def: def.Span})
 	defer func() { e.frames = e.frames[:len(e.frames)-1] }()
 	c := &indexConv{e: e, def: def, args: args}
 	x, ok := c.conv(def.Body)

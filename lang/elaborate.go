@@ -137,6 +137,7 @@ type elab struct {
 type frame struct {
 	block string
 	call  *CallExpr
+	def   Span // the definition's source
 }
 
 // fromStd moves an error found inside a standard library block to the
@@ -146,6 +147,17 @@ type frame struct {
 // own files stays where it is.
 func (e *elab) fromStd(d Diagnostic) Diagnostic {
 	if !strings.HasPrefix(d.Pos.Filename, StdPrefix) {
+		// An error inside the user's own block or mask stays at the
+		// definition, which is where to fix it, and says which call
+		// instantiated it: its arguments may be the cause.
+		if n := len(e.frames); n > 0 && within(d.Pos, e.frames[n-1].def) {
+			f := e.frames[n-1]
+			at := fmt.Sprintf("%d:%d", f.call.Pos.Line, f.call.Pos.Column)
+			if f.call.Pos.Filename != d.Pos.Filename {
+				at = posString(f.call.Pos)
+			}
+			d.Msg = fmt.Sprintf("%s (in %s, called at %s)", d.Msg, f.block, at)
+		}
 		return d
 	}
 	for i := len(e.frames) - 1; i >= 0; i-- {
@@ -162,6 +174,16 @@ func (e *elab) fromStd(d Diagnostic) Diagnostic {
 		return d
 	}
 	return d
+}
+
+// within reports whether p lies inside the span s.
+func within(p lexer.Position, s Span) bool {
+	if p.Filename != s.Pos.Filename {
+		return false
+	}
+	after := p.Line > s.Pos.Line || p.Line == s.Pos.Line && p.Column >= s.Pos.Column
+	before := p.Line < s.EndPos.Line || p.Line == s.EndPos.Line && p.Column <= s.EndPos.Column
+	return after && before
 }
 
 // env is a lexical scope of values.

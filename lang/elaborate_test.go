@@ -132,3 +132,10 @@ func TestFloatModuloFloors(t *testing.T) {
 	v, _ := m.ConfigValue("r")
 	assert.Equal(t, 0.5, v.Float)
 }
+
+func TestErrorInUserBlockNamesTheCall(t *testing.T) {
+	_, diags := elabSrc(t, "block f(x: [B, N, D]) -> [B, N, D] {\n  return x + linear(x, 3)\n}\nmodel m {\n  input x: f32[B, N, 4]\n  loss mean(f(x))\n}\n")
+	require.Len(t, diags, 1)
+	assert.Equal(t, 2, diags[0].Pos.Line, "reported in the block, where to fix it")
+	assert.Contains(t, diags[0].Msg, "(in f, called at 6:13)")
+}
