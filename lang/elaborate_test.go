@@ -1,6 +1,8 @@
 package lang
 
 import (
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -138,4 +140,19 @@ func TestErrorInUserBlockNamesTheCall(t *testing.T) {
 	require.Len(t, diags, 1)
 	assert.Equal(t, 2, diags[0].Pos.Line, "reported in the block, where to fix it")
 	assert.Contains(t, diags[0].Msg, "(in f, called at 6:13)")
+}
+
+func TestImportSpellingsAreOneFile(t *testing.T) {
+	src := "import \"a.attn\"\nmask m = k <= q\n"
+	read := func(name string) ([]byte, error) {
+		if filepath.Clean(name) == "a.attn" {
+			return []byte(src), nil
+		}
+		return nil, fs.ErrNotExist
+	}
+	// sub/../a.attn and a.attn are one file: importing it is importing
+	// itself, not loading a second copy that redefines m.
+	_, diags := Load("sub/../a.attn", src, LoadOptions{ReadFile: read})
+	require.Len(t, diags, 1, "%v", diags)
+	assert.Contains(t, diags[0].Msg, "file imports itself")
 }

@@ -68,7 +68,7 @@ type loader struct {
 // load parses one file and, depth first, its imports. stack holds the
 // files being loaded, to report an import cycle where it closes.
 func (l *loader) load(name, src string, stack []string) *File {
-	l.loaded[name] = true
+	l.loaded[fileKey(name)] = true
 	l.prog.Sources[name] = src
 	f, diags := Parse(name, src)
 	l.diags.list = append(l.diags.list, diags...)
@@ -88,13 +88,13 @@ func (l *loader) load(name, src string, stack []string) *File {
 		switch {
 		case err != nil:
 			l.diags.errorf(imp.Path, "cannot import %q: %v", imp.Path.Value, err)
-		case contains(stack, target):
-			if target == name {
+		case indexOfFile(stack, target) >= 0:
+			if fileKey(target) == fileKey(name) {
 				l.diags.errorf(imp.Path, "file imports itself")
 			} else {
-				l.diags.errorf(imp.Path, "import cycle: %s", strings.Join(append(stack[indexOf(stack, target):], target), " → "))
+				l.diags.errorf(imp.Path, "import cycle: %s", strings.Join(append(stack[indexOfFile(stack, target):], target), " → "))
 			}
-		case !l.loaded[target]:
+		case !l.loaded[fileKey(target)]:
 			l.load(target, text, stack)
 		}
 	}
@@ -221,6 +221,29 @@ func (p *Program) names() []string {
 }
 
 func contains(list []string, s string) bool { return indexOf(list, s) >= 0 }
+
+// fileKey identifies a file whatever spelling reached it (x.attn,
+// ./x.attn, dir/../x.attn): the absolute, cleaned path; std files by
+// their import path.
+func fileKey(name string) string {
+	if strings.HasPrefix(name, StdPrefix) {
+		return name
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return filepath.Clean(name)
+}
+
+// indexOfFile is indexOf by fileKey.
+func indexOfFile(files []string, name string) int {
+	for i, f := range files {
+		if fileKey(f) == fileKey(name) {
+			return i
+		}
+	}
+	return -1
+}
 
 func indexOf(list []string, s string) int {
 	for i, x := range list {
