@@ -42,10 +42,10 @@ func AttentionGrad(q, k, v, lse, dy *Tensor, spec *AttnSpec, wrt string, grad *T
 	case "lse":
 		panic("runtime.AttentionGrad: Returns lse has no gradient")
 	}
-	if lse == nil || lse.DType != F32 || !sameShape(lse.Shape, []int{a.nb, a.nh, a.nq}) {
+	if lse == nil || lse.DType != F32 || !slices.Equal(lse.Shape, []int{a.nb, a.nh, a.nq}) {
 		panic(fmt.Sprintf("runtime.AttentionGrad: lse %v, want f32[%d %d %d]", lse, a.nb, a.nh, a.nq))
 	}
-	if dy == nil || dy.DType != F32 || !sameShape(dy.Shape, []int{a.nb, a.nh, a.nq, dyCols}) {
+	if dy == nil || dy.DType != F32 || !slices.Equal(dy.Shape, []int{a.nb, a.nh, a.nq, dyCols}) {
 		panic(fmt.Sprintf("runtime.AttentionGrad: dy %v, want f32[%d %d %d %d]", dy, a.nb, a.nh, a.nq, dyCols))
 	}
 	g.lse, g.dy, g.dyCols = lse.F, dy.F, dyCols

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,7 +125,7 @@ func checkRel(t *testing.T, what string, got *rt.Tensor, want *eval.Tensor, tol 
 	if got == nil {
 		t.Fatalf("%s: no result", what)
 	}
-	if toIR[got.DType] != want.DType || !equalInts(got.Shape, want.Shape) {
+	if toIR[got.DType] != want.DType || !slices.Equal(got.Shape, want.Shape) {
 		t.Fatalf("%s: got %s, want %s%v", what, got, want.DType, want.Shape)
 	}
 	if got.Len() != len(want.Data) {
@@ -163,7 +164,7 @@ func checkRel(t *testing.T, what string, got *rt.Tensor, want *eval.Tensor, tol 
 // checkSame fails unless two runtime tensors are identical.
 func checkSame(t *testing.T, what string, got, want *rt.Tensor) {
 	t.Helper()
-	if got.DType != want.DType || !equalInts(got.Shape, want.Shape) {
+	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
 		t.Fatalf("%s: got %s, want %s", what, got, want)
 	}
 	g, w := got.Float64s(), want.Float64s()
@@ -172,18 +173,6 @@ func checkSame(t *testing.T, what string, got, want *rt.Tensor) {
 			t.Fatalf("%s: element %d is %v, want %v", what, i, g[i], w[i])
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func ints(xs ...int) []int { return xs }

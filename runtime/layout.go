@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // copyGrain is the number of elements per chunk worth a goroutine for
 // layout copies.
@@ -202,7 +205,7 @@ type gatherPlan struct {
 func planGather(kernel string, table, idx *Tensor, axis, batchDims int) gatherPlan {
 	checkAxis(kernel, axis, len(table.Shape))
 	if idx.DType != I32 || batchDims < 0 || batchDims > axis || batchDims > len(idx.Shape) ||
-		!sameShape(table.Shape[:batchDims], idx.Shape[:batchDims]) {
+		!slices.Equal(table.Shape[:batchDims], idx.Shape[:batchDims]) {
 		panic(fmt.Sprintf("runtime.%s: table %v and indices %s do not fit axis %d with %d batch dims",
 			kernel, table.Shape, typeString(idx.DType, idx.Shape), axis, batchDims))
 	}
@@ -261,7 +264,7 @@ func Gather(table, idx *Tensor, axis, batchDims int) (*Tensor, error) {
 func ScatterAdd(upd, idx *Tensor, axis, batchDims int, shape []int) (*Tensor, error) {
 	out := New(upd.DType, shape...)
 	g := planGather("ScatterAdd", out, idx, axis, batchDims)
-	if !sameShape(g.shape, upd.Shape) {
+	if !slices.Equal(g.shape, upd.Shape) {
 		panic(fmt.Sprintf("runtime.ScatterAdd: updates %v, want %v", upd.Shape, g.shape))
 	}
 	if err := g.check("scatter_add", idx); err != nil {

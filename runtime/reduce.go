@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // colBlock is how many columns one task of a strided reduction handles.
@@ -378,7 +379,7 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 // position.
 func CrossEntropy(logits, targets *Tensor, ignoreIndex int32, hasIgnore bool) (*Tensor, error) {
 	r := len(logits.Shape)
-	if logits.DType != F32 || targets.DType != I32 || r == 0 || !sameShape(logits.Shape[:r-1], targets.Shape) {
+	if logits.DType != F32 || targets.DType != I32 || r == 0 || !slices.Equal(logits.Shape[:r-1], targets.Shape) {
 		panic(fmt.Sprintf("runtime.CrossEntropy: logits %s and targets %s do not fit",
 			typeString(logits.DType, logits.Shape), typeString(targets.DType, targets.Shape)))
 	}

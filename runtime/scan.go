@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Scan runs the linear recurrence h_t = a_t ⊙ h_{t-1} + x_t along axis
 // from h_{-1} = 0 and returns every h_t; when reverse it runs from the last
@@ -9,7 +12,7 @@ import "fmt"
 // in parallel; within a lane the recurrence is sequential, accumulated in
 // float32.
 func Scan(a, x *Tensor, axis int, reverse bool) *Tensor {
-	if a.DType != F32 || x.DType != F32 || !sameShape(a.Shape, x.Shape) {
+	if a.DType != F32 || x.DType != F32 || !slices.Equal(a.Shape, x.Shape) {
 		panic(fmt.Sprintf("runtime.Scan: a %s and x %s must be f32 of one shape",
 			typeString(a.DType, a.Shape), typeString(x.DType, x.Shape)))
 	}

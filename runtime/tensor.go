@@ -302,18 +302,6 @@ func cloneSlice[T any](s []T) []T {
 	return append([]T{}, s...)
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // checkAxis panics unless 0 ≤ axis < rank.
 func checkAxis(kernel string, axis, rank int) {
 	if axis < 0 || axis >= rank {

@@ -3,6 +3,7 @@ package eval_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -219,7 +220,7 @@ func naiveAttention(tc attnCase, in map[string]*eval.Tensor, scale float64) (out
 // difference over the max-norm of want) of tol.
 func checkRel(t *testing.T, what string, got, want *eval.Tensor, tol float64) {
 	t.Helper()
-	if got == nil || !equalInts(got.Shape, want.Shape) {
+	if got == nil || !slices.Equal(got.Shape, want.Shape) {
 		t.Fatalf("%s: got %v, want shape %v", what, got, want.Shape)
 	}
 	diff, norm := 0.0, 0.0

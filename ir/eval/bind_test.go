@@ -3,6 +3,7 @@ package eval_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -132,7 +133,7 @@ func TestLanguageModel(t *testing.T) {
 	if got := res.Outputs["accuracy"].Data[0]; got != hits/10 {
 		t.Errorf("accuracy = %v, want %v", got, hits/10)
 	}
-	if got := res.Outputs["logits"]; got == nil || !equalInts(got.Shape, sh(2, 6, vocab)) {
+	if got := res.Outputs["logits"]; got == nil || !slices.Equal(got.Shape, sh(2, 6, vocab)) {
 		t.Errorf("logits output = %v", got)
 	}
 	if res.Outputs["loss"] != res.Values[loss.ID] {

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -140,7 +141,7 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 			return nil, err
 		}
 	}
-	if t == nil || t.DType != in.Type.DType || !sameShape(t.Shape, shape) || len(t.Data) != numel(shape) {
+	if t == nil || t.DType != in.Type.DType || !slices.Equal(t.Shape, shape) || len(t.Data) != numel(shape) {
 		return nil, fmt.Errorf("internal error in the reference interpreter: result %v does not have type %s = %s%v", t, in.Type, in.Type.DType, shape)
 	}
 	return t, nil

@@ -3,6 +3,7 @@ package eval_test
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -93,7 +94,7 @@ func checkClose(t *testing.T, what string, got, want *eval.Tensor, tol float64) 
 	if got == nil {
 		t.Fatalf("%s: no value", what)
 	}
-	if got.DType != want.DType || !equalInts(got.Shape, want.Shape) {
+	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
 		t.Fatalf("%s: got %s, want %s", what, got, want)
 	}
 	if want.DType != ir.F32 {
@@ -114,16 +115,4 @@ func checkClose(t *testing.T, what string, got, want *eval.Tensor, tol float64) 
 			t.Fatalf("%s: element %d is %.17g, want %.17g\ngot  %s\nwant %s", what, i, g, w, got, want)
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

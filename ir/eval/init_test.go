@@ -56,7 +56,7 @@ func TestInitParams(t *testing.T) {
 		t.Fatalf("got %d params, want 5", len(ps))
 	}
 	for name, want := range map[string][]int{"normal": {100, 100}, "unit": {10000}, "uniform": {50, 50}, "zeros": {3}, "ones": {2, 2}} {
-		if p := ps[name]; p == nil || p.DType != ir.F32 || !equalInts(p.Shape, want) {
+		if p := ps[name]; p == nil || p.DType != ir.F32 || !slices.Equal(p.Shape, want) {
 			t.Fatalf("param %s = %v, want f32 of shape %v", name, p, want)
 		}
 	}
@@ -142,7 +142,7 @@ func TestRandomInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalInts(in["x"].Shape, sh(3, 50, 4)) || !equalInts(in["tokens"].Shape, sh(3, 50)) || !equalInts(in["keep"].Shape, sh(50)) {
+	if !slices.Equal(in["x"].Shape, sh(3, 50, 4)) || !slices.Equal(in["tokens"].Shape, sh(3, 50)) || !slices.Equal(in["keep"].Shape, sh(50)) {
 		t.Fatalf("shapes: %v %v %v", in["x"].Shape, in["tokens"].Shape, in["keep"].Shape)
 	}
 	if mean, std := moments(in["x"].Data); math.Abs(mean) > 0.15 || math.Abs(std-1) > 0.1 {

@@ -195,15 +195,3 @@ func unravel(off int, shape, idx []int) {
 		}
 	}
 }
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
