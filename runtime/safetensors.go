@@ -3,10 +3,13 @@ package runtime
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"os"
@@ -27,6 +30,31 @@ const maxHeader = 100 << 20
 
 // metadataKey is the header entry that holds the string metadata.
 const metadataKey = "__metadata__"
+
+// checksumKey is the metadata entry in which SaveSafetensors records a
+// checksum of the file, and which LoadSafetensors verifies when present:
+// the lowercase hex SHA-256 of the header without this entry (as
+// canonicalHeader writes it) followed by the data section. Covering the
+// header too means a flipped byte in a name, a shape or a metadata value
+// (a checkpoint's step or RNG state) is caught, not only one in the
+// weights. Files from other writers, without the entry, load unchecked.
+const checksumKey = "attnc.sha256"
+
+// canonicalHeader is the header that the checksum covers: the tensor
+// entries and the metadata other than the checksum (left out when
+// empty), as compact JSON with sorted keys, which is what json.Marshal
+// makes of the header map SaveSafetensors builds.
+func canonicalHeader(entries map[string]stEntry, meta map[string]string) []byte {
+	header := make(map[string]any, len(entries)+1)
+	for name, e := range entries {
+		header[name] = e
+	}
+	if len(meta) > 0 {
+		header[metadataKey] = meta
+	}
+	b, _ := json.Marshal(header) // strings and integers always marshal
+	return b
+}
 
 // stEntry is one tensor's header entry.
 type stEntry struct {
@@ -67,6 +95,9 @@ func elemSize(dt DType) int {
 // never holds a partial checkpoint. Names must be unique and non-empty and
 // may not be "__metadata__".
 func SaveSafetensors(path string, tensors []Named, meta map[string]string) (err error) {
+	if _, ok := meta[checksumKey]; ok {
+		return fmt.Errorf("save %s: metadata key %q is reserved for the checksum", path, checksumKey)
+	}
 	header := map[string]any{}
 	if len(meta) > 0 {
 		header[metadataKey] = meta
@@ -92,6 +123,26 @@ func SaveSafetensors(path string, tensors []Named, meta map[string]string) (err 
 		header[nt.Name] = stEntry{DType: stName(t.DType), Shape: shape, DataOffsets: []int64{offset, offset + size}}
 		offset += size
 	}
+	// The checksum covers the header as it is without the checksum (in
+	// canonicalHeader's form, which json.Marshal of header already is)
+	// and then the data.
+	canon, err := json.Marshal(header)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	sum := sha256.New()
+	sum.Write(canon)
+	hw := bufio.NewWriterSize(sum, 1<<16)
+	for _, nt := range tensors {
+		writeData(hw, nt.T)
+	}
+	hw.Flush()
+	withSum := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		withSum[k] = v
+	}
+	withSum[checksumKey] = hex.EncodeToString(sum.Sum(nil))
+	header[metadataKey] = withSum
 	js, err := json.Marshal(header)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
@@ -165,35 +216,54 @@ func writeData(w *bufio.Writer, t *Tensor) {
 // LoadSafetensors reads a safetensors file written by SaveSafetensors or
 // any other implementation, returning its tensors by name and its string
 // metadata (empty when it has none). It accepts the dtypes F32, I32 and
-// BOOL and checks the whole header before reading any data: every entry
-// has a known dtype, a shape of non-negative dims, and data offsets inside
-// the data section whose length is the dtype's size times the element
-// count; no two tensors overlap. A file that fails a check gives an error
-// naming the file and, where one is to blame, the tensor; a corrupt file
-// never causes a panic.
+// BOOL and checks the whole header against the file's real size before
+// reading any data: every entry has a known dtype, a shape of
+// non-negative dims, and data offsets whose length is the dtype's size
+// times the element count; the tensors tile the data section exactly (no
+// overlaps, gaps or trailing bytes, as the format requires). Only then
+// does it read each tensor at its offsets, so memory is bounded by what
+// the header describes and the file really holds: a huge or sparse file
+// with a header that lies is an error, not an allocation, and anything
+// but a regular file (a device, a named pipe) is refused. When the
+// metadata holds a checksum (checksumKey, written by SaveSafetensors) it
+// is verified, so flipped bytes are an error; the key is not returned.
+// A file that fails a check gives an error naming the file and, where one
+// is to blame, the tensor; a corrupt file never causes a panic.
 func LoadSafetensors(path string) (map[string]*Tensor, map[string]string, error) {
-	data, err := os.ReadFile(path)
+	f, size, err := openRegularFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	tensors, meta, err := parseSafetensors(data)
+	defer f.Close()
+	tensors, meta, err := readSafetensors(f, size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return tensors, meta, nil
 }
 
-// parseSafetensors decodes a whole safetensors file held in data.
-func parseSafetensors(data []byte) (map[string]*Tensor, map[string]string, error) {
-	if len(data) < 8 {
-		return nil, nil, fmt.Errorf("file is %d bytes, too short for a safetensors header", len(data))
+// readChunk is how many bytes of a tensor readSafetensors reads at once.
+const readChunk = 1 << 20
+
+// readSafetensors decodes the safetensors file of size bytes that r
+// reads.
+func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]string, error) {
+	if size < 8 {
+		return nil, nil, fmt.Errorf("file is %d bytes, too short for a safetensors header", size)
 	}
-	hlen := binary.LittleEndian.Uint64(data[:8])
-	if hlen > maxHeader || hlen > uint64(len(data)-8) {
-		return nil, nil, fmt.Errorf("header length %d does not fit in the file's %d bytes (or exceeds %d)", hlen, len(data), maxHeader)
+	var n [8]byte
+	if _, err := r.ReadAt(n[:], 0); err != nil {
+		return nil, nil, fmt.Errorf("reading the header length: %w", eofIsTruncation(err))
 	}
-	header := data[8 : 8+hlen]
-	body := data[8+hlen:]
+	hlen := binary.LittleEndian.Uint64(n[:])
+	if hlen > maxHeader || hlen > uint64(size-8) {
+		return nil, nil, fmt.Errorf("header length %d does not fit in the file's %d bytes (or exceeds %d)", hlen, size, maxHeader)
+	}
+	header := make([]byte, hlen)
+	if _, err := r.ReadAt(header, 8); err != nil {
+		return nil, nil, fmt.Errorf("reading the header: %w", eofIsTruncation(err))
+	}
+	base, bodySize := 8+int64(hlen), size-8-int64(hlen)
 	entries, order, meta, err := parseHeader(header)
 	if err != nil {
 		return nil, nil, err
@@ -201,6 +271,7 @@ func parseSafetensors(data []byte) (map[string]*Tensor, map[string]string, error
 
 	type span struct {
 		name       string
+		dt         DType
 		begin, end int64
 	}
 	spans := make([]span, 0, len(order))
@@ -227,52 +298,98 @@ func parseSafetensors(data []byte) (map[string]*Tensor, map[string]string, error
 			return nil, nil, fmt.Errorf("tensor %q: data_offsets %v, want [begin, end]", name, e.DataOffsets)
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
-		if begin < 0 || end < begin || end > int64(len(body)) {
-			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d, %d] outside the %d data bytes", name, begin, end, len(body))
+		if begin < 0 || end < begin || end > bodySize {
+			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d, %d] outside the %d data bytes (the file is truncated or its header is corrupt)", name, begin, end, bodySize)
 		}
 		if want := count * int64(elemSize(dt)); end-begin != want {
 			return nil, nil, fmt.Errorf("tensor %q: %s %v needs %d bytes, data_offsets [%d, %d] give %d",
 				name, e.DType, e.Shape, want, begin, end, end-begin)
 		}
-		spans = append(spans, span{name, begin, end})
+		spans = append(spans, span{name, dt, begin, end})
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
-	for i := 1; i < len(spans); i++ {
-		if p, s := spans[i-1], spans[i]; s.begin < p.end {
+	sort.SliceStable(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
+	var covered int64
+	for i, s := range spans {
+		switch {
+		case s.begin < covered:
+			p := spans[i-1]
 			return nil, nil, fmt.Errorf("tensors %q [%d, %d] and %q [%d, %d] overlap", p.name, p.begin, p.end, s.name, s.begin, s.end)
+		case s.begin > covered:
+			return nil, nil, fmt.Errorf("data bytes [%d, %d] before tensor %q belong to no tensor (the header is corrupt)", covered, s.begin, s.name)
 		}
+		covered = s.end
+	}
+	if covered != bodySize {
+		return nil, nil, fmt.Errorf("the tensors cover %d of its %d data bytes (the header is corrupt, or bytes were appended)", covered, bodySize)
 	}
 
-	tensors := make(map[string]*Tensor, len(order))
-	for _, name := range order {
-		e := entries[name]
-		dt := stDTypes[e.DType]
+	// The header holds what the data needs; read it tensor by tensor,
+	// in file order, hashing as it goes when there is a checksum.
+	want, hasSum := meta[checksumKey]
+	delete(meta, checksumKey)
+	var sum hash.Hash
+	if hasSum {
+		sum = sha256.New()
+		sum.Write(canonicalHeader(entries, meta))
+	}
+	var badBool error // reported after the checksum, which explains it better
+	tensors := make(map[string]*Tensor, len(spans))
+	buf := make([]byte, min(readChunk, covered))
+	for _, s := range spans {
+		e := entries[s.name]
 		shape := make([]int, len(e.Shape))
 		for i, d := range e.Shape {
 			shape[i] = int(d)
 		}
-		raw := body[e.DataOffsets[0]:e.DataOffsets[1]]
-		t := New(dt, shape...)
-		switch dt {
-		case F32:
-			for i := range t.F {
-				t.F[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		t := New(s.dt, shape...)
+		size := int64(elemSize(s.dt))
+		for off := s.begin; off < s.end; {
+			raw := buf[:min(int64(len(buf)), s.end-off)]
+			if _, err := r.ReadAt(raw, base+off); err != nil {
+				return nil, nil, fmt.Errorf("tensor %q: %w", s.name, eofIsTruncation(err))
 			}
-		case I32:
-			for i := range t.I {
-				t.I[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+			if sum != nil {
+				sum.Write(raw)
 			}
-		case Bool:
-			for i, b := range raw {
-				if b > 1 {
-					return nil, nil, fmt.Errorf("tensor %q: byte %d is %d, not a bool", name, i, b)
+			i := int((off - s.begin) / size)
+			switch s.dt {
+			case F32:
+				for j := range len(raw) / 4 {
+					t.F[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
 				}
-				t.B[i] = b == 1
+			case I32:
+				for j := range len(raw) / 4 {
+					t.I[i+j] = int32(binary.LittleEndian.Uint32(raw[4*j:]))
+				}
+			case Bool:
+				for j, b := range raw {
+					if b > 1 && badBool == nil {
+						badBool = fmt.Errorf("tensor %q: byte %d is %d, not a bool", s.name, i+j, b)
+					}
+					t.B[i+j] = b == 1
+				}
 			}
+			off += int64(len(raw))
 		}
-		tensors[name] = t
+		tensors[s.name] = t
+	}
+	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != want {
+		return nil, nil, errors.New("data checksum mismatch: the file is corrupt")
+	}
+	if badBool != nil {
+		return nil, nil, badBool
 	}
 	return tensors, meta, nil
+}
+
+// eofIsTruncation turns the EOF of a read that the file's size promised
+// into an error that says what happened (the file shrank while it was
+// read).
+func eofIsTruncation(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errors.New("the file is truncated")
+	}
+	return err
 }
 
 // parseHeader decodes the JSON header: an object of tensor entries and an

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -149,4 +150,71 @@ func FuzzLoadSafetensors(f *testing.F) {
 		}
 		rt.LoadSafetensors(path)
 	})
+}
+
+// TestSafetensorsChecksum flips one byte at a time in a saved file: in
+// the data of each tensor, in a metadata value, a name and a shape in the
+// header. Every flip must make Load fail, never load changed weights.
+func TestSafetensorsChecksum(t *testing.T) {
+	r := newRand(51)
+	tensors := []rt.Named{
+		{Name: "w", T: randF32(r, 8, 4)},
+		{Name: "ids", T: randI32(r, -1000, 1000, 5)},
+		{Name: "mask", T: randBool(r, 3)},
+	}
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	if err := rt.SaveSafetensors(path, tensors, map[string]string{"step": "1200"}); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := rt.LoadSafetensors(path)
+	if err != nil || len(meta) != 1 || meta["step"] != "1200" {
+		t.Fatalf("metadata %v, error %v; want only step (the checksum is not returned)", meta, err)
+	}
+	data := 8 + int(binary.LittleEndian.Uint64(good))
+	in := func(s string) int { return bytes.Index(good, []byte(s)) + len(s) - 1 }
+	// A flip that leaves the header well-formed must be caught by the
+	// checksum; one in a shape may be caught earlier, by the size check.
+	const mismatch = "data checksum mismatch: the file is corrupt"
+	positions := map[string]struct {
+		at   int
+		want string
+	}{
+		"first data byte":    {data, mismatch},
+		"a middle byte of w": {data + 50, mismatch},
+		"last byte of w":     {data + 8*4*4 - 1, mismatch},
+		"a byte of ids":      {data + 8*4*4 + 7, mismatch},
+		"a byte of mask":     {data + 8*4*4 + 5*4 + 1, mismatch},
+		"last byte":          {len(good) - 1, mismatch},
+		"the step's value":   {in(`"step":"12`), mismatch},
+		"a tensor's name":    {in(`"id`), mismatch},
+		"the checksum":       {in(`"attnc.sha256":"`) + 3, mismatch},
+		"a dim of a shape":   {in(`"shape":[8`), path},
+	}
+	for name, p := range positions {
+		for _, mask := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(good)
+			bad[p.at] ^= mask
+			if err := os.WriteFile(path, bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := rt.LoadSafetensors(path); err == nil || !contains(err.Error(), p.want) {
+				t.Errorf("%s (byte %d ^ %#x): error %v, want one mentioning %q", name, p.at, mask, err, p.want)
+			}
+		}
+	}
+	// A file without the checksum (another writer's) still loads.
+	plain := file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}`, make([]byte, 8))
+	if err := os.WriteFile(path, plain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ts, meta, err := rt.LoadSafetensors(path); err != nil || len(ts) != 1 || meta["k"] != "v" {
+		t.Errorf("a file without a checksum: %d tensors, metadata %v, error %v", len(ts), meta, err)
+	}
+	if err := rt.SaveSafetensors(path, tensors, map[string]string{"attnc.sha256": "x"}); err == nil {
+		t.Error("saved metadata that claims the checksum key")
+	}
 }
