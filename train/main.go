@@ -42,9 +42,14 @@ type Spec struct {
 	LogEvery    int               `json:"log_every"`
 }
 
+// maxSpec bounds the size of run.json, which attnc writes as a few
+// hundred bytes: a run directory whose run.json is a device, a pipe or a
+// huge file is refused instead of read until memory runs out.
+const maxSpec = 1 << 20
+
 // ReadSpec reads DIR/run.json.
 func ReadSpec(dir string) (*Spec, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	b, err := runtime.ReadRegularFile(filepath.Join(dir, SpecFile), maxSpec, SpecFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a run directory (it has no %s)", dir, SpecFile)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 
@@ -127,7 +126,7 @@ func NewTask(name string, p Params) (Task, error) {
 		if path == "" {
 			return nil, errors.New("task lm needs a text file: pass --data FILE")
 		}
-		b, err := os.ReadFile(path)
+		b, err := runtime.ReadRegularFile(path, maxLMData, "the lm task's data (-data)")
 		if err != nil {
 			return nil, fmt.Errorf("task lm: %w", err)
 		}
@@ -267,6 +266,12 @@ func (t *recallTask) Batch(rng *rand.Rand, n int) Batch {
 	}
 	return Batch{"tokens": tokens, "targets": targets}
 }
+
+// maxLMData bounds the lm task's text file, which the trainer holds in
+// memory whole: a corpus over 1 GiB (or a device, or a named pipe named
+// by mistake) is refused with an error rather than read until memory runs
+// out.
+const maxLMData = 1 << 30
 
 // lmTask reads windows of len+1 bytes of a text file: tokens are the
 // bytes (a vocabulary of 256).
