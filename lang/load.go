@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -34,7 +33,8 @@ type LoadOptions struct {
 	// "layers.attn". Nil means std imports fail.
 	Std fs.FS
 	// ReadFile reads other imports, given a path already joined with the
-	// importing file's directory. Nil means os.ReadFile.
+	// importing file's directory. Nil means the file system, through
+	// ReadSourceFile's checks: regular files of at most MaxSourceSize.
 	ReadFile func(name string) ([]byte, error)
 }
 
@@ -127,7 +127,7 @@ func (l *loader) read(from, p string) (string, string, error) {
 	}
 	readFile := l.opts.ReadFile
 	if readFile == nil {
-		readFile = os.ReadFile
+		readFile = readSourceFile
 	}
 	b, err := readFile(target)
 	if err != nil {
