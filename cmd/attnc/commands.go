@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,9 +34,9 @@ func readSource(name string) (string, error) {
 			return string(b), nil
 		}
 	}
-	b, err := os.ReadFile(name)
+	b, err := lang.ReadSourceFile(name)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("%s: no such file", name)
 		}
 		return "", err
