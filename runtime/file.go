@@ -24,7 +24,7 @@ func ReadRegularFile(path string, limit int64, role string) ([]byte, error) {
 	}
 	defer f.Close()
 	if size > limit {
-		return nil, fmt.Errorf("%s: %s is over the %s limit for %s", path, byteSize(size), byteSize(limit), role)
+		return nil, fmt.Errorf("%s: %s is over the %s limit for %s", path, exactSize(size), byteSize(limit), role)
 	}
 	// The file may grow after the size check; reading one byte past the
 	// limit notices without reading the rest.
@@ -86,7 +86,7 @@ func checkRegular(info fs.FileInfo) error {
 	if m.IsRegular() {
 		return nil
 	}
-	kind := "not a plain file"
+	kind := "a special file"
 	switch {
 	case m.IsDir():
 		kind = "a directory"
@@ -96,8 +96,6 @@ func checkRegular(info fs.FileInfo) error {
 		kind = "a socket"
 	case m&fs.ModeDevice != 0:
 		kind = "a device"
-	case m&fs.ModeIrregular != 0:
-		kind = "of an unknown kind"
 	}
 	return fmt.Errorf("not a regular file (%s)", kind)
 }
@@ -118,6 +116,15 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%d %s", int64(v), byteUnits[i])
 	}
 	return fmt.Sprintf("%.1f %s", v, byteUnits[i])
+}
+
+// exactSize is byteSize with the exact count too, when byteSize rounds
+// it: "40 GiB (42949672960 bytes)".
+func exactSize(n int64) string {
+	if n < 1024 {
+		return byteSize(n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", byteSize(n), n)
 }
 
 var byteUnits = [...]string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}

@@ -83,7 +83,7 @@ func TestReadRegularFileRefusesOthers(t *testing.T) {
 	failsFast(t, "sparse", func() error {
 		_, err := rt.ReadRegularFile(big, 1<<20, "a test")
 		return err
-	}, big+": 40 GiB is over the 1 MiB limit for a test")
+	}, big+": 40 GiB (42949672960 bytes) is over the 1 MiB limit for a test")
 
 	small := filepath.Join(t.TempDir(), "small")
 	if err := os.WriteFile(small, []byte("hello"), 0o644); err != nil {

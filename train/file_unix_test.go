@@ -32,7 +32,7 @@ func unboundedFiles(t *testing.T, limit string) map[string][2]string {
 		"/dev/zero":  {"/dev/zero", "not a regular file (a device)"},
 		"symlink":    {link, "not a regular file (a device)"},
 		"named pipe": {fifo, "not a regular file (a named pipe)"},
-		"sparse":     {sparse, "40 GiB is over the " + limit},
+		"sparse":     {sparse, "40 GiB (42949672960 bytes) is over the " + limit},
 	}
 }
 
