@@ -42,8 +42,7 @@ const checksumKey = "attnc.sha256"
 
 // canonicalHeader is the header that the checksum covers: the tensor
 // entries and the metadata other than the checksum (left out when
-// empty), as compact JSON with sorted keys, which is what json.Marshal
-// makes of the header map SaveSafetensors builds.
+// empty), as compact JSON with sorted keys.
 func canonicalHeader(entries map[string]stEntry, meta map[string]string) []byte {
 	header := make(map[string]any, len(entries)+1)
 	for name, e := range entries {
@@ -123,15 +122,21 @@ func SaveSafetensors(path string, tensors []Named, meta map[string]string) (err 
 		header[nt.Name] = stEntry{DType: stName(t.DType), Shape: shape, DataOffsets: []int64{offset, offset + size}}
 		offset += size
 	}
-	// The checksum covers the header as it is without the checksum (in
-	// canonicalHeader's form, which json.Marshal of header already is)
-	// and then the data.
-	canon, err := json.Marshal(header)
+	// The checksum covers the header without the checksum, in the
+	// canonical form LoadSafetensors rebuilds from what it parses, and
+	// then the data. Parsing what json.Marshal wrote, rather than using
+	// it, keeps the two equal where Marshal is not its own inverse (it
+	// writes invalid UTF-8 in a name as an escaped U+FFFD).
+	plain, err := json.Marshal(header)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	entries, _, parsedMeta, err := parseHeader(plain)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	sum := sha256.New()
-	sum.Write(canon)
+	sum.Write(canonicalHeader(entries, parsedMeta))
 	hw := bufio.NewWriterSize(sum, 1<<16)
 	for _, nt := range tensors {
 		writeData(hw, nt.T)

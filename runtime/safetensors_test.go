@@ -214,6 +214,15 @@ func TestSafetensorsChecksum(t *testing.T) {
 	if ts, meta, err := rt.LoadSafetensors(path); err != nil || len(ts) != 1 || meta["k"] != "v" {
 		t.Errorf("a file without a checksum: %d tensors, metadata %v, error %v", len(ts), meta, err)
 	}
+	// Names and values that json.Marshal escapes, or changes, round-trip
+	// with a checksum that still matches.
+	odd := []rt.Named{{Name: "a<b>&\u2028\xff", T: randF32(r, 2)}}
+	if err := rt.SaveSafetensors(path, odd, map[string]string{"k\xfe": "<\ufffd>"}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, _, err := rt.LoadSafetensors(path); err != nil || len(ts) != 1 {
+		t.Errorf("odd names: %d tensors, error %v", len(ts), err)
+	}
 	if err := rt.SaveSafetensors(path, tensors, map[string]string{"attnc.sha256": "x"}); err == nil {
 		t.Error("saved metadata that claims the checksum key")
 	}
