@@ -6,12 +6,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	gogen "github.com/attnc/attnc/codegen/go"
 	"github.com/attnc/attnc/lang"
@@ -49,8 +55,15 @@ build leaves the old files in place.`,
 			if *out == "" {
 				return c.usageError("build", "-o DIR is required")
 			}
-			if *pkg != "" && !isGoIdent(*pkg) {
-				return c.usageError("build", "-pkg %q is not a Go package name", *pkg)
+			if *pkg != "" {
+				if err := gogen.CheckPackageName(*pkg); err != nil {
+					return c.usageError("build", "-pkg: %v", err)
+				}
+			}
+			if *importPath != "" {
+				if err := gogen.CheckImportPath(*importPath); err != nil {
+					return c.usageError("build", "-import: %v", err)
+				}
 			}
 			models, ok := c.compile(args[0], *model, false, config)
 			if !ok {
@@ -68,6 +81,10 @@ build leaves the old files in place.`,
 					fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
 					return exitError
 				}
+				if err := gogen.CheckImportPath(ip); err != nil {
+					fmt.Fprintf(c.stderr, "attnc build: the import path of %s, from its go.mod: %v; give one with -import\n", *out, err)
+					return exitError
+				}
 			}
 			prog, err := passes.Run(m.IR, passes.Options{})
 			if err != nil {
@@ -83,6 +100,12 @@ build leaves the old files in place.`,
 			}, runtime.Source)
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
+				return exitError
+			}
+			if err := typeCheck(files, ip); errors.Is(err, errNoStdlib) {
+				fmt.Fprintf(c.stderr, "attnc build: warning: the package is not type-checked: %v\n", err)
+			} else if err != nil {
+				fmt.Fprintf(c.stderr, "attnc build: internal error: %v\nThis is a bug in attnc: nothing was written. Please report it with the model.\n", err)
 				return exitError
 			}
 			if err := writePackage(dir, files, *force); err != nil {
@@ -114,15 +137,6 @@ func configValues(m *lang.Model) []gogen.ConfigValue {
 		out = append(out, gogen.ConfigValue{Name: s.Key, Value: v})
 	}
 	return out
-}
-
-func isGoIdent(s string) bool {
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // modulePath returns the import path of dir: the module path of the
@@ -491,3 +505,76 @@ func listNames(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// errNoStdlib is typeCheck's error when the Go standard library's source,
+// which the check needs, cannot be found (no Go toolchain here).
+var errNoStdlib = errors.New("the Go standard library's source was not found (is Go installed? GOROOT)")
+
+// typeCheck type-checks a generated package, given as Package returns
+// it, whose import path is importPath: its rt/ copy of the runtime, then
+// the model against it, with go/types and the standard library from
+// source. A renderer bug that writes code that does not compile is
+// reported here, before anything is written, instead of by the user's go
+// build.
+func typeCheck(files map[string][]byte, importPath string) error {
+	stdTypes.Lock()
+	defer stdTypes.Unlock()
+	if stdTypes.imp == nil {
+		stdTypes.fset = token.NewFileSet()
+		stdTypes.imp = importer.ForCompiler(stdTypes.fset, "source", nil)
+	}
+	fset, std := stdTypes.fset, stdTypes.imp
+	if _, err := std.Import("fmt"); err != nil {
+		return fmt.Errorf("%w: %v", errNoStdlib, err)
+	}
+	byDir := map[string][]*ast.File{}
+	for _, name := range sortedKeys(files) {
+		if !strings.HasSuffix(name, ".go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, files[name], parser.SkipObjectResolution)
+		if err != nil {
+			return fmt.Errorf("the generated package does not parse: %v", err)
+		}
+		byDir[path.Dir(name)] = append(byDir[path.Dir(name)], f)
+	}
+	check := func(pkgPath string, files []*ast.File, imp types.Importer) (*types.Package, error) {
+		var errs []string
+		conf := types.Config{Importer: imp, Error: func(err error) {
+			if len(errs) < 10 {
+				errs = append(errs, "\t"+err.Error())
+			}
+		}}
+		pkg, _ := conf.Check(pkgPath, fset, files, nil)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("the generated package does not type-check:\n%s", strings.Join(errs, "\n"))
+		}
+		return pkg, nil
+	}
+	rtPath := importPath + "/" + gogen.RuntimeDir
+	rt, err := check(rtPath, byDir[gogen.RuntimeDir], std)
+	if err != nil {
+		return err
+	}
+	imp := importerFunc(func(p string) (*types.Package, error) {
+		if p == rtPath {
+			return rt, nil
+		}
+		return std.Import(p)
+	})
+	_, err = check(importPath, byDir["."], imp)
+	return err
+}
+
+// stdTypes keeps the standard library's packages, type-checked from
+// source, for every typeCheck of the process: checking them is most of
+// the work, and they do not change.
+var stdTypes struct {
+	sync.Mutex
+	fset *token.FileSet
+	imp  types.Importer
+}
+
+type importerFunc func(path string) (*types.Package, error)
+
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }

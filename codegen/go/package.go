@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -20,6 +21,14 @@ const RuntimeDir = "rt"
 // package builds in any module with nothing to download. runtimeSrc holds
 // the runtime's source (runtime.Source).
 func Package(p *ir.Program, opts Options, runtimeSrc fs.FS) (map[string][]byte, error) {
+	if opts.Package != "" {
+		if err := CheckPackageName(opts.Package); err != nil {
+			return nil, err
+		}
+	}
+	if err := CheckImportPath(opts.RuntimeImport); err != nil {
+		return nil, fmt.Errorf("the runtime's import path: %w", err)
+	}
 	files, err := Render(p, opts)
 	if err != nil {
 		return nil, err
@@ -85,4 +94,31 @@ func renamePackage(src []byte, from, to string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("no package clause %q", "package "+from)
+}
+
+// CheckImportPath returns an error unless p is an import path the go
+// command accepts for a package of a user's module: slash-separated
+// elements of ASCII letters, digits and -._~+, none empty, none starting
+// or ending with a dot, no leading or trailing slash.
+func CheckImportPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("the import path is empty")
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == "" {
+			return fmt.Errorf("import path %q has an empty element (a leading, trailing or double slash)", p)
+		}
+		if elem[0] == '.' || elem[len(elem)-1] == '.' {
+			return fmt.Errorf("import path %q: element %q starts or ends with a dot", p, elem)
+		}
+		if elem[0] == '-' {
+			return fmt.Errorf("import path %q: element %q starts with a dash", p, elem)
+		}
+		for _, r := range elem {
+			if !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) || strings.ContainsRune("-._~+", r)) {
+				return fmt.Errorf("import path %q holds the character %q (allowed: letters, digits, -._~+ and /)", p, r)
+			}
+		}
+	}
+	return nil
 }
