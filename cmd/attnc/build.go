@@ -280,20 +280,22 @@ func fileHash(p string) (string, error) {
 }
 
 // legacyManifest stands in for the manifest of a directory written by an
-// attnc that kept none: model.go and rt/*.go that carry attnc's
-// generated-code header count as attnc's, unedited. nil when model.go is
+// attnc that kept none: the .go files there and in rt/ that carry
+// attnc's generated-code header count as attnc's, unedited. nil when model.go is
 // not attnc's, i.e. the directory is not a generated package.
 func legacyManifest(dir string) map[string]string {
 	b, err := readSmallFile(filepath.Join(dir, "model.go"), 64<<20)
 	if err != nil || !strings.HasPrefix(string(b), generatedMarker) {
 		return nil
 	}
-	out := map[string]string{"model.go": fmt.Sprintf("%x", sha256.Sum256(b))}
-	rtFiles, _ := filepath.Glob(filepath.Join(dir, gogen.RuntimeDir, "*.go"))
-	for _, p := range rtFiles {
-		b, err := readSmallFile(p, 64<<20)
-		if err == nil && strings.HasPrefix(string(b), generatedMarker) {
-			out[gogen.RuntimeDir+"/"+filepath.Base(p)] = fmt.Sprintf("%x", sha256.Sum256(b))
+	out := map[string]string{}
+	for _, sub := range []string{".", gogen.RuntimeDir} {
+		files, _ := filepath.Glob(filepath.Join(dir, sub, "*.go"))
+		for _, p := range files {
+			b, err := readSmallFile(p, 64<<20)
+			if err == nil && strings.HasPrefix(string(b), generatedMarker) {
+				out[path.Join(sub, filepath.Base(p))] = fmt.Sprintf("%x", sha256.Sum256(b))
+			}
 		}
 	}
 	return out
