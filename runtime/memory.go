@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A Peak estimates the most memory a generated function's tensors take
@@ -83,8 +84,11 @@ func DefaultMemoryLimit() int64 {
 }
 
 // systemMemory returns the bytes of memory available to the process, or
-// 0 when it cannot tell.
-func systemMemory() int64 {
+// 0 when it cannot tell. It is read once: DefaultMemoryLimit is asked on
+// every call of a generated function.
+var systemMemory = sync.OnceValue(readSystemMemory)
+
+func readSystemMemory() int64 {
 	var total int64
 	if f, err := os.Open("/proc/meminfo"); err == nil {
 		sc := bufio.NewScanner(f)

@@ -416,7 +416,7 @@ func writePackage(dir string, files map[string][]byte, force bool) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		tmp, err := writeTemp(dst, data)
+		tmp, err := writeTemp(dst, data, 0o644)
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
@@ -438,16 +438,17 @@ func writePackage(dir string, files map[string][]byte, force bool) error {
 	return nil
 }
 
-// writeTemp writes data to a new temporary file beside dst, synced, and
-// returns its path.
-func writeTemp(dst string, data []byte) (string, error) {
+// writeTemp writes data to a new temporary file beside dst, with mode
+// perm and synced, and returns its path; renaming it to dst then replaces
+// dst at once.
+func writeTemp(dst string, data []byte, perm os.FileMode) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
 	if err != nil {
 		return "", err
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(perm)
 	}
 	if err == nil {
 		err = f.Sync()
