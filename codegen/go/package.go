@@ -220,7 +220,7 @@ func (m *Model) lastGrads() []*Tensor {
 			if in.Op != ir.OpInput && in.Op != ir.OpParam {
 				var dims []string
 				for _, d := range in.Type.Shape {
-					dims = append(dims, dimGo(d, "sz."))
+					dims = append(dims, peakDim(d))
 				}
 				elem := 4
 				if in.Type.DType == ir.Bool {
@@ -244,4 +244,16 @@ func (m *Model) lastGrads() []*Tensor {
 		return nil, fmt.Errorf("internal error: guard.go does not parse: %v\n%s", err, numbered(b.Bytes()))
 	}
 	return out, nil
+}
+
+// peakDim renders a dim for an estimator: a constant or a plain size
+// bare, anything else as dimGo does.
+func peakDim(d ir.Dim) string {
+	if c, ok := d.IsConst(); ok {
+		return strconv.FormatInt(int64(c), 10)
+	}
+	if len(d.Terms) == 1 && d.Terms[0].Coef == 1 && d.Const == 0 {
+		return "sz." + symVar(d.Terms[0].Sym)
+	}
+	return dimGo(d, "sz.")
 }
