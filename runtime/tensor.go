@@ -42,7 +42,8 @@ type Tensor struct {
 }
 
 // New returns a tensor of dtype dt and the given shape holding zeros (no
-// dims: a scalar). It panics on a negative dim or an invalid dtype.
+// dims: a scalar). It panics on a negative dim, a shape of more than
+// MaxElements elements or an invalid dtype.
 func New(dt DType, shape ...int) *Tensor {
 	n := numel(shape)
 	t := &Tensor{DType: dt, Shape: cloneInts(shape)}
@@ -60,30 +61,126 @@ func New(dt DType, shape ...int) *Tensor {
 }
 
 // FromF32 returns an f32 tensor of the given shape holding data (used,
-// not copied). It panics if len(data) does not match the shape.
+// not copied). It panics if len(data) does not match the shape: it is for
+// callers whose data is built to fit; WrapF32 checks data from outside.
 func FromF32(shape []int, data []float32) *Tensor {
-	if n := numel(shape); n != len(data) {
-		panic(fmt.Sprintf("runtime.FromF32: shape %v needs %d values, got %d", shape, n, len(data)))
+	t, err := WrapF32(shape, data)
+	if err != nil {
+		panic("runtime.FromF32: " + err.Error())
 	}
-	return &Tensor{DType: F32, Shape: cloneInts(shape), F: data}
+	return t
 }
 
 // FromI32 returns an i32 tensor of the given shape holding data (used,
-// not copied). It panics if len(data) does not match the shape.
+// not copied). It panics if len(data) does not match the shape; WrapI32
+// checks.
 func FromI32(shape []int, data []int32) *Tensor {
-	if n := numel(shape); n != len(data) {
-		panic(fmt.Sprintf("runtime.FromI32: shape %v needs %d values, got %d", shape, n, len(data)))
+	t, err := WrapI32(shape, data)
+	if err != nil {
+		panic("runtime.FromI32: " + err.Error())
 	}
-	return &Tensor{DType: I32, Shape: cloneInts(shape), I: data}
+	return t
 }
 
 // FromBool returns a bool tensor of the given shape holding data (used,
-// not copied). It panics if len(data) does not match the shape.
+// not copied). It panics if len(data) does not match the shape; WrapBool
+// checks.
 func FromBool(shape []int, data []bool) *Tensor {
-	if n := numel(shape); n != len(data) {
-		panic(fmt.Sprintf("runtime.FromBool: shape %v needs %d values, got %d", shape, n, len(data)))
+	t, err := WrapBool(shape, data)
+	if err != nil {
+		panic("runtime.FromBool: " + err.Error())
 	}
-	return &Tensor{DType: Bool, Shape: cloneInts(shape), B: data}
+	return t
+}
+
+// WrapF32 returns an f32 tensor of the given shape holding data (used,
+// not copied), or an error when a dim is negative, the shape has more
+// than MaxElements elements, or len(data) is not their number.
+func WrapF32(shape []int, data []float32) (*Tensor, error) {
+	if err := checkLen(shape, len(data)); err != nil {
+		return nil, err
+	}
+	return &Tensor{DType: F32, Shape: cloneInts(shape), F: data}, nil
+}
+
+// WrapI32 is WrapF32 for int32 data.
+func WrapI32(shape []int, data []int32) (*Tensor, error) {
+	if err := checkLen(shape, len(data)); err != nil {
+		return nil, err
+	}
+	return &Tensor{DType: I32, Shape: cloneInts(shape), I: data}, nil
+}
+
+// WrapBool is WrapF32 for bool data.
+func WrapBool(shape []int, data []bool) (*Tensor, error) {
+	if err := checkLen(shape, len(data)); err != nil {
+		return nil, err
+	}
+	return &Tensor{DType: Bool, Shape: cloneInts(shape), B: data}, nil
+}
+
+// checkLen returns an error unless shape is valid and has n elements.
+func checkLen(shape []int, n int) error {
+	want, err := ShapeLen(shape)
+	if err != nil {
+		return err
+	}
+	if want != n {
+		return fmt.Errorf("shape %v needs %d values, got %d", shape, want, n)
+	}
+	return nil
+}
+
+// CheckData returns an error unless t is a well-formed tensor: a valid
+// dtype, a valid shape (ShapeLen), and data of exactly the shape's number
+// of elements in the slice its dtype names. Generated code checks every
+// input with it, since a caller can build a Tensor by hand.
+func CheckData(t *Tensor) error {
+	if t == nil {
+		return fmt.Errorf("no tensor")
+	}
+	if t.DType != F32 && t.DType != I32 && t.DType != Bool {
+		return fmt.Errorf("invalid dtype %v", t.DType)
+	}
+	n, err := ShapeLen(t.Shape)
+	if err != nil {
+		return err
+	}
+	if have := t.dataLen(); have != n {
+		return fmt.Errorf("shape %v needs %d elements, the data has %d", t.Shape, n, have)
+	}
+	return nil
+}
+
+// MaxElements is the most elements one tensor may have: 2^40, about 4 TiB
+// of f32. Far beyond any real tensor, it keeps element counts and their
+// byte sizes far from overflowing an int, so a shape such as
+// [2^32, 2^32] is an error rather than a product that wraps to 0.
+const MaxElements = 1 << 40
+
+// ShapeLen returns the number of elements of shape (1 for a scalar), or
+// an error for a negative dim or more than MaxElements elements. It never
+// overflows.
+func ShapeLen(shape []int) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("negative dim in shape %v", shape)
+		}
+		if d == 0 {
+			n = 0
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	for _, d := range shape {
+		if d > MaxElements/n {
+			return 0, fmt.Errorf("shape %v has more than %d elements", shape, MaxElements)
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // Scalar returns a rank-0 tensor of dtype dt holding v converted as a cast
@@ -125,7 +222,7 @@ func (t *Tensor) Clone() *Tensor {
 // Float64s returns the elements converted to float64 (bools as 0 and 1),
 // for comparisons and printing.
 func (t *Tensor) Float64s() []float64 {
-	out := make([]float64, t.Len())
+	out := make([]float64, max(t.dataLen(), 0))
 	for i := range out {
 		out[i] = t.at(i)
 	}
@@ -260,14 +357,11 @@ func CheckShape(name string, t *Tensor, dt DType, shape []int) error {
 }
 
 // numel returns the product of shape's dims (1 for a scalar), panicking
-// on a negative dim.
+// on a negative dim or a shape of more than MaxElements elements.
 func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("runtime: negative dim in shape %v", shape))
-		}
-		n *= d
+	n, err := ShapeLen(shape)
+	if err != nil {
+		panic("runtime: " + err.Error())
 	}
 	return n
 }

@@ -311,14 +311,17 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	src := model.FromI32([]int{2, 5}, make([]int32, 10))
-	_, err = m.Forward(model.Inputs{Src: src, Tgt: model.FromF32([]int{2, 5}, make([]float32, 10))})
+	src, _ := model.FromI32([]int{2, 5}, make([]int32, 10))
+	f32, _ := model.FromF32([]int{2, 5}, make([]float32, 10))
+	_, err = m.Forward(model.Inputs{Src: src, Tgt: f32})
 	fmt.Println(err)
-	_, err = m.Forward(model.Inputs{Src: src, Tgt: model.FromI32([]int{3, 5}, make([]int32, 15))})
+	wide, _ := model.FromI32([]int{3, 5}, make([]int32, 15))
+	_, err = m.Forward(model.Inputs{Src: src, Tgt: wide})
 	fmt.Println(err)
 	_, err = m.Forward(model.Inputs{Src: src})
 	fmt.Println(err)
-	_, err = m.Forward(model.Inputs{Src: model.FromI32([]int{2, 5}, []int32{99, 0, 0, 0, 0, 0, 0, 0, 0, 0}), Tgt: src})
+	oov, _ := model.FromI32([]int{2, 5}, []int32{99, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	_, err = m.Forward(model.Inputs{Src: oov, Tgt: src})
 	fmt.Println(err)
 	cfg := model.DefaultConfig()
 	cfg.D++
@@ -371,7 +374,10 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	one := model.FromF32([]int{1, 3}, []float32{1, 2, 3})
+	one, err := model.FromF32([]int{1, 3}, []float32{1, 2, 3})
+	if err != nil {
+		panic(err)
+	}
 	out, err := m.Forward(model.Inputs{XPanic1: one, X: one})
 	if err != nil {
 		panic(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	gogen "github.com/attnc/attnc/codegen/go"
 	"github.com/attnc/attnc/ir"
@@ -59,16 +60,21 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 		fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:20]
-	root := os.Getenv("ATTNC_CACHE")
-	if root == "" {
-		if root, err = os.UserCacheDir(); err != nil {
-			root = os.TempDir()
-		}
+	cache, err := trainerCache()
+	if err != nil {
+		return "", err
 	}
-	dir := filepath.Join(root, "attnc", "trainers", m.Name+"-"+key) // ATTNC_CACHE moves the cache
+	dir := filepath.Join(cache, m.Name+"-"+key)
 	bin := filepath.Join(dir, "trainer")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
+	if _, err := os.Lstat(dir); err == nil {
+		verr := verifyTrainer(dir)
+		if verr == nil {
+			return bin, nil
+		}
+		fmt.Fprintf(c.stderr, "attnc: the cached trainer in %s failed its check (%v); rebuilding it\n", dir, verr)
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
 	}
 	fmt.Fprintf(c.stderr, "building the trainer for %s in %s\n", m.Name, dir)
 	prog, err := passes.Run(m.IR, passes.Options{})
@@ -91,20 +97,17 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	for name, b := range tr {
 		all["train/"+name] = b
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".build-")
+	tmp, err := os.MkdirTemp(cache, ".build-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
 	for name, b := range all {
 		p := filepath.Join(tmp, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return "", err
 		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
 			return "", err
 		}
 	}
@@ -114,13 +117,133 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the trainer failed (this is a bug in attnc):\n%s", out)
 	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
-		// Another attnc built it at the same time: use theirs.
-		if _, statErr := os.Stat(bin); statErr != nil {
-			return "", err
+	sum, err := fileSHA256(filepath.Join(tmp, "trainer"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, trainerHashFile), []byte(sum+"  trainer\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another attnc built it at the same time: use theirs, once it
+		// passes the same check.
+		if verr := verifyTrainer(dir); verr != nil {
+			return "", fmt.Errorf("%w (and the trainer there: %v)", err, verr)
 		}
 	}
 	return bin, nil
+}
+
+// trainerHashFile, in a cache entry, records the SHA-256 of the trainer
+// binary as "HEX  trainer".
+const trainerHashFile = "trainer.sha256"
+
+// verifyTrainer checks the cache entry dir before its trainer is run: the
+// trainer is a regular file owned by the user whose SHA-256 is the one
+// recorded when attnc built it. A binary changed or planted since fails,
+// and attnc builds the trainer again.
+func verifyTrainer(dir string) error {
+	b, err := readSmallFile(filepath.Join(dir, trainerHashFile), 1<<10)
+	if err != nil {
+		return fmt.Errorf("no recorded hash: %w", err)
+	}
+	want, name, ok := strings.Cut(strings.TrimSpace(string(b)), "  ")
+	if _, herr := hex.DecodeString(want); !ok || herr != nil || len(want) != 2*sha256.Size || name != "trainer" {
+		return fmt.Errorf("%s is malformed", trainerHashFile)
+	}
+	bin := filepath.Join(dir, "trainer")
+	fi, err := os.Lstat(bin)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", bin)
+	}
+	if err := checkOwner(bin, fi); err != nil {
+		return err
+	}
+	got, err := fileSHA256(bin)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("the trainer's SHA-256 %.12s… is not the hash recorded when attnc built it, %.12s…", got, want)
+	}
+	return nil
+}
+
+// fileSHA256 returns the SHA-256 of the file p in hex.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// trainerCache returns the directory that holds built trainers,
+// <root>/attnc/trainers, where root is $ATTNC_CACHE, else the user's
+// cache directory (XDG_CACHE_HOME or ~/.cache), else, with neither HOME
+// nor XDG_CACHE_HOME set, a directory named after the user's id in the
+// system's temporary directory. attnc runs programs from it, so it
+// creates its directories private (0700) and refuses one that another
+// user owns or that others can write to: anyone who could write there
+// could have attnc run their program.
+func trainerCache() (string, error) {
+	var base string
+	if root := os.Getenv("ATTNC_CACHE"); root != "" {
+		base = filepath.Join(root, "attnc")
+	} else if root, err := os.UserCacheDir(); err == nil {
+		base = filepath.Join(root, "attnc")
+	} else {
+		base = filepath.Join(os.TempDir(), fmt.Sprintf("attnc-%s", userTag()))
+	}
+	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
+		return "", fmt.Errorf("the trainer cache: %w", err)
+	}
+	dir := filepath.Join(base, "trainers")
+	for _, d := range []string{base, dir} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("the trainer cache: %w", err)
+		}
+		if err := checkPrivateDir(d); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// checkPrivateDir returns an error unless d is a directory that the user
+// owns and that neither group nor others can write to. A symlink must be
+// the user's too, and so must its target.
+func checkPrivateDir(d string) error {
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if err := checkOwner(d, fi); err != nil {
+			return err
+		}
+		if fi, err = os.Stat(d); err != nil {
+			return err
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("the trainer cache %s is not a directory", d)
+	}
+	if err := checkOwner(d, fi); err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("the trainer cache %s is writable by other users (mode %v), so attnc will not run programs from it: make it private with chmod 700 %s, or set ATTNC_CACHE to a private directory", d, fi.Mode().Perm(), d)
+	}
+	return nil
 }
 
 // hashFS feeds every file of fsys, with its name, to h.

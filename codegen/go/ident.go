@@ -1,6 +1,7 @@
 package gogen
 
 import (
+	"fmt"
 	"go/token"
 	"strings"
 	"unicode"
@@ -46,10 +47,36 @@ func packageName(name string) string {
 		}
 	}
 	s := sb.String()
-	if s == "" || !unicode.IsLetter(rune(s[0])) || token.IsKeyword(s) || s == "rt" {
+	if s == "" || !unicode.IsLetter(rune(s[0])) || CheckPackageName(s) != nil || s == "rt" {
 		s = "model" + s
 	}
 	return s
+}
+
+// CheckPackageName returns an error unless name can name a generated
+// package that a user imports: a Go identifier of ASCII letters, digits
+// and underscores, not a keyword, not the blank identifier, not main (a
+// command, which no one can import) and not init (which an importing
+// file cannot use as the package's name).
+func CheckPackageName(name string) error {
+	for i, r := range name {
+		if !(r == '_' || r < unicode.MaxASCII && (unicode.IsLetter(r) || i > 0 && unicode.IsDigit(r))) {
+			return fmt.Errorf("%q is not a Go package name (letters, digits and underscores, not starting with a digit)", name)
+		}
+	}
+	switch {
+	case name == "":
+		return fmt.Errorf("the package name is empty")
+	case name == "_":
+		return fmt.Errorf("the blank identifier _ cannot name a package")
+	case token.IsKeyword(name):
+		return fmt.Errorf("%q is a Go keyword and cannot name a package", name)
+	case name == "main":
+		return fmt.Errorf("package main is a command, which cannot be imported; choose another name")
+	case name == "init":
+		return fmt.Errorf("a package named init cannot be imported (init names only functions); choose another name")
+	}
+	return nil
 }
 
 // uniquer hands out distinct identifiers: a second "Acc" becomes "Acc2".

@@ -154,11 +154,17 @@ const (
 	Bool = rt.Bool
 )
 
-// FromF32 wraps float32 data of the given shape (row-major) as a tensor.
-func FromF32(shape []int, data []float32) *Tensor { return rt.FromF32(shape, data) }
+// FromF32 wraps float32 data of the given shape (row-major) as a tensor,
+// without copying it. It returns an error when len(data) is not the
+// number of elements of shape, or shape is invalid (a negative dim, more
+// than rt.MaxElements elements).
+func FromF32(shape []int, data []float32) (*Tensor, error) { return rt.WrapF32(shape, data) }
 
-// FromI32 wraps int32 data of the given shape (row-major) as a tensor.
-func FromI32(shape []int, data []int32) *Tensor { return rt.FromI32(shape, data) }
+// FromI32 is FromF32 for int32 data.
+func FromI32(shape []int, data []int32) (*Tensor, error) { return rt.WrapI32(shape, data) }
+
+// FromBool is FromF32 for bool data.
+func FromBool(shape []int, data []bool) (*Tensor, error) { return rt.WrapBool(shape, data) }
 
 `)
 	// Config.
@@ -207,10 +213,12 @@ func FromI32(shape []int, data []int32) *Tensor { return rt.FromI32(shape, data)
 	r.pf("}\n\n")
 
 	// Model.
-	r.pf(`// Model is the compiled model with its weights.
+	r.pf(`// Model is the compiled model with its weights. Its methods are safe to
+// call from several goroutines at once (see guard.go).
 type Model struct {
 	params []*Tensor
 	grads  []*Tensor
+	guard  guard
 }
 
 // paramInfo describes each weight: its name, shape and initialisation.
@@ -277,11 +285,12 @@ func (m *Model) Params() []Named {
 // Grads returns the gradients of the loss with respect to the weights from
 // the last LossAndGrad, in the order of Params (nil before the first call).
 func (m *Model) Grads() []Named {
-	if m.grads == nil {
+	grads := m.lastGrads()
+	if grads == nil {
 		return nil
 	}
-	out := make([]Named, len(m.grads))
-	for i, g := range m.grads {
+	out := make([]Named, len(grads))
+	for i, g := range grads {
 		out[i] = Named{Name: paramInfo[i].name, T: g}
 	}
 	return out
@@ -428,6 +437,7 @@ func (r *renderer) fn(f *ir.Func) error {
 	r.pf("\tdefer recoverError(&err)\n")
 	r.useHelper("recover")
 	r.pf("\tsz, err := bind(in)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
+	r.pf("\tif err := m.begin(%s, peak%s(sz)); err != nil {\n\t\treturn nil, err\n\t}\n\tdefer m.end()\n", strconv.Quote(f.Name), f.Name)
 	for _, s := range r.p.Module.Syms {
 		r.pf("\t%s := sz.%s\n", symVar(s), symVar(s))
 	}
@@ -445,7 +455,7 @@ func (r *renderer) fn(f *ir.Func) error {
 	}
 	r.pf("\tout = &Outputs{}\n")
 	if grads {
-		r.pf("\tm.grads = make([]*Tensor, len(m.params))\n")
+		r.pf("\tgrads := make([]*Tensor, len(m.params))\n")
 	}
 	for _, o := range f.Results {
 		switch o.Kind {
@@ -468,8 +478,11 @@ func (r *renderer) fn(f *ir.Func) error {
 			if idx < 0 {
 				return fmt.Errorf("grad %q names no param", o.Name)
 			}
-			r.pf("\tm.grads[%d] = %s\n", idx, val(o.Value))
+			r.pf("\tgrads[%d] = %s\n", idx, val(o.Value))
 		}
+	}
+	if grads {
+		r.pf("\tm.setGrads(grads)\n")
 	}
 	r.pf("\treturn out, nil\n}\n\n")
 	return nil
@@ -774,6 +787,8 @@ func (r *renderer) persistence() {
 	r.pf(`// Save writes the weights to path in the safetensors format, atomically:
 // a crash leaves either the old file or the new one.
 func (m *Model) Save(path string) error {
+	m.guard.weights.RLock()
+	defer m.guard.weights.RUnlock()
 	return rt.SaveSafetensors(path, m.Params(), map[string]string{"model": %s, "attnc": %s})
 }
 
@@ -807,6 +822,8 @@ func (m *Model) Load(path string) error {
 		}
 		return fmt.Errorf("load %%s: %%d tensors the model does not have, such as %%q", path, len(extra), extra[0])
 	}
+	m.guard.weights.Lock()
+	defer m.guard.weights.Unlock()
 	for i, p := range paramInfo {
 		copy(m.params[i].F, ts[p.name].F)
 	}
@@ -879,28 +896,7 @@ func floorMod(a, b int) int {
 
 `,
 	"checkData": `// checkData reports a tensor whose data does not fill its shape.
-func checkData(t *Tensor) error {
-	n := 1
-	for _, d := range t.Shape {
-		if d < 0 {
-			return fmt.Errorf("negative dim in shape %v", t.Shape)
-		}
-		n *= d
-	}
-	var have int
-	switch t.DType {
-	case rt.F32:
-		have = len(t.F)
-	case rt.I32:
-		have = len(t.I)
-	default:
-		have = len(t.B)
-	}
-	if have != n {
-		return fmt.Errorf("shape %v needs %d elements, the data has %d", t.Shape, n, have)
-	}
-	return nil
-}
+func checkData(t *Tensor) error { return rt.CheckData(t) }
 
 `,
 	"absInt": `func absInt(x int) int {
