@@ -143,7 +143,7 @@ func configValues(m *lang.Model) []gogen.ConfigValue {
 // nearest go.mod above it, joined with dir's path below that.
 func modulePath(dir string) (string, error) {
 	for d := dir; ; d = filepath.Dir(d) {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		b, err := runtime.ReadRegularFile(filepath.Join(d, "go.mod"), 16<<20, "go.mod")
 		if err == nil {
 			mod := ""
 			for _, line := range strings.Split(string(b), "\n") {
@@ -200,7 +200,7 @@ func manifestLine(name string, data []byte) string {
 // like user input: every path must stay inside dir.
 func readManifest(dir string) (map[string]string, error) {
 	p := filepath.Join(dir, manifestName)
-	b, err := readSmallFile(p, 1<<20)
+	b, err := runtime.ReadRegularFile(p, 1<<20, "a build manifest")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -232,30 +232,6 @@ func localSlashPath(name string) bool {
 	return name != "" && path.Clean(name) == name && filepath.IsLocal(filepath.FromSlash(name)) && !strings.Contains(name, "\\")
 }
 
-// readSmallFile reads a regular file of at most limit bytes.
-func readSmallFile(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
-	}
-	return b, nil
-}
-
 // fileHash returns the SHA-256 of the regular file p in hex; an error
 // wrapping fs.ErrNotExist when there is none, and a plain error when p is
 // something else (a directory, a symlink).
@@ -284,7 +260,7 @@ func fileHash(p string) (string, error) {
 // attnc's generated-code header count as attnc's, unedited. nil when model.go is
 // not attnc's, i.e. the directory is not a generated package.
 func legacyManifest(dir string) map[string]string {
-	b, err := readSmallFile(filepath.Join(dir, "model.go"), 64<<20)
+	b, err := runtime.ReadRegularFile(filepath.Join(dir, "model.go"), 64<<20, "a generated file")
 	if err != nil || !strings.HasPrefix(string(b), generatedMarker) {
 		return nil
 	}
@@ -292,7 +268,7 @@ func legacyManifest(dir string) map[string]string {
 	for _, sub := range []string{".", gogen.RuntimeDir} {
 		files, _ := filepath.Glob(filepath.Join(dir, sub, "*.go"))
 		for _, p := range files {
-			b, err := readSmallFile(p, 64<<20)
+			b, err := runtime.ReadRegularFile(p, 64<<20, "a generated file")
 			if err == nil && strings.HasPrefix(string(b), generatedMarker) {
 				out[path.Join(sub, filepath.Base(p))] = fmt.Sprintf("%x", sha256.Sum256(b))
 			}

@@ -117,7 +117,7 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the trainer failed (this is a bug in attnc):\n%s", out)
 	}
-	sum, err := fileSHA256(filepath.Join(tmp, "trainer"))
+	sum, err := fileHash(filepath.Join(tmp, "trainer"))
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +143,7 @@ const trainerHashFile = "trainer.sha256"
 // recorded when attnc built it. A binary changed or planted since fails,
 // and attnc builds the trainer again.
 func verifyTrainer(dir string) error {
-	b, err := readSmallFile(filepath.Join(dir, trainerHashFile), 1<<10)
+	b, err := runtime.ReadRegularFile(filepath.Join(dir, trainerHashFile), 1<<10, "a trainer hash")
 	if err != nil {
 		return fmt.Errorf("no recorded hash: %w", err)
 	}
@@ -162,7 +162,7 @@ func verifyTrainer(dir string) error {
 	if err := checkOwner(bin, fi); err != nil {
 		return err
 	}
-	got, err := fileSHA256(bin)
+	got, err := fileHash(bin)
 	if err != nil {
 		return err
 	}
@@ -170,20 +170,6 @@ func verifyTrainer(dir string) error {
 		return fmt.Errorf("the trainer's SHA-256 %.12s… is not the hash recorded when attnc built it, %.12s…", got, want)
 	}
 	return nil
-}
-
-// fileSHA256 returns the SHA-256 of the file p in hex.
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // trainerCache returns the directory that holds built trainers,

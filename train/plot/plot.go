@@ -6,6 +6,7 @@ package plot
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -25,13 +26,12 @@ import (
 
 // ReadMetrics reads a run's metrics.jsonl.
 func ReadMetrics(path string) ([]train.Record, error) {
-	f, err := os.Open(path)
+	b, err := runtime.ReadRegularFile(path, 1<<30, "a metrics file")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []train.Record
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for line := 1; sc.Scan(); line++ {
 		var r train.Record
