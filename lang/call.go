@@ -134,6 +134,30 @@ func builtinFormals(def *builtinDef) []formal {
 	return formals
 }
 
+// enter counts one more block, mask or score instance, nested one level
+// deeper, reporting at call when that crosses a limit. The caller
+// decrements blockDepth when the instance is done, if enter succeeded.
+// A block expansion may emit no instruction (a block that only calls
+// others), so the instruction limit alone would not stop 2^40 of them.
+func (e *elab) enter(call *CallExpr, name string) bool {
+	if e.tooBig {
+		return false
+	}
+	if e.blockDepth >= e.limits.BlockDepth {
+		e.tooBig = true
+		e.errorf(call, "blocks, masks and scores nested more than %d deep (at %s)", e.limits.BlockDepth, name)
+		return false
+	}
+	if e.blockCalls >= e.limits.BlockCalls {
+		e.tooBig = true
+		e.errorf(call, "block calls expand more than %d times; the limit is %d block calls (block, mask and score instances all count)", e.limits.BlockCalls, e.limits.BlockCalls)
+		return false
+	}
+	e.blockCalls++
+	e.blockDepth++
+	return true
+}
+
 // instantiateBlock elaborates a block body with the call's arguments:
 // binds tensor shapes, checks kinds, names weights under a new segment.
 func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
@@ -141,10 +165,10 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	if !ok {
 		return errVal{}
 	}
-	if e.blockDepth >= maxBlockDepth {
-		e.tooBig = true
-		return e.errorf(call, "blocks nested more than %d deep", maxBlockDepth)
+	if !e.enter(call, def.Name.Name) {
+		return errVal{}
 	}
+	defer func() { e.blockDepth-- }()
 	// Arguments are evaluated in the caller's scope, before the block's
 	// naming segment is entered: a weight made by an argument belongs to
 	// the caller.
@@ -162,9 +186,8 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	}
 	seg = e.segment(seg)
 	e.push(seg)
-	e.blockDepth++
 	e.frames = append(e.frames, frame{block: def.Name.Name, call: call, def: def.Span})
-	defer func() { e.blockDepth--; e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
+	defer func() { e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
 	okAll := true
 	from := map[string]string{} // dimension name → the parameter that bound it
 	for _, p := range def.Params {
@@ -362,6 +385,10 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !ok {
 		return errVal{}
 	}
+	if !e.enter(call, def.Name.Name) {
+		return errVal{}
+	}
+	defer func() { e.blockDepth-- }()
 	args := map[string]value{}
 	for _, p := range def.Params {
 		var v value
@@ -391,6 +418,9 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	x, ok := c.conv(def.Body)
 	if !ok {
 		return errVal{}
+	}
+	if n, limit := exprSize(x), e.limits.ExprNodes; n > limit {
+		return e.errorf(def.Body, "%s is too large: %d nodes once the masks it uses are inlined; the limit is %d nodes", what, n, limit)
 	}
 	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
 	if !e.checkIndexExpr(def.Body, what, ev) {

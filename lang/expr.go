@@ -105,6 +105,9 @@ func (e *elab) unary(x *UnaryExpr, v value) value {
 		}
 	case exprVal:
 		if x.Op == "!" && !v.score {
+			if size, limit := exprSize(v.e)+1, e.limits.ExprNodes; size > limit {
+				return e.errorf(x, "the negated mask is too large: %d nodes; the limit is %d nodes", size, limit)
+			}
 			return exprVal{e: &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{v.e}}, caps: v.caps}
 		}
 	case tensorVal:
@@ -180,6 +183,11 @@ func (e *elab) binary(n Node, op string, x, y value) value {
 	}
 	if xe, ok := x.(exprVal); ok {
 		if ye, ok := y.(exprVal); ok && !xe.score && !ye.score && (op == "&&" || op == "||") {
+			// Both sides are copied whole, so m = m && m in a loop
+			// doubles: bound the result.
+			if size, limit := exprSize(xe.e)+exprSize(ye.e)+1, e.limits.ExprNodes; size > limit {
+				return e.errorf(n, "the combined mask is too large: %d nodes; the limit is %d nodes", size, limit)
+			}
 			return combineMasks(op, xe, ye)
 		}
 	}

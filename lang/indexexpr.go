@@ -12,6 +12,9 @@ type indexConv struct {
 	def  *FuncDef
 	args map[string]value
 	caps []*ir.Instr
+	// inlined counts the nodes of the masks inlined so far, which
+	// Limits.ExprNodes bounds before they are copied.
+	inlined int
 }
 
 var indexBinary = map[string]ir.ExprKind{
@@ -154,6 +157,12 @@ func (c *indexConv) ident(x *Ident) (*ir.Expr, bool) {
 				return c.fail(x, "a score cannot be used inside a %s", c.def.Kind)
 			}
 			// A mask passed to a mask: inline it, sharing captures.
+			// Each use copies it, so a mask that uses its argument
+			// twice doubles: count before copying.
+			c.inlined += exprSize(v.e)
+			if limit := c.e.limits.ExprNodes; c.inlined > limit {
+				return c.fail(x, "%s %s is too large: more than %d nodes once the masks it uses are inlined; the limit is %d nodes", c.def.Kind, c.def.Name.Name, limit, limit)
+			}
 			shifted, caps := shiftCaptures(v.e, v.caps, c.caps)
 			c.caps = caps
 			return shifted, true
@@ -195,4 +204,11 @@ func dimExpr(d ir.Dim) *ir.Expr {
 		add(ir.Int(d.Const))
 	}
 	return out
+}
+
+// exprSize counts the nodes of x.
+func exprSize(x *ir.Expr) int {
+	n := 0
+	x.Walk(func(*ir.Expr) { n++ })
+	return n
 }
