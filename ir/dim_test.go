@@ -19,7 +19,7 @@ func TestDimArithmeticOverflowIsAnError(t *testing.T) {
 		{"scale min by -1", func() (Dim, error) { return ConstDim(math.MinInt64).ScaleChecked(-1) }},
 		{"coefficient add", func() (Dim, error) { return n.Scale(math.MaxInt64).AddChecked(n) }},
 		{"coefficient sub", func() (Dim, error) { return n.Scale(math.MinInt64).SubChecked(n) }},
-		{"coefficient scale", func() (Dim, error) { return n.Scale(1<<40).ScaleChecked(1 << 30) }},
+		{"coefficient scale", func() (Dim, error) { return n.Scale(1 << 40).ScaleChecked(1 << 30) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
