@@ -423,7 +423,7 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 		return e.errorf(def.Body, "%s is too large: %d nodes once the masks it uses are inlined; the limit is %d nodes", what, n, limit)
 	}
 	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
-	if !e.checkIndexExpr(def.Body, what, ev) {
+	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) {
 		return errVal{}
 	}
 	return ev

@@ -715,6 +715,16 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 			return e.errorf(at, "weight %s would have the shape %s, but weights need sizes known at compile time, and %s is known only at run time", name, shape, d)
 		}
 	}
+	// A weight is allocated, initialised, trained and saved whole: refuse
+	// one whose size is absurd here, not when the trainer runs out of
+	// memory (or a count wraps negative).
+	elems, err := shape.NumElementsChecked()
+	if err != nil {
+		return e.errorf(at, "weight %s would have %s elements, which does not fit in 64 bits", name, dimProduct(shape))
+	}
+	if n := elems[""]; n > e.limits.WeightElements {
+		return e.errorf(at, "weight %s would have %d elements; the limit is %d elements", name, n, e.limits.WeightElements)
+	}
 	if e.used[name] {
 		return e.errorf(at, "internal error: weight name %s used twice", name)
 	}
@@ -730,6 +740,15 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 		return errVal{}
 	}
 	return tensorVal{in}
+}
+
+// dimProduct writes a shape as a product: 64 × 512.
+func dimProduct(s ir.Shape) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, " × ")
 }
 
 // must runs a builder call, reporting its error at n. It returns nil on
