@@ -165,10 +165,6 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	if !ok {
 		return errVal{}
 	}
-	if !e.enter(call, def.Name.Name) {
-		return errVal{}
-	}
-	defer func() { e.blockDepth-- }()
 	// Arguments are evaluated in the caller's scope, before the block's
 	// naming segment is entered: a weight made by an argument belongs to
 	// the caller.
@@ -184,6 +180,10 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	if seg == "" {
 		seg = def.Name.Name
 	}
+	if !e.enter(call, def.Name.Name) {
+		return errVal{}
+	}
+	defer func() { e.blockDepth-- }()
 	seg = e.segment(seg)
 	e.push(seg)
 	e.frames = append(e.frames, frame{block: def.Name.Name, call: call, def: def.Span})
@@ -385,20 +385,31 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !ok {
 		return errVal{}
 	}
+	// Arguments belong to the caller; defaults are evaluated inside the
+	// instance, so a default that leads back to its own mask is stopped
+	// by the depth limit even if the resolver missed it.
+	given := map[string]value{}
+	for _, p := range def.Params {
+		if a := b.args[p.Name.Name]; a != nil {
+			v := e.expr(a.Value, sc)
+			if _, bad := v.(errVal); bad {
+				return v
+			}
+			given[p.Name.Name] = v
+		}
+	}
 	if !e.enter(call, def.Name.Name) {
 		return errVal{}
 	}
 	defer func() { e.blockDepth-- }()
 	args := map[string]value{}
 	for _, p := range def.Params {
-		var v value
-		if a := b.args[p.Name.Name]; a != nil {
-			v = e.expr(a.Value, sc)
-		} else {
+		v, ok := given[p.Name.Name]
+		if !ok {
 			v = e.expr(p.Default, newEnv(nil))
-		}
-		if _, bad := v.(errVal); bad {
-			return v
+			if _, bad := v.(errVal); bad {
+				return v
+			}
 		}
 		if p.Type != nil {
 			at := Node(p)
