@@ -2,7 +2,6 @@ package lang
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/alecthomas/participle/v2/lexer"
 )
@@ -110,6 +109,8 @@ func checkNesting(filename, src string, limit int) *Diagnostic {
 	if err != nil {
 		return nil
 	}
+	syms := attnLexer.Symbols()
+	comment, space := syms["Comment"], syms["Whitespace"]
 	// level[i] counts the operators of the expression open at bracket
 	// depth i; total is len(level)-1 plus their sum.
 	level := []int{0}
@@ -120,7 +121,7 @@ func checkNesting(filename, src string, limit int) *Diagnostic {
 		if err != nil || tok.EOF() {
 			return nil
 		}
-		if strings.HasPrefix(tok.Value, "//") || strings.TrimSpace(tok.Value) == "" {
+		if tok.Type == comment || tok.Type == space {
 			continue
 		}
 		v := tok.Value
