@@ -430,8 +430,12 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !ok {
 		return errVal{}
 	}
-	if n, limit := exprSize(x), e.limits.ExprNodes; n > limit {
+	n := exprSize(x)
+	if limit := e.limits.ExprNodes; n > limit {
 		return e.errorf(def.Body, "%s is too large: %d nodes once the masks it uses are inlined; the limit is %d nodes", what, n, limit)
+	}
+	if !e.countMaskNodes(call, n) {
+		return errVal{}
 	}
 	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
 	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) {

@@ -130,6 +130,7 @@ type elab struct {
 	limits     Limits
 	iterations int64
 	blockCalls int
+	maskNodes  int
 	blockDepth int
 	tooBig     bool
 

@@ -112,6 +112,9 @@ func (e *elab) unary(x *UnaryExpr, v value) value {
 			if size, limit := exprSize(v.e)+1, e.limits.ExprNodes; size > limit {
 				return e.errorf(x, "the negated mask is too large: %d nodes; the limit is %d nodes", size, limit)
 			}
+			if !e.countMaskNodes(x, 1) {
+				return errVal{}
+			}
 			return exprVal{e: &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{v.e}}, caps: v.caps}
 		}
 	case tensorVal:
@@ -191,6 +194,9 @@ func (e *elab) binary(n Node, op string, x, y value) value {
 			// doubles: bound the result.
 			if size, limit := exprSize(xe.e)+exprSize(ye.e)+1, e.limits.ExprNodes; size > limit {
 				return e.errorf(n, "the combined mask is too large: %d nodes; the limit is %d nodes", size, limit)
+			}
+			if !e.countMaskNodes(n, exprSize(ye.e)+1) { // y is copied, x shared
+				return errVal{}
 			}
 			return combineMasks(op, xe, ye)
 		}

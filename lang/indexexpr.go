@@ -301,6 +301,19 @@ func dimExpr(d ir.Dim) *ir.Expr {
 	return out
 }
 
+// countMaskNodes adds n nodes of a new mask or score to the model's
+// total, reporting at `at` when that crosses Limits.MaskNodes. Each mask
+// is small, but a loop can make thousands of them.
+func (e *elab) countMaskNodes(at Node, n int) bool {
+	e.maskNodes += n
+	if limit := e.limits.MaskNodes; e.maskNodes > limit {
+		e.tooBig = true
+		e.errorf(at, "the masks and scores of this model grow past %d nodes in all; the limit is %d nodes per model", limit, limit)
+		return false
+	}
+	return true
+}
+
 // exprSize counts the nodes of x.
 func exprSize(x *ir.Expr) int {
 	n := 0

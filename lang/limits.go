@@ -33,6 +33,9 @@ type Limits struct {
 	// ExprNodes bounds the size of one mask or score once the masks it
 	// uses are inlined.
 	ExprNodes int
+	// MaskNodes bounds the nodes of all the masks and scores one model
+	// makes: each use of a mask by name is a fresh copy.
+	MaskNodes int
 	// WeightElements bounds the elements of one weight tensor.
 	WeightElements int64
 }
@@ -47,6 +50,7 @@ func DefaultLimits() Limits {
 		BlockCalls:     10000,
 		BlockDepth:     64,
 		ExprNodes:      10000,
+		MaskNodes:      1000000,
 		WeightElements: 1 << 32,
 	}
 }
@@ -71,6 +75,9 @@ func (l Limits) orDefaults() Limits {
 	}
 	if l.ExprNodes <= 0 {
 		l.ExprNodes = d.ExprNodes
+	}
+	if l.MaskNodes <= 0 {
+		l.MaskNodes = d.MaskNodes
 	}
 	if l.WeightElements <= 0 {
 		l.WeightElements = d.WeightElements

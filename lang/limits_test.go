@@ -129,3 +129,28 @@ func TestLimitsCanBeChanged(t *testing.T) {
 	_, diags = prog.Elaborate("", ElabOptions{})
 	assert.Empty(t, diags)
 }
+
+func TestMaskNodesPerModelBudget(t *testing.T) {
+	// Each mask is within the per-mask limit, but every use by name is
+	// a fresh copy: a loop of them must not fill memory.
+	var sb strings.Builder
+	sb.WriteString("import \"std/layers.attn\"\nmask m0 = k <= q\n")
+	for i := 1; i < 12; i++ {
+		fmt.Fprintf(&sb, "mask m%d(a = m%d) = a && a\n", i, i-1)
+	}
+	sb.WriteString(`model m {
+  input tokens: i32[B, N]
+  let x = split_heads(embed(tokens, 16, 32), 2)
+  repeat i in 0..1000 {
+    x = attend(x, x, x, mask: m11)
+  }
+  loss mean(x)
+}
+`)
+	_, diags := elabSrc(t, sb.String())
+	require.NotEmpty(t, diags)
+	assert.Contains(t, diags[0].Msg, "the limit is 1000000 nodes per model")
+	// At the instance that crossed the limit, which may be a default.
+	assert.Equal(t, "t.attn", diags[0].Pos.Filename)
+	assert.Positive(t, diags[0].Pos.Line)
+}
