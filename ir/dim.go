@@ -1,7 +1,9 @@
 package ir
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,40 +38,118 @@ func (d Dim) IsConst() (int64, bool) {
 	return 0, false
 }
 
-// Add returns d + e.
-func (d Dim) Add(e Dim) Dim { return combine(d, e, 1) }
+// ErrOverflow is wrapped by every error of a dimension or element count
+// that does not fit in an int64. The checked operations return it where
+// plain arithmetic would wrap silently (2^62·4 + 8 would become 8).
+var ErrOverflow = errors.New("integer overflow")
 
-// Sub returns d - e.
-func (d Dim) Sub(e Dim) Dim { return combine(d, e, -1) }
+// Add returns d + e. It wraps on overflow; AddChecked does not, and is
+// what anything fed by user input must use.
+func (d Dim) Add(e Dim) Dim { out, _ := combine(d, e, false); return out }
 
-// Scale returns c·d.
-func (d Dim) Scale(c int64) Dim {
-	if c == 0 {
-		return Dim{}
+// Sub returns d - e. It wraps on overflow, like Add.
+func (d Dim) Sub(e Dim) Dim { out, _ := combine(d, e, true); return out }
+
+// Scale returns c·d. It wraps on overflow, like Add.
+func (d Dim) Scale(c int64) Dim { out, _ := scale(d, c); return out }
+
+// AddChecked returns d + e, or an error wrapping ErrOverflow if a
+// coefficient does not fit in an int64.
+func (d Dim) AddChecked(e Dim) (Dim, error) {
+	out, ok := combine(d, e, false)
+	if !ok {
+		return Dim{}, overflow(d, "+", e)
 	}
-	out := Dim{Const: d.Const * c}
-	for _, t := range d.Terms {
-		out.Terms = append(out.Terms, Term{t.Sym, t.Coef * c})
-	}
-	return out
+	return out, nil
 }
 
-func combine(d, e Dim, sign int64) Dim {
+// SubChecked returns d - e, or an error wrapping ErrOverflow.
+func (d Dim) SubChecked(e Dim) (Dim, error) {
+	out, ok := combine(d, e, true)
+	if !ok {
+		return Dim{}, overflow(d, "-", e)
+	}
+	return out, nil
+}
+
+// ScaleChecked returns c·d, or an error wrapping ErrOverflow.
+func (d Dim) ScaleChecked(c int64) (Dim, error) {
+	out, ok := scale(d, c)
+	if !ok {
+		return Dim{}, overflow(ConstDim(c), "*", d)
+	}
+	return out, nil
+}
+
+func overflow(a any, op string, b any) error {
+	return fmt.Errorf("%w: %v %s %v does not fit in 64 bits", ErrOverflow, a, op, b)
+}
+
+func scale(d Dim, c int64) (Dim, bool) {
+	if c == 0 {
+		return Dim{}, true
+	}
+	k, ok := MulInt64(d.Const, c)
+	out := Dim{Const: k}
+	for _, t := range d.Terms {
+		v, ok1 := MulInt64(t.Coef, c)
+		ok = ok && ok1
+		out.Terms = append(out.Terms, Term{t.Sym, v})
+	}
+	return out, ok
+}
+
+// combine returns d + e, or d - e when neg, and whether no coefficient
+// overflowed.
+func combine(d, e Dim, neg bool) (Dim, bool) {
+	ok := true
+	op := AddInt64
+	if neg {
+		op = SubInt64
+	}
 	coef := map[string]int64{}
 	for _, t := range d.Terms {
-		coef[t.Sym] += t.Coef
+		coef[t.Sym] = t.Coef
 	}
 	for _, t := range e.Terms {
-		coef[t.Sym] += sign * t.Coef
+		v, ok1 := op(coef[t.Sym], t.Coef)
+		ok = ok && ok1
+		coef[t.Sym] = v
 	}
-	out := Dim{Const: d.Const + sign*e.Const}
+	k, ok1 := op(d.Const, e.Const)
+	out := Dim{Const: k}
 	for s, c := range coef {
 		if c != 0 {
 			out.Terms = append(out.Terms, Term{s, c})
 		}
 	}
 	sort.Slice(out.Terms, func(i, j int) bool { return out.Terms[i].Sym < out.Terms[j].Sym })
-	return out
+	return out, ok && ok1
+}
+
+// AddInt64 returns a + b and whether it fits in an int64 (when it does
+// not, the wrapped sum).
+func AddInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (s > a) == (b > 0)
+}
+
+// SubInt64 returns a - b and whether it fits in an int64.
+func SubInt64(a, b int64) (int64, bool) {
+	s := a - b
+	return s, (s < a) == (b > 0)
+}
+
+// MulInt64 returns a·b and whether it fits in an int64.
+func MulInt64(a, b int64) (int64, bool) {
+	if a == 0 || b == 0 {
+		return 0, true
+	}
+	p := a * b
+	if (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+		return p, false
+	}
+	return p, p/b == a
 }
 
 // Equal reports whether d and e are the same affine form.
@@ -102,7 +182,12 @@ func (d Dim) Eval(env map[string]int64) (int64, error) {
 		if !ok {
 			return 0, fmt.Errorf("dimension %s: symbol %s is not bound", d, t.Sym)
 		}
-		v += t.Coef * x
+		p, ok1 := MulInt64(t.Coef, x)
+		s, ok2 := AddInt64(v, p)
+		if !ok1 || !ok2 {
+			return 0, fmt.Errorf("dimension %s with %s = %d: %w (the size does not fit in 64 bits)", d, t.Sym, x, ErrOverflow)
+		}
+		v = s
 	}
 	return v, nil
 }
@@ -177,13 +262,33 @@ func (s Shape) String() string {
 }
 
 // NumElements returns the product of s's dims as a polynomial in the
-// symbols, so reshape can compare element counts of symbolic shapes.
+// symbols, so reshape can compare element counts of symbolic shapes. It
+// wraps on overflow; NumElementsChecked does not.
 func (s Shape) NumElements() Poly {
-	p := Poly{"": 1}
-	for _, d := range s {
-		p = p.Mul(dimPoly(d))
-	}
+	p, _ := s.numElements()
 	return p
+}
+
+// NumElementsChecked is NumElements, or an error wrapping ErrOverflow
+// when a coefficient of the product does not fit in an int64. For a
+// shape with no symbols, the element count is the result's [""].
+func (s Shape) NumElementsChecked() (Poly, error) {
+	p, ok := s.numElements()
+	if !ok {
+		return nil, fmt.Errorf("%w: the element count of %s does not fit in 64 bits", ErrOverflow, s)
+	}
+	return p, nil
+}
+
+func (s Shape) numElements() (Poly, bool) {
+	p := Poly{"": 1}
+	ok := true
+	for _, d := range s {
+		var ok1 bool
+		p, ok1 = p.mul(dimPoly(d))
+		ok = ok && ok1
+	}
+	return p, ok
 }
 
 // A Poly is a polynomial over symbols: monomial (symbols joined by "*",
@@ -201,8 +306,15 @@ func dimPoly(d Dim) Poly {
 	return p
 }
 
-// Mul returns p·q.
+// Mul returns p·q. It wraps on overflow.
 func (p Poly) Mul(q Poly) Poly {
+	out, _ := p.mul(q)
+	return out
+}
+
+// mul returns p·q and whether every coefficient fit in an int64.
+func (p Poly) mul(q Poly) (Poly, bool) {
+	ok := true
 	out := Poly{}
 	for m1, c1 := range p {
 		for m2, c2 := range q {
@@ -215,13 +327,16 @@ func (p Poly) Mul(q Poly) Poly {
 			}
 			sort.Strings(syms)
 			m := strings.Join(syms, "*")
-			out[m] += c1 * c2
+			prod, ok1 := MulInt64(c1, c2)
+			sum, ok2 := AddInt64(out[m], prod)
+			ok = ok && ok1 && ok2
+			out[m] = sum
 			if out[m] == 0 {
 				delete(out, m)
 			}
 		}
 	}
-	return out
+	return out, ok
 }
 
 // Equal reports whether p and q are the same polynomial.

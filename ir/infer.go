@@ -278,7 +278,15 @@ func inferReshape(c *InferCtx) (Type, error) {
 	if x.DType != c.Given.DType {
 		return Type{}, errf("reshape cannot change dtype (%s to %s)", x.DType, c.Given.DType)
 	}
-	if !x.Shape.NumElements().Equal(c.Given.Shape.NumElements()) {
+	nx, err := x.Shape.NumElementsChecked()
+	if err != nil {
+		return Type{}, err
+	}
+	ng, err := c.Given.Shape.NumElementsChecked()
+	if err != nil {
+		return Type{}, err
+	}
+	if !nx.Equal(ng) {
 		return Type{}, errf("cannot reshape %s to %s: element counts differ", x.Shape, c.Given.Shape)
 	}
 	return c.Given, nil
@@ -312,7 +320,10 @@ func inferSlice(c *InferCtx) (Type, error) {
 	if v, ok := start.IsConst(); ok && v < 0 {
 		return Type{}, errf("slice start %d is negative", v)
 	}
-	n := end.Sub(start)
+	n, err := end.SubChecked(start)
+	if err != nil {
+		return Type{}, err
+	}
 	if v, ok := n.IsConst(); ok && v < 0 {
 		return Type{}, errf("slice [%s:%s] has negative length", start, end)
 	}
@@ -340,7 +351,9 @@ func inferConcat(c *InferCtx) (Type, error) {
 		}
 		for j, d := range a.Shape {
 			if j == axis {
-				sh[j] = sh[j].Add(d)
+				if sh[j], err = sh[j].AddChecked(d); err != nil {
+					return Type{}, err
+				}
 			} else if !d.Equal(first.Shape[j]) {
 				return Type{}, errf("concat along axis %d: dim %d is %s in operand %d but %s in operand 0", axis, j, d, i+1, first.Shape[j])
 			}
@@ -538,7 +551,12 @@ func inferPad(c *InferCtx) (Type, error) {
 		}
 	}
 	sh := append(Shape{}, x.Shape...)
-	sh[axis] = sh[axis].Add(c.Attrs["before"].Dim).Add(c.Attrs["after"].Dim)
+	if sh[axis], err = sh[axis].AddChecked(c.Attrs["before"].Dim); err != nil {
+		return Type{}, err
+	}
+	if sh[axis], err = sh[axis].AddChecked(c.Attrs["after"].Dim); err != nil {
+		return Type{}, err
+	}
 	return Type{DType: x.DType, Shape: sh}, nil
 }
 

@@ -444,7 +444,11 @@ func biMergeHeads(a *bargs) value {
 	if !ok1 {
 		return a.fail("x", "merge_heads: the head count %s must be a compile-time size", sh[1])
 	}
-	return wrap(a.given(ir.OpReshape, ir.Type{DType: x.Type.DType, Shape: ir.Shape{sh[0], sh[2], sh[3].Scale(h)}}, nil, t))
+	d, err := sh[3].ScaleChecked(h)
+	if err != nil {
+		return a.fail("x", "merge_heads: %v", err)
+	}
+	return wrap(a.given(ir.OpReshape, ir.Type{DType: x.Type.DType, Shape: ir.Shape{sh[0], sh[2], d}}, nil, t))
 }
 
 func biAttend(a *bargs) value {
@@ -870,6 +874,14 @@ func castFn(dt ir.DType) func(a *bargs) value {
 			}
 		case floatVal:
 			if dt == ir.I32 {
+				// Go's conversion of a float out of int64's range is
+				// not defined; the language's is an error.
+				switch {
+				case math.IsNaN(v.v):
+					return a.fail("x", "%s(%s) is not a number", a.name, ir.FormatFloat(v.v))
+				case !(v.v >= -(1<<63) && v.v < 1<<63):
+					return a.fail("x", "%s(%s) does not fit in 64 bits", a.name, ir.FormatFloat(v.v))
+				}
 				return constInt(int64(v.v))
 			}
 			return v

@@ -134,16 +134,36 @@ func builtinFormals(def *builtinDef) []formal {
 	return formals
 }
 
+// enter counts one more block, mask or score instance, nested one level
+// deeper, reporting at call when that crosses a limit. The caller
+// decrements blockDepth when the instance is done, if enter succeeded.
+// A block expansion may emit no instruction (a block that only calls
+// others), so the instruction limit alone would not stop 2^40 of them.
+func (e *elab) enter(call *CallExpr, name string) bool {
+	if e.tooBig {
+		return false
+	}
+	if e.blockDepth >= e.limits.BlockDepth {
+		e.tooBig = true
+		e.errorf(call, "blocks, masks and scores nested more than %d deep (at %s)", e.limits.BlockDepth, name)
+		return false
+	}
+	if e.blockCalls >= e.limits.BlockCalls {
+		e.tooBig = true
+		e.errorf(call, "block calls expand more than %d times; the limit is %d block calls (block, mask and score instances all count)", e.limits.BlockCalls, e.limits.BlockCalls)
+		return false
+	}
+	e.blockCalls++
+	e.blockDepth++
+	return true
+}
+
 // instantiateBlock elaborates a block body with the call's arguments:
 // binds tensor shapes, checks kinds, names weights under a new segment.
 func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	b, ok := bindArgs(e.diags, call, "block "+def.Name.Name, blockFormals(def))
 	if !ok {
 		return errVal{}
-	}
-	if e.blockDepth >= maxBlockDepth {
-		e.tooBig = true
-		return e.errorf(call, "blocks nested more than %d deep", maxBlockDepth)
 	}
 	// Arguments are evaluated in the caller's scope, before the block's
 	// naming segment is entered: a weight made by an argument belongs to
@@ -160,11 +180,14 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	if seg == "" {
 		seg = def.Name.Name
 	}
+	if !e.enter(call, def.Name.Name) {
+		return errVal{}
+	}
+	defer func() { e.blockDepth-- }()
 	seg = e.segment(seg)
 	e.push(seg)
-	e.blockDepth++
 	e.frames = append(e.frames, frame{block: def.Name.Name, call: call, def: def.Span})
-	defer func() { e.blockDepth--; e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
+	defer func() { e.pop(); e.frames = e.frames[:len(e.frames)-1] }()
 	okAll := true
 	from := map[string]string{} // dimension name → the parameter that bound it
 	for _, p := range def.Params {
@@ -362,16 +385,31 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !ok {
 		return errVal{}
 	}
+	// Arguments belong to the caller; defaults are evaluated inside the
+	// instance, so a default that leads back to its own mask is stopped
+	// by the depth limit even if the resolver missed it.
+	given := map[string]value{}
+	for _, p := range def.Params {
+		if a := b.args[p.Name.Name]; a != nil {
+			v := e.expr(a.Value, sc)
+			if _, bad := v.(errVal); bad {
+				return v
+			}
+			given[p.Name.Name] = v
+		}
+	}
+	if !e.enter(call, def.Name.Name) {
+		return errVal{}
+	}
+	defer func() { e.blockDepth-- }()
 	args := map[string]value{}
 	for _, p := range def.Params {
-		var v value
-		if a := b.args[p.Name.Name]; a != nil {
-			v = e.expr(a.Value, sc)
-		} else {
+		v, ok := given[p.Name.Name]
+		if !ok {
 			v = e.expr(p.Default, newEnv(nil))
-		}
-		if _, bad := v.(errVal); bad {
-			return v
+			if _, bad := v.(errVal); bad {
+				return v
+			}
 		}
 		if p.Type != nil {
 			at := Node(p)
@@ -392,8 +430,15 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !ok {
 		return errVal{}
 	}
+	n := exprSize(x)
+	if limit := e.limits.ExprNodes; n > limit {
+		return e.errorf(def.Body, "%s is too large: %d nodes once the masks it uses are inlined; the limit is %d nodes", what, n, limit)
+	}
+	if !e.countMaskNodes(call, n) {
+		return errVal{}
+	}
 	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
-	if !e.checkIndexExpr(def.Body, what, ev) {
+	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) {
 		return errVal{}
 	}
 	return ev

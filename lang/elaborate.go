@@ -43,17 +43,13 @@ func lookup(list []Setting, key string) (Value, bool) {
 type ElabOptions struct {
 	// Config overrides config values by name (each must exist).
 	Config map[string]Value
+	// Limits bounds the work of elaboration; nil means DefaultLimits,
+	// and a zero field its default.
+	Limits *Limits
 }
 
 // TrainKeys are the entries a train section may have.
 var TrainKeys = []string{"task", "batch", "steps", "optimizer", "schedule", "eval_every", "eval_size", "target", "seed", "clip", "log_every"}
-
-// Limits that keep elaboration bounded whatever the input (fuzzers find
-// repeat 0..1000000000 quickly).
-const (
-	maxInstrs     = 200000
-	maxBlockDepth = 64
-)
 
 // Elaborate instantiates the model called name ("" for the root file's
 // only model) into a verified IR module. Every problem is reported; the
@@ -82,7 +78,11 @@ func (p *Program) Elaborate(name string, opts ElabOptions) (*Model, Diagnostics)
 		diags.at(fileStart(p), "no model named %s%s", name, didYouMean(name, all))
 		return nil, diags.list
 	}
-	e := &elab{prog: p, b: ir.NewBuilder(name), overrides: opts.Config, used: map[string]bool{}}
+	var limits Limits
+	if opts.Limits != nil {
+		limits = *opts.Limits
+	}
+	e := &elab{prog: p, b: ir.NewBuilder(name), overrides: opts.Config, used: map[string]bool{}, limits: limits.orDefaults()}
 	e.diags = &diags
 	diags.remap = e.fromStd
 	m := e.model(def)
@@ -125,6 +125,12 @@ type elab struct {
 	// call of the statement being evaluated, or "".
 	stmtName string
 
+	// limits bound the work; the counters below are measured against
+	// them, and tooBig stops elaboration once one is crossed.
+	limits     Limits
+	iterations int64
+	blockCalls int
+	maskNodes  int
 	blockDepth int
 	tooBig     bool
 
@@ -615,6 +621,23 @@ func (e *elab) repeat(s *RepeatStmt, sc *env) {
 	if !ok1 || !ok2 {
 		return
 	}
+	// Unrolling is compile-time work even when the body emits nothing,
+	// so the iterations are counted, in this loop and in all loops of
+	// the model together (bounds are not negative: to-from cannot
+	// overflow).
+	n := max(to-from, 0)
+	limit := e.limits.Iterations
+	switch {
+	case n > limit:
+		e.tooBig = true
+		e.errorf(s, "repeat unrolls %d iterations; the limit is %d", n, limit)
+		return
+	case n > limit-e.iterations:
+		e.tooBig = true
+		e.errorf(s, "repeat unrolls %d iterations here, %d in all so far; the limit is %d unrolled iterations per model", n, e.iterations+n, limit)
+		return
+	}
+	e.iterations += n
 	// Weights of iteration i live under "<bound>.<i>" (layers.2.…) when
 	// the upper bound is a name, else under "<var>.<i>".
 	prefix := s.Var.Name
@@ -693,6 +716,16 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 			return e.errorf(at, "weight %s would have the shape %s, but weights need sizes known at compile time, and %s is known only at run time", name, shape, d)
 		}
 	}
+	// A weight is allocated, initialised, trained and saved whole: refuse
+	// one whose size is absurd here, not when the trainer runs out of
+	// memory (or a count wraps negative).
+	elems, err := shape.NumElementsChecked()
+	if err != nil {
+		return e.errorf(at, "weight %s would have %s elements, which does not fit in 64 bits", name, dimProduct(shape))
+	}
+	if n := elems[""]; n > e.limits.WeightElements {
+		return e.errorf(at, "weight %s would have %d elements; the limit is %d elements", name, n, e.limits.WeightElements)
+	}
 	if e.used[name] {
 		return e.errorf(at, "internal error: weight name %s used twice", name)
 	}
@@ -710,15 +743,24 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 	return tensorVal{in}
 }
 
+// dimProduct writes a shape as a product: 64 × 512.
+func dimProduct(s ir.Shape) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, " × ")
+}
+
 // must runs a builder call, reporting its error at n. It returns nil on
 // error.
 func (e *elab) must(n Node, f func() (*ir.Instr, error)) *ir.Instr {
 	if e.tooBig {
 		return nil
 	}
-	if len(e.b.M.Instrs) >= maxInstrs {
+	if len(e.b.M.Instrs) >= e.limits.Instructions {
 		e.tooBig = true
-		e.errorf(n, "model too large: more than %d IR instructions", maxInstrs)
+		e.errorf(n, "model too large: more than %d IR instructions (the instruction limit)", e.limits.Instructions)
 		return nil
 	}
 	in, err := f()

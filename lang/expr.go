@@ -93,7 +93,11 @@ func (e *elab) unary(x *UnaryExpr, v value) value {
 		return v
 	case intVal:
 		if x.Op == "-" {
-			return intVal{v.d.Scale(-1)}
+			d, err := v.d.ScaleChecked(-1)
+			if err != nil {
+				return e.errorf(x, "integer overflow: -(%s) does not fit in 64 bits", v.d)
+			}
+			return intVal{d}
 		}
 	case floatVal:
 		if x.Op == "-" {
@@ -105,6 +109,12 @@ func (e *elab) unary(x *UnaryExpr, v value) value {
 		}
 	case exprVal:
 		if x.Op == "!" && !v.score {
+			if size, limit := exprSize(v.e)+1, e.limits.ExprNodes; size > limit {
+				return e.errorf(x, "the negated mask is too large: %d nodes; the limit is %d nodes", size, limit)
+			}
+			if !e.countMaskNodes(x, 1) {
+				return errVal{}
+			}
 			return exprVal{e: &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{v.e}}, caps: v.caps}
 		}
 	case tensorVal:
@@ -180,6 +190,14 @@ func (e *elab) binary(n Node, op string, x, y value) value {
 	}
 	if xe, ok := x.(exprVal); ok {
 		if ye, ok := y.(exprVal); ok && !xe.score && !ye.score && (op == "&&" || op == "||") {
+			// Both sides are copied whole, so m = m && m in a loop
+			// doubles: bound the result.
+			if size, limit := exprSize(xe.e)+exprSize(ye.e)+1, e.limits.ExprNodes; size > limit {
+				return e.errorf(n, "the combined mask is too large: %d nodes; the limit is %d nodes", size, limit)
+			}
+			if !e.countMaskNodes(n, exprSize(ye.e)+1) { // y is copied, x shared
+				return errVal{}
+			}
 			return combineMasks(op, xe, ye)
 		}
 	}
@@ -326,6 +344,10 @@ func (e *elab) scalarFor(n Node, dt ir.DType, v value) *ir.Instr {
 		if dt == ir.Bool {
 			break
 		}
+		if dt == ir.I32 && (c < math.MinInt32 || c > math.MaxInt32) {
+			e.errorf(n, "%d does not fit in an i32 (the range is %d to %d)", c, math.MinInt32, math.MaxInt32)
+			return nil
+		}
 		return e.constant(n, dt, float64(c))
 	case floatVal:
 		if dt != ir.F32 {
@@ -357,22 +379,35 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// intArith applies op to two compile-time integers, which may be
+// symbolic dimensions. Arithmetic is checked: a result that does not fit
+// in an int64 is an error where it is written, never a wrapped size.
 func (e *elab) intArith(n Node, op string, x, y intVal) value {
 	xc, xok := x.isConst()
 	yc, yok := y.isConst()
+	var d ir.Dim
+	var err error
 	switch op {
 	case "+":
-		return intVal{x.d.Add(y.d)}
+		d, err = x.d.AddChecked(y.d)
 	case "-":
-		return intVal{x.d.Sub(y.d)}
+		d, err = x.d.SubChecked(y.d)
 	case "*":
 		switch {
 		case yok:
-			return intVal{x.d.Scale(yc)}
+			d, err = x.d.ScaleChecked(yc)
 		case xok:
-			return intVal{y.d.Scale(xc)}
+			d, err = y.d.ScaleChecked(xc)
+		default:
+			return e.errorf(n, "cannot multiply the dimensions %s and %s: shapes must stay affine in their symbols", x.d, y.d)
 		}
-		return e.errorf(n, "cannot multiply the dimensions %s and %s: shapes must stay affine in their symbols", x.d, y.d)
+	}
+	switch op {
+	case "+", "-", "*":
+		if err != nil {
+			return e.errorf(n, "integer overflow: %s %s %s does not fit in 64 bits", x.d, op, y.d)
+		}
+		return intVal{d}
 	}
 	if !xok || !yok {
 		if op == "==" || op == "!=" {
@@ -383,17 +418,11 @@ func (e *elab) intArith(n Node, op string, x, y intVal) value {
 	}
 	switch op {
 	case "/", "%":
-		if yc == 0 {
-			return e.errorf(n, "division by zero")
+		v, err := floorDivMod(op == "%", xc, yc)
+		if err != nil {
+			return e.errorf(n, "%v", err)
 		}
-		q := xc / yc
-		if (xc%yc != 0) && ((xc < 0) != (yc < 0)) {
-			q-- // floor, as in index expressions
-		}
-		if op == "/" {
-			return constInt(q)
-		}
-		return constInt(xc - q*yc)
+		return constInt(v)
 	case "==":
 		return boolVal{xc == yc}
 	case "!=":
@@ -408,6 +437,32 @@ func (e *elab) intArith(n Node, op string, x, y intVal) value {
 		return boolVal{xc >= yc}
 	}
 	return e.errorf(n, "cannot %s ints", opVerb(op))
+}
+
+// floorDivMod returns x / y, or x % y when mod, rounded toward negative
+// infinity as in index expressions, or an error for a zero divisor or a
+// quotient that does not fit in 64 bits (the smallest int divided by -1).
+func floorDivMod(mod bool, x, y int64) (int64, error) {
+	switch {
+	case y == 0:
+		return 0, fmt.Errorf("division by zero")
+	case y == -1:
+		if mod {
+			return 0, nil
+		}
+		if x == math.MinInt64 {
+			return 0, fmt.Errorf("integer overflow: %d / %d does not fit in 64 bits", x, y)
+		}
+	}
+	q, r := x/y, x%y
+	if r != 0 && (r < 0) != (y < 0) {
+		q--
+		r += y
+	}
+	if mod {
+		return r, nil
+	}
+	return q, nil
 }
 
 func (e *elab) floatArith(n Node, op string, x, y float64) value {
@@ -472,7 +527,12 @@ func (e *elab) index(x *IndexExpr, sc *env) value {
 				return ir.Dim{}, false
 			}
 			if c, ok := iv.isConst(); ok && c < 0 {
-				return size.Add(iv.d), true // -1 is the last
+				d, err := size.AddChecked(iv.d) // -1 is the last
+				if err != nil {
+					e.errorf(b, "subscript %d is out of range for axis %d of size %s", c, axis, size)
+					return ir.Dim{}, false
+				}
+				return d, true
 			}
 			return iv.d, true
 		}
@@ -484,7 +544,11 @@ func (e *elab) index(x *IndexExpr, sc *env) value {
 			start = d
 		}
 		if !it.Slice {
-			end = start.Add(ir.ConstDim(1))
+			var err error
+			if end, err = start.AddChecked(ir.ConstDim(1)); err != nil {
+				e.errorf(it, "index %s is out of range for axis %d of size %s", FormatExpr(it.Lo), axis, size)
+				return errVal{}
+			}
 			drop = append(drop, axis)
 		} else if it.Hi != nil {
 			d, ok := bound(it.Hi)
@@ -535,8 +599,11 @@ func (e *elab) checkSubscript(it *IndexItem, axis int, size, start, end ir.Dim) 
 		written = lo + ":" + hi
 	}
 	negative := func(d ir.Dim) bool { c, ok := d.IsConst(); return ok && c < 0 }
+	// A difference that overflows is as far out of range as can be.
+	past, errPast := size.SubChecked(end)
+	length, errLength := end.SubChecked(start)
 	switch {
-	case negative(start) || negative(size.Sub(end)):
+	case negative(start) || errPast != nil || negative(past):
 		if !it.Slice {
 			if n, ok := size.IsConst(); ok {
 				e.errorf(it, "index %s is out of range for axis %d of size %d (valid: %d to %d)", written, axis, n, -n, n-1)
@@ -547,7 +614,7 @@ func (e *elab) checkSubscript(it *IndexItem, axis int, size, start, end ir.Dim) 
 		}
 		e.errorf(it, "slice %s is out of range for axis %d of size %s", written, axis, size)
 		return false
-	case negative(end.Sub(start)):
+	case errLength != nil || negative(length):
 		e.errorf(it, "slice %s of axis %d ends before it starts", written, axis)
 		return false
 	}

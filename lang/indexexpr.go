@@ -1,6 +1,9 @@
 package lang
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/attnc/attnc/ir"
 )
 
@@ -12,6 +15,18 @@ type indexConv struct {
 	def  *FuncDef
 	args map[string]value
 	caps []*ir.Instr
+	// inlined counts the nodes of the masks inlined so far, which
+	// Limits.ExprNodes bounds before they are copied.
+	inlined int
+	// divs are the divisions and modulos written in the body, which
+	// checkDivisors looks at once the expression's kinds are known.
+	divs []divSite
+}
+
+// divSite is a / or % of an index expression and where it is written.
+type divSite struct {
+	e  *ir.Expr
+	at Node
 }
 
 var indexBinary = map[string]ir.ExprKind{
@@ -58,6 +73,9 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 		}
 		if x.Op == "-" {
 			if a.Kind == ir.EInt {
+				if a.Int == math.MinInt64 {
+					return c.fail(x, "integer overflow: -(%d) does not fit in 64 bits", a.Int)
+				}
 				return ir.Int(-a.Int), true
 			}
 			return &ir.Expr{Kind: ir.ENeg, Args: []*ir.Expr{a}}, true
@@ -69,7 +87,24 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 		if !ok1 || !ok2 {
 			return nil, false
 		}
-		return ir.Bin(indexBinary[x.Op], a, b), true
+		kind := indexBinary[x.Op]
+		if a.Kind == ir.EInt && b.Kind == ir.EInt {
+			// Integer constants are folded, with the same checks as
+			// compile-time arithmetic: the kernels compute in int64 (or
+			// float64), where an overflow would wrap or round silently.
+			v, folded, err := foldInt(kind, a.Int, b.Int)
+			if err != nil {
+				return c.fail(x, "%v", err)
+			}
+			if folded {
+				return ir.Int(v), true
+			}
+		}
+		out := ir.Bin(kind, a, b)
+		if kind == ir.EDiv || kind == ir.EMod {
+			c.divs = append(c.divs, divSite{out, x})
+		}
+		return out, true
 	case *IfExpr:
 		cond, ok1 := c.conv(x.Cond)
 		a, ok2 := c.conv(x.Then)
@@ -140,6 +175,69 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 
 func readsCapture(e *ir.Expr) bool { return len(e.Captures()) > 0 }
 
+// foldInt computes a op b for two integer constants when op is
+// arithmetic, reporting whether it did. A division by zero is left
+// unfolded for checkDivisors, which reports every zero divisor alike.
+func foldInt(op ir.ExprKind, a, b int64) (int64, bool, error) {
+	var v int64
+	ok := true
+	sym := map[ir.ExprKind]string{ir.EAdd: "+", ir.ESub: "-", ir.EMul: "*"}[op]
+	switch op {
+	case ir.EAdd:
+		v, ok = ir.AddInt64(a, b)
+	case ir.ESub:
+		v, ok = ir.SubInt64(a, b)
+	case ir.EMul:
+		v, ok = ir.MulInt64(a, b)
+	case ir.EDiv, ir.EMod:
+		if b == 0 {
+			return 0, false, nil
+		}
+		v, err := floorDivMod(op == ir.EMod, a, b)
+		if err != nil {
+			return 0, false, err
+		}
+		return v, true, nil
+	default:
+		return 0, false, nil
+	}
+	if !ok {
+		return 0, false, fmt.Errorf("integer overflow: %d %s %d does not fit in 64 bits", a, sym, b)
+	}
+	return v, true, nil
+}
+
+// checkDivisors reports an integer / or % whose divisor is a constant
+// zero. Such a mask would pass every check and then fail every forward
+// pass; float division by zero is left alone (-1.0 / 0.0 is -inf). It
+// runs after Check, which decides which divisions are integer ones.
+func (c *indexConv) checkDivisors(what string) bool {
+	ok := true
+	for _, d := range c.divs {
+		div := d.e.Args[1]
+		if d.e.Kind == ir.EDiv && d.e.ValueKind() != ir.KInt || !ground(div) {
+			continue
+		}
+		if v, err := div.Eval(nil, nil); err == nil && v == 0 {
+			verb := "division"
+			if d.e.Kind == ir.EMod {
+				verb = "modulo"
+			}
+			c.e.errorf(d.at, "integer %s by zero in %s", verb, what)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// ground reports whether e reads no variable and no captured tensor, so
+// its value is known when the mask is made.
+func ground(e *ir.Expr) bool {
+	g := true
+	e.Walk(func(x *ir.Expr) { g = g && x.Kind != ir.EVar && x.Kind != ir.ECapture })
+	return g
+}
+
 func (c *indexConv) ident(x *Ident) (*ir.Expr, bool) {
 	if v, ok := c.args[x.Name]; ok {
 		switch v := v.(type) {
@@ -154,6 +252,12 @@ func (c *indexConv) ident(x *Ident) (*ir.Expr, bool) {
 				return c.fail(x, "a score cannot be used inside a %s", c.def.Kind)
 			}
 			// A mask passed to a mask: inline it, sharing captures.
+			// Each use copies it, so a mask that uses its argument
+			// twice doubles: count before copying.
+			c.inlined += exprSize(v.e)
+			if limit := c.e.limits.ExprNodes; c.inlined > limit {
+				return c.fail(x, "%s %s is too large: more than %d nodes once the masks it uses are inlined; the limit is %d nodes", c.def.Kind, c.def.Name.Name, limit, limit)
+			}
 			shifted, caps := shiftCaptures(v.e, v.caps, c.caps)
 			c.caps = caps
 			return shifted, true
@@ -195,4 +299,24 @@ func dimExpr(d ir.Dim) *ir.Expr {
 		add(ir.Int(d.Const))
 	}
 	return out
+}
+
+// countMaskNodes adds n nodes of a new mask or score to the model's
+// total, reporting at `at` when that crosses Limits.MaskNodes. Each mask
+// is small, but a loop can make thousands of them.
+func (e *elab) countMaskNodes(at Node, n int) bool {
+	e.maskNodes += n
+	if limit := e.limits.MaskNodes; e.maskNodes > limit {
+		e.tooBig = true
+		e.errorf(at, "the masks and scores of this model grow past %d nodes in all; the limit is %d nodes per model", limit, limit)
+		return false
+	}
+	return true
+}
+
+// exprSize counts the nodes of x.
+func exprSize(x *ir.Expr) int {
+	n := 0
+	x.Walk(func(*ir.Expr) { n++ })
+	return n
 }

@@ -18,8 +18,12 @@ var keywords = map[string]bool{
 
 // Parse parses one .attn file. It returns the AST (nil only when the file
 // could not be parsed at all) and every problem found. A syntax error
-// stops the parse, so there is at most one syntax diagnostic.
+// stops the parse, so there is at most one syntax diagnostic; so does
+// nesting deeper than Limits.Nesting, which the parser could not survive.
 func Parse(filename, src string) (*File, Diagnostics) {
+	if d := checkNesting(filename, src, DefaultLimits().Nesting); d != nil {
+		return nil, Diagnostics{*d}
+	}
 	g, err := parser.ParseString(filename, src)
 	if err != nil {
 		var pe participle.Error

@@ -6,8 +6,8 @@ import (
 )
 
 // resolve checks, without elaborating, that every name in every
-// definition refers to something, and that blocks do not call each other
-// recursively. It catches mistakes in blocks no model instantiates, and
+// definition refers to something, and that blocks, masks and scores do
+// not reach themselves (through calls, or the defaults of parameters). It catches mistakes in blocks no model instantiates, and
 // gives "did you mean" for near misses.
 func resolve(p *Program, diags *diagSink) {
 	r := &resolver{prog: p, diags: diags}
@@ -29,9 +29,13 @@ func resolve(p *Program, diags *diagSink) {
 type resolver struct {
 	prog  *Program
 	diags *diagSink
-	// calls records, per block, the blocks its body calls (with the call
-	// site), for cycle detection.
+	// calls records, per block, mask or score, the blocks, masks and
+	// scores it refers to (with the site), for cycle detection: what a
+	// block's parameters and body name, and what a mask's or score's
+	// defaults name. Each is expanded at compile time, so a cycle would
+	// never end.
 	calls map[string][]blockCall
+	from  string // the definition whose references are being recorded
 	cur   string // block being resolved
 	// loops counts the repeats around the statement being resolved.
 	loops int
@@ -105,7 +109,9 @@ func (r *resolver) funcDef(d *FuncDef) {
 			r.diags.errorf(p.Name, "parameter %s shadows an index variable of a %s", p.Name.Name, d.Kind)
 		}
 		if p.Default != nil {
+			r.from = d.Name.Name
 			r.expr(p.Default, newScope(nil), false)
+			r.from = ""
 		}
 	}
 	for _, p := range d.Params {
@@ -177,8 +183,8 @@ func (r *resolver) typeDims(t *TypeExpr, sc *scope) {
 }
 
 func (r *resolver) blockDef(d *BlockDef) {
-	r.cur = d.Name.Name
-	defer func() { r.cur = "" }()
+	r.cur, r.from = d.Name.Name, d.Name.Name
+	defer func() { r.cur, r.from = "", "" }()
 	sc := newScope(nil)
 	r.params(d.Params, sc)
 	if d.Result != nil {
@@ -304,6 +310,7 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 		}
 		if !inIndex {
 			if _, ok := r.prog.Funcs[e.Name]; ok {
+				r.refer(e.Name, e) // a mask used by name: causal
 				return
 			}
 			if _, ok := r.prog.Blocks[e.Name]; ok {
@@ -387,16 +394,12 @@ func (r *resolver) callee(fn *Ident, call *CallExpr, sc *scope, inIndex bool) {
 		return
 	}
 	if b, ok := r.prog.Blocks[fn.Name]; ok {
-		if r.cur != "" {
-			if r.calls == nil {
-				r.calls = map[string][]blockCall{}
-			}
-			r.calls[r.cur] = append(r.calls[r.cur], blockCall{fn.Name, call})
-		}
+		r.refer(fn.Name, call)
 		bindArgs(r.diags, call, "block "+fn.Name, blockFormals(b))
 		return
 	}
 	if f, ok := r.prog.Funcs[fn.Name]; ok {
+		r.refer(fn.Name, call)
 		bindArgs(r.diags, call, f.Kind+" "+fn.Name, funcFormals(f))
 		return
 	}
@@ -411,8 +414,20 @@ func (r *resolver) callee(fn *Ident, call *CallExpr, sc *scope, inIndex bool) {
 	r.diags.errorf(fn, "unknown function %s%s", fn.Name, didYouMean(fn.Name, r.prog.names()))
 }
 
-// cycles reports each block that can reach itself through calls, at the
-// call that closes the cycle.
+// refer records that the definition being resolved refers to the block,
+// mask or score callee at site.
+func (r *resolver) refer(callee string, site Node) {
+	if r.from == "" {
+		return
+	}
+	if r.calls == nil {
+		r.calls = map[string][]blockCall{}
+	}
+	r.calls[r.from] = append(r.calls[r.from], blockCall{callee, site})
+}
+
+// cycles reports each block, mask or score that can reach itself, at the
+// reference that closes the cycle.
 func (r *resolver) cycles() {
 	names := make([]string, 0, len(r.calls))
 	for n := range r.calls {
@@ -455,7 +470,18 @@ func (r *resolver) cycles() {
 			continue
 		}
 		reported[key] = true
-		r.diags.errorf(site, "recursive block: %s → %s (blocks are expanded at compile time and cannot recurse)", strings.Join(path, " → "), start)
+		chain := strings.Join(path, " → ") + " → " + start
+		allBlocks := true
+		for _, n := range path {
+			if _, ok := r.prog.Blocks[n]; !ok {
+				allBlocks = false
+			}
+		}
+		if allBlocks {
+			r.diags.errorf(site, "recursive block: %s (blocks are expanded at compile time and cannot recurse)", chain)
+			continue
+		}
+		r.diags.errorf(site, "recursive definition: %s (masks, scores and blocks are expanded at compile time, defaults included, so none may lead back to itself)", chain)
 	}
 }
 

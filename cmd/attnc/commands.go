@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"strconv"
 	"strings"
@@ -131,22 +132,25 @@ A file that defines no model (a library) is checked for names only.`,
 	},
 }
 
-// summary describes a module's size: instructions, weights, inputs.
+// summary describes a module's size: instructions, weights, inputs. The
+// weight count is exact whatever the shapes (a big.Int): a module built
+// past the front end's limits must not be summarised with a wrapped,
+// negative count.
 func summary(m *ir.Module) string {
-	var weights int64
+	weights := new(big.Int)
 	for _, p := range m.Params() {
-		n := int64(1)
+		n := big.NewInt(1)
 		for _, d := range p.Type.Shape {
 			v, _ := d.IsConst()
-			n *= v
+			n.Mul(n, big.NewInt(v))
 		}
-		weights += n
+		weights.Add(weights, n)
 	}
 	var inputs []string
 	for _, in := range m.Inputs() {
 		inputs = append(inputs, in.Name()+": "+in.Type.String())
 	}
-	return fmt.Sprintf("%d weights in %d tensors, %d instructions; inputs %s",
+	return fmt.Sprintf("%s weights in %d tensors, %d instructions; inputs %s",
 		weights, len(m.Params()), len(m.Instrs), strings.Join(inputs, ", "))
 }
 
