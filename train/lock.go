@@ -31,7 +31,8 @@ type RunLock struct {
 	dir  string
 	file *os.File // flock: the locked file; nil for the fallback
 	// token identifies the fallback's lock file as ours; owned says this
-	// process created it (and removes it on Release).
+	// process took the lock (and removes the file on Release) rather than
+	// inheriting it.
 	token string
 	owned bool
 }
@@ -53,15 +54,18 @@ func (l *RunLock) Release() error {
 		return nil
 	}
 	var err error
-	if l.file != nil {
-		err = l.file.Close() // closing the last descriptor drops the flock
-		l.file = nil
-	}
 	if l.owned {
+		// Remove before unlocking: a writer that opened the file before
+		// then finds it locked, and one that locks it after sees that it
+		// is gone from the directory (lockRun checks).
 		l.owned = false
 		if rmErr := os.Remove(filepath.Join(l.dir, LockFile)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
-			err = errors.Join(err, rmErr)
+			err = rmErr
 		}
+	}
+	if l.file != nil {
+		err = errors.Join(err, l.file.Close()) // the last descriptor: the flock ends
+		l.file = nil
 	}
 	return err
 }

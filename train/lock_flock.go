@@ -13,35 +13,47 @@ import (
 
 // lockRun locks dir with flock(2) on DIR/train.lock. The kernel drops
 // the lock when the last descriptor of the open file closes, so the lock
-// cannot outlive its holder, and the file left behind is no lock at all.
+// cannot outlive its holder: a file left behind by a killed holder is no
+// lock at all. Release removes the file.
 func lockRun(dir string) (*RunLock, error) {
 	path := filepath.Join(dir, LockFile)
 	if f := inheritedLock(path); f != nil {
 		return &RunLock{dir: dir, file: f}, nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
-	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EINTR) {
-			break
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
 		}
-	}
-	if err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, lockedError(dir, holder, "")
+		for {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
 		}
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
+		if err != nil {
+			holder, _ := os.ReadFile(path)
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, lockedError(dir, holder, "")
+			}
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
+		}
+		// The holder before us removes the file as it lets go: if it did
+		// between our open and our flock, we hold a lock on a file no one
+		// else can find, and must lock the one at path instead.
+		got, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 != nil || err2 != nil || !os.SameFile(got, now) {
+			f.Close()
+			continue
+		}
+		// Say who holds it, for the error a second writer gets.
+		if f.Truncate(0) == nil {
+			f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+		}
+		return &RunLock{dir: dir, file: f, owned: true}, nil
 	}
-	// Say who holds it, for the error a second writer gets.
-	if f.Truncate(0) == nil {
-		f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
-	}
-	return &RunLock{dir: dir, file: f}, nil
 }
 
 // inheritedLock returns the lock file the parent handed down (LockEnv =
