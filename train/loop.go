@@ -211,7 +211,9 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		if bad := FirstBad(params); bad != "" {
 			return sum, diverged(n, "the update (learning rate %g) made weight %s non-finite", lr, bad)
 		}
-		dt := time.Since(t0)
+		// A step faster than the clock's resolution must not make a rate
+		// infinite, which JSON cannot hold.
+		dt := max(time.Since(t0), time.Microsecond)
 		if step == start {
 			smooth = loss
 		}

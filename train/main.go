@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -366,6 +367,8 @@ func resumable(dir string, spec, edited *Spec, task Task) error {
 // train runs the training loop of the trainer: it stops after the step
 // in progress on SIGINT or SIGTERM, and writes summary.json.
 func train(out io.Writer, dir string, spec *Spec, task Task, m Model, resume bool, stopAfter int) error {
+	terminal := isTerminal(out)
+	out = &syncWriter{w: out} // the loop and the signal handler both write
 	stop := make(chan struct{})
 	var sig os.Signal
 	sigs := make(chan os.Signal, 4)
@@ -406,7 +409,7 @@ func train(out io.Writer, dir string, spec *Spec, task Task, m Model, resume boo
 		WeightDecay: spec.WeightDecay, Clip: spec.Clip,
 		EvalEvery: spec.EvalEvery, EvalSize: spec.EvalSize, Target: spec.Target,
 		Seed: spec.Seed, LogEvery: spec.LogEvery, Dir: dir, Resume: resume, StopAfter: stopAfter,
-		Stop: stop, Out: out, Terminal: isTerminal(out),
+		Stop: stop, Out: out, Terminal: terminal,
 	})
 	summary := func() error {
 		s := map[string]any{"steps": sum.Steps, "seconds": sum.Duration.Seconds(), "eval": finite(sum.Eval), "stopped": sum.Stopped}
@@ -434,6 +437,18 @@ func train(out io.Writer, dir string, spec *Spec, task Task, m Model, resume boo
 		return err
 	}
 	return summary()
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // finite returns m without its NaN and infinite values, which JSON cannot

@@ -478,8 +478,11 @@ func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 		for {
 			select {
 			case sig := <-sigs:
-				if cmd.Process.Signal(sig) != nil {
-					cmd.Process.Kill() // where signals cannot be sent (Windows)
+				// Where signals cannot be sent (Windows), Ctrl-C reaches
+				// every process of the console anyway; anything else
+				// ends the trainer.
+				if cmd.Process.Signal(sig) != nil && sig != os.Interrupt {
+					cmd.Process.Kill()
 				}
 			case <-done:
 				return
