@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -406,6 +407,16 @@ func TestPortableLock(t *testing.T) {
 	require.NoError(t, l.Release())
 	l, err = lockExclusive(dir)
 	require.NoError(t, err)
+	// A child given the token shares the lock, and leaves it to its parent.
+	t.Setenv(LockEnv, strings.TrimPrefix(l.Env(), LockEnv+"="))
+	child, err := lockExclusive(dir)
+	require.NoError(t, err, "the parent's token takes the lock over")
+	require.NoError(t, child.Release())
+	_, err = os.Stat(filepath.Join(dir, LockFile))
+	require.NoError(t, err, "the child does not remove its parent's lock")
+	t.Setenv(LockEnv, "token:someone-else")
+	_, err = lockExclusive(dir)
+	require.ErrorIs(t, err, ErrLocked)
 	require.NoError(t, l.Release())
 
 	if processGone(os.Getpid()) {
