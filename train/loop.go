@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -46,8 +47,11 @@ type Config struct {
 	// StopAfter, when positive, ends the run after that step as a kill
 	// would: no final checkpoint. Tests use it to check exact resumption.
 	StopAfter int
-	Out       io.Writer
-	Terminal  bool // Out is a terminal: draw a progress bar
+	// Stop, when closed, ends the run after the step in progress with a
+	// checkpoint of that step; Run then returns ErrStopped.
+	Stop     <-chan struct{}
+	Out      io.Writer
+	Terminal bool // Out is a terminal: draw a progress bar
 }
 
 // Summary is what a run achieved.
@@ -55,6 +59,7 @@ type Summary struct {
 	Steps    int
 	Loss     float64
 	Eval     map[string]float64
+	EvalStep int // the step Eval was measured at
 	Duration time.Duration
 	Stopped  string // why the run ended early, if it did
 }
@@ -81,8 +86,12 @@ type Record struct {
 // ErrInterrupted ends a run stopped by Config.StopAfter.
 var ErrInterrupted = errors.New("interrupted")
 
-// ErrNonFinite is wrapped by the error a run stops with when the loss or a
-// gradient is NaN or infinite.
+// ErrStopped ends a run stopped through Config.Stop, after a checkpoint.
+var ErrStopped = errors.New("stopped")
+
+// ErrNonFinite is wrapped by the error a run stops with when the loss, a
+// gradient, the weights after an update or the held-out loss is NaN or
+// infinite. No checkpoint ever holds such a weight.
 var ErrNonFinite = errors.New("non-finite value")
 
 // Run trains m on cfg.Task. It writes checkpoints (params, optimizer
@@ -90,15 +99,30 @@ var ErrNonFinite = errors.New("non-finite value")
 // evaluates on a held-out set generated from a seed the training data
 // never uses. With the same seed, a resumed run takes exactly the steps an
 // uninterrupted one would.
+//
+// metrics.jsonl is only ever appended to, one line per step in order: a
+// resumed run redoes the steps after its checkpoint (exactly), and writes
+// lines only for steps the file does not hold yet. A resume of a run
+// with all its steps done returns an error wrapping ErrAlreadyDone and
+// changes nothing.
 func Run(m Model, cfg Config) (*Summary, error) {
 	if cfg.Steps <= 0 || cfg.Batch <= 0 {
 		return nil, fmt.Errorf("steps and batch must be positive (got %d and %d)", cfg.Steps, cfg.Batch)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
+	if k := cfg.Schedule.Kind; k != "cosine" && k != "constant" {
+		return nil, fmt.Errorf("unknown schedule %q (cosine, constant)", k)
+	}
+	if lr := cfg.Schedule.LR; !(lr > 0) || math.IsInf(lr, 0) {
+		return nil, fmt.Errorf("the learning rate must be a positive number, got %v", lr)
 	}
 	if cfg.EvalSize <= 0 {
 		cfg.EvalSize = 256
+	}
+	if err := checkSize(cfg.Task, cfg.Batch, cfg.EvalSize); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10
@@ -114,21 +138,28 @@ func Run(m Model, cfg Config) (*Summary, error) {
 	opt := NewAdamW(params, cfg.WeightDecay)
 	pcg := rand.NewPCG(cfg.Seed, 0x7ea1)
 	rng := rand.New(pcg)
+	ckpt := filepath.Join(cfg.Dir, CheckpointFile)
+	metricsPath := filepath.Join(cfg.Dir, MetricsFile)
 	start := 0
+	saved := -1   // the step of the checkpoint on disk; -1: none of this run
+	recorded := 0 // the last step metrics.jsonl holds
 	if cfg.Resume {
-		step, err := loadCheckpoint(filepath.Join(cfg.Dir, CheckpointFile), params, opt, pcg)
+		info, err := loadCheckpoint(ckpt, params, opt, pcg)
 		if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
-		start = step
-		if err := truncateMetrics(filepath.Join(cfg.Dir, MetricsFile), start); err != nil {
-			return nil, err
+		if info.Step >= cfg.Steps {
+			return &Summary{Steps: info.Step, Eval: info.Eval}, fmt.Errorf("%s is finished: all %d steps are done; nothing changed: %w", cfg.Dir, info.Step, ErrAlreadyDone)
+		}
+		start, saved = info.Step, info.Step
+		if recorded, err = lastRecordedStep(metricsPath); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
 		}
 		fmt.Fprintf(cfg.Out, "resuming %s at step %d\n", cfg.Dir, start)
-	} else if err := os.WriteFile(filepath.Join(cfg.Dir, MetricsFile), nil, 0o644); err != nil {
+	} else if err := os.WriteFile(metricsPath, nil, 0o644); err != nil {
 		return nil, err
 	}
-	metrics, err := os.OpenFile(filepath.Join(cfg.Dir, MetricsFile), os.O_APPEND|os.O_WRONLY, 0o644)
+	metrics, err := os.OpenFile(metricsPath, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -137,78 +168,121 @@ func Run(m Model, cfg Config) (*Summary, error) {
 
 	evalSet := evalBatches(cfg)
 	sum := &Summary{}
+	// diverged is the error for a non-finite value at step n (1-based, as
+	// in metrics.jsonl); it says whether a good checkpoint is left.
+	diverged := func(n int, format string, args ...any) error {
+		kept := fmt.Sprintf("no checkpoint has been written, so none is kept (lower the learning rate, now %g)", cfg.Schedule.LR)
+		if saved >= 0 {
+			kept = fmt.Sprintf("the last good checkpoint (step %d) is kept in %s", saved, cfg.Dir)
+		}
+		return fmt.Errorf("step %d: %s (%w); %s", n, fmt.Sprintf(format, args...), ErrNonFinite, kept)
+	}
+	save := func(n int, eval map[string]float64) error {
+		if err := saveCheckpoint(ckpt, params, opt, pcg, n, eval); err != nil {
+			return err
+		}
+		saved = n
+		return nil
+	}
 	began := time.Now()
 	lastLog := time.Now()
 	var smooth float64
 	for step := start; step < cfg.Steps; step++ {
+		n := step + 1
 		t0 := time.Now()
 		batch := cfg.Task.Batch(rng, cfg.Batch)
 		out, err := m.LossAndGradMap(batch)
 		if err != nil {
-			return sum, fmt.Errorf("step %d: %w", step, err)
+			return sum, fmt.Errorf("step %d: %w", n, err)
 		}
 		loss := float64(scalar(out["loss"]))
 		grads := m.Grads()
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return sum, fmt.Errorf("step %d: the loss is %v (%w); the last good checkpoint is kept in %s", step, loss, ErrNonFinite, cfg.Dir)
+			return sum, diverged(n, "the loss is %v", loss)
 		}
 		if bad := FirstBad(grads); bad != "" {
-			return sum, fmt.Errorf("step %d: the gradient of %s is not finite (%w); the last good checkpoint is kept in %s", step, bad, ErrNonFinite, cfg.Dir)
+			return sum, diverged(n, "the gradient of %s is not finite", bad)
 		}
 		norm := ClipGlobalNorm(grads, cfg.Clip)
 		lr := cfg.Schedule.At(step)
 		if err := opt.Step(params, grads, lr); err != nil {
 			return sum, err
 		}
-		dt := time.Since(t0)
+		if bad := FirstBad(params); bad != "" {
+			return sum, diverged(n, "the update (learning rate %g) made weight %s non-finite", lr, bad)
+		}
+		// A step faster than the clock's resolution must not make a rate
+		// infinite, which JSON cannot hold.
+		dt := max(time.Since(t0), time.Microsecond)
 		if step == start {
 			smooth = loss
 		}
 		smooth = 0.9*smooth + 0.1*loss
-		rec := Record{Step: step + 1, Loss: loss, LR: lr, GradNorm: norm, ExPerSec: float64(cfg.Batch) / dt.Seconds(),
+		rec := Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, ExPerSec: float64(cfg.Batch) / dt.Seconds(),
 			TokPerSec: float64(tokens(batch)) / dt.Seconds(),
-			Metrics:   metricsOf(out), ElapsedMS: time.Since(began).Milliseconds()}
-		last := step+1 == cfg.Steps
-		if cfg.EvalEvery > 0 && ((step+1)%cfg.EvalEvery == 0 || last) {
+			Metrics:   finite(metricsOf(out)), ElapsedMS: time.Since(began).Milliseconds()}
+		last := n == cfg.Steps
+		if cfg.EvalEvery > 0 && (n%cfg.EvalEvery == 0 || last) {
 			ev, err := Evaluate(m, cfg.Task, evalSet)
 			if err != nil {
-				return sum, fmt.Errorf("evaluation at step %d: %w", step+1, err)
+				return sum, fmt.Errorf("evaluation at step %d: %w", n, err)
 			}
-			rec.Eval = ev
-			sum.Eval = ev
-			if err := saveCheckpoint(filepath.Join(cfg.Dir, CheckpointFile), params, opt, pcg, step+1); err != nil {
+			if l := ev["loss"]; math.IsNaN(l) || math.IsInf(l, 0) {
+				return sum, diverged(n, "the held-out loss is %v", l)
+			}
+			ev = finite(ev)
+			rec.Eval, sum.Eval, sum.EvalStep = ev, ev, n
+			if err := save(n, ev); err != nil {
 				return sum, err
 			}
-			fmt.Fprintf(cfg.Out, "%sstep %d  loss %.4f  eval %s\n", clearLine(cfg.Terminal), step+1, smooth, formatMetrics(ev))
+			fmt.Fprintf(cfg.Out, "%sstep %d  loss %.4f  eval %s\n", clearLine(cfg.Terminal), n, smooth, formatMetrics(ev))
 			if main := MainMetric(cfg.Task); cfg.Target > 0 && main != "" && ev[main] >= cfg.Target {
-				sum.Stopped = fmt.Sprintf("%s reached %.4f ≥ target %g at step %d", main, ev[main], cfg.Target, step+1)
+				sum.Stopped = fmt.Sprintf("%s reached %.4f ≥ target %g at step %d", main, ev[main], cfg.Target, n)
 				last = true
 			}
 		}
-		if err := enc.Encode(rec); err != nil {
-			return sum, err
+		if n > recorded {
+			if err := enc.Encode(rec); err != nil {
+				return sum, err
+			}
 		}
-		sum.Steps, sum.Loss = step+1, smooth
+		sum.Steps, sum.Loss = n, smooth
 		if cfg.Terminal {
 			if time.Since(lastLog) > 200*time.Millisecond || last {
-				fmt.Fprintf(cfg.Out, "\r%s", progressBar(step+1, cfg.Steps, smooth, rec.ExPerSec, time.Since(began)))
+				fmt.Fprintf(cfg.Out, "\r%s", progressBar(n, cfg.Steps, smooth, rec.ExPerSec, time.Since(began)))
 				lastLog = time.Now()
 			}
-		} else if (step+1)%cfg.LogEvery == 0 {
-			fmt.Fprintf(cfg.Out, "step %d/%d  loss %.4f  lr %.2e  grad norm %.3f  %.0f examples/s\n", step+1, cfg.Steps, smooth, lr, norm, rec.ExPerSec)
+		} else if n%cfg.LogEvery == 0 {
+			fmt.Fprintf(cfg.Out, "step %d/%d  loss %.4f  lr %.2e  grad norm %.3f  %.0f examples/s\n", n, cfg.Steps, smooth, lr, norm, rec.ExPerSec)
 		}
 		if last {
 			break
 		}
-		if cfg.StopAfter > 0 && step+1 == cfg.StopAfter {
+		if cfg.StopAfter > 0 && n == cfg.StopAfter {
 			return sum, ErrInterrupted
+		}
+		select {
+		case <-cfg.Stop:
+			if cfg.Terminal {
+				fmt.Fprintln(cfg.Out)
+			}
+			if saved != n {
+				if err := save(n, nil); err != nil {
+					return sum, err
+				}
+			}
+			sum.Duration = time.Since(began)
+			return sum, ErrStopped
+		default:
 		}
 	}
 	if cfg.Terminal {
 		fmt.Fprintln(cfg.Out)
 	}
-	if err := saveCheckpoint(filepath.Join(cfg.Dir, CheckpointFile), params, opt, pcg, sum.Steps); err != nil {
-		return sum, err
+	if saved != sum.Steps {
+		if err := save(sum.Steps, nil); err != nil {
+			return sum, err
+		}
 	}
 	sum.Duration = time.Since(began)
 	return sum, nil
@@ -305,12 +379,17 @@ func evalBatches(cfg Config) []Batch {
 	return out
 }
 
-// saveCheckpoint writes params, the optimizer's moments, the step and the
-// data RNG's state in one safetensors file, atomically.
-func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG, step int) error {
+// saveCheckpoint writes params, the optimizer's moments, the step, the
+// data RNG's state and the evaluation at that step (if there was one) in
+// one safetensors file, atomically. It refuses to write a NaN or an
+// infinity: a checkpoint is always one a run can go on from.
+func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG, step int, eval map[string]float64) error {
 	ts := append([]runtime.Named(nil), params...)
 	for _, p := range params {
 		ts = append(ts, runtime.Named{Name: "adamw.m/" + p.Name, T: opt.M[p.Name]}, runtime.Named{Name: "adamw.v/" + p.Name, T: opt.V[p.Name]})
+	}
+	if bad := FirstBad(ts); bad != "" {
+		return fmt.Errorf("step %d: %s is not finite (%w); the checkpoint was not written", step, bad, ErrNonFinite)
 	}
 	state, err := pcg.MarshalBinary()
 	if err != nil {
@@ -321,6 +400,13 @@ func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.P
 		"adamw.t": strconv.Itoa(opt.T),
 		"rng":     base64.StdEncoding.EncodeToString(state),
 	}
+	if eval != nil {
+		b, err := json.Marshal(finite(eval))
+		if err != nil {
+			return err
+		}
+		meta["eval"] = string(b)
+	}
 	if err := runtime.SaveSafetensors(path, ts, meta); err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
@@ -328,19 +414,17 @@ func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.P
 }
 
 // LoadParams reads the params of a checkpoint into params, checking every
-// name and shape; nothing changes unless all match.
+// name and shape, and that every value is finite (a diverged run's
+// weights would give metrics that mean nothing); nothing changes unless
+// all pass.
 func LoadParams(path string, params []runtime.Named) (map[string]string, error) {
 	ts, meta, err := runtime.LoadSafetensors(path)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range params {
-		t, ok := ts[p.Name]
-		if !ok {
-			return nil, fmt.Errorf("%s: weight %q is missing", path, p.Name)
-		}
-		if err := runtime.CheckShape(p.Name, t, runtime.F32, p.T.Shape); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		if err := checkTensor(path, ts, p.Name, p.T.Shape); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range params {
@@ -349,57 +433,138 @@ func LoadParams(path string, params []runtime.Named) (map[string]string, error) 
 	return meta, nil
 }
 
-func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG) (int, error) {
+// checkTensor checks that ts holds name, an f32 tensor of shape with
+// finite values.
+func checkTensor(path string, ts map[string]*runtime.Tensor, name string, shape []int) error {
+	t, ok := ts[name]
+	if !ok {
+		return fmt.Errorf("%s: weight %q is missing", path, name)
+	}
+	if err := runtime.CheckShape(name, t, runtime.F32, shape); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if FirstBad([]runtime.Named{{Name: name, T: t}}) != "" {
+		return fmt.Errorf("%s: weight %q holds NaN or infinite values (%w): the run that wrote it diverged, or the file is damaged", path, name, ErrNonFinite)
+	}
+	return nil
+}
+
+// checkpointInfo is what a training checkpoint's metadata says.
+type checkpointInfo struct {
+	Step  int
+	rng   []byte
+	adamT int
+	Eval  map[string]float64 // the evaluation at Step, if there was one
+}
+
+// readCheckpointInfo reads and checks the metadata of the training
+// checkpoint at path.
+func readCheckpointInfo(path string) (checkpointInfo, error) {
+	_, meta, err := runtime.LoadSafetensors(path)
+	if err != nil {
+		return checkpointInfo{}, err
+	}
+	return parseCheckpointInfo(path, meta)
+}
+
+// parseCheckpointInfo checks a checkpoint's metadata as user input: the
+// file may have been edited or damaged.
+func parseCheckpointInfo(path string, meta map[string]string) (checkpointInfo, error) {
+	var info checkpointInfo
+	bad := func(format string, args ...any) (checkpointInfo, error) {
+		return info, fmt.Errorf("%s is not a usable training checkpoint: %s", path, fmt.Sprintf(format, args...))
+	}
+	step, err := strconv.Atoi(meta["step"])
+	if err != nil {
+		return bad("its step %q is not a number", meta["step"])
+	}
+	if step < 0 {
+		return bad("its step %d is negative", step)
+	}
+	t, err := strconv.Atoi(meta["adamw.t"])
+	if err != nil {
+		return bad("its optimizer step count %q is not a number", meta["adamw.t"])
+	}
+	if t != step {
+		return bad("its optimizer step count %d differs from the step %d", t, step)
+	}
+	state, err := base64.StdEncoding.DecodeString(meta["rng"])
+	if err == nil {
+		err = rand.NewPCG(0, 0).UnmarshalBinary(state)
+	}
+	if err != nil {
+		return bad("its RNG state is missing or corrupt (%v)", err)
+	}
+	info = checkpointInfo{Step: step, adamT: t, rng: state}
+	if e, ok := meta["eval"]; ok {
+		if err := json.Unmarshal([]byte(e), &info.Eval); err != nil {
+			return bad("its eval %q is not a JSON object of numbers", e)
+		}
+	}
+	return info, nil
+}
+
+// loadCheckpoint restores params, the optimizer and the data RNG from the
+// checkpoint at path, after checking all of it; nothing changes on an
+// error.
+func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG) (checkpointInfo, error) {
 	ts, meta, err := runtime.LoadSafetensors(path)
 	if err != nil {
-		return 0, err
+		return checkpointInfo{}, err
 	}
-	step, err1 := strconv.Atoi(meta["step"])
-	t, err2 := strconv.Atoi(meta["adamw.t"])
-	state, err3 := base64.StdEncoding.DecodeString(meta["rng"])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return 0, fmt.Errorf("%s is not a training checkpoint (its step, optimizer or RNG state is missing or corrupt): %w", path, err)
+	info, err := parseCheckpointInfo(path, meta)
+	if err != nil {
+		return info, err
 	}
 	for _, p := range params {
 		for _, name := range []string{p.Name, "adamw.m/" + p.Name, "adamw.v/" + p.Name} {
-			x, ok := ts[name]
-			if !ok {
-				return 0, fmt.Errorf("%s: %q is missing", path, name)
-			}
-			if err := runtime.CheckShape(name, x, runtime.F32, p.T.Shape); err != nil {
-				return 0, fmt.Errorf("%s: %w", path, err)
+			if err := checkTensor(path, ts, name, p.T.Shape); err != nil {
+				return info, err
 			}
 		}
 	}
-	if err := pcg.UnmarshalBinary(state); err != nil {
-		return 0, fmt.Errorf("%s: RNG state: %w", path, err)
+	if err := pcg.UnmarshalBinary(info.rng); err != nil {
+		return info, fmt.Errorf("%s: RNG state: %w", path, err)
 	}
 	for _, p := range params {
 		copy(p.T.F, ts[p.Name].F)
 		copy(opt.M[p.Name].F, ts["adamw.m/"+p.Name].F)
 		copy(opt.V[p.Name].F, ts["adamw.v/"+p.Name].F)
 	}
-	opt.T = t
-	return step, nil
+	opt.T = info.adamT
+	return info, nil
 }
 
-// truncateMetrics keeps the records of steps up to step, for a resumed
-// run that redoes what came after its checkpoint.
-func truncateMetrics(path string, step int) error {
-	b, err := os.ReadFile(path)
+// maxMetricsFile bounds metrics.jsonl as it is read back on resume: a
+// million steps of metrics are a few hundred MiB.
+const maxMetricsFile = 1 << 30
+
+// lastRecordedStep returns the step of the last line of metrics.jsonl (0
+// when there is none). A torn last line, which only a kill in mid-write
+// leaves, is cut off; anything else that is not a record is an error, as
+// appending after it would bury it.
+func lastRecordedStep(path string) (int, error) {
+	b, err := runtime.ReadRegularFile(path, maxMetricsFile, MetricsFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
+		return 0, err
 	}
-	var keep []string
-	for _, line := range strings.Split(string(b), "\n") {
-		var r Record
-		if line == "" || json.Unmarshal([]byte(line), &r) != nil || r.Step > step {
-			continue
+	if end := bytes.LastIndexByte(b, '\n') + 1; end < len(b) {
+		if err := os.Truncate(path, int64(end)); err != nil {
+			return 0, err
 		}
-		keep = append(keep, line+"\n")
+		b = b[:end]
 	}
-	return os.WriteFile(path, []byte(strings.Join(keep, "")), 0o644)
+	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	last := lines[len(lines)-1]
+	if len(last) == 0 {
+		return 0, nil
+	}
+	var r Record
+	if err := json.Unmarshal(last, &r); err != nil || r.Step <= 0 {
+		return 0, fmt.Errorf("%s: line %d is not a step's record", path, len(lines))
+	}
+	return r.Step, nil
 }

@@ -1,17 +1,23 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/attnc/attnc/runtime"
 )
@@ -47,9 +53,25 @@ type Spec struct {
 // huge file is refused instead of read until memory runs out.
 const maxSpec = 1 << 20
 
-// ReadSpec reads DIR/run.json.
+// Limits on what run.json may ask for. A hand-edited or mistyped value
+// beyond them would otherwise exhaust memory, or loop for days, before
+// anything reported it.
+const (
+	maxSteps     = 1_000_000_000
+	maxBatch     = 1 << 16
+	maxEvalSize  = 1 << 20
+	maxTaskParam = 1 << 20
+	// maxBatchElems bounds the input elements of one batch (of training
+	// examples, or of the whole held-out set): 1 GiB of int32.
+	maxBatchElems = 1 << 28
+)
+
+// ReadSpec reads DIR/run.json and checks it as it would check a command
+// line: an unknown field, a value out of range or an unknown schedule or
+// task is an error naming the file and the field.
 func ReadSpec(dir string) (*Spec, error) {
-	b, err := runtime.ReadRegularFile(filepath.Join(dir, SpecFile), maxSpec, SpecFile)
+	path := filepath.Join(dir, SpecFile)
+	b, err := runtime.ReadRegularFile(path, maxSpec, SpecFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a run directory (it has no %s)", dir, SpecFile)
@@ -57,19 +79,112 @@ func ReadSpec(dir string) (*Spec, error) {
 		return nil, err
 	}
 	var s Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SpecFile), err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: more than one JSON value", path)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &s, nil
 }
 
+// Validate checks every setting of a run against its range, naming the
+// field as run.json spells it. The task and its parameters are NewTask's
+// to check, as it may read a file.
+func (s *Spec) Validate() error {
+	between := func(name string, v, lo, hi int) error {
+		if v < lo || v > hi {
+			return fmt.Errorf("%s must be between %d and %d, got %d", name, lo, hi, v)
+		}
+		return nil
+	}
+	number := func(name string, v float64, positive bool) error {
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return fmt.Errorf("%s must be a finite number, got %v", name, v)
+		case positive && v <= 0:
+			return fmt.Errorf("%s must be a positive number, got %v", name, v)
+		case v < 0:
+			return fmt.Errorf("%s must not be negative, got %v", name, v)
+		}
+		return nil
+	}
+	if s.Model == "" {
+		return errors.New("model must name the model to train")
+	}
+	if s.Source == "" {
+		return errors.New("source must name the model's .attn file")
+	}
+	if s.Schedule != "cosine" && s.Schedule != "constant" {
+		return fmt.Errorf("schedule must be \"cosine\" or \"constant\", got %q", s.Schedule)
+	}
+	if err := errors.Join(
+		between("steps", s.Steps, 1, maxSteps),
+		between("batch", s.Batch, 1, maxBatch),
+		between("warmup", s.Warmup, 0, maxSteps),
+		between("eval_every", s.EvalEvery, 0, maxSteps),
+		between("eval_size", s.EvalSize, 0, maxEvalSize),
+		between("log_every", s.LogEvery, 0, maxSteps),
+		number("lr", s.LR, true),
+		number("weight_decay", s.WeightDecay, false),
+		number("clip", s.Clip, false),
+		number("target", s.Target, false),
+	); err != nil {
+		return err
+	}
+	for k, v := range s.TaskParams.Ints {
+		if err := between(k, v, 1, maxTaskParam); err != nil {
+			return fmt.Errorf("task_params: %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckSize reports a run whose batches would be too large to hold: it
+// measures one example of task and bounds the batch and the held-out set.
+func (s *Spec) CheckSize(task Task) error {
+	return checkSize(task, s.Batch, s.EvalSize)
+}
+
+func checkSize(task Task, batch, evalSize int) error {
+	per := 0
+	for _, t := range task.Batch(rand.New(rand.NewPCG(0, 0)), 1) {
+		per += t.Len()
+	}
+	per = max(per, 1)
+	if batch > maxBatchElems/per {
+		return fmt.Errorf("batch: a batch of %d examples of %s holds %d values each, more than the %d a batch may hold", batch, task.Describe(), per, maxBatchElems)
+	}
+	if evalSize > maxBatchElems/per {
+		return fmt.Errorf("eval_size: %d held-out examples of %s hold %d values each, more than the %d the held-out set may hold", evalSize, task.Describe(), per, maxBatchElems)
+	}
+	return nil
+}
+
+// Exit statuses of the trainer beyond 0 and 1, which attnc train reads.
+const (
+	// ExitAlreadyDone: a resumed run had nothing left to do; nothing was
+	// written.
+	ExitAlreadyDone = 3
+	// ExitInterrupted: a signal stopped the run after a checkpoint.
+	ExitInterrupted = 130
+)
+
 // Main is the trainer program attnc train builds around a compiled model:
 //
-//	trainer train DIR [-resume]   train as DIR/run.json says
+//	trainer train DIR [-resume [-steps N] [-target T] [-eval-every E]]
 //	trainer eval DIR              metrics of DIR's checkpoint on fresh data
 //	trainer predict DIR [-n N]    a few examples: input, target, prediction
 //
-// newModel makes the model with weights initialised from a seed.
+// newModel makes the model with weights initialised from a seed. The
+// exit status is 0 on success, 1 on an error, ExitAlreadyDone when a
+// resumed run was already finished and ExitInterrupted when SIGINT or
+// SIGTERM stopped it.
 func Main(newModel func(seed uint64) (Model, error)) {
 	if os.Getenv("GOGC") == "" {
 		// Training allocates and drops the same activations every step; a
@@ -85,11 +200,37 @@ func Main(newModel func(seed uint64) (Model, error)) {
 			}
 		}
 	}
-	if err := run(os.Args[1:], os.Stdout, newModel); err != nil {
-		pprof.StopCPUProfile()
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+	err := run(os.Args[1:], os.Stdout, newModel)
+	if err == nil {
+		return
 	}
+	pprof.StopCPUProfile()
+	var stopped *StoppedError
+	switch {
+	case errors.Is(err, ErrAlreadyDone):
+		fmt.Fprintln(os.Stdout, err)
+		os.Exit(ExitAlreadyDone)
+	case errors.As(err, &stopped):
+		os.Exit(ExitInterrupted)
+	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+	os.Exit(1)
+}
+
+// ErrAlreadyDone is wrapped by the error a resume returns when the run
+// has nothing left to do: all its steps are done, or it has reached its
+// target. Nothing in the run directory changes.
+var ErrAlreadyDone = errors.New("nothing to do")
+
+// StoppedError is what the trainer returns when a signal stopped the run:
+// it checkpointed the last step and wrote summary.json.
+type StoppedError struct {
+	Signal os.Signal
+	Step   int
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%v: stopped after step %d", e.Signal, e.Step)
 }
 
 func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)) error {
@@ -101,16 +242,41 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	resume := fs.Bool("resume", false, "continue from the run's checkpoint")
 	n := fs.Int("n", 3, "examples to print")
 	stopAfter := fs.Int("stop-after", 0, "end the run after this step as a kill would (for tests)")
+	steps := fs.Int("steps", 0, "with -resume: train to this many steps in all (recorded in run.json)")
+	target := fs.Float64("target", 0, "with -resume: the target to stop at (recorded in run.json)")
+	evalEvery := fs.Int("eval-every", 0, "with -resume: the evaluation interval (recorded in run.json)")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if (set["steps"] || set["target"] || set["eval-every"]) && (cmd != "train" || !*resume) {
+		return errors.New("-steps, -target and -eval-every go with train -resume (a new run takes them from run.json)")
+	}
+	var lock *RunLock
+	if cmd == "train" {
+		if _, err := ReadSpec(dir); err != nil {
+			return err // not a run directory: say so before locking it
+		}
+		var err error
+		if lock, err = LockRun(dir); err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
 	spec, err := ReadSpec(dir)
 	if err != nil {
 		return err
 	}
 	task, err := NewTask(spec.Task, spec.TaskParams)
+	if err == nil {
+		err = spec.CheckSize(task)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", filepath.Join(dir, SpecFile), err)
 	}
 	m, err := newModel(spec.Seed)
 	if err != nil {
@@ -118,26 +284,31 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	}
 	switch cmd {
 	case "train":
-		fmt.Fprintf(out, "training %s on %s: %d steps of %d examples\n", spec.Model, task.Describe(), spec.Steps, spec.Batch)
-		sum, err := Run(m, Config{
-			Task: task, Steps: spec.Steps, Batch: spec.Batch,
-			Schedule:    Schedule{Kind: spec.Schedule, LR: spec.LR, Warmup: spec.Warmup},
-			WeightDecay: spec.WeightDecay, Clip: spec.Clip,
-			EvalEvery: spec.EvalEvery, EvalSize: spec.EvalSize, Target: spec.Target,
-			Seed: spec.Seed, LogEvery: spec.LogEvery, Dir: dir, Resume: *resume, StopAfter: *stopAfter,
-			Out: out, Terminal: isTerminal(out),
-		})
-		if err != nil {
-			return err
+		if *resume {
+			edited := *spec
+			if set["steps"] {
+				edited.Steps = *steps
+			}
+			if set["target"] {
+				edited.Target = *target
+			}
+			if set["eval-every"] {
+				edited.EvalEvery = *evalEvery
+			}
+			if err := edited.Validate(); err != nil {
+				return fmt.Errorf("resume: %w", err)
+			}
+			if err := resumable(dir, spec, &edited, task); err != nil {
+				return err
+			}
+			if edited.Steps != spec.Steps || edited.Target != spec.Target || edited.EvalEvery != spec.EvalEvery {
+				if err := writeJSON(filepath.Join(dir, SpecFile), &edited); err != nil {
+					return err
+				}
+				spec = &edited
+			}
 		}
-		if sum.Stopped != "" {
-			fmt.Fprintf(out, "stopped early: %s\n", sum.Stopped)
-		}
-		fmt.Fprintf(out, "done: %d steps in %s; final eval %s\n", sum.Steps, sum.Duration.Round(1e6), formatMetrics(sum.Eval))
-		if err := saveExample(filepath.Join(dir, ExampleFile), m, task, spec.Seed); err != nil {
-			return err
-		}
-		return writeJSON(filepath.Join(dir, "summary.json"), map[string]any{"steps": sum.Steps, "seconds": sum.Duration.Seconds(), "eval": sum.Eval, "stopped": sum.Stopped})
+		return train(out, dir, spec, task, m, *resume, *stopAfter)
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err
@@ -161,9 +332,143 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			fmt.Fprintf(out, "  %s\n", formatMetrics(ev))
 			return nil
 		}
+		if *n < 1 || *n > maxBatch {
+			return fmt.Errorf("-n must be between 1 and %d, got %d", maxBatch, *n)
+		}
 		return predict(out, m, task, task.Batch(rng, *n))
 	}
 	return fmt.Errorf("unknown trainer command %q (train, eval, predict)", cmd)
+}
+
+// resumable checks a resume of the run in dir, whose run.json is spec and
+// which the command line would change to edited, against its checkpoint:
+// the checkpoint's metadata must be sound, -steps may not undo steps
+// taken, and a run that is finished or at its target has nothing to do
+// (an error wrapping ErrAlreadyDone).
+func resumable(dir string, spec, edited *Spec, task Task) error {
+	path := filepath.Join(dir, CheckpointFile)
+	info, err := readCheckpointInfo(path)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if edited.Steps != spec.Steps && edited.Steps <= info.Step {
+		return fmt.Errorf("resume: -steps %d: the checkpoint is at step %d; give more steps to train longer (a resumed run never undoes steps)", edited.Steps, info.Step)
+	}
+	if info.Step > edited.Steps {
+		return fmt.Errorf("resume: %s: step %d is beyond the run's %d steps (%s)", path, info.Step, edited.Steps, filepath.Join(dir, SpecFile))
+	}
+	again := fmt.Sprintf("attnc train -resume %s -steps N", dir)
+	if info.Step == edited.Steps {
+		return fmt.Errorf("%s is finished: all %d steps are done; nothing changed (%s, with N > %d, trains it longer): %w", dir, edited.Steps, again, edited.Steps, ErrAlreadyDone)
+	}
+	if main := MainMetric(task); edited.Target > 0 && main != "" {
+		if v, ok := info.Eval[main]; ok && v >= edited.Target {
+			return fmt.Errorf("%s already reached its target: %s %.4f ≥ %g at step %d; nothing changed (a higher -target, or -target 0, continues it): %w", dir, main, v, edited.Target, info.Step, ErrAlreadyDone)
+		}
+	}
+	return nil
+}
+
+// train runs the training loop of the trainer: it stops after the step
+// in progress on SIGINT or SIGTERM, and writes summary.json.
+func train(out io.Writer, dir string, spec *Spec, task Task, m Model, resume bool, stopAfter int) error {
+	terminal := isTerminal(out)
+	out = &syncWriter{w: out} // the loop and the signal handler both write
+	stop := make(chan struct{})
+	var sig os.Signal
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(sigs)
+		close(done)
+	}()
+	go func() {
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintf(out, "\n%v: stopping after this step, to checkpoint it (a second signal stops at once, keeping the last checkpoint)\n", sig)
+		first := time.Now()
+		close(stop)
+		for {
+			select {
+			case <-sigs:
+				// attnc forwards the signal a terminal also sent to the
+				// trainer: one Ctrl-C can arrive twice at once.
+				if time.Since(first) > time.Second {
+					fmt.Fprintf(out, "stopping at once; the last checkpoint is kept in %s\n", dir)
+					os.Exit(ExitInterrupted)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	fmt.Fprintf(out, "training %s on %s: %d steps of %d examples\n", spec.Model, task.Describe(), spec.Steps, spec.Batch)
+	sum, err := Run(m, Config{
+		Task: task, Steps: spec.Steps, Batch: spec.Batch,
+		Schedule:    Schedule{Kind: spec.Schedule, LR: spec.LR, Warmup: spec.Warmup},
+		WeightDecay: spec.WeightDecay, Clip: spec.Clip,
+		EvalEvery: spec.EvalEvery, EvalSize: spec.EvalSize, Target: spec.Target,
+		Seed: spec.Seed, LogEvery: spec.LogEvery, Dir: dir, Resume: resume, StopAfter: stopAfter,
+		Stop: stop, Out: out, Terminal: terminal,
+	})
+	summary := func() error {
+		s := map[string]any{"steps": sum.Steps, "seconds": sum.Duration.Seconds(), "eval": finite(sum.Eval), "stopped": sum.Stopped}
+		if sum.EvalStep > 0 {
+			s["eval_step"] = sum.EvalStep
+		}
+		return writeJSON(filepath.Join(dir, "summary.json"), s)
+	}
+	if errors.Is(err, ErrStopped) {
+		sum.Stopped = fmt.Sprintf("interrupted by %v after step %d", sig, sum.Steps)
+		if err := summary(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s; the checkpoint is saved. Continue with:\n  attnc train -resume %s\n", sum.Stopped, dir)
+		return &StoppedError{Signal: sig, Step: sum.Steps}
+	}
+	if err != nil {
+		return err
+	}
+	if sum.Stopped != "" {
+		fmt.Fprintf(out, "stopped early: %s\n", sum.Stopped)
+	}
+	fmt.Fprintf(out, "done: %d steps in %s; final eval %s\n", sum.Steps, sum.Duration.Round(1e6), formatMetrics(sum.Eval))
+	if err := saveExample(filepath.Join(dir, ExampleFile), m, task, spec.Seed); err != nil {
+		return err
+	}
+	return summary()
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// finite returns m without its NaN and infinite values, which JSON cannot
+// hold (a metric is NaN when, say, a batch has nothing to score).
+func finite(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // ExampleFile holds one fresh example's inputs ("input:NAME") and the

@@ -308,8 +308,9 @@ func TestNaNStopsTheRun(t *testing.T) {
 	_, err := Run(m, config(dir, 100))
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrNonFinite))
-	assert.Contains(t, err.Error(), "step 24: the gradient of b is not finite")
-	// The last good checkpoint (step 20) is kept.
+	// The step is 1-based, as in metrics.jsonl: the 25th step failed.
+	assert.Contains(t, err.Error(), "step 25: the gradient of b is not finite")
+	assert.Contains(t, err.Error(), "the last good checkpoint (step 20) is kept")
 	ts, meta, err := runtime.LoadSafetensors(filepath.Join(dir, CheckpointFile))
 	require.NoError(t, err)
 	assert.Equal(t, "20", meta["step"])

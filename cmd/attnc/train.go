@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/attnc/attnc/lang"
@@ -45,139 +47,317 @@ default runs/<model>-<time>) gets run.json, checkpoint.safetensors (with
 the optimizer state: -resume DIR continues a run exactly), metrics.jsonl,
 summary.json, loss.png and, for a pointer network, attention.png.
 
+-resume DIR continues the run in DIR from its checkpoint. It keeps the
+settings the run started with; -steps N (more than the steps done) trains
+it longer, and -target and -eval-every change when it stops and
+evaluates (all three are recorded in run.json). Other flags are refused
+when they differ from the run's. A finished run is left as it is.
+
+Ctrl-C (SIGINT) or SIGTERM stops training after the step in progress,
+with a checkpoint, summary.json and the command that resumes the run;
+the exit status is then 130. One writer at a time: a second train or
+-resume on a run directory in use is refused.
+
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
 given with -data).`,
 	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
-		out := fs.String("out", "", "run directory (default runs/<model>-<time>)")
-		resume := fs.String("resume", "", "continue the run in this directory")
-		steps := fs.Int("steps", 0, "training steps (default: the train section's)")
-		batch := fs.Int("batch", 0, "examples per step")
-		lr := fs.Float64("lr", 0, "peak learning rate")
-		seed := fs.Uint64("seed", 0, "seed of the weights and the data (default 1)")
-		evalEvery := fs.Int("eval-every", 0, "evaluate (and checkpoint) every N steps")
-		target := fs.Float64("target", 0, "stop when the task's main metric reaches this")
-		data := fs.String("data", "", "text file for the lm task")
-		model := fs.String("model", "", "the model to train, when the file defines several")
-		taskArgs := kvFlag{}
-		fs.Var(taskArgs, "task", "override a task parameter, as -task n=12 (repeatable)")
-		config := kvFlag{}
-		fs.Var(config, "config", "override a config value of the model, as -config window=64 (repeatable; kept in run.json)")
+		f := &trainFlags{
+			out:       fs.String("out", "", "run directory (default runs/<model>-<time>)"),
+			resume:    fs.String("resume", "", "continue the run in this directory"),
+			steps:     fs.Int("steps", 0, "training steps (default: the train section's; with -resume: the new total)"),
+			batch:     fs.Int("batch", 0, "examples per step"),
+			lr:        fs.Float64("lr", 0, "peak learning rate"),
+			seed:      fs.Uint64("seed", 0, "seed of the weights and the data (default 1)"),
+			evalEvery: fs.Int("eval-every", 0, "evaluate (and checkpoint) every N steps"),
+			target:    fs.Float64("target", 0, "stop when the task's main metric reaches this (0: never)"),
+			data:      fs.String("data", "", "text file for the lm task"),
+			model:     fs.String("model", "", "the model to train, when the file defines several"),
+			task:      kvFlag{},
+			config:    kvFlag{},
+		}
+		fs.Var(f.task, "task", "override a task parameter, as -task n=12 (repeatable)")
+		fs.Var(f.config, "config", "override a config value of the model, as -config window=64 (repeatable; kept in run.json)")
 		return func(c *cli, args []string) int {
-			if *resume != "" {
-				spec, err := train.ReadSpec(*resume)
-				if err != nil {
-					fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
-					return exitError
-				}
-				if len(args) == 0 {
-					args = []string{spec.Source}
-				}
-				for k, v := range spec.Config {
-					config[k] = v
-				}
+			f.given = map[string]bool{}
+			fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+			if *f.resume != "" {
+				return c.resume(*f.resume, args, f)
 			}
-			if len(args) != 1 {
-				return c.usageError("train", "want exactly one file, got %d", len(args))
-			}
-			models, ok := c.compile(args[0], *model, false, config)
-			if !ok {
-				return exitError
-			}
-			m := models[0]
-			spec, err := specFor(m, args[0])
-			if err == nil && len(config) > 0 {
-				spec.Config = config
-			}
-			if err != nil {
-				fmt.Fprintf(c.stderr, "attnc train: %s: %v\n", args[0], err)
-				return exitError
-			}
-			for k, v := range taskArgs {
-				if n, err := strconv.Atoi(v); err == nil {
-					spec.TaskParams.Ints[k] = n
-				} else {
-					spec.TaskParams.Strings[k] = v
-				}
-			}
-			if *data != "" {
-				abs, _ := filepath.Abs(*data)
-				spec.TaskParams.Strings["data"] = abs
-			}
-			override := func(dst *int, v int) {
-				if v != 0 {
-					*dst = v
-				}
-			}
-			override(&spec.Steps, *steps)
-			override(&spec.Batch, *batch)
-			override(&spec.EvalEvery, *evalEvery)
-			if *lr != 0 {
-				spec.LR = *lr
-			}
-			if *seed != 0 {
-				spec.Seed = *seed
-			}
-			if *target != 0 {
-				spec.Target = *target
-			}
-			if spec.EvalEvery == 0 {
-				spec.EvalEvery = max(spec.Steps/10, 1)
-			}
-			if _, err := train.NewTask(spec.Task, spec.TaskParams); err != nil {
-				fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
-				return exitError
-			}
-			dir := *out
-			if *resume != "" {
-				dir = *resume
-			} else if dir == "" {
-				dir = filepath.Join("runs", fmt.Sprintf("%s-%s", m.Name, time.Now().Format("20060102-150405")))
-			}
-			if *resume == "" {
-				if _, err := os.Stat(filepath.Join(dir, train.CheckpointFile)); err == nil {
-					fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
-					return exitError
-				}
-			}
-			bin, err := c.trainer(m)
-			if err != nil {
-				fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
-				return exitError
-			}
-			if *resume == "" {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
-					return exitError
-				}
-				b, _ := json.MarshalIndent(spec, "", "  ")
-				if err := writeFileAtomic(filepath.Join(dir, train.SpecFile), append(b, '\n')); err != nil {
-					fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
-					return exitError
-				}
-			}
-			targs := []string{"train", dir}
-			if *resume != "" {
-				targs = append(targs, "-resume")
-			}
-			if code := c.runTrainer(bin, targs...); code != exitOK {
-				return code
-			}
-			c.pictures(dir, m.Name)
-			fmt.Fprintf(c.stdout, "run directory: %s\n", dir)
-			return exitOK
+			return c.newRun(args, f)
 		}
 	},
+}
+
+// trainFlags are attnc train's flags; given holds the names of those on
+// the command line, so that a value equal to the flag's zero is applied
+// (or refused) rather than taken for "not given".
+type trainFlags struct {
+	out, resume, data, model *string
+	steps, batch, evalEvery  *int
+	lr, target               *float64
+	seed                     *uint64
+	task, config             kvFlag
+	given                    map[string]bool
+}
+
+// exitInterrupted is attnc train's exit status when a signal stopped the
+// run (after a checkpoint), as a shell reports a job stopped by SIGINT.
+const exitInterrupted = train.ExitInterrupted
+
+// newRun starts a run in a new run directory.
+func (c *cli) newRun(args []string, f *trainFlags) int {
+	if len(args) != 1 {
+		return c.usageError("train", "want exactly one file, got %d", len(args))
+	}
+	if f.given["eval-every"] && *f.evalEvery < 1 {
+		return c.usageError("train", "-eval-every must be at least 1, got %d", *f.evalEvery)
+	}
+	models, ok := c.compile(args[0], *f.model, false, f.config)
+	if !ok {
+		return exitError
+	}
+	m := models[0]
+	spec, err := specFor(m, args[0])
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %s: %v\n", args[0], err)
+		return exitError
+	}
+	if len(f.config) > 0 {
+		spec.Config = f.config
+	}
+	for k, v := range f.task {
+		if n, err := strconv.Atoi(v); err == nil {
+			spec.TaskParams.Ints[k] = n
+		} else {
+			spec.TaskParams.Strings[k] = v
+		}
+	}
+	if *f.data != "" {
+		abs, _ := filepath.Abs(*f.data)
+		spec.TaskParams.Strings["data"] = abs
+	}
+	if f.given["steps"] {
+		spec.Steps = *f.steps
+	}
+	if f.given["batch"] {
+		spec.Batch = *f.batch
+	}
+	if f.given["eval-every"] {
+		spec.EvalEvery = *f.evalEvery
+	}
+	if f.given["lr"] {
+		spec.LR = *f.lr
+	}
+	if f.given["seed"] {
+		spec.Seed = *f.seed
+	}
+	if f.given["target"] {
+		spec.Target = *f.target
+	}
+	if spec.EvalEvery == 0 {
+		spec.EvalEvery = max(spec.Steps/10, 1)
+	}
+	if err := spec.Validate(); err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	task, err := train.NewTask(spec.Task, spec.TaskParams)
+	if err == nil {
+		err = spec.CheckSize(task)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	dir := *f.out
+	if dir == "" {
+		dir = filepath.Join("runs", fmt.Sprintf("%s-%s", m.Name, time.Now().Format("20060102-150405")))
+	}
+	if _, err := os.Stat(filepath.Join(dir, train.CheckpointFile)); err == nil {
+		fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
+		return exitError
+	}
+	bin, err := c.trainer(m)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	// The lock covers run.json too: a second attnc train with the same
+	// -out must not rewrite the settings of a run in progress. The
+	// trainer inherits it.
+	lock, err := train.LockRun(dir)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	defer lock.Release()
+	if _, err := os.Stat(filepath.Join(dir, train.CheckpointFile)); err == nil {
+		fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
+		return exitError
+	}
+	b, _ := json.MarshalIndent(spec, "", "  ")
+	if err := writeFileAtomic(filepath.Join(dir, train.SpecFile), append(b, '\n')); err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	return c.trained(dir, m.Name, c.runTrainer(bin, lock, "train", dir))
+}
+
+// resume continues the run in dir. The settings that decide which steps
+// the run takes (model, config, task, data, batch, lr, seed) are the
+// run's own: giving another value is refused, since the resumed run
+// would then be neither the run it continues nor a run of the settings
+// asked for. -steps, -target and -eval-every go to the trainer, which
+// checks them against the checkpoint and records them in run.json.
+func (c *cli) resume(dir string, args []string, f *trainFlags) int {
+	spec, err := train.ReadSpec(dir)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	if diffs := resumeConflicts(dir, spec, args, f); len(diffs) > 0 {
+		fmt.Fprintf(c.stderr, "attnc train: -resume continues %s with the settings it started with, so that it takes exactly the steps the run would have; these differ from run.json:\n", dir)
+		for _, d := range diffs {
+			fmt.Fprintf(c.stderr, "  %s\n", d)
+		}
+		fmt.Fprintf(c.stderr, "Leave them out, or start a new run with -out NEW_DIR. (-steps, -target and -eval-every may change on -resume.)\n")
+		return exitUsage
+	}
+	if f.given["eval-every"] && *f.evalEvery < 1 {
+		return c.usageError("train", "-eval-every must be at least 1, got %d", *f.evalEvery)
+	}
+	lock, err := train.LockRun(dir)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	defer lock.Release()
+	models, ok := c.compile(spec.Source, spec.Model, false, spec.Config)
+	if !ok {
+		return exitError
+	}
+	bin, err := c.trainer(models[0])
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+		return exitError
+	}
+	targs := []string{"train", dir, "-resume"}
+	if f.given["steps"] {
+		targs = append(targs, "-steps", strconv.Itoa(*f.steps))
+	}
+	if f.given["target"] {
+		targs = append(targs, "-target", strconv.FormatFloat(*f.target, 'g', -1, 64))
+	}
+	if f.given["eval-every"] {
+		targs = append(targs, "-eval-every", strconv.Itoa(*f.evalEvery))
+	}
+	return c.trained(dir, spec.Model, c.runTrainer(bin, lock, targs...))
+}
+
+// resumeConflicts lists the flags (and the file) given with -resume that
+// differ from the run's settings.
+func resumeConflicts(dir string, spec *train.Spec, args []string, f *trainFlags) []string {
+	var diffs []string
+	differ := func(gave, has string) {
+		diffs = append(diffs, fmt.Sprintf("%s (the run has %s)", gave, has))
+	}
+	if len(args) > 1 {
+		diffs = append(diffs, fmt.Sprintf("%d files (-resume takes the run's own, %s)", len(args), spec.Source))
+	} else if len(args) == 1 && sourcePath(args[0]) != spec.Source {
+		differ(args[0], spec.Source)
+	}
+	if f.given["out"] && !sameDir(*f.out, dir) {
+		differ("-out "+*f.out, "its directory "+dir)
+	}
+	if f.given["model"] && *f.model != spec.Model {
+		differ("-model "+*f.model, spec.Model)
+	}
+	if f.given["batch"] && *f.batch != spec.Batch {
+		differ(fmt.Sprintf("-batch %d", *f.batch), fmt.Sprintf("batch %d", spec.Batch))
+	}
+	if f.given["lr"] && *f.lr != spec.LR {
+		differ(fmt.Sprintf("-lr %g", *f.lr), fmt.Sprintf("lr %g", spec.LR))
+	}
+	if f.given["seed"] && *f.seed != spec.Seed {
+		differ(fmt.Sprintf("-seed %d", *f.seed), fmt.Sprintf("seed %d", spec.Seed))
+	}
+	if f.given["data"] {
+		abs, _ := filepath.Abs(*f.data)
+		if has := spec.TaskParams.Strings["data"]; abs != has {
+			differ("-data "+*f.data, "data "+orNone(has))
+		}
+	}
+	for _, k := range sortedKeys(f.task) {
+		has, ok := spec.TaskParams.Strings[k]
+		if n, isInt := spec.TaskParams.Ints[k]; isInt {
+			has, ok = strconv.Itoa(n), true
+		}
+		if !ok || has != f.task[k] {
+			differ("-task "+k+"="+f.task[k], "task "+spec.Task+" with "+k+" "+orNone(has))
+		}
+	}
+	for _, k := range sortedKeys(f.config) {
+		if has, ok := spec.Config[k]; !ok || has != f.config[k] {
+			if !ok {
+				has = "the source's value"
+			}
+			differ("-config "+k+"="+f.config[k], "config "+k+" "+has)
+		}
+	}
+	return diffs
+}
+
+// trained finishes attnc train after the trainer's exit status code: the
+// pictures and the run directory when it trained (also when a signal
+// stopped it), nothing when a resume found nothing to do.
+func (c *cli) trained(dir, model string, code int) int {
+	switch code {
+	case train.ExitAlreadyDone:
+		return exitOK
+	case exitOK, exitInterrupted:
+		c.pictures(dir, model)
+		fmt.Fprintf(c.stdout, "run directory: %s\n", dir)
+		return code
+	}
+	return exitError
+}
+
+// sourcePath spells a model file as run.json does.
+func sourcePath(source string) string {
+	if strings.HasPrefix(source, lang.StdPrefix) {
+		return source
+	}
+	abs, _ := filepath.Abs(source)
+	return abs
+}
+
+func sameDir(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	a, _ = filepath.Abs(a)
+	b, _ = filepath.Abs(b)
+	return a == b
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // specFor resolves a model's train section into a run spec, with the
 // defaults filled in.
 func specFor(m *lang.Model, source string) (*train.Spec, error) {
-	abs, _ := filepath.Abs(source)
-	if strings.HasPrefix(source, lang.StdPrefix) {
-		abs = source
-	}
-	s := &train.Spec{Model: m.Name, Source: abs, Steps: 1000, Batch: 32, LR: 1e-3, WeightDecay: 0.01,
+	s := &train.Spec{Model: m.Name, Source: sourcePath(source), Steps: 1000, Batch: 32, LR: 1e-3, WeightDecay: 0.01,
 		Schedule: "cosine", Warmup: 0, Clip: 1.0, EvalSize: 512, Seed: 1, LogEvery: 50,
 		TaskParams: train.Params{Ints: map[string]int{}, Strings: map[string]string{}}}
 	task, ok := m.TrainValue("task")
@@ -264,16 +444,50 @@ func specFor(m *lang.Model, source string) (*train.Spec, error) {
 }
 
 // runTrainer runs the trainer with the terminal as its output, so its
-// progress bar draws, and returns attnc's exit status.
-func (c *cli) runTrainer(bin string, args ...string) int {
+// progress bar draws, and returns its exit status (-1 when it could not
+// be run, or a signal killed it). A lock, when given, is handed down to
+// the trainer. SIGINT and SIGTERM sent to attnc are passed on to the
+// trainer, which checkpoints and stops, and attnc waits for it: killing
+// attnc never leaves a trainer running on its own.
+func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) {
-			fmt.Fprintf(c.stderr, "attnc: running the trainer: %v\n", err)
+	if lock != nil {
+		cmd.ExtraFiles = lock.ExtraFiles()
+		cmd.Env = append(os.Environ(), lock.Env())
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(c.stderr, "attnc: running the trainer: %v\n", err)
+		return -1
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				// Where signals cannot be sent (Windows), Ctrl-C reaches
+				// every process of the console anyway; anything else
+				// ends the trainer.
+				if cmd.Process.Signal(sig) != nil && sig != os.Interrupt {
+					cmd.Process.Kill()
+				}
+			case <-done:
+				return
+			}
 		}
-		return exitError
+	}()
+	err := cmd.Wait()
+	close(done)
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		fmt.Fprintf(c.stderr, "attnc: running the trainer: %v\n", err)
+		return -1
 	}
 	return exitOK
 }
@@ -306,7 +520,10 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError
 				}
-				return c.runTrainer(bin, append([]string{name, args[0]}, more()...)...)
+				if c.runTrainer(bin, nil, append([]string{name, args[0]}, more()...)...) != exitOK {
+					return exitError
+				}
+				return exitOK
 			}
 		},
 	}
