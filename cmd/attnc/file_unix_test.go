@@ -72,7 +72,8 @@ model lm {
 	// a named pipe itself.
 	run := filepath.Join(dir, "run")
 	require.NoError(t, os.Mkdir(run, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(run, "run.json"), []byte(`{"model": "m", "source": "/dev/zero"}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "run.json"), []byte(`{"model": "m", "source": "/dev/zero", "task": "copy", "task_params": {"ints": {"len": 4}},
+  "steps": 1, "batch": 1, "lr": 0.001, "schedule": "cosine", "clip": 1, "eval_every": 1, "eval_size": 1, "seed": 1, "log_every": 1}`), 0o644))
 	attncFast(t, "/dev/zero: not a regular file (a device)", "eval", run)
 	piped := filepath.Join(dir, "piped")
 	require.NoError(t, os.Mkdir(piped, 0o755))
