@@ -190,6 +190,9 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			}
 			if s.Score != nil {
 				v = s.Score(v, b, h, q0+i, k0+j)
+				if v == negInf32 {
+					keep[j] = false // a score of -Inf masks the key
+				}
 			}
 			sc[j] = v
 		}
@@ -298,17 +301,23 @@ func (a *attnRun) flash(out, lse []float32) {
 					matAdd(acc, a.dv, t.sc, attnBK, a.v.F[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
 				}
 			}
+			// l is 0 exactly when the row admits no key; a NaN score
+			// makes it NaN, which must reach the results as in the
+			// reference, so the test is != 0, not > 0.
 			row0 := bh*a.nq + q0
 			for i := range rows {
 				if lse != nil {
 					lse[row0+i] = negInf32
-					if l[i] > 0 {
+					switch {
+					case m[i] == posInf32:
+						lse[row0+i] = posInf32 // l is NaN (∞ - ∞), the sum is not
+					case l[i] != 0:
 						lse[row0+i] = m[i] + float32(math.Log(l[i]))
 					}
 				}
 				if out != nil {
 					o := out[(row0+i)*a.dv : (row0+i+1)*a.dv]
-					if l[i] > 0 {
+					if l[i] != 0 {
 						copy(o, acc[i*a.dv:(i+1)*a.dv])
 						scaleRow(o, float32(1/l[i]))
 					}
@@ -362,11 +371,16 @@ func (a *attnRun) distribution(out []float32, logs bool) {
 					}
 				}
 				lse := mx + float32(math.Log(sum))
+				if mx == posInf32 {
+					lse = mx // sum is NaN (∞ - ∞): the reference's log-sum-exp is +Inf
+				}
 				inv := float32(1 / sum)
 				for j, s := range row {
 					switch {
+					case s == negInf32 && logs:
+						row[j] = negInf32 // masked, also in a NaN row
 					case logs:
-						row[j] = s - lse // -Inf stays -Inf
+						row[j] = s - lse
 					case s == negInf32:
 						row[j] = 0
 					default:
