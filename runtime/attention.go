@@ -190,9 +190,9 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			}
 			if s.Score != nil {
 				v = s.Score(v, b, h, q0+i, k0+j)
-				if v == negInf32 {
-					keep[j] = false // a score of -Inf masks the key
-				}
+			}
+			if v == negInf32 {
+				keep[j] = false // a score of -Inf masks the key
 			}
 			sc[j] = v
 		}

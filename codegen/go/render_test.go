@@ -10,18 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	gogen "github.com/attnc/attnc/codegen/go"
-	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/stdlib"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// Every op of the IR can be written by the Go renderer.
-func TestLoweringsCoverAllOps(t *testing.T) {
-	assert.ElementsMatch(t, ir.AllOps(), gogen.Lowerings())
-}
 
 func small(kv ...any) map[string]lang.Value {
 	out := map[string]lang.Value{}

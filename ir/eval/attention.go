@@ -193,13 +193,13 @@ func (a *attnEval) row(b, h, qi int, keep []bool, raw, scores []float64) (kept i
 			if s, err = a.score.Eval(a.vars, a.capture); err != nil {
 				return 0, 0, a.fail("score", a.score, b, h, qi, ki, err)
 			}
-			if math.IsInf(s, -1) {
-				// A score of -inf masks the key (where(c, s, -inf) is
-				// how a score writes a mask): probability 0 and no
-				// gradient, and a row of such keys is a fully masked row.
-				keep[ki] = false
-				continue
-			}
+		}
+		if math.IsInf(s, -1) {
+			// A score of -inf masks the key (where(c, s, -inf) is how a
+			// score writes a mask): probability 0 and no gradient, and a
+			// row of such keys is a fully masked row.
+			keep[ki] = false
+			continue
 		}
 		scores[ki] = s
 		m = nanMax(m, s)
