@@ -18,6 +18,7 @@ import (
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/ir/eval"
 	"github.com/attnc/attnc/runtime"
+	"github.com/attnc/attnc/train"
 )
 
 // This file holds the machinery the every-op test and the program corpus
@@ -34,10 +35,17 @@ type unit struct {
 	prog   *ir.Program
 	config []gogen.ConfigValue
 	envs   []eval.Env
-	// train, when positive, runs that many steps of plain SGD (learning
-	// rate 1e-2) after the comparison run of each environment, and
-	// reports the losses.
-	train int
+	// task, when set, is the task the model trains on for two steps (with
+	// train.Run, batch 2) after the comparison runs.
+	task    *taskSpec
+	trained trainResult // filled by runUnits
+}
+
+// A taskSpec names a training task and its parameters.
+type taskSpec struct {
+	Name    string            `json:"name"`
+	Ints    map[string]int    `json:"ints"`
+	Strings map[string]string `json:"strings"`
 }
 
 // A wire tensor is a tensor in the JSON the harness reads and writes:
@@ -56,7 +64,13 @@ type runResult struct {
 	Forward map[string]wireTensor `json:"forward"` // ForwardMap's results
 	Grad    map[string]wireTensor `json:"grad"`    // LossAndGradMap's results
 	Grads   map[string]wireTensor `json:"grads"`   // Grads(), by param name
-	Losses  []uint32              `json:"losses"`  // the losses of the training steps, as bits
+}
+
+// A trainResult is what two steps of train.Run reported.
+type trainResult struct {
+	Err   string `json:"err"`
+	Steps int    `json:"steps"`
+	Loss  string `json:"loss"` // formatted, so NaN and Inf survive JSON
 }
 
 type harnessEnv struct {
@@ -143,6 +157,21 @@ func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 	}
 	var imports, table strings.Builder
 	envs := map[string][]harnessEnv{}
+	tasks := map[string]*taskSpec{}
+	training := false
+	for _, u := range units {
+		if u.task != nil {
+			training = true
+		}
+	}
+	if training {
+		trFiles, err := gogen.CopyPackage(train.Source, "train", "train", map[string]string{"github.com/attnc/attnc/runtime": module + "/rt"}, "test")
+		require.NoError(t, err)
+		for name, b := range trFiles {
+			write("train/"+name, b)
+		}
+		fmt.Fprintf(&imports, "\t%q\n", module+"/train")
+	}
 	for _, u := range units {
 		files, err := gogen.Render(u.prog, gogen.Options{
 			Package:       u.name,
@@ -155,14 +184,20 @@ func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 		write("m/"+u.name+"/model.go", files["model.go"])
 		fmt.Fprintf(&imports, "\t%q\n", module+"/m/"+u.name)
 		hasGrad := len(u.prog.Funcs) > 1
-		fmt.Fprintf(&table, "\t%q: func(in, ps map[string]*rt.Tensor, steps int) (r result) {\n", u.name)
-		fmt.Fprintf(&table, "\t\tm, err := %s.New(%s.DefaultConfig(), 1)\n\t\tif err != nil {\n\t\t\treturn result{Err: err.Error()}\n\t\t}\n", u.name, u.name)
-		fmt.Fprintf(&table, "\t\treturn run(m.Params(), ps, func() (map[string]*rt.Tensor, error) { return m.ForwardMap(in) }, ")
+		fmt.Fprintf(&table, "\t%q: {\n\t\trun: func(in, ps map[string]*rt.Tensor) (r result) {\n", u.name)
+		fmt.Fprintf(&table, "\t\t\tm, err := %s.New(%s.DefaultConfig(), 1)\n\t\t\tif err != nil {\n\t\t\t\treturn result{Err: err.Error()}\n\t\t\t}\n", u.name, u.name)
+		fmt.Fprintf(&table, "\t\t\treturn run(m.Params(), ps, func() (map[string]*rt.Tensor, error) { return m.ForwardMap(in) }, ")
 		if hasGrad {
-			fmt.Fprintf(&table, "func() (map[string]*rt.Tensor, []rt.Named, error) {\n\t\t\tout, err := m.LossAndGradMap(in)\n\t\t\treturn out, m.Grads(), err\n\t\t}, steps)\n\t},\n")
+			fmt.Fprintf(&table, "func() (map[string]*rt.Tensor, []rt.Named, error) {\n\t\t\t\tout, err := m.LossAndGradMap(in)\n\t\t\t\treturn out, m.Grads(), err\n\t\t\t})\n\t\t},\n")
 		} else {
-			fmt.Fprintf(&table, "nil, steps)\n\t},\n")
+			fmt.Fprintf(&table, "nil)\n\t\t},\n")
 		}
+		if u.task != nil {
+			require.True(t, hasGrad, "%s: a model without weights cannot train", u.name)
+			tasks[u.name] = u.task
+			fmt.Fprintf(&table, "\t\ttrain: func(task train.Task, dir string) (train.Model, error) { return %s.New(%s.DefaultConfig(), 1) },\n", u.name, u.name)
+		}
+		fmt.Fprintf(&table, "\t},\n")
 		for _, env := range u.envs {
 			roundF32(env)
 			he := harnessEnv{Inputs: map[string]wireTensor{}, Params: map[string]wireTensor{}}
@@ -175,17 +210,22 @@ func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 			envs[u.name] = append(envs[u.name], he)
 		}
 	}
-	steps := map[string]int{}
-	for _, u := range units {
-		steps[u.name] = u.train
+	src := harnessMain
+	if training {
+		src += harnessTrain
+	} else {
+		src += "\nfunc trainUnit(u unit, spec *taskSpec) trainResult { return trainResult{Err: \"no training\"} }\n"
 	}
-	src := strings.Replace(harnessMain, "//IMPORTS\n", imports.String(), 1)
+	src = strings.Replace(src, "//IMPORTS\n", imports.String(), 1)
 	src = strings.Replace(src, "//TABLE\n", table.String(), 1)
+	if !training {
+		src = strings.Replace(src, "\ttrain func(task train.Task, dir string) (train.Model, error)\n", "", 1)
+	}
 	write("main.go", []byte(src))
 	b, err := json.Marshal(struct {
 		Envs  map[string][]harnessEnv `json:"envs"`
-		Steps map[string]int          `json:"steps"`
-	}{envs, steps})
+		Tasks map[string]*taskSpec    `json:"tasks"`
+	}{envs, tasks})
 	require.NoError(t, err)
 	write("envs.json", b)
 
@@ -207,9 +247,17 @@ func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 	require.NoError(t, err, "running the harness:\n%s", out)
 	b, err = os.ReadFile(filepath.Join(dir, "results.json"))
 	require.NoError(t, err)
-	var results map[string][]runResult
+	var results struct {
+		Runs  map[string][]runResult `json:"runs"`
+		Train map[string]trainResult `json:"train"`
+	}
 	require.NoError(t, json.Unmarshal(b, &results))
-	return results
+	for _, u := range units {
+		if u.task != nil {
+			u.trained = results.Train[u.name]
+		}
+	}
+	return results.Runs
 }
 
 // harnessMain runs every unit of the module on its environments. It finds
@@ -249,7 +297,18 @@ type result struct {
 	Forward map[string]wire ` + "`json:\"forward\"`" + `
 	Grad    map[string]wire ` + "`json:\"grad\"`" + `
 	Grads   map[string]wire ` + "`json:\"grads\"`" + `
-	Losses  []uint32        ` + "`json:\"losses\"`" + `
+}
+
+type taskSpec struct {
+	Name    string            ` + "`json:\"name\"`" + `
+	Ints    map[string]int    ` + "`json:\"ints\"`" + `
+	Strings map[string]string ` + "`json:\"strings\"`" + `
+}
+
+type trainResult struct {
+	Err   string ` + "`json:\"err\"`" + `
+	Steps int    ` + "`json:\"steps\"`" + `
+	Loss  string ` + "`json:\"loss\"`" + `
 }
 
 func fromWire(w wire) *rt.Tensor {
@@ -291,9 +350,9 @@ func toWires(m map[string]*rt.Tensor) map[string]wire {
 }
 
 // run sets the weights, runs forward and (when grad is not nil) the
-// gradient, then steps of SGD.
+// gradient.
 func run(params []rt.Named, ps map[string]*rt.Tensor, fwd func() (map[string]*rt.Tensor, error),
-	grad func() (map[string]*rt.Tensor, []rt.Named, error), steps int) (r result) {
+	grad func() (map[string]*rt.Tensor, []rt.Named, error)) (r result) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.Err = fmt.Sprintf("panic: %v", p)
@@ -326,22 +385,17 @@ func run(params []rt.Named, ps map[string]*rt.Tensor, fwd func() (map[string]*rt
 	for _, g := range grads {
 		r.Grads[g.Name] = toWire(g.T)
 	}
-	for range steps {
-		for i, g := range grads {
-			for j, x := range g.T.F {
-				params[i].T.F[j] -= 0.01 * x
-			}
-		}
-		out, grads, err = grad()
-		if err != nil {
-			return result{Err: "training step: " + err.Error()}
-		}
-		r.Losses = append(r.Losses, math.Float32bits(out["loss"].F[0]))
-	}
 	return r
 }
 
-var units = map[string]func(in, ps map[string]*rt.Tensor, steps int) result{
+// A unit is one generated package: run compares it, train (when the
+// test gives it a task) makes a fresh model for train.Run.
+type unit struct {
+	run   func(in, ps map[string]*rt.Tensor) result
+	train func(task train.Task, dir string) (train.Model, error)
+}
+
+var units = map[string]unit{
 //TABLE
 }
 
@@ -351,8 +405,8 @@ func main() {
 		panic(err)
 	}
 	var all struct {
-		Envs  map[string][]env ` + "`json:\"envs\"`" + `
-		Steps map[string]int   ` + "`json:\"steps\"`" + `
+		Envs  map[string][]env      ` + "`json:\"envs\"`" + `
+		Tasks map[string]*taskSpec ` + "`json:\"tasks\"`" + `
 	}
 	if err := json.Unmarshal(b, &all); err != nil {
 		panic(err)
@@ -362,7 +416,11 @@ func main() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	results := map[string][]result{}
+	var results struct {
+		Runs  map[string][]result    ` + "`json:\"runs\"`" + `
+		Train map[string]trainResult ` + "`json:\"train\"`" + `
+	}
+	results.Runs, results.Train = map[string][]result{}, map[string]trainResult{}
 	for _, n := range names {
 		for _, e := range all.Envs[n] {
 			in, ps := map[string]*rt.Tensor{}, map[string]*rt.Tensor{}
@@ -372,7 +430,10 @@ func main() {
 			for k, w := range e.Params {
 				ps[k] = fromWire(w)
 			}
-			results[n] = append(results[n], units[n](in, ps, all.Steps[n]))
+			results.Runs[n] = append(results.Runs[n], units[n].run(in, ps))
+		}
+		if spec := all.Tasks[n]; spec != nil {
+			results.Train[n] = trainUnit(units[n], spec)
 		}
 	}
 	b, err = json.Marshal(results)
@@ -382,6 +443,37 @@ func main() {
 	if err := os.WriteFile(os.Args[2], b, 0o644); err != nil {
 		panic(err)
 	}
+}
+`
+
+// harnessTrain is the harness's training part, added when a unit
+// trains: two steps of train.Run, batch 2, on the unit's task.
+const harnessTrain = `
+func trainUnit(u unit, spec *taskSpec) (r trainResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.Err = fmt.Sprintf("panic: %v", p)
+		}
+	}()
+	task, err := train.NewTask(spec.Name, train.Params{Ints: spec.Ints, Strings: spec.Strings})
+	if err != nil {
+		return trainResult{Err: err.Error()}
+	}
+	dir, err := os.MkdirTemp("", "attnc-train-")
+	if err != nil {
+		return trainResult{Err: err.Error()}
+	}
+	defer os.RemoveAll(dir)
+	m, err := u.train(task, dir)
+	if err != nil {
+		return trainResult{Err: err.Error()}
+	}
+	s, err := train.Run(m, train.Config{Task: task, Steps: 2, Batch: 2, EvalSize: 4, LogEvery: 1, Seed: 1, Dir: dir,
+		Schedule: train.Schedule{Kind: "constant", LR: 1e-3}, Clip: 1})
+	if err != nil {
+		return trainResult{Err: err.Error()}
+	}
+	return trainResult{Steps: s.Steps, Loss: fmt.Sprint(s.Loss)}
 }
 `
 
