@@ -37,6 +37,8 @@ type trial struct {
 	// special names f32 inputs that get +Inf, -Inf and NaN at scattered
 	// places.
 	special []string
+	// nanAt puts one NaN into an f32 input, at a flat index.
+	nanAt map[string]int
 }
 
 // caseBuilder builds a case's module: inputs, weights, the ops under
@@ -189,6 +191,9 @@ func (c *caseBuilder) fill(m *ir.Module, tr trial, rng *rand.Rand) (eval.Env, er
 					t.Data[i] = math.NaN()
 				}
 			}
+		}
+		if i, ok := tr.nanAt[name]; ok {
+			t.Data[i] = math.NaN()
 		}
 		env.Inputs[name] = t
 	}
@@ -495,8 +500,8 @@ var opCases = []opCase{
 			x := c.in("x", ir.F32, "B", "N", 7)
 			c.out("softmax_last", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(2)}, c.plus(x, "sm.w", 7)))
 			c.out("softmax_mid", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(1)}, c.bin(ir.OpMul, x, c.param("sm2.w", 7))))
-			c.out("layer_norm", c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(1e-5)}, c.plus(x, "ln.w", 7)))
-			c.out("rms_norm", c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(1e-5)}, c.plus(x, "rms.w", 7)))
+			c.out("layer_norm", c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "ln.w", 7)))
+			c.out("rms_norm", c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "rms.w", 7)))
 			c.out("cross_entropy", c.op(ir.OpCrossEntropy, nil, c.plus(x, "ce.w", 7), c.in("t", ir.I32, "B", "N")))
 			c.out("cross_entropy_ignore", c.op(ir.OpCrossEntropy, ir.Attrs{"ignore_index": ir.IntAttr(-1)}, c.plus(x, "ce2.w", 7), c.in("ti", ir.I32, "B", "N")))
 			// Rows that are entirely -Inf.
@@ -605,7 +610,10 @@ var opCases = []opCase{
 			c.out("nan_score", c.op(ir.OpAttention, attnAttrs("score", scaled, "returns", "probs"), q, k, c.in("g", ir.F32, 2)))
 		},
 		trials: []trial{{syms: syms("B", 2, "N", 5), special: []string{"xq"}}, {syms: syms("B", 1, "N", 70), special: []string{"xk"}},
-			{syms: syms("B", 1, "N", 4), special: []string{"g"}}},
+			{syms: syms("B", 1, "N", 4), nanAt: map[string]int{"g": 1}},
+			// One NaN in query 10 of head 0: that row only is NaN, and
+			// so is the gradient of every key it admits.
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xq": 10*4 + 1}}},
 	},
 }
 
@@ -694,6 +702,9 @@ func TestEveryOp(t *testing.T) {
 				what := fmt.Sprintf("trial %d %v", j, b.trials[j].syms)
 				if len(b.trials[j].special) > 0 {
 					what += fmt.Sprintf(" (±Inf, NaN in %v)", b.trials[j].special)
+				}
+				if len(b.trials[j].nanAt) > 0 {
+					what += fmt.Sprintf(" (NaN at %v)", b.trials[j].nanAt)
 				}
 				if res[j].Err != "" {
 					t.Errorf("%s: the generated code failed: %s", what, res[j].Err)
