@@ -408,7 +408,7 @@ var opCases = []opCase{
 			c.out("reduce_sum_i32", c.op(ir.OpReduceSum, axes(1), i))
 			c.out("reduce_max_i32", c.op(ir.OpReduceMax, axes(0), i))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 300)}, {syms: syms("B", 3, "N", 7), special: []string{"x"}}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 300)}, {syms: syms("B", 3, "N", 7), special: []string{"x"}}, {syms: syms("B", 2, "N", 0)}},
 	},
 	{
 		name: "argmax",
@@ -430,7 +430,7 @@ var opCases = []opCase{
 			c.out("matmul_broadcast", c.op(ir.OpMatMul, nil, c.param("p", 2, 1, 3, 4), c.param("r", 5, 4, 6)))
 			c.out("matmul_2d", c.op(ir.OpMatMul, nil, c.plus(c.in("y", ir.F32, "M", 3), "y.w", 3), c.param("s", 3, 1)))
 		},
-		trials: []trial{{syms: syms("B", 1, "M", 1)}, {syms: syms("B", 2, "M", 70)}},
+		trials: []trial{{syms: syms("B", 1, "M", 1)}, {syms: syms("B", 2, "M", 70)}, {syms: syms("B", 2, "M", 0)}},
 		tol:    2e-4,
 	},
 	{
@@ -448,7 +448,7 @@ var opCases = []opCase{
 			c.out("einsum_dot", es("bnd,d->bn", c.plus(x, "u", 4), c.param("d", 4)))
 			c.out("einsum_three", es("bn,n,n->b", c.plus(c.in("y", ir.F32, "B", 3), "y.w", 3), c.param("y2", 3), c.param("y3", 3)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 0)}},
 	},
 	{
 		name: "layout",
@@ -507,7 +507,7 @@ var opCases = []opCase{
 			// Rows that are entirely -Inf.
 			c.out("softmax_neginf_rows", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(1)}, c.in("m", ir.F32, "B", 4)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 4), special: []string{"x"}}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 4), special: []string{"x"}}, {syms: syms("B", 2, "N", 0)}},
 	},
 	{
 		name: "scan",
@@ -548,7 +548,7 @@ var opCases = []opCase{
 			c.out("strict", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELt, ek, eq)), q, k, v))
 			c.out("window", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.EAnd, ir.Bin(ir.ELe, ek, eq), ir.Bin(ir.ELt, ir.Bin(ir.ESub, eq, ek), ir.Int(3)))), q, k, v))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 1, "N", 70)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 1, "N", 70)}, {syms: syms("B", 2, "N", 0)}},
 	},
 	{
 		// Cross-attention with a learned relative bias read by the score:
@@ -563,7 +563,7 @@ var opCases = []opCase{
 			capped := ir.Bin(ir.EMul, ir.Float(2), ir.Call("tanh", ir.Bin(ir.EDiv, rel, ir.Float(2))))
 			c.out("rel_tanh", c.op(ir.OpAttention, attnAttrs("score", capped), q, k, v, c.param("bias2", 2, 16)))
 		},
-		trials: []trial{{syms: syms("B", 1, "S", 3, "T", 4)}, {syms: syms("B", 2, "S", 66, "T", 70)}, {syms: syms("B", 1, "S", 2, "T", 0)}},
+		trials: []trial{{syms: syms("B", 1, "S", 3, "T", 4)}, {syms: syms("B", 2, "S", 66, "T", 70)}, {syms: syms("B", 1, "S", 2, "T", 0)}, {syms: syms("B", 2, "S", 0, "T", 3)}},
 	},
 	{
 		// The distribution itself, with a mask that reads a captured
