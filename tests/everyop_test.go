@@ -386,7 +386,7 @@ var opCases = []opCase{
 			c.out("select_scalar", c.op(ir.OpSelect, nil, c.in("c0", ir.Bool), c.param("s", 2, 1), c.param("t", 3)))
 			c.out("select_i32", c.op(ir.OpSelect, nil, cond, c.in("i", ir.I32, "B", 5), c.konst(ir.I32, -1)))
 		},
-		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 6)}},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 6)}, {syms: syms("B", 4), special: []string{"y"}}},
 	},
 	{
 		name: "reductions",
@@ -430,7 +430,7 @@ var opCases = []opCase{
 			c.out("matmul_broadcast", c.op(ir.OpMatMul, nil, c.param("p", 2, 1, 3, 4), c.param("r", 5, 4, 6)))
 			c.out("matmul_2d", c.op(ir.OpMatMul, nil, c.plus(c.in("y", ir.F32, "M", 3), "y.w", 3), c.param("s", 3, 1)))
 		},
-		trials: []trial{{syms: syms("B", 1, "M", 1)}, {syms: syms("B", 2, "M", 70)}, {syms: syms("B", 2, "M", 0)}},
+		trials: []trial{{syms: syms("B", 1, "M", 1)}, {syms: syms("B", 2, "M", 70)}, {syms: syms("B", 2, "M", 0)}, {syms: syms("B", 1, "M", 3), special: []string{"x", "y"}}},
 		tol:    2e-4,
 	},
 	{
@@ -448,7 +448,7 @@ var opCases = []opCase{
 			c.out("einsum_dot", es("bnd,d->bn", c.plus(x, "u", 4), c.param("d", 4)))
 			c.out("einsum_three", es("bn,n,n->b", c.plus(c.in("y", ir.F32, "B", 3), "y.w", 3), c.param("y2", 3), c.param("y3", 3)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 0)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 0)}, {syms: syms("B", 2, "N", 3), special: []string{"x", "y"}}},
 	},
 	{
 		name: "layout",
@@ -475,7 +475,7 @@ var opCases = []opCase{
 			c.out("pad", pad(c.plus(x, "p.w", 6), 1, ir.ConstDim(2), n))
 			c.out("pad_last", pad(c.plus(x, "p2.w", 6), 2, ir.ConstDim(0), ir.ConstDim(3)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 5)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 5)}, {syms: syms("B", 2, "N", 4), special: []string{"x", "y"}}},
 	},
 	{
 		name: "gather_scatter",
@@ -490,7 +490,7 @@ var opCases = []opCase{
 			upd := c.plus(c.in("u", ir.F32, "B", "N", 4), "u.w", 4)
 			c.out("scatter_add", c.MustGiven(ir.OpScatterAdd, ir.TensorOf(ir.F32, dims(10, 4)...), ir.Attrs{"axis": ir.IntAttr(0)}, upd, tok))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 8)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 8)}, {syms: syms("B", 2, "N", 5), special: []string{"x", "y", "u"}}},
 	},
 	{
 		name: "composites",
@@ -519,7 +519,7 @@ var opCases = []opCase{
 			c.out("scan_reverse", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(1), "reverse": ir.BoolAttr(true)}, a, c.plus(x, "r.w", 3)))
 			c.out("scan_axis0", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(0)}, a, c.plus(x, "z.w", 3)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 70)}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 2, "N", 6), special: []string{"a", "x"}}},
 	},
 	{
 		name: "dim_size",
