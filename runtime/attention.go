@@ -71,6 +71,50 @@ type attnRun struct {
 	returns               string
 }
 
+// rowSplit is an operand of a tile product whose rows may hold NaN or
+// ±Inf. The products (p·v, dS·k, dSᵀ·q, Pᵀ·dy) multiply every pair of a
+// tile, masked pairs by zero, and 0·NaN is NaN; the reference leaves
+// masked pairs out. So a non-finite row goes into the products as zeros
+// (clean) and is added afterwards, pair by admitted pair. When every
+// value is finite (the usual case, found in one pass) clean is the data
+// itself and bad is nil: the kernels pay one comparison per element.
+type rowSplit struct {
+	clean []float32
+	bad   []bool // per row
+}
+
+func splitRows(x []float32, width int) rowSplit {
+	first := -1
+	for i, v := range x {
+		if v-v != 0 { // NaN or ±Inf
+			first = i
+			break
+		}
+	}
+	if first < 0 || width == 0 {
+		return rowSplit{clean: x}
+	}
+	r := rowSplit{clean: append([]float32(nil), x...), bad: make([]bool, len(x)/width)}
+	for row := first / width; row < len(r.bad); row++ {
+		for _, v := range x[row*width : (row+1)*width] {
+			if v-v != 0 {
+				r.bad[row] = true
+				clear(r.clean[row*width : (row+1)*width])
+				break
+			}
+		}
+	}
+	return r
+}
+
+// addScaled adds a·x to dst.
+func addScaled(dst []float32, a float32, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] += a * v
+	}
+}
+
 func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 	if spec == nil {
 		panic(fmt.Sprintf("runtime.%s: nil spec", kernel))
@@ -244,6 +288,10 @@ func Attention(q, k, v *Tensor, spec *AttnSpec) *Tensor {
 func (a *attnRun) flash(out, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
+	var vs rowSplit
+	if out != nil {
+		vs = splitRows(a.v.F, a.dv)
+	}
 	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
 		t := newTileBuf(a.d)
 		m := make([]float32, attnBQ)
@@ -298,7 +346,18 @@ func (a *attnRun) flash(out, lse []float32) {
 					l[i] += sum
 				}
 				if acc != nil {
-					matAdd(acc, a.dv, t.sc, attnBK, a.v.F[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					matAdd(acc, a.dv, t.sc, attnBK, vs.clean[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					for j := range cols {
+						if vs.bad == nil || !vs.bad[bh*a.nk+k0+j] {
+							continue
+						}
+						vrow := a.v.F[(bh*a.nk+k0+j)*a.dv:][:a.dv]
+						for i := range rows {
+							if t.keep[i*attnBK+j] {
+								addScaled(acc[i*a.dv:(i+1)*a.dv], t.sc[i*attnBK+j], vrow)
+							}
+						}
+					}
 				}
 			}
 			// l is 0 exactly when the row admits no key; a NaN score

@@ -559,3 +559,37 @@ func TestAttentionNaNScores(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionNonFiniteMaskedOperands: a NaN or infinite key, value or
+// incoming gradient reaches only the pairs that admit it, as in the
+// reference, although the tile products multiply masked pairs by zero
+// (0·NaN is NaN).
+func TestAttentionNonFiniteMaskedOperands(t *testing.T) {
+	for _, n := range []int{5, 70} {
+		r := newRand(uint64(n) + 9)
+		q, k, val := randF32(r, 1, 2, n, 4), randF32(r, 1, 2, n, 4), randF32(r, 1, 2, n, 3)
+		last := n - 1 // admitted by the last query only
+		val.F[last*3+1] = float32(math.NaN())
+		k.F[last*4+2] = float32(math.Inf(1))
+		q.F[(n+1)*4] = float32(math.NaN()) // head 1, query 1
+		in := attnInputs{q: q, k: k, v: val, scale: 0.5}
+		tc := attnCase{name: "nonfinite", nq: n, nk: n, mask: causalExpr, gradCap: -1,
+			spec: func([]*rt.Tensor) *rt.AttnSpec { return &rt.AttnSpec{Mask: func(b, h, q, k int) bool { return k <= q }} }}
+		m := newRef(t)
+		want := m.run(m.b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "mask": ir.ExprAttr(causalExpr)}, m.in(q), m.in(k), m.in(val)))
+		checkRel(t, fmt.Sprintf("n=%d out", n), rt.Attention(q, k, val, tc.runtimeSpec(in, "out", false)), want, tol)
+		lse := rt.Attention(q, k, nil, tc.runtimeSpec(in, "lse", false))
+		dy := randF32(r, 1, 2, n, 3)
+		dy.F[2*3] = float32(math.NaN()) // the gradient of query 2
+		for _, wrt := range []string{"q", "k", "v"} {
+			got := rt.AttentionGrad(q, k, val, lse, dy, tc.runtimeSpec(in, "out", false), wrt, nil)
+			checkRel(t, fmt.Sprintf("n=%d out wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "out", wrt, dy), tol)
+		}
+		dyp := randF32(r, 1, 2, n, n)
+		dyp.F[last] = float32(math.NaN()) // query 0, a masked key
+		for _, wrt := range []string{"q", "k"} {
+			got := rt.AttentionGrad(q, k, nil, lse, dyp, tc.runtimeSpec(in, "probs", false), wrt, nil)
+			checkRel(t, fmt.Sprintf("n=%d probs wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "probs", wrt, dyp), tol)
+		}
+	}
+}

@@ -608,12 +608,64 @@ var opCases = []opCase{
 			c.out("nan", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq)), q, k, v))
 			scaled := ir.Bin(ir.EMul, es, ir.Capture(0, eh))
 			c.out("nan_score", c.op(ir.OpAttention, attnAttrs("score", scaled, "returns", "probs"), q, k, c.in("g", ir.F32, 2)))
+			// Masked keys of a NaN row keep their -inf log-probability.
+			c.out("nan_logprobs", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq), "returns", "logprobs"), q, k))
+			// +Inf scores: the row's lse is +Inf.
+			c.out("inf_lse", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq), "returns", "lse"),
+				c.in("lq", ir.F32, "B", 2, "N", 4), c.in("lk", ir.F32, "B", 2, "N", 4)))
 		},
-		trials: []trial{{syms: syms("B", 2, "N", 5), special: []string{"xq"}}, {syms: syms("B", 1, "N", 70), special: []string{"xk"}},
+		trials: []trial{{syms: syms("B", 2, "N", 5), special: []string{"xq", "lq"}}, {syms: syms("B", 1, "N", 70), special: []string{"xk", "lk"}},
 			{syms: syms("B", 1, "N", 4), nanAt: map[string]int{"g": 1}},
 			// One NaN in query 10 of head 0: that row only is NaN, and
 			// so is the gradient of every key it admits.
-			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xq": 10*4 + 1}}},
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xq": 10*4 + 1}},
+			// NaN in the values and keys of the last key, which only the
+			// last query admits.
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xv": 69*3 + 2, "xk": 69*4 + 1}}},
+	},
+	{
+		// attention_grad on its own, with a dy that autodiff would never
+		// make: non-zero at keys whose score is -inf, which count as
+		// masked and get no gradient.
+		name: "attention_grad_direct",
+		ops:  []ir.Op{ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.in("q", ir.F32, "B", 2, "N", 4), c.in("k", ir.F32, "B", 2, "N", 4), c.in("v", ir.F32, "B", 2, "N", 3)
+			keep := c.in("keep", ir.Bool, "B", "N")
+			bias := c.in("bias", ir.F32, 2, 16)
+			byCapture := ir.Call("where", ir.Capture(0, eb, ek), ir.Bin(ir.EAdd, es, ir.Capture(1, eh, ir.Call("clamp", ir.Bin(ir.ESub, eq, ek), ir.Int(0), ir.Int(15)))), ir.Float(math.Inf(-1)))
+			mask := ir.Bin(ir.ELe, ek, ir.Bin(ir.EAdd, eq, ir.Int(1)))
+			for _, returns := range []string{"out", "probs", "logprobs"} {
+				lse := c.op(ir.OpAttention, attnAttrs("mask", mask, "score", byCapture, "returns", "lse"), q, k, keep, bias)
+				args := []*ir.Instr{q, k}
+				wrts := []string{"q", "k", "cap"}
+				var dy *ir.Instr
+				if returns == "out" {
+					args = append(args, v)
+					dy = c.in("dy_out", ir.F32, "B", 2, "N", 3)
+					wrts = append(wrts, "v")
+				} else {
+					dy = c.in("dy_"+returns, ir.F32, "B", 2, "N", "N")
+				}
+				args = append(args, keep, bias, lse, dy)
+				for _, wrt := range wrts {
+					a := attnAttrs("mask", mask, "score", byCapture, "returns", returns, "wrt", wrt)
+					if wrt == "cap" {
+						a["cap"] = ir.IntAttr(1)
+					}
+					c.out(returns+"_wrt_"+wrt, c.op(ir.OpAttentionGrad, a, args...))
+				}
+			}
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)},
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"q": 2*4 + 1}},
+			// NaN at key 4, which rows 0 to 2 do not admit: their results
+			// stay finite.
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"v": 4*3 + 1}},
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"k": 4*4 + 2}},
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"v": 69*3 + 1, "k": 68*4 + 2}},
+			// NaN in dy at a masked pair, and in a whole row of dy.
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"dy_out": 1*3 + 0, "dy_probs": 0*5 + 4, "dy_logprobs": 0*5 + 4}}},
 	},
 }
 
