@@ -574,7 +574,9 @@ func TestAttentionNonFiniteMaskedOperands(t *testing.T) {
 		q.F[(n+1)*4] = float32(math.NaN()) // head 1, query 1
 		in := attnInputs{q: q, k: k, v: val, scale: 0.5}
 		tc := attnCase{name: "nonfinite", nq: n, nk: n, mask: causalExpr, gradCap: -1,
-			spec: func([]*rt.Tensor) *rt.AttnSpec { return &rt.AttnSpec{Mask: func(b, h, q, k int) bool { return k <= q }} }}
+			spec: func([]*rt.Tensor) *rt.AttnSpec {
+				return &rt.AttnSpec{Mask: func(b, h, q, k int) bool { return k <= q }}
+			}}
 		m := newRef(t)
 		want := m.run(m.b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "mask": ir.ExprAttr(causalExpr)}, m.in(q), m.in(k), m.in(val)))
 		checkRel(t, fmt.Sprintf("n=%d out", n), rt.Attention(q, k, val, tc.runtimeSpec(in, "out", false)), want, tol)
