@@ -519,7 +519,7 @@ var opCases = []opCase{
 			c.out("scan_reverse", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(1), "reverse": ir.BoolAttr(true)}, a, c.plus(x, "r.w", 3)))
 			c.out("scan_axis0", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(0)}, a, c.plus(x, "z.w", 3)))
 		},
-		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 2, "N", 6), special: []string{"a", "x"}}},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 2, "N", 6), special: []string{"a", "x"}}, {syms: syms("B", 2, "N", 0)}},
 	},
 	{
 		name: "dim_size",
