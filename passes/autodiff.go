@@ -675,17 +675,22 @@ func scanRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
 	n := in.Type.Shape[axis]
 	unit := ir.ConstDim(1)
 	// shift moves x one step along the scan direction (toward later t when
-	// later is true), filling with zeros.
+	// later is true), filling with zeros. It pads first and slices after,
+	// so that an empty axis (N = 0) stays valid: slicing first would ask
+	// for [0:N-1].
 	shift := func(x *ir.Instr, later bool) *ir.Instr {
-		attrs := func(start, end ir.Dim) ir.Attrs {
+		pad := func(before, after ir.Dim) ir.Attrs {
+			return ir.Attrs{"axis": ir.IntAttr(int64(axis)), "before": ir.DimAttr(before), "after": ir.DimAttr(after)}
+		}
+		slice := func(start, end ir.Dim) ir.Attrs {
 			return ir.Attrs{"axis": ir.IntAttr(int64(axis)), "start": ir.DimAttr(start), "end": ir.DimAttr(end)}
 		}
 		if later {
-			s := a.op(ir.OpSlice, attrs(ir.ConstDim(0), n.Sub(unit)), x)
-			return a.op(ir.OpPad, ir.Attrs{"axis": ir.IntAttr(int64(axis)), "before": ir.DimAttr(unit), "after": ir.DimAttr(ir.ConstDim(0))}, s)
+			p := a.op(ir.OpPad, pad(unit, ir.ConstDim(0)), x)
+			return a.op(ir.OpSlice, slice(ir.ConstDim(0), n), p)
 		}
-		s := a.op(ir.OpSlice, attrs(unit, n), x)
-		return a.op(ir.OpPad, ir.Attrs{"axis": ir.IntAttr(int64(axis)), "before": ir.DimAttr(ir.ConstDim(0)), "after": ir.DimAttr(unit)}, s)
+		p := a.op(ir.OpPad, pad(ir.ConstDim(0), unit), x)
+		return a.op(ir.OpSlice, slice(unit, n.Add(unit)), p)
 	}
 	// In the scan's own direction "next" is t+1 (or t-1 when reverse).
 	nextCoef := shift(coef, reverse)

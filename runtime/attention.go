@@ -71,6 +71,50 @@ type attnRun struct {
 	returns               string
 }
 
+// rowSplit is an operand of a tile product whose rows may hold NaN or
+// ±Inf. The products (p·v, dS·k, dSᵀ·q, Pᵀ·dy) multiply every pair of a
+// tile, masked pairs by zero, and 0·NaN is NaN; the reference leaves
+// masked pairs out. So a non-finite row goes into the products as zeros
+// (clean) and is added afterwards, pair by admitted pair. When every
+// value is finite (the usual case, found in one pass) clean is the data
+// itself and bad is nil: the kernels pay one comparison per element.
+type rowSplit struct {
+	clean []float32
+	bad   []bool // per row
+}
+
+func splitRows(x []float32, width int) rowSplit {
+	first := -1
+	for i, v := range x {
+		if v-v != 0 { // NaN or ±Inf
+			first = i
+			break
+		}
+	}
+	if first < 0 || width == 0 {
+		return rowSplit{clean: x}
+	}
+	r := rowSplit{clean: append([]float32(nil), x...), bad: make([]bool, len(x)/width)}
+	for row := first / width; row < len(r.bad); row++ {
+		for _, v := range x[row*width : (row+1)*width] {
+			if v-v != 0 {
+				r.bad[row] = true
+				clear(r.clean[row*width : (row+1)*width])
+				break
+			}
+		}
+	}
+	return r
+}
+
+// addScaled adds a·x to dst.
+func addScaled(dst []float32, a float32, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] += a * v
+	}
+}
+
 func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 	if spec == nil {
 		panic(fmt.Sprintf("runtime.%s: nil spec", kernel))
@@ -191,6 +235,9 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			if s.Score != nil {
 				v = s.Score(v, b, h, q0+i, k0+j)
 			}
+			if v == negInf32 {
+				keep[j] = false // a score of -Inf masks the key
+			}
 			sc[j] = v
 		}
 	}
@@ -241,6 +288,10 @@ func Attention(q, k, v *Tensor, spec *AttnSpec) *Tensor {
 func (a *attnRun) flash(out, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
+	var vs rowSplit
+	if out != nil {
+		vs = splitRows(a.v.F, a.dv)
+	}
 	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
 		t := newTileBuf(a.d)
 		m := make([]float32, attnBQ)
@@ -295,20 +346,37 @@ func (a *attnRun) flash(out, lse []float32) {
 					l[i] += sum
 				}
 				if acc != nil {
-					matAdd(acc, a.dv, t.sc, attnBK, a.v.F[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					matAdd(acc, a.dv, t.sc, attnBK, vs.clean[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					for j := range cols {
+						if vs.bad == nil || !vs.bad[bh*a.nk+k0+j] {
+							continue
+						}
+						vrow := a.v.F[(bh*a.nk+k0+j)*a.dv:][:a.dv]
+						for i := range rows {
+							if t.keep[i*attnBK+j] {
+								addScaled(acc[i*a.dv:(i+1)*a.dv], t.sc[i*attnBK+j], vrow)
+							}
+						}
+					}
 				}
 			}
+			// l is 0 exactly when the row admits no key; a NaN score
+			// makes it NaN, which must reach the results as in the
+			// reference, so the test is != 0, not > 0.
 			row0 := bh*a.nq + q0
 			for i := range rows {
 				if lse != nil {
 					lse[row0+i] = negInf32
-					if l[i] > 0 {
+					switch {
+					case m[i] == posInf32:
+						lse[row0+i] = posInf32 // l is NaN (∞ - ∞), the sum is not
+					case l[i] != 0:
 						lse[row0+i] = m[i] + float32(math.Log(l[i]))
 					}
 				}
 				if out != nil {
 					o := out[(row0+i)*a.dv : (row0+i+1)*a.dv]
-					if l[i] > 0 {
+					if l[i] != 0 {
 						copy(o, acc[i*a.dv:(i+1)*a.dv])
 						scaleRow(o, float32(1/l[i]))
 					}
@@ -362,11 +430,16 @@ func (a *attnRun) distribution(out []float32, logs bool) {
 					}
 				}
 				lse := mx + float32(math.Log(sum))
+				if mx == posInf32 {
+					lse = mx // sum is NaN (∞ - ∞): the reference's log-sum-exp is +Inf
+				}
 				inv := float32(1 / sum)
 				for j, s := range row {
 					switch {
+					case s == negInf32 && logs:
+						row[j] = negInf32 // masked, also in a NaN row
 					case logs:
-						row[j] = s - lse // -Inf stays -Inf
+						row[j] = s - lse
 					case s == negInf32:
 						row[j] = 0
 					default:

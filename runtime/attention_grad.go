@@ -49,6 +49,7 @@ func AttentionGrad(q, k, v, lse, dy *Tensor, spec *AttnSpec, wrt string, grad *T
 		panic(fmt.Sprintf("runtime.AttentionGrad: dy %v, want f32[%d %d %d %d]", dy, a.nb, a.nh, a.nq, dyCols))
 	}
 	g.lse, g.dy, g.dyCols = lse.F, dy.F, dyCols
+	g.nonFinite = splitRows(dy.F, dyCols).bad != nil || v != nil && splitRows(v.F, a.dv).bad != nil
 	switch wrt {
 	case "q":
 		res := New(F32, q.Shape...)
@@ -80,6 +81,9 @@ type gradRun struct {
 	lse, dy []float32
 	dyCols  int       // Dv for out, Nk for probs and logprobs
 	rowDot  []float32 // Σ_j P_j dP_j (Σ_j dy_j for logprobs) per row, for byKeys
+	// nonFinite says v or dy holds NaN or ±Inf: the row sums then leave
+	// masked pairs out explicitly (see rowSplit).
+	nonFinite bool
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
@@ -145,10 +149,20 @@ func (g *gradRun) rowDots(t *gradBuf, bh, q0, q1, k0, k1 int, sums []float32) {
 		p := t.sc[i*attnBK : i*attnBK+cols]
 		s := float32(0)
 		switch g.returns {
-		case "out":
-			s = dot(p, t.dsp[i*attnBK:])
-		case "probs":
-			s = dot(p, g.dy[(bh*g.nq+q0+i)*g.nk+k0:])
+		case "out", "probs":
+			x := t.dsp[i*attnBK:]
+			if g.returns == "probs" {
+				x = g.dy[(bh*g.nq+q0+i)*g.nk+k0:]
+			}
+			if !g.nonFinite {
+				s = dot(p, x)
+				break
+			}
+			for j, ok := range t.keep[i*attnBK : i*attnBK+cols] {
+				if ok {
+					s += p[j] * x[j]
+				}
+			}
 		case "logprobs":
 			keep := t.keep[i*attnBK : i*attnBK+cols]
 			dy := g.dy[(bh*g.nq+q0+i)*g.nk+k0:]
@@ -223,6 +237,10 @@ func (g *gradRun) byQueries(dq []float32, capGrad *Tensor) {
 		t  *Tensor
 	}
 	var parts []part
+	var ks rowSplit
+	if dq != nil {
+		ks = splitRows(g.k.F, g.d)
+	}
 	ParallelFor(g.qTiles(), grainFor(4*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
 		t := g.newBuf()
 		var local *Tensor
@@ -263,7 +281,18 @@ func (g *gradRun) byQueries(dq []float32, capGrad *Tensor) {
 					continue
 				}
 				g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-				matAdd(dq[(bh*g.nq+q0)*g.d:], g.d, t.sc, attnBK, g.k.F[(bh*g.nk+k0)*g.d:], g.d, rows, cols, g.d)
+				matAdd(dq[(bh*g.nq+q0)*g.d:], g.d, t.sc, attnBK, ks.clean[(bh*g.nk+k0)*g.d:], g.d, rows, cols, g.d)
+				for j := range cols {
+					if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
+						continue
+					}
+					krow := g.k.F[(bh*g.nk+k0+j)*g.d:][:g.d]
+					for i := range rows {
+						if t.keep[i*attnBK+j] {
+							addScaled(dq[(bh*g.nq+q0+i)*g.d:(bh*g.nq+q0+i+1)*g.d], t.sc[i*attnBK+j], krow)
+						}
+					}
+				}
 			}
 			if dq != nil {
 				scaleRow(dq[(bh*g.nq+q0)*g.d:(bh*g.nq+q1)*g.d], g.spec.Scale)
@@ -307,10 +336,11 @@ func (g *gradRun) byKeys(res []float32, wantV bool) {
 		})
 	}
 	kt := ceilDiv(g.nk, attnBK)
-	width := g.d
+	width, weighted := g.d, g.q.F
 	if wantV {
-		width = g.dv
+		width, weighted = g.dv, g.dy
 	}
+	ws := splitRows(weighted, width)
 	ParallelFor(g.kTiles(), grainFor(4*attnBK*g.nq*(g.d+g.dv)), func(lo, hi int) {
 		t := g.newBuf()
 		for task := lo; task < hi; task++ {
@@ -325,15 +355,12 @@ func (g *gradRun) byKeys(res []float32, wantV bool) {
 				if !g.probs(t, b, h, q0, q1, k0, k1, !wantV) {
 					continue
 				}
-				var src []float32 // the [rows × width] matrix whose rows are weighted
-				if wantV {
-					// dv_k += Σ_i P_ik dy_i
-					src = g.dy[(bh*g.nq+q0)*g.dv:]
-				} else {
-					// dk_k += Σ_i dS_ik q_i
+				// The [rows × width] matrix whose rows are weighted: dy for
+				// dv_k += Σ_i P_ik dy_i, q for dk_k += Σ_i dS_ik q_i.
+				src := ws.clean[(bh*g.nq+q0)*width:]
+				if !wantV {
 					g.gradScores(t, b, h, q0, q1, k0, k1, g.rowDot[bh*g.nq+q0:])
 					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-					src = g.q.F[(bh*g.nq+q0)*g.d:]
 				}
 				for i := range rows {
 					for j, x := range t.sc[i*attnBK : i*attnBK+cols] {
@@ -341,6 +368,17 @@ func (g *gradRun) byKeys(res []float32, wantV bool) {
 					}
 				}
 				matAdd(dst, width, t.tr, attnBQ, src, width, cols, rows, width)
+				for i := range rows {
+					if ws.bad == nil || !ws.bad[bh*g.nq+q0+i] {
+						continue
+					}
+					row := weighted[(bh*g.nq+q0+i)*width:][:width]
+					for j := range cols {
+						if t.keep[i*attnBK+j] {
+							addScaled(dst[j*width:(j+1)*width], t.sc[i*attnBK+j], row)
+						}
+					}
+				}
 			}
 			if !wantV {
 				scaleRow(dst[:cols*width], g.spec.Scale)

@@ -476,3 +476,122 @@ func TestAttentionBlockMaskByTile(t *testing.T) {
 	want, _, _, _ := naiveAttention(tc, in)
 	checkRel(t, "out", got, want, tol)
 }
+
+// TestAttentionNaNScores: a NaN score (from NaN weights, or a score
+// expression that makes one) is not a masked key. As in the reference, it
+// makes its whole row NaN in every result and in the gradients, while
+// masked keys keep probability 0 and log-probability -Inf and other rows
+// are untouched.
+func TestAttentionNaNScores(t *testing.T) {
+	for _, n := range []int{5, 70} { // one key tile, and two
+		r := newRand(uint64(n))
+		q, k, val := randF32(r, 1, 2, 3, 4), randF32(r, 1, 2, n, 4), randF32(r, 1, 2, n, 2)
+		in := attnInputs{q: q, k: k, v: val, scale: 0.5}
+		nanAt := n - 2
+		// Row 1 has a NaN score, row 2 only -Inf scores (a fully masked
+		// row), row 0 a +Inf score at key 1 in head 1.
+		at := func(q, k int64) *ir.Expr {
+			return ir.Bin(ir.EAnd, ir.Bin(ir.EEq, v("q"), ir.Int(q)), ir.Bin(ir.EEq, v("k"), ir.Int(k)))
+		}
+		score := ir.Call("where", at(1, int64(nanAt)), ir.Bin(ir.EMul, v("s"), ir.Float(math.NaN())),
+			ir.Call("where", ir.Bin(ir.EEq, v("q"), ir.Int(2)), ir.Float(math.Inf(-1)),
+				ir.Call("where", ir.Bin(ir.EAnd, at(0, 1), ir.Bin(ir.EEq, v("h"), ir.Int(1))), ir.Float(math.Inf(1)), v("s"))))
+		if _, err := score.Check(ir.ExprEnv{Vars: map[string]ir.ScalarKind{"q": ir.KInt, "k": ir.KInt, "h": ir.KInt, "b": ir.KInt, "s": ir.KFloat}}); err != nil {
+			t.Fatal(err)
+		}
+		tc := attnCase{name: "nan", nq: 3, nk: n, mask: ir.Bin(ir.ENe, v("k"), ir.Int(0)), score: score, gradCap: -1,
+			spec: func([]*rt.Tensor) *rt.AttnSpec {
+				return &rt.AttnSpec{
+					Mask: func(b, h, q, k int) bool { return k != 0 },
+					Score: func(s float32, b, h, q, k int) float32 {
+						switch {
+						case q == 1 && k == nanAt:
+							return s * float32(math.NaN())
+						case q == 2:
+							return float32(math.Inf(-1))
+						case q == 0 && k == 1 && h == 1:
+							return float32(math.Inf(1))
+						}
+						return s
+					},
+					DScore: func(s float32, b, h, q, k int) float32 {
+						switch {
+						case q == 1 && k == nanAt:
+							return float32(math.NaN())
+						case q == 2, q == 0 && k == 1 && h == 1:
+							return 0
+						}
+						return 1
+					},
+				}
+			}}
+		lse := rt.Attention(q, k, nil, tc.runtimeSpec(in, "lse", false))
+		if x := lse.F[1]; !math.IsNaN(float64(x)) {
+			t.Errorf("n=%d: lse of the row with a NaN score is %v, want NaN", n, x)
+		}
+		for _, returns := range []string{"out", "probs", "logprobs", "lse"} {
+			var vv *rt.Tensor
+			if returns == "out" {
+				vv = val
+			}
+			got := rt.Attention(q, k, vv, tc.runtimeSpec(in, returns, false))
+			m := newRef(t)
+			args := []*ir.Instr{m.in(q), m.in(k)}
+			if vv != nil {
+				args = append(args, m.in(val))
+			}
+			want := m.run(m.b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "returns": ir.WordAttr(returns),
+				"mask": ir.ExprAttr(tc.mask), "score": ir.ExprAttr(tc.score)}, args...))
+			checkRel(t, fmt.Sprintf("n=%d %s", n, returns), got, want, tol)
+			if returns == "out" || returns == "lse" {
+				continue
+			}
+			dy := randF32(r, 1, 2, 3, n)
+			for _, wrt := range []string{"q", "k"} {
+				g := rt.AttentionGrad(q, k, nil, lse, dy, tc.runtimeSpec(in, returns, false), wrt, nil)
+				checkRel(t, fmt.Sprintf("n=%d %s wrt %s", n, returns, wrt), g, refAttentionGrad(t, tc, in, returns, wrt, dy), tol)
+			}
+		}
+		dy := randF32(r, 1, 2, 3, 2)
+		for _, wrt := range []string{"q", "k", "v"} {
+			g := rt.AttentionGrad(q, k, val, lse, dy, tc.runtimeSpec(in, "out", false), wrt, nil)
+			checkRel(t, fmt.Sprintf("n=%d out wrt %s", n, wrt), g, refAttentionGrad(t, tc, in, "out", wrt, dy), tol)
+		}
+	}
+}
+
+// TestAttentionNonFiniteMaskedOperands: a NaN or infinite key, value or
+// incoming gradient reaches only the pairs that admit it, as in the
+// reference, although the tile products multiply masked pairs by zero
+// (0·NaN is NaN).
+func TestAttentionNonFiniteMaskedOperands(t *testing.T) {
+	for _, n := range []int{5, 70} {
+		r := newRand(uint64(n) + 9)
+		q, k, val := randF32(r, 1, 2, n, 4), randF32(r, 1, 2, n, 4), randF32(r, 1, 2, n, 3)
+		last := n - 1 // admitted by the last query only
+		val.F[last*3+1] = float32(math.NaN())
+		k.F[last*4+2] = float32(math.Inf(1))
+		q.F[(n+1)*4] = float32(math.NaN()) // head 1, query 1
+		in := attnInputs{q: q, k: k, v: val, scale: 0.5}
+		tc := attnCase{name: "nonfinite", nq: n, nk: n, mask: causalExpr, gradCap: -1,
+			spec: func([]*rt.Tensor) *rt.AttnSpec {
+				return &rt.AttnSpec{Mask: func(b, h, q, k int) bool { return k <= q }}
+			}}
+		m := newRef(t)
+		want := m.run(m.b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "mask": ir.ExprAttr(causalExpr)}, m.in(q), m.in(k), m.in(val)))
+		checkRel(t, fmt.Sprintf("n=%d out", n), rt.Attention(q, k, val, tc.runtimeSpec(in, "out", false)), want, tol)
+		lse := rt.Attention(q, k, nil, tc.runtimeSpec(in, "lse", false))
+		dy := randF32(r, 1, 2, n, 3)
+		dy.F[2*3] = float32(math.NaN()) // the gradient of query 2
+		for _, wrt := range []string{"q", "k", "v"} {
+			got := rt.AttentionGrad(q, k, val, lse, dy, tc.runtimeSpec(in, "out", false), wrt, nil)
+			checkRel(t, fmt.Sprintf("n=%d out wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "out", wrt, dy), tol)
+		}
+		dyp := randF32(r, 1, 2, n, n)
+		dyp.F[last] = float32(math.NaN()) // query 0, a masked key
+		for _, wrt := range []string{"q", "k"} {
+			got := rt.AttentionGrad(q, k, nil, lse, dyp, tc.runtimeSpec(in, "probs", false), wrt, nil)
+			checkRel(t, fmt.Sprintf("n=%d probs wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "probs", wrt, dyp), tol)
+		}
+	}
+}

@@ -28,4 +28,7 @@ func exp32(x float32) float32 {
 
 // negInf32 is -Inf: a masked score. Go's min and max builtins propagate
 // NaN for floats, as the reference's nanMax does, so they are used as is.
-var negInf32 = float32(math.Inf(-1))
+var (
+	negInf32 = float32(math.Inf(-1))
+	posInf32 = float32(math.Inf(1))
+)

@@ -25,6 +25,14 @@ func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 		return "", k, fmt.Errorf("expression %s was not type-checked", e)
 	}
 	arg := func(i int) (string, ir.ScalarKind, error) { return w.write(e.Args[i]) }
+	if k == ir.KFloat && e.Kind != ir.EFloat && constant(e) {
+		// A float expression of literals is computed here, in float64 as
+		// the reference does: Go would reject -1.0 / 0.0 written out (a
+		// constant division by zero) and would lose the sign of -0.0.
+		if v, err := e.Eval(nil, nil); err == nil {
+			return w.float(v), k, nil
+		}
+	}
 	switch e.Kind {
 	case ir.EVar:
 		switch e.Name {
@@ -152,8 +160,22 @@ func (w *exprWriter) float(v float64) string {
 	case math.IsNaN(v):
 		w.r.useMath = true
 		return "math.NaN()"
+	case v == 0 && math.Signbit(v):
+		w.r.useMath = true
+		return "math.Copysign(0, -1)"
 	}
 	return "float64(" + strconv.FormatFloat(v, 'g', -1, 64) + ")"
+}
+
+// constant reports whether e reads no variable and no captured tensor.
+func constant(e *ir.Expr) bool {
+	ok := true
+	e.Walk(func(x *ir.Expr) {
+		if x.Kind == ir.EVar || x.Kind == ir.ECapture {
+			ok = false
+		}
+	})
+	return ok
 }
 
 // convert turns code of kind from into kind to (int → float only).

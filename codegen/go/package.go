@@ -35,11 +35,6 @@ func Package(p *ir.Program, opts Options, runtimeSrc fs.FS) (map[string][]byte, 
 	if err != nil {
 		return nil, err
 	}
-	guard, err := renderGuard(p, opts)
-	if err != nil {
-		return nil, err
-	}
-	files["guard.go"] = guard
 	rt, err := CopyPackage(runtimeSrc, "runtime", "rt", nil, opts.Version)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,8 @@ type ConfigValue struct {
 	Value any
 }
 
-// Render writes a lowered program as Go source: model.go, gofmt'd. It
+// Render writes a lowered program as Go source: model.go, gofmt'd, and
+// guard.go (the memory estimate and the locks that keep calls safe). It
 // makes no decisions about what to compute: one statement per
 // instruction of each function of the program.
 func Render(p *ir.Program, opts Options) (map[string][]byte, error) {
@@ -48,7 +49,11 @@ func Render(p *ir.Program, opts Options) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal error: generated code does not parse: %v\n%s", err, numbered(src))
 	}
-	return map[string][]byte{"model.go": out}, nil
+	guard, err := renderGuard(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{"model.go": out, "guard.go": guard}, nil
 }
 
 func numbered(src []byte) string {
@@ -71,6 +76,8 @@ type renderer struct {
 	params  []*ir.Instr
 	pIndex  map[*ir.Instr]int
 	outs    map[string]string // output kind+name → field
+
+	configCheck string // the condition under which New refuses a config
 }
 
 func (r *renderer) useHelper(name string) { r.helpers[name] = true }
@@ -180,9 +187,14 @@ func FromBool(shape []int, data []bool) (*Tensor, error) { return rt.WrapBool(sh
 	}
 	r.pf("}\n\n// DefaultConfig returns the configuration the model was compiled with.\nfunc DefaultConfig() Config {\n\treturn Config{")
 	for i, c := range r.opts.Config {
-		r.pf("%s: %s, ", cfgFields[i], goLiteral(c.Value))
+		lit := goLiteral(c.Value)
+		if strings.HasPrefix(lit, "math.") {
+			r.useMath = true
+		}
+		r.pf("%s: %s, ", cfgFields[i], lit)
 	}
 	r.pf("}\n}\n\n")
+	r.sameConfig(cfgFields)
 
 	// Inputs.
 	r.pf("// Inputs holds the model's inputs; each field's tag gives its name in\n// the source.\ntype Inputs struct {\n")
@@ -255,11 +267,35 @@ func initDoc(init string, scale float64) string {
 	return init
 }
 
+// sameConfig writes, when the config has a float value, a function that
+// compares configs with floats by their bits: == would never find a NaN
+// setting equal to itself, and New would refuse DefaultConfig().
+func (r *renderer) sameConfig(fields []string) {
+	r.configCheck = "cfg != DefaultConfig()"
+	var terms []string
+	float := false
+	for i, c := range r.opts.Config {
+		if _, ok := c.Value.(float64); ok {
+			float = true
+			terms = append(terms, fmt.Sprintf("math.Float64bits(a.%s) == math.Float64bits(b.%s)", fields[i], fields[i]))
+		} else {
+			terms = append(terms, fmt.Sprintf("a.%s == b.%s", fields[i], fields[i]))
+		}
+	}
+	if !float {
+		return
+	}
+	r.useMath = true
+	r.configCheck = "!sameConfig(cfg, DefaultConfig())"
+	r.pf("// sameConfig reports whether a and b hold the same settings; floats\n// compare by their bits, so a NaN setting equals itself.\n")
+	r.pf("func sameConfig(a, b Config) bool {\n\treturn %s\n}\n\n", strings.Join(terms, " &&\n\t\t"))
+}
+
 func (r *renderer) constructor() {
 	r.pf(`// New returns the model with its weights initialised from seed (the same
 // seed gives the same weights). cfg must be DefaultConfig().
 func New(cfg Config, seed uint64) (*Model, error) {
-	if cfg != DefaultConfig() {
+	if %s {
 		return nil, fmt.Errorf("config %%+v differs from the compiled %%+v: shapes depend on it, so compile the model again with attnc", cfg, DefaultConfig())
 	}
 	m := &Model{}
@@ -296,7 +332,7 @@ func (m *Model) Grads() []Named {
 	return out
 }
 
-`)
+`, r.configCheck)
 }
 
 // bind writes the function that checks the inputs and binds the sizes.
@@ -419,7 +455,7 @@ func goLiteral(v any) string {
 	case int64:
 		return strconv.FormatInt(v, 10)
 	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
+		return floatLit64(v)
 	case bool:
 		return strconv.FormatBool(v)
 	case string:
@@ -436,6 +472,8 @@ func (r *renderer) fn(f *ir.Func) error {
 	r.pf("// %s %s.\nfunc (m *Model) %s(in Inputs) (out *Outputs, err error) {\n", f.Name, comment(f.Doc), f.Name)
 	r.pf("\tdefer recoverError(&err)\n")
 	r.useHelper("recover")
+	// sz is used even when the model has no size to bind: the memory
+	// estimate takes it.
 	r.pf("\tsz, err := bind(in)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
 	r.pf("\tif err := m.begin(%s, peak%s(sz)); err != nil {\n\t\treturn nil, err\n\t}\n\tdefer m.end()\n", strconv.Quote(f.Name), f.Name)
 	for _, s := range r.p.Module.Syms {
@@ -501,38 +539,6 @@ var binaryNames = map[ir.Op]string{
 
 var reduceNames = map[ir.Op]string{
 	ir.OpReduceSum: "ReduceSum", ir.OpReduceMax: "ReduceMax", ir.OpReduceMean: "ReduceMean", ir.OpLogSumExp: "LogSumExp",
-}
-
-// Lowerings lists the ops the Go renderer can write: a table test keeps
-// it equal to ir.AllOps.
-func Lowerings() []ir.Op {
-	var out []ir.Op
-	for _, op := range ir.AllOps() {
-		if _, ok := unaryNames[op]; ok {
-			out = append(out, op)
-			continue
-		}
-		if _, ok := binaryNames[op]; ok {
-			out = append(out, op)
-			continue
-		}
-		if _, ok := reduceNames[op]; ok {
-			out = append(out, op)
-			continue
-		}
-		if otherOps[op] {
-			out = append(out, op)
-		}
-	}
-	return out
-}
-
-var otherOps = map[ir.Op]bool{
-	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpCast: true, ir.OpSelect: true,
-	ir.OpArgMax: true, ir.OpMatMul: true, ir.OpEinsum: true, ir.OpReshape: true, ir.OpTranspose: true,
-	ir.OpSlice: true, ir.OpConcat: true, ir.OpBroadcast: true, ir.OpGather: true, ir.OpScatterAdd: true,
-	ir.OpSoftmax: true, ir.OpLayerNorm: true, ir.OpRMSNorm: true, ir.OpCrossEntropy: true,
-	ir.OpAttention: true, ir.OpScan: true, ir.OpDimSize: true, ir.OpPad: true, ir.OpAttentionGrad: true,
 }
 
 func (r *renderer) instr(in *ir.Instr) error {
@@ -711,7 +717,7 @@ func (r *renderer) attention(in *ir.Instr) error {
 	grad := "nil"
 	if wrt == "cap" {
 		ci := a.Int("cap")
-		grad = fmt.Sprintf("rt.New(rt.F32, %s)", shapeGo(caps[ci].Type.Shape))
+		grad = fmt.Sprintf("rt.New(rt.F32, %s...)", shapeGo(caps[ci].Type.Shape))
 		if score != nil {
 			r.pf("\t%s.CapGrad = func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {\n", spec)
 			for _, read := range score.CaptureReads(ci) {

@@ -13,11 +13,13 @@ import (
 //
 //	s' = score(s = scale·⟨q, k⟩, q, k, h, b)   (s' = s without a score)
 //
-// then softmax over the admitted keys. Masked keys get probability 0 and
-// log-probability -Inf; the score expression is evaluated only at admitted
-// keys, so it may read captured tensors at indices that are valid only
-// there. A query with no admitted key gives zeros (out, probs) and -Inf
-// (logprobs).
+// then softmax over the admitted keys. A key whose score s' is -Inf counts
+// as masked. Masked keys get probability 0 and log-probability -Inf; the
+// score expression is evaluated only at admitted keys, so it may read
+// captured tensors at indices that are valid only there. A query with no
+// admitted key gives zeros (out, probs) and -Inf (logprobs, lse). A NaN
+// score makes its row NaN (masked keys keep 0 and -Inf); a +Inf score
+// makes the row's lse +Inf and the rest of it NaN.
 func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, error) {
 	q, k, v, caps := ir.AttentionOperands(args, in.Attrs)
 	returns := in.Attrs.Str("returns")
@@ -191,6 +193,13 @@ func (a *attnEval) row(b, h, qi int, keep []bool, raw, scores []float64) (kept i
 			if s, err = a.score.Eval(a.vars, a.capture); err != nil {
 				return 0, 0, a.fail("score", a.score, b, h, qi, ki, err)
 			}
+		}
+		if math.IsInf(s, -1) {
+			// A score of -inf masks the key (where(c, s, -inf) is how a
+			// score writes a mask): probability 0 and no gradient, and a
+			// row of such keys is a fully masked row.
+			keep[ki] = false
+			continue
 		}
 		scores[ki] = s
 		m = nanMax(m, s)

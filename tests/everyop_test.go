@@ -1,0 +1,824 @@
+package tests
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/passes"
+)
+
+// An opCase is a small module built around one or a few ops, run by the
+// generated Go code and by the reference on several input sets (trials).
+// Each op gets its own output (named after it) and, where it has a
+// gradient, its own weights, so a failure names the op.
+type opCase struct {
+	name string
+	// ops lists the ops this case is for: each must appear in a generated
+	// function, and, unless it has no gradient, on a path from a weight
+	// to the loss in LossAndGrad.
+	ops    []ir.Op
+	build  func(c *caseBuilder)
+	trials []trial
+	tol    float64 // 0 means 1e-4
+}
+
+// A trial is one input set: symbol sizes and how to fill the inputs.
+type trial struct {
+	syms map[string]int64
+	// special names f32 inputs that get +Inf, -Inf and NaN at scattered
+	// places.
+	special []string
+	// nanAt puts one NaN into an f32 input, at a flat index.
+	nanAt map[string]int
+}
+
+// caseBuilder builds a case's module: inputs, weights, the ops under
+// test. Every value passed to out becomes an output; the loss is the sum
+// of squares of their finite f32 elements, so gradients stay meaningful
+// where some elements are NaN or infinite.
+type caseBuilder struct {
+	*ir.Builder
+	outs []*ir.Instr
+	// ints gives the range [lo, hi) of an i32 input's values; hi may
+	// name a symbol (its size in the trial). Default [0, 3).
+	ints map[string][2]any
+	// gen fills an f32 input specially (default N(0, 1)).
+	gen map[string]func(r *rand.Rand, shape []int, syms map[string]int64) []float64
+}
+
+func dims(ds ...any) []ir.Dim {
+	var out []ir.Dim
+	for _, d := range ds {
+		switch d := d.(type) {
+		case int:
+			out = append(out, ir.ConstDim(int64(d)))
+		case string:
+			out = append(out, ir.SymDim(d))
+		case ir.Dim:
+			out = append(out, d)
+		default:
+			panic(fmt.Sprintf("dim %v", d))
+		}
+	}
+	return out
+}
+
+func (c *caseBuilder) in(name string, dt ir.DType, ds ...any) *ir.Instr {
+	for _, d := range dims(ds...) {
+		for _, s := range d.Syms() {
+			c.AddSym(s)
+		}
+	}
+	return c.MustGiven(ir.OpInput, ir.TensorOf(dt, dims(ds...)...), ir.Attrs{"name": ir.StringAttr(name)})
+}
+
+func (c *caseBuilder) param(name string, ds ...int) *ir.Instr {
+	var d []any
+	for _, x := range ds {
+		d = append(d, x)
+	}
+	return c.MustGiven(ir.OpParam, ir.TensorOf(ir.F32, dims(d...)...), ir.Attrs{"name": ir.StringAttr(name), "init": ir.WordAttr("normal")})
+}
+
+func (c *caseBuilder) konst(dt ir.DType, v float64) *ir.Instr {
+	return c.MustGiven(ir.OpConst, ir.Type{DType: dt}, ir.Attrs{"value": ir.FloatAttr(v)})
+}
+
+func (c *caseBuilder) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
+	return c.Must(op, attrs, args...)
+}
+
+func (c *caseBuilder) bin(op ir.Op, x, y *ir.Instr) *ir.Instr { return c.Must(op, nil, x, y) }
+
+// out makes v an output named name.
+func (c *caseBuilder) out(name string, v *ir.Instr) {
+	if v == nil {
+		return // the builder's error says why
+	}
+	c.Output(ir.OutValue, name, v)
+	c.outs = append(c.outs, v)
+}
+
+// finish adds the loss.
+func (c *caseBuilder) finish() {
+	var loss *ir.Instr
+	for _, y := range c.outs {
+		if y.Type.DType != ir.F32 {
+			continue
+		}
+		fin := c.op(ir.OpSelect, nil, c.bin(ir.OpLt, c.op(ir.OpAbs, nil, y), c.konst(ir.F32, 1e30)), y, c.konst(ir.F32, 0))
+		// (y + 0.1·Σ_a c_a·index_a)²: the offsets differ along every
+		// axis, so no gradient vanishes by symmetry (the sum of a
+		// softmax or of a normalised row is constant).
+		for a := range y.Type.Rank() {
+			pos := f32(c, c.MustGiven(ir.OpIota, ir.Type{DType: ir.I32, Shape: y.Type.Shape}, ir.Attrs{"axis": ir.IntAttr(int64(a))}))
+			fin = c.bin(ir.OpAdd, fin, c.bin(ir.OpMul, pos, c.konst(ir.F32, 0.1*[]float64{0.31, 0.53, 0.71, 0.97, 1.13}[a%5])))
+		}
+		sq := c.bin(ir.OpMul, fin, fin)
+		if y.Type.Rank() > 0 {
+			axes := make([]int64, y.Type.Rank())
+			for i := range axes {
+				axes[i] = int64(i)
+			}
+			sq = c.op(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(axes...)}, sq)
+		}
+		if loss == nil {
+			loss = sq
+		} else {
+			loss = c.bin(ir.OpAdd, loss, sq)
+		}
+	}
+	if loss == nil {
+		loss = c.konst(ir.F32, 0)
+	}
+	c.Output(ir.OutLoss, "loss", loss)
+}
+
+// fill makes a trial's environment: inputs by their dtype and the case's
+// ranges and generators, weights N(0, 1).
+func (c *caseBuilder) fill(m *ir.Module, tr trial, rng *rand.Rand) (eval.Env, error) {
+	env := eval.Env{Inputs: map[string]*eval.Tensor{}, Params: map[string]*eval.Tensor{}}
+	special := map[string]bool{}
+	for _, s := range tr.special {
+		special[s] = true
+	}
+	for _, in := range m.Inputs() {
+		shape, err := in.Type.Shape.Eval(tr.syms)
+		if err != nil {
+			return env, err
+		}
+		t := eval.NewTensor(in.Type.DType, shape...)
+		name := in.Name()
+		switch in.Type.DType {
+		case ir.F32:
+			if g := c.gen[name]; g != nil {
+				copy(t.Data, g(rng, shape, tr.syms))
+				break
+			}
+			for i := range t.Data {
+				t.Data[i] = rng.NormFloat64()
+			}
+		case ir.I32:
+			lo, hi := int64(0), int64(3)
+			if r, ok := c.ints[name]; ok {
+				lo, hi = bound(r[0], tr.syms), bound(r[1], tr.syms)
+			}
+			for i := range t.Data {
+				t.Data[i] = float64(lo + rng.Int64N(hi-lo))
+			}
+		default:
+			for i := range t.Data {
+				t.Data[i] = float64(rng.IntN(2))
+			}
+		}
+		if special[name] {
+			for i := range t.Data {
+				switch {
+				case i%11 == 3:
+					t.Data[i] = math.Inf(1)
+				case i%11 == 7:
+					t.Data[i] = math.Inf(-1)
+				case i%13 == 5:
+					t.Data[i] = math.NaN()
+				}
+			}
+		}
+		if i, ok := tr.nanAt[name]; ok {
+			t.Data[i] = math.NaN()
+		}
+		env.Inputs[name] = t
+	}
+	for _, p := range m.Params() {
+		shape, _ := p.Type.Shape.Eval(nil)
+		t := eval.NewTensor(ir.F32, shape...)
+		for i := range t.Data {
+			t.Data[i] = rng.NormFloat64()
+		}
+		env.Params[p.Name()] = t
+	}
+	return env, nil
+}
+
+func bound(v any, syms map[string]int64) int64 {
+	if s, ok := v.(string); ok {
+		return syms[s]
+	}
+	return int64(v.(int))
+}
+
+func syms(kv ...any) map[string]int64 {
+	out := map[string]int64{}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i].(string)] = int64(kv[i+1].(int))
+	}
+	return out
+}
+
+// plus returns x + a new weight of the given shape (broadcast): the way
+// cases put a weight in front of an op so its gradient is checked.
+func (c *caseBuilder) plus(x *ir.Instr, name string, ds ...int) *ir.Instr {
+	return c.bin(ir.OpAdd, x, c.param(name, ds...))
+}
+
+func f32(c *caseBuilder, x *ir.Instr) *ir.Instr {
+	return c.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, x)
+}
+
+func axes(xs ...int64) ir.Attrs { return ir.Attrs{"axes": ir.IntsAttr(xs...)} }
+
+// Index expressions for attention masks and scores.
+var (
+	eq, ek, eh, eb, es = ir.Var("q"), ir.Var("k"), ir.Var("h"), ir.Var("b"), ir.Var("s")
+	negInfByDivision   = ir.Bin(ir.EDiv, &ir.Expr{Kind: ir.ENeg, Args: []*ir.Expr{ir.Float(1)}}, ir.Float(0)) // -1.0 / 0.0
+)
+
+// attn builds q, k, v from inputs times weights (so attention_grad runs
+// for each) and returns them: q f32[B, 2, nq, 4], k f32[B, 2, nk, 4],
+// v f32[B, 2, nk, 3].
+func (c *caseBuilder) qkv(prefix string, nq, nk string) (q, k, v *ir.Instr) {
+	q = c.bin(ir.OpMul, c.in(prefix+"xq", ir.F32, "B", 2, nq, 4), c.param(prefix+"wq", 4))
+	k = c.bin(ir.OpMul, c.in(prefix+"xk", ir.F32, "B", 2, nk, 4), c.param(prefix+"wk", 4))
+	v = c.bin(ir.OpMul, c.in(prefix+"xv", ir.F32, "B", 2, nk, 3), c.param(prefix+"wv", 3))
+	return q, k, v
+}
+
+func attnAttrs(kv ...any) ir.Attrs {
+	a := ir.Attrs{"scale": ir.FloatAttr(0.5)}
+	for i := 0; i < len(kv); i += 2 {
+		switch v := kv[i+1].(type) {
+		case *ir.Expr:
+			a[kv[i].(string)] = ir.ExprAttr(v)
+		case string:
+			a[kv[i].(string)] = ir.WordAttr(v)
+		}
+	}
+	return a
+}
+
+var unaryF32 = []ir.Op{ir.OpNeg, ir.OpAbs, ir.OpExp, ir.OpLog, ir.OpSqrt, ir.OpRsqrt, ir.OpTanh, ir.OpSigmoid,
+	ir.OpRelu, ir.OpGelu, ir.OpSilu, ir.OpSin, ir.OpCos}
+
+var binaryF32 = []ir.Op{ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpMax, ir.OpMin, ir.OpPow}
+
+var compares = []ir.Op{ir.OpEq, ir.OpNe, ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe}
+
+var reductions = []ir.Op{ir.OpReduceSum, ir.OpReduceMax, ir.OpReduceMean, ir.OpLogSumExp}
+
+// Sizes: 1, small odd ones, and ones past the kernels' tiles (64 for
+// attention and matmul rows, 128 for matmul's inner dimension, 256 for
+// reduction columns).
+var opCases = []opCase{
+	{
+		name: "sources",
+		ops:  []ir.Op{ir.OpParam, ir.OpInput, ir.OpConst, ir.OpIota},
+		build: func(c *caseBuilder) {
+			x := c.in("x", ir.F32, "B", 3)
+			w := c.param("w", 3)
+			c.out("input", x)
+			c.out("param", w)
+			c.out("const", c.bin(ir.OpAdd, c.bin(ir.OpMul, x, w), c.konst(ir.F32, 2.5)))
+			c.out("const_inf", c.bin(ir.OpMul, w, c.konst(ir.F32, math.Inf(-1))))
+			c.out("const_nan", c.bin(ir.OpAdd, w, c.konst(ir.F32, math.NaN())))
+			c.out("const_i32", c.bin(ir.OpAdd, c.in("i", ir.I32, "B", 3), c.konst(ir.I32, -7)))
+			c.out("input_bool", c.in("bl", ir.Bool, "B", 3))
+			c.out("iota0", c.MustGiven(ir.OpIota, ir.TensorOf(ir.I32, dims("B", 4)...), ir.Attrs{"axis": ir.IntAttr(0)}))
+			c.out("iota1", c.MustGiven(ir.OpIota, ir.TensorOf(ir.I32, dims("B", 4, 2)...), ir.Attrs{"axis": ir.IntAttr(1)}))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 5)}},
+	},
+	{
+		name: "unary_f32",
+		ops:  unaryF32,
+		build: func(c *caseBuilder) {
+			x := c.in("x", ir.F32, "B", 7)
+			for _, op := range unaryF32 {
+				w := c.param(op.String()+".w", 7)
+				a := c.bin(ir.OpAdd, x, w)
+				switch op {
+				case ir.OpLog, ir.OpSqrt, ir.OpRsqrt:
+					// Mostly inside the domain: x² + w² + 1/4.
+					a = c.bin(ir.OpAdd, c.bin(ir.OpAdd, c.bin(ir.OpMul, x, x), c.bin(ir.OpMul, w, w)), c.konst(ir.F32, 0.25))
+				}
+				c.out(op.String(), c.op(op, nil, a))
+			}
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 9)}, {syms: syms("B", 6), special: []string{"x"}}},
+	},
+	{
+		name: "unary_int_bool_cast",
+		ops:  []ir.Op{ir.OpNot, ir.OpCast},
+		build: func(c *caseBuilder) {
+			i := c.in("i", ir.I32, "B", 5)
+			c.out("neg_i32", c.op(ir.OpNeg, nil, i))
+			c.out("abs_i32", c.op(ir.OpAbs, nil, i))
+			bl := c.in("bl", ir.Bool, "B", 5)
+			c.out("not", c.op(ir.OpNot, nil, bl))
+			x := c.plus(c.bin(ir.OpMul, c.in("x", ir.F32, "B", 5), c.konst(ir.F32, 3)), "cast.w", 5)
+			cast := func(to ir.DType, v *ir.Instr) *ir.Instr {
+				return c.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(to)}, v)
+			}
+			c.out("cast_f32_f32", cast(ir.F32, x))
+			c.out("cast_f32_i32", cast(ir.I32, x))
+			c.out("cast_f32_bool", cast(ir.Bool, cast(ir.I32, x)))
+			c.out("cast_i32_f32", cast(ir.F32, i))
+			c.out("cast_i32_bool", cast(ir.Bool, i))
+			c.out("cast_bool_f32", cast(ir.F32, bl))
+			c.out("cast_bool_i32", cast(ir.I32, bl))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 7)}},
+	},
+	{
+		name: "binary_f32",
+		ops:  binaryF32,
+		build: func(c *caseBuilder) {
+			x := c.in("x", ir.F32, "B", 1, 5)
+			for _, op := range binaryF32 {
+				a := c.plus(x, op.String()+".u", 5)
+				if op == ir.OpPow {
+					a = c.bin(ir.OpAdd, c.bin(ir.OpMul, a, a), c.konst(ir.F32, 0.5))
+				}
+				c.out(op.String(), c.bin(op, a, c.param(op.String()+".w", 4, 1)))
+			}
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 3)}, {syms: syms("B", 4), special: []string{"x"}}},
+	},
+	{
+		name: "binary_int_bool",
+		ops:  append([]ir.Op{ir.OpAnd, ir.OpOr}, compares...),
+		build: func(c *caseBuilder) {
+			i, j := c.in("i", ir.I32, "B", 1, 4), c.in("j", ir.I32, 3, 1)
+			for _, op := range []ir.Op{ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpMax, ir.OpMin} {
+				c.out(op.String()+"_i32", c.bin(op, i, j))
+			}
+			for _, op := range compares {
+				c.out(op.String()+"_i32", c.bin(op, i, j))
+			}
+			// Floats that are often equal, and some NaN and infinities.
+			x, y := f32(c, c.in("xi", ir.I32, "B", 6)), c.in("y", ir.F32, 1, 6)
+			z := c.bin(ir.OpAdd, x, c.in("z", ir.F32, "B", 6))
+			yi := f32(c, c.in("yi", ir.I32, 1, 6))
+			for _, op := range compares {
+				c.out(op.String()+"_f32", c.bin(op, x, yi))
+				c.out(op.String()+"_f32_special", c.bin(op, z, y))
+			}
+			a, b := c.in("a", ir.Bool, "B", 4), c.in("b", ir.Bool, 1, 4)
+			for _, op := range []ir.Op{ir.OpAnd, ir.OpOr, ir.OpEq, ir.OpNe} {
+				c.out(op.String()+"_bool", c.bin(op, a, b))
+			}
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 5), special: []string{"y", "z"}}},
+	},
+	{
+		name: "select",
+		ops:  []ir.Op{ir.OpSelect},
+		build: func(c *caseBuilder) {
+			cond := c.in("c", ir.Bool, "B", 5)
+			c.out("select", c.op(ir.OpSelect, nil, cond, c.param("x", 5), c.plus(c.in("y", ir.F32, "B", 1), "y.w", 1)))
+			c.out("select_scalar", c.op(ir.OpSelect, nil, c.in("c0", ir.Bool), c.param("s", 2, 1), c.param("t", 3)))
+			c.out("select_i32", c.op(ir.OpSelect, nil, cond, c.in("i", ir.I32, "B", 5), c.konst(ir.I32, -1)))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 6)}, {syms: syms("B", 4), special: []string{"y"}}},
+	},
+	{
+		name: "reductions",
+		ops:  reductions,
+		build: func(c *caseBuilder) {
+			x := c.in("x", ir.F32, "B", "N", 5)
+			for _, op := range reductions {
+				a := c.plus(x, op.String()+".w", 5)
+				c.out(op.String()+"_n_keep", c.op(op, ir.Attrs{"axes": ir.IntsAttr(1), "keepdims": ir.BoolAttr(true)}, a))
+				c.out(op.String()+"_b_last", c.op(op, axes(0, 2), a))
+				c.out(op.String()+"_all", c.op(op, axes(0, 1, 2), a))
+				c.out(op.String()+"_last", c.op(op, axes(2), a))
+			}
+			// Rows that are entirely -Inf.
+			m := c.in("m", ir.F32, "B", 4)
+			c.out("logsumexp_neginf_rows", c.op(ir.OpLogSumExp, axes(1), m))
+			c.out("reduce_max_neginf_rows", c.op(ir.OpReduceMax, axes(1), m))
+			i := c.in("i", ir.I32, "B", "N")
+			c.out("reduce_sum_i32", c.op(ir.OpReduceSum, axes(1), i))
+			c.out("reduce_max_i32", c.op(ir.OpReduceMax, axes(0), i))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 300)}, {syms: syms("B", 3, "N", 7), special: []string{"x"}}, {syms: syms("B", 2, "N", 0)}},
+	},
+	{
+		name: "argmax",
+		ops:  []ir.Op{ir.OpArgMax},
+		build: func(c *caseBuilder) {
+			c.out("argmax_f32", c.op(ir.OpArgMax, ir.Attrs{"axis": ir.IntAttr(1)}, c.in("x", ir.F32, "B", "N")))
+			c.out("argmax_f32_axis0", c.op(ir.OpArgMax, ir.Attrs{"axis": ir.IntAttr(0)}, c.in("y", ir.F32, "B", "N", 2)))
+			// Ties go to the first.
+			c.out("argmax_i32", c.op(ir.OpArgMax, ir.Attrs{"axis": ir.IntAttr(1)}, c.in("i", ir.I32, "B", "N")))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 9)}, {syms: syms("B", 2, "N", 70), special: []string{"x", "y"}}},
+	},
+	{
+		name: "matmul",
+		ops:  []ir.Op{ir.OpMatMul},
+		build: func(c *caseBuilder) {
+			x := c.in("x", ir.F32, "B", "M", 130)
+			c.out("matmul_batched", c.op(ir.OpMatMul, nil, x, c.param("w", 130, 5)))
+			c.out("matmul_broadcast", c.op(ir.OpMatMul, nil, c.param("p", 2, 1, 3, 4), c.param("r", 5, 4, 6)))
+			c.out("matmul_2d", c.op(ir.OpMatMul, nil, c.plus(c.in("y", ir.F32, "M", 3), "y.w", 3), c.param("s", 3, 1)))
+		},
+		trials: []trial{{syms: syms("B", 1, "M", 1)}, {syms: syms("B", 2, "M", 70)}, {syms: syms("B", 2, "M", 0)}, {syms: syms("B", 1, "M", 3), special: []string{"x", "y"}}},
+		tol:    2e-4,
+	},
+	{
+		name: "einsum",
+		ops:  []ir.Op{ir.OpEinsum},
+		build: func(c *caseBuilder) {
+			es := func(spec string, xs ...*ir.Instr) *ir.Instr {
+				return c.op(ir.OpEinsum, ir.Attrs{"spec": ir.StringAttr(spec)}, xs...)
+			}
+			x := c.in("x", ir.F32, "B", "N", 4)
+			c.out("einsum_project", es("bnd,de->bne", x, c.param("w", 4, 3)))
+			c.out("einsum_state", es("bhnd,bhne->bhde", c.param("p", 2, 2, 5, 3), c.param("r", 2, 2, 5, 4)))
+			c.out("einsum_sum", es("ij->j", c.param("s", 3, 4)))
+			c.out("einsum_transpose", es("ij->ji", c.param("t", 3, 4)))
+			c.out("einsum_dot", es("bnd,d->bn", c.plus(x, "u", 4), c.param("d", 4)))
+			c.out("einsum_three", es("bn,n,n->b", c.plus(c.in("y", ir.F32, "B", 3), "y.w", 3), c.param("y2", 3), c.param("y3", 3)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 0)}, {syms: syms("B", 2, "N", 3), special: []string{"x", "y"}}},
+	},
+	{
+		name: "layout",
+		ops:  []ir.Op{ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpConcat, ir.OpBroadcast, ir.OpPad},
+		build: func(c *caseBuilder) {
+			x := c.plus(c.in("x", ir.F32, "B", "N", 6), "x.w", 6)
+			n := ir.SymDim("N")
+			c.out("reshape", c.MustGiven(ir.OpReshape, ir.TensorOf(ir.F32, dims("B", "N", 2, 3)...), nil, x))
+			c.out("reshape_flat", c.MustGiven(ir.OpReshape, ir.TensorOf(ir.F32, dims("B", n.Scale(6))...), nil, c.plus(x, "r.w", 6)))
+			c.out("transpose", c.op(ir.OpTranspose, ir.Attrs{"perm": ir.IntsAttr(2, 0, 1)}, c.plus(x, "t.w", 6)))
+			sl := func(v *ir.Instr, axis int64, start, end ir.Dim) *ir.Instr {
+				return c.op(ir.OpSlice, ir.Attrs{"axis": ir.IntAttr(axis), "start": ir.DimAttr(start), "end": ir.DimAttr(end)}, v)
+			}
+			c.out("slice_shift", sl(c.plus(x, "s.w", 6), 1, ir.ConstDim(1), n))
+			c.out("slice_last", sl(c.plus(x, "s2.w", 6), 2, ir.ConstDim(2), ir.ConstDim(5)))
+			c.out("concat", c.op(ir.OpConcat, ir.Attrs{"axis": ir.IntAttr(1)},
+				c.plus(x, "c.w", 6), c.plus(c.in("y", ir.F32, "B", 2, 6), "c2.w", 6), c.MustGiven(ir.OpBroadcast, ir.TensorOf(ir.F32, dims("B", 1, 6)...), nil, c.param("c3", 6))))
+			c.out("concat_one", c.op(ir.OpConcat, ir.Attrs{"axis": ir.IntAttr(0)}, c.plus(x, "c4.w", 6)))
+			c.out("broadcast", c.MustGiven(ir.OpBroadcast, ir.TensorOf(ir.F32, dims("B", 4, 5)...), nil, c.param("b", 1, 5)))
+			c.out("broadcast_scalar", c.MustGiven(ir.OpBroadcast, ir.TensorOf(ir.F32, dims("N", 2)...), nil, c.konst(ir.F32, 1.5)))
+			pad := func(v *ir.Instr, axis int64, before, after ir.Dim) *ir.Instr {
+				return c.op(ir.OpPad, ir.Attrs{"axis": ir.IntAttr(axis), "before": ir.DimAttr(before), "after": ir.DimAttr(after)}, v)
+			}
+			c.out("pad", pad(c.plus(x, "p.w", 6), 1, ir.ConstDim(2), n))
+			c.out("pad_last", pad(c.plus(x, "p2.w", 6), 2, ir.ConstDim(0), ir.ConstDim(3)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 5)}, {syms: syms("B", 2, "N", 4), special: []string{"x", "y"}}},
+	},
+	{
+		name: "gather_scatter",
+		ops:  []ir.Op{ir.OpGather, ir.OpScatterAdd},
+		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"tok": {0, 10}, "ptr": {0, "N"}, "idx": {0, 4}}
+			tok := c.in("tok", ir.I32, "B", "N")
+			c.out("gather_embed", c.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(0)}, c.param("table", 10, 4), tok))
+			x := c.plus(c.in("x", ir.F32, "B", "N", 3), "x.w", 3)
+			c.out("gather_batch", c.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(1), "batch_dims": ir.IntAttr(1)}, x, c.in("ptr", ir.I32, "B", 5)))
+			c.out("gather_inner", c.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(2)}, c.plus(c.in("y", ir.F32, "B", 2, 4), "y.w", 4), c.in("idx", ir.I32, 3)))
+			upd := c.plus(c.in("u", ir.F32, "B", "N", 4), "u.w", 4)
+			c.out("scatter_add", c.MustGiven(ir.OpScatterAdd, ir.TensorOf(ir.F32, dims(10, 4)...), ir.Attrs{"axis": ir.IntAttr(0)}, upd, tok))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 3, "N", 8)}, {syms: syms("B", 2, "N", 5), special: []string{"x", "y", "u"}}},
+	},
+	{
+		name: "composites",
+		ops:  []ir.Op{ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy},
+		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"t": {0, 7}, "ti": {-1, 7}}
+			x := c.in("x", ir.F32, "B", "N", 7)
+			c.out("softmax_last", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(2)}, c.plus(x, "sm.w", 7)))
+			c.out("softmax_mid", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(1)}, c.bin(ir.OpMul, x, c.param("sm2.w", 7))))
+			c.out("layer_norm", c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "ln.w", 7)))
+			c.out("rms_norm", c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "rms.w", 7)))
+			c.out("cross_entropy", c.op(ir.OpCrossEntropy, nil, c.plus(x, "ce.w", 7), c.in("t", ir.I32, "B", "N")))
+			c.out("cross_entropy_ignore", c.op(ir.OpCrossEntropy, ir.Attrs{"ignore_index": ir.IntAttr(-1)}, c.plus(x, "ce2.w", 7), c.in("ti", ir.I32, "B", "N")))
+			// Rows that are entirely -Inf.
+			c.out("softmax_neginf_rows", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(1)}, c.in("m", ir.F32, "B", 4)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 4), special: []string{"x"}}, {syms: syms("B", 2, "N", 0)}},
+	},
+	{
+		name: "scan",
+		ops:  []ir.Op{ir.OpScan},
+		build: func(c *caseBuilder) {
+			a := c.op(ir.OpSigmoid, nil, c.plus(c.in("a", ir.F32, "B", "N", 3), "a.w", 3))
+			x := c.plus(c.in("x", ir.F32, "B", "N", 3), "x.w", 3)
+			c.out("scan", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(1)}, a, x))
+			c.out("scan_reverse", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(1), "reverse": ir.BoolAttr(true)}, a, c.plus(x, "r.w", 3)))
+			c.out("scan_axis0", c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(0)}, a, c.plus(x, "z.w", 3)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 2, "N", 6), special: []string{"a", "x"}}, {syms: syms("B", 2, "N", 0)}},
+	},
+	{
+		name: "dim_size",
+		ops:  []ir.Op{ir.OpDimSize},
+		build: func(c *caseBuilder) {
+			x := c.plus(c.in("x", ir.F32, "B", "N"), "x.w", 1)
+			n := ir.SymDim("N")
+			c.out("dim_size", c.bin(ir.OpMul, x, c.op(ir.OpDimSize, ir.Attrs{"dim": ir.DimAttr(n.Scale(2).Add(ir.ConstDim(1)))})))
+			c.out("dim_size_sum", c.op(ir.OpDimSize, ir.Attrs{"dim": ir.DimAttr(n.Add(ir.SymDim("B")))}))
+			// The mean over a symbolic axis divides by dim_size in its
+			// gradient.
+			c.out("mean_n", c.op(ir.OpReduceMean, axes(1), c.plus(x, "m.w", 1)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}},
+	},
+	{
+		// Self-attention: no mask, causal (tiles classified by the
+		// sparsity pass, so N = 70 skips and fills tiles), and a strict
+		// mask whose row 0 is fully masked.
+		name: "attention_self",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "N", "N")
+			c.out("full", c.op(ir.OpAttention, attnAttrs(), q, k, v))
+			c.out("causal", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq)), q, k, v))
+			c.out("strict", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELt, ek, eq)), q, k, v))
+			c.out("window", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.EAnd, ir.Bin(ir.ELe, ek, eq), ir.Bin(ir.ELt, ir.Bin(ir.ESub, eq, ek), ir.Int(3)))), q, k, v))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 1, "N", 70)}, {syms: syms("B", 2, "N", 0)}},
+	},
+	{
+		// Cross-attention with a learned relative bias read by the score:
+		// the gradient of a captured tensor. Nk = 0 gives empty rows.
+		name: "attention_cross_bias",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "S", "T")
+			bias := c.param("bias", 2, 16)
+			rel := ir.Bin(ir.EAdd, es, ir.Capture(0, eh, ir.Call("clamp", ir.Bin(ir.ESub, eq, ek), ir.Int(0), ir.Int(15))))
+			c.out("rel", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, ir.Bin(ir.EAdd, eq, ir.Int(2))), "score", rel), q, k, v, bias))
+			capped := ir.Bin(ir.EMul, ir.Float(2), ir.Call("tanh", ir.Bin(ir.EDiv, rel, ir.Float(2))))
+			c.out("rel_tanh", c.op(ir.OpAttention, attnAttrs("score", capped), q, k, v, c.param("bias2", 2, 16)))
+		},
+		trials: []trial{{syms: syms("B", 1, "S", 3, "T", 4)}, {syms: syms("B", 2, "S", 66, "T", 70)}, {syms: syms("B", 1, "S", 2, "T", 0)}, {syms: syms("B", 2, "S", 0, "T", 3)}},
+	},
+	{
+		// The distribution itself, with a mask that reads a captured
+		// tensor (document ids) and a soft-capped score.
+		name: "attention_probs",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"doc": {0, 2}}
+			q, k, _ := c.qkv("", "N", "N")
+			doc := c.in("doc", ir.I32, "B", "N")
+			same := ir.Bin(ir.EEq, ir.Capture(0, eb, eq), ir.Capture(0, eb, ek))
+			softcap := ir.Bin(ir.EMul, ir.Float(5), ir.Call("tanh", ir.Bin(ir.EDiv, es, ir.Float(5))))
+			c.out("probs", c.op(ir.OpAttention, attnAttrs("mask", same, "score", softcap, "returns", "probs"), q, k, doc))
+			c.out("logprobs", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELt, ek, eq), "returns", "logprobs"), q, k))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)}},
+	},
+	{
+		// Masking by score: -1.0 / 0.0 and -inf in the score, a row all
+		// of whose scores are -inf, and lse, which has no gradient.
+		name: "attention_neginf_scores",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "N", "N")
+			byDiv := ir.Call("where", ir.Bin(ir.EEq, ek, ir.Int(0)), negInfByDivision, es)
+			c.out("div_inf", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq), "score", byDiv), q, k, v))
+			keep := c.in("keep", ir.Bool, "B", "N")
+			byCapture := ir.Call("where", ir.Capture(0, eb, ek), es, ir.Float(math.Inf(-1)))
+			c.out("capture_inf", c.op(ir.OpAttention, attnAttrs("score", byCapture, "returns", "logprobs"), q, k, keep))
+			c.out("lse", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELt, ek, eq), "score", byDiv, "returns", "lse"),
+				c.in("lq", ir.F32, "B", 2, "N", 4), c.in("lk", ir.F32, "B", 2, "N", 4)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 67)}},
+	},
+	{
+		// NaN and infinite scores from the data (issue 7, item 10): a
+		// NaN makes its row NaN, it does not mask the key.
+		name: "attention_nan",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "N", "N")
+			c.out("nan", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq)), q, k, v))
+			scaled := ir.Bin(ir.EMul, es, ir.Capture(0, eh))
+			c.out("nan_score", c.op(ir.OpAttention, attnAttrs("score", scaled, "returns", "probs"), q, k, c.in("g", ir.F32, 2)))
+			// Masked keys of a NaN row keep their -inf log-probability.
+			c.out("nan_logprobs", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq), "returns", "logprobs"), q, k))
+			// +Inf scores: the row's lse is +Inf.
+			c.out("inf_lse", c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq), "returns", "lse"),
+				c.in("lq", ir.F32, "B", 2, "N", 4), c.in("lk", ir.F32, "B", 2, "N", 4)))
+		},
+		trials: []trial{{syms: syms("B", 2, "N", 5), special: []string{"xq", "lq"}}, {syms: syms("B", 1, "N", 70), special: []string{"xk", "lk"}},
+			{syms: syms("B", 1, "N", 4), nanAt: map[string]int{"g": 1}},
+			// One NaN in query 10 of head 0: that row only is NaN, and
+			// so is the gradient of every key it admits.
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xq": 10*4 + 1}},
+			// NaN in the values and keys of the last key, which only the
+			// last query admits.
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xv": 69*3 + 2, "xk": 69*4 + 1}}},
+	},
+	{
+		// attention_grad on its own, with a dy that autodiff would never
+		// make: non-zero at keys whose score is -inf, which count as
+		// masked and get no gradient.
+		name: "attention_grad_direct",
+		ops:  []ir.Op{ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.in("q", ir.F32, "B", 2, "N", 4), c.in("k", ir.F32, "B", 2, "N", 4), c.in("v", ir.F32, "B", 2, "N", 3)
+			keep := c.in("keep", ir.Bool, "B", "N")
+			bias := c.in("bias", ir.F32, 2, 16)
+			byCapture := ir.Call("where", ir.Capture(0, eb, ek), ir.Bin(ir.EAdd, es, ir.Capture(1, eh, ir.Call("clamp", ir.Bin(ir.ESub, eq, ek), ir.Int(0), ir.Int(15)))), ir.Float(math.Inf(-1)))
+			mask := ir.Bin(ir.ELe, ek, ir.Bin(ir.EAdd, eq, ir.Int(1)))
+			for _, returns := range []string{"out", "probs", "logprobs"} {
+				lse := c.op(ir.OpAttention, attnAttrs("mask", mask, "score", byCapture, "returns", "lse"), q, k, keep, bias)
+				args := []*ir.Instr{q, k}
+				wrts := []string{"q", "k", "cap"}
+				var dy *ir.Instr
+				if returns == "out" {
+					args = append(args, v)
+					dy = c.in("dy_out", ir.F32, "B", 2, "N", 3)
+					wrts = append(wrts, "v")
+				} else {
+					dy = c.in("dy_"+returns, ir.F32, "B", 2, "N", "N")
+				}
+				args = append(args, keep, bias, lse, dy)
+				for _, wrt := range wrts {
+					a := attnAttrs("mask", mask, "score", byCapture, "returns", returns, "wrt", wrt)
+					if wrt == "cap" {
+						a["cap"] = ir.IntAttr(1)
+					}
+					c.out(returns+"_wrt_"+wrt, c.op(ir.OpAttentionGrad, a, args...))
+				}
+			}
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)},
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"q": 2*4 + 1}},
+			// NaN at key 4, which rows 0 to 2 do not admit: their results
+			// stay finite.
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"v": 4*3 + 1}},
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"k": 4*4 + 2}},
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"v": 69*3 + 1, "k": 68*4 + 2}},
+			// NaN in dy at a masked pair, and in a whole row of dy.
+			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"dy_out": 1*3 + 0, "dy_probs": 0*5 + 4, "dy_logprobs": 0*5 + 4}}},
+	},
+}
+
+// negInfRows fills a [B, C] tensor whose first row is all -Inf.
+func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
+	out := make([]float64, shape[0]*shape[1])
+	for i := range out {
+		out[i] = r.NormFloat64()
+		if i < shape[1] {
+			out[i] = math.Inf(-1)
+		}
+	}
+	return out
+}
+
+// noGradient lists the ops that carry no gradient (sources, integer and
+// bool results, and attention_grad itself): for the others, the every-op
+// test insists on a weight upstream of the op.
+var noGradient = map[ir.Op]bool{
+	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
+	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true,
+}
+
+// TestEveryOp generates, compiles and runs every op of the op table with
+// the Go backend, forward and (for ops with a gradient) backward, on
+// awkward sizes (1, odd sizes, sizes past the kernels' tiles), with
+// infinities and NaNs where they mean something and fully masked and
+// empty attention rows, and compares every output and gradient with the
+// float64 reference. All cases are built into one program with one go
+// build. An op of the table without a case fails the test: a new op needs
+// one.
+func TestEveryOp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a Go program")
+	}
+	var units []*unit
+	type built struct {
+		c      opCase
+		m      *ir.Module
+		prog   *ir.Program
+		envs   []eval.Env
+		trials []trial
+	}
+	var all []built
+	covered := map[ir.Op][]string{}
+	for ci, c := range opCases {
+		cb := &caseBuilder{Builder: ir.NewBuilder(c.name), gen: map[string]func(*rand.Rand, []int, map[string]int64) []float64{"m": negInfRows}}
+		c.build(cb)
+		cb.finish()
+		require.NoError(t, cb.Err(), "building case %s", c.name)
+		m := cb.M
+		prog, err := passes.Run(m, passes.Options{VerifyEach: true})
+		require.NoError(t, err, "case %s", c.name)
+		rng := rand.New(rand.NewPCG(uint64(ci), 77))
+		var envs []eval.Env
+		for _, tr := range c.trials {
+			env, err := cb.fill(m, tr, rng)
+			require.NoError(t, err)
+			envs = append(envs, env)
+		}
+		name := "op_" + strings.ReplaceAll(c.name, "_", "")
+		units = append(units, &unit{name: name, prog: prog, envs: envs})
+		all = append(all, built{c, m, prog, envs, c.trials})
+		for _, op := range c.ops {
+			covered[op] = append(covered[op], c.name)
+			assertExercised(t, c.name, op, prog)
+		}
+	}
+	for _, op := range ir.AllOps() {
+		assert.NotEmpty(t, covered[op], "op %s has no case in the every-op test: add one to opCases", op)
+	}
+
+	results := runUnits(t, units)
+	for i, b := range all {
+		t.Run(b.c.name, func(t *testing.T) {
+			res := results[units[i].name]
+			require.Len(t, res, len(b.envs))
+			tol := b.c.tol
+			if tol == 0 {
+				tol = 1e-4
+			}
+			for j, env := range b.envs {
+				ref, err := eval.Run(b.m, env)
+				require.NoError(t, err, "reference, trial %d", j)
+				what := fmt.Sprintf("trial %d %v", j, b.trials[j].syms)
+				if len(b.trials[j].special) > 0 {
+					what += fmt.Sprintf(" (±Inf, NaN in %v)", b.trials[j].special)
+				}
+				if len(b.trials[j].nanAt) > 0 {
+					what += fmt.Sprintf(" (NaN at %v)", b.trials[j].nanAt)
+				}
+				if res[j].Err != "" {
+					t.Errorf("%s: the generated code failed: %s", what, res[j].Err)
+					continue
+				}
+				for _, d := range compareOutputs(b.m, ref, res[j], tol) {
+					t.Errorf("%s: %s", what, d)
+				}
+			}
+		})
+	}
+}
+
+// assertExercised checks that op appears in the generated functions of a
+// case and, if it has a gradient, that LossAndGrad differentiates through
+// it (an instance of it depends on a weight).
+func assertExercised(t *testing.T, name string, op ir.Op, prog *ir.Program) {
+	t.Helper()
+	dep := map[*ir.Instr]bool{}
+	for _, in := range prog.Module.Instrs {
+		if in.Op == ir.OpParam {
+			dep[in] = true
+		}
+		for _, a := range in.Args {
+			if dep[a] && in.Type.DType == ir.F32 {
+				dep[in] = true
+			}
+		}
+	}
+	found, differentiated := false, false
+	for _, f := range prog.Funcs {
+		for _, in := range f.Body {
+			if in.Op != op {
+				continue
+			}
+			found = true
+			if f.Name == "LossAndGrad" && dep[in] {
+				differentiated = true
+			}
+		}
+	}
+	assert.True(t, found, "case %s claims op %s, which its generated code does not run", name, op)
+	if !noGradient[op] {
+		assert.True(t, differentiated, "case %s claims op %s but does not differentiate through it", name, op)
+	}
+}
+
+// TestEveryOpCasesAreSound keeps the case list honest without building
+// anything: each op of the table has a case (also in -short runs).
+func TestEveryOpCasesAreSound(t *testing.T) {
+	have := map[ir.Op]bool{}
+	for _, c := range opCases {
+		for _, op := range c.ops {
+			have[op] = true
+		}
+	}
+	var missing []string
+	for _, op := range ir.AllOps() {
+		if !have[op] {
+			missing = append(missing, op.String())
+		}
+	}
+	sort.Strings(missing)
+	assert.Empty(t, missing, "ops without a case in the every-op test")
+}
