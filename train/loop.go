@@ -149,7 +149,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
 		if info.Step >= cfg.Steps {
-			return &Summary{Steps: info.Step, Eval: info.Eval}, fmt.Errorf("%s is finished: all %d steps are done; nothing changed: %w", cfg.Dir, info.Step, ErrAlreadyDone)
+			return &Summary{Steps: info.Step, Eval: info.Eval}, nothingToDo("%s is finished: all %d steps are done; nothing changed", cfg.Dir, info.Step)
 		}
 		start, saved = info.Step, info.Step
 		if recorded, err = lastRecordedStep(metricsPath); err != nil {

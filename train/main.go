@@ -222,6 +222,18 @@ func Main(newModel func(seed uint64) (Model, error)) {
 // target. Nothing in the run directory changes.
 var ErrAlreadyDone = errors.New("nothing to do")
 
+// alreadyDone is an error that says why a resume has nothing to do, in
+// its own words, and matches ErrAlreadyDone.
+type alreadyDone struct{ msg string }
+
+func (e alreadyDone) Error() string        { return e.msg }
+func (e alreadyDone) Is(target error) bool { return target == ErrAlreadyDone }
+
+// nothingToDo returns an alreadyDone error with the formatted message.
+func nothingToDo(format string, args ...any) error {
+	return alreadyDone{fmt.Sprintf(format, args...)}
+}
+
 // StoppedError is what the trainer returns when a signal stopped the run:
 // it checkpointed the last step and wrote summary.json.
 type StoppedError struct {
@@ -359,11 +371,11 @@ func resumable(dir string, spec, edited *Spec, task Task) error {
 	}
 	again := fmt.Sprintf("attnc train -resume %s -steps N", dir)
 	if info.Step == edited.Steps {
-		return fmt.Errorf("%s is finished: all %d steps are done; nothing changed (%s, with N > %d, trains it longer): %w", dir, edited.Steps, again, edited.Steps, ErrAlreadyDone)
+		return nothingToDo("%s is finished: all %d steps are done; nothing changed (%s, with N > %d, trains it longer)", dir, edited.Steps, again, edited.Steps)
 	}
 	if main := MainMetric(task); edited.Target > 0 && main != "" {
 		if v, ok := info.Eval[main]; ok && v >= edited.Target {
-			return fmt.Errorf("%s already reached its target: %s %.4f ≥ %g at step %d; nothing changed (a higher -target, or -target 0, continues it): %w", dir, main, v, edited.Target, info.Step, ErrAlreadyDone)
+			return nothingToDo("%s already reached its target: %s %.4f ≥ %g at step %d; nothing changed (a higher -target, or -target 0, continues it)", dir, main, v, edited.Target, info.Step)
 		}
 	}
 	return nil
