@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -126,4 +127,62 @@ func TestLoadSafetensorsRefusesUnboundedFiles(t *testing.T) {
 		_, _, err := rt.LoadSafetensors(lying)
 		return err
 	}, "outside the 64 data bytes")
+}
+
+// allocated returns the bytes f allocates on the heap.
+func allocated(f func()) uint64 {
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	f()
+	goruntime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestLoadSafetensorsCheckedHonestHugeFile: a sparse 40 GiB file whose
+// header honestly describes a 40 GiB tensor. A check that refuses its
+// shape fails the load before anything is allocated; one that skips it
+// reads the metadata without reading the tensor; and a skipped tensor
+// that a checksum covers is streamed through it, not allocated.
+func TestLoadSafetensorsCheckedHonestHugeFile(t *testing.T) {
+	const huge = 40 << 30
+	hdr := fmt.Sprintf(`{"big":{"dtype":"F32","shape":[1048576,%d],"data_offsets":[0,%d]},"__metadata__":{"step":"3"}}`, huge/4/1048576, huge)
+	head := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	head = append(head, hdr...)
+	path := sparseFile(t, head, int64(len(head))+huge)
+
+	var err error
+	n := allocated(func() {
+		_, _, err = rt.LoadSafetensorsChecked(path, func(name string, dt rt.DType, shape []int) (bool, error) {
+			return true, rt.CheckType(dt, shape, rt.F32, []int{4, 4})
+		})
+	})
+	if want := `tensor "big": is f32[1048576 10240], want f32[4 4]`; err == nil || !contains(err.Error(), path) || !contains(err.Error(), want) {
+		t.Errorf("a wrong shape: error %v, want one naming the file and %q", err, want)
+	}
+	if n > 64<<20 {
+		t.Errorf("refusing the tensor allocated %d bytes", n)
+	}
+
+	var meta map[string]string
+	n = allocated(func() {
+		_, meta, err = rt.LoadSafetensorsChecked(path, func(string, rt.DType, []int) (bool, error) { return false, nil })
+	})
+	if err != nil || meta["step"] != "3" || n > 64<<20 {
+		t.Errorf("metadata only: %v, error %v, %d bytes allocated", meta, err, n)
+	}
+
+	// 32 MiB through the checksum in chunks, allocating far less.
+	big := rt.New(rt.F32, 8<<20)
+	big.F[len(big.F)-1] = 1
+	sum := filepath.Join(t.TempDir(), "sum.safetensors")
+	if err := rt.SaveSafetensors(sum, []rt.Named{{Name: "big", T: big}, {Name: "small", T: rt.New(rt.F32, 2)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ts map[string]*rt.Tensor
+	n = allocated(func() {
+		ts, _, err = rt.LoadSafetensorsChecked(sum, func(name string, _ rt.DType, _ []int) (bool, error) { return name == "small", nil })
+	})
+	if err != nil || len(ts) != 1 || ts["small"] == nil || n > 8<<20 {
+		t.Errorf("skipping a checksummed 32 MiB tensor: %d tensors, error %v, %d bytes allocated", len(ts), err, n)
+	}
 }

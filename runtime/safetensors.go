@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -234,25 +235,64 @@ func writeData(w *bufio.Writer, t *Tensor) {
 // is verified, so flipped bytes are an error; the key is not returned.
 // A file that fails a check gives an error naming the file and, where one
 // is to blame, the tensor; a corrupt file never causes a panic.
+//
+// LoadSafetensors allocates every tensor the header honestly describes;
+// a caller that knows what it expects (a model's weights) should use
+// LoadSafetensorsChecked, so a file describing 40 GB of tensors it does
+// not want is refused before any is allocated.
 func LoadSafetensors(path string) (map[string]*Tensor, map[string]string, error) {
+	return LoadSafetensorsChecked(path, nil)
+}
+
+// A TensorCheck tells LoadSafetensorsChecked what to do with the tensor
+// name of dtype dt and the given shape, as the file's header describes
+// it: keep it (read and return it), skip it (keep false), or refuse the
+// file (a non-nil error, which LoadSafetensorsChecked returns naming the
+// file and the tensor). shape is the check's to keep.
+type TensorCheck func(name string, dt DType, shape []int) (keep bool, err error)
+
+// LoadSafetensorsChecked is LoadSafetensors for a caller that knows what
+// the file should hold: after the header has passed LoadSafetensors'
+// checks and before any tensor is allocated, it calls check once for
+// every tensor, in header order, and stops at the first error. It then
+// allocates and returns only the tensors check kept, so memory is bounded
+// by what the caller expects, not by what the file describes. Tensors it
+// skips are never allocated: when there is a checksum they are still
+// streamed through it in small chunks, so a flipped byte anywhere is an
+// error; without one they are not read at all. A check that keeps
+// nothing reads only the metadata (verified like the rest). A nil check
+// keeps every tensor. That every expected tensor is present is for the
+// caller to check in the map returned.
+func LoadSafetensorsChecked(path string, check TensorCheck) (map[string]*Tensor, map[string]string, error) {
 	f, size, err := openRegularFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	defer f.Close()
-	tensors, meta, err := readSafetensors(f, size)
+	tensors, meta, err := readSafetensors(f, size, check)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return tensors, meta, nil
 }
 
+// CheckType returns nil when dt and shape are wantDT and want, and
+// otherwise an error saying what the tensor is and what was wanted
+// ("is f32[3 4], want f32[4 4]"): the usual body of a TensorCheck for a
+// tensor the caller knows.
+func CheckType(dt DType, shape []int, wantDT DType, want []int) error {
+	if dt == wantDT && slices.Equal(shape, want) {
+		return nil
+	}
+	return fmt.Errorf("is %s, want %s", typeString(dt, shape), typeString(wantDT, want))
+}
+
 // readChunk is how many bytes of a tensor readSafetensors reads at once.
 const readChunk = 1 << 20
 
 // readSafetensors decodes the safetensors file of size bytes that r
-// reads.
-func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]string, error) {
+// reads, keeping the tensors check keeps (all when check is nil).
+func readSafetensors(r io.ReaderAt, size int64, check TensorCheck) (map[string]*Tensor, map[string]string, error) {
 	if size < 8 {
 		return nil, nil, fmt.Errorf("file is %d bytes, too short for a safetensors header", size)
 	}
@@ -277,7 +317,9 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 	type span struct {
 		name       string
 		dt         DType
+		shape      []int
 		begin, end int64
+		keep       bool
 	}
 	spans := make([]span, 0, len(order))
 	for _, name := range order {
@@ -310,7 +352,11 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 			return nil, nil, fmt.Errorf("tensor %q: %s %v needs %d bytes, data_offsets [%d, %d] give %d",
 				name, e.DType, e.Shape, want, begin, end, end-begin)
 		}
-		spans = append(spans, span{name, dt, begin, end})
+		shape := make([]int, len(e.Shape))
+		for i, d := range e.Shape {
+			shape[i] = int(d)
+		}
+		spans = append(spans, span{name: name, dt: dt, shape: shape, begin: begin, end: end, keep: true})
 	}
 	sort.SliceStable(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
 	var covered int64
@@ -328,6 +374,24 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 		return nil, nil, fmt.Errorf("the tensors cover %d of its %d data bytes (the header is corrupt, or bytes were appended)", covered, bodySize)
 	}
 
+	// The caller decides, from the header alone, what is read; in header
+	// order, so the first tensor it refuses is the one a reader of the
+	// header meets first.
+	if check != nil {
+		index := make(map[string]int, len(spans))
+		for i, s := range spans {
+			index[s.name] = i
+		}
+		for _, name := range order {
+			s := &spans[index[name]]
+			keep, err := check(name, s.dt, slices.Clone(s.shape))
+			if err != nil {
+				return nil, nil, fmt.Errorf("tensor %q: %w", name, err)
+			}
+			s.keep = keep
+		}
+	}
+
 	// The header holds what the data needs; read it tensor by tensor,
 	// in file order, hashing as it goes when there is a checksum.
 	want, hasSum := meta[checksumKey]
@@ -341,12 +405,13 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 	tensors := make(map[string]*Tensor, len(spans))
 	buf := make([]byte, min(readChunk, covered))
 	for _, s := range spans {
-		e := entries[s.name]
-		shape := make([]int, len(e.Shape))
-		for i, d := range e.Shape {
-			shape[i] = int(d)
+		if !s.keep && sum == nil {
+			continue // nothing to verify: the bytes need not be read
 		}
-		t := New(s.dt, shape...)
+		var t *Tensor
+		if s.keep {
+			t = New(s.dt, s.shape...)
+		}
 		size := int64(elemSize(s.dt))
 		for off := s.begin; off < s.end; {
 			raw := buf[:min(int64(len(buf)), s.end-off)]
@@ -356,27 +421,16 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 			if sum != nil {
 				sum.Write(raw)
 			}
-			i := int((off - s.begin) / size)
-			switch s.dt {
-			case F32:
-				for j := range len(raw) / 4 {
-					t.F[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
-				}
-			case I32:
-				for j := range len(raw) / 4 {
-					t.I[i+j] = int32(binary.LittleEndian.Uint32(raw[4*j:]))
-				}
-			case Bool:
-				for j, b := range raw {
-					if b > 1 && badBool == nil {
-						badBool = fmt.Errorf("tensor %q: byte %d is %d, not a bool", s.name, i+j, b)
-					}
-					t.B[i+j] = b == 1
+			if t != nil {
+				if err := decode(t, raw, int((off-s.begin)/size)); err != nil && badBool == nil {
+					badBool = fmt.Errorf("tensor %q: %w", s.name, err)
 				}
 			}
 			off += int64(len(raw))
 		}
-		tensors[s.name] = t
+		if t != nil {
+			tensors[s.name] = t
+		}
 	}
 	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != want {
 		return nil, nil, errors.New("data checksum mismatch: the file is corrupt")
@@ -385,6 +439,30 @@ func readSafetensors(r io.ReaderAt, size int64) (map[string]*Tensor, map[string]
 		return nil, nil, badBool
 	}
 	return tensors, meta, nil
+}
+
+// decode stores the little-endian elements in raw into t from element i
+// on. A byte of a bool tensor that is neither 0 nor 1 is stored as false
+// and reported (the first one) in the error.
+func decode(t *Tensor, raw []byte, i int) (err error) {
+	switch t.DType {
+	case F32:
+		for j := range len(raw) / 4 {
+			t.F[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+		}
+	case I32:
+		for j := range len(raw) / 4 {
+			t.I[i+j] = int32(binary.LittleEndian.Uint32(raw[4*j:]))
+		}
+	case Bool:
+		for j, b := range raw {
+			if b > 1 && err == nil {
+				err = fmt.Errorf("byte %d is %d, not a bool", i+j, b)
+			}
+			t.B[i+j] = b == 1
+		}
+	}
+	return err
 }
 
 // eofIsTruncation turns the EOF of a read that the file's size promised

@@ -3,8 +3,10 @@ package runtime_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	rt "github.com/attnc/attnc/runtime"
@@ -142,17 +144,31 @@ func TestSafetensorsCorrupt(t *testing.T) {
 	}
 }
 
-// FuzzLoadSafetensors checks that no file makes the loader panic.
+// FuzzLoadSafetensors checks that no file makes the loader panic, whether
+// it keeps every tensor or skips some.
 func FuzzLoadSafetensors(f *testing.F) {
 	f.Add(file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}`, make([]byte, 8)))
 	f.Add(file(`{"a":{"dtype":"BOOL","shape":[1,2],"data_offsets":[0,2]}}`, []byte{0, 1}))
 	dir := f.TempDir()
+	summed := filepath.Join(dir, "summed")
+	r := newRand(53)
+	if err := rt.SaveSafetensors(summed, []rt.Named{{Name: "w", T: randF32(r, 3)}, {Name: "b", T: randBool(r, 2)}}, nil); err != nil {
+		f.Fatal(err)
+	}
+	if b, err := os.ReadFile(summed); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(dir, "f")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		rt.LoadSafetensors(path)
+		n := 0
+		rt.LoadSafetensorsChecked(path, func(string, rt.DType, []int) (bool, error) {
+			n++
+			return n%2 == 0, nil
+		})
 	})
 }
 
@@ -229,5 +245,75 @@ func TestSafetensorsChecksum(t *testing.T) {
 	}
 	if err := rt.SaveSafetensors(path, tensors, map[string]string{"attnc.sha256": "x"}); err == nil {
 		t.Error("saved metadata that claims the checksum key")
+	}
+}
+
+// TestLoadSafetensorsChecked: the check sees every tensor's name, dtype
+// and shape; only what it keeps is returned; what it skips still goes
+// through the checksum; its error, naming file and tensor, stops the load.
+func TestLoadSafetensorsChecked(t *testing.T) {
+	r := newRand(52)
+	w, ids, mask := randF32(r, 8, 4), randI32(r, -1000, 1000, 5), randBool(r, 3)
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	if err := rt.SaveSafetensors(path, []rt.Named{{Name: "w", T: w}, {Name: "ids", T: ids}, {Name: "mask", T: mask}},
+		map[string]string{"step": "7"}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	keepW := func(name string, dt rt.DType, shape []int) (bool, error) {
+		seen = append(seen, fmt.Sprintf("%s %v%v", name, dt, shape))
+		return name == "w", nil
+	}
+	ts, meta, err := rt.LoadSafetensorsChecked(path, keepW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SaveSafetensors writes the header's names sorted.
+	if want := []string{"ids i32[5]", "mask bool[3]", "w f32[8 4]"}; !slices.Equal(seen, want) {
+		t.Errorf("the check saw %q, want %q", seen, want)
+	}
+	if len(ts) != 1 || ts["w"] == nil || !slices.Equal(ts["w"].F, w.F) {
+		t.Errorf("kept %v, want only w with its values", ts)
+	}
+	if len(meta) != 1 || meta["step"] != "7" {
+		t.Errorf("metadata %v, want step 7", meta)
+	}
+	none := func(string, rt.DType, []int) (bool, error) { return false, nil }
+	if ts, meta, err := rt.LoadSafetensorsChecked(path, none); err != nil || len(ts) != 0 || meta["step"] != "7" {
+		t.Errorf("keeping nothing: %d tensors, metadata %v, error %v; want the metadata only", len(ts), meta, err)
+	}
+
+	// A flipped byte in a tensor that is skipped is still caught.
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[8+int(binary.LittleEndian.Uint64(good))+8*4*4+2] ^= 0x10 // in ids
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, check := range map[string]rt.TensorCheck{"keeping w": keepW, "keeping nothing": none} {
+		if _, _, err := rt.LoadSafetensorsChecked(path, check); err == nil || !contains(err.Error(), "checksum mismatch") {
+			t.Errorf("%s, a flipped byte in ids: error %v, want a checksum mismatch", name, err)
+		}
+	}
+
+	// The check's error stops the load, naming the file and the tensor.
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantShape := func(name string, dt rt.DType, shape []int) (bool, error) {
+		if name != "w" {
+			return false, nil
+		}
+		return true, rt.CheckType(dt, shape, rt.F32, []int{4, 8})
+	}
+	_, _, err = rt.LoadSafetensorsChecked(path, wantShape)
+	if want := fmt.Sprintf(`load %s: tensor "w": is f32[8 4], want f32[4 8]`, path); err == nil || err.Error() != want {
+		t.Errorf("a wrong shape: error %v, want %q", err, want)
+	}
+	if err := rt.CheckType(rt.I32, []int{5}, rt.F32, []int{5}); err == nil || err.Error() != "is i32[5], want f32[5]" {
+		t.Errorf("CheckType of a wrong dtype: %v", err)
 	}
 }

@@ -3,14 +3,21 @@
 package train
 
 import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/runtime"
 )
 
 // unboundedFiles makes the files a reader must refuse quickly, each with
@@ -71,4 +78,104 @@ func TestReadSpecIsBounded(t *testing.T) {
 			return err
 		}, spec+": "+f[1])
 	}
+}
+
+// hugeCheckpoint writes a sparse checkpoint-shaped file whose header
+// honestly describes a tensor w of 16 floats, then big of 40 GiB (both
+// f32), with a training checkpoint's metadata at step 3 and no checksum.
+func hugeCheckpoint(t *testing.T, w, big string) string {
+	t.Helper()
+	const huge = 40 << 30
+	state, err := rand.NewPCG(1, 2).MarshalBinary()
+	require.NoError(t, err)
+	hdr := fmt.Sprintf(`{%q:{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]},`+
+		`%q:{"dtype":"F32","shape":[1048576,%d],"data_offsets":[64,%d]},`+
+		`"__metadata__":{"step":"3","adamw.t":"3","rng":%q}}`,
+		w, big, huge/4/1048576, 64+huge, base64.StdEncoding.EncodeToString(state))
+	head := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	head = append(head, hdr...)
+	path := filepath.Join(t.TempDir(), CheckpointFile)
+	require.NoError(t, os.WriteFile(path, head, 0o644))
+	if err := os.Truncate(path, int64(len(head))+64+huge); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	return path
+}
+
+// allocated returns the bytes f allocates on the heap.
+func allocated(f func()) uint64 {
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	f()
+	goruntime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestCheckpointLoadsAllocateOnlyTheModel: a checkpoint whose header
+// honestly describes a 40 GiB tensor is refused by LoadParams and the
+// resume load before anything is allocated, whether the tensor claims to
+// be a weight, an optimizer moment or something else; reading the
+// metadata allocates no tensor at all.
+func TestCheckpointLoadsAllocateOnlyTheModel(t *testing.T) {
+	params := func() []runtime.Named { return []runtime.Named{{Name: "w", T: runtime.New(runtime.F32, 4, 4)}} }
+	const limit = 64 << 20
+	cases := []struct{ w, big, want string }{
+		{"adamw.m/w", "w", `tensor "w": is f32[1048576 10240], want f32[4 4]`},
+		{"w", "adamw.m/w", `tensor "adamw.m/w": is f32[1048576 10240], want f32[4 4]`},
+		{"w", "adamw.v/x", `tensor "adamw.v/x": an optimizer moment of "x", which the model does not have`},
+		{"w", "junk", `tensor "junk": the model has no weight of this name`},
+	}
+	for _, c := range cases {
+		path := hugeCheckpoint(t, c.w, c.big)
+		loads := map[string]func() error{
+			"LoadParams": func() error { _, err := LoadParams(path, params()); return err },
+			"loadCheckpoint": func() error {
+				ps := params()
+				_, err := loadCheckpoint(path, ps, NewAdamW(ps, 0.1), rand.NewPCG(0, 0))
+				return err
+			},
+		}
+		for name, load := range loads {
+			var err error
+			n := allocated(func() { err = load() })
+			if assert.Error(t, err, "%s of %s", name, c.big) {
+				assert.Contains(t, err.Error(), path, name)
+				assert.Contains(t, err.Error(), c.want, name)
+			}
+			assert.Less(t, n, uint64(limit), "%s of %s allocated %d bytes", name, c.big, n)
+		}
+	}
+
+	path := hugeCheckpoint(t, "w", "adamw.m/w")
+	var info checkpointInfo
+	var err error
+	n := allocated(func() { info, err = readCheckpointInfo(path) })
+	require.NoError(t, err)
+	assert.Equal(t, 3, info.Step)
+	assert.Less(t, n, uint64(limit), "readCheckpointInfo allocated %d bytes", n)
+}
+
+// TestLoadParamsSkipsMoments: a training checkpoint loads for evaluation
+// (its moments skipped) and for a resume (its moments restored).
+func TestLoadParamsSkipsMoments(t *testing.T) {
+	w := named("w", []int{2}, 1, -2)
+	opt := NewAdamW([]runtime.Named{w}, 0.1)
+	opt.M["w"].F[0], opt.V["w"].F[1], opt.T = 0.5, 0.25, 4
+	path := filepath.Join(t.TempDir(), CheckpointFile)
+	require.NoError(t, saveCheckpoint(path, []runtime.Named{w}, opt, rand.NewPCG(1, 2), 4, nil))
+
+	got := named("w", []int{2}, 0, 0)
+	meta, err := LoadParams(path, []runtime.Named{got})
+	require.NoError(t, err)
+	assert.Equal(t, []float32{1, -2}, got.T.F)
+	assert.Equal(t, "4", meta["step"])
+
+	got = named("w", []int{2}, 0, 0)
+	opt2 := NewAdamW([]runtime.Named{got}, 0.1)
+	info, err := loadCheckpoint(path, []runtime.Named{got}, opt2, rand.NewPCG(0, 0))
+	require.NoError(t, err)
+	assert.Equal(t, 4, info.Step)
+	assert.Equal(t, []float32{1, -2}, got.T.F)
+	assert.Equal(t, []float32{0.5, 0}, opt2.M["w"].F)
+	assert.Equal(t, []float32{0, 0.25}, opt2.V["w"].F)
 }

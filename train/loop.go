@@ -416,9 +416,13 @@ func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.P
 // LoadParams reads the params of a checkpoint into params, checking every
 // name and shape, and that every value is finite (a diverged run's
 // weights would give metrics that mean nothing); nothing changes unless
-// all pass.
+// all pass. The file may be a training checkpoint, whose optimizer
+// moments are skipped (never allocated), or hold the params alone; any
+// other tensor, or one of the wrong dtype or shape, is an error before
+// anything is allocated, so a file that describes a huge tensor costs
+// nothing.
 func LoadParams(path string, params []runtime.Named) (map[string]string, error) {
-	ts, meta, err := runtime.LoadSafetensors(path)
+	ts, meta, err := runtime.LoadSafetensorsChecked(path, checkpointCheck(params, false))
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +435,37 @@ func LoadParams(path string, params []runtime.Named) (map[string]string, error) 
 		copy(p.T.F, ts[p.Name].F)
 	}
 	return meta, nil
+}
+
+// momentPrefixes are the name prefixes of the AdamW moments of a param in
+// a training checkpoint.
+var momentPrefixes = []string{"adamw.m/", "adamw.v/"}
+
+// checkpointCheck returns the check that lets a checkpoint of params hold
+// only them and their AdamW moments, each an f32 tensor of the param's
+// shape. It keeps the params, and the moments when moments is set (a
+// resume needs them, an evaluation does not).
+func checkpointCheck(params []runtime.Named, moments bool) runtime.TensorCheck {
+	shapes := make(map[string][]int, len(params))
+	for _, p := range params {
+		shapes[p.Name] = p.T.Shape
+	}
+	return func(name string, dt runtime.DType, shape []int) (bool, error) {
+		param, keep := name, true
+		for _, prefix := range momentPrefixes {
+			if rest, ok := strings.CutPrefix(name, prefix); ok {
+				param, keep = rest, moments
+			}
+		}
+		want, ok := shapes[param]
+		switch {
+		case !ok && param != name:
+			return false, fmt.Errorf("an optimizer moment of %q, which the model does not have", param)
+		case !ok:
+			return false, errors.New("the model has no weight of this name")
+		}
+		return keep, runtime.CheckType(dt, shape, runtime.F32, want)
+	}
 }
 
 // checkTensor checks that ts holds name, an f32 tensor of shape with
@@ -458,9 +493,11 @@ type checkpointInfo struct {
 }
 
 // readCheckpointInfo reads and checks the metadata of the training
-// checkpoint at path.
+// checkpoint at path. It allocates no tensor; the checksum, when there is
+// one, is still verified over the whole file.
 func readCheckpointInfo(path string) (checkpointInfo, error) {
-	_, meta, err := runtime.LoadSafetensors(path)
+	keepNone := func(string, runtime.DType, []int) (bool, error) { return false, nil }
+	_, meta, err := runtime.LoadSafetensorsChecked(path, keepNone)
 	if err != nil {
 		return checkpointInfo{}, err
 	}
@@ -506,9 +543,10 @@ func parseCheckpointInfo(path string, meta map[string]string) (checkpointInfo, e
 
 // loadCheckpoint restores params, the optimizer and the data RNG from the
 // checkpoint at path, after checking all of it; nothing changes on an
-// error.
+// error. A tensor that is not a param or its moment, or has the wrong
+// shape, is an error before anything is allocated.
 func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG) (checkpointInfo, error) {
-	ts, meta, err := runtime.LoadSafetensors(path)
+	ts, meta, err := runtime.LoadSafetensorsChecked(path, checkpointCheck(params, true))
 	if err != nil {
 		return checkpointInfo{}, err
 	}

@@ -799,34 +799,29 @@ func (m *Model) Save(path string) error {
 }
 
 // Load reads weights saved by Save (or any safetensors file with the same
-// names and shapes). Every weight must be present with its shape; nothing
-// is changed unless all are.
+// names and shapes). Every weight must be present with its shape and the
+// file may hold nothing else; a name, dtype or shape the model does not
+// have is an error before anything is allocated, so a file that describes
+// huge tensors costs nothing. Nothing is changed unless all pass.
 func (m *Model) Load(path string) error {
-	ts, _, err := rt.LoadSafetensors(path)
+	index := make(map[string]int, len(paramInfo))
+	for i, p := range paramInfo {
+		index[p.name] = i
+	}
+	ts, _, err := rt.LoadSafetensorsChecked(path, func(name string, dt rt.DType, shape []int) (bool, error) {
+		i, ok := index[name]
+		if !ok {
+			return false, fmt.Errorf("the model has no weight of this name")
+		}
+		return true, rt.CheckType(dt, shape, rt.F32, m.params[i].Shape)
+	})
 	if err != nil {
 		return err
 	}
-	for i, p := range paramInfo {
-		t, ok := ts[p.name]
-		if !ok {
+	for _, p := range paramInfo {
+		if ts[p.name] == nil {
 			return fmt.Errorf("load %%s: weight %%q is missing", path, p.name)
 		}
-		if err := rt.CheckShape(p.name, t, rt.F32, m.params[i].Shape); err != nil {
-			return fmt.Errorf("load %%s: %%w", path, err)
-		}
-	}
-	if len(ts) != len(paramInfo) {
-		known := map[string]bool{}
-		for _, p := range paramInfo {
-			known[p.name] = true
-		}
-		var extra []string
-		for name := range ts {
-			if !known[name] {
-				extra = append(extra, name)
-			}
-		}
-		return fmt.Errorf("load %%s: %%d tensors the model does not have, such as %%q", path, len(extra), extra[0])
 	}
 	m.guard.weights.Lock()
 	defer m.guard.weights.Unlock()
