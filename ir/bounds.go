@@ -22,11 +22,51 @@ var unknownBool = Interval{0, 1}
 // Bounds returns an interval holding every value e takes when each
 // variable ranges over its interval in vars (an absent variable is
 // unbounded). It is sound, not always tight: q - k over q∈[0,3], k∈[0,3]
-// gives [-3, 3] whatever the correlation. Captured tensors are unknown.
+// gives [-3, 3] whatever the correlation. A captured f32 or bool tensor is
+// unknown; a captured i32 tensor holds 32-bit integers.
 func (e *Expr) Bounds(vars map[string]Interval) Interval {
+	w := boundsWalk{vars: vars}
+	return w.bounds(e)
+}
+
+// MaxExactInt is the largest integer an index expression may compute.
+// Kernels compute integers in int64, while the reference (ir/eval) and the
+// interval analysis compute them in float64, exact only up to 2^53: past
+// it the two would disagree (and past 2^63 the kernels wrap), so an
+// integer operation that can leave ±MaxExactInt is refused.
+const MaxExactInt = 1<<53 - 1
+
+// Overflow returns the first integer operation of e (innermost first,
+// then left to right) whose operands or result can leave
+// [-MaxExactInt, MaxExactInt] when each variable ranges over its interval
+// in vars, with the interval of that result; nil if there is none. e must
+// have been checked (Check), which says which operations are integer
+// ones. An integer / or % is taken to have a non-zero divisor here: a
+// zero divisor is an error of its own, at run time.
+func (e *Expr) Overflow(vars map[string]Interval) (*Expr, Interval) {
+	w := boundsWalk{vars: vars, checked: true}
+	w.bounds(e)
+	return w.overflow, w.overflowIv
+}
+
+// int32Range is the interval of a captured i32 tensor's elements.
+var int32Range = Interval{math.MinInt32, math.MaxInt32}
+
+// boundsWalk computes intervals bottom up. It is the one implementation of
+// the interval rules: Bounds uses it plainly, Overflow with checked set.
+type boundsWalk struct {
+	vars map[string]Interval
+	// checked makes integer / and % assume a non-zero divisor, and
+	// records the first integer operation that can leave ±MaxExactInt.
+	checked    bool
+	overflow   *Expr
+	overflowIv Interval
+}
+
+func (w *boundsWalk) bounds(e *Expr) Interval {
 	// A NaN end (inf - inf, a nan literal) would make every comparison
 	// with the interval false; widen it to the unbounded side instead.
-	iv := e.bounds(vars)
+	iv := w.rule(e)
 	if math.IsNaN(iv.Lo) {
 		iv.Lo = math.Inf(-1)
 	}
@@ -36,10 +76,10 @@ func (e *Expr) Bounds(vars map[string]Interval) Interval {
 	return iv
 }
 
-func (e *Expr) bounds(vars map[string]Interval) Interval {
+func (w *boundsWalk) rule(e *Expr) Interval {
 	switch e.Kind {
 	case EVar:
-		if iv, ok := vars[e.Name]; ok {
+		if iv, ok := w.vars[e.Name]; ok {
 			return iv
 		}
 		return Unbounded
@@ -48,15 +88,47 @@ func (e *Expr) bounds(vars map[string]Interval) Interval {
 	case EFloat:
 		return Point(e.Num)
 	case ECapture:
-		if e.kind == KBool {
+		for _, x := range e.Args {
+			w.bounds(x) // for overflows in the indices
+		}
+		switch e.kind {
+		case KBool:
 			return unknownBool
+		case KInt:
+			return int32Range
 		}
 		return Unbounded
 	}
 	a := make([]Interval, len(e.Args))
 	for i, x := range e.Args {
-		a[i] = x.Bounds(vars)
+		a[i] = w.bounds(x)
 	}
+	r := w.apply(e, a)
+	if w.checked && w.overflow == nil && e.kind == KInt && isArith(e) {
+		for _, iv := range append(a, r) {
+			if !(iv.Lo >= -MaxExactInt && iv.Hi <= MaxExactInt) {
+				w.overflow, w.overflowIv = e, r
+				break
+			}
+		}
+	}
+	return r
+}
+
+// isArith reports whether e computes a new integer from its operands
+// (rather than choosing one, as min and where do).
+func isArith(e *Expr) bool {
+	switch e.Kind {
+	case ENeg, EAdd, ESub, EMul, EDiv, EMod:
+		return true
+	case ECall:
+		return e.Name == "abs"
+	}
+	return false
+}
+
+// apply is the interval rule of e's operator over its operands' intervals.
+func (w *boundsWalk) apply(e *Expr, a []Interval) Interval {
 	switch e.Kind {
 	case ENeg:
 		return Interval{-a[0].Hi, -a[0].Lo}
@@ -70,6 +142,10 @@ func (e *Expr) bounds(vars map[string]Interval) Interval {
 		return hull(mulInf(a[0].Lo, a[1].Lo), mulInf(a[0].Lo, a[1].Hi), mulInf(a[0].Hi, a[1].Lo), mulInf(a[0].Hi, a[1].Hi))
 	case EDiv:
 		if a[1].Lo <= 0 && a[1].Hi >= 0 {
+			if w.checked && e.kind == KInt {
+				// |⌊x/y⌋| <= |x| for an integer y != 0.
+				return hull(a[0].Lo, a[0].Hi, -a[0].Lo, -a[0].Hi)
+			}
 			return Unbounded
 		}
 		r := hull(a[0].Lo/a[1].Lo, a[0].Lo/a[1].Hi, a[0].Hi/a[1].Lo, a[0].Hi/a[1].Hi)
@@ -90,6 +166,11 @@ func (e *Expr) bounds(vars map[string]Interval) Interval {
 		}
 		if a[1].Lo > 0 {
 			return Interval{0, a[1].Hi - 1}
+		}
+		if w.checked {
+			// A floor modulo takes the divisor's sign and is smaller
+			// in size: (y, 0] for y < 0, [0, y) for y > 0.
+			return Interval{math.Min(0, a[1].Lo+1), math.Max(0, a[1].Hi-1)}
 		}
 		return Unbounded
 	case ELt:

@@ -438,7 +438,7 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 		return errVal{}
 	}
 	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
-	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) {
+	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) || !c.checkOverflow(def.Body, what, x) {
 		return errVal{}
 	}
 	return ev

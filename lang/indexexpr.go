@@ -21,6 +21,9 @@ type indexConv struct {
 	// divs are the divisions and modulos written in the body, which
 	// checkDivisors looks at once the expression's kinds are known.
 	divs []divSite
+	// sites maps the operations written in the body to where they are
+	// written, so checkOverflow can point at one.
+	sites map[*ir.Expr]Node
 }
 
 // divSite is a / or % of an index expression and where it is written.
@@ -78,7 +81,7 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 				}
 				return ir.Int(-a.Int), true
 			}
-			return &ir.Expr{Kind: ir.ENeg, Args: []*ir.Expr{a}}, true
+			return c.site(&ir.Expr{Kind: ir.ENeg, Args: []*ir.Expr{a}}, x), true
 		}
 		return &ir.Expr{Kind: ir.ENot, Args: []*ir.Expr{a}}, true
 	case *BinaryExpr:
@@ -100,7 +103,7 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 				return ir.Int(v), true
 			}
 		}
-		out := ir.Bin(kind, a, b)
+		out := c.site(ir.Bin(kind, a, b), x)
 		if kind == ir.EDiv || kind == ir.EMod {
 			c.divs = append(c.divs, divSite{out, x})
 		}
@@ -136,7 +139,7 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 			}
 			args = append(args, v)
 		}
-		return ir.Call(fn.Name, args...), true
+		return c.site(ir.Call(fn.Name, args...), x), true
 	case *IndexExpr:
 		id, ok := x.X.(*Ident)
 		var t tensorVal
@@ -171,6 +174,58 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 		return ir.Capture(int(c.capture(t.in)), idx...), true
 	}
 	return c.fail(x, "not allowed in a %s", c.def.Kind)
+}
+
+// site records that x is written at n.
+func (c *indexConv) site(x *ir.Expr, n Node) *ir.Expr {
+	if c.sites == nil {
+		c.sites = map[*ir.Expr]Node{}
+	}
+	c.sites[x] = n
+	return x
+}
+
+// indexRange is the range checkOverflow gives q, k, b, h and the
+// module's symbols: sequences (and batches, heads, dimensions) of 2^31
+// or more are not supported.
+var indexRange = ir.Interval{Lo: 0, Hi: math.MaxInt32}
+
+// checkOverflow reports integer arithmetic in the expression x that can
+// go past ±ir.MaxExactInt for some positions: the kernels would wrap or
+// round differently from the reference, silently, and the tile analysis
+// would classify tiles by values the kernels never compute. Positions,
+// batch and head indices and symbols range over indexRange, captured i32
+// values over their type. It runs after Check, which types the nodes.
+func (c *indexConv) checkOverflow(at Node, what string, x *ir.Expr) bool {
+	vars := map[string]ir.Interval{"q": indexRange, "k": indexRange, "b": indexRange, "h": indexRange}
+	for _, s := range c.e.b.M.Syms {
+		vars[s] = indexRange
+	}
+	op, iv := x.Overflow(vars)
+	if op == nil {
+		return true
+	}
+	text := op.String()
+	if n, ok := c.sites[op]; ok {
+		at = n
+		src := FormatExpr(n.(Expr))
+		if len(op.Captures()) > 0 {
+			text = src
+		} else if src != text {
+			text = src + " (= " + text + ")"
+		}
+	}
+	reach := ""
+	if v := iv.Hi; iv.Hi <= ir.MaxExactInt && iv.Lo >= -ir.MaxExactInt {
+		reach = "an operand is past ±2^53" // a large literal
+	} else {
+		if -iv.Lo > iv.Hi {
+			v = iv.Lo
+		}
+		reach = fmt.Sprintf("it can reach %.3g", v)
+	}
+	c.e.errorf(at, "%s: %s can overflow for positions up to 2^31: %s, and integer arithmetic in a %s must stay within ±2^53, where the kernels and the reference agree", what, text, reach, c.def.Kind)
+	return false
 }
 
 func readsCapture(e *ir.Expr) bool { return len(e.Captures()) > 0 }
