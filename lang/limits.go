@@ -38,10 +38,17 @@ type Limits struct {
 	MaskNodes int
 	// WeightElements bounds the elements of one weight tensor.
 	WeightElements int64
+	// ImportDepth bounds how deeply imports nest: the root file is at
+	// depth 1, a file it imports at depth 2. Load follows imports
+	// recursively, one level of Go stack each.
+	ImportDepth int
+	// Files bounds the files of one program, the root included.
+	Files int
 }
 
 // DefaultLimits returns the limits Elaborate uses when ElabOptions.Limits
-// is nil, and that Parse always uses.
+// is nil (Load likewise with LoadOptions.Limits), and that Parse always
+// uses.
 func DefaultLimits() Limits {
 	return Limits{
 		Nesting:        1000,
@@ -52,6 +59,8 @@ func DefaultLimits() Limits {
 		ExprNodes:      10000,
 		MaskNodes:      1000000,
 		WeightElements: 1 << 32,
+		ImportDepth:    256,
+		Files:          10000,
 	}
 }
 
@@ -81,6 +90,12 @@ func (l Limits) orDefaults() Limits {
 	}
 	if l.WeightElements <= 0 {
 		l.WeightElements = d.WeightElements
+	}
+	if l.ImportDepth <= 0 {
+		l.ImportDepth = d.ImportDepth
+	}
+	if l.Files <= 0 {
+		l.Files = d.Files
 	}
 	return l
 }

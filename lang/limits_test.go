@@ -2,6 +2,7 @@ package lang
 
 import (
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -153,4 +154,85 @@ func TestMaskNodesPerModelBudget(t *testing.T) {
 	// At the instance that crossed the limit, which may be a default.
 	assert.Equal(t, "t.attn", diags[0].Pos.Filename)
 	assert.Positive(t, diags[0].Pos.Line)
+}
+
+// chainFiles returns n files, f0.attn importing f1.attn importing …, each
+// defining one mask, served from memory.
+func chainFiles(n int) (string, LoadOptions) {
+	files := map[string]string{}
+	for i := range n {
+		src := fmt.Sprintf("mask m%d = k <= q\n", i)
+		if i+1 < n {
+			src = fmt.Sprintf("import %q\n", fmt.Sprintf("f%d.attn", i+1)) + src
+		}
+		files[fmt.Sprintf("f%d.attn", i)] = src
+	}
+	read := func(name string) ([]byte, error) {
+		if src, ok := files[name]; ok {
+			return []byte(src), nil
+		}
+		return nil, fs.ErrNotExist
+	}
+	return files["f0.attn"], LoadOptions{ReadFile: read}
+}
+
+func TestDeepImportChainIsAnError(t *testing.T) {
+	src, opts := chainFiles(2000)
+	_, diags := Load("f0.attn", src, opts)
+	require.Len(t, diags, 1, "%v", diags)
+	d := diags[0]
+	limit := DefaultLimits().ImportDepth
+	// f0 is depth 1; the import in the file at depth limit is the one
+	// that crosses it.
+	assert.Equal(t, fmt.Sprintf("f%d.attn", limit-1), d.Pos.Filename)
+	assert.Equal(t, 1, d.Pos.Line)
+	assert.Contains(t, d.Msg, fmt.Sprintf("imports nested more than %d deep", limit))
+
+	src, opts = chainFiles(200)
+	prog, diags := Load("f0.attn", src, opts)
+	assert.Empty(t, diags)
+	assert.Len(t, prog.Files, 200)
+}
+
+// TestImportChainLoadsInLinearWork: loading a chain twice as long does
+// about twice the work. Each import used to compare its target with
+// every file on the import stack, each comparison making the paths
+// absolute, so a 2000-deep chain took seconds. Work is measured in
+// allocations, which a quadratic loop shows, rather than in time.
+func TestImportChainLoadsInLinearWork(t *testing.T) {
+	allocs := func(n int) float64 {
+		src, opts := chainFiles(n)
+		opts.Limits = &Limits{ImportDepth: 10 * n}
+		return testing.AllocsPerRun(1, func() {
+			if _, diags := Load("f0.attn", src, opts); len(diags) > 0 {
+				t.Fatal(diags)
+			}
+		})
+	}
+	small, large := allocs(400), allocs(800)
+	assert.Less(t, large, 2.5*small, "allocations for 400 files: %v, for 800: %v", small, large)
+}
+
+func TestTooManyFilesIsAnError(t *testing.T) {
+	// A wide program: the root imports n files directly.
+	const n = 50
+	files := map[string]string{}
+	var root strings.Builder
+	for i := range n {
+		fmt.Fprintf(&root, "import \"g%d.attn\"\n", i)
+		files[fmt.Sprintf("g%d.attn", i)] = fmt.Sprintf("mask g%d = k <= q\n", i)
+	}
+	read := func(name string) ([]byte, error) {
+		if src, ok := files[name]; ok {
+			return []byte(src), nil
+		}
+		return nil, fs.ErrNotExist
+	}
+	_, diags := Load("root.attn", root.String(), LoadOptions{ReadFile: read, Limits: &Limits{Files: 20}})
+	require.Len(t, diags, 1, "%v", diags)
+	assert.Equal(t, "root.attn", diags[0].Pos.Filename)
+	assert.Equal(t, 20, diags[0].Pos.Line) // the import of the 21st file
+	assert.Contains(t, diags[0].Msg, "more than 20 files")
+	_, diags = Load("root.attn", root.String(), LoadOptions{ReadFile: read})
+	assert.Empty(t, diags)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -36,6 +37,9 @@ type LoadOptions struct {
 	// importing file's directory. Nil means the file system, through
 	// ReadSourceFile's checks: regular files of at most MaxSourceSize.
 	ReadFile func(name string) ([]byte, error)
+	// Limits bounds the imports (ImportDepth, Files); nil means
+	// DefaultLimits.
+	Limits *Limits
 }
 
 // Load parses filename (whose text is src), follows its imports, and
@@ -43,13 +47,20 @@ type LoadOptions struct {
 // found; the program is usable (for fmt, say) even with diagnostics, but
 // not for elaboration.
 func Load(filename, src string, opts LoadOptions) (*Program, Diagnostics) {
-	l := &loader{opts: opts, prog: &Program{
+	var limits Limits
+	if opts.Limits != nil {
+		limits = *opts.Limits
+	}
+	l := &loader{opts: opts, limits: limits.orDefaults(), prog: &Program{
 		Sources: map[string]string{},
 		Funcs:   map[string]*FuncDef{},
 		Blocks:  map[string]*BlockDef{},
 		Models:  map[string]*ModelDef{},
-	}, loaded: map[string]bool{}}
-	l.prog.Root = l.load(filename, src, nil)
+	}, loaded: map[string]bool{}, onStack: map[string]int{}}
+	// Made absolute once: filepath.Abs asks the OS for the working
+	// directory at every call.
+	l.cwd, _ = os.Getwd()
+	l.prog.Root = l.load(filename, src)
 	l.declare()
 	if len(l.diags.list) == 0 {
 		resolve(l.prog, &l.diags)
@@ -60,15 +71,26 @@ func Load(filename, src string, opts LoadOptions) (*Program, Diagnostics) {
 
 type loader struct {
 	opts   LoadOptions
+	limits Limits
 	prog   *Program
+	cwd    string
+	// loaded holds the key (fileKey) of every file loaded.
 	loaded map[string]bool
-	diags  diagSink
+	// stack holds the files being loaded, outermost first, to report an
+	// import cycle where it closes; onStack maps each one's key to its
+	// index there, so that check costs the same at any depth.
+	stack   []string
+	onStack map[string]int
+	// stopped is set once a limit is crossed: the one error says so, and
+	// no more files are read.
+	stopped bool
+	diags   diagSink
 }
 
-// load parses one file and, depth first, its imports. stack holds the
-// files being loaded, to report an import cycle where it closes.
-func (l *loader) load(name, src string, stack []string) *File {
-	l.loaded[fileKey(name)] = true
+// load parses one file and, depth first, its imports.
+func (l *loader) load(name, src string) *File {
+	key := l.fileKey(name)
+	l.loaded[key] = true
 	l.prog.Sources[name] = src
 	f, diags := Parse(name, src)
 	l.diags.list = append(l.diags.list, diags...)
@@ -78,25 +100,49 @@ func (l *loader) load(name, src string, stack []string) *File {
 	// Files lists a file after its imports, so when two files define a
 	// name, the importing file's definition is the one reported.
 	defer func() { l.prog.Files = append(l.prog.Files, f) }()
-	stack = append(stack, name)
+	l.onStack[key] = len(l.stack)
+	l.stack = append(l.stack, name)
+	defer func() {
+		delete(l.onStack, key)
+		l.stack = l.stack[:len(l.stack)-1]
+	}()
 	for _, d := range f.Decls {
 		imp, ok := d.(*Import)
-		if !ok {
+		if !ok || l.stopped {
 			continue
 		}
 		target, text, err := l.read(name, imp.Path.Value)
-		switch {
-		case err != nil:
+		if err != nil {
 			l.diags.errorf(imp.Path, "cannot import %q: %v", imp.Path.Value, err)
-		case indexOfFile(stack, target) >= 0:
-			if fileKey(target) == fileKey(name) {
+			continue
+		}
+		tkey := l.fileKey(target)
+		if i, ok := l.onStack[tkey]; ok {
+			if tkey == key {
 				l.diags.errorf(imp.Path, "file imports itself")
 			} else {
-				l.diags.errorf(imp.Path, "import cycle: %s", strings.Join(append(stack[indexOfFile(stack, target):], target), " → "))
+				l.diags.errorf(imp.Path, "import cycle: %s", strings.Join(append(l.stack[i:len(l.stack):len(l.stack)], target), " → "))
 			}
-		case !l.loaded[fileKey(target)]:
-			l.load(target, text, stack)
+			continue
 		}
+		if l.loaded[tkey] {
+			continue
+		}
+		if len(l.stack) >= l.limits.ImportDepth {
+			next := target
+			if len(l.stack) > 1 {
+				next = l.stack[1]
+			}
+			l.diags.errorf(imp.Path, "imports nested more than %d deep (%s imports %s imports …); the limit is %d", l.limits.ImportDepth, l.stack[0], next, l.limits.ImportDepth)
+			l.stopped = true
+			continue
+		}
+		if len(l.loaded) >= l.limits.Files {
+			l.diags.errorf(imp.Path, "the program has more than %d files; the limit is %d files", l.limits.Files, l.limits.Files)
+			l.stopped = true
+			continue
+		}
+		l.load(target, text)
 	}
 	return f
 }
@@ -225,24 +271,14 @@ func contains(list []string, s string) bool { return indexOf(list, s) >= 0 }
 // fileKey identifies a file whatever spelling reached it (x.attn,
 // ./x.attn, dir/../x.attn): the absolute, cleaned path; std files by
 // their import path.
-func fileKey(name string) string {
+func (l *loader) fileKey(name string) string {
 	if strings.HasPrefix(name, StdPrefix) {
 		return name
 	}
-	if abs, err := filepath.Abs(name); err == nil {
-		return abs
+	if !filepath.IsAbs(name) && l.cwd != "" {
+		return filepath.Join(l.cwd, name)
 	}
 	return filepath.Clean(name)
-}
-
-// indexOfFile is indexOf by fileKey.
-func indexOfFile(files []string, name string) int {
-	for i, f := range files {
-		if fileKey(f) == fileKey(name) {
-			return i
-		}
-	}
-	return -1
 }
 
 func indexOf(list []string, s string) int {
