@@ -70,7 +70,8 @@ func (ds Diagnostics) Print(w io.Writer, sources map[string]string) {
 		if !ok || d.Pos.Line < 1 {
 			continue
 		}
-		lines := strings.Split(src, "\n")
+		// Positions are counted after a byte order mark (see Parse).
+		lines := strings.Split(stripBOM(src), "\n")
 		if d.Pos.Line > len(lines) {
 			continue
 		}

@@ -10,8 +10,10 @@ import (
 // one blank line in a row, short config and train sections on one line.
 // Comments are kept: a comment on its own line stays before the
 // declaration or statement that follows it, and a comment at the end of a
-// line stays at the end of that line.
+// line stays at the end of that line. A byte order mark at the start is
+// dropped, as gofmt drops it.
 func Format(filename, src string) (string, Diagnostics) {
+	src = stripBOM(src)
 	f, diags := Parse(filename, src)
 	if f == nil {
 		return "", diags

@@ -108,3 +108,11 @@ func TestFormatReportsSyntaxErrors(t *testing.T) {
 	_, diags := Format("bad.attn", "model m {")
 	require.NotEmpty(t, diags)
 }
+
+// TestFormatDropsByteOrderMark: the canonical form has no BOM, as gofmt's
+// output has none.
+func TestFormatDropsByteOrderMark(t *testing.T) {
+	out, diags := Format("bom.attn", "\uFEFFmask   causal=k<=q  // c\n")
+	require.Empty(t, diags)
+	assert.Equal(t, "mask causal = k <= q  // c\n", out)
+}

@@ -91,6 +91,9 @@ type loader struct {
 func (l *loader) load(name, src string) *File {
 	key := l.fileKey(name)
 	l.loaded[key] = true
+	// Positions are counted after a byte order mark (see Parse), so the
+	// text kept for printing diagnostics starts there too.
+	src = stripBOM(src)
 	l.prog.Sources[name] = src
 	f, diags := Parse(name, src)
 	l.diags.list = append(l.diags.list, diags...)

@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -21,6 +22,7 @@ var keywords = map[string]bool{
 // stops the parse, so there is at most one syntax diagnostic; so does
 // nesting deeper than Limits.Nesting, which the parser could not survive.
 func Parse(filename, src string) (*File, Diagnostics) {
+	src = stripBOM(src)
 	if d := checkNesting(filename, src, DefaultLimits().Nesting); d != nil {
 		return nil, Diagnostics{*d}
 	}
@@ -48,6 +50,15 @@ func Parse(filename, src string) (*File, Diagnostics) {
 	c.diags.list.Sort()
 	return f, c.diags.list
 }
+
+// byteOrderMark is U+FEFF in UTF-8.
+const byteOrderMark = "\uFEFF"
+
+// stripBOM drops a byte order mark at the start of src. Some editors
+// (Notepad, on Windows) start a UTF-8 file with one; like Go, attnc skips
+// it and counts positions from after it, where the editor, which hides
+// it, shows the text to start. Elsewhere in a file it is an error.
+func stripBOM(src string) string { return strings.TrimPrefix(src, byteOrderMark) }
 
 // converter turns the parse tree into the AST, checking what the grammar
 // cannot say (names are not keywords, numbers fit).

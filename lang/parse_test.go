@@ -146,3 +146,48 @@ func TestDidYouMean(t *testing.T) {
 	assert.Equal(t, 1, editDistance("ab", "ba"))
 	assert.Equal(t, 3, editDistance("", "abc"))
 }
+
+// TestByteOrderMark: editors on Windows may start a UTF-8 file with a
+// byte order mark. It is skipped, as Go skips it, and positions are
+// counted as if it were not there (an editor does not show it); a BOM
+// anywhere else is an error.
+func TestByteOrderMark(t *testing.T) {
+	const bom = "\uFEFF"
+	src := bom + "mask causal = k <= q\nmodel m {\n  input x: f32[B, N]\n  loss mean(x)\n}\n"
+	f, diags := Parse("bom.attn", src)
+	require.Empty(t, diags)
+	require.Len(t, f.Decls, 2)
+	assert.Equal(t, 1, f.Decls[0].Start().Line)
+	assert.Equal(t, 1, f.Decls[0].Start().Column)
+
+	// A diagnostic on the first line points where the editor shows it,
+	// and its caret line has no BOM in it.
+	prog, diags := Load("bom.attn", bom+"mask m = k <= qq\n", LoadOptions{ReadFile: noFiles})
+	require.Len(t, diags, 1, "%v", diags)
+	assert.Equal(t, 1, diags[0].Pos.Line)
+	assert.Equal(t, len("mask m = k <= ")+1, diags[0].Pos.Column)
+	var sb strings.Builder
+	diags.Print(&sb, prog.Sources)
+	assert.NotContains(t, sb.String(), bom)
+	assert.Contains(t, sb.String(), "\n    mask m = k <= qq\n                  ^")
+
+	// Imported files may have one too.
+	read := func(name string) ([]byte, error) { return []byte(bom + "mask w = k <= q\n"), nil }
+	_, diags = Load("root.attn", "import \"w.attn\"\n", LoadOptions{ReadFile: read})
+	assert.Empty(t, diags)
+
+	_, diags = Parse("mid.attn", "mask a = k <= q\n"+bom+"mask b = k <= q\n")
+	assert.NotEmpty(t, diags)
+}
+
+// A caller that prints diagnostics with the text as read, BOM included
+// (attnc fmt does), gets the caret in the same place.
+func TestByteOrderMarkCaret(t *testing.T) {
+	src := "\uFEFFmask m = k <= q q\n"
+	_, diags := Parse("bom.attn", src)
+	require.Len(t, diags, 1)
+	var with, without strings.Builder
+	diags.Print(&with, map[string]string{"bom.attn": src})
+	diags.Print(&without, map[string]string{"bom.attn": src[len("\uFEFF"):]})
+	assert.Equal(t, without.String(), with.String())
+}
