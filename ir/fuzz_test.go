@@ -87,5 +87,7 @@ func FuzzParseExpr(f *testing.F) {
 		vars := map[string]float64{"q": 3, "k": 5, "h": 1, "b": 0, "S": 4, "s": 0.5}
 		e.Eval(vars, func(int, []int) (float64, error) { return 1, nil })
 		e.Bounds(map[string]Interval{"q": {0, 63}, "k": {64, 127}})
+		pos := Interval{0, 1<<31 - 1}
+		e.Overflow(map[string]Interval{"q": pos, "k": pos, "h": pos, "b": pos, "S": pos})
 	})
 }
