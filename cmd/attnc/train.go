@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -446,15 +447,25 @@ func specFor(m *lang.Model, source string) (*train.Spec, error) {
 // runTrainer runs the trainer with the terminal as its output, so its
 // progress bar draws, and returns its exit status (-1 when it could not
 // be run, or a signal killed it). A lock, when given, is handed down to
-// the trainer. SIGINT and SIGTERM sent to attnc are passed on to the
-// trainer, which checkpoints and stops, and attnc waits for it: killing
-// attnc never leaves a trainer running on its own.
+// the trainer, and taken back (with attnc's pid in the lock file) when it
+// exits. SIGINT and SIGTERM sent to attnc are passed on to the trainer,
+// which checkpoints and stops, and attnc waits for it; where the system
+// allows (Linux), the trainer is also sent SIGTERM when attnc dies of a
+// signal it cannot catch (kill -9), so killing attnc never leaves a
+// trainer running on its own.
 func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
+	// The parent-death signal follows the thread that starts the child:
+	// keep this goroutine on one thread from Start until Wait returns, so
+	// the runtime never ends that thread while the trainer runs.
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	stopWithParent(cmd)
 	if lock != nil {
 		cmd.ExtraFiles = lock.ExtraFiles()
 		cmd.Env = append(os.Environ(), lock.Env())
+		defer lock.RecordHolder() // the trainer wrote its pid there
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
