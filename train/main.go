@@ -70,6 +70,9 @@ const (
 	maxBatchElems = 1 << 28
 )
 
+// MaxPredict is the most examples predict prints: one batch.
+const MaxPredict = maxBatch
+
 // ReadSpec reads DIR/run.json and checks it as it would check a command
 // line: an unknown field, a value out of range or an unknown schedule or
 // task is an error naming the file and the field.
@@ -358,8 +361,8 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			fmt.Fprintf(out, "  %s\n", formatMetrics(ev))
 			return nil
 		}
-		if *n < 1 || *n > maxBatch {
-			return fmt.Errorf("-n must be between 1 and %d, got %d", maxBatch, *n)
+		if *n < 1 || *n > MaxPredict {
+			return fmt.Errorf("-n must be between 1 and %d, got %d", MaxPredict, *n)
 		}
 		return predict(out, m, task, task.Batch(rng, *n))
 	}

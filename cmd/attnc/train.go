@@ -504,8 +504,10 @@ func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 }
 
 // runCmd makes eval and predict: both rebuild (or reuse) the trainer of
-// the run's model and ask it about the run's checkpoint.
-func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []string) *command {
+// the run's model and ask it about the run's checkpoint. extra declares
+// the command's own flags and returns what checks them (a usage error)
+// and turns them into the trainer's arguments.
+func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() ([]string, error)) *command {
 	return &command{
 		name:    name,
 		args:    "RUN_DIR",
@@ -516,6 +518,10 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 			return func(c *cli, args []string) int {
 				if len(args) != 1 {
 					return c.usageError(name, "want one run directory, got %d", len(args))
+				}
+				targs, err := more()
+				if err != nil {
+					return c.usageError(name, "%v", err)
 				}
 				spec, err := train.ReadSpec(args[0])
 				if err != nil {
@@ -531,7 +537,7 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError
 				}
-				if c.runTrainer(bin, nil, append([]string{name, args[0]}, more()...)...) != exitOK {
+				if c.runTrainer(bin, nil, append([]string{name, args[0]}, targs...)...) != exitOK {
 					return exitError
 				}
 				return exitOK
@@ -543,14 +549,19 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 var evalCmd = runCmd("eval", "evaluate a trained model on fresh data",
 	`Eval reports the metrics of a run's checkpoint on examples generated
 fresh (from a stream neither training nor its held-out set used).`,
-	func(fs *flag.FlagSet) func() []string { return func() []string { return nil } })
+	func(fs *flag.FlagSet) func() ([]string, error) { return func() ([]string, error) { return nil, nil } })
 
 var predictCmd = runCmd("predict", "show a trained model's predictions",
 	`Predict prints a few fresh examples with their targets and the model's
 predictions (greedy decoding for sort, copy and reverse).`,
-	func(fs *flag.FlagSet) func() []string {
-		n := fs.Int("n", 3, "how many examples")
-		return func() []string { return []string{"-n", strconv.Itoa(*n)} }
+	func(fs *flag.FlagSet) func() ([]string, error) {
+		n := fs.Int("n", 3, fmt.Sprintf("how many examples (1 to %d)", train.MaxPredict))
+		return func() ([]string, error) {
+			if *n < 1 || *n > train.MaxPredict {
+				return nil, fmt.Errorf("-n must be between 1 and %d, got %d", train.MaxPredict, *n)
+			}
+			return []string{"-n", strconv.Itoa(*n)}, nil
+		}
 	})
 
 // pictures draws loss.png and, for a model that outputs a distribution
