@@ -52,12 +52,14 @@ summary.json, loss.png and, for a pointer network, attention.png.
 settings the run started with; -steps N (more than the steps done) trains
 it longer, and -target and -eval-every change when it stops and
 evaluates (all three are recorded in run.json). Other flags are refused
-when they differ from the run's. A finished run is left as it is.
+when they differ from the run's. A finished run is left as it is; a run
+stopped before its first checkpoint starts over with its settings.
 
 Ctrl-C (SIGINT) or SIGTERM stops training after the step in progress,
 with a checkpoint, summary.json and the command that resumes the run;
-the exit status is then 130. One writer at a time: a second train or
--resume on a run directory in use is refused.
+the exit status is then 130; on Linux, a kill -9 of attnc sends the
+trainer SIGTERM. One writer at a time: a second train or -resume on a
+run directory in use is refused.
 
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
