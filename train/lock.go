@@ -114,7 +114,9 @@ func lockExclusive(dir string) (*RunLock, error) {
 	if v, ok := strings.CutPrefix(os.Getenv(LockEnv), "token:"); ok && v != "" {
 		if b, err := runtime.ReadRegularFile(path, maxLockFile, LockFile); err == nil {
 			if f := strings.Fields(string(b)); len(f) == 2 && f[1] == v {
-				return &RunLock{dir: dir, token: v}, nil // the parent's lock
+				l := &RunLock{dir: dir, token: v} // the parent's lock
+				l.RecordHolder()                  // a failure only leaves the parent's pid
+				return l, nil
 			}
 		}
 	}
@@ -161,3 +163,41 @@ func holderGone(holder []byte) bool {
 }
 
 func randomToken() string { return crand.Text() }
+
+// RecordHolder writes this process's pid in the lock file, for the error
+// a second writer gets. LockRun calls it for the process that takes the
+// lock and for a child that inherits it, so the message names the process
+// that writes the run, not an attnc that may be gone; a parent calls it
+// again once the child it handed the lock to has exited.
+func (l *RunLock) RecordHolder() error {
+	if l == nil {
+		return nil
+	}
+	if l.file != nil {
+		// In place: the flock belongs to this open file, which a rename
+		// would take out of the directory.
+		if err := l.file.Truncate(0); err != nil {
+			return err
+		}
+		_, err := l.file.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+		return err
+	}
+	// The portable lock file exists as long as the lock: replace it
+	// whole, so that a reader never sees it empty or half written.
+	path := filepath.Join(l.dir, LockFile)
+	tmp, err := os.CreateTemp(l.dir, "."+LockFile+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(tmp, "%d %s\n", os.Getpid(), l.token)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

@@ -20,7 +20,9 @@ import (
 func lockRun(dir string) (*RunLock, error) {
 	path := filepath.Join(dir, LockFile)
 	if f := inheritedLock(path); f != nil {
-		return &RunLock{dir: dir, file: f}, nil
+		l := &RunLock{dir: dir, file: f}
+		l.RecordHolder() // a failure only leaves the parent's pid
+		return l, nil
 	}
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -50,11 +52,9 @@ func lockRun(dir string) (*RunLock, error) {
 			f.Close()
 			continue
 		}
-		// Say who holds it, for the error a second writer gets.
-		if f.Truncate(0) == nil {
-			f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
-		}
-		return &RunLock{dir: dir, file: f, owned: true}, nil
+		l := &RunLock{dir: dir, file: f, owned: true}
+		l.RecordHolder() // say who holds it, for the error a second writer gets
+		return l, nil
 	}
 }
 

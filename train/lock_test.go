@@ -102,3 +102,42 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, LockFile))
 	assert.True(t, os.IsNotExist(err), "Release removes the lock file")
 }
+
+// The trainer that inherits the lock writes its own pid in the lock file,
+// so a second writer's error names the process that writes the run, not
+// the attnc that started it (which may be gone).
+func TestLockNamesTheLiveWriter(t *testing.T) {
+	dir := t.TempDir()
+	l, err := LockRun(dir)
+	require.NoError(t, err)
+	defer l.Release()
+	if l.file == nil {
+		t.Skip("no flock on this system")
+	}
+	child := lockHelper(dir, l.Env(), "LOCK_HELPER_HOLD=1")
+	child.ExtraFiles = l.ExtraFiles()
+	stdout, err := child.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, child.Start())
+	defer func() { child.Process.Kill(); child.Wait() }()
+	buf := make([]byte, 4096)
+	var got strings.Builder
+	for !strings.Contains(got.String(), "locked") {
+		n, err := stdout.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("the helper did not lock: %s (%v)", got.String(), err)
+		}
+	}
+	_, err = lockRun(dir)
+	require.ErrorIs(t, err, ErrLocked)
+	assert.Contains(t, err.Error(), fmt.Sprintf("is being written by process %d ", child.Process.Pid))
+
+	// Once the child is done, the parent says it holds the lock again.
+	child.Process.Kill()
+	child.Wait()
+	require.NoError(t, l.RecordHolder())
+	_, err = lockRun(dir)
+	require.ErrorIs(t, err, ErrLocked)
+	assert.Contains(t, err.Error(), fmt.Sprintf("is being written by process %d ", os.Getpid()))
+}

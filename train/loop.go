@@ -560,6 +560,15 @@ func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.P
 				return info, err
 			}
 		}
+		// The second moment is a running mean of squared gradients: a
+		// negative value makes the update's square root NaN a step later,
+		// an error that would blame the learning rate for a bad file.
+		v := "adamw.v/" + p.Name
+		for i, x := range ts[v].F {
+			if x < 0 {
+				return info, fmt.Errorf("%s: optimizer moment %q holds a negative value (%g at index %d), which AdamW's second moments (means of squares) never do: the file is damaged or was edited", path, v, x, i)
+			}
+		}
 	}
 	if err := pcg.UnmarshalBinary(info.rng); err != nil {
 		return info, fmt.Errorf("%s: RNG state: %w", path, err)

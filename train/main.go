@@ -25,6 +25,10 @@ import (
 // SpecFile is the file in a run directory that describes the run.
 const SpecFile = "run.json"
 
+// SummaryFile is the file in which the trainer sums a run up when it ends
+// or is stopped by a signal.
+const SummaryFile = "summary.json"
+
 // Spec is a run's settings, as attnc train resolves them from the model's
 // train section and the command line, and writes to DIR/run.json.
 type Spec struct {
@@ -65,6 +69,9 @@ const (
 	// examples, or of the whole held-out set): 1 GiB of int32.
 	maxBatchElems = 1 << 28
 )
+
+// MaxPredict is the most examples predict prints: one batch.
+const MaxPredict = maxBatch
 
 // ReadSpec reads DIR/run.json and checks it as it would check a command
 // line: an unknown field, a value out of range or an unknown schedule or
@@ -310,14 +317,24 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			if err := edited.Validate(); err != nil {
 				return fmt.Errorf("resume: %w", err)
 			}
-			if err := resumable(dir, spec, &edited, task); err != nil {
+			fresh, err := startsOver(dir)
+			if err != nil {
 				return err
+			}
+			if !fresh {
+				if err := resumable(dir, spec, &edited, task); err != nil {
+					return err
+				}
 			}
 			if edited.Steps != spec.Steps || edited.Target != spec.Target || edited.EvalEvery != spec.EvalEvery {
 				if err := writeJSON(filepath.Join(dir, SpecFile), &edited); err != nil {
 					return err
 				}
 				spec = &edited
+			}
+			if fresh {
+				fmt.Fprintf(out, "%s has no checkpoint yet (the run stopped before its first one): starting it over from step 0 with the settings in %s\n", dir, SpecFile)
+				*resume = false
 			}
 		}
 		return train(out, dir, spec, task, m, *resume, *stopAfter)
@@ -344,12 +361,35 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			fmt.Fprintf(out, "  %s\n", formatMetrics(ev))
 			return nil
 		}
-		if *n < 1 || *n > maxBatch {
-			return fmt.Errorf("-n must be between 1 and %d, got %d", maxBatch, *n)
+		if *n < 1 || *n > MaxPredict {
+			return fmt.Errorf("-n must be between 1 and %d, got %d", MaxPredict, *n)
 		}
 		return predict(out, m, task, task.Batch(rng, *n))
 	}
 	return fmt.Errorf("unknown trainer command %q (train, eval, predict)", cmd)
+}
+
+// startsOver reports whether a resume of the run in dir must start it
+// over: it has no checkpoint because it stopped before its first one, so
+// nothing it did was kept, and starting over with its run.json takes
+// exactly the steps it would have taken. A run whose summary.json says it
+// took steps has lost its checkpoint since, and is refused rather than
+// started over on top of its results.
+func startsOver(dir string) (bool, error) {
+	_, err := os.Lstat(filepath.Join(dir, CheckpointFile))
+	if !errors.Is(err, os.ErrNotExist) {
+		return false, nil // there is one, or readCheckpointInfo says what is wrong
+	}
+	b, err := runtime.ReadRegularFile(filepath.Join(dir, SummaryFile), maxSpec, SummaryFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	var sum struct{ Steps int }
+	if err == nil && json.Unmarshal(b, &sum) == nil && sum.Steps == 0 {
+		return true, nil // stopped before its first step
+	}
+	return false, fmt.Errorf("resume: %s has no %s, but its %s shows that the run got further: the checkpoint was moved or deleted; put it back to resume the run, or start a new one with attnc train -out NEW_DIR",
+		dir, CheckpointFile, SummaryFile)
 }
 
 // resumable checks a resume of the run in dir, whose run.json is spec and
@@ -433,7 +473,7 @@ func train(out io.Writer, dir string, spec *Spec, task Task, m Model, resume boo
 		if sum.EvalStep > 0 {
 			s["eval_step"] = sum.EvalStep
 		}
-		return writeJSON(filepath.Join(dir, "summary.json"), s)
+		return writeJSON(filepath.Join(dir, SummaryFile), s)
 	}
 	if errors.Is(err, ErrStopped) {
 		sum.Stopped = fmt.Sprintf("interrupted by %v after step %d", sig, sum.Steps)

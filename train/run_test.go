@@ -468,3 +468,63 @@ func TestASignalCheckpointsAndSaysHowToResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, upTo(n+3), steps(t, dir))
 }
+
+// A run killed before its first checkpoint has nothing to lose: -resume
+// starts it over with the settings in run.json (taking exactly the steps
+// it would have), instead of failing on the missing file. A run whose
+// summary.json shows it got further is refused: its checkpoint was
+// moved or deleted.
+func TestResumeBeforeTheFirstCheckpointStartsOver(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, stubSpec(10)) // checkpoints at 5 and 10
+	_, err := trainer(t, "train", dir, "-stop-after", "3")
+	require.ErrorIs(t, err, ErrInterrupted)
+	_, err = os.Stat(filepath.Join(dir, CheckpointFile))
+	require.True(t, os.IsNotExist(err), "no checkpoint before step 5")
+	out, err := trainer(t, "train", dir, "-resume")
+	require.NoError(t, err)
+	assert.Contains(t, out, dir+" has no checkpoint yet")
+	assert.Equal(t, upTo(10), steps(t, dir))
+
+	whole := t.TempDir()
+	writeSpec(t, whole, stubSpec(10))
+	_, err = trainer(t, "train", whole)
+	require.NoError(t, err)
+	a, b := readMetrics(t, whole), readMetrics(t, dir)
+	for i := range a {
+		assert.Equal(t, a[i].Loss, b[i].Loss, "step %d", i+1)
+	}
+
+	require.NoError(t, os.Remove(filepath.Join(dir, CheckpointFile)))
+	_, err = trainer(t, "train", dir, "-resume")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "summary.json")
+	assert.Contains(t, err.Error(), "moved or deleted")
+	assert.Equal(t, upTo(10), steps(t, dir), "the refused resume changed nothing")
+}
+
+// AdamW's second moments are running means of squares: a negative one,
+// which only an edited or damaged file holds, is refused when the
+// checkpoint is loaded, naming the tensor, rather than surfacing later
+// as a non-finite step blamed on the learning rate.
+func TestNegativeSecondMomentIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, stubSpec(10))
+	_, err := trainer(t, "train", dir, "-stop-after", "7")
+	require.ErrorIs(t, err, ErrInterrupted)
+	path := filepath.Join(dir, CheckpointFile)
+	ts, meta, err := runtime.LoadSafetensors(path)
+	require.NoError(t, err)
+	ts["adamw.v/w"].F[1] = -0.5
+	var named []runtime.Named
+	for _, name := range []string{"w", "adamw.m/w", "adamw.v/w"} {
+		named = append(named, runtime.Named{Name: name, T: ts[name]})
+	}
+	require.NoError(t, runtime.SaveSafetensors(path, named, meta))
+	_, err = trainer(t, "train", dir, "-resume")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), `"adamw.v/w"`)
+	assert.Contains(t, err.Error(), "negative")
+	assert.NotContains(t, err.Error(), "learning rate")
+}

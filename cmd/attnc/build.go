@@ -71,8 +71,11 @@ build leaves the old files in place.`,
 			}
 			m := models[0]
 			dir, err := filepath.Abs(*out)
+			if err == nil {
+				err = checkOutDir(dir)
+			}
 			if err != nil {
-				fmt.Fprintf(c.stderr, "attnc: %v\n", err)
+				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
 				return exitError
 			}
 			ip := *importPath
@@ -137,6 +140,26 @@ func configValues(m *lang.Model) []gogen.ConfigValue {
 		out = append(out, gogen.ConfigValue{Name: s.Key, Value: v})
 	}
 	return out
+}
+
+// checkOutDir returns an error when dir, or the nearest of its parents
+// that exists, is not a directory: the package could not be written
+// there, and the error would otherwise be about the go.mod looked for
+// inside it.
+func checkOutDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		// Any error (missing, a path through a file, no permission)
+		// sends the check up; writing reports what is left.
+		if fi, err := os.Stat(d); err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is a file, not a directory: give -o a directory (it is created if missing)", d)
+			}
+			return nil
+		}
+		if filepath.Dir(d) == d {
+			return nil
+		}
+	}
 }
 
 // modulePath returns the import path of dir: the module path of the

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	gogen "github.com/attnc/attnc/codegen/go"
@@ -111,11 +112,8 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 			return "", err
 		}
 	}
-	build := exec.Command(goBin, "build", "-o", "trainer", ".")
-	build.Dir = tmp
-	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the trainer failed (this is a bug in attnc):\n%s", out)
+	if err := goBuild(goBin, tmp, filepath.Dir(cache)); err != nil {
+		return "", err
 	}
 	sum, err := fileHash(filepath.Join(tmp, "trainer"))
 	if err != nil {
@@ -246,4 +244,61 @@ func hashFS(h io.Writer, fsys fs.FS) error {
 		_, err = h.Write(b)
 		return err
 	})
+}
+
+// goBuild builds the trainer program in dir into dir/trainer, with go's
+// caches in private (attnc's own cache directory) when the environment
+// gives go none.
+func goBuild(goBin, dir, private string) error {
+	build := exec.Command(goBin, "build", "-o", "trainer", ".")
+	build.Dir = dir
+	build.Env = goBuildEnv(private)
+	out, err := build.CombinedOutput()
+	if err != nil {
+		return buildFailure(err, out)
+	}
+	return nil
+}
+
+// goBuildEnv is the environment of the trainer's go build: attnc's own,
+// outside any workspace, without cgo, and with a build cache and a
+// GOPATH (for the module cache) where go would find none. Go places them
+// under the user's cache and home directories, so without HOME (a
+// service, a container, env -i) it refuses to build at all; attnc then
+// gives it directories inside its private cache. A value the user set is
+// kept.
+func goBuildEnv(private string) []string {
+	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	if abs, err := filepath.Abs(private); err == nil {
+		private = abs // go refuses relative paths in GOCACHE and GOPATH
+	}
+	if _, err := os.UserCacheDir(); err != nil && os.Getenv("GOCACHE") == "" {
+		env = append(env, "GOCACHE="+filepath.Join(private, "go-build"))
+	}
+	if _, err := os.UserHomeDir(); err != nil && os.Getenv("GOPATH") == "" {
+		env = append(env, "GOPATH="+filepath.Join(private, "gopath"))
+	}
+	return env
+}
+
+// compileError matches a compiler error's position in a file of the
+// build directory (go prints those relative to it), as in
+// "model/model.go:12:3: ...".
+var compileError = regexp.MustCompile(`(?m)^(\S+\.go):\d+:\d+: `)
+
+// buildFailure says why go build failed. A compile error in the code
+// attnc generated is attnc's bug; anything else (the toolchain, its
+// caches, the environment) is reported as go reported it, without the
+// blame.
+func buildFailure(err error, out []byte) error {
+	for _, m := range compileError.FindAllSubmatch(out, -1) {
+		if !filepath.IsAbs(string(m[1])) {
+			return fmt.Errorf("building the trainer failed: the generated code does not compile (this is a bug in attnc; please report it with the model):\n%s", out)
+		}
+	}
+	msg := strings.TrimSpace(string(out))
+	if msg == "" {
+		msg = err.Error()
+	}
+	return fmt.Errorf("building the trainer failed: go build (%v) failed on a problem with the Go toolchain or its environment, not with the generated code; go said:\n%s", err, msg)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -122,4 +123,68 @@ func TestPlantedTrainerIsNotRun(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut)
 	assert.NoFileExists(t, marker, "the planted binary ran")
 	assert.Contains(t, errOut, "rebuilding")
+}
+
+// Without HOME (nor GOCACHE, GOPATH, XDG_CACHE_HOME), go has no build
+// cache and refuses to build; attnc gives it directories inside its own
+// private cache, and leaves a variable the user set alone.
+func TestGoBuildEnvWithoutHome(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	noHome(t)
+	for _, v := range []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOENV"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	private := t.TempDir()
+	goEnv := func() []string {
+		cmd := exec.Command(goBin, "env", "GOCACHE", "GOPATH", "GOMODCACHE")
+		cmd.Env = goBuildEnv(private)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	got := goEnv()
+	require.Len(t, got, 3)
+	for i, name := range []string{"GOCACHE", "GOPATH", "GOMODCACHE"} {
+		assert.True(t, strings.HasPrefix(got[i], private+string(filepath.Separator)), "%s=%q is in attnc's cache", name, got[i])
+	}
+
+	mine := filepath.Join(t.TempDir(), "mine")
+	t.Setenv("GOCACHE", mine)
+	assert.Equal(t, mine, goEnv()[0], "the user's GOCACHE is kept")
+}
+
+// A go build that fails for a reason outside the generated code (here
+// GOCACHE=off) says what failed and shows go's output, without blaming
+// attnc; a compile error in the generated code is attnc's bug.
+func TestGoBuildFailureIsNotBlamedOnAttnc(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n\ngo 1.26\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o600))
+	t.Setenv("GOCACHE", "off")
+	err = goBuild(goBin, dir, t.TempDir())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "bug in attnc")
+	assert.Contains(t, err.Error(), "GOCACHE=off", "go's own words")
+	assert.Contains(t, err.Error(), "go build")
+
+	compile := buildFailure(errors.New("exit status 1"), []byte("# attnctrain/model\nmodel/model.go:12:3: declared and not used: sz\n"))
+	assert.Contains(t, compile.Error(), "bug in attnc")
+	assert.Contains(t, compile.Error(), "model/model.go:12:3: declared and not used: sz")
+	for _, out := range []string{
+		"go: GOCACHE is not defined and neither $XDG_CACHE_HOME nor $HOME are defined\n",
+		"go: errors parsing go.mod:\n/tmp/x/go.mod:3: unknown directive: foo\n",
+		"# runtime\n/usr/lib/go/src/runtime/proc.go:10:2: something broken in GOROOT\n",
+	} {
+		env := buildFailure(errors.New("exit status 1"), []byte(out))
+		assert.NotContains(t, env.Error(), "bug in attnc", out)
+		assert.Contains(t, env.Error(), strings.TrimSpace(out))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -245,7 +246,7 @@ files whose formatting differs.`,
 				switch {
 				case *write:
 					if out != src {
-						if err := writeFileAtomic(f, []byte(out)); err != nil {
+						if err := writeThrough(f, []byte(out)); err != nil {
 							fmt.Fprintf(c.stderr, "attnc: %v\n", err)
 							status = exitError
 						}
@@ -276,6 +277,18 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// writeThrough replaces the contents of the file path names, atomically
+// (writeFileAtomic): when path is a symlink, the file it points to is
+// rewritten, in its own directory and with its own mode, and the link
+// stays a link, as an editor saving through a link would.
+func writeThrough(path string, data []byte) error {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(target, data)
 }
 
 var versionCmd = &command{

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,12 +52,14 @@ summary.json, loss.png and, for a pointer network, attention.png.
 settings the run started with; -steps N (more than the steps done) trains
 it longer, and -target and -eval-every change when it stops and
 evaluates (all three are recorded in run.json). Other flags are refused
-when they differ from the run's. A finished run is left as it is.
+when they differ from the run's. A finished run is left as it is; a run
+stopped before its first checkpoint starts over with its settings.
 
 Ctrl-C (SIGINT) or SIGTERM stops training after the step in progress,
 with a checkpoint, summary.json and the command that resumes the run;
-the exit status is then 130. One writer at a time: a second train or
--resume on a run directory in use is refused.
+the exit status is then 130; on Linux, a kill -9 of attnc sends the
+trainer SIGTERM. One writer at a time: a second train or -resume on a
+run directory in use is refused.
 
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
@@ -446,15 +449,25 @@ func specFor(m *lang.Model, source string) (*train.Spec, error) {
 // runTrainer runs the trainer with the terminal as its output, so its
 // progress bar draws, and returns its exit status (-1 when it could not
 // be run, or a signal killed it). A lock, when given, is handed down to
-// the trainer. SIGINT and SIGTERM sent to attnc are passed on to the
-// trainer, which checkpoints and stops, and attnc waits for it: killing
-// attnc never leaves a trainer running on its own.
+// the trainer, and taken back (with attnc's pid in the lock file) when it
+// exits. SIGINT and SIGTERM sent to attnc are passed on to the trainer,
+// which checkpoints and stops, and attnc waits for it; where the system
+// allows (Linux), the trainer is also sent SIGTERM when attnc dies of a
+// signal it cannot catch (kill -9), so killing attnc never leaves a
+// trainer running on its own.
 func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
+	// The parent-death signal follows the thread that starts the child:
+	// keep this goroutine on one thread from Start until Wait returns, so
+	// the runtime never ends that thread while the trainer runs.
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	stopWithParent(cmd)
 	if lock != nil {
 		cmd.ExtraFiles = lock.ExtraFiles()
 		cmd.Env = append(os.Environ(), lock.Env())
+		defer lock.RecordHolder() // the trainer wrote its pid there
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -493,8 +506,10 @@ func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 }
 
 // runCmd makes eval and predict: both rebuild (or reuse) the trainer of
-// the run's model and ask it about the run's checkpoint.
-func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []string) *command {
+// the run's model and ask it about the run's checkpoint. extra declares
+// the command's own flags and returns what checks them (a usage error)
+// and turns them into the trainer's arguments.
+func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() ([]string, error)) *command {
 	return &command{
 		name:    name,
 		args:    "RUN_DIR",
@@ -505,6 +520,10 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 			return func(c *cli, args []string) int {
 				if len(args) != 1 {
 					return c.usageError(name, "want one run directory, got %d", len(args))
+				}
+				targs, err := more()
+				if err != nil {
+					return c.usageError(name, "%v", err)
 				}
 				spec, err := train.ReadSpec(args[0])
 				if err != nil {
@@ -520,7 +539,7 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError
 				}
-				if c.runTrainer(bin, nil, append([]string{name, args[0]}, more()...)...) != exitOK {
+				if c.runTrainer(bin, nil, append([]string{name, args[0]}, targs...)...) != exitOK {
 					return exitError
 				}
 				return exitOK
@@ -532,14 +551,19 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() []st
 var evalCmd = runCmd("eval", "evaluate a trained model on fresh data",
 	`Eval reports the metrics of a run's checkpoint on examples generated
 fresh (from a stream neither training nor its held-out set used).`,
-	func(fs *flag.FlagSet) func() []string { return func() []string { return nil } })
+	func(fs *flag.FlagSet) func() ([]string, error) { return func() ([]string, error) { return nil, nil } })
 
 var predictCmd = runCmd("predict", "show a trained model's predictions",
 	`Predict prints a few fresh examples with their targets and the model's
 predictions (greedy decoding for sort, copy and reverse).`,
-	func(fs *flag.FlagSet) func() []string {
-		n := fs.Int("n", 3, "how many examples")
-		return func() []string { return []string{"-n", strconv.Itoa(*n)} }
+	func(fs *flag.FlagSet) func() ([]string, error) {
+		n := fs.Int("n", 3, fmt.Sprintf("how many examples (1 to %d)", train.MaxPredict))
+		return func() ([]string, error) {
+			if *n < 1 || *n > train.MaxPredict {
+				return nil, fmt.Errorf("-n must be between 1 and %d, got %d", train.MaxPredict, *n)
+			}
+			return []string{"-n", strconv.Itoa(*n)}, nil
+		}
 	})
 
 // pictures draws loss.png and, for a model that outputs a distribution
