@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,4 +71,15 @@ func TestTrainerStopsWhenAttncIsKilled(t *testing.T) {
 			t.Fatalf("the trainer (process %d) got no SIGTERM when attnc was killed", child)
 		}
 	}
+}
+
+// A trainer killed by a signal it cannot catch says nothing itself, so
+// attnc says what happened and how to continue, and fails.
+func TestTrainerKilledIsReported(t *testing.T) {
+	var stderr strings.Builder
+	c := &cli{stdout: io.Discard, stderr: &stderr}
+	code := c.runTrainer("/bin/sh", nil, "-c", "kill -9 $$")
+	require.NotEqual(t, exitOK, code)
+	require.Contains(t, stderr.String(), "the trainer was stopped by a signal (signal: killed)")
+	require.Contains(t, stderr.String(), "attnc train -resume")
 }

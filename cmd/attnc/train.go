@@ -497,6 +497,11 @@ func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
+			if exit.ExitCode() < 0 {
+				// Killed by a signal it could not catch (kill -9, the
+				// out-of-memory killer): it could say nothing itself.
+				fmt.Fprintf(c.stderr, "attnc: the trainer was stopped by a signal (%v); a run keeps its last checkpoint, and attnc train -resume continues it\n", exit.ProcessState)
+			}
 			return exit.ExitCode()
 		}
 		fmt.Fprintf(c.stderr, "attnc: running the trainer: %v\n", err)
