@@ -57,3 +57,22 @@ func TestProfilerSumsPerInstruction(t *testing.T) {
 	slot.Set(nil)
 	assert.Nil(t, slot.Get())
 }
+
+// MeasureMemory sees a buffer held across the call, and counts what the
+// call allocated.
+func TestMeasureMemory(t *testing.T) {
+	var keep []float32
+	use := rt.MeasureMemory(func() {
+		keep = make([]float32, 16<<20) // 64 MiB
+		for i := range keep {
+			keep[i] = 1
+		}
+		time.Sleep(5 * time.Millisecond)
+	})
+	assert.GreaterOrEqual(t, use.Peak, uint64(60<<20))
+	assert.GreaterOrEqual(t, use.Allocated, uint64(64<<20))
+	assert.LessOrEqual(t, use.Peak, use.Allocated+(1<<20))
+	keep = nil
+	idle := rt.MeasureMemory(func() {})
+	assert.Less(t, idle.Peak, uint64(1<<20))
+}
