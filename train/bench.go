@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	goruntime "runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/attnc/attnc/runtime"
@@ -56,6 +57,7 @@ type benchRecord struct {
 	CallsPS  float64  `json:"calls_per_s,omitempty"`
 	TokensPS float64  `json:"tokens_per_s,omitempty"`
 	Op       string   `json:"op,omitempty"`
+	Kind     string   `json:"op_kind,omitempty"`
 	Share    float64  `json:"share,omitempty"`
 	Threads  int      `json:"threads"`
 }
@@ -134,6 +136,7 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 	for _, op := range ops {
 		total += op.Total
 	}
+	kinds := byKind(ops)
 	if len(ops) > o.TopOps {
 		ops = ops[:o.TopOps]
 	}
@@ -149,6 +152,13 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 			share := float64(op.Total) / float64(max(total, 1))
 			r := benchRecord{Case: fmt.Sprintf("%s.LossAndGrad %%%d", spec.Model, op.ID), MS: ms(op.Total / time.Duration(max(op.Calls, 1))),
 				Model: spec.Model, Func: op.Func, Op: op.Op, Share: share, Threads: threads}
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		for _, k := range kinds {
+			r := benchRecord{Case: spec.Model + ".LossAndGrad " + k.kind, MS: ms(k.total / time.Duration(profiled)),
+				Model: spec.Model, Func: "LossAndGrad", Kind: k.kind, Share: float64(k.total) / float64(max(total, 1)), Threads: threads}
 			if err := enc.Encode(r); err != nil {
 				return err
 			}
@@ -171,7 +181,46 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 	for _, op := range ops {
 		fmt.Fprintf(out, "%10.2f %5.1f%%  %s\n", ms(op.Total/time.Duration(max(op.Calls, 1))), 100*float64(op.Total)/float64(max(total, 1)), shorten(op.Op, 120))
 	}
+	fmt.Fprintf(out, "by kind of op:")
+	for i, k := range kinds {
+		if i == o.TopOps {
+			fmt.Fprintf(out, " …")
+			break
+		}
+		fmt.Fprintf(out, " %s %.1f%%", k.kind, 100*float64(k.total)/float64(max(total, 1)))
+	}
+	fmt.Fprintln(out)
 	return nil
+}
+
+type kindTime struct {
+	kind  string
+	total time.Duration
+}
+
+// byKind sums the time of ops by the op of their instruction (matmul,
+// attention_grad, …), the most expensive first.
+func byKind(ops []runtime.OpProfile) []kindTime {
+	sums := map[string]time.Duration{}
+	for _, op := range ops {
+		kind := op.Op
+		if _, rest, ok := strings.Cut(kind, " = "); ok {
+			kind = rest
+		}
+		kind, _, _ = strings.Cut(kind, " ")
+		sums[kind] += op.Total
+	}
+	out := make([]kindTime, 0, len(sums))
+	for k, t := range sums {
+		out = append(out, kindTime{k, t})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].total != out[j].total {
+			return out[i].total > out[j].total
+		}
+		return out[i].kind < out[j].kind
+	})
+	return out
 }
 
 // timeCalls times call until o is satisfied, returning each call's time.

@@ -59,7 +59,7 @@ func TestBenchJSONLines(t *testing.T) {
 	assert.Nil(t, m.prof, "the profiler is removed afterwards")
 
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 4, out)
+	require.Len(t, lines, 6, out)
 	var recs []map[string]any
 	for _, l := range lines {
 		var r map[string]any
@@ -84,6 +84,10 @@ func TestBenchJSONLines(t *testing.T) {
 	assert.GreaterOrEqual(t, recs[2]["ms"], 2.0)
 	assert.Greater(t, recs[2]["share"], 0.5)
 	assert.Equal(t, "stub.LossAndGrad %1", recs[3]["case"])
+	assert.Equal(t, "stub.LossAndGrad matmul", recs[4]["case"], "then the time by kind of op")
+	assert.Equal(t, "matmul", recs[4]["op_kind"])
+	assert.Equal(t, recs[2]["share"], recs[4]["share"])
+	assert.Equal(t, "exp", recs[5]["op_kind"])
 }
 
 func TestBenchTable(t *testing.T) {
@@ -97,6 +101,7 @@ func TestBenchTable(t *testing.T) {
 	assert.Regexp(t, `(?m)^LossAndGrad +\d+\.\d+ `, out)
 	assert.Regexp(t, `steps/s \d+\.\d+, tokens/s \d+`, out)
 	assert.Regexp(t, `(?s)the 2 most expensive ops of LossAndGrad \(3 profiled calls.*%2 = matmul.*%1 = exp`, out)
+	assert.Regexp(t, `by kind of op: matmul \d+\.\d% exp \d+\.\d%\n`, out)
 	assert.GreaterOrEqual(t, m.forwards, 1+3+1, "at least 3 timed reps")
 	assert.Equal(t, 1+3+1+3, m.calls, "LossAndGrad takes 2 ms: 3 reps pass 1 ms")
 
