@@ -126,7 +126,9 @@ func TestBenchKernelsQuickTable(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut)
 	assert.Regexp(t, `^attnc bench -kernels: B=1, H=8, d=64, f32; .*; GOMAXPROCS \d+`, out)
 	assert.Regexp(t, `(?m)^case +ms +GFLOP/s +peak MiB +alloc MiB +reps$`, out)
-	row := func(name string) string { return `(?m)^` + regexp.QuoteMeta(name) + ` +\d+\.\d\d +\d+\.\d\d +\d+\.\d +\d+\.\d +1$` }
+	row := func(name string) string {
+		return `(?m)^` + regexp.QuoteMeta(name) + ` +\d+\.\d\d +\d+\.\d\d +\d+\.\d +\d+\.\d +1$`
+	}
 	for _, name := range []string{"matmul-128", "matmul-256", "attn-fwd-causal-256", "attn-fwdbwd-causal-256"} {
 		assert.Regexp(t, row(name), out)
 	}
