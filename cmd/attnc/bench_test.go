@@ -265,3 +265,14 @@ func TestBenchModel(t *testing.T) {
 	assert.GreaterOrEqual(t, nKinds, 5, "matmul, attention, attention_grad, gelu, add, …")
 	assert.Equal(t, len(recs)-2, nOps+nKinds)
 }
+
+func TestBenchModelNeedsATrainSection(t *testing.T) {
+	p := writeFile(t, "m.attn", "model m {\n  input x: f32[B, N]\n  loss sum(x)\n}\n")
+	code, out, errOut := attnc(t, "bench", p)
+	assert.Equal(t, exitError, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "the model has no train section with a task")
+	code, _, errOut = attnc(t, "bench", "-task", "nosuch=1", "../../stdlib/partial_lm.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, `task reverse has no parameter "nosuch"`)
+}
