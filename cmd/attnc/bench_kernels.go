@@ -216,7 +216,7 @@ type kernelRecord struct {
 func (c *cli) benchKernels(f *benchFlags) int {
 	cases := kernelCases(*f.quick)
 	if *f.run != "" {
-		re := regexp.MustCompile(*f.run) // check compiled it
+		re := regexp.MustCompile(*f.run) // check() refused one that does not compile
 		var keep []kernelCase
 		for _, kc := range cases {
 			if re.MatchString(kc.name) {
