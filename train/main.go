@@ -187,6 +187,8 @@ const (
 //	trainer train DIR [-resume [-steps N] [-target T] [-eval-every E]]
 //	trainer eval DIR              metrics of DIR's checkpoint on fresh data
 //	trainer predict DIR [-n N]    a few examples: input, target, prediction
+//	trainer bench DIR [-reps N] [-min-time D] [-json]
+//	                              time Forward and LossAndGrad on a batch (Bench)
 //
 // newModel makes the model with weights initialised from a seed. The
 // exit status is 0 on success, 1 on an error, ExitAlreadyDone when a
@@ -254,7 +256,7 @@ func (e *StoppedError) Error() string {
 
 func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)) error {
 	if len(args) < 2 {
-		return errors.New("usage: trainer train|eval|predict DIR [flags]")
+		return errors.New("usage: trainer train|eval|predict|bench DIR [flags]")
 	}
 	cmd, dir := args[0], args[1]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -264,6 +266,9 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	steps := fs.Int("steps", 0, "with -resume: train to this many steps in all (recorded in run.json)")
 	target := fs.Float64("target", 0, "with -resume: the target to stop at (recorded in run.json)")
 	evalEvery := fs.Int("eval-every", 0, "with -resume: the evaluation interval (recorded in run.json)")
+	reps := fs.Int("reps", 0, "bench: timed calls of each function (0: at least 3, for -min-time)")
+	minTime := fs.Duration("min-time", 2*time.Second, "bench: time each function for at least this long")
+	asJSON := fs.Bool("json", false, "bench: one JSON object a line")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -274,6 +279,12 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if (set["steps"] || set["target"] || set["eval-every"]) && (cmd != "train" || !*resume) {
 		return errors.New("-steps, -target and -eval-every go with train -resume (a new run takes them from run.json)")
+	}
+	if (set["reps"] || set["min-time"] || set["json"]) && cmd != "bench" {
+		return errors.New("-reps, -min-time and -json go with bench")
+	}
+	if *reps < 0 || *minTime < 0 {
+		return fmt.Errorf("-reps and -min-time must not be negative, got %d and %v", *reps, *minTime)
 	}
 	var lock *RunLock
 	if cmd == "train" {
@@ -338,6 +349,8 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			}
 		}
 		return train(out, dir, spec, task, m, *resume, *stopAfter)
+	case "bench":
+		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: 10})
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err
@@ -366,7 +379,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		}
 		return predict(out, m, task, task.Batch(rng, *n))
 	}
-	return fmt.Errorf("unknown trainer command %q (train, eval, predict)", cmd)
+	return fmt.Errorf("unknown trainer command %q (train, eval, predict, bench)", cmd)
 }
 
 // startsOver reports whether a resume of the run in dir must start it

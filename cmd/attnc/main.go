@@ -3,6 +3,8 @@
 //	attnc check FILE...            parse and check; positioned errors
 //	attnc ir [-dump=PASS] [-time] FILE
 //	attnc build -o DIR FILE        a Go package
+//	attnc bench [flags] FILE       time a model's Forward and LossAndGrad
+//	attnc bench -kernels [-peers]  time the runtime's kernels (against PyTorch)
 //	attnc fmt [-w] [-l] FILE...
 //	attnc version
 //
@@ -44,7 +46,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{checkCmd, irCmd, buildCmd, trainCmd, evalCmd, predictCmd, fmtCmd, versionCmd}
+	commands = []*command{checkCmd, irCmd, buildCmd, trainCmd, evalCmd, predictCmd, benchCmd, fmtCmd, versionCmd}
 }
 
 // cli carries the streams a command writes to, so tests run commands in

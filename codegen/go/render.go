@@ -231,6 +231,7 @@ type Model struct {
 	params []*Tensor
 	grads  []*Tensor
 	guard  guard
+	prof   rt.ProfilerSlot // nil unless SetProfiler set one
 }
 
 // paramInfo describes each weight: its name, shape and initialisation.
@@ -331,6 +332,12 @@ func (m *Model) Grads() []Named {
 	}
 	return out
 }
+
+// SetProfiler makes p record the wall time of every instruction that
+// Forward and LossAndGrad run from now on (attnc bench prints the most
+// expensive); nil, the default, turns profiling off, leaving one nil
+// check before and after each instruction. Safe to call at any time.
+func (m *Model) SetProfiler(p *rt.Profiler) { m.prof.Set(p) }
 
 `, r.configCheck)
 }
@@ -482,10 +489,23 @@ func (r *renderer) fn(f *ir.Func) error {
 	for _, s := range r.p.Module.Syms {
 		r.pf("\t_ = %s\n", symVar(s))
 	}
+	profiled := func(in *ir.Instr) bool { return in.Op != ir.OpParam && in.Op != ir.OpInput }
+	for _, in := range f.Body {
+		if profiled(in) {
+			r.pf("\tprof := m.prof.Get()\n\tvar pt int64\n")
+			break
+		}
+	}
 	for i, in := range f.Body {
 		r.pf("\t// %s\n", comment(in.String()))
+		if profiled(in) {
+			r.pf("\tpt = prof.Start()\n")
+		}
 		if err := r.instr(in); err != nil {
 			return fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
+		}
+		if profiled(in) {
+			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(in.String()))
 		}
 		for _, dead := range f.Last[i] {
 			r.pf("\t%s = nil // last use\n", val(dead))
