@@ -1014,6 +1014,18 @@ func TestVerifyTupleOutput(t *testing.T) {
 	if err := Verify(b.M); err == nil || !strings.Contains(err.Error(), "extract its results") {
 		t.Errorf("Verify = %v, want an error about the tuple output", err)
 	}
+	for _, src := range []string{
+		"module m() {\n  %0 = const {value = 1.0} : (f32[])\n}\n",
+		"module m() {\n  %0 = input {name = \"x\"} : (f32[2])\n}\n",
+	} {
+		m, err := Parse("t.ir", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(m); err == nil || !strings.Contains(err.Error(), "cannot be the tuple") {
+			t.Errorf("Verify(%q) = %v, want an error about the declared tuple", src, err)
+		}
+	}
 }
 
 // Before places the new instruction ahead of the one it is given, with an

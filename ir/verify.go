@@ -181,6 +181,9 @@ func VerifyInstr(in *Instr, syms map[string]bool) error {
 
 func infer(in *Instr, syms map[string]bool) (t Type, err error) {
 	info := in.Op.Info()
+	if info.Given && in.Type.IsTuple() {
+		return Type{}, fmt.Errorf("a declared type cannot be the tuple %s: only multi-result ops have one", in.Type)
+	}
 	args := make([]Type, len(in.Args))
 	for i, a := range in.Args {
 		if a.Type.IsTuple() && in.Op != OpExtract {
