@@ -1,19 +1,23 @@
 package ir
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // A Builder appends instructions to a module, inferring each result type
 // from the op's rule. The first error sticks: later calls return nil and
 // Err reports it, so a sequence of calls needs one check at the end.
 type Builder struct {
-	M    *Module
-	syms map[string]bool
-	err  error
+	M     *Module
+	syms  map[string]bool
+	err   error
+	maxID int // the largest ID handed out or found in M, -1 for none
 }
 
 // NewBuilder starts an empty module with the given symbols.
 func NewBuilder(name string, syms ...string) *Builder {
-	b := &Builder{M: &Module{Name: name}, syms: map[string]bool{}}
+	b := &Builder{M: &Module{Name: name}, syms: map[string]bool{}, maxID: -1}
 	for _, s := range syms {
 		b.AddSym(s)
 	}
@@ -31,11 +35,15 @@ func (b *Builder) AddSym(s string) {
 // Err returns the first error any call met.
 func (b *Builder) Err() error { return b.err }
 
+// nextID returns an ID no instruction has: one past the largest handed
+// out (instructions placed by Before need not be last) or the last
+// instruction's, for modules extended by hand.
 func (b *Builder) nextID() int {
+	id := b.maxID + 1
 	if n := len(b.M.Instrs); n > 0 {
-		return b.M.Instrs[n-1].ID + 1
+		id = max(id, b.M.Instrs[n-1].ID+1)
 	}
-	return 0
+	return id
 }
 
 // Op appends op applied to args with attrs; the type is inferred. For ops
@@ -74,7 +82,29 @@ func (b *Builder) emit(op Op, attrs Attrs, t Type, args []*Instr) (*Instr, error
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	b.M.Instrs = append(b.M.Instrs, in)
+	b.maxID = max(b.maxID, in.ID)
 	return in, nil
+}
+
+// Before is Op (with sticky errors, like Must) for an instruction placed
+// just before at, which must be in the module: a pass that rewrites at in
+// terms of a new instruction (autodiff turning an attention op into an
+// extract of one that also returns lse) puts the new one first, so every
+// value stays defined before its uses.
+func (b *Builder) Before(at *Instr, op Op, attrs Attrs, args ...*Instr) *Instr {
+	in := b.Must(op, attrs, args...)
+	if in == nil {
+		return nil
+	}
+	idx := slices.Index(b.M.Instrs, at)
+	if idx < 0 {
+		b.err = fmt.Errorf("%s: %%%d is not in the module", op, at.ID)
+		return nil
+	}
+	last := len(b.M.Instrs) - 1
+	copy(b.M.Instrs[idx+1:], b.M.Instrs[idx:last])
+	b.M.Instrs[idx] = in
+	return in
 }
 
 // Must is Op for callers that build known-good IR (tests, passes): an
@@ -104,9 +134,12 @@ func (b *Builder) Output(kind OutputKind, name string, v *Instr) {
 // Continue returns a builder that appends to m, for passes that extend a
 // module (autodiff appends the backward pass).
 func Continue(m *Module) *Builder {
-	b := &Builder{M: m, syms: map[string]bool{}}
+	b := &Builder{M: m, syms: map[string]bool{}, maxID: -1}
 	for _, s := range m.Syms {
 		b.syms[s] = true
+	}
+	for _, in := range m.Instrs {
+		b.maxID = max(b.maxID, in.ID)
 	}
 	return b
 }

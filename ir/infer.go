@@ -527,7 +527,14 @@ func inferAttention(c *InferCtx) (Type, error) {
 			return Type{}, errf("captured operand $%d is not read by mask or score", i)
 		}
 	}
-	return Type{DType: F32, Shape: out}, nil
+	res := Type{DType: F32, Shape: out}
+	if c.Attrs.Bool("with_lse") {
+		if returns == "lse" {
+			return Type{}, errf("attention with_lse cannot return lse")
+		}
+		return TupleOf(res, Type{DType: F32, Shape: out[:3]}), nil
+	}
+	return res, nil
 }
 
 func inferDimSize(c *InferCtx) (Type, error) {
@@ -561,10 +568,10 @@ func inferPad(c *InferCtx) (Type, error) {
 }
 
 func inferAttentionGrad(c *InferCtx) (Type, error) {
-	n := len(c.Args)
-	fwd := &InferCtx{Args: c.Args[:n-2], Attrs: Attrs{}, Syms: c.Syms}
+	fwdArgs, lse, rs, dy := AttentionGradOperands(c.Args, c.Attrs)
+	fwd := &InferCtx{Args: fwdArgs, Attrs: Attrs{}, Syms: c.Syms}
 	for k, v := range c.Attrs {
-		if k != "wrt" && k != "cap" {
+		if k != "wrt" {
 			fwd.Attrs[k] = v
 		}
 	}
@@ -572,35 +579,43 @@ func inferAttentionGrad(c *InferCtx) (Type, error) {
 	if err != nil {
 		return Type{}, err
 	}
-	lse, dy := c.Args[n-2], c.Args[n-1]
-	if !lse.Equal(Type{DType: F32, Shape: y.Shape[:3]}) {
-		return Type{}, errf("attention_grad: lse is %s, want f32%s", lse, y.Shape[:3])
+	row := Type{DType: F32, Shape: y.Shape[:3]}
+	if !lse.Equal(row) {
+		return Type{}, errf("attention_grad: lse is %s, want %s", lse, row)
+	}
+	if !rs.Equal(row) {
+		return Type{}, errf("attention_grad: the row sums are %s, want %s", rs, row)
 	}
 	if !dy.Equal(y) {
 		return Type{}, errf("attention_grad: dy is %s, want %s (the forward result)", dy, y)
 	}
-	q, k, v, caps := AttentionOperands(c.Args[:n-2], fwd.Attrs)
-	switch c.Attrs.Str("wrt") {
-	case "q":
-		return q, nil
-	case "k":
-		return k, nil
-	case "v":
-		if v == nil {
-			return Type{}, errf("attention_grad: wrt v, but the attention has no v")
-		}
-		return *v, nil
-	case "cap":
-		i := c.Attrs.Int("cap")
-		if !c.Attrs.Has("cap") || i < 0 || i >= len(caps) {
-			return Type{}, errf("attention_grad: wrt cap needs cap in [0, %d)", len(caps))
-		}
-		if caps[i].DType != F32 {
-			return Type{}, errf("attention_grad: capture $%d is %s, which has no gradient", i, caps[i].DType)
-		}
-		return caps[i], nil
+	wrt := c.Attrs.Ints("wrt")
+	if len(wrt) == 0 {
+		return Type{}, errf("attention_grad: wrt is empty")
 	}
-	return Type{}, errf("attention_grad: bad wrt %q", c.Attrs.Str("wrt"))
+	var res []Type
+	for i, w := range wrt {
+		if w < 0 || w >= len(fwdArgs) || i > 0 && w <= wrt[i-1] {
+			return Type{}, errf("attention_grad: wrt %v must be increasing operand numbers in [0, %d)", wrt, len(fwdArgs))
+		}
+		if fwdArgs[w].DType != F32 {
+			return Type{}, errf("attention_grad: operand %d is %s, which has no gradient", w, fwdArgs[w])
+		}
+		res = append(res, fwdArgs[w])
+	}
+	return TupleOf(res...), nil
+}
+
+func inferExtract(c *InferCtx) (Type, error) {
+	t := c.Args[0]
+	if !t.IsTuple() {
+		return Type{}, errf("extract needs a tuple operand, got %s", t)
+	}
+	i := c.Attrs.Int("index")
+	if i < 0 || i >= len(t.Tuple) {
+		return Type{}, errf("extract index %d is outside the tuple %s", i, t)
+	}
+	return t.Tuple[i], nil
 }
 
 func inferScan(c *InferCtx) (Type, error) {

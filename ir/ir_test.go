@@ -2,6 +2,7 @@ package ir
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"strings"
@@ -943,6 +944,11 @@ func TestTypeRuleErrors(t *testing.T) {
 	x := b.MustGiven(OpInput, TensorOf(F32, dB, dN, c(64)), Attrs{"name": StringAttr("x")})
 	idx := b.MustGiven(OpInput, TensorOf(I32, dB, dN), Attrs{"name": StringAttr("idx")})
 	q := b.MustGiven(OpInput, TensorOf(F32, dB, c(4), dN, c(16)), Attrs{"name": StringAttr("q")})
+	pair := b.Must(OpAttention, Attrs{"scale": FloatAttr(1), "with_lse": BoolAttr(true)}, q, q, q)
+	lse := b.Must(OpExtract, Attrs{"index": IntAttr(1)}, pair)
+	gradAttrs := func(wrt ...int64) Attrs {
+		return Attrs{"scale": FloatAttr(1), "wrt": IntsAttr(wrt...)}
+	}
 	if err := b.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -975,6 +981,14 @@ func TestTypeRuleErrors(t *testing.T) {
 		{OpCast, Type{}, Attrs{"to": DTypeAttr(InvalidDType)}, []*Instr{x}, "cast to an invalid dtype"},
 		{OpSelect, Type{}, nil, []*Instr{x, x, x}, "condition is f32"},
 		{OpReduceSum, Type{}, Attrs{"axes": IntsAttr(1, 1)}, []*Instr{x}, "axis 1 listed twice"},
+		{OpAttention, Type{}, Attrs{"scale": FloatAttr(1), "returns": WordAttr("lse"), "with_lse": BoolAttr(true)}, []*Instr{q, q}, "with_lse cannot return lse"},
+		{OpExtract, Type{}, Attrs{"index": IntAttr(0)}, []*Instr{x}, "extract needs a tuple operand"},
+		{OpExtract, Type{}, Attrs{"index": IntAttr(2)}, []*Instr{pair}, "extract index 2 is outside the tuple"},
+		{OpExp, Type{}, nil, []*Instr{pair}, "only extract takes one"},
+		{OpAttentionGrad, Type{}, gradAttrs(), []*Instr{q, q, q, lse, lse, q}, "wrt is empty"},
+		{OpAttentionGrad, Type{}, gradAttrs(1, 0), []*Instr{q, q, q, lse, lse, q}, "must be increasing operand numbers"},
+		{OpAttentionGrad, Type{}, gradAttrs(3), []*Instr{q, q, q, lse, lse, q}, "must be increasing operand numbers in [0, 3)"},
+		{OpAttentionGrad, Type{}, gradAttrs(0), []*Instr{q, q, q, lse, q, q}, "the row sums are"},
 	} {
 		var err error
 		if tc.op.Info().Given {
@@ -985,5 +999,53 @@ func TestTypeRuleErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.op, err, tc.want)
 		}
+	}
+}
+
+// A tuple is no output: its results are, through extract.
+func TestVerifyTupleOutput(t *testing.T) {
+	b := NewBuilder("m", "N")
+	q := b.MustGiven(OpInput, TensorOf(F32, c(1), c(1), dN, c(2)), Attrs{"name": StringAttr("q")})
+	pair := b.Must(OpAttention, Attrs{"scale": FloatAttr(1), "with_lse": BoolAttr(true)}, q, q, q)
+	b.Output(OutValue, "pair", pair)
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(b.M); err == nil || !strings.Contains(err.Error(), "extract its results") {
+		t.Errorf("Verify = %v, want an error about the tuple output", err)
+	}
+	for _, src := range []string{
+		"module m() {\n  %0 = const {value = 1.0} : (f32[])\n}\n",
+		"module m() {\n  %0 = input {name = \"x\"} : (f32[2])\n}\n",
+	} {
+		m, err := Parse("t.ir", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(m); err == nil || !strings.Contains(err.Error(), "cannot be the tuple") {
+			t.Errorf("Verify(%q) = %v, want an error about the declared tuple", src, err)
+		}
+	}
+}
+
+// Before places the new instruction ahead of the one it is given, with an
+// ID nothing else has, so a later append gets a fresh ID too.
+func TestBuilderBefore(t *testing.T) {
+	b := NewBuilder("m")
+	x := b.MustGiven(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(1)})
+	y := b.Must(OpExp, nil, x)
+	z := b.Before(y, OpNeg, nil, x)
+	w := b.Must(OpLog, nil, x)
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := []*Instr{x, z, y, w}; fmt.Sprint(b.M.Instrs) != fmt.Sprint(got) {
+		t.Errorf("order %v, want %v", b.M.Instrs, got)
+	}
+	if z.ID == w.ID || z.ID == y.ID || z.ID == x.ID {
+		t.Errorf("IDs %d %d %d %d are not distinct", x.ID, z.ID, y.ID, w.ID)
+	}
+	if err := Verify(b.M); err != nil {
+		t.Error(err)
 	}
 }

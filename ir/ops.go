@@ -83,6 +83,9 @@ const (
 	OpPad
 	OpAttentionGrad
 
+	// Projection of a multi-result op.
+	OpExtract
+
 	numOps
 )
 
@@ -238,20 +241,23 @@ var opTable = [numOps]OpInfo{
 	OpAttention: {Name: "attention", Class: ClassOther, Args: Variadic, MinArgs: 2, Infer: inferAttention,
 		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
 			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs", "lse"}},
-			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}}},
-		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent unless returns is out), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution, lse the [B,H,Nq] log-sum-exp of the scores (the row statistic the backward pass recomputes from); a row with every key masked gives zeros (probs, out) and -inf (logprobs, lse); a key whose score is -inf counts as masked, a NaN score makes its row NaN (masked keys keep 0 and -inf), a +inf score gives lse +inf; tiles = interval (set by the sparsity pass) says the mask may be classified per tile by interval analysis, so kernels skip empty tiles and skip the mask on full ones"},
+			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}},
+			opt("with_lse", AttrBool)},
+		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent unless returns is out), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution, lse the [B,H,Nq] log-sum-exp of the scores (the row statistic the backward pass recomputes from); a row with every key masked gives zeros (probs, out) and -inf (logprobs, lse); a key whose score is -inf counts as masked, a NaN score makes its row NaN (masked keys keep 0 and -inf), a +inf score gives lse +inf; with_lse = true (set by autodiff, not with returns lse) makes the result the pair (that result, lse) from the same pass; tiles = interval (set by the sparsity pass) says the mask may be classified per tile by interval analysis, so kernels skip empty tiles and skip the mask on full ones"},
 	OpDimSize: {Name: "dim_size", Class: ClassSource, Attrs: []AttrSpec{req("dim", AttrDim)}, Infer: inferDimSize,
 		Doc: "the run-time value of the dim (N, S+T, …) as an f32 scalar; mean over a symbolic axis needs it"},
 	OpPad: {Name: "pad", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("axis", AttrInt), req("before", AttrDim), req("after", AttrDim)}, Infer: inferPad,
 		Doc: "x with before zeros ahead of it and after zeros behind it along axis: slice's adjoint"},
-	OpAttentionGrad: {Name: "attention_grad", Class: ClassOther, Args: Variadic, MinArgs: 4, Infer: inferAttentionGrad,
+	OpAttentionGrad: {Name: "attention_grad", Class: ClassOther, Args: Variadic, MinArgs: 5, Infer: inferAttentionGrad,
 		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
 			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs"}},
 			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}},
-			{Name: "wrt", Kind: AttrWord, Words: []string{"q", "k", "v", "cap"}}, opt("cap", AttrInt)},
-		Doc: "the gradient of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to operand wrt (capture number cap when wrt is cap), given two more operands: lse, the forward's row log-sum-exp [B,H,Nq], and dy, the gradient of its result; probabilities are recomputed from lse, never stored"},
+			req("wrt", AttrInts)},
+		Doc: "the gradients of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to the operands numbered wrt (increasing positions in that operand list, each f32), as a tuple in wrt's order, given three more operands: lse, the forward's row log-sum-exp [B,H,Nq]; rs, the row sums [B,H,Nq] Σ_k P_k dP_k (rowsum(dy ∘ y) for out and probs, Σ of dy over the admitted keys for logprobs); and dy, the gradient of its result y; probabilities are recomputed from lse, never stored, and rs is computed once, outside, for every operand"},
 	OpScan: {Name: "scan", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("axis", AttrInt), opt("reverse", AttrBool)}, Infer: inferScan,
 		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
+	OpExtract: {Name: "extract", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("index", AttrInt)}, Infer: inferExtract,
+		Doc: "result number index of a multi-result op (operand of tuple type); the only op that takes a tuple"},
 }
 
 // Info returns op's row in the op table.
@@ -288,11 +294,11 @@ func OpByName(name string) (Op, bool) {
 var AttentionVars = []string{"q", "k", "h", "b"}
 
 // AttentionGradOperands splits an attention_grad op's operands: those of
-// the forward attention op, then lse and dy.
-func AttentionGradOperands[T any](args []T, attrs Attrs) (q, k T, v *T, caps []T, lse, dy T) {
+// the forward attention op (fwd, in its order, which wrt numbers), then
+// lse, the row sums rs and dy.
+func AttentionGradOperands[T any](args []T, attrs Attrs) (fwd []T, lse, rs, dy T) {
 	n := len(args)
-	q, k, v, caps = AttentionOperands(args[:n-2], attrs)
-	return q, k, v, caps, args[n-2], args[n-1]
+	return args[:n-3], args[n-3], args[n-2], args[n-1]
 }
 
 // AttentionOperands splits an attention op's operands into q, k, v (nil

@@ -56,7 +56,7 @@ func ParseDim(src string) (Dim, error) {
 }
 
 // ParseType reads a type in the form Type.String prints: f32[B, N, 128],
-// i32[], bool[B, S+T].
+// i32[], bool[B, S+T], (f32[B, N], f32[B]).
 func ParseType(src string) (Type, error) {
 	p := newParser("", src, false)
 	var t Type
@@ -679,6 +679,23 @@ func (p *parser) parseDType() DType {
 }
 
 func (p *parser) parseType() Type {
+	if p.tok.is("(") {
+		// A tuple: (t1, t2, ...), its elements tensors.
+		p.advance()
+		t := Type{Tuple: []Type{}}
+		for !p.tok.is(")") {
+			if len(t.Tuple) > 0 {
+				p.expect(",")
+			}
+			t.Tuple = append(t.Tuple, p.parseTensorType())
+		}
+		p.advance()
+		return t
+	}
+	return p.parseTensorType()
+}
+
+func (p *parser) parseTensorType() Type {
 	t := Type{DType: p.parseDType()}
 	p.expect("[")
 	for !p.tok.is("]") {

@@ -218,9 +218,11 @@ func emptyModule() (*Module, error) {
 	return b.done()
 }
 
-// backwardModule holds the ops autodiff introduces: attention's row
-// statistics (returns lse) and its gradients with respect to q, k, v and a
-// captured bias, pad (slice's adjoint), dim_size, and grad outputs.
+// backwardModule holds the ops autodiff introduces: attention returning
+// its row statistics alongside its result (a tuple, taken apart by
+// extract), the row sums, one attention_grad for q, k, v and a captured
+// bias (a tuple of four), pad (slice's adjoint), dim_size, and grad
+// outputs.
 func backwardModule() (*Module, error) {
 	b := newMB("backward", "B", "N")
 	x := b.input("x", TensorOf(F32, dB, c(2), dN, c(8)))
@@ -232,19 +234,21 @@ func backwardModule() (*Module, error) {
 		}
 		return a
 	}
-	y := b.op(OpAttention, attrs("tiles", WordAttr("interval")), x, x, x, bias)
-	lse := b.op(OpAttention, attrs("returns", WordAttr("lse")), x, x, bias)
+	pair := b.op(OpAttention, attrs("tiles", WordAttr("interval"), "with_lse", BoolAttr(true)), x, x, x, bias)
+	y := b.op(OpExtract, Attrs{"index": IntAttr(0)}, pair)
+	lse := b.op(OpExtract, Attrs{"index": IntAttr(1)}, pair)
 	dy := b.op(OpSlice, Attrs{"axis": IntAttr(2), "start": DimAttr(c(1)), "end": DimAttr(dN)}, y)
 	dyp := b.op(OpPad, Attrs{"axis": IntAttr(2), "before": DimAttr(c(1)), "after": DimAttr(c(0))}, dy)
+	rs := b.op(OpReduceSum, Attrs{"axes": IntsAttr(3)}, b.op(OpMul, nil, dyp, y))
+	all := b.op(OpAttentionGrad, attrs("wrt", IntsAttr(0, 1, 2, 3), "returns", WordAttr("out"), "tiles", WordAttr("interval")), x, x, x, bias, lse, rs, dyp)
 	var grads []*Instr
-	for _, wrt := range []string{"q", "k", "v"} {
-		grads = append(grads, b.op(OpAttentionGrad, attrs("wrt", WordAttr(wrt), "returns", WordAttr("out")), x, x, x, bias, lse, dyp))
+	for i := range 4 {
+		grads = append(grads, b.op(OpExtract, Attrs{"index": IntAttr(int64(i))}, all))
 	}
-	dbias := b.op(OpAttentionGrad, attrs("wrt", WordAttr("cap"), "cap", IntAttr(0), "tiles", WordAttr("interval")), x, x, x, bias, lse, dyp)
 	n := b.op(OpDimSize, Attrs{"dim": DimAttr(dN.Sub(c(1)))})
 	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, grads[0], b.op(OpAdd, nil, grads[1], grads[2])))
 	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))
-	b.Output(OutGrad, "rel.bias", dbias)
+	b.Output(OutGrad, "rel.bias", grads[3])
 	return b.done()
 }
 
@@ -768,7 +772,14 @@ func TestParseDimAndType(t *testing.T) {
 	if err != nil || !ty.Equal(TensorOf(Bool)) {
 		t.Errorf("ParseType(bool[]) = %s, %v", ty, err)
 	}
-	for _, bad := range []string{"", "f32", "f32[", "x[N]", "f32[N]]", "invalid[]"} {
+	ty, err = ParseType("(f32[B, N], i32[])")
+	if err != nil || !ty.Equal(TupleOf(TensorOf(F32, dB, dN), TensorOf(I32))) || ty.String() != "(f32[B, N], i32[])" {
+		t.Errorf("ParseType of a tuple = %s, %v", ty, err)
+	}
+	if ty.Equal(TensorOf(F32, dB, dN)) || TupleOf(TensorOf(F32)).Equal(TupleOf(TensorOf(F32), TensorOf(F32))) {
+		t.Error("a tuple equals a tensor or a longer tuple")
+	}
+	for _, bad := range []string{"", "f32", "f32[", "x[N]", "f32[N]]", "invalid[]", "(f32[N]", "(f32[N],)", "((f32[]))"} {
 		if ty, err := ParseType(bad); err == nil {
 			t.Errorf("ParseType(%q) = %s, want an error", bad, ty)
 		}

@@ -91,6 +91,10 @@ func Verify(m *Module) error {
 			bad(nil, "output %s %q listed twice", o.Kind, o.Name)
 		}
 		outNames[o.Kind.String()+o.Name] = true
+		if o.Value.Type.IsTuple() {
+			bad(nil, "output %s %q is the tuple %s: extract its results", o.Kind, o.Name, o.Value.Type)
+			continue
+		}
 		switch o.Kind {
 		case OutLoss:
 			losses++
@@ -145,19 +149,26 @@ func VerifyInstr(in *Instr, syms map[string]bool) error {
 	if err := checkAttrs(info, in.Attrs); err != nil {
 		return err
 	}
-	for _, d := range in.Type.Shape {
-		for _, s := range d.Syms() {
-			if !syms[s] {
-				return fmt.Errorf("type %s mentions undeclared symbol %s", in.Type, s)
+	elems := []Type{in.Type}
+	if in.Type.IsTuple() {
+		elems = in.Type.Tuple
+	}
+	for _, et := range elems {
+		for _, d := range et.Shape {
+			for _, s := range d.Syms() {
+				if !syms[s] {
+					return fmt.Errorf("type %s mentions undeclared symbol %s", in.Type, s)
+				}
+			}
+			if v, ok := d.IsConst(); ok && v < 0 {
+				return fmt.Errorf("type %s has a negative dimension", in.Type)
 			}
 		}
-		if v, ok := d.IsConst(); ok && v < 0 {
-			return fmt.Errorf("type %s has a negative dimension", in.Type)
+		if et.DType == InvalidDType {
+			return fmt.Errorf("result has no dtype")
 		}
 	}
-	if in.Type.DType == InvalidDType {
-		return fmt.Errorf("result has no dtype")
-	}
+
 	t, err := infer(in, syms)
 	if err != nil {
 		return err
@@ -170,8 +181,14 @@ func VerifyInstr(in *Instr, syms map[string]bool) error {
 
 func infer(in *Instr, syms map[string]bool) (t Type, err error) {
 	info := in.Op.Info()
+	if info.Given && in.Type.IsTuple() {
+		return Type{}, fmt.Errorf("a declared type cannot be the tuple %s: only multi-result ops have one", in.Type)
+	}
 	args := make([]Type, len(in.Args))
 	for i, a := range in.Args {
+		if a.Type.IsTuple() && in.Op != OpExtract {
+			return Type{}, fmt.Errorf("operand %d (%%%d) is the tuple %s: only extract takes one", i, a.ID, a.Type)
+		}
 		args[i] = a.Type
 	}
 	defer func() {

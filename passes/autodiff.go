@@ -14,16 +14,21 @@ import (
 //
 // Guarantees: for every param p, an output `grad "p" = %g` with p's type
 // (zeros for a param the loss does not depend on); the forward
-// instructions are unchanged and come first. Gradients are computed in
+// instructions come first and compute what they did, but each attention
+// op that is differentiated becomes an extract of `attention {with_lse}`
+// placed before it (same value number, so its users are untouched). Gradients are computed in
 // reverse mode, one rule per op (gradRules); an operand gets a gradient
 // only if it depends on a param, so integer paths and inputs cost nothing.
 //
 // Why: training needs ∂loss/∂params. Attention's backward is its own op,
-// attention_grad, that recomputes probabilities from the forward's row
-// log-sum-exp as FlashAttention does, instead of storing the N×N
-// probabilities; gradients reach tensors captured by score expressions (a
-// relative-position bias indexed by q - k). scan's backward is a reverse
-// scan.
+// attention_grad, one per attention op for all the operands that need a
+// gradient, that recomputes probabilities from the row log-sum-exp the
+// forward returned alongside its result, as FlashAttention-2 does, instead
+// of storing the N×N probabilities; gradients reach tensors captured by
+// score expressions (a relative-position bias indexed by q - k). scan's
+// backward is a reverse scan.
+//
+// Requires also: no attention op with with_lse (autodiff's own form).
 //
 // Example (y = x·w, loss = sum(y)):
 //
@@ -42,7 +47,7 @@ func Autodiff(m *ir.Module) error {
 			return fmt.Errorf("autodiff: module %s already has gradients", m.Name)
 		}
 	}
-	a := &adjoints{b: ir.Continue(m), adj: map[*ir.Instr]*ir.Instr{}, lse: map[*ir.Instr]*ir.Instr{}}
+	a := &adjoints{b: ir.Continue(m), adj: map[*ir.Instr]*ir.Instr{}}
 	a.relevant = dependsOnParams(m)
 	forward := append([]*ir.Instr(nil), m.Instrs...)
 	if a.relevant[loss] {
@@ -58,8 +63,11 @@ func Autodiff(m *ir.Module) error {
 		if !ok {
 			return fmt.Errorf("autodiff: %s has no gradient rule (%%%d = %s)", in.Op, in.ID, in.Op)
 		}
-		need := make([]bool, len(in.Args))
-		for j, x := range in.Args {
+		// A rule may rewrite in (attention becomes an extract of a pair):
+		// the gradients are for the operands it had.
+		args := in.Args
+		need := make([]bool, len(args))
+		for j, x := range args {
 			need[j] = a.relevant[x]
 		}
 		grads, err := rule(a, in, dy, need)
@@ -73,7 +81,7 @@ func Autodiff(m *ir.Module) error {
 			if g == nil || !need[j] {
 				continue
 			}
-			x := in.Args[j]
+			x := args[j]
 			if !g.Type.Equal(x.Type) {
 				return fmt.Errorf("autodiff: internal error: gradient of %%%d = %s for operand %d is %s, want %s", in.ID, in.Op, j, g.Type, x.Type)
 			}
@@ -101,7 +109,7 @@ func Autodiff(m *ir.Module) error {
 func dependsOnParams(m *ir.Module) map[*ir.Instr]bool {
 	dep := map[*ir.Instr]bool{}
 	for _, in := range m.Instrs {
-		if in.Type.DType != ir.F32 {
+		if in.Type.DType != ir.F32 && !in.Type.IsTuple() {
 			continue
 		}
 		if in.Op == ir.OpParam {
@@ -123,7 +131,6 @@ type adjoints struct {
 	b        *ir.Builder
 	adj      map[*ir.Instr]*ir.Instr // ∂loss/∂value, accumulated
 	relevant map[*ir.Instr]bool
-	lse      map[*ir.Instr]*ir.Instr // per attention op, its row log-sum-exp
 }
 
 func (a *adjoints) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
@@ -282,6 +289,7 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpOr:            "bool",
 	ir.OpArgMax:        "integer",
 	ir.OpAttentionGrad: "second derivatives are not supported",
+	ir.OpExtract:       "projects a multi-result op, which only autodiff creates (attention with_lse, attention_grad)",
 }
 
 func one(g *ir.Instr) []*ir.Instr { return []*ir.Instr{g} }
@@ -609,58 +617,67 @@ func crossEntropyRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, 
 	return []*ir.Instr{a.mul(g, a.div(dy, n)), nil}, nil
 }
 
-// attentionRule emits the forward's row log-sum-exp once, then one
-// attention_grad per operand that needs a gradient.
+// attentionRule differentiates an attention op with one attention_grad
+// for every operand that needs a gradient. The forward op itself is
+// rewritten to return lse alongside its result (with_lse, the same pass
+// over the tiles; the original value becomes extract 0 of the pair), so
+// the backward pass never reruns the forward, and the row sums D that
+// each gradient needs are computed once, here, from y and dy:
+// rowsum(dy ∘ y) for out, the same over the keys with y ≠ 0 for probs (a
+// masked key's dy never counts, as in the definition), and the sum of dy
+// over the keys with a finite log-probability for logprobs.
 func attentionRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
 	returns := in.Attrs.Str("returns")
 	if returns == "lse" {
 		return nil, fmt.Errorf("the gradient of attention returning lse is not supported")
 	}
-	q, k, v, caps := ir.AttentionOperands(in.Args, in.Attrs)
-	base := ir.Attrs{}
+	if in.Attrs.Bool("with_lse") {
+		return nil, fmt.Errorf("attention with_lse is autodiff's own form; differentiate the plain op")
+	}
+	fwd := in.Args
+	attrs := ir.Attrs{}
 	for key, val := range in.Attrs {
-		base[key] = val
+		attrs[key] = val
 	}
-	lse := a.lse[in]
-	if lse == nil {
-		lattrs := ir.Attrs{}
-		for key, val := range base {
-			lattrs[key] = val
+	// Rewrite %y = attention(...) into %p = attention(...) {with_lse} and
+	// %y = extract %p {index = 0}, keeping %y's identity for its users.
+	pairAttrs := ir.Attrs{"with_lse": ir.BoolAttr(true)}
+	for key, val := range attrs {
+		pairAttrs[key] = val
+	}
+	pair := a.b.Before(in, ir.OpAttention, pairAttrs, fwd...)
+	if pair == nil {
+		return nil, a.b.Err()
+	}
+	// lse is taken out next to the pair, in the forward part, where its
+	// memory comes alive.
+	lse := a.b.Before(in, ir.OpExtract, ir.Attrs{"index": ir.IntAttr(1)}, pair)
+	in.Op, in.Args, in.Attrs = ir.OpExtract, []*ir.Instr{pair}, ir.Attrs{"index": ir.IntAttr(0)}
+
+	last := ir.Attrs{"axes": ir.IntsAttr(3)}
+	var rs *ir.Instr
+	switch returns {
+	case "", "out":
+		rs = a.op(ir.OpReduceSum, last, a.mul(dy, in))
+	case "probs":
+		rs = a.op(ir.OpReduceSum, last, a.selectOr0(a.op(ir.OpEq, nil, in, a.constant(0)), a.mul(dy, in), false))
+	case "logprobs":
+		rs = a.op(ir.OpReduceSum, last, a.selectOr0(a.op(ir.OpEq, nil, in, a.constant(math.Inf(-1))), dy, false))
+	}
+	var wrt []int64
+	for j := range fwd {
+		if need[j] {
+			wrt = append(wrt, int64(j))
 		}
-		lattrs["returns"] = ir.WordAttr("lse")
-		args := append([]*ir.Instr{q, k}, caps...)
-		lse = a.op(ir.OpAttention, lattrs, args...)
-		a.lse[in] = lse
 	}
-	operands := append(append([]*ir.Instr(nil), in.Args...), lse, dy)
-	grad := func(wrt string, capIdx int) *ir.Instr {
-		attrs := ir.Attrs{"wrt": ir.WordAttr(wrt)}
-		for key, val := range base {
-			attrs[key] = val
-		}
-		if wrt == "cap" {
-			attrs["cap"] = ir.IntAttr(int64(capIdx))
-		}
-		return a.op(ir.OpAttentionGrad, attrs, operands...)
+	out := make([]*ir.Instr, len(fwd))
+	if len(wrt) == 0 {
+		return out, nil
 	}
-	out := make([]*ir.Instr, len(in.Args))
-	if need[0] {
-		out[0] = grad("q", 0)
-	}
-	if need[1] {
-		out[1] = grad("k", 0)
-	}
-	first := 2
-	if v != nil {
-		if need[2] {
-			out[2] = grad("v", 0)
-		}
-		first = 3
-	}
-	for i := range caps {
-		if need[first+i] {
-			out[first+i] = grad("cap", i)
-		}
+	attrs["wrt"] = ir.IntsAttr(wrt...)
+	grads := a.op(ir.OpAttentionGrad, attrs, append(append([]*ir.Instr(nil), fwd...), lse, rs, dy)...)
+	for i, j := range wrt {
+		out[j] = a.op(ir.OpExtract, ir.Attrs{"index": ir.IntAttr(int64(i))}, grads)
 	}
 	return out, nil
 }

@@ -425,3 +425,59 @@ func TestUnusedParamGetsZeros(t *testing.T) {
 		t.Errorf("%d gradients, want 2", grads)
 	}
 }
+
+// TestAttentionBackwardIsOneOp: the gradient of an attention op with
+// respect to q, k, v and a captured bias is one attention_grad, with the
+// lse it needs from the forward op itself (now returning the pair), never
+// from a second forward; the user's value becomes extract 0 of the pair.
+func TestAttentionBackwardIsOneOp(t *testing.T) {
+	c := &gc{b: ir.NewBuilder("m", "N"), params: map[string]*eval.Tensor{}, inputs: map[string]*eval.Tensor{}, rng: rand.New(rand.NewPCG(1, 2)),
+		syms: map[string]int64{"N": 3}}
+	q, k, v := c.param(shape(1, 2, 3, 4), nil), c.param(shape(1, 2, 3, 4), nil), c.param(shape(1, 2, 3, 2), nil)
+	bias := c.param(shape(2, 4), nil)
+	score, err := ir.ParseExpr("s + $0[h, clamp(q - k, 0, 3)]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := c.op(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "score": ir.ExprAttr(score)}, q, k, v, bias)
+	c.b.Output(ir.OutLoss, "loss", c.op(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(0, 1, 2, 3)}, c.op(ir.OpMul, nil, y, y)))
+	if err := Autodiff(c.b.M); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Verify(c.b.M); err != nil {
+		t.Fatal(err)
+	}
+	count := map[ir.Op]int{}
+	for _, in := range c.b.M.Instrs {
+		count[in.Op]++
+		if in.Op == ir.OpAttentionGrad {
+			if w := in.Attrs.Ints("wrt"); fmt.Sprint(w) != "[0 1 2 3]" {
+				t.Errorf("attention_grad wrt %v, want [0 1 2 3]", w)
+			}
+		}
+	}
+	if count[ir.OpAttention] != 1 || count[ir.OpAttentionGrad] != 1 {
+		t.Errorf("%d attention and %d attention_grad ops, want 1 and 1:\n%s", count[ir.OpAttention], count[ir.OpAttentionGrad], ir.Print(c.b.M))
+	}
+	if y.Op != ir.OpExtract || !y.Args[0].Attrs.Bool("with_lse") {
+		t.Errorf("the forward value is %s, want an extract of attention with_lse", y)
+	}
+
+	// with_lse is autodiff's own form: a module that has it is refused
+	// rather than silently given no gradient.
+	if err := Autodiff(withLSEModule(t)); err == nil {
+		t.Error("differentiating through attention with_lse must be refused")
+	}
+}
+
+func withLSEModule(t *testing.T) *ir.Module {
+	b := ir.NewBuilder("m")
+	q := b.MustGiven(ir.OpParam, ir.TensorOf(ir.F32, ir.ConstDim(1), ir.ConstDim(1), ir.ConstDim(2), ir.ConstDim(2)), ir.Attrs{"name": ir.StringAttr("q"), "init": ir.WordAttr("zeros")})
+	pair := b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(1), "with_lse": ir.BoolAttr(true)}, q, q, q)
+	y := b.Must(ir.OpExtract, ir.Attrs{"index": ir.IntAttr(0)}, pair)
+	b.Output(ir.OutLoss, "loss", b.Must(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(0, 1, 2, 3)}, y))
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.M
+}

@@ -33,13 +33,14 @@ type AttnSpec struct {
 	// DScore is ∂Score/∂s at the raw score s, for the backward pass; nil
 	// means 1.
 	DScore func(s float32, b, h, q, k int) float32
-	// CapGrad adds into grad the contribution of one admitted (b, h, q, k)
-	// to the gradient of a captured tensor read by Score, given dsp, the
-	// gradient with respect to the modified score, and s, the raw score:
-	// dsp·∂Score/∂$i[idx] at each index idx the score reads. AttentionGrad
-	// gives each goroutine its own grad tensor and sums them afterwards,
-	// so CapGrad may write grad freely.
-	CapGrad func(grad *Tensor, dsp float32, s float32, b, h, q, k int)
+	// CapGrad adds into grads[i], for each captured tensor i read by
+	// Score whose entry is non-nil, the contribution of one admitted
+	// (b, h, q, k) to its gradient, given dsp, the gradient with respect to
+	// the modified score, and s, the raw score: dsp·∂Score/∂$i[idx] at each
+	// index idx the score reads. AttentionGrad gives each goroutine its own
+	// grads tensors and sums them afterwards, so CapGrad may write them
+	// freely.
+	CapGrad func(grads []*Tensor, dsp float32, s float32, b, h, q, k int)
 	// Tile, when non-nil, classifies the tile of queries [q0, q1) and
 	// keys [k0, k1) of (b, h): TileEmpty if Mask admits none of its pairs
 	// (the kernels skip it), TileFull if Mask admits all of them (Mask is
@@ -278,8 +279,31 @@ func Attention(q, k, v *Tensor, spec *AttnSpec) *Tensor {
 		return out
 	}
 	out := New(F32, a.nb, a.nh, a.nq, a.nk)
-	a.distribution(out.F, a.returns == "logprobs")
+	a.distribution(out.F, a.returns == "logprobs", nil)
 	return out
+}
+
+// AttentionWithLSE computes Attention and, from the same pass over the
+// score tiles, the row log-sum-exp f32[B, H, Nq] that AttentionGrad
+// recomputes the probabilities from: the IR's attention with with_lse.
+// spec.Returns must not be "lse".
+func AttentionWithLSE(q, k, v *Tensor, spec *AttnSpec) (y, lse *Tensor) {
+	a := newAttnRun("AttentionWithLSE", q, k, v, spec)
+	if a.returns != "out" && v != nil {
+		panic(fmt.Sprintf("runtime.AttentionWithLSE: returning %s takes no v", a.returns))
+	}
+	lse = New(F32, a.nb, a.nh, a.nq)
+	switch a.returns {
+	case "out":
+		y = New(F32, a.nb, a.nh, a.nq, a.dv)
+		a.flash(y.F, lse.F)
+	case "lse":
+		panic("runtime.AttentionWithLSE: Returns lse")
+	default:
+		y = New(F32, a.nb, a.nh, a.nq, a.nk)
+		a.distribution(y.F, a.returns == "logprobs", lse.F)
+	}
+	return y, lse
 }
 
 // flash runs the online-softmax forward pass, writing the attention
@@ -387,8 +411,9 @@ func (a *attnRun) flash(out, lse []float32) {
 }
 
 // distribution writes the [B, H, Nq, Nk] probabilities (or their logs)
-// into out, one tile of query rows per task.
-func (a *attnRun) distribution(out []float32, logs bool) {
+// into out, and the row log-sum-exp into lse when non-nil, one tile of
+// query rows per task.
+func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	ParallelFor(a.qTiles(), grainFor(2*attnBQ*a.nk*a.d), func(lo, hi int) {
 		t := newTileBuf(a.d)
@@ -421,6 +446,9 @@ func (a *attnRun) distribution(out []float32, logs bool) {
 					if !logs {
 						clear(row)
 					}
+					if lse != nil {
+						lse[bh*a.nq+q0+i] = negInf32
+					}
 					continue
 				}
 				sum := 0.0
@@ -429,9 +457,12 @@ func (a *attnRun) distribution(out []float32, logs bool) {
 						sum += float64(exp32(s - mx))
 					}
 				}
-				lse := mx + float32(math.Log(sum))
+				rowLSE := mx + float32(math.Log(sum))
 				if mx == posInf32 {
-					lse = mx // sum is NaN (∞ - ∞): the reference's log-sum-exp is +Inf
+					rowLSE = mx // sum is NaN (∞ - ∞): the reference's log-sum-exp is +Inf
+				}
+				if lse != nil {
+					lse[bh*a.nq+q0+i] = rowLSE
 				}
 				inv := float32(1 / sum)
 				for j, s := range row {
@@ -439,7 +470,7 @@ func (a *attnRun) distribution(out []float32, logs bool) {
 					case s == negInf32 && logs:
 						row[j] = negInf32 // masked, also in a NaN row
 					case logs:
-						row[j] = s - lse
+						row[j] = s - rowLSE
 					case s == negInf32:
 						row[j] = 0
 					default:

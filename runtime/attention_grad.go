@@ -6,33 +6,50 @@ import (
 	"sync"
 )
 
-// AttentionGrad computes the IR's attention_grad op: the gradient of
-// Attention(q, k, v, spec) with respect to wrt — "q", "k", "v" (spec.Returns
-// "out" only) or "cap" — given lse f32[B, H, Nq], the forward's row
-// log-sum-exp (Attention with Returns "lse"), and dy, the gradient of the
-// forward's result (f32[B, H, Nq, Dv] for "out", f32[B, H, Nq, Nk] for
+// AttnGradWant names the gradients AttentionGrad computes.
+type AttnGradWant struct {
+	Q, K, V bool // V only when spec.Returns is "out"
+	// Caps has an entry per captured tensor: a zeroed f32 tensor of the
+	// capture's shape to add its gradient into, or nil when that gradient
+	// is not wanted. Any non-nil entry needs spec.CapGrad.
+	Caps []*Tensor
+}
+
+// AttnGrads holds what AttentionGrad computed: nil where not wanted; Caps
+// is the want's Caps, filled.
+type AttnGrads struct {
+	Q, K, V *Tensor
+	Caps    []*Tensor
+}
+
+// AttentionGrad computes the IR's attention_grad op: the gradients of
+// Attention(q, k, v, spec) that want names, given lse f32[B, H, Nq], the
+// forward's row log-sum-exp, rowSum f32[B, H, Nq], the row sums D (Σ_j P_j
+// dP_j: rowsum(dy ∘ out) for "out" and rowsum(dy ∘ probs) for "probs", the
+// sum of dy over the admitted keys for "logprobs"), and dy, the gradient of
+// the forward's result (f32[B, H, Nq, Dv] for "out", f32[B, H, Nq, Nk] for
 // "probs" and "logprobs"). v is nil unless spec.Returns is "out".
 //
 // Probabilities are recomputed from lse, P = exp(s' - lse), tile by tile,
 // never stored whole. Per query row,
 //
-//	out:      dP_k = dy·v_k,  dS'_k = P_k (dP_k - Σ_j P_j dP_j),  dv_k += P_k dy
+//	out:      dP_k = dy·v_k,  dS'_k = P_k (dP_k - D),  dv_k += P_k dy
 //	probs:    dP_k = dy_k,    dS'_k as for out
-//	logprobs: dS'_k = dy_k - P_k Σ_j dy_j
+//	logprobs: dS'_k = dy_k - P_k D
 //
 // over the admitted keys, and dS_k = dS'_k·DScore(s_k); then dq += Scale
 // Σ_k dS_k k_k and dk_k += Scale dS_k q. Masked keys and rows whose lse is
-// -Inf contribute nothing. For "q" and "cap" tasks own query tiles; for "k"
-// and "v" they own key tiles and walk every query, after a first pass that
-// computes the row sums Σ_j P_j dP_j.
+// -Inf contribute nothing.
 //
-// For wrt "cap", grad must be a zeroed tensor of the captured tensor's
-// shape; spec.CapGrad adds each admitted pair's contribution (each
-// goroutine into its own copy, summed into grad in a fixed order), and
-// grad is returned. For the other wrt grad is ignored and may be nil; the
-// result is a new tensor of the operand's shape. It panics if the operands
-// do not fit.
-func AttentionGrad(q, k, v, lse, dy *Tensor, spec *AttnSpec, wrt string, grad *Tensor) *Tensor {
+// It walks the score tiles at most twice, as FlashAttention-2 does: a
+// pass whose tasks own key tiles and walk every query tile gives dk, dv
+// and the capture gradients together; a pass whose tasks own query tiles
+// gives dq (and the capture gradients when neither dk nor dv is wanted).
+// Each task writes only its own rows of dq, dk and dv, and capture
+// gradients are summed per ParallelFor chunk and then in chunk order, so
+// results are reproducible for a fixed GOMAXPROCS. It panics if the
+// operands do not fit.
+func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGradWant) AttnGrads {
 	a := newAttnRun("AttentionGrad", q, k, v, spec)
 	g := &gradRun{attnRun: a}
 	dyCols := a.nk
@@ -42,48 +59,68 @@ func AttentionGrad(q, k, v, lse, dy *Tensor, spec *AttnSpec, wrt string, grad *T
 	case "lse":
 		panic("runtime.AttentionGrad: Returns lse has no gradient")
 	}
-	if lse == nil || lse.DType != F32 || !slices.Equal(lse.Shape, []int{a.nb, a.nh, a.nq}) {
-		panic(fmt.Sprintf("runtime.AttentionGrad: lse %v, want f32[%d %d %d]", lse, a.nb, a.nh, a.nq))
+	for _, r := range []struct {
+		name string
+		t    *Tensor
+	}{{"lse", lse}, {"rowSum", rowSum}} {
+		if r.t == nil || r.t.DType != F32 || !slices.Equal(r.t.Shape, []int{a.nb, a.nh, a.nq}) {
+			panic(fmt.Sprintf("runtime.AttentionGrad: %s %v, want f32[%d %d %d]", r.name, r.t, a.nb, a.nh, a.nq))
+		}
 	}
 	if dy == nil || dy.DType != F32 || !slices.Equal(dy.Shape, []int{a.nb, a.nh, a.nq, dyCols}) {
 		panic(fmt.Sprintf("runtime.AttentionGrad: dy %v, want f32[%d %d %d %d]", dy, a.nb, a.nh, a.nq, dyCols))
 	}
-	g.lse, g.dy, g.dyCols = lse.F, dy.F, dyCols
-	g.nonFinite = splitRows(dy.F, dyCols).bad != nil || v != nil && splitRows(v.F, a.dv).bad != nil
-	switch wrt {
-	case "q":
-		res := New(F32, q.Shape...)
-		g.byQueries(res.F, nil)
-		return res
-	case "k", "v":
-		if wrt == "v" && a.returns != "out" {
-			panic("runtime.AttentionGrad: wrt v needs Returns out")
-		}
-		res := New(F32, k.Shape...)
-		if wrt == "v" {
-			res = New(F32, v.Shape...)
-		}
-		g.byKeys(res.F, wrt == "v")
-		return res
-	case "cap":
-		if spec.CapGrad == nil || grad == nil || grad.DType != F32 {
-			panic("runtime.AttentionGrad: wrt cap needs spec.CapGrad and a zeroed f32 grad")
-		}
-		g.byQueries(nil, grad)
-		return grad
+	if want.V && a.returns != "out" {
+		panic("runtime.AttentionGrad: V needs Returns out")
 	}
-	panic(fmt.Sprintf("runtime.AttentionGrad: unknown wrt %q", wrt))
+	wantCaps := false
+	for _, c := range want.Caps {
+		if c != nil {
+			if spec.CapGrad == nil || c.DType != F32 {
+				panic("runtime.AttentionGrad: capture gradients need spec.CapGrad and zeroed f32 tensors")
+			}
+			wantCaps = true
+		}
+	}
+	g.lse, g.rowSum, g.dy, g.dyCols = lse.F, rowSum.F, dy.F, dyCols
+	res := AttnGrads{Caps: want.Caps}
+	if want.Q {
+		res.Q = New(F32, q.Shape...)
+	}
+	if want.K {
+		res.K = New(F32, k.Shape...)
+	}
+	if want.V {
+		res.V = New(F32, v.Shape...)
+	}
+	var keyCaps, queryCaps []*Tensor
+	if wantCaps && (want.K || want.V) {
+		keyCaps = want.Caps
+	} else if wantCaps {
+		queryCaps = want.Caps
+	}
+	if want.K || want.V {
+		g.byKeys(data(res.K), data(res.V), keyCaps)
+	}
+	if want.Q || queryCaps != nil {
+		g.byQueries(data(res.Q), queryCaps)
+	}
+	return res
+}
+
+func data(t *Tensor) []float32 {
+	if t == nil {
+		return nil
+	}
+	return t.F
 }
 
 // A gradRun is an attnRun with the backward pass's extra operands.
 type gradRun struct {
 	*attnRun
 	lse, dy []float32
+	rowSum  []float32 // D per row: Σ_j P_j dP_j (Σ_j dy_j for logprobs)
 	dyCols  int       // Dv for out, Nk for probs and logprobs
-	rowDot  []float32 // Σ_j P_j dP_j (Σ_j dy_j for logprobs) per row, for byKeys
-	// nonFinite says v or dy holds NaN or ±Inf: the row sums then leave
-	// masked pairs out explicitly (see rowSplit).
-	nonFinite bool
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
@@ -92,7 +129,6 @@ type gradBuf struct {
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
 	vt  []float32 // a value tile transposed, [Dv × attnBK]
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
-	dot []float32 // row sums for the rows of the current query tile
 }
 
 func (g *gradRun) newBuf() *gradBuf {
@@ -101,7 +137,6 @@ func (g *gradRun) newBuf() *gradBuf {
 		dsp:     make([]float32, attnBQ*attnBK),
 		vt:      make([]float32, g.dv*attnBK),
 		tr:      make([]float32, attnBK*attnBQ),
-		dot:     make([]float32, attnBQ),
 	}
 }
 
@@ -139,41 +174,6 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		matAdd(t.dsp, attnBK, g.dy[(bh*g.nq+q0)*g.dv:], g.dv, t.vt, attnBK, rows, g.dv, cols)
 	}
 	return true
-}
-
-// rowDots adds each row's Σ_j P_j dP_j over the tile (Σ_j dy_j over the
-// admitted keys for logprobs) into sums; probs must have run.
-func (g *gradRun) rowDots(t *gradBuf, bh, q0, q1, k0, k1 int, sums []float32) {
-	cols := k1 - k0
-	for i := range q1 - q0 {
-		p := t.sc[i*attnBK : i*attnBK+cols]
-		s := float32(0)
-		switch g.returns {
-		case "out", "probs":
-			x := t.dsp[i*attnBK:]
-			if g.returns == "probs" {
-				x = g.dy[(bh*g.nq+q0+i)*g.nk+k0:]
-			}
-			if !g.nonFinite {
-				s = dot(p, x)
-				break
-			}
-			for j, ok := range t.keep[i*attnBK : i*attnBK+cols] {
-				if ok {
-					s += p[j] * x[j]
-				}
-			}
-		case "logprobs":
-			keep := t.keep[i*attnBK : i*attnBK+cols]
-			dy := g.dy[(bh*g.nq+q0+i)*g.nk+k0:]
-			for j, ok := range keep {
-				if ok {
-					s += dy[j]
-				}
-			}
-		}
-		sums[i] += s
-	}
 }
 
 // gradScores writes into dsp the tile's dS', the gradient with respect to
@@ -226,58 +226,98 @@ func (g *gradRun) applyDScore(t *gradBuf, dst []float32, b, h, q0, q1, k0, k1 in
 	}
 }
 
-// byQueries computes dq (into dq, when non-nil) or the capture gradient
-// (into capGrad) with one task per query tile: a first walk over the key
-// tiles for the row sums, a second for the gradient.
-func (g *gradRun) byQueries(dq []float32, capGrad *Tensor) {
-	qt := ceilDiv(g.nq, attnBQ)
-	var mu sync.Mutex
-	type part struct {
-		lo int
-		t  *Tensor
+// localCaps returns a zeroed copy of each non-nil entry of caps, for one
+// chunk of tasks to add into without sharing.
+func localCaps(caps []*Tensor) []*Tensor {
+	if caps == nil {
+		return nil
 	}
-	var parts []part
+	out := make([]*Tensor, len(caps))
+	for i, c := range caps {
+		if c != nil {
+			out[i] = New(F32, c.Shape...)
+		}
+	}
+	return out
+}
+
+// capParts collects the chunks' capture gradients and adds them into the
+// result in chunk order, so the sum does not depend on scheduling.
+type capParts struct {
+	mu    sync.Mutex
+	parts []capPart
+}
+
+type capPart struct {
+	lo   int
+	caps []*Tensor
+}
+
+func (c *capParts) add(lo int, caps []*Tensor) {
+	if caps == nil {
+		return
+	}
+	c.mu.Lock()
+	c.parts = append(c.parts, capPart{lo, caps})
+	c.mu.Unlock()
+}
+
+func (c *capParts) sumInto(caps []*Tensor) {
+	slices.SortFunc(c.parts, func(x, y capPart) int { return x.lo - y.lo })
+	for _, p := range c.parts {
+		for i, t := range p.caps {
+			if t != nil {
+				addTo(caps[i].F, t.F)
+			}
+		}
+	}
+}
+
+// addCapGrads adds the tile's pairs into the capture gradients local,
+// from dS' (dsp, which gradScores left) and the raw scores.
+func (g *gradRun) addCapGrads(t *gradBuf, local []*Tensor, b, h, q0, q1, k0, k1 int) {
+	cols := k1 - k0
+	for i := range q1 - q0 {
+		dsp := t.dsp[i*attnBK : i*attnBK+cols]
+		raw := t.raw[i*attnBK : i*attnBK+cols]
+		keep := t.keep[i*attnBK : i*attnBK+cols]
+		for j, d := range dsp {
+			if keep[j] && d != 0 {
+				g.spec.CapGrad(local, d, raw[j], b, h, q0+i, k0+j)
+			}
+		}
+	}
+}
+
+// byQueries computes dq (into dq, when non-nil) and the capture gradients
+// (into caps, when non-nil) in one pass whose tasks own query tiles and
+// walk the key tiles.
+func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
+	qt := ceilDiv(g.nq, attnBQ)
+	var parts capParts
 	var ks rowSplit
 	if dq != nil {
 		ks = splitRows(g.k.F, g.d)
 	}
-	ParallelFor(g.qTiles(), grainFor(4*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
+	ParallelFor(g.qTiles(), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
 		t := g.newBuf()
-		var local *Tensor
-		if capGrad != nil {
-			local = New(F32, capGrad.Shape...)
-		}
+		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/g.nh, bh%g.nh
 			q1 := min(q0+attnBQ, g.nq)
 			rows := q1 - q0
-			dot := t.dot[:rows]
-			clear(dot)
-			for k0 := 0; k0 < g.nk; k0 += attnBK {
-				k1 := min(k0+attnBK, g.nk)
-				if g.probs(t, b, h, q0, q1, k0, k1, true) {
-					g.rowDots(t, bh, q0, q1, k0, k1, dot)
-				}
-			}
 			for k0 := 0; k0 < g.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, g.nk)
 				cols := k1 - k0
 				if !g.probs(t, b, h, q0, q1, k0, k1, true) {
 					continue
 				}
-				g.gradScores(t, b, h, q0, q1, k0, k1, dot)
+				g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
 				if local != nil {
-					for i := range rows {
-						dsp := t.dsp[i*attnBK : i*attnBK+cols]
-						raw := t.raw[i*attnBK : i*attnBK+cols]
-						keep := t.keep[i*attnBK : i*attnBK+cols]
-						for j, d := range dsp {
-							if keep[j] && d != 0 {
-								g.spec.CapGrad(local, d, raw[j], b, h, q0+i, k0+j)
-							}
-						}
-					}
+					g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
+				}
+				if dq == nil {
 					continue
 				}
 				g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
@@ -298,91 +338,89 @@ func (g *gradRun) byQueries(dq []float32, capGrad *Tensor) {
 				scaleRow(dq[(bh*g.nq+q0)*g.d:(bh*g.nq+q1)*g.d], g.spec.Scale)
 			}
 		}
-		if local != nil {
-			mu.Lock()
-			parts = append(parts, part{lo, local})
-			mu.Unlock()
-		}
+		parts.add(lo, local)
 	})
-	if capGrad != nil {
-		slices.SortFunc(parts, func(x, y part) int { return x.lo - y.lo })
-		for _, p := range parts {
-			addTo(capGrad.F, p.t.F)
-		}
+	if caps != nil {
+		parts.sumInto(caps)
 	}
 }
 
-// byKeys computes dk, or dv when wantV, with one task per key tile that
-// walks every query tile, after a pass over the query tiles for the row
-// sums (not needed for dv).
-func (g *gradRun) byKeys(res []float32, wantV bool) {
-	qt := ceilDiv(g.nq, attnBQ)
-	if !wantV {
-		g.rowDot = make([]float32, g.nb*g.nh*g.nq)
-		ParallelFor(g.qTiles(), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
-			t := g.newBuf()
-			for task := lo; task < hi; task++ {
-				bh, q0 := task/qt, task%qt*attnBQ
-				b, h := bh/g.nh, bh%g.nh
-				q1 := min(q0+attnBQ, g.nq)
-				dot := g.rowDot[bh*g.nq+q0 : bh*g.nq+q1]
-				for k0 := 0; k0 < g.nk; k0 += attnBK {
-					k1 := min(k0+attnBK, g.nk)
-					if g.probs(t, b, h, q0, q1, k0, k1, true) {
-						g.rowDots(t, bh, q0, q1, k0, k1, dot)
-					}
-				}
-			}
-		})
-	}
+// byKeys computes dk and dv (each when non-nil) and the capture gradients
+// (when caps is non-nil) in one pass whose tasks own key tiles and walk
+// every query tile.
+func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	kt := ceilDiv(g.nk, attnBK)
-	width, weighted := g.d, g.q.F
-	if wantV {
-		width, weighted = g.dv, g.dy
+	var parts capParts
+	var qs, dys rowSplit
+	if dk != nil {
+		qs = splitRows(g.q.F, g.d)
 	}
-	ws := splitRows(weighted, width)
-	ParallelFor(g.kTiles(), grainFor(4*attnBK*g.nq*(g.d+g.dv)), func(lo, hi int) {
+	if dv != nil {
+		dys = splitRows(g.dy, g.dv)
+	}
+	needDS := dk != nil || caps != nil
+	ParallelFor(g.kTiles(), grainFor(2*attnBK*g.nq*(g.d+g.dv)), func(lo, hi int) {
 		t := g.newBuf()
+		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, k0 := task/kt, task%kt*attnBK
 			b, h := bh/g.nh, bh%g.nh
 			k1 := min(k0+attnBK, g.nk)
 			cols := k1 - k0
-			dst := res[(bh*g.nk+k0)*width:]
 			for q0 := 0; q0 < g.nq; q0 += attnBQ {
 				q1 := min(q0+attnBQ, g.nq)
-				rows := q1 - q0
-				if !g.probs(t, b, h, q0, q1, k0, k1, !wantV) {
+				if !g.probs(t, b, h, q0, q1, k0, k1, needDS) {
 					continue
 				}
-				// The [rows × width] matrix whose rows are weighted: dy for
-				// dv_k += Σ_i P_ik dy_i, q for dk_k += Σ_i dS_ik q_i.
-				src := ws.clean[(bh*g.nq+q0)*width:]
-				if !wantV {
-					g.gradScores(t, b, h, q0, q1, k0, k1, g.rowDot[bh*g.nq+q0:])
+				if dv != nil {
+					// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
+					g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, g.dy, bh, q0, q1, cols)
+				}
+				if !needDS {
+					continue
+				}
+				g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
+				if local != nil {
+					g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
+				}
+				if dk != nil {
+					// dk_k += Σ_i dS_ik q_i.
 					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-				}
-				for i := range rows {
-					for j, x := range t.sc[i*attnBK : i*attnBK+cols] {
-						t.tr[j*attnBQ+i] = x
-					}
-				}
-				matAdd(dst, width, t.tr, attnBQ, src, width, cols, rows, width)
-				for i := range rows {
-					if ws.bad == nil || !ws.bad[bh*g.nq+q0+i] {
-						continue
-					}
-					row := weighted[(bh*g.nq+q0+i)*width:][:width]
-					for j := range cols {
-						if t.keep[i*attnBK+j] {
-							addScaled(dst[j*width:(j+1)*width], t.sc[i*attnBK+j], row)
-						}
-					}
+					g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, g.q.F, bh, q0, q1, cols)
 				}
 			}
-			if !wantV {
-				scaleRow(dst[:cols*width], g.spec.Scale)
+			if dk != nil {
+				scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
 			}
 		}
+		parts.add(lo, local)
 	})
+	if caps != nil {
+		parts.sumInto(caps)
+	}
+}
+
+// addTransposed adds scᵀ·w into dst, the [cols × width] rows of the key
+// tile: w's rows are those of the query tile [q0, q1) of bh (q for dk, dy
+// for dv), ws their split into finite rows and the rest, which are added
+// pair by admitted pair.
+func (g *gradRun) addTransposed(t *gradBuf, dst []float32, width int, ws rowSplit, w []float32, bh, q0, q1, cols int) {
+	rows := q1 - q0
+	for i := range rows {
+		for j, x := range t.sc[i*attnBK : i*attnBK+cols] {
+			t.tr[j*attnBQ+i] = x
+		}
+	}
+	matAdd(dst, width, t.tr, attnBQ, ws.clean[(bh*g.nq+q0)*width:], width, cols, rows, width)
+	for i := range rows {
+		if ws.bad == nil || !ws.bad[bh*g.nq+q0+i] {
+			continue
+		}
+		row := w[(bh*g.nq+q0+i)*width:][:width]
+		for j := range cols {
+			if t.keep[i*attnBK+j] {
+				addScaled(dst[j*width:(j+1)*width], t.sc[i*attnBK+j], row)
+			}
+		}
+	}
 }

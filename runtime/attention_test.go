@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -84,8 +85,8 @@ func relSpec(caps []*rt.Tensor) *rt.AttnSpec {
 	bias := caps[0]
 	return &rt.AttnSpec{
 		Score: func(s float32, b, h, q, k int) float32 { return s + bias.F[h*aBuckets+bucket(q, k)] },
-		CapGrad: func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {
-			g.F[h*aBuckets+bucket(q, k)] += dsp
+		CapGrad: func(g []*rt.Tensor, dsp, s float32, b, h, q, k int) {
+			g[0].F[h*aBuckets+bucket(q, k)] += dsp
 		},
 	}
 }
@@ -184,9 +185,9 @@ var attnCases = []attnCase{
 				Mask:   func(b, h, q, k int) bool { return k <= q && q-k < aWindow },
 				Score:  func(s float32, b, h, q, k int) float32 { return float32(2 * th(s, h, q, k)) },
 				DScore: func(s float32, b, h, q, k int) float32 { t := th(s, h, q, k); return float32(1 - t*t) },
-				CapGrad: func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {
+				CapGrad: func(g []*rt.Tensor, dsp, s float32, b, h, q, k int) {
 					t := th(s, h, q, k)
-					g.F[h*aBuckets+bucket(q, k)] += dsp * float32(1-t*t)
+					g[0].F[h*aBuckets+bucket(q, k)] += dsp * float32(1-t*t)
 				},
 			}
 		},
@@ -335,7 +336,7 @@ func TestAttentionFullyMaskedRow(t *testing.T) {
 	}
 	// The gradient of a fully masked row is zero.
 	dy := randF32(newRand(4), 1, 1, 3, 2)
-	dq := rt.AttentionGrad(q, k, v, lse, dy, spec("out"), "q", nil)
+	dq := rt.AttentionGrad(q, k, v, lse, rowSums("out", out, dy), dy, spec("out"), rt.AttnGradWant{Q: true}).Q
 	for d := range 4 {
 		if x := dq.F[4+d]; x != 0 {
 			t.Errorf("dq[0, 0, 1, %d] = %v, want 0", d, x)
@@ -352,9 +353,33 @@ func hasInf(xs []float64) bool {
 	return false
 }
 
-// refAttentionGrad evaluates attention_grad of the case with the
-// reference interpreter, the lse coming from its own attention op.
-func refAttentionGrad(t *testing.T, tc attnCase, in attnInputs, returns, wrt string, dy *rt.Tensor) *eval.Tensor {
+// rowSums computes in float64 the row sums D that autodiff gives
+// attention_grad from the forward result y and dy: Σ_j y_j dy_j over the
+// pairs with y_j ≠ 0 for out and probs (a masked key's dy never counts),
+// Σ_j dy_j over the keys whose log-probability is not -Inf for logprobs.
+func rowSums(returns string, y, dy *rt.Tensor) *rt.Tensor {
+	n := y.Shape[3]
+	rs := rt.New(rt.F32, y.Shape[:3]...)
+	for row := range rs.F {
+		sum := 0.0
+		for j := range n {
+			yv, d := float64(y.F[row*n+j]), float64(dy.F[row*n+j])
+			switch {
+			case returns == "logprobs" && !math.IsInf(yv, -1):
+				sum += d
+			case returns != "logprobs" && yv != 0:
+				sum += yv * d
+			}
+		}
+		rs.F[row] = float32(sum)
+	}
+	return rs
+}
+
+// refAttentionGrad evaluates attention_grad of the case with respect to
+// the operands numbered wrt with the reference interpreter, the lse coming
+// from its own attention op and the row sums given.
+func refAttentionGrad(t *testing.T, tc attnCase, in attnInputs, returns string, wrt []int64, rs, dy *rt.Tensor) []*eval.Tensor {
 	t.Helper()
 	m := newRef(t)
 	m.b.AddSym("W")
@@ -380,12 +405,64 @@ func refAttentionGrad(t *testing.T, tc attnCase, in attnInputs, returns, wrt str
 	lseArgs := append([]*ir.Instr{q, k}, args[len(args)-len(in.caps):]...)
 	lse := m.b.Must(ir.OpAttention, attrs("lse"), lseArgs...)
 	a := attrs(returns)
-	a["wrt"] = ir.WordAttr(wrt)
-	if wrt == "cap" {
-		a["cap"] = ir.IntAttr(int64(tc.gradCap))
+	a["wrt"] = ir.IntsAttr(wrt...)
+	g := m.b.Must(ir.OpAttentionGrad, a, append(args, lse, m.in(rs), m.in(dy))...)
+	return m.run(g).Tuple
+}
+
+// checkAttentionGrad runs AttentionGrad on the case for returns, asking
+// for every gradient it has and then for each on its own (so that each
+// pass runs alone and the capture gradient comes from either pass), and
+// compares each result with the reference.
+func checkAttentionGrad(t *testing.T, what string, tc attnCase, in attnInputs, returns string, dy *rt.Tensor, tiles bool) {
+	t.Helper()
+	spec := tc.runtimeSpec(in, returns, tiles)
+	var v *rt.Tensor
+	if returns == "out" {
+		v = in.v
 	}
-	g := m.b.Must(ir.OpAttentionGrad, a, append(args, lse, m.in(dy))...)
-	return m.run(g)
+	y, lse := rt.AttentionWithLSE(in.q, in.k, v, spec)
+	rs := rowSums(returns, y, dy)
+	wrt := []int64{0, 1}
+	firstCap := 2
+	if returns == "out" {
+		wrt = append(wrt, 2)
+		firstCap = 3
+	}
+	hasCap := tc.gradCap >= 0 && len(in.caps) > 0
+	if hasCap {
+		wrt = append(wrt, int64(firstCap+tc.gradCap))
+	}
+	want := refAttentionGrad(t, tc, in, returns, wrt, rs, dy)
+	run := func(w rt.AttnGradWant) []*rt.Tensor {
+		if hasCap {
+			w.Caps = make([]*rt.Tensor, len(in.caps))
+			w.Caps[tc.gradCap] = rt.New(rt.F32, in.caps[tc.gradCap].Shape...)
+		}
+		g := rt.AttentionGrad(in.q, in.k, v, lse, rs, dy, spec, w)
+		out := []*rt.Tensor{g.Q, g.K}
+		if returns == "out" {
+			out = append(out, g.V)
+		}
+		if hasCap {
+			out = append(out, g.Caps[tc.gradCap])
+		}
+		return out
+	}
+	all := run(rt.AttnGradWant{Q: true, K: true, V: returns == "out"})
+	for i, w := range want {
+		checkRel(t, fmt.Sprintf("%s wrt %d of %v", what, wrt[i], wrt), all[i], w, tol)
+	}
+	for i, one := range []rt.AttnGradWant{{Q: true}, {K: true}, {V: true}} {
+		if i == 2 && returns != "out" {
+			continue
+		}
+		got := run(one)
+		checkRel(t, fmt.Sprintf("%s wrt %d alone", what, i), got[i], want[i], tol)
+		if hasCap {
+			checkRel(t, fmt.Sprintf("%s capture with wrt %d", what, i), got[len(got)-1], want[len(want)-1], tol)
+		}
+	}
 }
 
 func TestAttentionGradMatchesReference(t *testing.T) {
@@ -394,40 +471,44 @@ func TestAttentionGradMatchesReference(t *testing.T) {
 			in := newAttnInputs(tc, uint64(ci)+200)
 			r := newRand(uint64(ci) + 300)
 			for _, returns := range []string{"out", "probs", "logprobs"} {
-				lse := rt.Attention(in.q, in.k, nil, tc.runtimeSpec(in, "lse", false))
 				cols := aDv
 				if returns != "out" {
 					cols = tc.nk
 				}
 				dy := randF32(r, aB, aH, tc.nq, cols)
-				var v *rt.Tensor
-				if returns == "out" {
-					v = in.v
-				}
-				wrts := []string{"q", "k"}
-				if returns == "out" {
-					wrts = append(wrts, "v")
-				}
-				if tc.gradCap >= 0 && len(in.caps) > 0 {
-					wrts = append(wrts, "cap")
-				}
-				for _, wrt := range wrts {
-					want := refAttentionGrad(t, tc, in, returns, wrt, dy)
-					for _, tiles := range []bool{false, true} {
-						if tiles && tc.tile == nil {
-							continue
-						}
-						spec := tc.runtimeSpec(in, returns, tiles)
-						var grad *rt.Tensor
-						if wrt == "cap" {
-							grad = rt.New(rt.F32, in.caps[tc.gradCap].Shape...)
-						}
-						got := rt.AttentionGrad(in.q, in.k, v, lse, dy, spec, wrt, grad)
-						checkRel(t, fmt.Sprintf("%s wrt %s (tiles %v)", returns, wrt, tiles), got, want, tol)
+				for _, tiles := range []bool{false, true} {
+					if tiles && tc.tile == nil {
+						continue
 					}
+					checkAttentionGrad(t, fmt.Sprintf("%s (tiles %v)", returns, tiles), tc, in, returns, dy, tiles)
 				}
 			}
 		})
+	}
+}
+
+// TestAttentionGradDeterministic: dq, dk, dv and a capture gradient come
+// out bit for bit the same from run to run at a fixed GOMAXPROCS, though
+// many goroutines share the work.
+func TestAttentionGradDeterministic(t *testing.T) {
+	tc := attnCases[len(attnCases)-1] // softcapped relative bias, with a capture gradient
+	in := newAttnInputs(tc, 9)
+	spec := tc.runtimeSpec(in, "out", true)
+	y, lse := rt.AttentionWithLSE(in.q, in.k, in.v, spec)
+	dy := randF32(newRand(10), aB, aH, tc.nq, aDv)
+	rs := rowSums("out", y, dy)
+	run := func() rt.AttnGrads {
+		return rt.AttentionGrad(in.q, in.k, in.v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true,
+			Caps: []*rt.Tensor{rt.New(rt.F32, in.caps[0].Shape...)}})
+	}
+	first := run()
+	for range 5 {
+		again := run()
+		for i, pair := range [][2]*rt.Tensor{{first.Q, again.Q}, {first.K, again.K}, {first.V, again.V}, {first.Caps[0], again.Caps[0]}} {
+			if !slices.Equal(pair[0].F, pair[1].F) {
+				t.Fatalf("result %d differs between two runs", i)
+			}
+		}
 	}
 }
 
@@ -438,8 +519,16 @@ func TestAttentionMisuse(t *testing.T) {
 	mustPanic(t, "needs v", func() { rt.Attention(q, q, nil, &rt.AttnSpec{}) })
 	mustPanic(t, "takes no v", func() { rt.Attention(q, q, q, &rt.AttnSpec{Returns: "probs"}) })
 	lse := rt.New(rt.F32, 1, 1, 2)
-	mustPanic(t, "unknown wrt", func() { rt.AttentionGrad(q, q, q, lse, q, &rt.AttnSpec{}, "x", nil) })
-	mustPanic(t, "dy", func() { rt.AttentionGrad(q, q, q, lse, lse, &rt.AttnSpec{}, "q", nil) })
+	all := rt.AttnGradWant{Q: true, K: true, V: true}
+	mustPanic(t, "V needs Returns out", func() {
+		rt.AttentionGrad(q, q, nil, lse, lse, rt.New(rt.F32, 1, 1, 2, 2), &rt.AttnSpec{Returns: "probs"}, all)
+	})
+	mustPanic(t, "dy", func() { rt.AttentionGrad(q, q, q, lse, lse, lse, &rt.AttnSpec{}, all) })
+	mustPanic(t, "rowSum", func() { rt.AttentionGrad(q, q, q, lse, q, q, &rt.AttnSpec{}, all) })
+	mustPanic(t, "CapGrad", func() {
+		rt.AttentionGrad(q, q, q, lse, lse, q, &rt.AttnSpec{}, rt.AttnGradWant{Caps: []*rt.Tensor{rt.New(rt.F32, 2)}})
+	})
+	mustPanic(t, "Returns lse", func() { rt.AttentionWithLSE(q, q, nil, &rt.AttnSpec{Returns: "lse"}) })
 }
 
 // TestAttentionBlockMaskByTile gives a run-time block mask through Tile
@@ -547,16 +636,10 @@ func TestAttentionNaNScores(t *testing.T) {
 				continue
 			}
 			dy := randF32(r, 1, 2, 3, n)
-			for _, wrt := range []string{"q", "k"} {
-				g := rt.AttentionGrad(q, k, nil, lse, dy, tc.runtimeSpec(in, returns, false), wrt, nil)
-				checkRel(t, fmt.Sprintf("n=%d %s wrt %s", n, returns, wrt), g, refAttentionGrad(t, tc, in, returns, wrt, dy), tol)
-			}
+			checkAttentionGrad(t, fmt.Sprintf("n=%d %s", n, returns), tc, in, returns, dy, false)
 		}
 		dy := randF32(r, 1, 2, 3, 2)
-		for _, wrt := range []string{"q", "k", "v"} {
-			g := rt.AttentionGrad(q, k, val, lse, dy, tc.runtimeSpec(in, "out", false), wrt, nil)
-			checkRel(t, fmt.Sprintf("n=%d out wrt %s", n, wrt), g, refAttentionGrad(t, tc, in, "out", wrt, dy), tol)
-		}
+		checkAttentionGrad(t, fmt.Sprintf("n=%d out", n), tc, in, "out", dy, false)
 	}
 }
 
@@ -580,18 +663,11 @@ func TestAttentionNonFiniteMaskedOperands(t *testing.T) {
 		m := newRef(t)
 		want := m.run(m.b.Must(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.5), "mask": ir.ExprAttr(causalExpr)}, m.in(q), m.in(k), m.in(val)))
 		checkRel(t, fmt.Sprintf("n=%d out", n), rt.Attention(q, k, val, tc.runtimeSpec(in, "out", false)), want, tol)
-		lse := rt.Attention(q, k, nil, tc.runtimeSpec(in, "lse", false))
 		dy := randF32(r, 1, 2, n, 3)
 		dy.F[2*3] = float32(math.NaN()) // the gradient of query 2
-		for _, wrt := range []string{"q", "k", "v"} {
-			got := rt.AttentionGrad(q, k, val, lse, dy, tc.runtimeSpec(in, "out", false), wrt, nil)
-			checkRel(t, fmt.Sprintf("n=%d out wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "out", wrt, dy), tol)
-		}
+		checkAttentionGrad(t, fmt.Sprintf("n=%d out", n), tc, in, "out", dy, false)
 		dyp := randF32(r, 1, 2, n, n)
 		dyp.F[last] = float32(math.NaN()) // query 0, a masked key
-		for _, wrt := range []string{"q", "k"} {
-			got := rt.AttentionGrad(q, k, nil, lse, dyp, tc.runtimeSpec(in, "probs", false), wrt, nil)
-			checkRel(t, fmt.Sprintf("n=%d probs wrt %s", n, wrt), got, refAttentionGrad(t, tc, in, "probs", wrt, dyp), tol)
-		}
+		checkAttentionGrad(t, fmt.Sprintf("n=%d probs", n), tc, in, "probs", dyp, false)
 	}
 }

@@ -87,26 +87,29 @@ func BenchmarkAttention(b *testing.B) {
 }
 
 // BenchmarkAttentionGrad reports GFLOP/s of the products the backward
-// pass computes per admitted pair: 2·D flops each, five for q and k (the
-// row-sum pass recomputes q·k and dy·v, the gradient pass q·k, dy·v and
-// dS·k or dSᵀ·q) and two for v (q·k and Pᵀ·dy).
+// pass computes per admitted pair, 2·D flops each: for q, k and v at once
+// seven (the key pass q·k, dy·v, Pᵀ·dy and dSᵀ·q, the query pass q·k, dy·v
+// and dS·k), for q alone three, for k and v four.
 func BenchmarkAttentionGrad(b *testing.B) {
 	q, k, v := benchInputs()
 	dy := randF32(newRand(3), bB, bH, bN, bD)
 	for _, s := range benchSpecs()[:1] {
-		lseSpec := *s.spec
-		lseSpec.Returns = "lse"
-		lse := rt.Attention(q, k, nil, &lseSpec)
-		for _, wrt := range []string{"q", "k", "v"} {
-			products := 5.0
-			if wrt == "v" {
-				products = 2
-			}
-			b.Run(s.name+"/"+wrt, func(b *testing.B) {
+		out, lse := rt.AttentionWithLSE(q, k, v, s.spec)
+		rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
+		for _, c := range []struct {
+			name     string
+			want     rt.AttnGradWant
+			products float64
+		}{
+			{"qkv", rt.AttnGradWant{Q: true, K: true, V: true}, 7},
+			{"q", rt.AttnGradWant{Q: true}, 3},
+			{"kv", rt.AttnGradWant{K: true, V: true}, 4},
+		} {
+			b.Run(s.name+"/"+c.name, func(b *testing.B) {
 				for b.Loop() {
-					rt.AttentionGrad(q, k, v, lse, dy, s.spec, wrt, nil)
+					rt.AttentionGrad(q, k, v, lse, rs, dy, s.spec, c.want)
 				}
-				reportGFLOPS(b, products*2*bD*s.pairs*bB*bH)
+				reportGFLOPS(b, c.products*2*bD*s.pairs*bB*bH)
 			})
 		}
 	}

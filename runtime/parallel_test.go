@@ -82,19 +82,21 @@ func TestKernelsRaceFree(t *testing.T) {
 	}
 	q, k, v := randF32(r, 2, 2, 100, 16), randF32(r, 2, 2, 100, 16), randF32(r, 2, 2, 100, 16)
 	spec := &rt.AttnSpec{Scale: 0.25}
-	lse := rt.Attention(q, k, nil, &rt.AttnSpec{Scale: 0.25, Returns: "lse"})
-	rt.Attention(q, k, v, spec)
-	for _, wrt := range []string{"q", "k", "v"} {
-		rt.AttentionGrad(q, k, v, lse, v, spec, wrt, nil)
-	}
+	_, lse := rt.AttentionWithLSE(q, k, v, spec)
+	rs := rt.ReduceSum(v, []int{3}, false)
+	rt.AttentionGrad(q, k, v, lse, rs, v, spec, rt.AttnGradWant{Q: true, K: true, V: true})
 	bias := rt.New(rt.F32, 2, 100)
 	capSpec := &rt.AttnSpec{
 		Scale:   0.25,
 		Score:   func(s float32, b, h, q, k int) float32 { return s + bias.F[h*100+max(q-k, 0)] },
-		CapGrad: func(g *rt.Tensor, dsp, s float32, b, h, q, k int) { g.F[h*100+max(q-k, 0)] += dsp },
+		CapGrad: func(g []*rt.Tensor, dsp, s float32, b, h, q, k int) { g[0].F[h*100+max(q-k, 0)] += dsp },
 	}
 	lse = rt.Attention(q, k, nil, &rt.AttnSpec{Scale: 0.25, Returns: "lse", Score: capSpec.Score})
-	a := rt.AttentionGrad(q, k, v, lse, v, capSpec, "cap", rt.New(rt.F32, 2, 100))
-	b := rt.AttentionGrad(q, k, v, lse, v, capSpec, "cap", rt.New(rt.F32, 2, 100))
-	checkSame(t, fmt.Sprint("capture gradient is deterministic"), a, b)
+	for _, want := range []rt.AttnGradWant{{}, {K: true}} { // the capture gradient from the query pass, then the key pass
+		grad := func() *rt.Tensor {
+			want.Caps = []*rt.Tensor{rt.New(rt.F32, 2, 100)}
+			return rt.AttentionGrad(q, k, v, lse, rs, v, capSpec, want).Caps[0]
+		}
+		checkSame(t, fmt.Sprint("capture gradient is deterministic"), grad(), grad())
+	}
 }

@@ -540,7 +540,7 @@ var opCases = []opCase{
 		// sparsity pass, so N = 70 skips and fills tiles), and a strict
 		// mask whose row 0 is fully masked.
 		name: "attention_self",
-		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad, ir.OpExtract},
 		build: func(c *caseBuilder) {
 			q, k, v := c.qkv("", "N", "N")
 			c.out("full", c.op(ir.OpAttention, attnAttrs(), q, k, v))
@@ -628,7 +628,7 @@ var opCases = []opCase{
 		// make: non-zero at keys whose score is -inf, which count as
 		// masked and get no gradient.
 		name: "attention_grad_direct",
-		ops:  []ir.Op{ir.OpAttentionGrad},
+		ops:  []ir.Op{ir.OpAttentionGrad, ir.OpExtract},
 		build: func(c *caseBuilder) {
 			q, k, v := c.in("q", ir.F32, "B", 2, "N", 4), c.in("k", ir.F32, "B", 2, "N", 4), c.in("v", ir.F32, "B", 2, "N", 3)
 			keep := c.in("keep", ir.Bool, "B", "N")
@@ -638,22 +638,32 @@ var opCases = []opCase{
 			for _, returns := range []string{"out", "probs", "logprobs"} {
 				lse := c.op(ir.OpAttention, attnAttrs("mask", mask, "score", byCapture, "returns", "lse"), q, k, keep, bias)
 				args := []*ir.Instr{q, k}
-				wrts := []string{"q", "k", "cap"}
+				// Every subset that runs a different set of passes: all,
+				// q alone (the query pass), k or v alone (the key pass),
+				// the capture alone (from the query pass).
+				wrts := [][]int64{{0, 1, 3}, {0}, {1}, {3}}
 				var dy *ir.Instr
 				if returns == "out" {
 					args = append(args, v)
 					dy = c.in("dy_out", ir.F32, "B", 2, "N", 3)
-					wrts = append(wrts, "v")
+					wrts = [][]int64{{0, 1, 2, 4}, {0}, {1}, {2}, {4}}
 				} else {
 					dy = c.in("dy_"+returns, ir.F32, "B", 2, "N", "N")
 				}
-				args = append(args, keep, bias, lse, dy)
+				// Row sums made up, as dy is: the op takes them as given.
+				rs := c.in("rs_"+returns, ir.F32, "B", 2, "N")
+				args = append(args, keep, bias, lse, rs, dy)
 				for _, wrt := range wrts {
-					a := attnAttrs("mask", mask, "score", byCapture, "returns", returns, "wrt", wrt)
-					if wrt == "cap" {
-						a["cap"] = ir.IntAttr(1)
+					a := attnAttrs("mask", mask, "score", byCapture, "returns", returns)
+					a["wrt"] = ir.IntsAttr(wrt...)
+					g := c.op(ir.OpAttentionGrad, a, args...)
+					name := returns + "_wrt"
+					for _, w := range wrt {
+						name += fmt.Sprint(w)
 					}
-					c.out(returns+"_wrt_"+wrt, c.op(ir.OpAttentionGrad, a, args...))
+					for i, w := range wrt {
+						c.out(fmt.Sprintf("%s_%d", name, w), c.op(ir.OpExtract, ir.Attrs{"index": ir.IntAttr(int64(i))}, g))
+					}
 				}
 			}
 		},
@@ -687,7 +697,7 @@ func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with
@@ -781,7 +791,7 @@ func assertExercised(t *testing.T, name string, op ir.Op, prog *ir.Program) {
 			dep[in] = true
 		}
 		for _, a := range in.Args {
-			if dep[a] && in.Type.DType == ir.F32 {
+			if dep[a] && (in.Type.DType == ir.F32 || in.Type.IsTuple()) {
 				dep[in] = true
 			}
 		}

@@ -201,11 +201,12 @@ func fromRuntime(t *runtime.Tensor) []float64 {
 	return out
 }
 
-// relErr is ‖got - want‖ / ‖want‖, with ‖want‖ floored at 1e-4 per
+// relErr is ‖got - want‖ / ‖want‖, with ‖want‖ floored at 1e-3 per
 // element (RMS): a gradient that is exactly zero in exact arithmetic (a
-// key bias, which softmax ignores) is float32 rounding noise in the
-// generated code, about 1e-8, and must not count as a relative error of
-// 1e8.
+// key bias, which softmax ignores; q's gradient when a row admits a single
+// key, where dP - D cancels but D = rowsum(dy ∘ out) and dP = dy·v round
+// differently in float32) is float32 rounding noise in the generated
+// code, 1e-8 to 1e-7, and must not count as a relative error of 1e8.
 func relErr(got, want []float64) float64 {
 	var num, den float64
 	for i := range want {
@@ -215,7 +216,7 @@ func relErr(got, want []float64) float64 {
 		num += (got[i] - want[i]) * (got[i] - want[i])
 		den += want[i] * want[i]
 	}
-	floor := 1e-8 * float64(len(want))
+	floor := 1e-6 * float64(len(want))
 	return math.Sqrt(num / math.Max(den, floor))
 }
 

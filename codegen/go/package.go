@@ -212,7 +212,9 @@ func (m *Model) lastGrads() []*Tensor {
 	for _, f := range p.Funcs {
 		pf("// peak%s estimates the most bytes %s's tensors take at once for the\n// sizes sz.\nfunc peak%s(sz sizes) int64 {\n\tvar p rt.Peak\n", f.Name, f.Name, f.Name)
 		for i, in := range f.Body {
-			if in.Op != ir.OpInput && in.Op != ir.OpParam {
+			// A multi-result op's tensors are counted by the extracts that
+			// take them out, each placed next to it.
+			if in.Op != ir.OpInput && in.Op != ir.OpParam && !in.Type.IsTuple() {
 				var dims []string
 				for _, d := range in.Type.Shape {
 					dims = append(dims, peakDim(d))

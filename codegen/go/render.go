@@ -489,7 +489,10 @@ func (r *renderer) fn(f *ir.Func) error {
 	for _, s := range r.p.Module.Syms {
 		r.pf("\t_ = %s\n", symVar(s))
 	}
-	profiled := func(in *ir.Instr) bool { return in.Op != ir.OpParam && in.Op != ir.OpInput }
+	// Params, inputs and extracts only name a tensor: nothing to time.
+	profiled := func(in *ir.Instr) bool {
+		return in.Op != ir.OpParam && in.Op != ir.OpInput && in.Op != ir.OpExtract
+	}
 	for _, in := range f.Body {
 		if profiled(in) {
 			r.pf("\tprof := m.prof.Get()\n\tvar pt int64\n")
@@ -637,6 +640,8 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.Scan(%s, %s, %d, %v)\n", v, arg(0), arg(1), a.Int("axis"), a.Bool("reverse"))
 	case ir.OpAttention, ir.OpAttentionGrad:
 		return r.attention(in)
+	case ir.OpExtract:
+		r.pf("\t%s := %s[%d]\n", v, arg(0), a.Int("index"))
 	default:
 		return fmt.Errorf("the Go renderer cannot write %s", in.Op)
 	}
@@ -662,28 +667,19 @@ func (r *renderer) useMathFor(v float64) {
 }
 
 // attention writes an attention or attention_grad call with its mask and
-// score compiled to closures.
+// score compiled to closures. A multi-result op (attention with_lse,
+// attention_grad) is a []*rt.Tensor holding its results in order.
 func (r *renderer) attention(in *ir.Instr) error {
 	a := in.Attrs
-	var q, k string
-	var vArg *string
-	var caps []*ir.Instr
-	var lse, dy string
-	if in.Op == ir.OpAttention {
-		qi, ki, vi, cs := ir.AttentionOperands(in.Args, a)
-		q, k, caps = val(qi), val(ki), cs
-		if vi != nil {
-			s := val(*vi)
-			vArg = &s
-		}
-	} else {
-		qi, ki, vi, cs, li, di := ir.AttentionGradOperands(in.Args, a)
-		q, k, caps, lse, dy = val(qi), val(ki), cs, val(li), val(di)
-		if vi != nil {
-			s := val(*vi)
-			vArg = &s
-		}
+	fwd := in.Args
+	var lse, rs, dy string
+	if in.Op == ir.OpAttentionGrad {
+		var li, ri, di *ir.Instr
+		fwd, li, ri, di = ir.AttentionGradOperands(in.Args, a)
+		lse, rs, dy = val(li), val(ri), val(di)
 	}
+	qi, ki, vi, caps := ir.AttentionOperands(fwd, a)
+	q, k := val(qi), val(ki)
 	w := &exprWriter{r: r}
 	for _, c := range caps {
 		w.caps = append(w.caps, val(c))
@@ -718,14 +714,18 @@ func (r *renderer) attention(in *ir.Instr) error {
 		r.pf("\t%s.Score = func(s float32, b, h, q, k int) float32 { return float32(%s) }\n", spec, convert(code, kind, ir.KFloat))
 	}
 	vCode := "nil"
-	if vArg != nil {
-		vCode = *vArg
+	if vi != nil {
+		vCode = val(*vi)
 	}
 	if in.Op == ir.OpAttention {
+		if a.Bool("with_lse") {
+			r.pf("\t%sy, %slse := rt.AttentionWithLSE(%s, %s, %s, %s)\n", val(in), val(in), q, k, vCode, spec)
+			r.pf("\t%s := []*rt.Tensor{%sy, %slse}\n", val(in), val(in), val(in))
+			return nil
+		}
 		r.pf("\t%s := rt.Attention(%s, %s, %s, %s)\n", val(in), q, k, vCode, spec)
 		return nil
 	}
-	wrt := a.Str("wrt")
 	if score != nil {
 		d := score.DerivVar("s")
 		code, kind, err := w.write(d)
@@ -734,32 +734,60 @@ func (r *renderer) attention(in *ir.Instr) error {
 		}
 		r.pf("\t%s.DScore = func(s float32, b, h, q, k int) float32 { return float32(%s) }\n", spec, convert(code, kind, ir.KFloat))
 	}
-	grad := "nil"
-	if wrt == "cap" {
-		ci := a.Int("cap")
-		grad = fmt.Sprintf("rt.New(rt.F32, %s...)", shapeGo(caps[ci].Type.Shape))
+	// want names the gradients; results lists them in wrt's order.
+	firstCap := 2
+	if vi != nil {
+		firstCap = 3
+	}
+	grads := val(in) + "g"
+	var want, results []string
+	capWant := make([]string, len(caps))
+	for i := range capWant {
+		capWant[i] = "nil"
+	}
+	var wantedCaps []int
+	for _, j := range a.Ints("wrt") {
+		switch {
+		case j == 0:
+			want, results = append(want, "Q: true"), append(results, grads+".Q")
+		case j == 1:
+			want, results = append(want, "K: true"), append(results, grads+".K")
+		case j == 2 && vi != nil:
+			want, results = append(want, "V: true"), append(results, grads+".V")
+		default:
+			ci := j - firstCap
+			capWant[ci] = fmt.Sprintf("rt.New(rt.F32, %s...)", shapeGo(caps[ci].Type.Shape))
+			results = append(results, fmt.Sprintf("%s.Caps[%d]", grads, ci))
+			wantedCaps = append(wantedCaps, ci)
+		}
+	}
+	if len(wantedCaps) > 0 {
+		want = append(want, fmt.Sprintf("Caps: []*rt.Tensor{%s}", strings.Join(capWant, ", ")))
 		if score != nil {
-			r.pf("\t%s.CapGrad = func(g *rt.Tensor, dsp, s float32, b, h, q, k int) {\n", spec)
-			for _, read := range score.CaptureReads(ci) {
-				d, kind, err := w.write(score.Deriv(read))
-				if err != nil {
-					return err
-				}
-				var idx []string
-				for _, x := range read.Args {
-					s, _, err := w.write(x)
+			r.pf("\t%s.CapGrad = func(g []*rt.Tensor, dsp, s float32, b, h, q, k int) {\n", spec)
+			for _, ci := range wantedCaps {
+				for _, read := range score.CaptureReads(ci) {
+					d, kind, err := w.write(score.Deriv(read))
 					if err != nil {
 						return err
 					}
-					idx = append(idx, s)
+					var idx []string
+					for _, x := range read.Args {
+						s, _, err := w.write(x)
+						if err != nil {
+							return err
+						}
+						idx = append(idx, s)
+					}
+					r.useHelper("cap")
+					r.pf("\t\tif d := %s; d != 0 {\n\t\t\tg[%d].F[capOffset(g[%d], %d, %s)] += dsp * float32(d)\n\t\t}\n", convert(d, kind, ir.KFloat), ci, ci, ci, joinArgs(idx))
 				}
-				r.useHelper("cap")
-				r.pf("\t\tif d := %s; d != 0 {\n\t\t\tg.F[capOffset(g, %d, %s)] += dsp * float32(d)\n\t\t}\n", convert(d, kind, ir.KFloat), ci, joinArgs(idx))
 			}
 			r.pf("\t}\n")
 		}
 	}
-	r.pf("\t%s := rt.AttentionGrad(%s, %s, %s, %s, %s, %s, %s, %s)\n", val(in), q, k, vCode, lse, dy, spec, strconv.Quote(wrt), grad)
+	r.pf("\t%s := rt.AttentionGrad(%s, %s, %s, %s, %s, %s, %s, rt.AttnGradWant{%s})\n", grads, q, k, vCode, lse, rs, dy, spec, strings.Join(want, ", "))
+	r.pf("\t%s := []*rt.Tensor{%s}\n", val(in), strings.Join(results, ", "))
 	return nil
 }
 

@@ -20,6 +20,35 @@ import (
 // admitted key gives zeros (out, probs) and -Inf (logprobs, lse). A NaN
 // score makes its row NaN (masked keys keep 0 and -Inf); a +Inf score
 // makes the row's lse +Inf and the rest of it NaN.
+// attentionWithLSE evaluates attention with with_lse: the pair (result,
+// lse), each from the definition.
+func attentionWithLSE(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, error) {
+	one := func(returns string, args []*Tensor, argInstrs []*ir.Instr) (*Tensor, error) {
+		attrs := ir.Attrs{}
+		for k, v := range in.Attrs {
+			if k != "with_lse" {
+				attrs[k] = v
+			}
+		}
+		if returns != "" {
+			attrs["returns"] = ir.WordAttr(returns)
+		}
+		return attention(&ir.Instr{ID: in.ID, Op: in.Op, Args: argInstrs, Attrs: attrs}, args, syms)
+	}
+	y, err := one("", args, in.Args)
+	if err != nil {
+		return nil, err
+	}
+	// lse takes no v.
+	q, k, _, caps := ir.AttentionOperands(args, in.Attrs)
+	qi, ki, _, capIs := ir.AttentionOperands(in.Args, in.Attrs)
+	lse, err := one("lse", append([]*Tensor{q, k}, caps...), append([]*ir.Instr{qi, ki}, capIs...))
+	if err != nil {
+		return nil, err
+	}
+	return &Tensor{Tuple: []*Tensor{y, lse}}, nil
+}
+
 func attention(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, error) {
 	q, k, v, caps := ir.AttentionOperands(args, in.Attrs)
 	returns := in.Attrs.Str("returns")

@@ -126,6 +126,9 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 			return nil, err
 		}
 	}
+	if in.Type.IsTuple() {
+		return r.tuple(in, args)
+	}
 	shape, err := r.shape(in.Type.Shape)
 	if err != nil {
 		return nil, err
@@ -143,6 +146,37 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 	}
 	if t == nil || t.DType != in.Type.DType || !slices.Equal(t.Shape, shape) || len(t.Data) != numel(shape) {
 		return nil, fmt.Errorf("internal error in the reference interpreter: result %v does not have type %s = %s%v", t, in.Type, in.Type.DType, shape)
+	}
+	return t, nil
+}
+
+// tuple evaluates a multi-result op and checks each result against its
+// element of the tuple type.
+func (r *runner) tuple(in *ir.Instr, args []*Tensor) (*Tensor, error) {
+	var t *Tensor
+	var err error
+	switch in.Op {
+	case ir.OpAttention:
+		t, err = attentionWithLSE(in, args, r.syms)
+	case ir.OpAttentionGrad:
+		t, err = attentionGrad(in, args, r.syms)
+	default:
+		return nil, fmt.Errorf("the reference interpreter has no evaluation for %s with several results", in.Op)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Tuple) != len(in.Type.Tuple) {
+		return nil, fmt.Errorf("internal error in the reference interpreter: %d results for %s", len(t.Tuple), in.Type)
+	}
+	for i, et := range in.Type.Tuple {
+		shape, err := r.shape(et.Shape)
+		if err != nil {
+			return nil, err
+		}
+		if x := t.Tuple[i]; x == nil || x.DType != et.DType || !slices.Equal(x.Shape, shape) || len(x.Data) != numel(shape) {
+			return nil, fmt.Errorf("internal error in the reference interpreter: result %d %v does not have type %s", i, x, et)
+		}
 	}
 	return t, nil
 }
@@ -239,8 +273,8 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return Scalar(ir.F32, float64(v)), nil
 	case ir.OpPad:
 		return pad(args[0], a.Int("axis"), shape, a["before"].Dim, syms)
-	case ir.OpAttentionGrad:
-		return attentionGrad(in, args, syms)
+	case ir.OpExtract:
+		return args[0].Tuple[a.Int("index")], nil
 	}
 	return nil, fmt.Errorf("the reference interpreter has no evaluation for %s", in.Op)
 }

@@ -27,27 +27,29 @@ func pad(x *Tensor, axis int, shape []int, beforeDim ir.Dim, syms map[string]int
 }
 
 // attentionGrad evaluates attention_grad from the definition of the
-// attention op's derivative. For each row (b, h, q) the probabilities are
-// recomputed from the forward's log-sum-exp, P_k = exp(s'_k - lse); then
+// attention op's derivative, every operand of wrt in the one walk. For
+// each row (b, h, q) the probabilities are recomputed from the forward's
+// log-sum-exp, P_k = exp(s'_k - lse), and with D the row's given row sum
+// (the rs operand),
 //
-//	out:      dP_k = dy·v_k,  dS'_k = P_k (dP_k - Σ_j P_j dP_j),  dv_k += P_k dy
+//	out:      dP_k = dy·v_k,  dS'_k = P_k (dP_k - D),  dv_k += P_k dy
 //	probs:    dP_k = dy_k,    dS'_k as for out
-//	logprobs: dS'_k = dy_k - P_k Σ_j dy_j
+//	logprobs: dS'_k = dy_k - P_k D
 //
 // and dS_k = dS'_k ∂score/∂s, dq += scale Σ_k dS_k k_k, dk_k += scale dS_k q.
 // A captured tensor read by the score at $i[idx] gets dS'_k ∂score/∂$i[idx]
 // added at idx, for every read. Masked keys and fully masked rows
 // contribute nothing.
 func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor, error) {
-	q, k, v, caps, lseT, dy := ir.AttentionGradOperands(args, in.Attrs)
+	fwd, lseT, rsT, dy := ir.AttentionGradOperands(args, in.Attrs)
+	q, k, v, caps := ir.AttentionOperands(fwd, in.Attrs)
 	returns := in.Attrs.Str("returns")
 	if returns == "" {
 		returns = "out"
 	}
 	scale := in.Attrs.Float("scale")
 	mask, score := in.Attrs.Expr("mask"), in.Attrs.Expr("score")
-	wrt := in.Attrs.Str("wrt")
-	capIdx := in.Attrs.Int("cap")
+	wrt := in.Attrs.Ints("wrt")
 
 	nb, nh, nq, d := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	nk := k.Shape[2]
@@ -55,27 +57,42 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 	if v != nil {
 		dv = (*v).Shape[3]
 	}
-	var res *Tensor
-	switch wrt {
-	case "q":
-		res = NewTensor(ir.F32, q.Shape...)
-	case "k":
-		res = NewTensor(ir.F32, k.Shape...)
-	case "v":
-		res = NewTensor(ir.F32, (*v).Shape...)
-	case "cap":
-		res = NewTensor(ir.F32, caps[capIdx].Shape...)
+	// The result per operand position; capture i is operand firstCap+i.
+	firstCap := 2
+	if v != nil {
+		firstCap = 3
+	}
+	res := &Tensor{}
+	var dq, dk, dvT *Tensor
+	capRes := make([]*Tensor, len(caps))
+	for _, w := range wrt {
+		t := NewTensor(ir.F32, fwd[w].Shape...)
+		res.Tuple = append(res.Tuple, t)
+		switch {
+		case w == 0:
+			dq = t
+		case w == 1:
+			dk = t
+		case w == 2 && v != nil:
+			dvT = t
+		default:
+			capRes[w-firstCap] = t
+		}
 	}
 
 	// Derivatives of the score expression, once per instruction.
 	var dsds *ir.Expr
-	var reads, dreads []*ir.Expr
+	reads := make([][]*ir.Expr, len(caps))
+	dreads := make([][]*ir.Expr, len(caps))
 	if score != nil {
 		dsds = score.DerivVar("s")
-		if wrt == "cap" {
-			reads = score.CaptureReads(capIdx)
-			for _, r := range reads {
-				dreads = append(dreads, score.Deriv(r))
+		for ci := range caps {
+			if capRes[ci] == nil {
+				continue
+			}
+			reads[ci] = score.CaptureReads(ci)
+			for _, r := range reads[ci] {
+				dreads[ci] = append(dreads[ci], score.Deriv(r))
 			}
 		}
 	}
@@ -107,12 +124,12 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 					}
 				}
 				qrow := q.Data[row*d:][:d]
+				rs := rsT.Data[row]
 				// dS' for the admitted keys.
 				var dyrow []float64
 				switch returns {
 				case "out":
 					dyrow = dy.Data[row*dv:][:dv]
-					dot := 0.0
 					for ki := range nk {
 						if !keep[ki] {
 							continue
@@ -122,38 +139,20 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 						for j := range dv {
 							dp += dyrow[j] * vrow[j]
 						}
-						dsp[ki] = dp
-						dot += p[ki] * dp
-					}
-					for ki := range nk {
-						if keep[ki] {
-							dsp[ki] = p[ki] * (dsp[ki] - dot)
-						}
+						dsp[ki] = p[ki] * (dp - rs)
 					}
 				case "probs":
 					dyrow = dy.Data[row*nk:][:nk]
-					dot := 0.0
 					for ki := range nk {
 						if keep[ki] {
-							dot += p[ki] * dyrow[ki]
-						}
-					}
-					for ki := range nk {
-						if keep[ki] {
-							dsp[ki] = p[ki] * (dyrow[ki] - dot)
+							dsp[ki] = p[ki] * (dyrow[ki] - rs)
 						}
 					}
 				case "logprobs":
 					dyrow = dy.Data[row*nk:][:nk]
-					sum := 0.0
 					for ki := range nk {
 						if keep[ki] {
-							sum += dyrow[ki]
-						}
-					}
-					for ki := range nk {
-						if keep[ki] {
-							dsp[ki] = dyrow[ki] - p[ki]*sum
+							dsp[ki] = dyrow[ki] - p[ki]*rs
 						}
 					}
 				}
@@ -164,7 +163,7 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 					ev.at(b, h, qi, ki)
 					vars["s"] = raw[ki]
 					ds := dsp[ki]
-					if dsds != nil {
+					if dsds != nil && (dq != nil || dk != nil) {
 						f, err := dsds.Eval(vars, capture)
 						if err != nil {
 							return nil, at("score derivative", b, h, qi, ki, err)
@@ -172,25 +171,30 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 						ds *= f
 					}
 					krow := k.Data[((b*nh+h)*nk+ki)*d:][:d]
-					switch wrt {
-					case "q":
-						out := res.Data[row*d:][:d]
+					if dq != nil {
+						out := dq.Data[row*d:][:d]
 						for j := range d {
 							out[j] += scale * ds * krow[j]
 						}
-					case "k":
-						out := res.Data[((b*nh+h)*nk+ki)*d:][:d]
+					}
+					if dk != nil {
+						out := dk.Data[((b*nh+h)*nk+ki)*d:][:d]
 						for j := range d {
 							out[j] += scale * ds * qrow[j]
 						}
-					case "v":
-						out := res.Data[((b*nh+h)*nk+ki)*dv:][:dv]
+					}
+					if dvT != nil {
+						out := dvT.Data[((b*nh+h)*nk+ki)*dv:][:dv]
 						for j := range dv {
 							out[j] += p[ki] * dyrow[j]
 						}
-					case "cap":
-						for r, read := range reads {
-							f, err := dreads[r].Eval(vars, capture)
+					}
+					for ci, cr := range capRes {
+						if cr == nil {
+							continue
+						}
+						for r, read := range reads[ci] {
+							f, err := dreads[ci][r].Eval(vars, capture)
 							if err != nil {
 								return nil, at("score derivative", b, h, qi, ki, err)
 							}
@@ -203,9 +207,9 @@ func attentionGrad(in *ir.Instr, args []*Tensor, syms map[string]int64) (*Tensor
 								if err != nil {
 									return nil, at("capture index", b, h, qi, ki, err)
 								}
-								off = off*res.Shape[j] + int(x)
+								off = off*cr.Shape[j] + int(x)
 							}
-							res.Data[off] += dsp[ki] * f
+							cr.Data[off] += dsp[ki] * f
 						}
 					}
 				}

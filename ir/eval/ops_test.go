@@ -265,12 +265,15 @@ var opCases = []opCase{
 	attentionCase("lse", nil, nil, "lse", f32(sh(1, 1, 2), math.Log(4), math.Log(4))),
 	attentionCase("lse of a fully masked row", ir.Bin(ir.ELt, ir.Var("k"), ir.Var("q")), nil, "lse", f32(sh(1, 1, 2), -inf, 0)),
 	// With P = [1/4, 3/4] in both rows and dy = I: dv_k = P_k (dy_0 + dy_1).
-	attentionGradCase("wrt v", "v", f32(sh(1, 1, 2, 2), 0.25, 0.25, 0.75, 0.75)),
+	attentionGradCase("wrt v", 2, f32(sh(1, 1, 2, 2), 0.25, 0.25, 0.75, 0.75)),
 	// Row 0: dP = [1, 0], Σ P dP = 1/4, dS' = [3/16, -3/16], dq = ln3 (3/16·0 - 3/16·1);
 	// row 1 is its mirror image.
-	attentionGradCase("wrt q", "q", f32(sh(1, 1, 2, 1), -0.1875*ln3, 0.1875*ln3)),
+	attentionGradCase("wrt q", 0, f32(sh(1, 1, 2, 1), -0.1875*ln3, 0.1875*ln3)),
 	// dk_k = ln3 Σ_q dS'_qk q_q = ln3 (3/16 - 3/16) = 0 for both keys.
-	attentionGradCase("wrt k", "k", f32(sh(1, 1, 2, 1), 0, 0)),
+	attentionGradCase("wrt k", 1, f32(sh(1, 1, 2, 1), 0, 0)),
+	// with_lse: the output of attentionCase's full attention, and lse = ln 4.
+	attentionLSECase("with_lse out", 0, f32(sh(1, 1, 2, 2), 0.25, 0.75, 0.25, 0.75)),
+	attentionLSECase("with_lse lse", 1, f32(sh(1, 1, 2), math.Log(4), math.Log(4))),
 	{op: ir.OpDimSize, name: "symbolic", syms: []string{"N"}, want: f32(sh(), 7), build: func(c *ctx) *ir.Instr {
 		c.in(f32(sh(4), 0, 0, 0, 0), ir.SymDim("N"))
 		return c.op(ir.OpDimSize, attrs("dim", ir.DimAttr(ir.SymDim("N").Scale(2).Sub(ir.ConstDim(1)))))
@@ -310,15 +313,32 @@ func attentionCase(name string, mask, score *ir.Expr, returns string, want *eval
 }
 
 // attentionGradCase differentiates the attention of attentionCase (no
-// mask, scores 0 and ln 3) returning out, with v = I and dy = I.
-func attentionGradCase(name, wrt string, want *eval.Tensor) opCase {
+// mask, scores 0 and ln 3) returning out, with v = I and dy = I, with
+// respect to q, k and v at once (wrt [0, 1, 2]) and extracts result i.
+func attentionGradCase(name string, i int, want *eval.Tensor) opCase {
 	return opCase{op: ir.OpAttentionGrad, name: name, want: want, build: func(c *ctx) *ir.Instr {
 		q := c.in(f32(sh(1, 1, 2, 1), 1, 1))
 		k := c.in(f32(sh(1, 1, 2, 1), 0, 1))
 		v := c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1))
-		lse := c.op(ir.OpAttention, attrs("scale", ir.FloatAttr(ln3), "returns", ir.WordAttr("lse")), q, k)
+		pair := c.op(ir.OpAttention, attrs("scale", ir.FloatAttr(ln3), "with_lse", ir.BoolAttr(true)), q, k, v)
+		y := c.op(ir.OpExtract, attrs("index", ir.IntAttr(0)), pair)
+		lse := c.op(ir.OpExtract, attrs("index", ir.IntAttr(1)), pair)
 		dy := c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1))
-		return c.op(ir.OpAttentionGrad, attrs("scale", ir.FloatAttr(ln3), "wrt", ir.WordAttr(wrt)), q, k, v, lse, dy)
+		rs := c.op(ir.OpReduceSum, attrs("axes", ir.IntsAttr(3)), c.op(ir.OpMul, nil, dy, y))
+		g := c.op(ir.OpAttentionGrad, attrs("scale", ir.FloatAttr(ln3), "wrt", ir.IntsAttr(0, 1, 2)), q, k, v, lse, rs, dy)
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(int64(i))), g)
+	}}
+}
+
+// attentionLSECase extracts result i of attention with_lse on the inputs
+// of attentionCase: the output, then the row log-sum-exp.
+func attentionLSECase(name string, i int, want *eval.Tensor) opCase {
+	return opCase{op: ir.OpExtract, name: name, want: want, build: func(c *ctx) *ir.Instr {
+		q := c.in(f32(sh(1, 1, 2, 1), 1, 1))
+		k := c.in(f32(sh(1, 1, 2, 1), 0, 1))
+		v := c.in(f32(sh(1, 1, 2, 2), 1, 0, 0, 1))
+		pair := c.op(ir.OpAttention, attrs("scale", ir.FloatAttr(ln3), "with_lse", ir.BoolAttr(true)), q, k, v)
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(int64(i))), pair)
 	}}
 }
 
@@ -330,7 +350,11 @@ func TestOps(t *testing.T) {
 			if err := c.b.Err(); err != nil {
 				t.Fatalf("building: %v", err)
 			}
-			if v.Op != tc.op {
+			op := v.Op
+			if op == ir.OpExtract && tc.op != ir.OpExtract {
+				op = v.Args[0].Op // a result of a multi-result op
+			}
+			if op != tc.op {
 				t.Fatalf("case checks a %s, but is listed under %s", v.Op, tc.op)
 			}
 			res := c.run(t)

@@ -10,11 +10,13 @@ import (
 
 // A Tensor is a dense row-major array of float64. Every dtype is stored as
 // float64: i32 elements hold integral values in the int32 range, bool
-// elements hold 0 or 1.
+// elements hold 0 or 1. The value of a multi-result op (a tuple type) is
+// a Tensor whose Tuple holds the results and nothing else.
 type Tensor struct {
 	DType ir.DType
 	Shape []int
 	Data  []float64
+	Tuple []*Tensor
 }
 
 // NewTensor returns a zero tensor of dtype dt and the given shape (no
