@@ -9,13 +9,15 @@ import (
 	"strings"
 )
 
-// Source holds this package's Go source files, for the Go backend to
-// copy into generated packages. It embeds every .go file, including this
-// one and the tests; a copy must leave out source.go (the only file that
-// uses //go:embed) and every *_test.go file. SourceFiles does the
-// selection and renaming.
+// Source holds this package's Go and assembly source files, for the Go
+// backend to copy into generated packages. It embeds every .go and .s
+// file, including this one and the tests; a copy must leave out
+// source.go (the only file that uses //go:embed) and every *_test.go
+// file. SourceFiles does the selection and renaming. The generator of
+// the .s files (_asm, its own module) is not embedded: copies need only
+// its output.
 //
-//go:embed *.go
+//go:embed *.go *.s
 var Source embed.FS
 
 // SourceFiles returns the files a generated package needs as its copy of
@@ -38,6 +40,10 @@ func SourceFiles(pkg string) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if strings.HasSuffix(name, ".s") {
+			out[name] = src // assembly names no package
+			continue
+		}
 		renamed, err := renamePackage(src, pkg)
 		if err != nil {
 			return nil, fmt.Errorf("runtime source %s: %w", name, err)
@@ -48,10 +54,13 @@ func SourceFiles(pkg string) (map[string][]byte, error) {
 }
 
 // IsRuntimeFile reports whether the file called name belongs in a
-// generated package's copy of the runtime: a .go file that is neither a
-// test nor source.go.
+// generated package's copy of the runtime: an assembly (.s) file, or a
+// .go file that is neither a test nor source.go.
 func IsRuntimeFile(name string) bool {
 	name = path.Base(name)
+	if strings.HasSuffix(name, ".s") {
+		return true
+	}
 	return strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") && name != "source.go"
 }
 
