@@ -21,8 +21,6 @@ import (
 // the micro-kernel's sequential sum over its slab, whatever the split
 // into tasks: the result is the same for every GOMAXPROCS.
 
-//go:generate sh -c "cd _asm && go run . -pkg runtime -out ../gemm_amd64.s -stubs ../gemm_stub_amd64.go"
-
 // A gemmKernel is a register-blocked micro-kernel and the block sizes
 // the packed GEMM uses with it.
 type gemmKernel struct {
@@ -128,7 +126,9 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 				}
 			})
 			// Tasks: each mc-row block of A, split by columns when there are
-			// too few blocks to keep every core busy.
+			// too few blocks to keep every core busy. A task packs its own
+			// block of A, except when blocks are split: then all of A's
+			// slab (at most 4·GOMAXPROCS blocks) is packed first, once.
 			blocks := ceilDiv(m, mc)
 			split := min(slivers, max(1, ceilDiv(4*procs, blocks)))
 			tasks := blocks * split
@@ -136,6 +136,15 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 			grain := max(1, (1<<18)/max(taskFlops, 1))
 			if procs == 1 {
 				grain = tasks
+			}
+			var slabA *[]float32
+			if split > 1 {
+				slabA = getBuffer(roundUp(m, mr) * kcur)
+				ap := *slabA
+				ParallelFor(ceilDiv(m, mr), max(1, packGrain*nr/mr), func(lo, hi int) {
+					i0, i1 := lo*mr, min(hi*mr, m)
+					packA(ap[i0*kcur:], a, bi, i0, pc, i1-i0, kcur, mr)
+				})
 			}
 			ParallelFor(tasks, grain, func(lo, hi int) {
 				bufA := getBuffer(mc*kcur + mr*nr)
@@ -146,7 +155,10 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 					blk, part := t/split, t%split
 					i0 := blk * mc
 					mcur := min(mc, m-i0)
-					if packed != blk {
+					switch {
+					case slabA != nil:
+						ap = (*slabA)[i0*kcur:]
+					case packed != blk:
 						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
 						packed = blk
 					}
@@ -154,6 +166,9 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 					macroKernel(kern, c, bi, i0, jc, ap, bp, tile, mcur, ncur, kcur, s0, s1)
 				}
 			})
+			if slabA != nil {
+				gemmBuffers.Put(slabA)
+			}
 		}
 	}
 }
