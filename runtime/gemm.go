@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"os"
 	"runtime"
 	"sync"
 )
@@ -38,11 +39,24 @@ type gemmKernel struct {
 // (none under purego or off amd64: see detectKernels).
 var gemmKernels = detectKernels()
 
-// activeGemm is the kernel MatMul and Einsum use; nil means the portable
-// scalar kernels (matAdd). Tests set it to try each kernel.
-var activeGemm = firstKernel(gemmKernels)
+// activeGemm is the kernel MatMul, Einsum and attention use; nil means
+// the portable scalar kernels (matAdd). Tests set it to try each kernel.
+var activeGemm = chooseKernel(gemmKernels, os.Getenv("ATTNC_GEMM"))
 
-func firstKernel(ks []*gemmKernel) *gemmKernel {
+// chooseKernel returns the fastest of ks, or the one the environment
+// variable ATTNC_GEMM names: "avx512", "avx2", or "scalar" for the
+// portable kernels. It is a way to rule a kernel out when a result looks
+// wrong, and to run a whole test suite with each; a name this CPU cannot
+// run is ignored.
+func chooseKernel(ks []*gemmKernel, want string) *gemmKernel {
+	if want == "scalar" {
+		return nil
+	}
+	for _, k := range ks {
+		if k.name == want {
+			return k
+		}
+	}
 	if len(ks) == 0 {
 		return nil
 	}

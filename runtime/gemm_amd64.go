@@ -14,11 +14,11 @@ func detectKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512})
+		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2})
+		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2})
 	}
 	return ks
 }

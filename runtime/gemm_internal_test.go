@@ -297,3 +297,20 @@ func FuzzPackedGemm(f *testing.F) {
 		checkPackedGemm(t, kern, g)
 	})
 }
+
+func TestChooseKernel(t *testing.T) {
+	a, b := &gemmKernel{name: "avx512"}, &gemmKernel{name: "avx2"}
+	ks := []*gemmKernel{a, b}
+	for _, c := range []struct {
+		want string
+		ks   []*gemmKernel
+		got  *gemmKernel
+	}{
+		{"", ks, a}, {"avx2", ks, b}, {"avx512", ks, a}, {"scalar", ks, nil},
+		{"avx512", ks[1:], b}, {"nonsense", ks, a}, {"", nil, nil}, {"avx2", nil, nil},
+	} {
+		if got := chooseKernel(c.ks, c.want); got != c.got {
+			t.Errorf("chooseKernel(%d kernels, %q) = %v, want %v", len(c.ks), c.want, got, c.got)
+		}
+	}
+}
