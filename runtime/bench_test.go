@@ -13,7 +13,7 @@ func reportGFLOPS(b *testing.B, flops float64) {
 }
 
 func BenchmarkMatMul(b *testing.B) {
-	for _, s := range [][3]int{{256, 256, 256}, {1024, 1024, 1024}, {1024, 1024, 64}, {64, 1024, 1024}, {512, 512, 512}, {8, 128, 512}} {
+	for _, s := range [][3]int{{256, 256, 256}, {1024, 1024, 1024}, {2048, 2048, 2048}, {1024, 1024, 64}, {64, 1024, 1024}, {512, 512, 512}, {8, 128, 512}} {
 		m, k, n := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
 			r := newRand(1)

@@ -56,13 +56,13 @@ func batchIndex(in, batch []int) []int {
 
 // gemm computes the batch of products c[b] = a[ab[b]] · bm[bb[b]] of
 // [m, k] and [k, n] row-major matrices into the zeroed c, with the packed
-// GEMM when the CPU has a SIMD micro-kernel and the scalar kernels
-// otherwise.
+// GEMM when the CPU has a SIMD micro-kernel and the products are big
+// enough to repay packing, and with the scalar kernels otherwise.
 func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	if kern := activeGemm; kern != nil {
+	if kern := activeGemm; kern != nil && m*n*k >= matAddPacked {
 		co := make([]int, len(ab))
 		ao := make([]int, len(ab))
 		bo := make([]int, len(ab))
