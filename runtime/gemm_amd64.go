@@ -10,7 +10,7 @@ package runtime
 // detectKernels returns the assembly micro-kernels this CPU and its
 // operating system support, fastest first.
 func detectKernels() []*gemmKernel {
-	f := detectCPU()
+	f := detectCPU(cpuid, xgetbv)
 	var ks []*gemmKernel
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
@@ -42,11 +42,12 @@ type cpuFeatures struct {
 	l1, l2, l3   int
 }
 
-// detectCPU reads the CPU's features with CPUID. A vector unit counts
-// only when the OS saves its registers on a context switch too (OSXSAVE
-// and the state bits of XCR0): AVX needs the SSE and AVX state, AVX-512
-// also the opmask and both halves of the upper zmm state.
-func detectCPU() cpuFeatures {
+// detectCPU reads the CPU's features with cpuid (CPUID) and xgetbv
+// (XGETBV), parameters so that tests can describe other CPUs. A vector
+// unit counts only when the OS saves its registers on a context switch
+// too (OSXSAVE and the state bits of XCR0): AVX needs the SSE and AVX
+// state, AVX-512 also the opmask and both halves of the upper zmm state.
+func detectCPU(cpuid func(leaf, sub uint32) (eax, ebx, ecx, edx uint32), xgetbv func() (eax, edx uint32)) cpuFeatures {
 	var f cpuFeatures
 	maxLeaf, vb, vc, vd := cpuid(0, 0)
 	if maxLeaf < 7 {
