@@ -13,7 +13,7 @@ func reportGFLOPS(b *testing.B, flops float64) {
 }
 
 func BenchmarkMatMul(b *testing.B) {
-	for _, s := range [][3]int{{256, 256, 256}, {1024, 1024, 64}, {64, 1024, 1024}, {512, 512, 512}, {8, 128, 512}} {
+	for _, s := range [][3]int{{256, 256, 256}, {1024, 1024, 1024}, {2048, 2048, 2048}, {1024, 1024, 64}, {64, 1024, 1024}, {512, 512, 512}, {8, 128, 512}} {
 		m, k, n := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
 			r := newRand(1)
@@ -119,5 +119,21 @@ func BenchmarkSoftmax(b *testing.B) {
 	x := randF32(newRand(4), 64, 4096)
 	for b.Loop() {
 		rt.Softmax(x, 1)
+	}
+}
+
+// BenchmarkMatMulLayers times the products of a d=128 model's layers
+// (and their weight gradients) at 4096 tokens.
+func BenchmarkMatMulLayers(b *testing.B) {
+	for _, s := range [][3]int{{4096, 128, 128}, {4096, 128, 512}, {4096, 512, 128}, {128, 4096, 128}, {128, 4096, 512}} {
+		m, k, n := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
+			r := newRand(1)
+			x, y := randF32(r, m, k), randF32(r, k, n)
+			for b.Loop() {
+				rt.MatMul(x, y)
+			}
+			reportGFLOPS(b, 2*float64(m*k*n))
+		})
 	}
 }

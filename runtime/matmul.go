@@ -55,11 +55,28 @@ func batchIndex(in, batch []int) []int {
 }
 
 // gemm computes the batch of products c[b] = a[ab[b]] · bm[bb[b]] of
-// [m, k] and [k, n] row-major matrices into the zeroed c.
+// [m, k] and [k, n] row-major matrices into the zeroed c, with the packed
+// GEMM when the CPU has a SIMD micro-kernel and the products are big
+// enough to repay packing, and with the scalar kernels otherwise.
 func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
+	if kern := activeGemm; kern != nil && m*n*k >= matAddPacked {
+		co := make([]int, len(ab))
+		ao := make([]int, len(ab))
+		bo := make([]int, len(ab))
+		for i := range co {
+			co[i], ao[i], bo[i] = i*m*n, ab[i]*m*k, bb[i]*k*n
+		}
+		packedGemm(kern, &gemmOperand{c, co, n, 1}, &gemmOperand{a, ao, k, 1}, &gemmOperand{bm, bo, n, 1}, m, k, n)
+		return
+	}
+	gemmScalar(c, a, bm, ab, bb, m, k, n)
+}
+
+// gemmScalar is gemm with the portable kernels.
+func gemmScalar(c, a, bm []float32, ab, bb []int, m, k, n int) {
 	mt, nt := ceilDiv(m, mcBlock), ceilDiv(n, ncBlock)
 	tiles := len(ab) * mt * nt
 	flopsPerTile := 2 * min(m, mcBlock) * min(n, ncBlock) * k

@@ -22,7 +22,7 @@ func TestSourceFilesAreSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"doc.go", "tensor.go", "attention.go", "safetensors.go"} {
+	for _, want := range []string{"doc.go", "tensor.go", "attention.go", "safetensors.go", "gemm_amd64.s", "gemm_stub_amd64.go", "gemm_other.go"} {
 		if files[want] == nil {
 			t.Errorf("SourceFiles lacks %s", want)
 		}
@@ -30,6 +30,12 @@ func TestSourceFilesAreSelfContained(t *testing.T) {
 	for name, src := range files {
 		if !rt.IsRuntimeFile(name) || name == "source.go" || strings.HasSuffix(name, "_test.go") {
 			t.Errorf("SourceFiles includes %s", name)
+		}
+		if strings.HasSuffix(name, ".s") {
+			if !bytes.Contains(src, []byte("\n//go:build !purego\n")) {
+				t.Errorf("%s lacks its !purego constraint", name)
+			}
+			continue
 		}
 		if formatted, err := format.Source(src); err != nil || !bytes.Equal(formatted, src) {
 			t.Errorf("%s is not gofmt-clean (%v)", name, err)
@@ -56,6 +62,8 @@ func TestSourceFilesAreSelfContained(t *testing.T) {
 	}
 	// Every non-test file on disk is in the embedded set.
 	disk, _ := filepath.Glob("*.go")
+	asm, _ := filepath.Glob("*.s")
+	disk = append(disk, asm...)
 	for _, name := range disk {
 		if rt.IsRuntimeFile(name) && files[name] == nil {
 			t.Errorf("%s is not embedded", name)
@@ -90,10 +98,14 @@ func TestSourceFilesBuild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module gen\n\ngo 1.26\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(goBin, "vet", "./...")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go vet of the copied runtime: %v\n%s", err, out)
+	// The copy builds with its assembly, under purego, and on an
+	// architecture without assembly kernels.
+	for _, env := range [][]string{nil, {"GOFLAGS=-mod=mod -tags=purego"}, {"GOARCH=arm64"}} {
+		cmd := exec.Command(goBin, "vet", "./...")
+		cmd.Dir = dir
+		cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0"), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go vet of the copied runtime (%v): %v\n%s", env, err, out)
+		}
 	}
 }

@@ -1,0 +1,317 @@
+package runtime
+
+import (
+	"os"
+	"runtime"
+	"sync"
+)
+
+// The packed GEMM below follows the BLIS design. A product C += A·B is
+// cut into nc-column panels of B, each into kc-deep slabs; a slab of B
+// (kc × nc) is packed once into nr-column slivers and then shared by
+// every task. A task packs an mc × kc block of A into mr-row slivers
+// and runs the micro-kernel over every (A sliver, B sliver) pair, so the
+// micro-kernel reads only contiguous memory: the B sliver stays in L1,
+// the A block in L2 and the B slab in L3. The micro-kernel keeps an
+// mr × nr tile of accumulators in vector registers for the whole slab.
+//
+// Packing reads the operands through row and column strides, so a
+// transposed operand costs nothing extra, and it pads partial slivers
+// with zeros; a partial tile of C is computed into a scratch tile and
+// then added. Each element of C is the sum over kc slabs, in order, of
+// the micro-kernel's sequential sum over its slab, whatever the split
+// into tasks: the result is the same for every GOMAXPROCS.
+
+// A gemmKernel is a register-blocked micro-kernel and the block sizes
+// the packed GEMM uses with it.
+type gemmKernel struct {
+	name   string
+	mr, nr int // the tile of C one call computes
+	// mc, kc and nc are the cache blocks: multiples of mr and nr.
+	mc, kc, nc int
+	// run adds a packed mr × k sliver of A (a[p*mr+i]) times a packed
+	// k × nr sliver of B (b[p*nr+j]) into the mr × nr tile of C at c,
+	// whose rows are ldc elements apart. k ≥ 1.
+	run func(k int, a, b, c []float32, ldc int)
+}
+
+// gemmKernels are the micro-kernels this CPU can run, fastest first
+// (none under purego or off amd64: see detectKernels).
+var gemmKernels = detectKernels()
+
+// activeGemm is the kernel MatMul, Einsum and attention use; nil means
+// the portable scalar kernels (matAdd). Tests set it to try each kernel.
+var activeGemm = chooseKernel(gemmKernels, os.Getenv("ATTNC_GEMM"))
+
+// chooseKernel returns the fastest of ks, or the one the environment
+// variable ATTNC_GEMM names: "avx512", "avx2", or "scalar" for the
+// portable kernels. It is a way to rule a kernel out when a result looks
+// wrong, and to run a whole test suite with each; a name this CPU cannot
+// run is ignored.
+func chooseKernel(ks []*gemmKernel, want string) *gemmKernel {
+	if want == "scalar" {
+		return nil
+	}
+	for _, k := range ks {
+		if k.name == want {
+			return k
+		}
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	return ks[0]
+}
+
+// A gemmOperand is a batch of strided matrices: element (i, j) of matrix
+// b is data[off[b] + i*rs + j*cs].
+type gemmOperand struct {
+	data   []float32
+	off    []int
+	rs, cs int
+}
+
+// at returns the offset of element (i, j) of matrix b.
+func (o *gemmOperand) at(b, i, j int) int { return o.off[b] + i*o.rs + j*o.cs }
+
+// packedGemm adds, for each batch index b, A[b] · B[b] (m × k times
+// k × n) into C[b] (m × n), using kernel kern. c.cs must be 1.
+func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int) {
+	nb := len(c.off)
+	if m == 0 || n == 0 || k == 0 || nb == 0 {
+		return
+	}
+	procs := runtime.GOMAXPROCS(0)
+	work := m * n * k
+	if nb > 1 && (nb >= 4*procs || nb >= procs && work <= 1<<21) {
+		// Many products: one task each, every one of them sequential.
+		ParallelFor(nb, max(1, (1<<17)/max(work, 1)), func(lo, hi int) {
+			for bi := lo; bi < hi; bi++ {
+				gemmOne(kern, c, a, b, bi, m, k, n, false)
+			}
+		})
+		return
+	}
+	for bi := range nb {
+		gemmOne(kern, c, a, b, bi, m, k, n, work >= 1<<15)
+	}
+}
+
+// gemmBuffers recycles packing buffers between calls.
+var gemmBuffers sync.Pool
+
+func getBuffer(n int) *[]float32 {
+	if p, ok := gemmBuffers.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+// gemmOne adds A[bi] · B[bi] into C[bi]; parallel lets it use
+// ParallelFor.
+func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel bool) {
+	mr, nr := kern.mr, kern.nr
+	kc, nc := min(kern.kc, k), min(kern.nc, roundUp(n, nr))
+	// Blocks of A of equal size: m = 1024 with mc = 952 would leave one
+	// short block, and a core idle for most of the second half.
+	mc := roundUp(ceilDiv(m, ceilDiv(m, kern.mc)), mr)
+	bufB := getBuffer(kc * nc)
+	defer gemmBuffers.Put(bufB)
+	procs := 1
+	if parallel {
+		procs = runtime.GOMAXPROCS(0)
+	}
+	for jc := 0; jc < n; jc += nc {
+		ncur := min(nc, n-jc)
+		slivers := ceilDiv(ncur, nr)
+		for pc := 0; pc < k; pc += kc {
+			kcur := min(kc, k-pc)
+			bp := (*bufB)[:slivers*kcur*nr]
+			packGrain := max(1, (1<<14)/(kcur*nr))
+			if procs == 1 {
+				packGrain = slivers
+			}
+			ParallelFor(slivers, packGrain, func(lo, hi int) {
+				for t := lo; t < hi; t++ {
+					cols := min(nr, ncur-t*nr)
+					packB(bp[t*kcur*nr:(t+1)*kcur*nr], b, bi, pc, jc+t*nr, kcur, cols, nr)
+				}
+			})
+			// Tasks: each mc-row block of A, split by columns when there are
+			// too few blocks to keep every core busy. A task packs its own
+			// block of A, except when blocks are split: then all of A's
+			// slab (at most 4·GOMAXPROCS blocks) is packed first, once.
+			blocks := ceilDiv(m, mc)
+			split := min(slivers, max(1, ceilDiv(4*procs, blocks)))
+			tasks := blocks * split
+			taskFlops := 2 * min(m, mc) * kcur * ceilDiv(slivers, split) * nr
+			grain := max(1, (1<<18)/max(taskFlops, 1))
+			if procs == 1 {
+				grain = tasks
+			}
+			var slabA *[]float32
+			if split > 1 {
+				slabA = getBuffer(roundUp(m, mr) * kcur)
+				ap := *slabA
+				ParallelFor(ceilDiv(m, mr), max(1, packGrain*nr/mr), func(lo, hi int) {
+					i0, i1 := lo*mr, min(hi*mr, m)
+					packA(ap[i0*kcur:], a, bi, i0, pc, i1-i0, kcur, mr)
+				})
+			}
+			ParallelFor(tasks, grain, func(lo, hi int) {
+				bufA := getBuffer(mc*kcur + mr*nr)
+				defer gemmBuffers.Put(bufA)
+				ap, tile := (*bufA)[:mc*kcur], (*bufA)[mc*kcur:]
+				packed := -1
+				for t := lo; t < hi; t++ {
+					blk, part := t/split, t%split
+					i0 := blk * mc
+					mcur := min(mc, m-i0)
+					switch {
+					case slabA != nil:
+						ap = (*slabA)[i0*kcur:]
+					case packed != blk:
+						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
+						packed = blk
+					}
+					s0, s1 := part*slivers/split, (part+1)*slivers/split
+					macroKernel(kern, c, bi, i0, jc, ap, bp, tile, mcur, ncur, kcur, s0, s1)
+				}
+			})
+			if slabA != nil {
+				gemmBuffers.Put(slabA)
+			}
+		}
+	}
+}
+
+// macroKernel runs the micro-kernel over every A sliver of the packed
+// block ap (mcur rows) and the B slivers s0..s1 of bp, adding into the
+// block of C at row i0 and column jc. tile is mr × nr scratch.
+func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
+	mr, nr := kern.mr, kern.nr
+	ldc := c.rs
+	for t := s0; t < s1; t++ {
+		j := t * nr
+		cols := min(nr, ncur-j)
+		bs := bp[t*kcur*nr : (t+1)*kcur*nr]
+		for i := 0; i < mcur; i += mr {
+			rows := min(mr, mcur-i)
+			as := ap[i*kcur : (i+mr)*kcur]
+			off := c.at(bi, i0+i, jc+j)
+			if rows == mr && cols == nr {
+				kern.run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
+				continue
+			}
+			clear(tile)
+			kern.run(kcur, as, bs, tile, nr)
+			for r := range rows {
+				dst := c.data[off+r*ldc : off+r*ldc+cols]
+				for q, v := range tile[r*nr : r*nr+cols] {
+					dst[q] += v
+				}
+			}
+		}
+	}
+}
+
+// packA copies rows i0..i0+rows and columns p0..p0+k of A[bi] into dst
+// as mr-row slivers, each k × mr with a column of the block per row of
+// the sliver, padding the last sliver with zero rows.
+func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
+	for s := 0; s < rows; s += mr {
+		sl := dst[s*k : (s+mr)*k]
+		h := min(mr, rows-s)
+		if h < mr {
+			clear(sl)
+		}
+		for i := range h {
+			src := a.at(bi, i0+s+i, p0)
+			if a.cs == 1 {
+				for p, v := range a.data[src : src+k] {
+					sl[p*mr+i] = v
+				}
+				continue
+			}
+			for p := range k {
+				sl[p*mr+i] = a.data[src+p*a.cs]
+			}
+		}
+	}
+}
+
+// packB copies rows p0..p0+k and columns j0..j0+cols of B[bi] into dst,
+// one k × nr sliver, padding columns past cols with zeros.
+func packB(dst []float32, b *gemmOperand, bi, p0, j0, k, cols, nr int) {
+	if cols < nr {
+		clear(dst)
+	}
+	if b.cs == 1 {
+		for p := range k {
+			src := b.at(bi, p0+p, j0)
+			copy(dst[p*nr:p*nr+cols], b.data[src:src+cols])
+		}
+		return
+	}
+	for j := range cols {
+		src := b.at(bi, p0, j0+j)
+		for p := range k {
+			dst[p*nr+j] = b.data[src+p*b.rs]
+		}
+	}
+}
+
+// goKernel returns a portable micro-kernel of any tile shape: the
+// reference the assembly kernels are tested against, and a way to run
+// the packed GEMM's blocking on every architecture in tests.
+func goKernel(mr, nr int) func(k int, a, b, c []float32, ldc int) {
+	return func(k int, a, b, c []float32, ldc int) {
+		acc := make([]float32, mr*nr)
+		a, b = a[:k*mr], b[:k*nr]
+		for p := range k {
+			bp := b[p*nr : (p+1)*nr]
+			for i, av := range a[p*mr : (p+1)*mr] {
+				row := acc[i*nr : (i+1)*nr]
+				for j, bv := range bp {
+					row[j] += av * bv
+				}
+			}
+		}
+		for i := range mr {
+			row := c[i*ldc : i*ldc+nr]
+			for j, v := range acc[i*nr : (i+1)*nr] {
+				row[j] += v
+			}
+		}
+	}
+}
+
+// cacheBlocks returns mc, kc and nc for an mr × nr kernel on a CPU with
+// l1, l2 and l3 bytes of data cache per core (0 when unknown): a kc × nr
+// sliver of B about fills L1 (on a 2-core AMD EPYC with AVX-512 this
+// beat half of L1, the textbook choice, by 6 % in the geometric mean of
+// BenchmarkMatMul, since a deeper slab stores C less often), an mc × kc
+// block of A fills half of L2, and a kc × nc slab of B half of L3,
+// within bounds that keep every block useful on CPUs that report odd
+// sizes.
+func cacheBlocks(mr, nr, l1, l2, l3 int) (mc, kc, nc int) {
+	if l1 <= 0 {
+		l1 = 32 << 10
+	}
+	if l2 <= 0 {
+		l2 = 256 << 10
+	}
+	if l3 <= 0 {
+		l3 = 2 << 20
+	}
+	kc = clampInt(l1/(4*nr), 64, 384)
+	mc = roundDown(clampInt(l2/2/(4*kc), 4*mr, 960), mr)
+	nc = roundDown(clampInt(l3/2/(4*kc), 4*nr, 8192), nr)
+	return mc, kc, nc
+}
+
+func clampInt(x, lo, hi int) int { return min(max(x, lo), hi) }
+func roundUp(x, to int) int      { return ceilDiv(x, to) * to }
+func roundDown(x, to int) int    { return max(x/to, 1) * to }

@@ -1,0 +1,107 @@
+//go:build amd64 && !purego
+
+package runtime
+
+// The runtime detects CPU features itself, with two instructions of its
+// own assembly (cpuid, xgetbv), rather than with golang.org/x/sys/cpu:
+// the runtime is copied into every generated package and trainer, inside
+// the user's module, and may import only the standard library.
+
+// detectKernels returns the assembly micro-kernels this CPU and its
+// operating system support, fastest first.
+func detectKernels() []*gemmKernel {
+	f := detectCPU(cpuid, xgetbv)
+	var ks []*gemmKernel
+	if f.avx512 {
+		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
+		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512})
+	}
+	if f.avx2 {
+		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
+		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2})
+	}
+	return ks
+}
+
+// runAVX512 and runAVX2 check the slices' lengths, which the assembly
+// cannot, and call the kernels.
+func runAVX512(k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[k*32-1], c[13*ldc+31]
+	gemmKernel14x32AVX512(k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runAVX2(k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*6-1], b[k*16-1], c[5*ldc+15]
+	gemmKernel6x16AVX2(k, &a[0], &b[0], &c[0], ldc)
+}
+
+// cpuFeatures are what detectCPU learns: which kernels may run, and the
+// data cache sizes per core in bytes (0 when unknown).
+type cpuFeatures struct {
+	avx2, avx512 bool
+	l1, l2, l3   int
+}
+
+// detectCPU reads the CPU's features with cpuid (CPUID) and xgetbv
+// (XGETBV), parameters so that tests can describe other CPUs. A vector
+// unit counts only when the OS saves its registers on a context switch
+// too (OSXSAVE and the state bits of XCR0): AVX needs the SSE and AVX
+// state, AVX-512 also the opmask and both halves of the upper zmm state.
+func detectCPU(cpuid func(leaf, sub uint32) (eax, ebx, ecx, edx uint32), xgetbv func() (eax, edx uint32)) cpuFeatures {
+	var f cpuFeatures
+	maxLeaf, vb, vc, vd := cpuid(0, 0)
+	if maxLeaf < 7 {
+		return f
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const (
+		fmaBit     = 1 << 12
+		osxsaveBit = 1 << 27
+		avxBit     = 1 << 28
+	)
+	if ecx1&osxsaveBit == 0 || ecx1&avxBit == 0 {
+		return f
+	}
+	xcr0, _ := xgetbv()
+	const avxState, avx512State = 0x6, 0xe0
+	_, ebx7, _, _ := cpuid(7, 0)
+	const avx2Bit, avx512fBit = 1 << 5, 1 << 16
+	osAVX := xcr0&avxState == avxState
+	f.avx2 = osAVX && ebx7&avx2Bit != 0 && ecx1&fmaBit != 0
+	f.avx512 = f.avx2 && xcr0&avx512State == avx512State && ebx7&avx512fBit != 0
+	// Cache sizes: leaf 4 on Intel, 0x8000001d on AMD; both describe one
+	// cache per subleaf in the same layout.
+	leaf := uint32(0)
+	switch {
+	case vb == 0x756e6547 && vd == 0x49656e69 && vc == 0x6c65746e: // GenuineIntel
+		leaf = 4
+	case vb == 0x68747541 && vd == 0x69746e65 && vc == 0x444d4163: // AuthenticAMD
+		if maxExt, _, _, _ := cpuid(0x80000000, 0); maxExt >= 0x8000001d {
+			leaf = 0x8000001d
+		}
+	}
+	if leaf == 0 {
+		return f
+	}
+	for sub := uint32(0); sub < 16; sub++ {
+		eax, ebx, ecx, _ := cpuid(leaf, sub)
+		kind := eax & 0x1f
+		if kind == 0 {
+			break
+		}
+		if kind != 1 && kind != 3 { // data or unified
+			continue
+		}
+		size := int(ebx>>22+1) * int(ebx>>12&0x3ff+1) * int(ebx&0xfff+1) * int(ecx+1)
+		sharing := int(eax>>14&0xfff + 1)
+		switch eax >> 5 & 7 {
+		case 1:
+			f.l1 = size
+		case 2:
+			f.l2 = size
+		case 3:
+			f.l3 = size / max(sharing/2, 1) // threads → cores, at two a core
+		}
+	}
+	return f
+}

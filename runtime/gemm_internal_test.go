@@ -1,0 +1,316 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	goruntime "runtime"
+	"slices"
+	"testing"
+)
+
+// gemmSizes are the awkward sizes every kernel is tried on: empty, one,
+// around the vector widths (8, 16) and tile heights, and long.
+var gemmSizes = []int{0, 1, 7, 15, 16, 17, 63, 1000}
+
+// testKernels returns every kernel this machine can run, each also with
+// tiny cache blocks (so that small products cross every block
+// boundary), and portable kernels of odd tile shapes, which run the
+// packed GEMM on every architecture and under purego.
+func testKernels() []*gemmKernel {
+	var ks []*gemmKernel
+	for _, k := range gemmKernels {
+		ks = append(ks, k)
+		tiny := *k
+		tiny.name += "-tiny-blocks"
+		tiny.mc, tiny.kc, tiny.nc = 2*k.mr, 5, 2*k.nr
+		ks = append(ks, &tiny)
+	}
+	return append(ks,
+		&gemmKernel{name: "go-3x5", mr: 3, nr: 5, mc: 6, kc: 4, nc: 10, run: goKernel(3, 5)},
+		&gemmKernel{name: "go-4x8", mr: 4, nr: 8, mc: 64, kc: 128, nc: 256, run: goKernel(4, 8)},
+	)
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// gemmBound is the error allowed in a float32 sum of k products whose
+// absolute values add up to abs: a few ulps a term.
+func gemmBound(k int, abs float64) float64 {
+	return 4*float64(k+2)*math.Pow(2, -24)*abs + 1e-30
+}
+
+// TestGemmMicroKernels checks each assembly micro-kernel against the
+// portable one of its shape and against float64, on slices that start at
+// odd offsets and a C whose rows are padded.
+func TestGemmMicroKernels(t *testing.T) {
+	if len(gemmKernels) == 0 {
+		t.Skip("no assembly kernels on this CPU or build")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, kern := range gemmKernels {
+		mr, nr := kern.mr, kern.nr
+		ref := goKernel(mr, nr)
+		for _, k := range gemmSizes[1:] {
+			for _, off := range []int{0, 1, 3} {
+				name := fmt.Sprintf("%s/k=%d/off=%d", kern.name, k, off)
+				a := randSlice(r, off+k*mr)[off:]
+				b := randSlice(r, off+k*nr)[off:]
+				ldc := nr + 2*off + 1
+				c0 := randSlice(r, off+(mr-1)*ldc+nr)[off:]
+				got, want := slices.Clone(c0), slices.Clone(c0)
+				kern.run(k, a, b, got, ldc)
+				ref(k, a, b, want, ldc)
+				for i := range mr {
+					for j := range nr {
+						exact, abs := float64(c0[i*ldc+j]), math.Abs(float64(c0[i*ldc+j]))
+						for p := range k {
+							x := float64(a[p*mr+i]) * float64(b[p*nr+j])
+							exact += x
+							abs += math.Abs(x)
+						}
+						bound := gemmBound(k, abs)
+						g, w := float64(got[i*ldc+j]), float64(want[i*ldc+j])
+						if math.Abs(g-exact) > bound || math.Abs(g-w) > 2*bound {
+							t.Fatalf("%s: C[%d,%d] = %v, portable kernel %v, float64 %v", name, i, j, g, w, exact)
+						}
+					}
+				}
+				// Between the rows of C nothing may change.
+				for i := range mr - 1 {
+					for j := nr; j < ldc; j++ {
+						if got[i*ldc+j] != c0[i*ldc+j] {
+							t.Fatalf("%s: wrote C[%d,%d] outside the tile", name, i, j)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// gemmCase is one batched product for checkPackedGemm: transA and
+// transB store A and B transposed; off shifts every matrix to an
+// unaligned start; ldcPad pads the rows of C.
+type gemmCase struct {
+	m, k, n, batch int
+	transA, transB bool
+	off, ldcPad    int
+	broadcastB     bool // every product uses the same B
+	seed           uint64
+}
+
+func (g gemmCase) String() string {
+	return fmt.Sprintf("m=%d k=%d n=%d batch=%d tA=%v tB=%v off=%d pad=%d bcastB=%v", g.m, g.k, g.n, g.batch, g.transA, g.transB, g.off, g.ldcPad, g.broadcastB)
+}
+
+// checkPackedGemm runs packedGemm with kern on g and compares every
+// element of C with a float64 product; it also checks that the padding
+// of C is untouched.
+func checkPackedGemm(t testing.TB, kern *gemmKernel, g gemmCase) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(g.seed, 7))
+	m, k, n := g.m, g.k, g.n
+	a := &gemmOperand{data: randSlice(r, g.off+g.batch*m*k), rs: k, cs: 1}
+	if g.transA {
+		a.rs, a.cs = 1, m
+	}
+	nbm := g.batch
+	if g.broadcastB {
+		nbm = 1
+	}
+	b := &gemmOperand{data: randSlice(r, g.off+nbm*k*n), rs: n, cs: 1}
+	if g.transB {
+		b.rs, b.cs = 1, k
+	}
+	ldc := n + g.ldcPad
+	c := &gemmOperand{data: randSlice(r, g.off+g.batch*m*ldc), rs: ldc, cs: 1}
+	for bi := range g.batch {
+		a.off = append(a.off, g.off+bi*m*k)
+		c.off = append(c.off, g.off+bi*m*ldc)
+		if g.broadcastB {
+			b.off = append(b.off, g.off)
+		} else {
+			b.off = append(b.off, g.off+bi*k*n)
+		}
+	}
+	c0 := slices.Clone(c.data)
+	packedGemm(kern, c, a, b, m, k, n)
+	for bi := range g.batch {
+		for i := range m {
+			for j := range ldc {
+				idx := c.at(bi, i, j)
+				if j >= n {
+					if c.data[idx] != c0[idx] {
+						t.Fatalf("%s %v: wrote the padding C[%d][%d,%d]", kern.name, g, bi, i, j)
+					}
+					continue
+				}
+				exact, abs := float64(c0[idx]), math.Abs(float64(c0[idx]))
+				for p := range k {
+					x := float64(a.data[a.at(bi, i, p)]) * float64(b.data[b.at(bi, p, j)])
+					exact += x
+					abs += math.Abs(x)
+				}
+				if got := float64(c.data[idx]); math.Abs(got-exact) > gemmBound(k, abs) {
+					t.Fatalf("%s %v: C[%d][%d,%d] = %v, want %v", kern.name, g, bi, i, j, got, exact)
+				}
+			}
+		}
+	}
+	if g.off > 0 && !slices.Equal(c.data[:g.off], c0[:g.off]) {
+		t.Fatalf("%s %v: wrote before C", kern.name, g)
+	}
+}
+
+// TestPackedGemm tries every kernel on every combination of the awkward
+// sizes below 1000 for m, k and n, with both operands transposed or not,
+// then on products where one of them is 1000.
+func TestPackedGemm(t *testing.T) {
+	small := gemmSizes[:len(gemmSizes)-1]
+	seed := uint64(0)
+	for _, kern := range testKernels() {
+		for _, m := range small {
+			for _, k := range small {
+				for _, n := range small {
+					seed++
+					tr := int(seed % 4)
+					checkPackedGemm(t, kern, gemmCase{m: m, k: k, n: n, batch: 1, transA: tr&1 != 0, transB: tr&2 != 0, off: int(seed % 3), ldcPad: int(seed % 5), seed: seed})
+				}
+			}
+		}
+		for _, g := range []gemmCase{
+			{m: 1000, k: 17, n: 15, batch: 1},
+			{m: 7, k: 1000, n: 63, batch: 1, transA: true},
+			{m: 16, k: 63, n: 1000, batch: 1, transB: true, off: 1},
+			{m: 63, k: 1000, n: 17, batch: 1, transA: true, transB: true, ldcPad: 3},
+			{m: 1, k: 1000, n: 1000, batch: 1, off: 3},
+		} {
+			seed++
+			g.seed = seed
+			checkPackedGemm(t, kern, g)
+		}
+	}
+}
+
+// TestPackedGemmBatched checks batches, broadcast operands and both
+// parallel strategies (one product at a time in parallel, and products
+// in parallel).
+func TestPackedGemmBatched(t *testing.T) {
+	for _, kern := range testKernels() {
+		for i, g := range []gemmCase{
+			{m: 17, k: 15, n: 16, batch: 3, off: 1, ldcPad: 2},
+			{m: 63, k: 7, n: 33, batch: 9, transA: true, broadcastB: true},
+			{m: 130, k: 70, n: 90, batch: 2, transB: true, off: 3},
+			{m: 5, k: 9, n: 7, batch: 20, broadcastB: true, transB: true},
+		} {
+			g.seed = uint64(100 + i)
+			checkPackedGemm(t, kern, g)
+		}
+	}
+}
+
+// withKernel runs f with activeGemm set to kern.
+func withKernel(kern *gemmKernel, f func()) {
+	old := activeGemm
+	activeGemm = kern
+	defer func() { activeGemm = old }()
+	f()
+}
+
+// TestGemmDeterministic checks that MatMul's result does not depend on
+// how many cores share the work, bit for bit.
+func TestGemmDeterministic(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	x, y := New(F32, 3, 150, 301), New(F32, 301, 170)
+	copy(x.F, randSlice(r, len(x.F)))
+	copy(y.F, randSlice(r, len(y.F)))
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
+	for _, kern := range append(testKernels(), nil) {
+		withKernel(kern, func() {
+			var first []float32
+			for _, procs := range []int{1, 2, 3, 8} {
+				goruntime.GOMAXPROCS(procs)
+				got := MatMul(x, y).F
+				if first == nil {
+					first = got
+				} else if !slices.Equal(got, first) {
+					t.Errorf("kernel %v: GOMAXPROCS=%d changes MatMul's result", kern, procs)
+				}
+			}
+		})
+	}
+}
+
+// TestMatMulEachKernel runs MatMul and Einsum with each kernel forced,
+// the scalar one (nil) included, against float64 products.
+func TestMatMulEachKernel(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, kern := range append(testKernels(), nil) {
+		withKernel(kern, func() {
+			for _, s := range [][3]int{{1, 1, 1}, {7, 17, 15}, {63, 16, 1}, {33, 65, 130}} {
+				m, k, n := s[0], s[1], s[2]
+				x, y := New(F32, 2, m, k), New(F32, k, n)
+				copy(x.F, randSlice(r, len(x.F)))
+				copy(y.F, randSlice(r, len(y.F)))
+				for _, got := range []*Tensor{MatMul(x, y), Einsum("bik,kj->bij", x, y)} {
+					for b := range 2 {
+						for i := range m {
+							for j := range n {
+								exact, abs := 0.0, 0.0
+								for p := range k {
+									v := float64(x.F[(b*m+i)*k+p]) * float64(y.F[p*n+j])
+									exact += v
+									abs += math.Abs(v)
+								}
+								if g := float64(got.F[(b*m+i)*n+j]); math.Abs(g-exact) > gemmBound(k, abs) {
+									t.Fatalf("kernel %v, %v: [%d,%d,%d] = %v, want %v", kern, s, b, i, j, g, exact)
+								}
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// FuzzPackedGemm checks random shapes, layouts and kernels against
+// float64.
+func FuzzPackedGemm(f *testing.F) {
+	f.Add(uint8(17), uint8(15), uint8(16), uint8(2), uint8(0), uint8(1), uint64(1))
+	f.Add(uint8(1), uint8(0), uint8(63), uint8(1), uint8(3), uint8(0), uint64(2))
+	f.Fuzz(func(t *testing.T, m, k, n, batch, flags, kernel uint8, seed uint64) {
+		ks := testKernels()
+		kern := ks[int(kernel)%len(ks)]
+		g := gemmCase{
+			m: int(m % 80), k: int(k % 80), n: int(n % 80), batch: 1 + int(batch%4),
+			transA: flags&1 != 0, transB: flags&2 != 0, broadcastB: flags&4 != 0,
+			off: int(flags>>3) % 4, ldcPad: int(flags>>5) % 4, seed: seed,
+		}
+		checkPackedGemm(t, kern, g)
+	})
+}
+
+func TestChooseKernel(t *testing.T) {
+	a, b := &gemmKernel{name: "avx512"}, &gemmKernel{name: "avx2"}
+	ks := []*gemmKernel{a, b}
+	for _, c := range []struct {
+		want string
+		ks   []*gemmKernel
+		got  *gemmKernel
+	}{
+		{"", ks, a}, {"avx2", ks, b}, {"avx512", ks, a}, {"scalar", ks, nil},
+		{"avx512", ks[1:], b}, {"nonsense", ks, a}, {"", nil, nil}, {"avx2", nil, nil},
+	} {
+		if got := chooseKernel(c.ks, c.want); got != c.got {
+			t.Errorf("chooseKernel(%d kernels, %q) = %v, want %v", len(c.ks), c.want, got, c.got)
+		}
+	}
+}
