@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"go/ast"
+	"go/build"
 	"go/importer"
 	"go/parser"
 	"go/token"
@@ -529,9 +531,22 @@ func typeCheck(files map[string][]byte, importPath string) error {
 	if _, err := std.Import("fmt"); err != nil {
 		return fmt.Errorf("%w: %v", errNoStdlib, err)
 	}
+	// Only the files the go command would compile on this machine: the
+	// runtime has assembly-backed files for amd64 and pure-Go twins for
+	// everything else, which declare the same functions.
+	ctxt := build.Default
+	ctxt.OpenFile = func(name string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(files[name])), nil
+	}
+	ctxt.JoinPath = path.Join
 	byDir := map[string][]*ast.File{}
 	for _, name := range sortedKeys(files) {
 		if !strings.HasSuffix(name, ".go") {
+			continue
+		}
+		if ok, err := ctxt.MatchFile(path.Dir(name), path.Base(name)); err != nil {
+			return fmt.Errorf("the generated package's %s: %v", name, err)
+		} else if !ok {
 			continue
 		}
 		f, err := parser.ParseFile(fset, name, files[name], parser.SkipObjectResolution)
