@@ -82,7 +82,8 @@ func Unary(op UnaryOp, x *Tensor) *Tensor {
 	panic(fmt.Sprintf("runtime.Unary: %s does not apply to %s", op, x.DType))
 }
 
-// unaryF32 returns the row kernel of op on f32, or nil.
+// unaryF32 returns the row kernel of op on f32, or nil. Exp, Tanh,
+// Sigmoid, Gelu and Silu are the slice kernels of vec.go.
 func unaryF32(op UnaryOp) func(dst, src []float32) {
 	each := func(f func(float32) float32) func(dst, src []float32) {
 		return func(dst, src []float32) {
@@ -104,7 +105,7 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 	case Abs:
 		return each(func(v float32) float32 { return float32(math.Abs(float64(v))) })
 	case Exp:
-		return each(exp32)
+		return func(dst, src []float32) { expSlice(dst, src, 0) }
 	case Log:
 		return via64(math.Log)
 	case Sqrt:
@@ -112,9 +113,9 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 	case Rsqrt:
 		return via64(func(v float64) float64 { return 1 / math.Sqrt(v) })
 	case Tanh:
-		return via64(math.Tanh)
+		return tanhSlice
 	case Sigmoid:
-		return each(sigmoid32)
+		return sigmoidSlice
 	case Relu:
 		return each(func(v float32) float32 {
 			if v < 0 {
@@ -123,11 +124,9 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 			return v // NaN stays NaN
 		})
 	case Gelu:
-		return via64(func(x float64) float64 {
-			return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-		})
+		return geluSlice
 	case Silu:
-		return each(func(v float32) float32 { return v * sigmoid32(v) })
+		return siluSlice
 	case Sin:
 		return via64(math.Sin)
 	case Cos:

@@ -1,0 +1,268 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// A vecCase is one slice kernel with its float64 meaning and the error
+// it may make, in ulps of the result, at input x.
+type vecCase struct {
+	name string
+	run  func(dst, src []float32)
+	ref  func(x float32) float64
+	ulps func(x float32) float64
+	// tiny is the magnitude below which a result may be flushed to zero:
+	// sigmoid, SiLU and GELU of a large negative x divide by an e^t that
+	// overflows, as the portable sigmoid32 does, before their result
+	// becomes subnormal.
+	tiny float64
+}
+
+const expSub = 0.75 // the shift the exp case uses, to test it
+
+var vecCases = []vecCase{
+	{"exp", func(d, s []float32) { expSlice(d, s, expSub) },
+		func(x float32) float64 { return math.Exp(float64(x - expSub)) },
+		func(float32) float64 { return 3 }, 0},
+	{"sigmoid", sigmoidSlice,
+		func(x float32) float64 { return 1 / (1 + math.Exp(-float64(x))) },
+		func(float32) float64 { return 4 }, 0x1p-120},
+	{"silu", siluSlice,
+		func(x float32) float64 { return float64(x) / (1 + math.Exp(-float64(x))) },
+		func(float32) float64 { return 5 }, 0x1p-120},
+	{"tanh", tanhSlice,
+		func(x float32) float64 { return math.Tanh(float64(x)) },
+		func(float32) float64 { return 4 }, 0},
+	// GELU's exponent, -2u, is rounded to float32 before the exp, which
+	// magnifies its relative error (a few roundings) by |2u|.
+	{"gelu", geluSlice,
+		func(x float32) float64 {
+			v := float64(x)
+			return v / (1 + math.Exp(-2*math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
+		},
+		func(x float32) float64 {
+			v := float64(x)
+			return 6 + 3*math.Abs(2*math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v))
+		}, 0x1p-120},
+}
+
+// ulpDiff is how many float32 values lie between got and want (want
+// rounded to float32), treating results whose magnitudes are both below
+// tiny as equal. NaN matches only NaN.
+func ulpDiff(got float32, want, tiny float64) float64 {
+	w := float32(want)
+	gn, wn := got != got, w != w
+	if gn || wn {
+		if gn && wn {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	if got == w {
+		return 0
+	}
+	if math.Abs(float64(got)) < tiny && math.Abs(want) < tiny {
+		return 0
+	}
+	return math.Abs(float64(ordered(got) - ordered(w)))
+}
+
+// ordered maps float32 bits to integers in the order of the values.
+func ordered(f float32) int64 {
+	b := int64(math.Float32bits(f))
+	if b&(1<<31) != 0 {
+		return -(b &^ (1 << 31))
+	}
+	return b
+}
+
+// eachVec runs f with each vector set this CPU has and with the portable
+// twins (named "go").
+func eachVec(t *testing.T, f func(t *testing.T)) {
+	old := activeVec
+	defer func() { activeVec = old }()
+	for _, s := range append([]*vecSet{nil}, vecSets...) {
+		name := "go"
+		if s != nil {
+			name = s.name
+		}
+		activeVec = s
+		t.Run(name, f)
+	}
+}
+
+// specials are the inputs every kernel must get right.
+var specials = []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, -0.5, 1e-3, -1e-3,
+	float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+	math.MaxFloat32, -math.MaxFloat32, 1e30, -1e30, 1e-30, -1e-30,
+	math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, 0x1p-130, -0x1p-130,
+	88, 88.7, 88.73, 89, -87, -87.5, -88, -95, -103, -104, -105, -150,
+	9, 9.5, 10, 11, -9, -10, -11, 0.3465, 0.3466, -0.3466, 20, -20, 3.5, -3.5}
+
+func checkVec(t *testing.T, c vecCase, dst, src []float32) {
+	t.Helper()
+	bad := 0
+	for i, x := range src {
+		want := c.ref(x)
+		if d := ulpDiff(dst[i], want, c.tiny); d > c.ulps(x) {
+			if bad++; bad <= 5 {
+				t.Errorf("%s(%g) [%d of %d] = %g, want %g (%g ulps)", c.name, x, i, len(src), dst[i], want, d)
+			}
+		}
+	}
+}
+
+func TestVecSpecials(t *testing.T) {
+	eachVec(t, func(t *testing.T) {
+		for _, c := range vecCases {
+			src := append([]float32(nil), specials...)
+			dst := make([]float32, len(src))
+			c.run(dst, src)
+			checkVec(t, c, dst, src)
+			// Signed zeros: exp(-0) is 1, the odd functions keep the sign.
+			if c.name == "tanh" && math.Float32bits(dst[1]) != 1<<31 {
+				t.Errorf("tanh(-0) = %g, want -0", dst[1])
+			}
+		}
+	})
+}
+
+// TestVecSizes checks every kernel at lengths around the vector widths
+// and at unaligned offsets, in place and not, against the float64
+// meaning, and that nothing past the end is written.
+func TestVecSizes(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	eachVec(t, func(t *testing.T) {
+		for _, c := range vecCases {
+			for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 63, 1000} {
+				for _, off := range []int{0, 1, 3} {
+					buf := make([]float32, n+off+4)
+					for i := range buf {
+						buf[i] = float32(r.NormFloat64() * 8)
+					}
+					src := append([]float32(nil), buf[off:off+n]...)
+					out := make([]float32, len(buf))
+					for i := range out {
+						out[i] = 42
+					}
+					c.run(out[off:off+n], buf[off:off+n])
+					checkVec(t, c, out[off:off+n], src)
+					for i, v := range out {
+						if (i < off || i >= off+n) && v != 42 {
+							t.Fatalf("%s n=%d off=%d wrote out[%d]", c.name, n, off, i)
+						}
+					}
+					c.run(buf[off:off+n], buf[off:off+n]) // in place
+					for i := range n {
+						if math.Float32bits(buf[off+i]) != math.Float32bits(out[off+i]) {
+							t.Fatalf("%s n=%d off=%d in place differs at %d", c.name, n, off, i)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestVecSweep measures each kernel's largest error over a dense sweep
+// of float32 bit patterns (every 509th), positive and negative.
+func TestVecSweep(t *testing.T) {
+	step := uint32(509)
+	if testing.Short() {
+		step = 8191
+	}
+	eachVec(t, func(t *testing.T) {
+		for _, c := range vecCases {
+			src := make([]float32, 0, 1<<16)
+			dst := make([]float32, 1<<16)
+			worst, worstX := 0.0, float32(0)
+			flush := func() {
+				defer func() { src = src[:0] }()
+				c.run(dst[:len(src)], src)
+				for i, x := range src {
+					d := ulpDiff(dst[i], c.ref(x), c.tiny)
+					if d > c.ulps(x) {
+						t.Errorf("%s(%g) = %g, want %g (%g ulps)", c.name, x, dst[i], c.ref(x), d)
+						return
+					}
+					if d > worst {
+						worst, worstX = d, x
+					}
+				}
+			}
+			for b := uint64(0); b < 1<<32; b += uint64(step) {
+				src = append(src, math.Float32frombits(uint32(b)))
+				if len(src) == cap(src) {
+					flush()
+				}
+			}
+			flush()
+			t.Logf("%s: at most %g ulps (at %g)", c.name, worst, worstX)
+		}
+	})
+}
+
+// TestVecSetsAgree checks that the vector sets compute the same bits:
+// their arithmetic is the same lane by lane.
+func TestVecSetsAgree(t *testing.T) {
+	if len(vecSets) < 2 {
+		t.Skip("fewer than two vector sets on this CPU")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	src := make([]float32, 1001)
+	for i := range src {
+		src[i] = float32(r.NormFloat64() * 20)
+	}
+	copy(src, specials)
+	old := activeVec
+	defer func() { activeVec = old }()
+	for _, c := range vecCases {
+		var first []float32
+		for _, s := range vecSets {
+			activeVec = s
+			dst := make([]float32, len(src))
+			c.run(dst, src)
+			if first == nil {
+				first = dst
+				continue
+			}
+			for i := range dst {
+				if math.Float32bits(dst[i]) != math.Float32bits(first[i]) && !(dst[i] != dst[i] && first[i] != first[i]) {
+					t.Fatalf("%s(%g): %s gives %g, %s %g", c.name, src[i], s.name, dst[i], vecSets[0].name, first[i])
+				}
+			}
+		}
+	}
+}
+
+func FuzzVec(f *testing.F) {
+	var seed []byte
+	for _, x := range specials {
+		seed = binary.LittleEndian.AppendUint32(seed, math.Float32bits(x))
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src := make([]float32, len(data)/4)
+		for i := range src {
+			src[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+		old := activeVec
+		defer func() { activeVec = old }()
+		for _, s := range append([]*vecSet{nil}, vecSets...) {
+			activeVec = s
+			for _, c := range vecCases {
+				dst := make([]float32, len(src))
+				c.run(dst, src)
+				for i, x := range src {
+					if d := ulpDiff(dst[i], c.ref(x), c.tiny); d > c.ulps(x) {
+						t.Fatalf("%s %s(%g) = %g, want %g", fmt.Sprint(s != nil), c.name, x, dst[i], c.ref(x))
+					}
+				}
+			}
+		}
+	})
+}
