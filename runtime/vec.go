@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"math"
 	"os"
 )
@@ -20,6 +21,7 @@ type vecSet struct {
 	lanes                     int
 	exp                       func(dst, src []float32, sub float32)
 	sigmoid, silu, tanh, gelu func(dst, src []float32)
+	adamw                     func(p, g, m, v []float32, h *[8]float32)
 }
 
 // vecSets are the vector kernels this CPU can run, fastest first (none
@@ -148,5 +150,63 @@ func geluSliceGo(dst, src []float32) {
 	for i, v := range src {
 		x := float64(v)
 		dst[i] = float32(x / (1 + math.Exp(-2*math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x))))
+	}
+}
+
+// AdamWUpdate applies one AdamW step to the parameters p in place, with
+// gradients g and the moment estimates m and v (updated in place), all
+// of one length:
+//
+//	m ← β₁m + (1-β₁)g,  v ← β₂v + (1-β₂)g²
+//	p ← p - (step·m/(√v·rc2 + ε) + wd·p)
+//
+// where the caller folds the learning rate and the bias corrections into
+// step = lr/(1-β₁ᵗ) and rc2 = 1/√(1-β₂ᵗ), and wd = lr·decay. It runs in
+// parallel, on the vector kernels where the CPU has them; each element's
+// update depends on that element alone.
+func AdamWUpdate(p, g, m, v []float32, b1, b2, step, rc2, eps, wd float32) {
+	n := len(p)
+	if len(g) != n || len(m) != n || len(v) != n {
+		panic(fmt.Sprintf("runtime.AdamWUpdate: lengths %d, %d, %d, %d", n, len(g), len(m), len(v)))
+	}
+	h := [8]float32{b1, 1 - b1, b2, 1 - b2, step, rc2, eps, wd}
+	ParallelFor(n, elemGrain, func(lo, hi int) {
+		adamwSlice(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], &h)
+	})
+}
+
+// adamwSlice is AdamWUpdate's kernel on one chunk, with h as the
+// assembly reads it: β₁, 1-β₁, β₂, 1-β₂, step, rc2, ε, wd.
+func adamwSlice(p, g, m, v []float32, h *[8]float32) {
+	vs := activeVec
+	if vs == nil {
+		adamwSliceGo(p, g, m, v, h)
+		return
+	}
+	body := len(p) - len(p)%vs.lanes
+	if body > 0 {
+		vs.adamw(p[:body], g[:body], m[:body], v[:body], h)
+	}
+	if body < len(p) {
+		var buf [4][16]float32
+		k := copy(buf[0][:], p[body:])
+		copy(buf[1][:], g[body:])
+		copy(buf[2][:], m[body:])
+		copy(buf[3][:], v[body:])
+		vs.adamw(buf[0][:vs.lanes], buf[1][:vs.lanes], buf[2][:vs.lanes], buf[3][:vs.lanes], h)
+		copy(p[body:], buf[0][:k])
+		copy(m[body:], buf[2][:k])
+		copy(v[body:], buf[3][:k])
+	}
+}
+
+func adamwSliceGo(p, g, m, v []float32, h *[8]float32) {
+	b1, b1c, b2, b2c, step, rc2, eps, wd := h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for j := range p {
+		gj := g[j]
+		m[j] = b1*m[j] + b1c*gj
+		v[j] = b2*v[j] + b2c*gj*gj
+		p[j] -= step*m[j]/(float32(math.Sqrt(float64(v[j])))*rc2+eps) + wd*p[j]
 	}
 }

@@ -9,11 +9,11 @@ func detectVec() []*vecSet {
 	var sets []*vecSet
 	if f.avx512 {
 		sets = append(sets, &vecSet{name: "avx512", lanes: 16, exp: vecExpAVX512,
-			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512})
+			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, adamw: adamwAVX512})
 	}
 	if f.avx2 {
 		sets = append(sets, &vecSet{name: "avx2", lanes: 8, exp: vecExpAVX2,
-			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2})
+			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, adamw: adamwAVX2})
 	}
 	return sets
 }

@@ -566,6 +566,56 @@ vecTanhAVX512_done:
 	VZEROUPPER
 	RET
 
+// func adamwAVX512(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
+// Requires: AVX, AVX512F
+TEXT ·adamwAVX512(SB), NOSPLIT, $0-104
+	MOVQ         p_base+0(FP), AX
+	MOVQ         g_base+24(FP), CX
+	MOVQ         m_base+48(FP), DX
+	MOVQ         v_base+72(FP), BX
+	MOVQ         p_len+8(FP), SI
+	MOVQ         h+96(FP), DI
+	VBROADCASTSS (DI), Z0
+	VBROADCASTSS 4(DI), Z1
+	VBROADCASTSS 8(DI), Z2
+	VBROADCASTSS 12(DI), Z3
+	VBROADCASTSS 16(DI), Z4
+	VBROADCASTSS 20(DI), Z5
+	VBROADCASTSS 24(DI), Z6
+	VBROADCASTSS 28(DI), Z7
+
+adamwAVX512_loop:
+	CMPQ        SI, $0x10
+	JL          adamwAVX512_done
+	VMOVUPS     (CX), Z8
+	VMOVUPS     (DX), Z9
+	VMOVUPS     (BX), Z10
+	VMOVUPS     (AX), Z11
+	VMULPS      Z1, Z8, Z12
+	VFMADD213PS Z12, Z0, Z9
+	VMOVUPS     Z9, (DX)
+	VMULPS      Z8, Z8, Z8
+	VMULPS      Z3, Z8, Z8
+	VFMADD213PS Z8, Z2, Z10
+	VMOVUPS     Z10, (BX)
+	VSQRTPS     Z10, Z10
+	VFMADD213PS Z6, Z5, Z10
+	VMULPS      Z4, Z9, Z12
+	VDIVPS      Z10, Z12, Z12
+	VFMADD231PS Z7, Z11, Z12
+	VSUBPS      Z12, Z11, Z11
+	VMOVUPS     Z11, (AX)
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	ADDQ        $0x40, DX
+	ADDQ        $0x40, BX
+	SUBQ        $0x10, SI
+	JMP         adamwAVX512_loop
+
+adamwAVX512_done:
+	VZEROUPPER
+	RET
+
 // func vecExpAVX2(dst []float32, src []float32, sub float32)
 // Requires: AVX, AVX2, FMA3, SSE
 TEXT ·vecExpAVX2(SB), NOSPLIT, $0-52
@@ -819,5 +869,55 @@ vecTanhAVX2_loop:
 	JMP          vecTanhAVX2_loop
 
 vecTanhAVX2_done:
+	VZEROUPPER
+	RET
+
+// func adamwAVX2(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
+// Requires: AVX, FMA3
+TEXT ·adamwAVX2(SB), NOSPLIT, $0-104
+	MOVQ         p_base+0(FP), AX
+	MOVQ         g_base+24(FP), CX
+	MOVQ         m_base+48(FP), DX
+	MOVQ         v_base+72(FP), BX
+	MOVQ         p_len+8(FP), SI
+	MOVQ         h+96(FP), DI
+	VBROADCASTSS (DI), Y0
+	VBROADCASTSS 4(DI), Y1
+	VBROADCASTSS 8(DI), Y2
+	VBROADCASTSS 12(DI), Y3
+	VBROADCASTSS 16(DI), Y4
+	VBROADCASTSS 20(DI), Y5
+	VBROADCASTSS 24(DI), Y6
+	VBROADCASTSS 28(DI), Y7
+
+adamwAVX2_loop:
+	CMPQ        SI, $0x08
+	JL          adamwAVX2_done
+	VMOVUPS     (CX), Y8
+	VMOVUPS     (DX), Y9
+	VMOVUPS     (BX), Y10
+	VMOVUPS     (AX), Y11
+	VMULPS      Y1, Y8, Y12
+	VFMADD213PS Y12, Y0, Y9
+	VMOVUPS     Y9, (DX)
+	VMULPS      Y8, Y8, Y8
+	VMULPS      Y3, Y8, Y8
+	VFMADD213PS Y8, Y2, Y10
+	VMOVUPS     Y10, (BX)
+	VSQRTPS     Y10, Y10
+	VFMADD213PS Y6, Y5, Y10
+	VMULPS      Y4, Y9, Y12
+	VDIVPS      Y10, Y12, Y12
+	VFMADD231PS Y7, Y11, Y12
+	VSUBPS      Y12, Y11, Y11
+	VMOVUPS     Y11, (AX)
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, BX
+	SUBQ        $0x08, SI
+	JMP         adamwAVX2_loop
+
+adamwAVX2_done:
 	VZEROUPPER
 	RET

@@ -19,6 +19,9 @@ func vecGeluAVX512(dst []float32, src []float32)
 // vecTanhAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
 func vecTanhAVX512(dst []float32, src []float32)
 
+// adamwAVX512 is a 16-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 16.
+func adamwAVX512(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
+
 // vecExpAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
 func vecExpAVX2(dst []float32, src []float32, sub float32)
 
@@ -33,3 +36,6 @@ func vecGeluAVX2(dst []float32, src []float32)
 
 // vecTanhAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
 func vecTanhAVX2(dst []float32, src []float32)
+
+// adamwAVX2 is a 8-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 8.
+func adamwAVX2(p []float32, g []float32, m []float32, v []float32, h *[8]float32)

@@ -140,6 +140,7 @@ func vecKernels() {
 		vecKernel("vecTanh", w, false, func(x, _, lo, hi, one reg.VecVirtual) reg.VecVirtual {
 			return tanhCore(w, x, one)
 		})
+		adamwKernel(w)
 	}
 }
 
