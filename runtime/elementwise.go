@@ -313,9 +313,29 @@ func rowMap[T, R any](dst []R, x []T, xs int, y []T, ys int, f func(a, b T) R) {
 }
 
 // arithRowF32 is rowMap for the four arithmetic ops on f32, written out
-// so that the loops have no call in them.
+// so that the loops have no call in them. Whole vectors of a row go to
+// the active vector kernels (vec.go), which round each element as these
+// loops do, so the results do not depend on the kernel.
 func arithRowF32(op BinaryOp, dst, x []float32, xs int, y []float32, ys int) {
 	n := len(dst)
+	if v := activeVec; v != nil && n >= v.lanes && xs+ys > 0 {
+		body := n - n%v.lanes
+		mode, vx, vy := 0, x, y
+		switch {
+		case ys == 0:
+			mode, vx, vy = 1, x[:body], y[:1]
+		case xs == 0:
+			mode, vx, vy = 2, x[:1], y[:body]
+		default:
+			vx, vy = x[:body], y[:body]
+		}
+		v.arith[op-Add][mode](dst[:body], vx, vy)
+		if body == n {
+			return
+		}
+		dst, x, y = dst[body:], x[body*xs:], y[body*ys:]
+		n = len(dst)
+	}
 	switch {
 	case xs == 1 && ys == 1:
 		x, y = x[:n], y[:n]

@@ -22,6 +22,9 @@ type vecSet struct {
 	exp                       func(dst, src []float32, sub float32)
 	sigmoid, silu, tanh, gelu func(dst, src []float32)
 	adamw                     func(p, g, m, v []float32, h *[8]float32)
+	// arith[op-Add][mode] is arithRowF32's kernel for Add, Sub, Mul and
+	// Div; mode 0 has two slices, 1 broadcasts y[0], 2 broadcasts x[0].
+	arith [4][3]func(dst, x, y []float32)
 }
 
 // vecSets are the vector kernels this CPU can run, fastest first (none

@@ -616,6 +616,530 @@ adamwAVX512_done:
 	VZEROUPPER
 	RET
 
+// func vecAddVVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecAddVVAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecAddVVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecAddVVAVX512_loop4_end
+	VMOVUPS (DX), Z0
+	VADDPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(DX), Z0
+	VADDPS  64(BX), Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(DX), Z0
+	VADDPS  128(BX), Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(DX), Z0
+	VADDPS  192(BX), Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecAddVVAVX512_loop4
+
+vecAddVVAVX512_loop4_end:
+vecAddVVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecAddVVAVX512_loop1_end
+	VMOVUPS (DX), Z0
+	VADDPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecAddVVAVX512_loop1
+
+vecAddVVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecAddVSAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecAddVSAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Z0
+
+vecAddVSAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecAddVSAVX512_loop4_end
+	VMOVUPS (DX), Z1
+	VADDPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(DX), Z1
+	VADDPS  Z0, Z1, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(DX), Z1
+	VADDPS  Z0, Z1, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(DX), Z1
+	VADDPS  Z0, Z1, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x40, CX
+	JMP     vecAddVSAVX512_loop4
+
+vecAddVSAVX512_loop4_end:
+vecAddVSAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecAddVSAVX512_loop1_end
+	VMOVUPS (DX), Z1
+	VADDPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x10, CX
+	JMP     vecAddVSAVX512_loop1
+
+vecAddVSAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecAddSVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecAddSVAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Z0
+
+vecAddSVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecAddSVAVX512_loop4_end
+	VADDPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  64(BX), Z0, Z1
+	VMOVUPS Z1, 64(AX)
+	VADDPS  128(BX), Z0, Z1
+	VMOVUPS Z1, 128(AX)
+	VADDPS  192(BX), Z0, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecAddSVAVX512_loop4
+
+vecAddSVAVX512_loop4_end:
+vecAddSVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecAddSVAVX512_loop1_end
+	VADDPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecAddSVAVX512_loop1
+
+vecAddSVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubVVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecSubVVAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecSubVVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecSubVVAVX512_loop4_end
+	VMOVUPS (DX), Z0
+	VSUBPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(DX), Z0
+	VSUBPS  64(BX), Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(DX), Z0
+	VSUBPS  128(BX), Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(DX), Z0
+	VSUBPS  192(BX), Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecSubVVAVX512_loop4
+
+vecSubVVAVX512_loop4_end:
+vecSubVVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecSubVVAVX512_loop1_end
+	VMOVUPS (DX), Z0
+	VSUBPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecSubVVAVX512_loop1
+
+vecSubVVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubVSAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecSubVSAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Z0
+
+vecSubVSAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecSubVSAVX512_loop4_end
+	VMOVUPS (DX), Z1
+	VSUBPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(DX), Z1
+	VSUBPS  Z0, Z1, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(DX), Z1
+	VSUBPS  Z0, Z1, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(DX), Z1
+	VSUBPS  Z0, Z1, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x40, CX
+	JMP     vecSubVSAVX512_loop4
+
+vecSubVSAVX512_loop4_end:
+vecSubVSAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecSubVSAVX512_loop1_end
+	VMOVUPS (DX), Z1
+	VSUBPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x10, CX
+	JMP     vecSubVSAVX512_loop1
+
+vecSubVSAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubSVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecSubSVAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Z0
+
+vecSubSVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecSubSVAVX512_loop4_end
+	VSUBPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	VSUBPS  64(BX), Z0, Z1
+	VMOVUPS Z1, 64(AX)
+	VSUBPS  128(BX), Z0, Z1
+	VMOVUPS Z1, 128(AX)
+	VSUBPS  192(BX), Z0, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecSubSVAVX512_loop4
+
+vecSubSVAVX512_loop4_end:
+vecSubSVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecSubSVAVX512_loop1_end
+	VSUBPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecSubSVAVX512_loop1
+
+vecSubSVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulVVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecMulVVAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecMulVVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecMulVVAVX512_loop4_end
+	VMOVUPS (DX), Z0
+	VMULPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(DX), Z0
+	VMULPS  64(BX), Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(DX), Z0
+	VMULPS  128(BX), Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(DX), Z0
+	VMULPS  192(BX), Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecMulVVAVX512_loop4
+
+vecMulVVAVX512_loop4_end:
+vecMulVVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecMulVVAVX512_loop1_end
+	VMOVUPS (DX), Z0
+	VMULPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecMulVVAVX512_loop1
+
+vecMulVVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulVSAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecMulVSAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Z0
+
+vecMulVSAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecMulVSAVX512_loop4_end
+	VMOVUPS (DX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(DX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(DX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(DX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x40, CX
+	JMP     vecMulVSAVX512_loop4
+
+vecMulVSAVX512_loop4_end:
+vecMulVSAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecMulVSAVX512_loop1_end
+	VMOVUPS (DX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x10, CX
+	JMP     vecMulVSAVX512_loop1
+
+vecMulVSAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulSVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecMulSVAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Z0
+
+vecMulSVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecMulSVAVX512_loop4_end
+	VMULPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	VMULPS  64(BX), Z0, Z1
+	VMOVUPS Z1, 64(AX)
+	VMULPS  128(BX), Z0, Z1
+	VMOVUPS Z1, 128(AX)
+	VMULPS  192(BX), Z0, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecMulSVAVX512_loop4
+
+vecMulSVAVX512_loop4_end:
+vecMulSVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecMulSVAVX512_loop1_end
+	VMULPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecMulSVAVX512_loop1
+
+vecMulSVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivVVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecDivVVAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecDivVVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecDivVVAVX512_loop4_end
+	VMOVUPS (DX), Z0
+	VDIVPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(DX), Z0
+	VDIVPS  64(BX), Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(DX), Z0
+	VDIVPS  128(BX), Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(DX), Z0
+	VDIVPS  192(BX), Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecDivVVAVX512_loop4
+
+vecDivVVAVX512_loop4_end:
+vecDivVVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecDivVVAVX512_loop1_end
+	VMOVUPS (DX), Z0
+	VDIVPS  (BX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecDivVVAVX512_loop1
+
+vecDivVVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivVSAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecDivVSAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Z0
+
+vecDivVSAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecDivVSAVX512_loop4_end
+	VMOVUPS (DX), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(DX), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(DX), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(DX), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x40, CX
+	JMP     vecDivVSAVX512_loop4
+
+vecDivVSAVX512_loop4_end:
+vecDivVSAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecDivVSAVX512_loop1_end
+	VMOVUPS (DX), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x10, CX
+	JMP     vecDivVSAVX512_loop1
+
+vecDivVSAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivSVAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecDivSVAVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Z0
+
+vecDivSVAVX512_loop4:
+	CMPQ    CX, $0x40
+	JL      vecDivSVAVX512_loop4_end
+	VDIVPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	VDIVPS  64(BX), Z0, Z1
+	VMOVUPS Z1, 64(AX)
+	VDIVPS  128(BX), Z0, Z1
+	VMOVUPS Z1, 128(AX)
+	VDIVPS  192(BX), Z0, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x40, CX
+	JMP     vecDivSVAVX512_loop4
+
+vecDivSVAVX512_loop4_end:
+vecDivSVAVX512_loop1:
+	CMPQ    CX, $0x10
+	JL      vecDivSVAVX512_loop1_end
+	VDIVPS  (BX), Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, BX
+	SUBQ    $0x10, CX
+	JMP     vecDivSVAVX512_loop1
+
+vecDivSVAVX512_loop1_end:
+	VZEROUPPER
+	RET
+
 // func vecExpAVX2(dst []float32, src []float32, sub float32)
 // Requires: AVX, AVX2, FMA3, SSE
 TEXT ·vecExpAVX2(SB), NOSPLIT, $0-52
@@ -919,5 +1443,529 @@ adamwAVX2_loop:
 	JMP         adamwAVX2_loop
 
 adamwAVX2_done:
+	VZEROUPPER
+	RET
+
+// func vecAddVVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecAddVVAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecAddVVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecAddVVAVX2_loop4_end
+	VMOVUPS (DX), Y0
+	VADDPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(DX), Y0
+	VADDPS  32(BX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VMOVUPS 64(DX), Y0
+	VADDPS  64(BX), Y0, Y0
+	VMOVUPS Y0, 64(AX)
+	VMOVUPS 96(DX), Y0
+	VADDPS  96(BX), Y0, Y0
+	VMOVUPS Y0, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecAddVVAVX2_loop4
+
+vecAddVVAVX2_loop4_end:
+vecAddVVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecAddVVAVX2_loop1_end
+	VMOVUPS (DX), Y0
+	VADDPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecAddVVAVX2_loop1
+
+vecAddVVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecAddVSAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecAddVSAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Y0
+
+vecAddVSAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecAddVSAVX2_loop4_end
+	VMOVUPS (DX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VMOVUPS 32(DX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS 64(DX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, 64(AX)
+	VMOVUPS 96(DX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x20, CX
+	JMP     vecAddVSAVX2_loop4
+
+vecAddVSAVX2_loop4_end:
+vecAddVSAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecAddVSAVX2_loop1_end
+	VMOVUPS (DX), Y1
+	VADDPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x08, CX
+	JMP     vecAddVSAVX2_loop1
+
+vecAddVSAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecAddSVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecAddSVAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Y0
+
+vecAddSVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecAddSVAVX2_loop4_end
+	VADDPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  32(BX), Y0, Y1
+	VMOVUPS Y1, 32(AX)
+	VADDPS  64(BX), Y0, Y1
+	VMOVUPS Y1, 64(AX)
+	VADDPS  96(BX), Y0, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecAddSVAVX2_loop4
+
+vecAddSVAVX2_loop4_end:
+vecAddSVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecAddSVAVX2_loop1_end
+	VADDPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecAddSVAVX2_loop1
+
+vecAddSVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubVVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecSubVVAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecSubVVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecSubVVAVX2_loop4_end
+	VMOVUPS (DX), Y0
+	VSUBPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(DX), Y0
+	VSUBPS  32(BX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VMOVUPS 64(DX), Y0
+	VSUBPS  64(BX), Y0, Y0
+	VMOVUPS Y0, 64(AX)
+	VMOVUPS 96(DX), Y0
+	VSUBPS  96(BX), Y0, Y0
+	VMOVUPS Y0, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecSubVVAVX2_loop4
+
+vecSubVVAVX2_loop4_end:
+vecSubVVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecSubVVAVX2_loop1_end
+	VMOVUPS (DX), Y0
+	VSUBPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecSubVVAVX2_loop1
+
+vecSubVVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubVSAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecSubVSAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Y0
+
+vecSubVSAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecSubVSAVX2_loop4_end
+	VMOVUPS (DX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VMOVUPS 32(DX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS 64(DX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, 64(AX)
+	VMOVUPS 96(DX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x20, CX
+	JMP     vecSubVSAVX2_loop4
+
+vecSubVSAVX2_loop4_end:
+vecSubVSAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecSubVSAVX2_loop1_end
+	VMOVUPS (DX), Y1
+	VSUBPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x08, CX
+	JMP     vecSubVSAVX2_loop1
+
+vecSubVSAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecSubSVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecSubSVAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Y0
+
+vecSubSVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecSubSVAVX2_loop4_end
+	VSUBPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	VSUBPS  32(BX), Y0, Y1
+	VMOVUPS Y1, 32(AX)
+	VSUBPS  64(BX), Y0, Y1
+	VMOVUPS Y1, 64(AX)
+	VSUBPS  96(BX), Y0, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecSubSVAVX2_loop4
+
+vecSubSVAVX2_loop4_end:
+vecSubSVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecSubSVAVX2_loop1_end
+	VSUBPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecSubSVAVX2_loop1
+
+vecSubSVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulVVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecMulVVAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecMulVVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecMulVVAVX2_loop4_end
+	VMOVUPS (DX), Y0
+	VMULPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(DX), Y0
+	VMULPS  32(BX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VMOVUPS 64(DX), Y0
+	VMULPS  64(BX), Y0, Y0
+	VMOVUPS Y0, 64(AX)
+	VMOVUPS 96(DX), Y0
+	VMULPS  96(BX), Y0, Y0
+	VMOVUPS Y0, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecMulVVAVX2_loop4
+
+vecMulVVAVX2_loop4_end:
+vecMulVVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecMulVVAVX2_loop1_end
+	VMOVUPS (DX), Y0
+	VMULPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecMulVVAVX2_loop1
+
+vecMulVVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulVSAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecMulVSAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Y0
+
+vecMulVSAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecMulVSAVX2_loop4_end
+	VMOVUPS (DX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VMOVUPS 32(DX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS 64(DX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, 64(AX)
+	VMOVUPS 96(DX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x20, CX
+	JMP     vecMulVSAVX2_loop4
+
+vecMulVSAVX2_loop4_end:
+vecMulVSAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecMulVSAVX2_loop1_end
+	VMOVUPS (DX), Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x08, CX
+	JMP     vecMulVSAVX2_loop1
+
+vecMulVSAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecMulSVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecMulSVAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Y0
+
+vecMulSVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecMulSVAVX2_loop4_end
+	VMULPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	VMULPS  32(BX), Y0, Y1
+	VMOVUPS Y1, 32(AX)
+	VMULPS  64(BX), Y0, Y1
+	VMOVUPS Y1, 64(AX)
+	VMULPS  96(BX), Y0, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecMulSVAVX2_loop4
+
+vecMulSVAVX2_loop4_end:
+vecMulSVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecMulSVAVX2_loop1_end
+	VMULPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecMulSVAVX2_loop1
+
+vecMulSVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivVVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecDivVVAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), DX
+	MOVQ y_base+48(FP), BX
+
+vecDivVVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecDivVVAVX2_loop4_end
+	VMOVUPS (DX), Y0
+	VDIVPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(DX), Y0
+	VDIVPS  32(BX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VMOVUPS 64(DX), Y0
+	VDIVPS  64(BX), Y0, Y0
+	VMOVUPS Y0, 64(AX)
+	VMOVUPS 96(DX), Y0
+	VDIVPS  96(BX), Y0, Y0
+	VMOVUPS Y0, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecDivVVAVX2_loop4
+
+vecDivVVAVX2_loop4_end:
+vecDivVVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecDivVVAVX2_loop1_end
+	VMOVUPS (DX), Y0
+	VDIVPS  (BX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecDivVVAVX2_loop1
+
+vecDivVVAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivVSAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecDivVSAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (BX), Y0
+
+vecDivVSAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecDivVSAVX2_loop4_end
+	VMOVUPS (DX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VMOVUPS 32(DX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS 64(DX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, 64(AX)
+	VMOVUPS 96(DX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, DX
+	SUBQ    $0x20, CX
+	JMP     vecDivVSAVX2_loop4
+
+vecDivVSAVX2_loop4_end:
+vecDivVSAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecDivVSAVX2_loop1_end
+	VMOVUPS (DX), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x08, CX
+	JMP     vecDivVSAVX2_loop1
+
+vecDivVSAVX2_loop1_end:
+	VZEROUPPER
+	RET
+
+// func vecDivSVAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·vecDivSVAVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         dst_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         y_base+48(FP), BX
+	VBROADCASTSS (DX), Y0
+
+vecDivSVAVX2_loop4:
+	CMPQ    CX, $0x20
+	JL      vecDivSVAVX2_loop4_end
+	VDIVPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	VDIVPS  32(BX), Y0, Y1
+	VMOVUPS Y1, 32(AX)
+	VDIVPS  64(BX), Y0, Y1
+	VMOVUPS Y1, 64(AX)
+	VDIVPS  96(BX), Y0, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x20, CX
+	JMP     vecDivSVAVX2_loop4
+
+vecDivSVAVX2_loop4_end:
+vecDivSVAVX2_loop1:
+	CMPQ    CX, $0x08
+	JL      vecDivSVAVX2_loop1_end
+	VDIVPS  (BX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, BX
+	SUBQ    $0x08, CX
+	JMP     vecDivSVAVX2_loop1
+
+vecDivSVAVX2_loop1_end:
 	VZEROUPPER
 	RET

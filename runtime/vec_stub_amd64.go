@@ -22,6 +22,42 @@ func vecTanhAVX512(dst []float32, src []float32)
 // adamwAVX512 is a 16-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 16.
 func adamwAVX512(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
 
+// vecAddVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 16.
+func vecAddVVAVX512(dst []float32, x []float32, y []float32)
+
+// vecAddVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VS); it handles len(dst) rounded down to a multiple of 16.
+func vecAddVSAVX512(dst []float32, x []float32, y []float32)
+
+// vecAddSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, SV); it handles len(dst) rounded down to a multiple of 16.
+func vecAddSVAVX512(dst []float32, x []float32, y []float32)
+
+// vecSubVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, VV); it handles len(dst) rounded down to a multiple of 16.
+func vecSubVVAVX512(dst []float32, x []float32, y []float32)
+
+// vecSubVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, VS); it handles len(dst) rounded down to a multiple of 16.
+func vecSubVSAVX512(dst []float32, x []float32, y []float32)
+
+// vecSubSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, SV); it handles len(dst) rounded down to a multiple of 16.
+func vecSubSVAVX512(dst []float32, x []float32, y []float32)
+
+// vecMulVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, VV); it handles len(dst) rounded down to a multiple of 16.
+func vecMulVVAVX512(dst []float32, x []float32, y []float32)
+
+// vecMulVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, VS); it handles len(dst) rounded down to a multiple of 16.
+func vecMulVSAVX512(dst []float32, x []float32, y []float32)
+
+// vecMulSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, SV); it handles len(dst) rounded down to a multiple of 16.
+func vecMulSVAVX512(dst []float32, x []float32, y []float32)
+
+// vecDivVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, VV); it handles len(dst) rounded down to a multiple of 16.
+func vecDivVVAVX512(dst []float32, x []float32, y []float32)
+
+// vecDivVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, VS); it handles len(dst) rounded down to a multiple of 16.
+func vecDivVSAVX512(dst []float32, x []float32, y []float32)
+
+// vecDivSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, SV); it handles len(dst) rounded down to a multiple of 16.
+func vecDivSVAVX512(dst []float32, x []float32, y []float32)
+
 // vecExpAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
 func vecExpAVX2(dst []float32, src []float32, sub float32)
 
@@ -39,3 +75,39 @@ func vecTanhAVX2(dst []float32, src []float32)
 
 // adamwAVX2 is a 8-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 8.
 func adamwAVX2(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
+
+// vecAddVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 8.
+func vecAddVVAVX2(dst []float32, x []float32, y []float32)
+
+// vecAddVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VS); it handles len(dst) rounded down to a multiple of 8.
+func vecAddVSAVX2(dst []float32, x []float32, y []float32)
+
+// vecAddSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, SV); it handles len(dst) rounded down to a multiple of 8.
+func vecAddSVAVX2(dst []float32, x []float32, y []float32)
+
+// vecSubVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, VV); it handles len(dst) rounded down to a multiple of 8.
+func vecSubVVAVX2(dst []float32, x []float32, y []float32)
+
+// vecSubVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, VS); it handles len(dst) rounded down to a multiple of 8.
+func vecSubVSAVX2(dst []float32, x []float32, y []float32)
+
+// vecSubSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, SV); it handles len(dst) rounded down to a multiple of 8.
+func vecSubSVAVX2(dst []float32, x []float32, y []float32)
+
+// vecMulVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, VV); it handles len(dst) rounded down to a multiple of 8.
+func vecMulVVAVX2(dst []float32, x []float32, y []float32)
+
+// vecMulVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, VS); it handles len(dst) rounded down to a multiple of 8.
+func vecMulVSAVX2(dst []float32, x []float32, y []float32)
+
+// vecMulSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, SV); it handles len(dst) rounded down to a multiple of 8.
+func vecMulSVAVX2(dst []float32, x []float32, y []float32)
+
+// vecDivVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, VV); it handles len(dst) rounded down to a multiple of 8.
+func vecDivVVAVX2(dst []float32, x []float32, y []float32)
+
+// vecDivVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, VS); it handles len(dst) rounded down to a multiple of 8.
+func vecDivVSAVX2(dst []float32, x []float32, y []float32)
+
+// vecDivSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, SV); it handles len(dst) rounded down to a multiple of 8.
+func vecDivSVAVX2(dst []float32, x []float32, y []float32)

@@ -141,6 +141,11 @@ func vecKernels() {
 			return tanhCore(w, x, one)
 		})
 		adamwKernel(w)
+		for op := range arithOps {
+			for _, mode := range arithModes {
+				arithKernel(w, op, mode)
+			}
+		}
 	}
 }
 
