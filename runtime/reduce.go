@@ -124,9 +124,7 @@ func sumExp(row []float32, m float32) float64 {
 	for len(row) > 0 {
 		e := buf[:min(len(row), len(buf))]
 		expSlice(e, row[:len(e)], m)
-		for _, v := range e {
-			s += float64(v)
-		}
+		s += sum64(e)
 		row = row[len(e):]
 	}
 	return s
@@ -335,14 +333,8 @@ func softmaxRow(dst, src []float32) {
 		m = max(m, v)
 	}
 	expSlice(dst, src, m)
-	s := 0.0
-	for _, e := range dst {
-		s += float64(e)
-	}
-	inv := float32(1 / s)
-	for i := range dst {
-		dst[i] *= inv
-	}
+	inv := [1]float32{float32(1 / sum64(dst))}
+	arithRowF32(Mul, dst, dst, 1, inv[:], 0)
 }
 
 // LayerNorm returns (x - mean)/√(var + eps) of f32 x over its last axis,
@@ -369,20 +361,10 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 			row, dst := x.F[r*n:(r+1)*n], out.F[r*n:(r+1)*n]
 			mean := 0.0
 			if !rms {
-				for _, v := range row {
-					mean += float64(v)
-				}
-				mean /= float64(n)
+				mean = sum64(row) / float64(n)
 			}
-			ss := 0.0
-			for _, v := range row {
-				d := float64(v) - mean
-				ss += d * d
-			}
-			inv := 1 / math.Sqrt(ss/float64(n)+float64(eps))
-			for i, v := range row {
-				dst[i] = float32((float64(v) - mean) * inv)
-			}
+			inv := 1 / math.Sqrt(sumSq64(row, mean)/float64(n)+float64(eps))
+			normApply(dst, row, mean, inv)
 		}
 	})
 	return out

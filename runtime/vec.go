@@ -25,6 +25,11 @@ type vecSet struct {
 	// arith[op-Add][mode] is arithRowF32's kernel for Add, Sub, Mul and
 	// Div; mode 0 has two slices, 1 broadcasts y[0], 2 broadcasts x[0].
 	arith [4][3]func(dst, x, y []float32)
+	// normSum and normSumSq add x[i] and (x[i]-mean)² in float64 into
+	// lanes/2 lanes of acc; normApply sets dst[i] = float32((x[i]-mean)·inv).
+	// All three take lengths that are multiples of lanes/2.
+	normSum, normSumSq func(x []float32, mean float64, acc *[8]float64)
+	normApply          func(dst, x []float32, mean, inv float64)
 }
 
 // vecSets are the vector kernels this CPU can run, fastest first (none
@@ -211,5 +216,61 @@ func adamwSliceGo(p, g, m, v []float32, h *[8]float32) {
 		m[j] = b1*m[j] + b1c*gj
 		v[j] = b2*v[j] + b2c*gj*gj
 		p[j] -= step*m[j]/(float32(math.Sqrt(float64(v[j])))*rc2+eps) + wd*p[j]
+	}
+}
+
+// sum64 returns Σ x[i] in float64.
+func sum64(x []float32) float64 { return normSum(x, 0, false) }
+
+// sumSq64 returns Σ (x[i] - mean)² in float64.
+func sumSq64(x []float32, mean float64) float64 { return normSum(x, mean, true) }
+
+// normSum is sum64 or sumSq64: the vector kernels sum lanes/2 partial
+// sums in float64, added up at the end; the tail and the portable twin
+// add in order.
+func normSum(x []float32, mean float64, square bool) float64 {
+	s := 0.0
+	if v := activeVec; v != nil {
+		dl := v.lanes / 2
+		body := len(x) - len(x)%dl
+		if body > 0 {
+			var acc [8]float64
+			if square {
+				v.normSumSq(x[:body], mean, &acc)
+			} else {
+				v.normSum(x[:body], mean, &acc)
+			}
+			for _, a := range acc[:dl] {
+				s += a
+			}
+		}
+		x = x[body:]
+	}
+	if square {
+		for _, v := range x {
+			d := float64(v) - mean
+			s += d * d
+		}
+		return s
+	}
+	for _, v := range x {
+		s += float64(v)
+	}
+	return s
+}
+
+// normApply sets dst[i] = float32((float64(x[i]) - mean)·inv); the
+// vector kernels round as this expression does.
+func normApply(dst, x []float32, mean, inv float64) {
+	dst = dst[:len(x)]
+	if v := activeVec; v != nil {
+		body := len(x) - len(x)%(v.lanes/2)
+		if body > 0 {
+			v.normApply(dst[:body], x[:body], mean, inv)
+		}
+		dst, x = dst[body:], x[body:]
+	}
+	for i, v := range x {
+		dst[i] = float32((float64(v) - mean) * inv)
 	}
 }

@@ -10,6 +10,7 @@ func detectVec() []*vecSet {
 	if f.avx512 {
 		sets = append(sets, &vecSet{name: "avx512", lanes: 16, exp: vecExpAVX512,
 			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, adamw: adamwAVX512,
+			normSum: normSumAVX512, normSumSq: normSumSqAVX512, normApply: normApplyAVX512,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX512, vecAddVSAVX512, vecAddSVAVX512},
 				{vecSubVVAVX512, vecSubVSAVX512, vecSubSVAVX512},
@@ -20,6 +21,7 @@ func detectVec() []*vecSet {
 	if f.avx2 {
 		sets = append(sets, &vecSet{name: "avx2", lanes: 8, exp: vecExpAVX2,
 			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, adamw: adamwAVX2,
+			normSum: normSumAVX2, normSumSq: normSumSqAVX2, normApply: normApplyAVX2,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX2, vecAddVSAVX2, vecAddSVAVX2},
 				{vecSubVVAVX2, vecSubVSAVX2, vecSubSVAVX2},

@@ -310,6 +310,156 @@ DATA vecconst<>+1208(SB)/4, $0xbd922279
 DATA vecconst<>+1212(SB)/4, $0xbd922279
 GLOBL vecconst<>(SB), RODATA|NOPTR, $1216
 
+// func normSumAVX512(x []float32, mean float64, acc *[8]float64)
+// Requires: AVX, AVX512F
+TEXT ·normSumAVX512(SB), NOSPLIT, $0-40
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	MOVQ    acc+32(FP), DX
+	VMOVUPD (DX), Z0
+
+normSumAVX512_loop:
+	CMPQ      CX, $0x08
+	JL        normSumAVX512_done
+	VCVTPS2PD (AX), Z1
+	VADDPD    Z1, Z0, Z0
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, CX
+	JMP       normSumAVX512_loop
+
+normSumAVX512_done:
+	VMOVUPD Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func normSumSqAVX512(x []float32, mean float64, acc *[8]float64)
+// Requires: AVX, AVX512F, SSE2
+TEXT ·normSumSqAVX512(SB), NOSPLIT, $0-40
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         acc+32(FP), DX
+	MOVSD        mean+24(FP), X0
+	VBROADCASTSD X0, Z1
+	VMOVUPD      (DX), Z0
+
+normSumSqAVX512_loop:
+	CMPQ        CX, $0x08
+	JL          normSumSqAVX512_done
+	VCVTPS2PD   (AX), Z2
+	VSUBPD      Z1, Z2, Z2
+	VFMADD231PD Z2, Z2, Z0
+	ADDQ        $0x20, AX
+	SUBQ        $0x08, CX
+	JMP         normSumSqAVX512_loop
+
+normSumSqAVX512_done:
+	VMOVUPD Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func normApplyAVX512(dst []float32, x []float32, mean float64, inv float64)
+// Requires: AVX, AVX512F, SSE2
+TEXT ·normApplyAVX512(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSD        mean+48(FP), X0
+	VBROADCASTSD X0, Z0
+	MOVSD        inv+56(FP), X1
+	VBROADCASTSD X1, Z1
+
+normApplyAVX512_loop:
+	CMPQ      DX, $0x08
+	JL        normApplyAVX512_done
+	VCVTPS2PD (CX), Z2
+	VSUBPD    Z0, Z2, Z2
+	VMULPD    Z1, Z2, Z2
+	VCVTPD2PS Z2, Y2
+	VMOVUPS   Y2, (AX)
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, DX
+	JMP       normApplyAVX512_loop
+
+normApplyAVX512_done:
+	VZEROUPPER
+	RET
+
+// func normSumAVX2(x []float32, mean float64, acc *[8]float64)
+// Requires: AVX
+TEXT ·normSumAVX2(SB), NOSPLIT, $0-40
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	MOVQ    acc+32(FP), DX
+	VMOVUPD (DX), Y0
+
+normSumAVX2_loop:
+	CMPQ      CX, $0x04
+	JL        normSumAVX2_done
+	VCVTPS2PD (AX), Y1
+	VADDPD    Y1, Y0, Y0
+	ADDQ      $0x10, AX
+	SUBQ      $0x04, CX
+	JMP       normSumAVX2_loop
+
+normSumAVX2_done:
+	VMOVUPD Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func normSumSqAVX2(x []float32, mean float64, acc *[8]float64)
+// Requires: AVX, AVX2, FMA3, SSE2
+TEXT ·normSumSqAVX2(SB), NOSPLIT, $0-40
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         acc+32(FP), DX
+	MOVSD        mean+24(FP), X0
+	VBROADCASTSD X0, Y1
+	VMOVUPD      (DX), Y0
+
+normSumSqAVX2_loop:
+	CMPQ        CX, $0x04
+	JL          normSumSqAVX2_done
+	VCVTPS2PD   (AX), Y2
+	VSUBPD      Y1, Y2, Y2
+	VFMADD231PD Y2, Y2, Y0
+	ADDQ        $0x10, AX
+	SUBQ        $0x04, CX
+	JMP         normSumSqAVX2_loop
+
+normSumSqAVX2_done:
+	VMOVUPD Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func normApplyAVX2(dst []float32, x []float32, mean float64, inv float64)
+// Requires: AVX, AVX2, SSE2
+TEXT ·normApplyAVX2(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSD        mean+48(FP), X0
+	VBROADCASTSD X0, Y0
+	MOVSD        inv+56(FP), X1
+	VBROADCASTSD X1, Y1
+
+normApplyAVX2_loop:
+	CMPQ       DX, $0x04
+	JL         normApplyAVX2_done
+	VCVTPS2PD  (CX), Y2
+	VSUBPD     Y0, Y2, Y2
+	VMULPD     Y1, Y2, Y2
+	VCVTPD2PSY Y2, X2
+	VMOVUPS    X2, (AX)
+	ADDQ       $0x10, CX
+	ADDQ       $0x10, AX
+	SUBQ       $0x04, DX
+	JMP        normApplyAVX2_loop
+
+normApplyAVX2_done:
+	VZEROUPPER
+	RET
+
 // func vecExpAVX512(dst []float32, src []float32, sub float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·vecExpAVX512(SB), NOSPLIT, $0-52

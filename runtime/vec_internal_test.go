@@ -438,3 +438,56 @@ func BenchmarkArithRow(b *testing.B) {
 		}
 	}
 }
+
+// TestNormKernels checks LayerNorm's and RMSNorm's float64 kernels of
+// each set: the sums against the portable ones (to float64 rounding, as
+// the lanes add in another order), normApply bit for bit, at lengths
+// around the vector widths and unaligned offsets; and that NaN and Inf
+// reach the sums.
+func TestNormKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	old := activeVec
+	defer func() { activeVec = old }()
+	for _, s := range vecSets {
+		for _, n := range []int{0, 1, 3, 4, 7, 8, 15, 16, 17, 63, 1000} {
+			off := n % 3
+			buf := make([]float32, n+off)
+			for i := range buf {
+				buf[i] = float32(r.NormFloat64()*3 + 1)
+			}
+			x := buf[off:]
+			mean := 0.7
+			activeVec = nil
+			wantSum, wantSq := sum64(x), sumSq64(x, mean)
+			want := make([]float32, n+1)
+			normApply(want[:n], x, mean, 1.3)
+			activeVec = s
+			gotSum, gotSq := sum64(x), sumSq64(x, mean)
+			got := make([]float32, n+1)
+			got[n] = 42
+			normApply(got[:n], x, mean, 1.3)
+			if math.Abs(gotSum-wantSum) > 1e-12*(1+math.Abs(wantSum)) || math.Abs(gotSq-wantSq) > 1e-12*(1+wantSq) {
+				t.Errorf("%s n=%d: sums %g %g, want %g %g", s.name, n, gotSum, gotSq, wantSum, wantSq)
+			}
+			for i := range n {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n=%d: normApply [%d] = %g, want %g", s.name, n, i, got[i], want[i])
+				}
+			}
+			if got[n] != 42 {
+				t.Fatalf("%s n=%d: normApply wrote past the end", s.name, n)
+			}
+		}
+		activeVec = s
+		for _, sp := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			x := make([]float32, 37)
+			x[20] = sp
+			if got, want := sum64(x), float64(sp); !(got == want || got != got && want != want) {
+				t.Errorf("%s: sum with %g = %g", s.name, sp, got)
+			}
+			if got := sumSq64(x, 0); !(math.IsInf(got, 1) || got != got && sp != sp) {
+				t.Errorf("%s: sum of squares with %g = %g", s.name, sp, got)
+			}
+		}
+	}
+}

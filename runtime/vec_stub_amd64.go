@@ -4,6 +4,24 @@
 
 package runtime
 
+// normSumAVX512 is a 8-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 8.
+func normSumAVX512(x []float32, mean float64, acc *[8]float64)
+
+// normSumSqAVX512 is a 8-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 8.
+func normSumSqAVX512(x []float32, mean float64, acc *[8]float64)
+
+// normApplyAVX512 is a 8-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of 8.
+func normApplyAVX512(dst []float32, x []float32, mean float64, inv float64)
+
+// normSumAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
+func normSumAVX2(x []float32, mean float64, acc *[8]float64)
+
+// normSumSqAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
+func normSumSqAVX2(x []float32, mean float64, acc *[8]float64)
+
+// normApplyAVX2 is a 4-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of 4.
+func normApplyAVX2(dst []float32, x []float32, mean float64, inv float64)
+
 // vecExpAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
 func vecExpAVX512(dst []float32, src []float32, sub float32)
 

@@ -103,6 +103,7 @@ var widths = []vecWidth{
 
 func vecKernels() {
 	vecConstants()
+	normKernels()
 	for _, w := range widths {
 		vecKernel("vecExp", w, true, func(x, sub, lo, hi, one reg.VecVirtual) reg.VecVirtual {
 			VSUBPS(sub, x, x)
