@@ -33,7 +33,9 @@ func TestLayering(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
+		// Like the go command, skip directories whose names begin with
+		// "." or "_" (runtime/_asm is a module of its own) and testdata.
+		if !d.IsDir() || strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_") || d.Name() == "testdata" {
 			if d.IsDir() && path != "." {
 				return filepath.SkipDir
 			}
