@@ -82,7 +82,8 @@ func Unary(op UnaryOp, x *Tensor) *Tensor {
 	panic(fmt.Sprintf("runtime.Unary: %s does not apply to %s", op, x.DType))
 }
 
-// unaryF32 returns the row kernel of op on f32, or nil.
+// unaryF32 returns the row kernel of op on f32, or nil. Exp, Tanh,
+// Sigmoid, Gelu and Silu are the slice kernels of vec.go.
 func unaryF32(op UnaryOp) func(dst, src []float32) {
 	each := func(f func(float32) float32) func(dst, src []float32) {
 		return func(dst, src []float32) {
@@ -104,7 +105,7 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 	case Abs:
 		return each(func(v float32) float32 { return float32(math.Abs(float64(v))) })
 	case Exp:
-		return each(exp32)
+		return func(dst, src []float32) { expSlice(dst, src, 0) }
 	case Log:
 		return via64(math.Log)
 	case Sqrt:
@@ -112,9 +113,9 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 	case Rsqrt:
 		return via64(func(v float64) float64 { return 1 / math.Sqrt(v) })
 	case Tanh:
-		return via64(math.Tanh)
+		return tanhSlice
 	case Sigmoid:
-		return each(sigmoid32)
+		return sigmoidSlice
 	case Relu:
 		return each(func(v float32) float32 {
 			if v < 0 {
@@ -123,11 +124,9 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 			return v // NaN stays NaN
 		})
 	case Gelu:
-		return via64(func(x float64) float64 {
-			return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-		})
+		return geluSlice
 	case Silu:
-		return each(func(v float32) float32 { return v * sigmoid32(v) })
+		return siluSlice
 	case Sin:
 		return via64(math.Sin)
 	case Cos:
@@ -314,9 +313,29 @@ func rowMap[T, R any](dst []R, x []T, xs int, y []T, ys int, f func(a, b T) R) {
 }
 
 // arithRowF32 is rowMap for the four arithmetic ops on f32, written out
-// so that the loops have no call in them.
+// so that the loops have no call in them. Whole vectors of a row go to
+// the active vector kernels (vec.go), which round each element as these
+// loops do, so the results do not depend on the kernel.
 func arithRowF32(op BinaryOp, dst, x []float32, xs int, y []float32, ys int) {
 	n := len(dst)
+	if v := activeVec; v != nil && n >= v.lanes && xs+ys > 0 {
+		body := n - n%v.lanes
+		mode, vx, vy := 0, x, y
+		switch {
+		case ys == 0:
+			mode, vx, vy = 1, x[:body], y[:1]
+		case xs == 0:
+			mode, vx, vy = 2, x[:1], y[:body]
+		default:
+			vx, vy = x[:body], y[:body]
+		}
+		v.arith[op-Add][mode](dst[:body], vx, vy)
+		if body == n {
+			return
+		}
+		dst, x, y = dst[body:], x[body*xs:], y[body*ys:]
+		n = len(dst)
+	}
 	switch {
 	case xs == 1 && ys == 1:
 		x, y = x[:n], y[:n]

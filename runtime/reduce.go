@@ -104,11 +104,7 @@ func reduceRow(kind reduceKind, row []float32) float32 {
 		if math.IsInf(float64(m), 0) || m != m {
 			return m
 		}
-		s := 0.0
-		for _, v := range row {
-			s += float64(exp32(v - m))
-		}
-		return m + float32(math.Log(s))
+		return m + float32(math.Log(sumExp(row, m)))
 	}
 	s := 0.0
 	for _, v := range row {
@@ -118,6 +114,20 @@ func reduceRow(kind reduceKind, row []float32) float32 {
 		s /= float64(len(row))
 	}
 	return float32(s)
+}
+
+// sumExp returns Σ e^(v-m) over row in float64, taking the
+// exponentials a block at a time with expSlice.
+func sumExp(row []float32, m float32) float64 {
+	var buf [256]float32
+	s := 0.0
+	for len(row) > 0 {
+		e := buf[:min(len(row), len(buf))]
+		expSlice(e, row[:len(e)], m)
+		s += sum64(e)
+		row = row[len(e):]
+	}
+	return s
 }
 
 // reduceCols reduces columns [c0, c1) of the [n, inner] matrix x over its
@@ -140,10 +150,16 @@ func reduceCols(kind reduceKind, x []float32, n, inner, c0, c1 int, acc []float6
 			return
 		}
 		clear(acc)
+		var buf [colBlock]float32
+		e := buf[:w]
 		for i := range n {
 			row := x[i*inner+c0:][:w]
 			for j, v := range row {
-				acc[j] += float64(exp32(v - m[j]))
+				e[j] = v - m[j]
+			}
+			expSlice(e, e, 0)
+			for j, v := range e {
+				acc[j] += float64(v)
 			}
 		}
 		for j := range out {
@@ -316,16 +332,9 @@ func softmaxRow(dst, src []float32) {
 	for _, v := range src {
 		m = max(m, v)
 	}
-	s := 0.0
-	for i, v := range src {
-		e := exp32(v - m)
-		dst[i] = e
-		s += float64(e)
-	}
-	inv := float32(1 / s)
-	for i := range dst {
-		dst[i] *= inv
-	}
+	expSlice(dst, src, m)
+	inv := [1]float32{float32(1 / sum64(dst))}
+	arithRowF32(Mul, dst, dst, 1, inv[:], 0)
 }
 
 // LayerNorm returns (x - mean)/√(var + eps) of f32 x over its last axis,
@@ -352,20 +361,10 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 			row, dst := x.F[r*n:(r+1)*n], out.F[r*n:(r+1)*n]
 			mean := 0.0
 			if !rms {
-				for _, v := range row {
-					mean += float64(v)
-				}
-				mean /= float64(n)
+				mean = sum64(row) / float64(n)
 			}
-			ss := 0.0
-			for _, v := range row {
-				d := float64(v) - mean
-				ss += d * d
-			}
-			inv := 1 / math.Sqrt(ss/float64(n)+float64(eps))
-			for i, v := range row {
-				dst[i] = float32((float64(v) - mean) * inv)
-			}
+			inv := 1 / math.Sqrt(sumSq64(row, mean)/float64(n)+float64(eps))
+			normApply(dst, row, mean, inv)
 		}
 	})
 	return out

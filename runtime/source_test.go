@@ -22,7 +22,7 @@ func TestSourceFilesAreSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"doc.go", "tensor.go", "attention.go", "safetensors.go", "gemm_amd64.s", "gemm_stub_amd64.go", "gemm_other.go"} {
+	for _, want := range []string{"doc.go", "tensor.go", "attention.go", "safetensors.go", "gemm_amd64.s", "gemm_stub_amd64.go", "gemm_other.go", "vec_amd64.s", "vec_stub_amd64.go", "vec_other.go", "vec.go"} {
 		if files[want] == nil {
 			t.Errorf("SourceFiles lacks %s", want)
 		}

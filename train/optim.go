@@ -60,13 +60,7 @@ func (a *AdamW) Step(params, grads []runtime.Named, lr float64) error {
 		rc2 := float32(1 / math.Sqrt(c2))
 		eps := float32(a.Eps)
 		wd := float32(lr * decay)
-		pf, gf, mf, vf := p.T.F, g.T.F, m.F, v.F
-		for j := range pf {
-			gj := gf[j]
-			mf[j] = b1*mf[j] + (1-b1)*gj
-			vf[j] = b2*vf[j] + (1-b2)*gj*gj
-			pf[j] -= step*mf[j]/(float32(math.Sqrt(float64(vf[j])))*rc2+eps) + wd*pf[j]
-		}
+		runtime.AdamWUpdate(p.T.F, g.T.F, m.F, v.F, b1, b2, step, rc2, eps, wd)
 	}
 	return nil
 }

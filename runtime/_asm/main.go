@@ -1,12 +1,14 @@
 // Command _asm generates the runtime's amd64 assembly with avo: the
 // GEMM micro-kernels (AVX-512 and AVX2+FMA) and the CPUID/XGETBV probes
-// that choose between them at run time. It lives in its own module so
+// that choose between them at run time, and with -set vec the elementwise
+// kernels (vec.go). It lives in its own module so
 // that avo never becomes a dependency of attnc or of a user's module;
 // the generated files are committed. Run it with `go generate` in
 // runtime/ (see runtime/gemm.go).
 package main
 
 import (
+	"flag"
 	"fmt"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -14,8 +16,18 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
+// set picks the file to generate: "gemm" (gemm_amd64.s) or "vec"
+// (vec_amd64.s, the elementwise kernels of vec.go).
+var set = flag.String("set", "gemm", "kernels to generate: gemm or vec")
+
 func main() {
+	flag.Parse()
 	ConstraintExpr("!purego")
+	if *set == "vec" {
+		vecKernels()
+		Generate()
+		return
+	}
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.

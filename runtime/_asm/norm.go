@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// normWidth is what the float64 kernels of LayerNorm and RMSNorm need
+// of a width: a float32 vector (half the register) widens into a float64
+// register of dl lanes and narrows back.
+type normWidth struct {
+	suffix string
+	dl     int // float64 lanes
+	wide   func() reg.VecVirtual
+	narrow func() reg.VecVirtual
+	down   func(src, dst Op) // float64 → float32
+}
+
+var normWidths = []normWidth{
+	{"AVX512", 8, ZMM, YMM, func(s, d Op) { VCVTPD2PS(s, d) }},
+	{"AVX2", 4, YMM, XMM, func(s, d Op) { VCVTPD2PSY(s, d) }},
+}
+
+// normSumKernel generates
+//
+//	func name+suffix(x []float32, mean float64, acc *[8]float64)
+//
+// which adds x[i] (or, with square, (x[i]-mean)²) in float64 into the
+// dl lanes of acc (lane l takes the elements i ≡ l mod dl), for len(x)
+// rounded down to a multiple of dl.
+func normSumKernel(name string, w normWidth, square bool) {
+	name += w.suffix
+	TEXT(name, NOSPLIT, "func(x []float32, mean float64, acc *[8]float64)")
+	Doc(fmt.Sprintf("%s is a %d-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
+	x := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	accp := Load(Param("acc"), GP64())
+	acc, mean := w.wide(), w.wide()
+	if square {
+		m := Load(Param("mean"), XMM())
+		VBROADCASTSD(m, mean)
+	}
+	VMOVUPD(Mem{Base: accp}, acc)
+	Label(name + "_loop")
+	CMPQ(n, Imm(uint64(w.dl)))
+	JL(LabelRef(name + "_done"))
+	d := w.wide()
+	VCVTPS2PD(Mem{Base: x}, d)
+	if square {
+		VSUBPD(mean, d, d)
+		VFMADD231PD(d, d, acc)
+	} else {
+		VADDPD(d, acc, acc)
+	}
+	ADDQ(Imm(uint64(w.dl*4)), x)
+	SUBQ(Imm(uint64(w.dl)), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VMOVUPD(acc, Mem{Base: accp})
+	VZEROUPPER()
+	RET()
+}
+
+// normApplyKernel generates
+//
+//	func normApply+suffix(dst, x []float32, mean, inv float64)
+//
+// which sets dst[i] = float32((float64(x[i]) - mean)·inv), rounding as
+// the Go expression does, for len(x) rounded down to a multiple of dl.
+func normApplyKernel(w normWidth) {
+	name := "normApply" + w.suffix
+	TEXT(name, NOSPLIT, "func(dst, x []float32, mean, inv float64)")
+	Doc(fmt.Sprintf("%s is a %d-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
+	dst := Load(Param("dst").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	mean, inv := w.wide(), w.wide()
+	VBROADCASTSD(Load(Param("mean"), XMM()), mean)
+	VBROADCASTSD(Load(Param("inv"), XMM()), inv)
+	Label(name + "_loop")
+	CMPQ(n, Imm(uint64(w.dl)))
+	JL(LabelRef(name + "_done"))
+	d, f := w.wide(), w.narrow()
+	VCVTPS2PD(Mem{Base: x}, d)
+	VSUBPD(mean, d, d)
+	VMULPD(inv, d, d)
+	w.down(d, f)
+	VMOVUPS(f, Mem{Base: dst})
+	ADDQ(Imm(uint64(w.dl*4)), x)
+	ADDQ(Imm(uint64(w.dl*4)), dst)
+	SUBQ(Imm(uint64(w.dl)), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+func normKernels() {
+	for _, w := range normWidths {
+		normSumKernel("normSum", w, false)
+		normSumKernel("normSumSq", w, true)
+		normApplyKernel(w)
+	}
+}
