@@ -133,29 +133,9 @@ func (f *benchFlags) check(args []string) error {
 // benchModel times the model in file through its trainer's bench
 // command, on a spec resolved as attnc train resolves it.
 func (c *cli) benchModel(file string, f *benchFlags) int {
-	models, ok := c.compile(file, *f.model, false, f.config)
+	m, spec, ok := c.resolveSpec("bench", file, *f.model, f.config, f.task, *f.data)
 	if !ok {
 		return exitError
-	}
-	m := models[0]
-	spec, err := specFor(m, file)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "attnc bench: %s: %v\n", file, err)
-		return exitError
-	}
-	if len(f.config) > 0 {
-		spec.Config = f.config
-	}
-	for k, v := range f.task {
-		if n, err := strconv.Atoi(v); err == nil {
-			spec.TaskParams.Ints[k] = n
-		} else {
-			spec.TaskParams.Strings[k] = v
-		}
-	}
-	if *f.data != "" {
-		abs, _ := filepath.Abs(*f.data)
-		spec.TaskParams.Strings["data"] = abs
 	}
 	if f.given["batch"] {
 		spec.Batch = *f.batch

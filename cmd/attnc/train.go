@@ -116,29 +116,9 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	if f.given["eval-every"] && *f.evalEvery < 1 {
 		return c.usageError("train", "-eval-every must be at least 1, got %d", *f.evalEvery)
 	}
-	models, ok := c.compile(args[0], *f.model, false, f.config)
+	m, spec, ok := c.resolveSpec("train", args[0], *f.model, f.config, f.task, *f.data)
 	if !ok {
 		return exitError
-	}
-	m := models[0]
-	spec, err := specFor(m, args[0])
-	if err != nil {
-		fmt.Fprintf(c.stderr, "attnc train: %s: %v\n", args[0], err)
-		return exitError
-	}
-	if len(f.config) > 0 {
-		spec.Config = f.config
-	}
-	for k, v := range f.task {
-		if n, err := strconv.Atoi(v); err == nil {
-			spec.TaskParams.Ints[k] = n
-		} else {
-			spec.TaskParams.Strings[k] = v
-		}
-	}
-	if *f.data != "" {
-		abs, _ := filepath.Abs(*f.data)
-		spec.TaskParams.Strings["data"] = abs
 	}
 	if f.given["steps"] {
 		spec.Steps = *f.steps
@@ -355,6 +335,38 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// resolveSpec compiles the model in file (with -model and -config) and
+// resolves its train section into a run spec with the -config, -task and
+// -data flags applied, as attnc train and attnc bench both start. It
+// reports errors itself, as attnc CMD.
+func (c *cli) resolveSpec(cmd, file, model string, config, task kvFlag, data string) (*lang.Model, *train.Spec, bool) {
+	models, ok := c.compile(file, model, false, config)
+	if !ok {
+		return nil, nil, false
+	}
+	m := models[0]
+	spec, err := specFor(m, file)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "attnc %s: %s: %v\n", cmd, file, err)
+		return nil, nil, false
+	}
+	if len(config) > 0 {
+		spec.Config = config
+	}
+	for k, v := range task {
+		if n, err := strconv.Atoi(v); err == nil {
+			spec.TaskParams.Ints[k] = n
+		} else {
+			spec.TaskParams.Strings[k] = v
+		}
+	}
+	if data != "" {
+		abs, _ := filepath.Abs(data)
+		spec.TaskParams.Strings["data"] = abs
+	}
+	return m, spec, true
 }
 
 // specFor resolves a model's train section into a run spec, with the
