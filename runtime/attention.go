@@ -70,6 +70,8 @@ type attnRun struct {
 	q, k, v               *Tensor
 	nb, nh, nq, nk, d, dv int
 	returns               string
+	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
+	kp                    tilePack    // k, packed once per call
 }
 
 // rowSplit is an operand of a tile product whose rows may hold NaN or
@@ -142,6 +144,8 @@ func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 	default:
 		panic(fmt.Sprintf("runtime.%s: unknown Returns %q", kernel, spec.Returns))
 	}
+	a.kern = activeGemm
+	a.kp = a.packKeyTiles(a.k.F, a.d)
 	return a
 }
 
@@ -160,16 +164,114 @@ type tileBuf struct {
 	sc   []float32 // modified scores, -Inf where masked; then probabilities
 	raw  []float32 // raw scores Scale·q·k
 	keep []bool    // admitted pairs
-	kt   []float32 // a key tile transposed, [D × attnBK]
+	// qp is a query tile packed as the micro-kernel's A operand, the
+	// tile qpKey (bh·query tiles + tile): a task reuses it for every key
+	// tile it walks.
+	qp aPack
 }
 
-func newTileBuf(d int) *tileBuf {
+// An aPack is a tile of rows packed as the micro-kernel's A operand, and
+// which rows they are (key: the first row's index, -1 for none), so that
+// a task packs its query tile once for all the key tiles it walks.
+type aPack struct {
+	data []float32
+	key  int
+	tile []float32 // the micro-kernel's scratch for a partial tile of C
+}
+
+// newAPack returns an empty aPack for attnBQ rows of width elements.
+func (a *attnRun) newAPack(width int) aPack {
+	p := aPack{key: -1}
+	if k := a.kern; k != nil {
+		p.data = make([]float32, roundUp(attnBQ, k.mr)*width)
+		p.tile = make([]float32, k.mr*k.nr)
+	}
+	return p
+}
+
+func (a *attnRun) newTileBuf() *tileBuf {
 	return &tileBuf{
 		sc:   make([]float32, attnBQ*attnBK),
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
-		kt:   make([]float32, d*attnBK),
+		qp:   a.newAPack(a.d),
 	}
+}
+
+// zeroOff is the offsets of a batch of one matrix at the start of its
+// data; it is only read.
+var zeroOff = []int{0}
+
+// A tilePack is an operand of the tile products packed once per call,
+// one key tile of one (b, h) after another, so that the tasks of every
+// query tile share it instead of repacking it: x[bh, k0:k1, :]ᵀ (width ×
+// cols) as the micro-kernel's nr-column B slivers or, without a
+// micro-kernel, as a plain row-major transposed tile [width × attnBK].
+type tilePack struct {
+	data    []float32
+	tileLen int // floats per key tile
+}
+
+// packKeyTiles packs x f32[B, H, Nk, width] key tile by key tile,
+// transposed, in parallel.
+func (a *attnRun) packKeyTiles(x []float32, width int) tilePack {
+	kt := ceilDiv(a.nk, attnBK)
+	p := tilePack{tileLen: attnBK * width}
+	if a.kern != nil {
+		p.tileLen = roundUp(attnBK, a.kern.nr) * width
+	}
+	p.data = make([]float32, a.kTiles()*p.tileLen)
+	if width == 0 {
+		return p
+	}
+	ParallelFor(a.kTiles(), grainFor(8*attnBK*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, k0 := task/kt, task%kt*attnBK
+			cols := min(attnBK, a.nk-k0)
+			dst := p.data[task*p.tileLen : (task+1)*p.tileLen]
+			src := x[(bh*a.nk+k0)*width:]
+			if a.kern == nil {
+				for j := range cols {
+					for c, v := range src[j*width : (j+1)*width] {
+						dst[c*attnBK+j] = v
+					}
+				}
+				continue
+			}
+			nr := a.kern.nr
+			op := gemmOperand{data: src, off: zeroOff, rs: 1, cs: width}
+			for j0 := 0; j0 < cols; j0 += nr {
+				packB(dst[j0*width:(j0+nr)*width], &op, 0, 0, j0, width, min(nr, cols-j0), nr)
+			}
+		}
+	})
+	return p
+}
+
+// tile returns the packed key tile of bh that starts at key k0.
+func (p *tilePack) tile(a *attnRun, bh, k0 int) []float32 {
+	i := bh*ceilDiv(a.nk, attnBK) + k0/attnBK
+	return p.data[i*p.tileLen : (i+1)*p.tileLen]
+}
+
+// tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
+// [row0, row0+rows) of x (f32[…, width] rows, one per query) and the
+// cols keys of the packed key tile yt. With a micro-kernel the rows of x
+// are packed into xp, unless it holds them already.
+func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack) {
+	if width == 0 {
+		return
+	}
+	k := a.kern
+	if k == nil {
+		matAdd(c, attnBK, x[row0*width:], width, yt, attnBK, rows, width, cols)
+		return
+	}
+	if xp.key != row0 {
+		packA(xp.data, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, row0, 0, rows, width, k.mr)
+		xp.key = row0
+	}
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
@@ -208,18 +310,12 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			return false
 		}
 	}
-	// sc = q_tile · k_tileᵀ through the transposed key tile.
+	// sc = q_tile · k_tileᵀ, K packed once per call.
 	bh := b*a.nh + h
-	ks := a.k.F[(bh*a.nk+k0)*a.d:]
-	for j := range cols {
-		for c, x := range ks[j*a.d : (j+1)*a.d] {
-			t.kt[c*attnBK+j] = x
-		}
-	}
 	for i := range rows {
 		clear(t.sc[i*attnBK : i*attnBK+cols])
 	}
-	matAdd(t.sc, attnBK, a.q.F[(bh*a.nq+q0)*a.d:], a.d, t.kt, attnBK, rows, a.d, cols)
+	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(a, bh, k0), cols, &t.qp)
 	for i := range rows {
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		raw := t.raw[i*attnBK : i*attnBK+cols]
@@ -317,7 +413,7 @@ func (a *attnRun) flash(out, lse []float32) {
 		vs = splitRows(a.v.F, a.dv)
 	}
 	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
-		t := newTileBuf(a.d)
+		t := a.newTileBuf()
 		m := make([]float32, attnBQ)
 		l := make([]float64, attnBQ)
 		var acc []float32
@@ -416,7 +512,7 @@ func (a *attnRun) flash(out, lse []float32) {
 func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	ParallelFor(a.qTiles(), grainFor(2*attnBQ*a.nk*a.d), func(lo, hi int) {
-		t := newTileBuf(a.d)
+		t := a.newTileBuf()
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/a.nh, bh%a.nh

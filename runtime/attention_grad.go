@@ -83,6 +83,9 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 		}
 	}
 	g.lse, g.rowSum, g.dy, g.dyCols = lse.F, rowSum.F, dy.F, dyCols
+	if a.returns == "out" {
+		g.vp = a.packKeyTiles(v.F, a.dv)
+	}
 	res := AttnGrads{Caps: want.Caps}
 	if want.Q {
 		res.Q = New(F32, q.Shape...)
@@ -121,21 +124,22 @@ type gradRun struct {
 	lse, dy []float32
 	rowSum  []float32 // D per row: Σ_j P_j dP_j (Σ_j dy_j for logprobs)
 	dyCols  int       // Dv for out, Nk for probs and logprobs
+	vp      tilePack  // v, packed once per call (for out)
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
 type gradBuf struct {
 	*tileBuf
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
-	vt  []float32 // a value tile transposed, [Dv × attnBK]
+	dyp aPack     // dy's rows of the query tile, for dP = dy·vᵀ
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
 }
 
 func (g *gradRun) newBuf() *gradBuf {
 	return &gradBuf{
-		tileBuf: newTileBuf(g.d),
+		tileBuf: g.newTileBuf(),
 		dsp:     make([]float32, attnBQ*attnBK),
-		vt:      make([]float32, g.dv*attnBK),
+		dyp:     g.newAPack(g.dv),
 		tr:      make([]float32, attnBK*attnBQ),
 	}
 }
@@ -162,16 +166,10 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		}
 	}
 	if g.returns == "out" && wantDP {
-		vs := g.v.F[(bh*g.nk+k0)*g.dv:]
-		for j := range cols {
-			for c, x := range vs[j*g.dv : (j+1)*g.dv] {
-				t.vt[c*attnBK+j] = x
-			}
-		}
 		for i := range rows {
 			clear(t.dsp[i*attnBK : i*attnBK+cols])
 		}
-		matAdd(t.dsp, attnBK, g.dy[(bh*g.nq+q0)*g.dv:], g.dv, t.vt, attnBK, rows, g.dv, cols)
+		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(g.attnRun, bh, k0), cols, &t.dyp)
 	}
 	return true
 }
