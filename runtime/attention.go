@@ -168,6 +168,7 @@ type tileBuf struct {
 	// tile qpKey (bh·query tiles + tile): a task reuses it for every key
 	// tile it walks.
 	qp aPack
+	pp aPack // the tile matrix sc packed, for p·v and dS·k
 }
 
 // An aPack is a tile of rows packed as the micro-kernel's A operand, and
@@ -195,6 +196,7 @@ func (a *attnRun) newTileBuf() *tileBuf {
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
 		qp:   a.newAPack(a.d),
+		pp:   a.newAPack(attnBK),
 	}
 }
 
@@ -246,6 +248,47 @@ func (a *attnRun) packKeyTiles(x []float32, width int) tilePack {
 		}
 	})
 	return p
+}
+
+// packKeyRows packs x f32[B, H, Nk, width] key tile by key tile as it
+// stands (cols × width), the B operand of p·v and dS·k; without a
+// micro-kernel it needs no packing and returns an empty tilePack.
+func (a *attnRun) packKeyRows(x []float32, width int) tilePack {
+	k := a.kern
+	if k == nil || width == 0 {
+		return tilePack{}
+	}
+	kt := ceilDiv(a.nk, attnBK)
+	p := tilePack{tileLen: attnBK * roundUp(width, k.nr)}
+	p.data = make([]float32, a.kTiles()*p.tileLen)
+	ParallelFor(a.kTiles(), grainFor(8*attnBK*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, k0 := task/kt, task%kt*attnBK
+			cols := min(attnBK, a.nk-k0)
+			dst := p.data[task*p.tileLen : (task+1)*p.tileLen]
+			op := gemmOperand{data: x[(bh*a.nk+k0)*width:], off: zeroOff, rs: width, cs: 1}
+			for s, j0 := 0, 0; j0 < width; s, j0 = s+1, j0+k.nr {
+				packB(dst[s*cols*k.nr:(s+1)*cols*k.nr], &op, 0, 0, j0, cols, min(k.nr, width-j0), k.nr)
+			}
+		}
+	})
+	return p
+}
+
+// tileTimesRows adds the tile matrix t.sc (rows × cols) times the key
+// rows of bh from k0 (cols × width: yp's packed tile, or x's rows without
+// a micro-kernel) into c (row stride width).
+func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePack, width, bh, k0, rows, cols int) {
+	k := a.kern
+	if k == nil {
+		matAdd(c, width, t.sc, attnBK, x[(bh*a.nk+k0)*width:], width, rows, cols, width)
+		return
+	}
+	if width == 0 || cols == 0 {
+		return
+	}
+	packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, rows, cols, k.mr)
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, yp.tile(a, bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 }
 
 // tile returns the packed key tile of bh that starts at key k0.
@@ -409,8 +452,10 @@ func (a *attnRun) flash(out, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
 	var vs rowSplit
+	var vp tilePack
 	if out != nil {
 		vs = splitRows(a.v.F, a.dv)
+		vp = a.packKeyRows(vs.clean, a.dv)
 	}
 	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
 		t := a.newTileBuf()
@@ -466,7 +511,7 @@ func (a *attnRun) flash(out, lse []float32) {
 					l[i] += sum
 				}
 				if acc != nil {
-					matAdd(acc, a.dv, t.sc, attnBK, vs.clean[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					a.tileTimesRows(t, acc, vs.clean, &vp, a.dv, bh, k0, rows, cols)
 					for j := range cols {
 						if vs.bad == nil || !vs.bad[bh*a.nk+k0+j] {
 							continue

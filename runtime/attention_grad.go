@@ -294,8 +294,10 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	qt := ceilDiv(g.nq, attnBQ)
 	var parts capParts
 	var ks rowSplit
+	var kp tilePack
 	if dq != nil {
 		ks = splitRows(g.k.F, g.d)
+		kp = g.packKeyRows(ks.clean, g.d)
 	}
 	ParallelFor(g.qTiles(), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
 		t := g.newBuf()
@@ -319,7 +321,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 					continue
 				}
 				g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-				matAdd(dq[(bh*g.nq+q0)*g.d:], g.d, t.sc, attnBK, ks.clean[(bh*g.nk+k0)*g.d:], g.d, rows, cols, g.d)
+				g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, &kp, g.d, bh, k0, rows, cols)
 				for j := range cols {
 					if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
 						continue
