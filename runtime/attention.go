@@ -26,6 +26,13 @@ type AttnSpec struct {
 	// Mask reports whether query q may attend to key k; nil admits every
 	// key.
 	Mask func(b, h, q, k int) bool
+	// Rows, when non-nil, gives the keys Mask admits for query q as at
+	// most two spans, for the tiles Tile calls partial: one call per row
+	// instead of one Mask call per pair. It must agree with Mask, which
+	// stays required (the kernels call it where Rows is nil). The
+	// compiler writes it for masks it proves to be such unions of
+	// intervals in k (see the Go renderer's attention).
+	Rows func(b, h, q int) KeySpans
 	// Score modifies the raw score s = Scale·q·k of an admitted key; nil is
 	// the identity. It is called only where Mask admits the key, so it may
 	// read captured tensors at indices valid only there.
@@ -164,6 +171,9 @@ type tileBuf struct {
 	sc   []float32 // modified scores, -Inf where masked; then probabilities
 	raw  []float32 // raw scores Scale·q·k
 	keep []bool    // admitted pairs
+	// spans are each row's admitted keys as tile columns, when the tile
+	// is full or the mask has Rows.
+	spans [attnBQ]KeySpans
 	// qp is a query tile packed as the micro-kernel's A operand, the
 	// tile qpKey (bh·query tiles + tile): a task reuses it for every key
 	// tile it walks.
@@ -330,15 +340,25 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 	if kind == TilePartial && s.Mask == nil {
 		kind = TileFull
 	}
-	switch kind {
-	case TileEmpty:
+	// Full tiles and masks with Rows give each row's admitted keys as
+	// spans, which fill keep and sc with tight loops; other masks are
+	// called pair by pair.
+	useSpans := kind == TileFull || s.Rows != nil
+	switch {
+	case kind == TileEmpty:
 		return false
-	case TileFull:
+	case kind == TileFull:
 		for i := range rows {
-			keep := t.keep[i*attnBK : i*attnBK+cols]
-			for j := range keep {
-				keep[j] = true
-			}
+			t.spans[i] = KeySpans{{0, cols}}
+		}
+	case s.Rows != nil:
+		any := false
+		for i := range rows {
+			t.spans[i] = s.Rows(b, h, q0+i).clip(k0, k1)
+			any = any || t.spans[i][0].Lo < t.spans[i][0].Hi
+		}
+		if !any {
+			return false
 		}
 	default:
 		any := false
@@ -363,25 +383,57 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		raw := t.raw[i*attnBK : i*attnBK+cols]
 		keep := t.keep[i*attnBK : i*attnBK+cols]
-		for j := range sc {
-			if !keep[j] {
-				sc[j] = negInf32
-				continue
+		if !useSpans {
+			for j := range sc {
+				if !keep[j] {
+					sc[j] = negInf32
+					continue
+				}
+				a.admit(sc[j:j+1], raw[j:j+1], keep[j:j+1], wantRaw, b, h, q0+i, k0+j)
 			}
-			v := a.spec.Scale * sc[j]
-			if wantRaw {
-				raw[j] = v
-			}
-			if s.Score != nil {
-				v = s.Score(v, b, h, q0+i, k0+j)
-			}
-			if v == negInf32 {
-				keep[j] = false // a score of -Inf masks the key
-			}
-			sc[j] = v
+			continue
 		}
+		pos := 0
+		for _, r := range t.spans[i] {
+			if r.Lo >= r.Hi {
+				break // the empty spans come last
+			}
+			maskCols(sc[pos:r.Lo], keep[pos:r.Lo])
+			a.admit(sc[r.Lo:r.Hi], raw[r.Lo:r.Hi], keep[r.Lo:r.Hi], wantRaw, b, h, q0+i, k0+r.Lo)
+			pos = r.Hi
+		}
+		maskCols(sc[pos:], keep[pos:])
 	}
 	return true
+}
+
+// maskCols masks the pairs of a row of a tile: a score of -Inf.
+func maskCols(sc []float32, keep []bool) {
+	keep = keep[:len(sc)]
+	for j := range sc {
+		sc[j] = negInf32
+		keep[j] = false
+	}
+}
+
+// admit turns the products q·k of consecutive admitted pairs of a row,
+// the keys from k, into their scores: raw (when wantRaw) gets Scale·q·k,
+// sc the modified score, and keep whether the pair is still admitted (a
+// score of -Inf masks the key).
+func (a *attnRun) admit(sc, raw []float32, keep []bool, wantRaw bool, b, h, q, k int) {
+	keep, raw = keep[:len(sc)], raw[:len(sc)]
+	scale, score := a.spec.Scale, a.spec.Score
+	for j := range sc {
+		v := scale * sc[j]
+		if wantRaw {
+			raw[j] = v
+		}
+		if score != nil {
+			v = score(v, b, h, q, k+j)
+		}
+		keep[j] = v != negInf32
+		sc[j] = v
+	}
 }
 
 // Attention computes the IR's attention op on q f32[B, H, Nq, D] and k
