@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"runtime"
 )
 
 // Tile sizes of the attention kernels: a task owns attnBQ queries of one
@@ -78,7 +79,7 @@ type attnRun struct {
 	nb, nh, nq, nk, d, dv int
 	returns               string
 	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
-	kp                    tilePack    // k, packed once per call
+	kp                    tilePack    // k, packed per group of (b, h)
 }
 
 // rowSplit is an operand of a tile product whose rows may hold NaN or
@@ -152,7 +153,6 @@ func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 		panic(fmt.Sprintf("runtime.%s: unknown Returns %q", kernel, spec.Returns))
 	}
 	a.kern = activeGemm
-	a.kp = a.packKeyTiles(a.k.F, a.d)
 	return a
 }
 
@@ -214,33 +214,53 @@ func (a *attnRun) newTileBuf() *tileBuf {
 // data; it is only read.
 var zeroOff = []int{0}
 
-// A tilePack is an operand of the tile products packed once per call,
-// one key tile of one (b, h) after another, so that the tasks of every
-// query tile share it instead of repacking it: x[bh, k0:k1, :]ᵀ (width ×
-// cols) as the micro-kernel's nr-column B slivers or, without a
-// micro-kernel, as a plain row-major transposed tile [width × attnBK].
+// A tilePack is an operand of the tile products packed once per group
+// of (b, h) pairs (see inGroups), one tile of one (b, h) after another,
+// so that the tasks of every query tile share it instead of repacking it.
 type tilePack struct {
 	data    []float32
-	tileLen int // floats per key tile
+	tileLen int // floats per tile
+	perBH   int // tiles per (b, h)
+	bh0     int // the first (b, h) packed
 }
 
-// packKeyTiles packs x f32[B, H, Nk, width] key tile by key tile,
-// transposed, in parallel.
-func (a *attnRun) packKeyTiles(x []float32, width int) tilePack {
+// reset makes p hold tiles of tileLen floats for the pairs [bh0, bh1),
+// reusing its memory, and returns the tiles to fill.
+func (p *tilePack) reset(tileLen, perBH, bh0, bh1 int) []float32 {
+	n := (bh1 - bh0) * perBH * tileLen
+	if cap(p.data) < n {
+		p.data = make([]float32, n)
+	}
+	p.data = p.data[:n]
+	p.tileLen, p.perBH, p.bh0 = tileLen, perBH, bh0
+	return p.data
+}
+
+// tile returns the packed tile of bh that starts at row r0.
+func (p *tilePack) tile(bh, r0 int) []float32 {
+	i := (bh-p.bh0)*p.perBH + r0/attnBK
+	return p.data[i*p.tileLen : (i+1)*p.tileLen]
+}
+
+// packKeyTiles packs into p the key tiles of x f32[B, H, Nk, width] of
+// the pairs [bh0, bh1), transposed (width × cols): as the micro-kernel's
+// nr-column B slivers or, without a micro-kernel, as a row-major
+// [width × attnBK] tile. It runs in parallel.
+func (a *attnRun) packKeyTiles(p *tilePack, x []float32, width, bh0, bh1 int) {
 	kt := ceilDiv(a.nk, attnBK)
-	p := tilePack{tileLen: attnBK * width}
+	tileLen := attnBK * width
 	if a.kern != nil {
-		p.tileLen = roundUp(attnBK, a.kern.nr) * width
+		tileLen = roundUp(attnBK, a.kern.nr) * width
 	}
-	p.data = make([]float32, a.kTiles()*p.tileLen)
+	data := p.reset(tileLen, kt, bh0, bh1)
 	if width == 0 {
-		return p
+		return
 	}
-	ParallelFor(a.kTiles(), grainFor(8*attnBK*width), func(lo, hi int) {
+	ParallelFor((bh1-bh0)*kt, grainFor(8*attnBK*width), func(lo, hi int) {
 		for task := lo; task < hi; task++ {
-			bh, k0 := task/kt, task%kt*attnBK
+			bh, k0 := bh0+task/kt, task%kt*attnBK
 			cols := min(attnBK, a.nk-k0)
-			dst := p.data[task*p.tileLen : (task+1)*p.tileLen]
+			dst := data[task*tileLen : (task+1)*tileLen]
 			src := x[(bh*a.nk+k0)*width:]
 			if a.kern == nil {
 				for j := range cols {
@@ -257,32 +277,52 @@ func (a *attnRun) packKeyTiles(x []float32, width int) tilePack {
 			}
 		}
 	})
-	return p
 }
 
-// packKeyRows packs x f32[B, H, Nk, width] key tile by key tile as it
-// stands (cols × width), the B operand of p·v and dS·k; without a
-// micro-kernel it needs no packing and returns an empty tilePack.
-func (a *attnRun) packKeyRows(x []float32, width int) tilePack {
+// packRows packs into p the tiles of attnBK rows of x f32[B, H, n,
+// width] of the pairs [bh0, bh1) as they stand (rows × width): the B
+// operand of p·v and dS·k (n = Nk) or of Pᵀ·dy and dSᵀ·q (n = Nq; attnBQ
+// is attnBK). Without a micro-kernel nothing needs packing and p is left
+// empty.
+func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
 	k := a.kern
 	if k == nil || width == 0 {
-		return tilePack{}
+		return
 	}
-	kt := ceilDiv(a.nk, attnBK)
-	p := tilePack{tileLen: attnBK * roundUp(width, k.nr)}
-	p.data = make([]float32, a.kTiles()*p.tileLen)
-	ParallelFor(a.kTiles(), grainFor(8*attnBK*width), func(lo, hi int) {
+	nt := ceilDiv(n, attnBK)
+	tileLen := attnBK * roundUp(width, k.nr)
+	data := p.reset(tileLen, nt, bh0, bh1)
+	ParallelFor((bh1-bh0)*nt, grainFor(8*attnBK*width), func(lo, hi int) {
 		for task := lo; task < hi; task++ {
-			bh, k0 := task/kt, task%kt*attnBK
-			cols := min(attnBK, a.nk-k0)
-			dst := p.data[task*p.tileLen : (task+1)*p.tileLen]
-			op := gemmOperand{data: x[(bh*a.nk+k0)*width:], off: zeroOff, rs: width, cs: 1}
+			bh, r0 := bh0+task/nt, task%nt*attnBK
+			rows := min(attnBK, n-r0)
+			dst := data[task*tileLen : (task+1)*tileLen]
+			op := gemmOperand{data: x[(bh*n+r0)*width:], off: zeroOff, rs: width, cs: 1}
 			for s, j0 := 0, 0; j0 < width; s, j0 = s+1, j0+k.nr {
-				packB(dst[s*cols*k.nr:(s+1)*cols*k.nr], &op, 0, 0, j0, cols, min(k.nr, width-j0), k.nr)
+				packB(dst[s*rows*k.nr:(s+1)*rows*k.nr], &op, 0, 0, j0, rows, min(k.nr, width-j0), k.nr)
 			}
 		}
 	})
-	return p
+}
+
+// inGroups runs the tasks [0, B·H·per) of a pass, per of them for each
+// (b, h), as ParallelFor(…, grain, body) would, but one group of
+// consecutive (b, h) pairs after another, calling pack with each group
+// [bh0, bh1) first: what a pass packs once for all its tasks then takes
+// memory for one group, not a copy of every operand. A group holds
+// enough tasks to keep every core busy. body sees the pass's task
+// numbers.
+func (a *attnRun) inGroups(per, grain int, pack func(bh0, bh1 int), body func(lo, hi int)) {
+	nbh := a.nb * a.nh
+	if per <= 0 {
+		return
+	}
+	g := min(nbh, ceilDiv(8*runtime.GOMAXPROCS(0), per))
+	for bh0 := 0; bh0 < nbh; bh0 += g {
+		bh1 := min(bh0+g, nbh)
+		pack(bh0, bh1)
+		ParallelFor((bh1-bh0)*per, grain, func(lo, hi int) { body(bh0*per+lo, bh0*per+hi) })
+	}
 }
 
 // tileTimesRows adds the tile matrix t.sc (rows × cols) times the key
@@ -298,13 +338,7 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 		return
 	}
 	packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, rows, cols, k.mr)
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, yp.tile(a, bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
-}
-
-// tile returns the packed key tile of bh that starts at key k0.
-func (p *tilePack) tile(a *attnRun, bh, k0 int) []float32 {
-	i := bh*ceilDiv(a.nk, attnBK) + k0/attnBK
-	return p.data[i*p.tileLen : (i+1)*p.tileLen]
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 }
 
 // tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
@@ -378,7 +412,7 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 	for i := range rows {
 		clear(t.sc[i*attnBK : i*attnBK+cols])
 	}
-	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(a, bh, k0), cols, &t.qp)
+	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp)
 	for i := range rows {
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		raw := t.raw[i*attnBK : i*attnBK+cols]
@@ -507,9 +541,14 @@ func (a *attnRun) flash(out, lse []float32) {
 	var vp tilePack
 	if out != nil {
 		vs = splitRows(a.v.F, a.dv)
-		vp = a.packKeyRows(vs.clean, a.dv)
 	}
-	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
+	pack := func(bh0, bh1 int) {
+		a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1)
+		if out != nil {
+			a.packRows(&vp, vs.clean, a.nk, a.dv, bh0, bh1)
+		}
+	}
+	a.inGroups(qt, grainFor(flops), pack, func(lo, hi int) {
 		t := a.newTileBuf()
 		m := make([]float32, attnBQ)
 		l := make([]float64, attnBQ)
@@ -608,7 +647,8 @@ func (a *attnRun) flash(out, lse []float32) {
 // query rows per task.
 func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
-	ParallelFor(a.qTiles(), grainFor(2*attnBQ*a.nk*a.d), func(lo, hi int) {
+	pack := func(bh0, bh1 int) { a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1) }
+	a.inGroups(qt, grainFor(2*attnBQ*a.nk*a.d), pack, func(lo, hi int) {
 		t := a.newTileBuf()
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ

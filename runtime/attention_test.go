@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -517,6 +518,22 @@ func TestAttentionGradMatchesReference(t *testing.T) {
 // TestAttentionGradDeterministic: dq, dk, dv and a capture gradient come
 // out bit for bit the same from run to run at a fixed GOMAXPROCS, though
 // many goroutines share the work.
+// TestAttentionOnOneCore runs every case on one core, where the passes
+// pack their shared operands (k, v, …) for a few (b, h) pairs at a time,
+// so that the longer cases run in several groups, against the reference.
+func TestAttentionOnOneCore(t *testing.T) {
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(1))
+	for ci, tc := range attnCases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newAttnInputs(tc, uint64(ci)+400)
+			wantOut, _, _, _ := naiveAttention(tc, in)
+			checkRel(t, "out", rt.Attention(in.q, in.k, in.v, tc.runtimeSpec(in, "out", true)), wantOut, tol)
+			dy := randF32(newRand(uint64(ci)+500), aB, aH, tc.nq, aDv)
+			checkAttentionGrad(t, "out", tc, in, "out", dy, true)
+		})
+	}
+}
+
 func TestAttentionGradDeterministic(t *testing.T) {
 	tc := attnCases[len(attnCases)-1] // softcapped relative bias, with a capture gradient
 	in := newAttnInputs(tc, 9)
