@@ -13,6 +13,10 @@ const (
 	attnBK = 64
 )
 
+// packRows cuts queries into tiles of attnBK rows too, so the two sizes
+// must agree: this fails to compile otherwise.
+var _ = [1]struct{}{}[attnBQ-attnBK]
+
 // AttnSpec describes one attention op: what the IR's attention and
 // attention_grad attributes say, with the mask and score expressions
 // compiled into closures. Closures are called concurrently from several
@@ -174,11 +178,10 @@ type tileBuf struct {
 	// spans are each row's admitted keys as tile columns, when the tile
 	// is full or the mask has Rows.
 	spans [attnBQ]KeySpans
-	// qp is a query tile packed as the micro-kernel's A operand, the
-	// tile qpKey (bh·query tiles + tile): a task reuses it for every key
-	// tile it walks.
+	// qp is a query tile packed as the micro-kernel's A operand: a task
+	// packs it once for every key tile it walks.
 	qp aPack
-	pp aPack // the tile matrix sc packed, for p·v and dS·k
+	pp aPack // the tile matrix sc (or scᵀ) packed, for p·v, dS·k, Pᵀ·dy and dSᵀ·q
 }
 
 // An aPack is a tile of rows packed as the micro-kernel's A operand, and
