@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"runtime"
 )
 
 // Tile sizes of the attention kernels: a task owns attnBQ queries of one
@@ -11,6 +12,10 @@ const (
 	attnBQ = 64
 	attnBK = 64
 )
+
+// packRows cuts queries into tiles of attnBK rows too, so the two sizes
+// must agree: this fails to compile otherwise.
+var _ = [1]struct{}{}[attnBQ-attnBK]
 
 // AttnSpec describes one attention op: what the IR's attention and
 // attention_grad attributes say, with the mask and score expressions
@@ -26,6 +31,13 @@ type AttnSpec struct {
 	// Mask reports whether query q may attend to key k; nil admits every
 	// key.
 	Mask func(b, h, q, k int) bool
+	// Rows, when non-nil, gives the keys Mask admits for query q as at
+	// most two spans, for the tiles Tile calls partial: one call per row
+	// instead of one Mask call per pair. It must agree with Mask, which
+	// stays required (the kernels call it where Rows is nil). The
+	// compiler writes it for masks it proves to be such unions of
+	// intervals in k (see the Go renderer's attention).
+	Rows func(b, h, q int) KeySpans
 	// Score modifies the raw score s = Scale·q·k of an admitted key; nil is
 	// the identity. It is called only where Mask admits the key, so it may
 	// read captured tensors at indices valid only there.
@@ -70,6 +82,8 @@ type attnRun struct {
 	q, k, v               *Tensor
 	nb, nh, nq, nk, d, dv int
 	returns               string
+	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
+	kp                    tilePack    // k, packed per group of (b, h)
 }
 
 // rowSplit is an operand of a tile product whose rows may hold NaN or
@@ -142,6 +156,7 @@ func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 	default:
 		panic(fmt.Sprintf("runtime.%s: unknown Returns %q", kernel, spec.Returns))
 	}
+	a.kern = activeGemm
 	return a
 }
 
@@ -160,16 +175,193 @@ type tileBuf struct {
 	sc   []float32 // modified scores, -Inf where masked; then probabilities
 	raw  []float32 // raw scores Scale·q·k
 	keep []bool    // admitted pairs
-	kt   []float32 // a key tile transposed, [D × attnBK]
+	// spans are each row's admitted keys as tile columns, when the tile
+	// is full or the mask has Rows.
+	spans [attnBQ]KeySpans
+	// qp is a query tile packed as the micro-kernel's A operand: a task
+	// packs it once for every key tile it walks.
+	qp aPack
+	pp aPack // the tile matrix sc (or scᵀ) packed, for p·v, dS·k, Pᵀ·dy and dSᵀ·q
 }
 
-func newTileBuf(d int) *tileBuf {
+// An aPack is a tile of rows packed as the micro-kernel's A operand, and
+// which rows they are (key: the first row's index, -1 for none), so that
+// a task packs its query tile once for all the key tiles it walks.
+type aPack struct {
+	data []float32
+	key  int
+	tile []float32 // the micro-kernel's scratch for a partial tile of C
+}
+
+// newAPack returns an empty aPack for attnBQ rows of width elements.
+func (a *attnRun) newAPack(width int) aPack {
+	p := aPack{key: -1}
+	if k := a.kern; k != nil {
+		p.data = make([]float32, roundUp(attnBQ, k.mr)*width)
+		p.tile = make([]float32, k.mr*k.nr)
+	}
+	return p
+}
+
+func (a *attnRun) newTileBuf() *tileBuf {
 	return &tileBuf{
 		sc:   make([]float32, attnBQ*attnBK),
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
-		kt:   make([]float32, d*attnBK),
+		qp:   a.newAPack(a.d),
+		pp:   a.newAPack(attnBK),
 	}
+}
+
+// zeroOff is the offsets of a batch of one matrix at the start of its
+// data; it is only read.
+var zeroOff = []int{0}
+
+// A tilePack is an operand of the tile products packed once per group
+// of (b, h) pairs (see inGroups), one tile of one (b, h) after another,
+// so that the tasks of every query tile share it instead of repacking it.
+type tilePack struct {
+	data    []float32
+	tileLen int // floats per tile
+	perBH   int // tiles per (b, h)
+	bh0     int // the first (b, h) packed
+}
+
+// reset makes p hold tiles of tileLen floats for the pairs [bh0, bh1),
+// reusing its memory, and returns the tiles to fill.
+func (p *tilePack) reset(tileLen, perBH, bh0, bh1 int) []float32 {
+	n := (bh1 - bh0) * perBH * tileLen
+	if cap(p.data) < n {
+		p.data = make([]float32, n)
+	}
+	p.data = p.data[:n]
+	p.tileLen, p.perBH, p.bh0 = tileLen, perBH, bh0
+	return p.data
+}
+
+// tile returns the packed tile of bh that starts at row r0.
+func (p *tilePack) tile(bh, r0 int) []float32 {
+	i := (bh-p.bh0)*p.perBH + r0/attnBK
+	return p.data[i*p.tileLen : (i+1)*p.tileLen]
+}
+
+// packKeyTiles packs into p the key tiles of x f32[B, H, Nk, width] of
+// the pairs [bh0, bh1), transposed (width × cols): as the micro-kernel's
+// nr-column B slivers or, without a micro-kernel, as a row-major
+// [width × attnBK] tile. It runs in parallel.
+func (a *attnRun) packKeyTiles(p *tilePack, x []float32, width, bh0, bh1 int) {
+	kt := ceilDiv(a.nk, attnBK)
+	tileLen := attnBK * width
+	if a.kern != nil {
+		tileLen = roundUp(attnBK, a.kern.nr) * width
+	}
+	data := p.reset(tileLen, kt, bh0, bh1)
+	if width == 0 {
+		return
+	}
+	ParallelFor((bh1-bh0)*kt, grainFor(8*attnBK*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, k0 := bh0+task/kt, task%kt*attnBK
+			cols := min(attnBK, a.nk-k0)
+			dst := data[task*tileLen : (task+1)*tileLen]
+			src := x[(bh*a.nk+k0)*width:]
+			if a.kern == nil {
+				for j := range cols {
+					for c, v := range src[j*width : (j+1)*width] {
+						dst[c*attnBK+j] = v
+					}
+				}
+				continue
+			}
+			nr := a.kern.nr
+			op := gemmOperand{data: src, off: zeroOff, rs: 1, cs: width}
+			for j0 := 0; j0 < cols; j0 += nr {
+				packB(dst[j0*width:(j0+nr)*width], &op, 0, 0, j0, width, min(nr, cols-j0), nr)
+			}
+		}
+	})
+}
+
+// packRows packs into p the tiles of attnBK rows of x f32[B, H, n,
+// width] of the pairs [bh0, bh1) as they stand (rows × width): the B
+// operand of p·v and dS·k (n = Nk) or of Pᵀ·dy and dSᵀ·q (n = Nq; attnBQ
+// is attnBK). Without a micro-kernel nothing needs packing and p is left
+// empty.
+func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
+	k := a.kern
+	if k == nil || width == 0 {
+		return
+	}
+	nt := ceilDiv(n, attnBK)
+	tileLen := attnBK * roundUp(width, k.nr)
+	data := p.reset(tileLen, nt, bh0, bh1)
+	ParallelFor((bh1-bh0)*nt, grainFor(8*attnBK*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, r0 := bh0+task/nt, task%nt*attnBK
+			rows := min(attnBK, n-r0)
+			dst := data[task*tileLen : (task+1)*tileLen]
+			op := gemmOperand{data: x[(bh*n+r0)*width:], off: zeroOff, rs: width, cs: 1}
+			for s, j0 := 0, 0; j0 < width; s, j0 = s+1, j0+k.nr {
+				packB(dst[s*rows*k.nr:(s+1)*rows*k.nr], &op, 0, 0, j0, rows, min(k.nr, width-j0), k.nr)
+			}
+		}
+	})
+}
+
+// inGroups runs the tasks [0, B·H·per) of a pass, per of them for each
+// (b, h), as ParallelFor(…, grain, body) would, but one group of
+// consecutive (b, h) pairs after another, calling pack with each group
+// [bh0, bh1) first: what a pass packs once for all its tasks then takes
+// memory for one group, not a copy of every operand. A group holds
+// enough tasks to keep every core busy. body sees the pass's task
+// numbers.
+func (a *attnRun) inGroups(per, grain int, pack func(bh0, bh1 int), body func(lo, hi int)) {
+	nbh := a.nb * a.nh
+	if per <= 0 {
+		return
+	}
+	g := min(nbh, ceilDiv(8*runtime.GOMAXPROCS(0), per))
+	for bh0 := 0; bh0 < nbh; bh0 += g {
+		bh1 := min(bh0+g, nbh)
+		pack(bh0, bh1)
+		ParallelFor((bh1-bh0)*per, grain, func(lo, hi int) { body(bh0*per+lo, bh0*per+hi) })
+	}
+}
+
+// tileTimesRows adds the tile matrix t.sc (rows × cols) times the key
+// rows of bh from k0 (cols × width: yp's packed tile, or x's rows without
+// a micro-kernel) into c (row stride width).
+func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePack, width, bh, k0, rows, cols int) {
+	k := a.kern
+	if k == nil {
+		matAdd(c, width, t.sc, attnBK, x[(bh*a.nk+k0)*width:], width, rows, cols, width)
+		return
+	}
+	if width == 0 || cols == 0 {
+		return
+	}
+	packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, rows, cols, k.mr)
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
+}
+
+// tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
+// [row0, row0+rows) of x (f32[…, width] rows, one per query) and the
+// cols keys of the packed key tile yt. With a micro-kernel the rows of x
+// are packed into xp, unless it holds them already.
+func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack) {
+	if width == 0 {
+		return
+	}
+	k := a.kern
+	if k == nil {
+		matAdd(c, attnBK, x[row0*width:], width, yt, attnBK, rows, width, cols)
+		return
+	}
+	if xp.key != row0 {
+		packA(xp.data, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, row0, 0, rows, width, k.mr)
+		xp.key = row0
+	}
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
@@ -185,15 +377,25 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 	if kind == TilePartial && s.Mask == nil {
 		kind = TileFull
 	}
-	switch kind {
-	case TileEmpty:
+	// Full tiles and masks with Rows give each row's admitted keys as
+	// spans, which fill keep and sc with tight loops; other masks are
+	// called pair by pair.
+	useSpans := kind == TileFull || s.Rows != nil
+	switch {
+	case kind == TileEmpty:
 		return false
-	case TileFull:
+	case kind == TileFull:
 		for i := range rows {
-			keep := t.keep[i*attnBK : i*attnBK+cols]
-			for j := range keep {
-				keep[j] = true
-			}
+			t.spans[i] = KeySpans{{0, cols}}
+		}
+	case s.Rows != nil:
+		any := false
+		for i := range rows {
+			t.spans[i] = s.Rows(b, h, q0+i).clip(k0, k1)
+			any = any || t.spans[i][0].Lo < t.spans[i][0].Hi
+		}
+		if !any {
+			return false
 		}
 	default:
 		any := false
@@ -208,41 +410,67 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			return false
 		}
 	}
-	// sc = q_tile · k_tileᵀ through the transposed key tile.
+	// sc = q_tile · k_tileᵀ, K packed once per call.
 	bh := b*a.nh + h
-	ks := a.k.F[(bh*a.nk+k0)*a.d:]
-	for j := range cols {
-		for c, x := range ks[j*a.d : (j+1)*a.d] {
-			t.kt[c*attnBK+j] = x
-		}
-	}
 	for i := range rows {
 		clear(t.sc[i*attnBK : i*attnBK+cols])
 	}
-	matAdd(t.sc, attnBK, a.q.F[(bh*a.nq+q0)*a.d:], a.d, t.kt, attnBK, rows, a.d, cols)
+	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp)
 	for i := range rows {
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		raw := t.raw[i*attnBK : i*attnBK+cols]
 		keep := t.keep[i*attnBK : i*attnBK+cols]
-		for j := range sc {
-			if !keep[j] {
-				sc[j] = negInf32
-				continue
+		if !useSpans {
+			for j := range sc {
+				if !keep[j] {
+					sc[j] = negInf32
+					continue
+				}
+				a.admit(sc[j:j+1], raw[j:j+1], keep[j:j+1], wantRaw, b, h, q0+i, k0+j)
 			}
-			v := a.spec.Scale * sc[j]
-			if wantRaw {
-				raw[j] = v
-			}
-			if s.Score != nil {
-				v = s.Score(v, b, h, q0+i, k0+j)
-			}
-			if v == negInf32 {
-				keep[j] = false // a score of -Inf masks the key
-			}
-			sc[j] = v
+			continue
 		}
+		pos := 0
+		for _, r := range t.spans[i] {
+			if r.Lo >= r.Hi {
+				break // the empty spans come last
+			}
+			maskCols(sc[pos:r.Lo], keep[pos:r.Lo])
+			a.admit(sc[r.Lo:r.Hi], raw[r.Lo:r.Hi], keep[r.Lo:r.Hi], wantRaw, b, h, q0+i, k0+r.Lo)
+			pos = r.Hi
+		}
+		maskCols(sc[pos:], keep[pos:])
 	}
 	return true
+}
+
+// maskCols masks the pairs of a row of a tile: a score of -Inf.
+func maskCols(sc []float32, keep []bool) {
+	keep = keep[:len(sc)]
+	for j := range sc {
+		sc[j] = negInf32
+		keep[j] = false
+	}
+}
+
+// admit turns the products q·k of consecutive admitted pairs of a row,
+// the keys from k, into their scores: raw (when wantRaw) gets Scale·q·k,
+// sc the modified score, and keep whether the pair is still admitted (a
+// score of -Inf masks the key).
+func (a *attnRun) admit(sc, raw []float32, keep []bool, wantRaw bool, b, h, q, k int) {
+	keep, raw = keep[:len(sc)], raw[:len(sc)]
+	scale, score := a.spec.Scale, a.spec.Score
+	for j := range sc {
+		v := scale * sc[j]
+		if wantRaw {
+			raw[j] = v
+		}
+		if score != nil {
+			v = score(v, b, h, q, k+j)
+		}
+		keep[j] = v != negInf32
+		sc[j] = v
+	}
 }
 
 // Attention computes the IR's attention op on q f32[B, H, Nq, D] and k
@@ -313,11 +541,18 @@ func (a *attnRun) flash(out, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
 	var vs rowSplit
+	var vp tilePack
 	if out != nil {
 		vs = splitRows(a.v.F, a.dv)
 	}
-	ParallelFor(a.qTiles(), grainFor(flops), func(lo, hi int) {
-		t := newTileBuf(a.d)
+	pack := func(bh0, bh1 int) {
+		a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1)
+		if out != nil {
+			a.packRows(&vp, vs.clean, a.nk, a.dv, bh0, bh1)
+		}
+	}
+	a.inGroups(qt, grainFor(flops), pack, func(lo, hi int) {
+		t := a.newTileBuf()
 		m := make([]float32, attnBQ)
 		l := make([]float64, attnBQ)
 		var acc []float32
@@ -370,7 +605,7 @@ func (a *attnRun) flash(out, lse []float32) {
 					l[i] += sum
 				}
 				if acc != nil {
-					matAdd(acc, a.dv, t.sc, attnBK, vs.clean[(bh*a.nk+k0)*a.dv:], a.dv, rows, cols, a.dv)
+					a.tileTimesRows(t, acc, vs.clean, &vp, a.dv, bh, k0, rows, cols)
 					for j := range cols {
 						if vs.bad == nil || !vs.bad[bh*a.nk+k0+j] {
 							continue
@@ -415,8 +650,9 @@ func (a *attnRun) flash(out, lse []float32) {
 // query rows per task.
 func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
-	ParallelFor(a.qTiles(), grainFor(2*attnBQ*a.nk*a.d), func(lo, hi int) {
-		t := newTileBuf(a.d)
+	pack := func(bh0, bh1 int) { a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1) }
+	a.inGroups(qt, grainFor(2*attnBQ*a.nk*a.d), pack, func(lo, hi int) {
+		t := a.newTileBuf()
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/a.nh, bh%a.nh

@@ -108,6 +108,15 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 	return res
 }
 
+// packShared packs what both passes read for the pairs [bh0, bh1): k for
+// the scores and, for out, v transposed for dP = dy·vᵀ.
+func (g *gradRun) packShared(bh0, bh1 int) {
+	g.packKeyTiles(&g.kp, g.k.F, g.d, bh0, bh1)
+	if g.returns == "out" {
+		g.packKeyTiles(&g.vp, g.v.F, g.dv, bh0, bh1)
+	}
+}
+
 func data(t *Tensor) []float32 {
 	if t == nil {
 		return nil
@@ -121,21 +130,22 @@ type gradRun struct {
 	lse, dy []float32
 	rowSum  []float32 // D per row: Σ_j P_j dP_j (Σ_j dy_j for logprobs)
 	dyCols  int       // Dv for out, Nk for probs and logprobs
+	vp      tilePack  // v, packed per group of (b, h) like k (for out)
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
 type gradBuf struct {
 	*tileBuf
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
-	vt  []float32 // a value tile transposed, [Dv × attnBK]
+	dyp aPack     // dy's rows of the query tile, for dP = dy·vᵀ
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
 }
 
 func (g *gradRun) newBuf() *gradBuf {
 	return &gradBuf{
-		tileBuf: newTileBuf(g.d),
+		tileBuf: g.newTileBuf(),
 		dsp:     make([]float32, attnBQ*attnBK),
-		vt:      make([]float32, g.dv*attnBK),
+		dyp:     g.newAPack(g.dv),
 		tr:      make([]float32, attnBK*attnBQ),
 	}
 }
@@ -162,16 +172,10 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		}
 	}
 	if g.returns == "out" && wantDP {
-		vs := g.v.F[(bh*g.nk+k0)*g.dv:]
-		for j := range cols {
-			for c, x := range vs[j*g.dv : (j+1)*g.dv] {
-				t.vt[c*attnBK+j] = x
-			}
-		}
 		for i := range rows {
 			clear(t.dsp[i*attnBK : i*attnBK+cols])
 		}
-		matAdd(t.dsp, attnBK, g.dy[(bh*g.nq+q0)*g.dv:], g.dv, t.vt, attnBK, rows, g.dv, cols)
+		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(bh, k0), cols, &t.dyp)
 	}
 	return true
 }
@@ -296,10 +300,17 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	qt := ceilDiv(g.nq, attnBQ)
 	var parts capParts
 	var ks rowSplit
+	var kp tilePack
 	if dq != nil {
 		ks = splitRows(g.k.F, g.d)
 	}
-	ParallelFor(g.qTiles(), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), func(lo, hi int) {
+	pack := func(bh0, bh1 int) {
+		g.packShared(bh0, bh1)
+		if dq != nil {
+			g.packRows(&kp, ks.clean, g.nk, g.d, bh0, bh1)
+		}
+	}
+	g.inGroups(ceilDiv(g.nq, attnBQ), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), pack, func(lo, hi int) {
 		t := g.newBuf()
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
@@ -321,7 +332,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 					continue
 				}
 				g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-				matAdd(dq[(bh*g.nq+q0)*g.d:], g.d, t.sc, attnBK, ks.clean[(bh*g.nk+k0)*g.d:], g.d, rows, cols, g.d)
+				g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, &kp, g.d, bh, k0, rows, cols)
 				for j := range cols {
 					if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
 						continue
@@ -352,14 +363,24 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	kt := ceilDiv(g.nk, attnBK)
 	var parts capParts
 	var qs, dys rowSplit
+	var qp, dyp tilePack
 	if dk != nil {
 		qs = splitRows(g.q.F, g.d)
 	}
 	if dv != nil {
 		dys = splitRows(g.dy, g.dv)
 	}
+	pack := func(bh0, bh1 int) {
+		g.packShared(bh0, bh1)
+		if dk != nil {
+			g.packRows(&qp, qs.clean, g.nq, g.d, bh0, bh1)
+		}
+		if dv != nil {
+			g.packRows(&dyp, dys.clean, g.nq, g.dv, bh0, bh1)
+		}
+	}
 	needDS := dk != nil || caps != nil
-	ParallelFor(g.kTiles(), grainFor(2*attnBK*g.nq*(g.d+g.dv)), func(lo, hi int) {
+	g.inGroups(kt, grainFor(2*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
 		t := g.newBuf()
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
@@ -374,7 +395,7 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 				}
 				if dv != nil {
 					// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
-					g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, g.dy, bh, q0, q1, cols)
+					g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, &dyp, g.dy, bh, q0, q1, cols)
 				}
 				if !needDS {
 					continue
@@ -386,7 +407,7 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 				if dk != nil {
 					// dk_k += Σ_i dS_ik q_i.
 					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-					g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, g.q.F, bh, q0, q1, cols)
+					g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, &qp, g.q.F, bh, q0, q1, cols)
 				}
 			}
 			if dk != nil {
@@ -403,15 +424,23 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 // addTransposed adds scᵀ·w into dst, the [cols × width] rows of the key
 // tile: w's rows are those of the query tile [q0, q1) of bh (q for dk, dy
 // for dv), ws their split into finite rows and the rest, which are added
-// pair by admitted pair.
-func (g *gradRun) addTransposed(t *gradBuf, dst []float32, width int, ws rowSplit, w []float32, bh, q0, q1, cols int) {
+// pair by admitted pair, wp ws.clean packed (with a micro-kernel).
+func (g *gradRun) addTransposed(t *gradBuf, dst []float32, width int, ws rowSplit, wp *tilePack, w []float32, bh, q0, q1, cols int) {
 	rows := q1 - q0
-	for i := range rows {
-		for j, x := range t.sc[i*attnBK : i*attnBK+cols] {
-			t.tr[j*attnBQ+i] = x
+	if k := g.kern; k != nil {
+		if width > 0 {
+			// The micro-kernel's A operand is scᵀ, read through strides.
+			packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: 1, cs: attnBK}, 0, 0, 0, cols, rows, k.mr)
+			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
 		}
+	} else {
+		for i := range rows {
+			for j, x := range t.sc[i*attnBK : i*attnBK+cols] {
+				t.tr[j*attnBQ+i] = x
+			}
+		}
+		matAdd(dst, width, t.tr, attnBQ, ws.clean[(bh*g.nq+q0)*width:], width, cols, rows, width)
 	}
-	matAdd(dst, width, t.tr, attnBQ, ws.clean[(bh*g.nq+q0)*width:], width, cols, rows, width)
 	for i := range rows {
 		if ws.bad == nil || !ws.bad[bh*g.nq+q0+i] {
 			continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -38,6 +39,8 @@ type attnCase struct {
 	spec func(caps []*rt.Tensor) *rt.AttnSpec
 	// tile, when set, classifies tiles as the sparsity pass would.
 	tile func(b, h, q0, q1, k0, k1 int) rt.TileKind
+	// rows, when non-nil, is the mask as AttnSpec.Rows, set with tile.
+	rows func(b, h, q int) rt.KeySpans
 	// gradCap is the index of the float capture to differentiate, or -1.
 	gradCap int
 }
@@ -58,6 +61,19 @@ func bucket(q, k int) int { return min(max(q-k, 0), aBuckets-1) }
 
 func causal(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q }
 func window(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q && q-k < aWindow }
+
+func causalRows(b, h, q int) rt.KeySpans { return rt.SpanBelow(q + 1) }
+func windowRows(b, h, q int) rt.KeySpans {
+	return rt.SpansAnd(rt.SpanBelow(q+1), rt.SpanFrom(q-aWindow+1))
+}
+
+// sinkExpr is a sliding window that also admits the first aSink keys:
+// two spans per row.
+const aSink = 4
+
+var sinkExpr = ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EOr, ir.Bin(ir.ELt, v("k"), ir.Int(aSink)), ir.Bin(ir.ELt, ir.Bin(ir.ESub, v("q"), v("k")), v("W"))))
+
+func sink(_ []*rt.Tensor, b, h, q, k int) bool { return k <= q && (k < aSink || q-k < aWindow) }
 
 func causalTile(b, h, q0, q1, k0, k1 int) rt.TileKind {
 	switch {
@@ -119,8 +135,19 @@ var attnCases = []attnCase{
 	{name: "full", nq: 70, nk: 70, spec: maskSpec(nil)},
 	{name: "causal", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal)},
 	{name: "causal with tiles", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal), tile: causalTile},
+	{name: "causal with rows", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal), rows: causalRows},
+	{name: "causal with tiles and rows", nq: 130, nk: 130, mask: causalExpr, goMask: causal, spec: maskSpec(causal), tile: causalTile, rows: causalRows},
 	{name: "sliding window", nq: 100, nk: 100, mask: windowExpr, goMask: window, spec: maskSpec(window)},
 	{name: "sliding window with tiles", nq: 150, nk: 150, mask: windowExpr, goMask: window, spec: maskSpec(window), tile: windowTile},
+	{name: "sliding window with tiles and rows", nq: 150, nk: 150, mask: windowExpr, goMask: window, spec: maskSpec(window), tile: windowTile, rows: windowRows},
+	{name: "sink and window with rows", nq: 150, nk: 150, mask: sinkExpr, goMask: sink, spec: maskSpec(sink),
+		rows: func(b, h, q int) rt.KeySpans {
+			return rt.SpansAnd(rt.SpanBelow(q+1), rt.SpansOr(rt.SpanBelow(aSink), rt.SpanFrom(q-aWindow+1)))
+		}},
+	{name: "not the diagonal, with rows", nq: 70, nk: 70, mask: ir.Bin(ir.ENe, v("k"), v("q")),
+		goMask: func(_ []*rt.Tensor, b, h, q, k int) bool { return k != q },
+		spec:   maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k != q }),
+		rows:   func(b, h, q int) rt.KeySpans { return rt.SpanNot(q) }},
 	{name: "cross attention", nq: 40, nk: 100, spec: maskSpec(nil)},
 	{name: "cross attention, bottom-right causal", nq: 40, nk: 100,
 		mask:   ir.Bin(ir.ELe, v("k"), ir.Bin(ir.EAdd, v("q"), ir.Int(60))),
@@ -133,7 +160,8 @@ var attnCases = []attnCase{
 		goMask: func(_ []*rt.Tensor, b, h, q, k int) bool {
 			return k < q && (b == 0 || q < 4)
 		},
-		spec: maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k < q && (b == 0 || q < 4) })},
+		spec: maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k < q && (b == 0 || q < 4) }),
+		rows: func(b, h, q int) rt.KeySpans { return rt.SpansAnd(rt.SpanBelow(q), rt.SpanIf(b == 0 || q < 4)) }},
 	{name: "document mask", nq: 80, nk: 80,
 		mask: ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k")))),
 		caps: func(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} },
@@ -157,7 +185,7 @@ var attnCases = []attnCase{
 			s.Mask = func(b, h, q, k int) bool { return k <= q }
 			return s
 		},
-		tile: causalTile},
+		tile: causalTile, rows: causalRows},
 	{name: "softcap", nq: 70, nk: 70,
 		score: ir.Bin(ir.EMul, ir.Float(2), ir.Call("tanh", ir.Bin(ir.EDiv, v("s"), ir.Float(2)))),
 		goScore: func(_ []*rt.Tensor, s float64, b, h, q, k int) float64 {
@@ -191,7 +219,7 @@ var attnCases = []attnCase{
 				},
 			}
 		},
-		tile: windowTile},
+		tile: windowTile, rows: windowRows},
 }
 
 // attnInputs returns the random operands of a case.
@@ -225,7 +253,7 @@ func (tc attnCase) runtimeSpec(in attnInputs, returns string, tiles bool) *rt.At
 	s.Scale = float32(in.scale)
 	s.Returns = returns
 	if tiles {
-		s.Tile = tc.tile
+		s.Tile, s.Rows = tc.tile, tc.rows
 	}
 	return s
 }
@@ -295,7 +323,7 @@ func TestAttentionMatchesNaive(t *testing.T) {
 				t.Fatalf("the mask hides no key; the case tests nothing")
 			}
 			for _, tiles := range []bool{false, true} {
-				if tiles && tc.tile == nil {
+				if tiles && tc.tile == nil && tc.rows == nil {
 					continue
 				}
 				run := func(returns string, v *rt.Tensor) *rt.Tensor {
@@ -477,7 +505,7 @@ func TestAttentionGradMatchesReference(t *testing.T) {
 				}
 				dy := randF32(r, aB, aH, tc.nq, cols)
 				for _, tiles := range []bool{false, true} {
-					if tiles && tc.tile == nil {
+					if tiles && tc.tile == nil && tc.rows == nil {
 						continue
 					}
 					checkAttentionGrad(t, fmt.Sprintf("%s (tiles %v)", returns, tiles), tc, in, returns, dy, tiles)
@@ -490,6 +518,22 @@ func TestAttentionGradMatchesReference(t *testing.T) {
 // TestAttentionGradDeterministic: dq, dk, dv and a capture gradient come
 // out bit for bit the same from run to run at a fixed GOMAXPROCS, though
 // many goroutines share the work.
+// TestAttentionOnOneCore runs every case on one core, where the passes
+// pack their shared operands (k, v, …) for a few (b, h) pairs at a time,
+// so that the longer cases run in several groups, against the reference.
+func TestAttentionOnOneCore(t *testing.T) {
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(1))
+	for ci, tc := range attnCases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newAttnInputs(tc, uint64(ci)+400)
+			wantOut, _, _, _ := naiveAttention(tc, in)
+			checkRel(t, "out", rt.Attention(in.q, in.k, in.v, tc.runtimeSpec(in, "out", true)), wantOut, tol)
+			dy := randF32(newRand(uint64(ci)+500), aB, aH, tc.nq, aDv)
+			checkAttentionGrad(t, "out", tc, in, "out", dy, true)
+		})
+	}
+}
+
 func TestAttentionGradDeterministic(t *testing.T) {
 	tc := attnCases[len(attnCases)-1] // softcapped relative bias, with a capture gradient
 	in := newAttnInputs(tc, 9)

@@ -365,13 +365,7 @@ model long {
   output y = y
 }
 `
-	prog, diags := lang.Load("long.attn", src, lang.LoadOptions{Std: stdlib.FS})
-	require.Empty(t, diags)
-	lm, diags := prog.Elaborate("", lang.ElabOptions{})
-	require.Empty(t, diags)
-	m := lm.IR
-	dir := userModule(t)
-	lowered := generate(t, m, nil, dir, "long")
+	lowered, _ := runLongMasks(t, src)
 	tiled := 0
 	for _, in := range lowered.Module.Instrs {
 		if in.Attrs.Str("tiles") == "interval" {
@@ -379,6 +373,21 @@ model long {
 		}
 	}
 	require.Positive(t, tiled, "the sparsity pass marks the masks")
+}
+
+// runLongMasks builds the model long from src (input x f32[B, N, 8]) as
+// a Go package, runs it on a sequence of 150, longer than two tiles, and
+// compares every output with the reference; it returns the lowered
+// program and the module's directory.
+func runLongMasks(t *testing.T, src string) (*ir.Program, string) {
+	t.Helper()
+	prog, diags := lang.Load("long.attn", src, lang.LoadOptions{Std: stdlib.FS})
+	require.Empty(t, diags)
+	lm, diags := prog.Elaborate("", lang.ElabOptions{})
+	require.Empty(t, diags)
+	m := lm.IR
+	dir := userModule(t)
+	lowered := generate(t, m, nil, dir, "long")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(strings.ReplaceAll(harness, "NAME", "long")), 0o644))
 
 	params, err := eval.InitParams(m, 5)
@@ -409,4 +418,52 @@ model long {
 		e := relErr(fromRuntime(g), ref.Values[o.Value.ID].Data)
 		assert.LessOrEqual(t, e, 1e-4, "%s: relative error %.3g", name, e)
 	}
+	return lowered, dir
+}
+
+// TestRowMasksOnLongSequences runs masks whose admitted keys per query
+// the renderer derives as at most two spans (AttnSpec.Rows): negations,
+// abs, !=, == and two-span unions, on partial tiles, against the
+// reference.
+func TestRowMasksOnLongSequences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	src := `import "std/layers.attn"
+mask notdiag = k != q
+mask band(w) = abs(q - k) <= w && k != q
+mask far(w) = w < abs(k - q)
+mask sinkwin(w) = k <= q && (k < 4 || q - k < w)
+mask spike = !(k > q) || k == q + 3
+mask late(w) = !(k < q - w || k > q) && -k + q >= 2
+model long {
+  input x: f32[B, N, 8]
+  let h = split_heads(linear(x, 8), 2)
+  let ya = merge_heads(attend(h, h, h, mask: notdiag))
+  let yb = merge_heads(attend(h, h, h, mask: band(30)))
+  let yc = merge_heads(attend(h, h, h, mask: far(50)))
+  let yd = merge_heads(attend(h, h, h, mask: sinkwin(40)))
+  let ye = merge_heads(attend(h, h, h, mask: spike))
+  let yf = merge_heads(attend(h, h, h, mask: late(70)))
+  let out = linear(ya + yb + yc + yd + ye + yf, 8)
+  loss mean(out * out)
+  output ya = ya
+  output yb = yb
+  output yc = yc
+  output yd = yd
+  output ye = ye
+  output yf = yf
+}
+`
+	_, dir := runLongMasks(t, src)
+	// Each mask's forward attention, and its gradient's, has Rows.
+	rows := 0
+	files, err := filepath.Glob(filepath.Join(dir, "gen", "long", "*.go"))
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		rows += strings.Count(string(b), ".Rows = func(b, h, q int) rt.KeySpans")
+	}
+	require.GreaterOrEqual(t, rows, 12, "the renderer derives Rows for every mask")
 }

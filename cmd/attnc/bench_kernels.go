@@ -97,20 +97,22 @@ func (kc kernelCase) flops() float64 {
 }
 
 // attnSpec is the AttnSpec the compiler writes for the case's mask, with
-// the tile classification its interval analysis proves (see the Go
-// renderer's attention).
+// the tile classification its interval analysis proves and the key spans
+// per query it derives (see the Go renderer's attention).
 func (kc kernelCase) attnSpec() *rt.AttnSpec {
 	s := &rt.AttnSpec{Scale: float32(1 / 8.0), Returns: "out"} // 1/√64
 	w := kc.window
 	switch kc.mask {
 	case "causal":
 		s.Mask = func(b, h, q, k int) bool { return k <= q }
+		s.Rows = func(b, h, q int) rt.KeySpans { return rt.SpanBelow(q + 1) }
 		s.Tile = func(b, h, q0, q1, k0, k1 int) rt.TileKind {
 			qIv, kIv := rt.IvRange(q0, q1), rt.IvRange(k0, k1)
 			return rt.IvTile(rt.IvLe(kIv, qIv))
 		}
 	case "window":
 		s.Mask = func(b, h, q, k int) bool { return k <= q && q-k < w }
+		s.Rows = func(b, h, q int) rt.KeySpans { return rt.SpansAnd(rt.SpanBelow(q+1), rt.SpanFrom(q-w+1)) }
 		s.Tile = func(b, h, q0, q1, k0, k1 int) rt.TileKind {
 			qIv, kIv := rt.IvRange(q0, q1), rt.IvRange(k0, k1)
 			return rt.IvTile(rt.IvAnd(rt.IvLe(kIv, qIv), rt.IvLt(rt.IvSub(qIv, kIv), rt.IvPoint(float64(w)))))

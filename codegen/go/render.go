@@ -697,6 +697,15 @@ func (r *renderer) attention(in *ir.Instr) error {
 			return err
 		}
 		r.pf("\t%s.Mask = func(b, h, q, k int) bool { return %s }\n", spec, code)
+		// A mask that is an interval (or two) in k for each query also
+		// gets Rows, which partial tiles call once per query.
+		rows, ok, err := w.spans(m)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.pf("\t%s.Rows = func(b, h, q int) rt.KeySpans { return %s }\n", spec, rows)
+		}
 		if a.Str("tiles") == "interval" {
 			iv, err := w.interval(m)
 			if err != nil {
