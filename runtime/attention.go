@@ -585,13 +585,14 @@ func (a *attnRun) flash(out, lse []float32) {
 						continue
 					}
 					mNew := max(m[i], rowMax)
+					if mNew == mNew {
+						expSlice(sc, sc, mNew) // a -inf score (masked) gives 0
+					} else {
+						// A NaN row: masked keys still get 0, not NaN.
+						maskedExp(sc, mNew)
+					}
 					sum := 0.0
-					for j, s := range sc {
-						p := float32(0)
-						if s != negInf32 {
-							p = exp32(s - mNew)
-						}
-						sc[j] = p
+					for _, p := range sc {
 						sum += float64(p)
 					}
 					if m[i] != negInf32 && m[i] != mNew {
@@ -716,4 +717,17 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			}
 		}
 	})
+}
+
+// maskedExp sets sc[j] = e^(sc[j] - sub), and 0 where sc[j] is -inf (a
+// masked key) whatever sub is: the scalar path for rows whose subtrahend
+// is NaN or -inf, where expSlice would give NaN for masked keys.
+func maskedExp(sc []float32, sub float32) {
+	for j, s := range sc {
+		if s == negInf32 {
+			sc[j] = 0
+		} else {
+			sc[j] = exp32(s - sub)
+		}
+	}
 }

@@ -163,12 +163,13 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 	for i := range rows {
 		lse := g.lse[bh*g.nq+q0+i]
 		sc := t.sc[i*attnBK : i*attnBK+cols]
-		for j, s := range sc {
-			if s == negInf32 || lse == negInf32 {
-				sc[j] = 0
-			} else {
-				sc[j] = exp32(s - lse)
-			}
+		switch {
+		case lse == negInf32:
+			clear(sc) // a row with every key masked
+		case lse != lse:
+			maskedExp(sc, lse) // a NaN row: masked keys still get 0
+		default:
+			expSlice(sc, sc, lse) // a -inf score (masked) gives 0
 		}
 	}
 	if g.returns == "out" && wantDP {
