@@ -38,6 +38,14 @@ type AttnSpec struct {
 	// compiler writes it for masks it proves to be such unions of
 	// intervals in k (see the Go renderer's attention).
 	Rows func(b, h, q int) KeySpans
+	// MaskRow, when non-nil and Rows is nil, fills keep[j] with Mask(b,
+	// h, q, k0+j) for every j of keep and reports whether any is true:
+	// one call per row of a partial tile instead of one Mask call per
+	// pair, for masks that are not unions of intervals (they read
+	// tensors, or compare k with more than a bound). It must agree with
+	// Mask, which stays required. The compiler writes it as a loop over k
+	// with what depends only on (b, h, q) computed once.
+	MaskRow func(b, h, q, k0 int, keep []bool) bool
 	// Score modifies the raw score s = Scale·q·k of an admitted key; nil is
 	// the identity. It is called only where Mask admits the key, so it may
 	// read captured tensors at indices valid only there.
@@ -393,6 +401,16 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 		for i := range rows {
 			t.spans[i] = s.Rows(b, h, q0+i).clip(k0, k1)
 			any = any || t.spans[i][0].Lo < t.spans[i][0].Hi
+		}
+		if !any {
+			return false
+		}
+	case s.MaskRow != nil:
+		any := false
+		for i := range rows {
+			if s.MaskRow(b, h, q0+i, k0, t.keep[i*attnBK:i*attnBK+cols]) {
+				any = true
+			}
 		}
 		if !any {
 			return false

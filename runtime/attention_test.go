@@ -41,6 +41,9 @@ type attnCase struct {
 	tile func(b, h, q0, q1, k0, k1 int) rt.TileKind
 	// rows, when non-nil, is the mask as AttnSpec.Rows, set with tile.
 	rows func(b, h, q int) rt.KeySpans
+	// maskRow, when non-nil, is the mask as AttnSpec.MaskRow, set with
+	// tile in place of Mask, which then panics: the kernels must use it.
+	maskRow func(caps []*rt.Tensor) func(b, h, q, k0 int, keep []bool) bool
 	// gradCap is the index of the float capture to differentiate, or -1.
 	gradCap int
 }
@@ -171,6 +174,26 @@ var attnCases = []attnCase{
 		spec: maskSpec(func(c []*rt.Tensor, b, h, q, k int) bool {
 			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
 		}), gradCap: -1},
+	{name: "document mask by rows", nq: 80, nk: 80,
+		mask: ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k")))),
+		caps: func(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} },
+		goMask: func(c []*rt.Tensor, b, h, q, k int) bool {
+			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
+		},
+		spec: maskSpec(func(c []*rt.Tensor, b, h, q, k int) bool {
+			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
+		}),
+		maskRow: func(c []*rt.Tensor) func(b, h, q, k0 int, keep []bool) bool {
+			return func(b, h, q, k0 int, keep []bool) bool {
+				doc, any := c[0].I[b*80+q], false
+				for j := range keep {
+					k := k0 + j
+					keep[j] = k <= q && c[0].I[b*80+k] == doc
+					any = any || keep[j]
+				}
+				return any
+			}
+		}, gradCap: -1},
 	{name: "relative bias", nq: 70, nk: 70, score: relExpr, caps: relBias,
 		goScore: func(c []*rt.Tensor, s float64, b, h, q, k int) float64 {
 			return s + float64(c[0].F[h*aBuckets+bucket(q, k)])
@@ -254,6 +277,10 @@ func (tc attnCase) runtimeSpec(in attnInputs, returns string, tiles bool) *rt.At
 	s.Returns = returns
 	if tiles {
 		s.Tile, s.Rows = tc.tile, tc.rows
+		if tc.maskRow != nil {
+			s.MaskRow = tc.maskRow(in.caps)
+			s.Mask = func(b, h, q, k int) bool { panic("Mask called although MaskRow is set") }
+		}
 	}
 	return s
 }
