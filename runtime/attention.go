@@ -355,8 +355,10 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 // tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
 // [row0, row0+rows) of x (f32[…, width] rows, one per query) and the
 // cols keys of the packed key tile yt. With a micro-kernel the rows of x
-// are packed into xp, unless it holds them already.
-func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack) {
+// are packed into xp, unless it holds them already, and multiplied by
+// scale as they are: the product is then (scale·x)·yᵀ. Without one scale
+// is not applied; the caller does it (see scores).
+func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack, scale float32) {
 	if width == 0 {
 		return
 	}
@@ -367,15 +369,24 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, y
 	}
 	if xp.key != row0 {
 		packA(xp.data, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, row0, 0, rows, width, k.mr)
+		if scale != 1 {
+			scaleRow(xp.data, scale)
+		}
 		xp.key = row0
 	}
 	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
-// keep, raw (when wantRaw) and sc. It reports whether any pair is
-// admitted; when not, t holds nothing meaningful.
-func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) bool {
+// sc, raw (when wantRaw) and keep (when needKeep). It reports whether
+// any pair is admitted; when not, t holds nothing meaningful.
+//
+// The scale is folded into the packed query tile (see tileProduct), so
+// with no score modification and neither raw nor keep wanted, the
+// product is the score and only masked columns are written after it:
+// the forward pass's common case, which leaves the rest of a tile's
+// per-element work to the row kernels.
+func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw, needKeep bool) bool {
 	rows, cols := q1-q0, k1-k0
 	s := a.spec
 	kind := TilePartial
@@ -428,12 +439,19 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			return false
 		}
 	}
-	// sc = q_tile · k_tileᵀ, K packed once per call.
+	// sc = (Scale·q_tile) · k_tileᵀ, K packed once per call.
 	bh := b*a.nh + h
 	for i := range rows {
 		clear(t.sc[i*attnBK : i*attnBK+cols])
 	}
-	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp)
+	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp, s.Scale)
+	ad := admitter{a: a, b: b, h: h, wantRaw: wantRaw, needKeep: needKeep, scale: 1}
+	if a.kern == nil {
+		ad.scale = s.Scale // not folded into the product
+	}
+	// With nothing to do on admitted pairs, a row needs only its masked
+	// columns written.
+	ad.none = ad.scale == 1 && s.Score == nil && !wantRaw && !needKeep
 	for i := range rows {
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		raw := t.raw[i*attnBK : i*attnBK+cols]
@@ -444,7 +462,7 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 					sc[j] = negInf32
 					continue
 				}
-				a.admit(sc[j:j+1], raw[j:j+1], keep[j:j+1], wantRaw, b, h, q0+i, k0+j)
+				ad.admit(sc[j:j+1], raw[j:j+1], keep[j:j+1], q0+i, k0+j)
 			}
 			continue
 		}
@@ -453,38 +471,51 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw bool) boo
 			if r.Lo >= r.Hi {
 				break // the empty spans come last
 			}
-			maskCols(sc[pos:r.Lo], keep[pos:r.Lo])
-			a.admit(sc[r.Lo:r.Hi], raw[r.Lo:r.Hi], keep[r.Lo:r.Hi], wantRaw, b, h, q0+i, k0+r.Lo)
+			ad.mask(sc[pos:r.Lo], keep[pos:r.Lo])
+			ad.admit(sc[r.Lo:r.Hi], raw[r.Lo:r.Hi], keep[r.Lo:r.Hi], q0+i, k0+r.Lo)
 			pos = r.Hi
 		}
-		maskCols(sc[pos:], keep[pos:])
+		ad.mask(sc[pos:], keep[pos:])
 	}
 	return true
 }
 
-// maskCols masks the pairs of a row of a tile: a score of -Inf.
-func maskCols(sc []float32, keep []bool) {
-	keep = keep[:len(sc)]
+// An admitter turns the products of a tile's rows into scores.
+type admitter struct {
+	a                 *attnRun
+	b, h              int
+	wantRaw, needKeep bool
+	scale             float32 // what the products still need multiplying by
+	none              bool    // admitted products are their scores already
+}
+
+// mask masks the pairs of a row of a tile: a score of -Inf.
+func (ad *admitter) mask(sc []float32, keep []bool) {
 	for j := range sc {
 		sc[j] = negInf32
-		keep[j] = false
+	}
+	if ad.needKeep {
+		clear(keep[:len(sc)])
 	}
 }
 
-// admit turns the products q·k of consecutive admitted pairs of a row,
-// the keys from k, into their scores: raw (when wantRaw) gets Scale·q·k,
-// sc the modified score, and keep whether the pair is still admitted (a
-// score of -Inf masks the key).
-func (a *attnRun) admit(sc, raw []float32, keep []bool, wantRaw bool, b, h, q, k int) {
+// admit turns the products of consecutive admitted pairs of a row, the
+// keys from k, into their scores: raw (when wanted) gets Scale·q·k, sc
+// the modified score, and keep (when wanted) whether the pair is still
+// admitted (a score of -Inf masks the key).
+func (ad *admitter) admit(sc, raw []float32, keep []bool, q, k int) {
+	if ad.none {
+		return
+	}
 	keep, raw = keep[:len(sc)], raw[:len(sc)]
-	scale, score := a.spec.Scale, a.spec.Score
+	scale, score := ad.scale, ad.a.spec.Score
 	for j := range sc {
 		v := scale * sc[j]
-		if wantRaw {
+		if ad.wantRaw {
 			raw[j] = v
 		}
 		if score != nil {
-			v = score(v, b, h, q, k+j)
+			v = score(v, ad.b, ad.h, q, k+j)
 		}
 		keep[j] = v != negInf32
 		sc[j] = v
@@ -589,29 +620,28 @@ func (a *attnRun) flash(out, lse []float32) {
 			for k0 := 0; k0 < a.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, a.nk)
 				cols := k1 - k0
-				if !a.scores(t, b, h, q0, q1, k0, k1, false) {
+				if !a.scores(t, b, h, q0, q1, k0, k1, false, vs.bad != nil) {
 					continue
 				}
 				for i := range rows {
 					sc := t.sc[i*attnBK : i*attnBK+cols]
-					rowMax := negInf32
-					for _, s := range sc {
-						rowMax = max(rowMax, s)
-					}
+					rowMax := maxSlice(sc)
 					if rowMax == negInf32 {
 						clear(sc) // nothing admitted in this row of the tile
 						continue
 					}
 					mNew := max(m[i], rowMax)
+					var sum float64
 					if mNew == mNew {
-						expSlice(sc, sc, mNew) // a -inf score (masked) gives 0
+						// A -inf score (masked) gives 0. The tile row's
+						// sum is a float32 one, l's a float64 one.
+						sum = float64(expSumSlice(sc, sc, mNew))
 					} else {
 						// A NaN row: masked keys still get 0, not NaN.
 						maskedExp(sc, mNew)
-					}
-					sum := 0.0
-					for _, p := range sc {
-						sum += float64(p)
+						for _, p := range sc {
+							sum += float64(p)
+						}
 					}
 					if m[i] != negInf32 && m[i] != mNew {
 						alpha := exp32(m[i] - mNew)
@@ -679,7 +709,7 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			rows := out[(bh*a.nq+q0)*a.nk : (bh*a.nq+q1)*a.nk]
 			for k0 := 0; k0 < a.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, a.nk)
-				ok := a.scores(t, b, h, q0, q1, k0, k1, false)
+				ok := a.scores(t, b, h, q0, q1, k0, k1, false, false)
 				for i := range q1 - q0 {
 					dst := rows[i*a.nk+k0 : i*a.nk+k1]
 					if ok {

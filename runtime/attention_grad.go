@@ -155,7 +155,7 @@ func (g *gradRun) newBuf() *gradBuf {
 // and, for out when wantDP, dsp into dP = dy·v. It reports whether any
 // pair is admitted.
 func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool {
-	if !g.scores(t.tileBuf, b, h, q0, q1, k0, k1, true) {
+	if !g.scores(t.tileBuf, b, h, q0, q1, k0, k1, true, true) {
 		return false
 	}
 	rows, cols := q1-q0, k1-k0
@@ -176,7 +176,7 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		for i := range rows {
 			clear(t.dsp[i*attnBK : i*attnBK+cols])
 		}
-		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(bh, k0), cols, &t.dyp)
+		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(bh, k0), cols, &t.dyp, 1)
 	}
 	return true
 }

@@ -22,6 +22,10 @@ type vecSet struct {
 	exp                       func(dst, src []float32, sub float32)
 	sigmoid, silu, tanh, gelu func(dst, src []float32)
 	adamw                     func(p, g, m, v []float32, h *[8]float32)
+	// max returns the largest element and a non-zero nan when one is
+	// NaN; expSum is exp that also returns the sum of what it wrote.
+	max    func(x []float32) (m float32, nan uint32)
+	expSum func(dst, src []float32, sub float32) float32
 	// arith[op-Add][mode] is arithRowF32's kernel for Add, Sub, Mul and
 	// Div; mode 0 has two slices, 1 broadcasts y[0], 2 broadcasts x[0].
 	arith [4][3]func(dst, x, y []float32)
@@ -82,6 +86,56 @@ func expSlice(dst, src []float32, sub float32) {
 		return
 	}
 	expSliceGo(dst, src, sub)
+}
+
+// maxSlice returns the largest element of x, -Inf for an empty x and
+// NaN when an element is NaN (as the builtin max does).
+func maxSlice(x []float32) float32 {
+	m := negInf32
+	if v := activeVec; v != nil {
+		body := len(x) - len(x)%v.lanes
+		if body > 0 {
+			var nan uint32
+			m, nan = v.max(x[:body])
+			if nan != 0 {
+				return float32(math.NaN())
+			}
+		}
+		x = x[body:]
+	}
+	for _, s := range x {
+		m = max(m, s)
+	}
+	return m
+}
+
+// expSumSlice sets dst[i] = e^(src[i] - sub), as expSlice does, and
+// returns the float32 sum of what it wrote, in an order that depends on
+// the vector width (so only to float32 rounding).
+func expSumSlice(dst, src []float32, sub float32) float32 {
+	dst = dst[:len(src)]
+	sum := float32(0)
+	if v := activeVec; v != nil {
+		body := len(src) - len(src)%v.lanes
+		if body > 0 {
+			sum = v.expSum(dst[:body], src[:body], sub)
+		}
+		if body < len(src) {
+			var buf [16]float32
+			n := copy(buf[:], src[body:])
+			for i := n; i < v.lanes; i++ {
+				buf[i] = negInf32 // e^-Inf adds 0 to the sum
+			}
+			sum += v.expSum(buf[:v.lanes], buf[:v.lanes], sub)
+			copy(dst[body:], buf[:n])
+		}
+		return sum
+	}
+	for i, x := range src {
+		dst[i] = exp32(x - sub)
+		sum += dst[i]
+	}
+	return sum
 }
 
 // sigmoidSlice sets dst[i] = 1/(1 + e^-src[i]).

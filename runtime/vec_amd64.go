@@ -10,6 +10,7 @@ func detectVec() []*vecSet {
 	if f.avx512 {
 		sets = append(sets, &vecSet{name: "avx512", lanes: 16, exp: vecExpAVX512,
 			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, adamw: adamwAVX512,
+			max: vecMaxAVX512, expSum: vecExpSumAVX512,
 			normSum: normSumAVX512, normSumSq: normSumSqAVX512, normApply: normApplyAVX512,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX512, vecAddVSAVX512, vecAddSVAVX512},
@@ -21,6 +22,7 @@ func detectVec() []*vecSet {
 	if f.avx2 {
 		sets = append(sets, &vecSet{name: "avx2", lanes: 8, exp: vecExpAVX2,
 			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, adamw: adamwAVX2,
+			max: vecMaxAVX2, expSum: vecExpSumAVX2,
 			normSum: normSumAVX2, normSumSq: normSumSqAVX2, normApply: normApplyAVX2,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX2, vecAddVSAVX2, vecAddSVAVX2},

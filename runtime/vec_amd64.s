@@ -308,7 +308,23 @@ DATA vecconst<>+1200(SB)/4, $0xbd922279
 DATA vecconst<>+1204(SB)/4, $0xbd922279
 DATA vecconst<>+1208(SB)/4, $0xbd922279
 DATA vecconst<>+1212(SB)/4, $0xbd922279
-GLOBL vecconst<>(SB), RODATA|NOPTR, $1216
+DATA vecconst<>+1216(SB)/4, $0xff800000
+DATA vecconst<>+1220(SB)/4, $0xff800000
+DATA vecconst<>+1224(SB)/4, $0xff800000
+DATA vecconst<>+1228(SB)/4, $0xff800000
+DATA vecconst<>+1232(SB)/4, $0xff800000
+DATA vecconst<>+1236(SB)/4, $0xff800000
+DATA vecconst<>+1240(SB)/4, $0xff800000
+DATA vecconst<>+1244(SB)/4, $0xff800000
+DATA vecconst<>+1248(SB)/4, $0xff800000
+DATA vecconst<>+1252(SB)/4, $0xff800000
+DATA vecconst<>+1256(SB)/4, $0xff800000
+DATA vecconst<>+1260(SB)/4, $0xff800000
+DATA vecconst<>+1264(SB)/4, $0xff800000
+DATA vecconst<>+1268(SB)/4, $0xff800000
+DATA vecconst<>+1272(SB)/4, $0xff800000
+DATA vecconst<>+1276(SB)/4, $0xff800000
+GLOBL vecconst<>(SB), RODATA|NOPTR, $1280
 
 // func normSumAVX512(x []float32, mean float64, acc *[8]float64)
 // Requires: AVX, AVX512F
@@ -763,6 +779,101 @@ adamwAVX512_loop:
 	JMP         adamwAVX512_loop
 
 adamwAVX512_done:
+	VZEROUPPER
+	RET
+
+// func vecMaxAVX512(x []float32) (m float32, nan uint32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·vecMaxAVX512(SB), NOSPLIT, $0-32
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS vecconst<>+1216(SB), Z0
+	KXORW        K1, K1, K1
+
+vecMaxAVX512_loop:
+	CMPQ    CX, $0x10
+	JL      vecMaxAVX512_done
+	VMOVUPS (AX), Z1
+	VMAXPS  Z1, Z0, Z0
+	VCMPPS  $0x03, Z1, Z1, K2
+	KORW    K2, K1, K1
+	ADDQ    $0x40, AX
+	SUBQ    $0x10, CX
+	JMP     vecMaxAVX512_loop
+
+vecMaxAVX512_done:
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VPSHUFD       $0x01, X0, X1
+	VMAXPS        X1, X0, X0
+	MOVSS         X0, m+24(FP)
+	KMOVW         K1, AX
+	MOVL          AX, nan+28(FP)
+	VZEROUPPER
+	RET
+
+// func vecExpSumAVX512(dst []float32, src []float32, sub float32) float32
+// Requires: AVX, AVX512F, SSE
+TEXT ·vecExpSumAVX512(SB), NOSPLIT, $0-60
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         src_base+24(FP), CX
+	MOVQ         src_len+32(FP), DX
+	MOVSS        sub+48(FP), X0
+	VBROADCASTSS X0, Z0
+	VMOVUPS      vecconst<>+768(SB), Z2
+	VMOVUPS      vecconst<>+704(SB), Z3
+	VPXORD       Z1, Z1, Z1
+
+vecExpSumAVX512_loop:
+	CMPQ         DX, $0x10
+	JL           vecExpSumAVX512_done
+	VMOVUPS      (CX), Z4
+	VSUBPS       Z0, Z4, Z4
+	VMINPS       Z4, Z3, Z4
+	VMAXPS       Z4, Z2, Z4
+	VMULPS       vecconst<>+0(SB), Z4, Z5
+	VCVTPS2DQ    Z5, Z6
+	VCVTDQ2PS    Z6, Z5
+	VFNMADD231PS vecconst<>+64(SB), Z5, Z4
+	VFNMADD231PS vecconst<>+128(SB), Z5, Z4
+	VMOVUPS      vecconst<>+192(SB), Z7
+	VFMADD213PS  vecconst<>+256(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+320(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+384(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+448(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+512(SB), Z4, Z7
+	VMULPS       Z4, Z4, Z5
+	VFMADD213PS  Z4, Z5, Z7
+	VADDPS       vecconst<>+576(SB), Z7, Z7
+	VPSRAD       $0x01, Z6, Z4
+	VPSUBD       Z4, Z6, Z6
+	VPADDD       vecconst<>+640(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z7, Z7
+	VPADDD       vecconst<>+640(SB), Z6, Z6
+	VPSLLD       $0x17, Z6, Z6
+	VMULPS       Z6, Z7, Z7
+	VMOVUPS      Z7, (AX)
+	VADDPS       Z7, Z1, Z1
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, AX
+	SUBQ         $0x10, DX
+	JMP          vecExpSumAVX512_loop
+
+vecExpSumAVX512_done:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VADDPS        X0, X1, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDPS        X0, X1, X1
+	MOVSS         X1, ret+56(FP)
 	VZEROUPPER
 	RET
 
@@ -1593,6 +1704,97 @@ adamwAVX2_loop:
 	JMP         adamwAVX2_loop
 
 adamwAVX2_done:
+	VZEROUPPER
+	RET
+
+// func vecMaxAVX2(x []float32) (m float32, nan uint32)
+// Requires: AVX, SSE
+TEXT ·vecMaxAVX2(SB), NOSPLIT, $0-32
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS vecconst<>+1216(SB), Y0
+	VXORPS       Y1, Y1, Y1
+
+vecMaxAVX2_loop:
+	CMPQ    CX, $0x08
+	JL      vecMaxAVX2_done
+	VMOVUPS (AX), Y2
+	VMAXPS  Y2, Y0, Y0
+	VCMPPS  $0x03, Y2, Y2, Y2
+	VORPS   Y2, Y1, Y1
+	ADDQ    $0x20, AX
+	SUBQ    $0x08, CX
+	JMP     vecMaxAVX2_loop
+
+vecMaxAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X2
+	VMAXPS       X2, X0, X0
+	VMOVHLPS     X0, X0, X2
+	VMAXPS       X2, X0, X0
+	VPSHUFD      $0x01, X0, X2
+	VMAXPS       X2, X0, X0
+	MOVSS        X0, m+24(FP)
+	VMOVMSKPS    Y1, AX
+	MOVL         AX, nan+28(FP)
+	VZEROUPPER
+	RET
+
+// func vecExpSumAVX2(dst []float32, src []float32, sub float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·vecExpSumAVX2(SB), NOSPLIT, $0-60
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         src_base+24(FP), CX
+	MOVQ         src_len+32(FP), DX
+	MOVSS        sub+48(FP), X0
+	VBROADCASTSS X0, Y0
+	VMOVUPS      vecconst<>+768(SB), Y1
+	VMOVUPS      vecconst<>+704(SB), Y2
+	VXORPS       Y3, Y3, Y3
+
+vecExpSumAVX2_loop:
+	CMPQ         DX, $0x08
+	JL           vecExpSumAVX2_done
+	VMOVUPS      (CX), Y4
+	VSUBPS       Y0, Y4, Y4
+	VMINPS       Y4, Y2, Y4
+	VMAXPS       Y4, Y1, Y4
+	VMULPS       vecconst<>+0(SB), Y4, Y5
+	VCVTPS2DQ    Y5, Y6
+	VCVTDQ2PS    Y6, Y5
+	VFNMADD231PS vecconst<>+64(SB), Y5, Y4
+	VFNMADD231PS vecconst<>+128(SB), Y5, Y4
+	VMOVUPS      vecconst<>+192(SB), Y7
+	VFMADD213PS  vecconst<>+256(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+320(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+384(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+448(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+512(SB), Y4, Y7
+	VMULPS       Y4, Y4, Y5
+	VFMADD213PS  Y4, Y5, Y7
+	VADDPS       vecconst<>+576(SB), Y7, Y7
+	VPSRAD       $0x01, Y6, Y4
+	VPSUBD       Y4, Y6, Y6
+	VPADDD       vecconst<>+640(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y7, Y7
+	VPADDD       vecconst<>+640(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y7
+	VMOVUPS      Y7, (AX)
+	VADDPS       Y7, Y3, Y3
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, DX
+	JMP          vecExpSumAVX2_loop
+
+vecExpSumAVX2_done:
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VPSHUFD      $0x01, X3, X0
+	VADDPS       X0, X3, X3
+	MOVSS        X3, ret+56(FP)
 	VZEROUPPER
 	RET
 

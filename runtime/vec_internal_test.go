@@ -28,6 +28,9 @@ var vecCases = []vecCase{
 	{"exp", func(d, s []float32) { expSlice(d, s, expSub) },
 		func(x float32) float64 { return math.Exp(float64(x - expSub)) },
 		func(float32) float64 { return 3 }, 0},
+	{"expsum", func(d, s []float32) { expSumSlice(d, s, expSub) },
+		func(x float32) float64 { return math.Exp(float64(x - expSub)) },
+		func(float32) float64 { return 3 }, 0},
 	{"sigmoid", sigmoidSlice,
 		func(x float32) float64 { return 1 / (1 + math.Exp(-float64(x))) },
 		func(float32) float64 { return 4 }, 0x1p-120},
@@ -490,4 +493,63 @@ func TestNormKernels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRowKernels checks maxSlice and expSumSlice's sum, the attention
+// tiles' row kernels, against plain loops at awkward sizes and offsets,
+// with a NaN, ±Inf or -Inf-only rows planted.
+func TestRowKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	eachVec(t, func(t *testing.T) {
+		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 1000} {
+			for _, off := range []int{0, 1, 3} {
+				for plant := range 5 {
+					buf := make([]float32, n+off)
+					for i := range buf {
+						buf[i] = float32(r.NormFloat64() * 4)
+					}
+					x := buf[off:]
+					if n > 0 {
+						at := r.IntN(n)
+						switch plant {
+						case 1:
+							x[at] = nan
+						case 2:
+							x[at] = inf
+						case 3:
+							x[at] = -inf
+						case 4:
+							for i := range x {
+								x[i] = -inf
+							}
+						}
+					}
+					want := negInf32
+					for _, v := range x {
+						want = max(want, v)
+					}
+					got := maxSlice(x)
+					if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+						t.Fatalf("n=%d off=%d plant=%d: maxSlice = %g, want %g", n, off, plant, got, want)
+					}
+					if want != want || want == inf || want == negInf32 {
+						continue
+					}
+					dst := make([]float32, n)
+					sum := expSumSlice(dst, x, want)
+					ref := 0.0
+					for i, v := range dst {
+						ref += float64(v)
+						if d := ulpDiff(v, math.Exp(float64(x[i]-want)), 0); d > 3 {
+							t.Fatalf("n=%d off=%d: e^(%g - %g) = %g", n, off, x[i], want, v)
+						}
+					}
+					if math.Abs(float64(sum)-ref) > 1e-6*ref+1e-30 {
+						t.Fatalf("n=%d off=%d plant=%d: expSumSlice sum = %g, want %g", n, off, plant, sum, ref)
+					}
+				}
+			}
+		}
+	})
 }

@@ -40,6 +40,12 @@ func vecTanhAVX512(dst []float32, src []float32)
 // adamwAVX512 is a 16-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 16.
 func adamwAVX512(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
 
+// vecMaxAVX512 is a 16-lane row maximum of vec.go; it handles len(x) rounded down to a multiple of 16.
+func vecMaxAVX512(x []float32) (m float32, nan uint32)
+
+// vecExpSumAVX512 is a 16-lane exponential and sum of vec.go; it handles len(src) rounded down to a multiple of 16.
+func vecExpSumAVX512(dst []float32, src []float32, sub float32) float32
+
 // vecAddVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 16.
 func vecAddVVAVX512(dst []float32, x []float32, y []float32)
 
@@ -93,6 +99,12 @@ func vecTanhAVX2(dst []float32, src []float32)
 
 // adamwAVX2 is a 8-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 8.
 func adamwAVX2(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
+
+// vecMaxAVX2 is a 8-lane row maximum of vec.go; it handles len(x) rounded down to a multiple of 8.
+func vecMaxAVX2(x []float32) (m float32, nan uint32)
+
+// vecExpSumAVX2 is a 8-lane exponential and sum of vec.go; it handles len(src) rounded down to a multiple of 8.
+func vecExpSumAVX2(dst []float32, src []float32, sub float32) float32
 
 // vecAddVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 8.
 func vecAddVVAVX2(dst []float32, x []float32, y []float32)

@@ -44,6 +44,7 @@ const (
 	cTwo
 	cGeluA // -2·√(2/π)
 	cGeluB // -2·√(2/π)·0.044715
+	cNegInf
 	nConst
 )
 
@@ -77,6 +78,7 @@ func vecConstants() {
 		cTwo:    f(2),
 		cGeluA:  f(-2 * math.Sqrt(2/math.Pi)),
 		cGeluB:  f(-2 * math.Sqrt(2/math.Pi) * 0.044715),
+		cNegInf: f(math.Inf(-1)),
 	}
 	for i, v := range vals {
 		for l := range 16 {
@@ -142,6 +144,7 @@ func vecKernels() {
 			return tanhCore(w, x, one)
 		})
 		adamwKernel(w)
+		rowKernels(w)
 		for op := range arithOps {
 			for _, mode := range arithModes {
 				arithKernel(w, op, mode)
