@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 )
 
 // Tile sizes of the attention kernels: a task owns attnBQ queries of one
@@ -190,6 +191,25 @@ type tileBuf struct {
 	// packs it once for every key tile it walks.
 	qp aPack
 	pp aPack // the tile matrix sc (or scᵀ) packed, for p·v, dS·k, Pᵀ·dy and dSᵀ·q
+	// kern and d are what the packs were sized for: a pooled buffer is
+	// reused only by a run with the same.
+	kern *gemmKernel
+	d    int
+}
+
+// tileBufs and gradBufs keep the scratch of finished tasks for the next
+// ones: a training step runs many small attention calls whose tasks
+// would otherwise each allocate (and clear) their tile buffers.
+var tileBufs, gradBufs sync.Pool
+
+// getTileBuf returns a tile buffer for a, from the pool when one fits.
+// Its packs hold no rows: packed data never carries over between calls.
+func (a *attnRun) getTileBuf() *tileBuf {
+	if t, ok := tileBufs.Get().(*tileBuf); ok && t.kern == a.kern && t.d == a.d {
+		t.qp.key, t.pp.key = -1, -1
+		return t
+	}
+	return a.newTileBuf()
 }
 
 // An aPack is a tile of rows packed as the micro-kernel's A operand, and
@@ -213,6 +233,8 @@ func (a *attnRun) newAPack(width int) aPack {
 
 func (a *attnRun) newTileBuf() *tileBuf {
 	return &tileBuf{
+		kern: a.kern,
+		d:    a.d,
 		sc:   make([]float32, attnBQ*attnBK),
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
@@ -601,7 +623,8 @@ func (a *attnRun) flash(out, lse []float32) {
 		}
 	}
 	a.inGroups(qt, grainFor(flops), pack, func(lo, hi int) {
-		t := a.newTileBuf()
+		t := a.getTileBuf()
+		defer tileBufs.Put(t)
 		m := make([]float32, attnBQ)
 		l := make([]float64, attnBQ)
 		var acc []float32
@@ -701,7 +724,8 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	pack := func(bh0, bh1 int) { a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1) }
 	a.inGroups(qt, grainFor(2*attnBQ*a.nk*a.d), pack, func(lo, hi int) {
-		t := a.newTileBuf()
+		t := a.getTileBuf()
+		defer tileBufs.Put(t)
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/a.nh, bh%a.nh

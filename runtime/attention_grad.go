@@ -139,10 +139,22 @@ type gradBuf struct {
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
 	dyp aPack     // dy's rows of the query tile, for dP = dy·vᵀ
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
+	dv  int       // what dyp was sized for
+}
+
+// getBuf returns a gradBuf for g, from the pool when one fits; see
+// getTileBuf.
+func (g *gradRun) getBuf() *gradBuf {
+	if t, ok := gradBufs.Get().(*gradBuf); ok && t.kern == g.kern && t.d == g.d && t.dv == g.dv {
+		t.qp.key, t.pp.key, t.dyp.key = -1, -1, -1
+		return t
+	}
+	return g.newBuf()
 }
 
 func (g *gradRun) newBuf() *gradBuf {
 	return &gradBuf{
+		dv:      g.dv,
 		tileBuf: g.newTileBuf(),
 		dsp:     make([]float32, attnBQ*attnBK),
 		dyp:     g.newAPack(g.dv),
@@ -312,7 +324,8 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 		}
 	}
 	g.inGroups(ceilDiv(g.nq, attnBQ), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), pack, func(lo, hi int) {
-		t := g.newBuf()
+		t := g.getBuf()
+		defer gradBufs.Put(t)
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
@@ -382,7 +395,8 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	}
 	needDS := dk != nil || caps != nil
 	g.inGroups(kt, grainFor(2*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
-		t := g.newBuf()
+		t := g.getBuf()
+		defer gradBufs.Put(t)
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, k0 := task/kt, task%kt*attnBK

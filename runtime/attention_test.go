@@ -742,3 +742,39 @@ func TestAttentionNonFiniteMaskedOperands(t *testing.T) {
 		checkAttentionGrad(t, fmt.Sprintf("n=%d probs", n), tc, in, "probs", dyp, false)
 	}
 }
+
+// TestAttentionNoStalePacks calls attention twice on one (b, h) and one
+// query tile with different queries: the second call's task then gets the
+// first's pooled scratch, whose packed query tile must not be reused.
+func TestAttentionNoStalePacks(t *testing.T) {
+	r := newRand(77)
+	k, v := randF32(r, 1, 1, 50, 8), randF32(r, 1, 1, 50, 3)
+	for range 3 {
+		q := randF32(r, 1, 1, 40, 8)
+		got := rt.Attention(q, k, v, &rt.AttnSpec{Scale: 0.5})
+		for i := range 40 {
+			var w [50]float64
+			mx := math.Inf(-1)
+			for j := range 50 {
+				for c := range 8 {
+					w[j] += 0.5 * float64(q.F[i*8+c]) * float64(k.F[j*8+c])
+				}
+				mx = max(mx, w[j])
+			}
+			sum := 0.0
+			for j := range w {
+				w[j] = math.Exp(w[j] - mx)
+				sum += w[j]
+			}
+			for c := range 3 {
+				want := 0.0
+				for j := range 50 {
+					want += w[j] / sum * float64(v.F[j*3+c])
+				}
+				if g := float64(got.F[i*3+c]); math.Abs(g-want) > 1e-5*(1+math.Abs(want)) {
+					t.Fatalf("out[%d, %d] = %g, want %g", i, c, g, want)
+				}
+			}
+		}
+	}
+}

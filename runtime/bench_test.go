@@ -137,3 +137,31 @@ func BenchmarkMatMulLayers(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttentionLM times attention at a small language model's
+// training shapes (B=16, H=4, N=256, D=32, causal with the tile
+// classification and key spans the generator emits): short rows and a
+// narrow head, where per-tile overheads weigh most. fwd is the forward
+// with its log-sum-exp, grad the backward for q, k and v.
+func BenchmarkAttentionLM(b *testing.B) {
+	const nb, nh, n, d = 16, 4, 256, 32
+	r := newRand(5)
+	q, k, v, dy := randF32(r, nb, nh, n, d), randF32(r, nb, nh, n, d), randF32(r, nb, nh, n, d), randF32(r, nb, nh, n, d)
+	spec := benchSpecs()[0].spec
+	spec.Rows = func(b, h, q int) rt.KeySpans { return rt.SpanBelow(q + 1) }
+	pairs := float64(nb * nh * n * (n + 1) / 2)
+	b.Run("fwd", func(b *testing.B) {
+		for b.Loop() {
+			rt.AttentionWithLSE(q, k, v, spec)
+		}
+		reportGFLOPS(b, 4*d*pairs)
+	})
+	out, lse := rt.AttentionWithLSE(q, k, v, spec)
+	rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
+	b.Run("grad", func(b *testing.B) {
+		for b.Loop() {
+			rt.AttentionGrad(q, k, v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true})
+		}
+		reportGFLOPS(b, 7*2*d*pairs)
+	})
+}

@@ -139,8 +139,14 @@ func dot(x, y []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// scaleRow multiplies x by a.
+// scaleRow multiplies x by a, a vector at a time where there are vector
+// kernels (the same rounding as the loop).
 func scaleRow(x []float32, a float32) {
+	if v := activeVec; v != nil && len(x) >= v.lanes {
+		y := [1]float32{a}
+		arithRowF32(Mul, x, x, 1, y[:], 0)
+		return
+	}
 	for i := range x {
 		x[i] *= a
 	}

@@ -5,139 +5,231 @@
 package runtime
 
 // normSumAVX512 is a 8-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
 func normSumAVX512(x []float32, mean float64, acc *[8]float64)
 
 // normSumSqAVX512 is a 8-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
 func normSumSqAVX512(x []float32, mean float64, acc *[8]float64)
 
 // normApplyAVX512 is a 8-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
 func normApplyAVX512(dst []float32, x []float32, mean float64, inv float64)
 
 // normSumAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
 func normSumAVX2(x []float32, mean float64, acc *[8]float64)
 
 // normSumSqAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
 func normSumSqAVX2(x []float32, mean float64, acc *[8]float64)
 
 // normApplyAVX2 is a 4-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
 func normApplyAVX2(dst []float32, x []float32, mean float64, inv float64)
 
 // vecExpAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecExpAVX512(dst []float32, src []float32, sub float32)
 
 // vecSigmoidAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecSigmoidAVX512(dst []float32, src []float32)
 
 // vecSiluAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecSiluAVX512(dst []float32, src []float32)
 
 // vecGeluAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecGeluAVX512(dst []float32, src []float32)
 
 // vecTanhAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecTanhAVX512(dst []float32, src []float32)
 
 // adamwAVX512 is a 16-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 16.
+//
+//go:noescape
 func adamwAVX512(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
 
 // vecMaxAVX512 is a 16-lane row maximum of vec.go; it handles len(x) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecMaxAVX512(x []float32) (m float32, nan uint32)
 
 // vecExpSumAVX512 is a 16-lane exponential and sum of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecExpSumAVX512(dst []float32, src []float32, sub float32) float32
 
 // vecAddVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecAddVVAVX512(dst []float32, x []float32, y []float32)
 
 // vecAddVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VS); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecAddVSAVX512(dst []float32, x []float32, y []float32)
 
 // vecAddSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, SV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecAddSVAVX512(dst []float32, x []float32, y []float32)
 
 // vecSubVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, VV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecSubVVAVX512(dst []float32, x []float32, y []float32)
 
 // vecSubVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, VS); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecSubVSAVX512(dst []float32, x []float32, y []float32)
 
 // vecSubSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Sub, SV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecSubSVAVX512(dst []float32, x []float32, y []float32)
 
 // vecMulVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, VV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecMulVVAVX512(dst []float32, x []float32, y []float32)
 
 // vecMulVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, VS); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecMulVSAVX512(dst []float32, x []float32, y []float32)
 
 // vecMulSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Mul, SV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecMulSVAVX512(dst []float32, x []float32, y []float32)
 
 // vecDivVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, VV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecDivVVAVX512(dst []float32, x []float32, y []float32)
 
 // vecDivVSAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, VS); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecDivVSAVX512(dst []float32, x []float32, y []float32)
 
 // vecDivSVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Div, SV); it handles len(dst) rounded down to a multiple of 16.
+//
+//go:noescape
 func vecDivSVAVX512(dst []float32, x []float32, y []float32)
 
 // vecExpAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecExpAVX2(dst []float32, src []float32, sub float32)
 
 // vecSigmoidAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecSigmoidAVX2(dst []float32, src []float32)
 
 // vecSiluAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecSiluAVX2(dst []float32, src []float32)
 
 // vecGeluAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecGeluAVX2(dst []float32, src []float32)
 
 // vecTanhAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecTanhAVX2(dst []float32, src []float32)
 
 // adamwAVX2 is a 8-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of 8.
+//
+//go:noescape
 func adamwAVX2(p []float32, g []float32, m []float32, v []float32, h *[8]float32)
 
 // vecMaxAVX2 is a 8-lane row maximum of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecMaxAVX2(x []float32) (m float32, nan uint32)
 
 // vecExpSumAVX2 is a 8-lane exponential and sum of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecExpSumAVX2(dst []float32, src []float32, sub float32) float32
 
 // vecAddVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecAddVVAVX2(dst []float32, x []float32, y []float32)
 
 // vecAddVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VS); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecAddVSAVX2(dst []float32, x []float32, y []float32)
 
 // vecAddSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, SV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecAddSVAVX2(dst []float32, x []float32, y []float32)
 
 // vecSubVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, VV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecSubVVAVX2(dst []float32, x []float32, y []float32)
 
 // vecSubVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, VS); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecSubVSAVX2(dst []float32, x []float32, y []float32)
 
 // vecSubSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Sub, SV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecSubSVAVX2(dst []float32, x []float32, y []float32)
 
 // vecMulVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, VV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecMulVVAVX2(dst []float32, x []float32, y []float32)
 
 // vecMulVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, VS); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecMulVSAVX2(dst []float32, x []float32, y []float32)
 
 // vecMulSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Mul, SV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecMulSVAVX2(dst []float32, x []float32, y []float32)
 
 // vecDivVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, VV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecDivVVAVX2(dst []float32, x []float32, y []float32)
 
 // vecDivVSAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, VS); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecDivVSAVX2(dst []float32, x []float32, y []float32)
 
 // vecDivSVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Div, SV); it handles len(dst) rounded down to a multiple of 8.
+//
+//go:noescape
 func vecDivSVAVX2(dst []float32, x []float32, y []float32)

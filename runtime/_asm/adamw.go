@@ -30,6 +30,7 @@ const (
 func adamwKernel(w vecWidth) {
 	name := "adamw" + w.suffix
 	TEXT(name, NOSPLIT, "func(p, g, m, v []float32, h *[8]float32)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane AdamW update of vec.go; it handles len(p) rounded down to a multiple of %d.", name, w.lanes, w.lanes))
 	p := Load(Param("p").Base(), GP64())
 	g := Load(Param("g").Base(), GP64())

@@ -36,6 +36,7 @@ func arithKernel(w vecWidth, op int, mode string) {
 	o := arithOps[op]
 	name := "vec" + o.name + mode + w.suffix
 	TEXT(name, NOSPLIT, "func(dst, x, y []float32)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane kernel of elementwise.go's arithRowF32 (%s, %s); it handles len(dst) rounded down to a multiple of %d.", name, w.lanes, o.name, mode, w.lanes))
 	dst := Load(Param("dst").Base(), GP64())
 	n := Load(Param("dst").Len(), GP64())

@@ -34,6 +34,7 @@ var normWidths = []normWidth{
 func normSumKernel(name string, w normWidth, square bool) {
 	name += w.suffix
 	TEXT(name, NOSPLIT, "func(x []float32, mean float64, acc *[8]float64)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
 	x := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
@@ -73,6 +74,7 @@ func normSumKernel(name string, w normWidth, square bool) {
 func normApplyKernel(w normWidth) {
 	name := "normApply" + w.suffix
 	TEXT(name, NOSPLIT, "func(dst, x []float32, mean, inv float64)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane normalisation of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
 	dst := Load(Param("dst").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())

@@ -47,6 +47,7 @@ func hreduce(w vecWidth, x reg.VecVirtual, op func(a, b, dst Op)) {
 func maxKernel(w vecWidth) {
 	name := "vecMax" + w.suffix
 	TEXT(name, NOSPLIT, "func(x []float32) (m float32, nan uint32)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane row maximum of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.lanes, w.lanes))
 	src := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
@@ -103,6 +104,7 @@ func maxKernel(w vecWidth) {
 func expSumKernel(w vecWidth) {
 	name := "vecExpSum" + w.suffix
 	TEXT(name, NOSPLIT, "func(dst, src []float32, sub float32) float32")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane exponential and sum of vec.go; it handles len(src) rounded down to a multiple of %d.", name, w.lanes, w.lanes))
 	dst := Load(Param("dst").Base(), GP64())
 	src := Load(Param("src").Base(), GP64())

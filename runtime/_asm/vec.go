@@ -235,6 +235,7 @@ func vecKernel(name string, w vecWidth, withSub bool, f func(x, sub, lo, hi, one
 		sig = "func(dst, src []float32, sub float32)"
 	}
 	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
 	Doc(fmt.Sprintf("%s is a %d-lane kernel of vec.go; it handles len(src) rounded down to a multiple of %d.", name, w.lanes, w.lanes))
 	dst := Load(Param("dst").Base(), GP64())
 	src := Load(Param("src").Base(), GP64())
