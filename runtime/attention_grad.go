@@ -83,6 +83,9 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 		}
 	}
 	g.lse, g.rowSum, g.dy, g.dyCols = lse.F, rowSum.F, dy.F, dyCols
+	g.wantRaw = spec.DScore != nil || wantCaps
+	g.plain = a.returns == "out" && spec.Score == nil && spec.DScore == nil && !wantCaps &&
+		allFinite(q.F) && allFinite(k.F) && allFinite(v.F) && allFinite(dy.F)
 	res := AttnGrads{Caps: want.Caps}
 	if want.Q {
 		res.Q = New(F32, q.Shape...)
@@ -131,6 +134,22 @@ type gradRun struct {
 	rowSum  []float32 // D per row: Σ_j P_j dP_j (Σ_j dy_j for logprobs)
 	dyCols  int       // Dv for out, Nk for probs and logprobs
 	vp      tilePack  // v, packed per group of (b, h) like k (for out)
+	wantRaw bool      // DScore or CapGrad read the raw scores
+	// plain is the common case: returns out, no score modification and
+	// every operand finite. Then a masked pair is exactly one whose
+	// recomputed P is 0, the tiles need no keep flags, and dS' = P·(dP - D)
+	// runs a row at a time on the vector kernels.
+	plain bool
+}
+
+// allFinite reports whether x holds neither NaN nor ±Inf.
+func allFinite(x []float32) bool {
+	for _, v := range x {
+		if v-v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
@@ -167,7 +186,7 @@ func (g *gradRun) newBuf() *gradBuf {
 // and, for out when wantDP, dsp into dP = dy·v. It reports whether any
 // pair is admitted.
 func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool {
-	if !g.scores(t.tileBuf, b, h, q0, q1, k0, k1, true, true) {
+	if !g.scores(t.tileBuf, b, h, q0, q1, k0, k1, g.wantRaw, !g.plain) {
 		return false
 	}
 	rows, cols := q1-q0, k1-k0
@@ -199,6 +218,10 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32) {
 	cols := k1 - k0
 	bh := b*g.nh + h
+	if g.plain {
+		g.plainGradScores(t, bh, q0, q1, cols, dot)
+		return
+	}
 	for i := range q1 - q0 {
 		p := t.sc[i*attnBK : i*attnBK+cols]
 		dsp := t.dsp[i*attnBK : i*attnBK+cols]
@@ -216,6 +239,35 @@ func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32
 				dsp[j] = p[j] * (g.dy[(bh*g.nq+q0+i)*g.nk+k0+j] - dot[i])
 			case "logprobs":
 				dsp[j] = g.dy[(bh*g.nq+q0+i)*g.nk+k0+j] - p[j]*dot[i]
+			}
+		}
+	}
+}
+
+// plainGradScores is gradScores for a plain run (see gradRun.plain):
+// dS' = P·(dP - D) a row at a time, P = 0 standing for a masked pair.
+func (g *gradRun) plainGradScores(t *gradBuf, bh, q0, q1, cols int, dot []float32) {
+	for i := range q1 - q0 {
+		p := t.sc[i*attnBK : i*attnBK+cols]
+		dsp := t.dsp[i*attnBK : i*attnBK+cols]
+		lse, d := g.lse[bh*g.nq+q0+i], dot[i]
+		switch {
+		case lse == negInf32:
+			clear(dsp) // a row with every key masked
+		case lse-lse == 0 && d-d == 0:
+			// dP is finite, so masked pairs (P = 0) give 0.
+			dv := [1]float32{d}
+			arithRowF32(Sub, dsp, dsp, 1, dv[:], 0)
+			arithRowF32(Mul, dsp, dsp, 1, p, 1)
+		default:
+			// A row that overflowed to ±Inf or NaN: masked pairs must
+			// still give 0, not 0·Inf.
+			for j := range p {
+				if p[j] == 0 {
+					dsp[j] = 0
+				} else {
+					dsp[j] = p[j] * (dsp[j] - d)
+				}
 			}
 		}
 	}

@@ -227,6 +227,15 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 		if h < mr {
 			clear(sl)
 		}
+		if a.rs == 1 && a.cs != 1 {
+			// Column-major (a transposed operand): each column of the
+			// sliver is h consecutive elements.
+			src := a.at(bi, i0+s, p0)
+			for p := range k {
+				copy(sl[p*mr:p*mr+h], a.data[src+p*a.cs:][:h])
+			}
+			continue
+		}
 		for i := range h {
 			src := a.at(bi, i0+s+i, p0)
 			if a.cs == 1 {
