@@ -236,7 +236,22 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 			}
 			continue
 		}
-		for i := range h {
+		i := 0
+		if a.cs == 1 {
+			// Row-major: four rows at a time, so that each column of
+			// the sliver gets four neighbouring elements per pass.
+			for ; i+4 <= h; i += 4 {
+				r0 := a.data[a.at(bi, i0+s+i, p0):][:k]
+				r1 := a.data[a.at(bi, i0+s+i+1, p0):][:k]
+				r2 := a.data[a.at(bi, i0+s+i+2, p0):][:k]
+				r3 := a.data[a.at(bi, i0+s+i+3, p0):][:k]
+				for p := range k {
+					o := sl[p*mr+i:][:4]
+					o[0], o[1], o[2], o[3] = r0[p], r1[p], r2[p], r3[p]
+				}
+			}
+		}
+		for ; i < h; i++ {
 			src := a.at(bi, i0+s+i, p0)
 			if a.cs == 1 {
 				for p, v := range a.data[src : src+k] {
