@@ -778,3 +778,34 @@ func TestAttentionNoStalePacks(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionGradNoStalePacks is TestAttentionNoStalePacks for the
+// backward pass: a call right after one with other queries and dy must
+// give what the same call gives with fresh scratch (the pools emptied by
+// two collections).
+func TestAttentionGradNoStalePacks(t *testing.T) {
+	r := newRand(78)
+	k, v := randF32(r, 1, 1, 50, 8), randF32(r, 1, 1, 50, 3)
+	spec := &rt.AttnSpec{Scale: 0.5}
+	grads := func(q, dy *rt.Tensor) rt.AttnGrads {
+		out, lse := rt.AttentionWithLSE(q, k, v, spec)
+		rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
+		return rt.AttentionGrad(q, k, v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true})
+	}
+	grads(randF32(r, 1, 1, 40, 8), randF32(r, 1, 1, 40, 3))
+	q, dy := randF32(r, 1, 1, 40, 8), randF32(r, 1, 1, 40, 3)
+	warm := grads(q, dy)
+	goruntime.GC()
+	goruntime.GC()
+	fresh := grads(q, dy)
+	for _, c := range []struct {
+		name      string
+		got, want *rt.Tensor
+	}{{"dq", warm.Q, fresh.Q}, {"dk", warm.K, fresh.K}, {"dv", warm.V, fresh.V}} {
+		for i := range c.want.F {
+			if c.got.F[i] != c.want.F[i] {
+				t.Fatalf("%s[%d] = %g after another call, %g with fresh scratch", c.name, i, c.got.F[i], c.want.F[i])
+			}
+		}
+	}
+}
