@@ -231,11 +231,20 @@ func (a *attnRun) newAPack(width int) aPack {
 	return p
 }
 
+// scRows is the rows a tile matrix holds: attnBQ, padded to whole
+// slivers of the micro-kernel, which reads it unpacked (runA64).
+func scRows(k *gemmKernel) int {
+	if k == nil {
+		return attnBQ
+	}
+	return roundUp(attnBQ, k.mr)
+}
+
 func (a *attnRun) newTileBuf() *tileBuf {
 	return &tileBuf{
 		kern: a.kern,
 		d:    a.d,
-		sc:   make([]float32, attnBQ*attnBK),
+		sc:   make([]float32, scRows(a.kern)*attnBK),
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
 		qp:   a.newAPack(a.d),
@@ -370,8 +379,15 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 	if width == 0 || cols == 0 {
 		return
 	}
+	cOp := &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}
+	if k.runA64 != nil {
+		// sc's rows are attnBK apart and padded to whole slivers: no
+		// packing.
+		macroKernel(k, cOp, 0, 0, 0, t.sc, attnBK, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
+		return
+	}
 	packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, rows, cols, k.mr)
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
+	macroKernel(k, cOp, 0, 0, 0, t.pp.data, 0, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 }
 
 // tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
@@ -396,7 +412,7 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, y
 		}
 		xp.key = row0
 	}
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, 0, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):

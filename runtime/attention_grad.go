@@ -498,7 +498,7 @@ func (g *gradRun) addTransposed(t *gradBuf, dst []float32, width int, ws rowSpli
 		if width > 0 {
 			// The micro-kernel's A operand is scᵀ, read through strides.
 			packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: 1, cs: attnBK}, 0, 0, 0, cols, rows, k.mr)
-			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
+			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, 0, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
 		}
 	} else {
 		for i := range rows {

@@ -33,6 +33,10 @@ type gemmKernel struct {
 	// k × nr sliver of B (b[p*nr+j]) into the mr × nr tile of C at c,
 	// whose rows are ldc elements apart. k ≥ 1.
 	run func(k int, a, b, c []float32, ldc int)
+	// runA64, when non-nil, is run reading A unpacked: row i of the
+	// sliver at a[i*64:], its k elements contiguous (the attention tiles,
+	// whose rows are 64 elements apart).
+	runA64 func(k int, a, b, c []float32, ldc int)
 }
 
 // gemmKernels are the micro-kernels this CPU can run, fastest first
@@ -177,7 +181,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 						packed = blk
 					}
 					s0, s1 := part*slivers/split, (part+1)*slivers/split
-					macroKernel(kern, c, bi, i0, jc, ap, bp, tile, mcur, ncur, kcur, s0, s1)
+					macroKernel(kern, c, bi, i0, jc, ap, 0, bp, tile, mcur, ncur, kcur, s0, s1)
 				}
 			})
 			if slabA != nil {
@@ -190,8 +194,19 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 // macroKernel runs the micro-kernel over every A sliver of the packed
 // block ap (mcur rows) and the B slivers s0..s1 of bp, adding into the
 // block of C at row i0 and column jc. tile is mr × nr scratch.
-func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
+//
+// With lda > 0, ap is A itself, row-major with rows lda elements apart,
+// read by kern.runA64 (lda must then be 64, and ap must hold whole mr-row
+// slivers: the rows past mcur are read and their results dropped).
+func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, lda int, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
 	mr, nr := kern.mr, kern.nr
+	run := kern.run
+	if lda > 0 {
+		if lda != 64 || kern.runA64 == nil {
+			panic("runtime: macroKernel: unpacked A needs runA64 and rows of 64")
+		}
+		run = kern.runA64
+	}
 	ldc := c.rs
 	for t := s0; t < s1; t++ {
 		j := t * nr
@@ -199,14 +214,19 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile 
 		bs := bp[t*kcur*nr : (t+1)*kcur*nr]
 		for i := 0; i < mcur; i += mr {
 			rows := min(mr, mcur-i)
-			as := ap[i*kcur : (i+mr)*kcur]
+			var as []float32
+			if lda > 0 {
+				as = ap[i*lda : (i+mr-1)*lda+kcur]
+			} else {
+				as = ap[i*kcur : (i+mr)*kcur]
+			}
 			off := c.at(bi, i0+i, jc+j)
 			if rows == mr && cols == nr {
-				kern.run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
+				run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
 				continue
 			}
 			clear(tile)
-			kern.run(kcur, as, bs, tile, nr)
+			run(kcur, as, bs, tile, nr)
 			for r := range rows {
 				dst := c.data[off+r*ldc : off+r*ldc+cols]
 				for q, v := range tile[r*nr : r*nr+cols] {

@@ -31,10 +31,15 @@ func main() {
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm)
+	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm, 0)
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm)
+	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm, 0)
+	// The same kernels reading A unpacked, row-major with rows of 64
+	// elements: the attention tiles' P and dS (runtime/attention.go's
+	// attnBK), which would otherwise be packed before every product.
+	microKernel("gemmKernel14x32A64AVX512", 14, 2, 16, zmm, 64)
+	microKernel("gemmKernel6x16A64AVX2", 6, 2, 8, ymm, 64)
 	Generate()
 }
 
@@ -83,12 +88,24 @@ func cpuProbes() {
 // packed k×nr sliver of B (b[p*nr+j]), nr = vecs·lanes, into the mr×nr
 // tile of C at c with row stride ldc elements. The accumulators stay in
 // vector registers for the whole k loop; each element of C is loaded and
-// stored once.
-func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) {
+// stored once. With lda > 0, A is not packed but row-major with rows of
+// lda elements (a[i*lda+p]): the broadcasts' offsets are constants, so
+// this costs no register.
+func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, lda int) {
 	nr := vecs * lanes
 	width := nr * 4 // bytes of one packed row of B
 	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-	Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+	if lda > 0 {
+		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, mr, lda, nr))
+	} else {
+		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+	}
+	// aStep is the bytes from one k step's elements of A to the next's;
+	// aAt the offset of row i's element at step p.
+	aStep, aAt := mr*4, func(p, i int) int { return (p*mr + i) * 4 }
+	if lda > 0 {
+		aStep, aAt = 4, func(p, i int) int { return (i*lda + p) * 4 }
+	}
 	k := Load(Param("k"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
@@ -110,7 +127,7 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 			VMOVUPS(Mem{Base: b, Disp: p*width + j*lanes*4}, bv(j))
 		}
 		for i := range mr {
-			VBROADCASTSS(Mem{Base: a, Disp: (p*mr + i) * 4}, bc(i))
+			VBROADCASTSS(Mem{Base: a, Disp: aAt(p, i)}, bc(i))
 			for j := range vecs {
 				VFMADD231PS(bv(j), bc(i), acc(i, j))
 			}
@@ -123,7 +140,7 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 	for p := range unroll {
 		step(p)
 	}
-	ADDQ(U32(unroll*mr*4), a)
+	ADDQ(U32(unroll*aStep), a)
 	ADDQ(U32(unroll*width), b)
 	SUBQ(Imm(unroll), k)
 	JMP(LabelRef(name + "_loop4"))
@@ -131,7 +148,7 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 	TESTQ(k, k)
 	JZ(LabelRef(name + "_store"))
 	step(0)
-	ADDQ(U32(mr*4), a)
+	ADDQ(U32(aStep), a)
 	ADDQ(U32(width), b)
 	DECQ(k)
 	JMP(LabelRef(name + "_tail"))
