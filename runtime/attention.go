@@ -256,6 +256,10 @@ func (a *attnRun) newTileBuf() *tileBuf {
 // data; it is only read.
 var zeroOff = []int{0}
 
+// groupBytes bounds the packed operands of one group of (b, h) pairs
+// (see inGroups): about a core's L2.
+var groupBytes = 1 << 20
+
 // A tilePack is an operand of the tile products packed once per group
 // of (b, h) pairs (see inGroups), one tile of one (b, h) after another,
 // so that the tasks of every query tile share it instead of repacking it.
@@ -352,14 +356,19 @@ func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
 // consecutive (b, h) pairs after another, calling pack with each group
 // [bh0, bh1) first: what a pass packs once for all its tasks then takes
 // memory for one group, not a copy of every operand. A group holds
-// enough tasks to keep every core busy. body sees the pass's task
-// numbers.
+// enough tasks to keep every core busy, and as many (b, h) pairs as fit
+// in groupBytes of packed operands, so that small heads (a training
+// step's) do not pay a fork and join per pair or two. body sees the
+// pass's task numbers.
 func (a *attnRun) inGroups(per, grain int, pack func(bh0, bh1 int), body func(lo, hi int)) {
 	nbh := a.nb * a.nh
 	if per <= 0 {
 		return
 	}
-	g := min(nbh, ceilDiv(8*runtime.GOMAXPROCS(0), per))
+	// What one (b, h) packs at most: its keys and values, or in the
+	// backward its queries and dy as well.
+	perBH := 4 * (a.nk + a.nq) * (a.d + a.dv)
+	g := min(nbh, max(ceilDiv(8*runtime.GOMAXPROCS(0), per), groupBytes/max(perBH, 1)))
 	for bh0 := 0; bh0 < nbh; bh0 += g {
 		bh1 := min(bh0+g, nbh)
 		pack(bh0, bh1)

@@ -545,11 +545,13 @@ func TestAttentionGradMatchesReference(t *testing.T) {
 // TestAttentionGradDeterministic: dq, dk, dv and a capture gradient come
 // out bit for bit the same from run to run at a fixed GOMAXPROCS, though
 // many goroutines share the work.
-// TestAttentionOnOneCore runs every case on one core, where the passes
-// pack their shared operands (k, v, …) for a few (b, h) pairs at a time,
+// TestAttentionOnOneCore runs every case on one core and no group
+// budget, where the passes pack their shared operands (k, v, …) for a few
+// (b, h) pairs at a time,
 // so that the longer cases run in several groups, against the reference.
 func TestAttentionOnOneCore(t *testing.T) {
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(1))
+	defer rt.SetGroupBytes(rt.SetGroupBytes(0))
 	for ci, tc := range attnCases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newAttnInputs(tc, uint64(ci)+400)
