@@ -142,14 +142,23 @@ type gradRun struct {
 	plain bool
 }
 
-// allFinite reports whether x holds neither NaN nor ±Inf.
+// allFinite reports whether x holds neither NaN nor ±Inf: then v - v is
+// 0 for every element, and otherwise NaN, which no sum of them loses.
+// Four sums without a branch let the loop run at the loads' pace.
 func allFinite(x []float32) bool {
-	for _, v := range x {
-		if v-v != 0 {
-			return false
-		}
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		s0 += v[0] - v[0]
+		s1 += v[1] - v[1]
+		s2 += v[2] - v[2]
+		s3 += v[3] - v[3]
 	}
-	return true
+	for _, v := range x[i:] {
+		s0 += v - v
+	}
+	return s0+s1+s2+s3 == 0
 }
 
 // A gradBuf is one goroutine's scratch for the backward pass.
@@ -214,7 +223,8 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 
 // gradScores writes into dsp the tile's dS', the gradient with respect to
 // the modified scores (0 where masked), given the probabilities (sc) and
-// dP (dsp, for out) that probs left and the row sums dot.
+// dP (dsp, for out) that probs left and the row sums dot; in a plain run
+// it writes dS' into sc instead (see plainGradScores).
 func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32) {
 	cols := k1 - k0
 	bh := b*g.nh + h
@@ -246,6 +256,8 @@ func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32
 
 // plainGradScores is gradScores for a plain run (see gradRun.plain):
 // dS' = P·(dP - D) a row at a time, P = 0 standing for a masked pair.
+// It writes dS' into sc over P, not into dsp: with no DScore dS' is dS,
+// which the products read from sc, so plain runs skip applyDScore.
 func (g *gradRun) plainGradScores(t *gradBuf, bh, q0, q1, cols int, dot []float32) {
 	for i := range q1 - q0 {
 		p := t.sc[i*attnBK : i*attnBK+cols]
@@ -253,20 +265,18 @@ func (g *gradRun) plainGradScores(t *gradBuf, bh, q0, q1, cols int, dot []float3
 		lse, d := g.lse[bh*g.nq+q0+i], dot[i]
 		switch {
 		case lse == negInf32:
-			clear(dsp) // a row with every key masked
+			clear(p) // a row with every key masked
 		case lse-lse == 0 && d-d == 0:
 			// dP is finite, so masked pairs (P = 0) give 0.
 			dv := [1]float32{d}
 			arithRowF32(Sub, dsp, dsp, 1, dv[:], 0)
-			arithRowF32(Mul, dsp, dsp, 1, p, 1)
+			arithRowF32(Mul, p, p, 1, dsp, 1)
 		default:
 			// A row that overflowed to ±Inf or NaN: masked pairs must
 			// still give 0, not 0·Inf.
 			for j := range p {
-				if p[j] == 0 {
-					dsp[j] = 0
-				} else {
-					dsp[j] = p[j] * (dsp[j] - d)
+				if p[j] != 0 {
+					p[j] *= dsp[j] - d
 				}
 			}
 		}
@@ -397,7 +407,9 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 				if dq == nil {
 					continue
 				}
-				g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
+				if !g.plain {
+					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
+				}
 				g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, &kp, g.d, bh, k0, rows, cols)
 				for j := range cols {
 					if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
@@ -473,7 +485,9 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 				}
 				if dk != nil {
 					// dk_k += Σ_i dS_ik q_i.
-					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
+					if !g.plain {
+						g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
+					}
 					g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, &qp, g.q.F, bh, q0, q1, cols)
 				}
 			}
