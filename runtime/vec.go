@@ -89,7 +89,8 @@ func expSlice(dst, src []float32, sub float32) {
 }
 
 // maxSlice returns the largest element of x, -Inf for an empty x and
-// NaN when an element is NaN (as the builtin max does).
+// NaN when an element is NaN (as the builtin max does; a zero maximum
+// may be -0 where max would give +0).
 func maxSlice(x []float32) float32 {
 	m := negInf32
 	if v := activeVec; v != nil {
