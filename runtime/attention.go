@@ -207,6 +207,7 @@ var tileBufs, gradBufs sync.Pool
 func (a *attnRun) getTileBuf() *tileBuf {
 	if t, ok := tileBufs.Get().(*tileBuf); ok && t.kern == a.kern && t.d == a.d {
 		t.qp.key, t.pp.key = -1, -1
+		t.qp.pre = nil
 		return t
 	}
 	return a.newTileBuf()
@@ -219,6 +220,10 @@ type aPack struct {
 	data []float32
 	key  int
 	tile []float32 // the micro-kernel's scratch for a partial tile of C
+	// pre, when non-nil, holds every tile of the rows already packed
+	// (and scaled), by packQueryTiles: a pass that walks the same query
+	// tiles from many tasks packs them once per group instead.
+	pre *tilePack
 }
 
 // newAPack returns an empty aPack for attnBQ rows of width elements.
@@ -351,6 +356,34 @@ func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
 	})
 }
 
+// packQueryTiles packs into p, for the pairs [bh0, bh1), every tile of
+// attnBQ rows of x f32[B, H, Nq, width] (q or dy) as tileProduct's A
+// operand, multiplied by scale, in parallel; without a micro-kernel it
+// leaves p empty. Rows are those of x, per (b, h): tileProduct finds a
+// tile by its first row's index.
+func (a *attnRun) packQueryTiles(p *tilePack, x []float32, width int, scale float32, bh0, bh1 int) {
+	k := a.kern
+	if k == nil {
+		return
+	}
+	qt := ceilDiv(a.nq, attnBQ)
+	tileLen := roundUp(attnBQ, k.mr) * width
+	data := p.reset(tileLen, qt, bh0, bh1)
+	if width == 0 {
+		return
+	}
+	ParallelFor((bh1-bh0)*qt, grainFor(8*attnBQ*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, q0 := bh0+task/qt, task%qt*attnBQ
+			dst := data[task*tileLen : (task+1)*tileLen]
+			packA(dst, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, bh*a.nq+q0, 0, min(attnBQ, a.nq-q0), width, k.mr)
+			if scale != 1 {
+				scaleRow(dst, scale)
+			}
+		}
+	})
+}
+
 // inGroups runs the tasks [0, B·H·per) of a pass, per of them for each
 // (b, h), as ParallelFor(…, grain, body) would, but one group of
 // consecutive (b, h) pairs after another, calling pack with each group
@@ -414,14 +447,18 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, y
 		matAdd(c, attnBK, x[row0*width:], width, yt, attnBK, rows, width, cols)
 		return
 	}
-	if xp.key != row0 {
+	ap := xp.data
+	switch {
+	case xp.pre != nil:
+		ap = xp.pre.tile(row0/a.nq, row0%a.nq)
+	case xp.key != row0:
 		packA(xp.data, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, row0, 0, rows, width, k.mr)
 		if scale != 1 {
 			scaleRow(xp.data, scale)
 		}
 		xp.key = row0
 	}
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, xp.data, 0, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, 0, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):

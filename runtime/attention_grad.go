@@ -175,6 +175,7 @@ type gradBuf struct {
 func (g *gradRun) getBuf() *gradBuf {
 	if t, ok := gradBufs.Get().(*gradBuf); ok && t.kern == g.kern && t.d == g.d && t.dv == g.dv {
 		t.qp.key, t.pp.key, t.dyp.key = -1, -1, -1
+		t.qp.pre, t.dyp.pre = nil, nil
 		return t
 	}
 	return g.newBuf()
@@ -442,6 +443,9 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	var parts capParts
 	var qs, dys rowSplit
 	var qp, dyp tilePack
+	// Every task walks every query tile: q (for the scores) and dy (for
+	// dP) are packed as A operands once per group, not once per task.
+	var qA, dyA tilePack
 	if dk != nil {
 		qs = splitRows(g.q.F, g.d)
 	}
@@ -450,6 +454,10 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	}
 	pack := func(bh0, bh1 int) {
 		g.packShared(bh0, bh1)
+		g.packQueryTiles(&qA, g.q.F, g.d, g.spec.Scale, bh0, bh1)
+		if g.returns == "out" {
+			g.packQueryTiles(&dyA, g.dy, g.dv, 1, bh0, bh1)
+		}
 		if dk != nil {
 			g.packRows(&qp, qs.clean, g.nq, g.d, bh0, bh1)
 		}
@@ -461,6 +469,9 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	g.inGroups(kt, grainFor(2*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
 		t := g.getBuf()
 		defer gradBufs.Put(t)
+		if g.kern != nil {
+			t.qp.pre, t.dyp.pre = &qA, &dyA
+		}
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, k0 := task/kt, task%kt*attnBK
