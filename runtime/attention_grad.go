@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"slices"
 	"sync"
 )
@@ -102,10 +103,17 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 	} else if wantCaps {
 		queryCaps = want.Caps
 	}
-	if want.K || want.V {
-		g.byKeys(data(res.K), data(res.V), keyCaps)
-	}
-	if want.Q || queryCaps != nil {
+	switch {
+	case want.Q && (want.K || want.V) && a.nb*a.nh >= onePassPairsPerCore*goruntime.GOMAXPROCS(0):
+		// Enough (b, h) pairs to share among the cores: one task per
+		// pair computes dq with dk and dv in one pass.
+		g.byKeys(data(res.K), data(res.V), data(res.Q), keyCaps)
+	case want.K || want.V:
+		g.byKeys(data(res.K), data(res.V), nil, keyCaps)
+		if want.Q {
+			g.byQueries(data(res.Q), nil)
+		}
+	case want.Q || queryCaps != nil:
 		g.byQueries(data(res.Q), queryCaps)
 	}
 	return res
@@ -126,6 +134,11 @@ func data(t *Tensor) []float32 {
 	}
 	return t.F
 }
+
+// onePassPairsPerCore is how many (b, h) pairs per core AttentionGrad
+// needs to compute dq in the key pass (see byKeys): with fewer, one task
+// per pair would leave cores idle.
+var onePassPairsPerCore = 4
 
 // A gradRun is an attnRun with the backward pass's extra operands.
 type gradRun struct {
@@ -394,7 +407,6 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/g.nh, bh%g.nh
 			q1 := min(q0+attnBQ, g.nq)
-			rows := q1 - q0
 			for k0 := 0; k0 < g.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, g.nk)
 				cols := k1 - k0
@@ -411,18 +423,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 				if !g.plain {
 					g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
 				}
-				g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, &kp, g.d, bh, k0, rows, cols)
-				for j := range cols {
-					if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
-						continue
-					}
-					krow := g.k.F[(bh*g.nk+k0+j)*g.d:][:g.d]
-					for i := range rows {
-						if t.keep[i*attnBK+j] {
-							addScaled(dq[(bh*g.nq+q0+i)*g.d:(bh*g.nq+q0+i+1)*g.d], t.sc[i*attnBK+j], krow)
-						}
-					}
-				}
+				g.addDQ(t, dq, ks, &kp, bh, q0, q1, k0, cols)
 			}
 			if dq != nil {
 				scaleRow(dq[(bh*g.nq+q0)*g.d:(bh*g.nq+q1)*g.d], g.spec.Scale)
@@ -435,14 +436,41 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	}
 }
 
+// addDQ adds dS·k, the tile's dS (in sc) times the rows of the key tile
+// of bh from k0, into the query tile's rows of dq (not yet scaled): ks
+// is k split into finite rows and the rest, which are added pair by
+// admitted pair, kp ks.clean packed as rows.
+func (g *gradRun) addDQ(t *gradBuf, dq []float32, ks rowSplit, kp *tilePack, bh, q0, q1, k0, cols int) {
+	rows := q1 - q0
+	g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, kp, g.d, bh, k0, rows, cols)
+	for j := range cols {
+		if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
+			continue
+		}
+		krow := g.k.F[(bh*g.nk+k0+j)*g.d:][:g.d]
+		for i := range rows {
+			if t.keep[i*attnBK+j] {
+				addScaled(dq[(bh*g.nq+q0+i)*g.d:(bh*g.nq+q0+i+1)*g.d], t.sc[i*attnBK+j], krow)
+			}
+		}
+	}
+}
+
 // byKeys computes dk and dv (each when non-nil) and the capture gradients
 // (when caps is non-nil) in one pass whose tasks own key tiles and walk
 // every query tile.
-func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
+//
+// With dq non-nil it computes dq too, in the same pass: a task then owns
+// all the key tiles of one (b, h), so that it alone adds into that pair's
+// rows of dq, in a fixed order, as the query pass would. Each (query,
+// key) tile's scores, probabilities and dS are computed once instead of
+// twice; the price is B·H tasks instead of B·H·Nk/attnBK, so AttentionGrad
+// chooses it only when there are enough pairs for the cores.
+func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 	kt := ceilDiv(g.nk, attnBK)
 	var parts capParts
-	var qs, dys rowSplit
-	var qp, dyp tilePack
+	var qs, dys, ks rowSplit
+	var qp, dyp, kp tilePack
 	// Every task walks every query tile: q (for the scores) and dy (for
 	// dP) are packed as A operands once per group, not once per task.
 	var qA, dyA tilePack
@@ -451,6 +479,9 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 	}
 	if dv != nil {
 		dys = splitRows(g.dy, g.dv)
+	}
+	if dq != nil {
+		ks = splitRows(g.k.F, g.d)
 	}
 	pack := func(bh0, bh1 int) {
 		g.packShared(bh0, bh1)
@@ -464,9 +495,17 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 		if dv != nil {
 			g.packRows(&dyp, dys.clean, g.nq, g.dv, bh0, bh1)
 		}
+		if dq != nil {
+			g.packRows(&kp, ks.clean, g.nk, g.d, bh0, bh1)
+		}
 	}
-	needDS := dk != nil || caps != nil
-	g.inGroups(kt, grainFor(2*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
+	needDS := dk != nil || dq != nil || caps != nil
+	// A task's key tiles: one, or with dq all of its (b, h)'s.
+	perBH, tilesPer := kt, 1
+	if dq != nil {
+		perBH, tilesPer = 1, kt
+	}
+	g.inGroups(perBH, grainFor(2*tilesPer*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
 		t := g.getBuf()
 		defer gradBufs.Put(t)
 		if g.kern != nil {
@@ -474,42 +513,62 @@ func (g *gradRun) byKeys(dk, dv []float32, caps []*Tensor) {
 		}
 		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
-			bh, k0 := task/kt, task%kt*attnBK
+			bh, kt0 := task/perBH, task%perBH
 			b, h := bh/g.nh, bh%g.nh
-			k1 := min(k0+attnBK, g.nk)
-			cols := k1 - k0
-			for q0 := 0; q0 < g.nq; q0 += attnBQ {
-				q1 := min(q0+attnBQ, g.nq)
-				if !g.probs(t, b, h, q0, q1, k0, k1, needDS) {
-					continue
-				}
-				if dv != nil {
-					// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
-					g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, &dyp, g.dy, bh, q0, q1, cols)
-				}
-				if !needDS {
-					continue
-				}
-				g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
-				if local != nil {
-					g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
-				}
-				if dk != nil {
-					// dk_k += Σ_i dS_ik q_i.
-					if !g.plain {
-						g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
-					}
-					g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, &qp, g.q.F, bh, q0, q1, cols)
-				}
+			for kti := kt0; kti < kt0+tilesPer; kti++ {
+				g.keyTile(t, local, dk, dv, dq, qs, dys, ks, &qp, &dyp, &kp, needDS, b, h, kti*attnBK)
 			}
-			if dk != nil {
-				scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+			if dq != nil {
+				scaleRow(dq[bh*g.nq*g.d:(bh+1)*g.nq*g.d], g.spec.Scale)
 			}
 		}
 		parts.add(lo, local)
 	})
 	if caps != nil {
 		parts.sumInto(caps)
+	}
+}
+
+// keyTile is byKeys's work on the key tile of (b, h) from k0: it walks
+// the query tiles adding into that tile's rows of dk and dv, into local's
+// capture gradients and, when dq is non-nil, into dq's rows of (b, h).
+func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs, dys, ks rowSplit, qp, dyp, kp *tilePack, needDS bool, b, h, k0 int) {
+	bh := b*g.nh + h
+	k1 := min(k0+attnBK, g.nk)
+	cols := k1 - k0
+	for q0 := 0; q0 < g.nq; q0 += attnBQ {
+		q1 := min(q0+attnBQ, g.nq)
+		if !g.probs(t, b, h, q0, q1, k0, k1, needDS) {
+			continue
+		}
+		if dv != nil {
+			// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
+			g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, dyp, g.dy, bh, q0, q1, cols)
+		}
+		if !needDS {
+			continue
+		}
+		g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
+		if local != nil {
+			g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
+		}
+		if dk == nil && dq == nil {
+			continue
+		}
+		if !g.plain {
+			g.applyDScore(t, t.sc, b, h, q0, q1, k0, k1)
+		}
+		if dk != nil {
+			// dk_k += Σ_i dS_ik q_i.
+			g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, qp, g.q.F, bh, q0, q1, cols)
+		}
+		if dq != nil {
+			// dq_i += Σ_k dS_ik k_k.
+			g.addDQ(t, dq, ks, kp, bh, q0, q1, k0, cols)
+		}
+	}
+	if dk != nil {
+		scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
 	}
 }
 

@@ -521,6 +521,20 @@ func checkAttentionGrad(t *testing.T, what string, tc attnCase, in attnInputs, r
 }
 
 func TestAttentionGradMatchesReference(t *testing.T) {
+	// Both ways of computing dq: its own pass over the query tiles, and
+	// within the key pass (one task per (b, h)).
+	for _, onePass := range []bool{false, true} {
+		n := 1 << 30
+		if onePass {
+			n = 0
+		}
+		old := rt.SetOnePassPairsPerCore(n)
+		t.Run(fmt.Sprintf("one pass %v", onePass), testAttentionGradMatchesReference)
+		rt.SetOnePassPairsPerCore(old)
+	}
+}
+
+func testAttentionGradMatchesReference(t *testing.T) {
 	for ci, tc := range attnCases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newAttnInputs(tc, uint64(ci)+200)

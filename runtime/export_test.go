@@ -7,3 +7,12 @@ func SetGroupBytes(n int) int {
 	groupBytes = n
 	return old
 }
+
+// SetOnePassPairsPerCore sets when AttentionGrad computes dq in its key
+// pass (see byKeys) and returns the old setting: 0 always, a large
+// number never.
+func SetOnePassPairsPerCore(n int) int {
+	old := onePassPairsPerCore
+	onePassPairsPerCore = n
+	return old
+}
