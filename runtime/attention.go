@@ -432,20 +432,28 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 	macroKernel(k, cOp, 0, 0, 0, t.pp.data, 0, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 }
 
-// tileProduct adds x · yᵀ into c (row stride attnBK), for the rows
+// tileProduct sets c (row stride attnBK) to x · yᵀ, for the rows
 // [row0, row0+rows) of x (f32[…, width] rows, one per query) and the
 // cols keys of the packed key tile yt. With a micro-kernel the rows of x
 // are packed into xp, unless it holds them already, and multiplied by
 // scale as they are: the product is then (scale·x)·yᵀ. Without one scale
 // is not applied; the caller does it (see scores).
 func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack, scale float32) {
+	k := a.kern
+	if k == nil || width == 0 || k.set == nil {
+		for i := range rows {
+			clear(c[i*attnBK : i*attnBK+cols])
+		}
+	}
 	if width == 0 {
 		return
 	}
-	k := a.kern
 	if k == nil {
 		matAdd(c, attnBK, x[row0*width:], width, yt, attnBK, rows, width, cols)
 		return
+	}
+	if k.set != nil {
+		k = k.set // stores the product: no clearing first
 	}
 	ap := xp.data
 	switch {
@@ -525,9 +533,6 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw, needKeep
 	}
 	// sc = (Scale·q_tile) · k_tileᵀ, K packed once per call.
 	bh := b*a.nh + h
-	for i := range rows {
-		clear(t.sc[i*attnBK : i*attnBK+cols])
-	}
 	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp, s.Scale)
 	ad := admitter{a: a, b: b, h: h, wantRaw: wantRaw, needKeep: needKeep, scale: 1}
 	if a.kern == nil {

@@ -227,9 +227,6 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		}
 	}
 	if g.returns == "out" && wantDP {
-		for i := range rows {
-			clear(t.dsp[i*attnBK : i*attnBK+cols])
-		}
 		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(bh, k0), cols, &t.dyp, 1)
 	}
 	return true

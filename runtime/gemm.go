@@ -37,6 +37,11 @@ type gemmKernel struct {
 	// sliver at a[i*64:], its k elements contiguous (the attention tiles,
 	// whose rows are 64 elements apart).
 	runA64 func(k int, a, b, c []float32, ldc int)
+	// set, when non-nil, is this kernel storing the product into C
+	// instead of adding to it; overwrites marks such a kernel, for
+	// macroKernel's partial tiles.
+	set        *gemmKernel
+	overwrites bool
 }
 
 // gemmKernels are the micro-kernels this CPU can run, fastest first
@@ -229,6 +234,10 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 			run(kcur, as, bs, tile, nr)
 			for r := range rows {
 				dst := c.data[off+r*ldc : off+r*ldc+cols]
+				if kern.overwrites {
+					copy(dst, tile[r*nr:r*nr+cols])
+					continue
+				}
 				for q, v := range tile[r*nr : r*nr+cols] {
 					dst[q] += v
 				}

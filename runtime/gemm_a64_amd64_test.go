@@ -9,7 +9,8 @@ import (
 
 // TestMicroKernelA64 checks each kernel's unpacked-A form (rows 64
 // elements apart) against the packed form on the same A, bit for bit:
-// both make the same multiply-adds in the same order.
+// both make the same multiply-adds in the same order; and its storing
+// form (set) against the adding form on a zero C.
 func TestMicroKernelA64(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	rnd := func(n int) []float32 {
@@ -37,6 +38,17 @@ func TestMicroKernelA64(t *testing.T) {
 				for i := range c {
 					if c[i] != want[i] {
 						t.Fatalf("%s k=%d ldc=%d: c[%d] = %g, packed A gives %g", kern.name, k, ldc, i, c[i], want[i])
+					}
+				}
+				// The storing form: C's old contents (garbage here) play no
+				// part, except between rows, where C is not written.
+				zero := make([]float32, len(c))
+				kern.run(k, ap, b, zero, ldc)
+				garbage := rnd(len(c))
+				kern.set.run(k, ap, b, garbage, ldc)
+				for i := range zero {
+					if col := i % ldc; col < nr && garbage[i] != zero[i] {
+						t.Fatalf("%s k=%d ldc=%d: stored c[%d] = %g, want %g", kern.set.name, k, ldc, i, garbage[i], zero[i])
 					}
 				}
 			}

@@ -21,3 +21,9 @@ func gemmKernel14x32A64AVX512(k int, a *float32, b *float32, c *float32, ldc int
 
 // gemmKernel6x16A64AVX2 adds 6 rows of A, 64 elements apart, times a packed k×16 sliver of B into C.
 func gemmKernel6x16A64AVX2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512 stores a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16SetAVX2 stores a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16SetAVX2(k int, a *float32, b *float32, c *float32, ldc int)

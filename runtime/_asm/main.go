@@ -31,15 +31,19 @@ func main() {
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm, 0)
+	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm, 0, false)
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm, 0)
+	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm, 0, false)
 	// The same kernels reading A unpacked, row-major with rows of 64
 	// elements: the attention tiles' P and dS (runtime/attention.go's
 	// attnBK), which would otherwise be packed before every product.
-	microKernel("gemmKernel14x32A64AVX512", 14, 2, 16, zmm, 64)
-	microKernel("gemmKernel6x16A64AVX2", 6, 2, 8, ymm, 64)
+	microKernel("gemmKernel14x32A64AVX512", 14, 2, 16, zmm, 64, false)
+	microKernel("gemmKernel6x16A64AVX2", 6, 2, 8, ymm, 64, false)
+	// And the packed kernels storing C = A·B instead of adding to it: the
+	// attention's score tiles, which need no clearing first.
+	microKernel("gemmKernel14x32SetAVX512", 14, 2, 16, zmm, 0, true)
+	microKernel("gemmKernel6x16SetAVX2", 6, 2, 8, ymm, 0, true)
 	Generate()
 }
 
@@ -90,14 +94,18 @@ func cpuProbes() {
 // vector registers for the whole k loop; each element of C is loaded and
 // stored once. With lda > 0, A is not packed but row-major with rows of
 // lda elements (a[i*lda+p]): the broadcasts' offsets are constants, so
-// this costs no register.
-func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, lda int) {
+// this costs no register. With set, the tile of C is overwritten with
+// the product instead of added to.
+func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, lda int, set bool) {
 	nr := vecs * lanes
 	width := nr * 4 // bytes of one packed row of B
 	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-	if lda > 0 {
+	switch {
+	case lda > 0:
 		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, mr, lda, nr))
-	} else {
+	case set:
+		Doc(fmt.Sprintf("%s stores a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+	default:
 		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
 	}
 	// aStep is the bytes from one k step's elements of A to the next's;
@@ -160,7 +168,9 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, 
 	for i := range mr {
 		for j := range vecs {
 			m := Mem{Base: c, Disp: j * lanes * 4}
-			VADDPS(m, acc(i, j), acc(i, j))
+			if !set {
+				VADDPS(m, acc(i, j), acc(i, j))
+			}
 			VMOVUPS(acc(i, j), m)
 		}
 		if i < mr-1 {
