@@ -155,6 +155,15 @@ type gradRun struct {
 	plain bool
 }
 
+// split is splitRows, which a plain run can skip: its operands are known
+// to be finite.
+func (g *gradRun) split(x []float32, width int) rowSplit {
+	if g.plain {
+		return rowSplit{clean: x}
+	}
+	return splitRows(x, width)
+}
+
 // allFinite reports whether x holds neither NaN nor ±Inf: then v - v is
 // 0 for every element, and otherwise NaN, which no sum of them loses.
 // Four sums without a branch let the loop run at the loads' pace.
@@ -388,7 +397,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	var ks rowSplit
 	var kp tilePack
 	if dq != nil {
-		ks = splitRows(g.k.F, g.d)
+		ks = g.split(g.k.F, g.d)
 	}
 	pack := func(bh0, bh1 int) {
 		g.packShared(bh0, bh1)
@@ -472,13 +481,13 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 	// dP) are packed as A operands once per group, not once per task.
 	var qA, dyA tilePack
 	if dk != nil {
-		qs = splitRows(g.q.F, g.d)
+		qs = g.split(g.q.F, g.d)
 	}
 	if dv != nil {
-		dys = splitRows(g.dy, g.dv)
+		dys = g.split(g.dy, g.dv)
 	}
 	if dq != nil {
-		ks = splitRows(g.k.F, g.d)
+		ks = g.split(g.k.F, g.d)
 	}
 	pack := func(bh0, bh1 int) {
 		g.packShared(bh0, bh1)
