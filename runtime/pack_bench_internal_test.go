@@ -15,3 +15,14 @@ func BenchmarkPackA(b *testing.B) {
 		packA(dst, op, 0, 0, 0, 64, 64, 14)
 	}
 }
+
+// BenchmarkPackAColumns packs the transpose of a 64 × 64 row-major tile,
+// the backward's Pᵀ and dSᵀ.
+func BenchmarkPackAColumns(b *testing.B) {
+	src := make([]float32, 64*64)
+	dst := make([]float32, 70*64)
+	op := &gemmOperand{data: src, off: zeroOff, rs: 1, cs: 64}
+	for b.Loop() {
+		packA(dst, op, 0, 0, 0, 64, 64, 14)
+	}
+}
