@@ -384,6 +384,29 @@ func (a *attnRun) packQueryTiles(p *tilePack, x []float32, width int, scale floa
 	})
 }
 
+// packTransposedTiles packs into p, for the pairs [bh0, bh1), the
+// transpose of every tile of attnBK rows of x f32[B, H, n, width] (q or
+// dy, n = Nq) as the micro-kernel's A operand: [width × rows], width in
+// mr-row slivers. It runs in parallel; without a micro-kernel p is left
+// empty.
+func (a *attnRun) packTransposedTiles(p *tilePack, x []float32, n, width, bh0, bh1 int) {
+	k := a.kern
+	if k == nil || width == 0 {
+		return
+	}
+	nt := ceilDiv(n, attnBK)
+	tileLen := roundUp(width, k.mr) * attnBK
+	data := p.reset(tileLen, nt, bh0, bh1)
+	ParallelFor((bh1-bh0)*nt, grainFor(8*attnBK*width), func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			bh, r0 := bh0+task/nt, task%nt*attnBK
+			rows := min(attnBK, n-r0)
+			op := gemmOperand{data: x[(bh*n+r0)*width:], off: zeroOff, rs: 1, cs: width}
+			packA(data[task*tileLen:(task+1)*tileLen], &op, 0, 0, 0, width, rows, k.mr)
+		}
+	})
+}
+
 // inGroups runs the tasks [0, B·H·per) of a pass, per of them for each
 // (b, h), as ParallelFor(…, grain, body) would, but one group of
 // consecutive (b, h) pairs after another, calling pack with each group
@@ -425,11 +448,11 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 	if k.runA64 != nil {
 		// sc's rows are attnBK apart and padded to whole slivers: no
 		// packing.
-		macroKernel(k, cOp, 0, 0, 0, t.sc, attnBK, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
+		macroKernel(k, cOp, 0, 0, 0, t.sc, gemmForm{lda: attnBK}, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 		return
 	}
 	packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, rows, cols, k.mr)
-	macroKernel(k, cOp, 0, 0, 0, t.pp.data, 0, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
+	macroKernel(k, cOp, 0, 0, 0, t.pp.data, gemmForm{}, yp.tile(bh, k0), t.pp.tile, rows, width, cols, 0, ceilDiv(width, k.nr))
 }
 
 // tileProduct sets c (row stride attnBK) to x · yᵀ, for the rows
@@ -466,7 +489,7 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, y
 		}
 		xp.key = row0
 	}
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, 0, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):

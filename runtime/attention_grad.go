@@ -189,7 +189,10 @@ type gradBuf struct {
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
 	dyp aPack     // dy's rows of the query tile, for dP = dy·vᵀ
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
-	dv  int       // what dyp was sized for
+	// accK and accV hold a key tile's dk and dv transposed, [D × attnBK]
+	// and [Dv × attnBK], when the key pass computes them so.
+	accK, accV []float32
+	dv         int // what dyp was sized for
 }
 
 // getBuf returns a gradBuf for g, from the pool when one fits; see
@@ -210,6 +213,8 @@ func (g *gradRun) newBuf() *gradBuf {
 		dsp:     make([]float32, attnBQ*attnBK),
 		dyp:     g.newAPack(g.dv),
 		tr:      make([]float32, attnBK*attnBQ),
+		accK:    make([]float32, g.d*attnBK),
+		accV:    make([]float32, g.dv*attnBK),
 	}
 }
 
@@ -495,11 +500,15 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 		if g.returns == "out" {
 			g.packQueryTiles(&dyA, g.dy, g.dv, 1, bh0, bh1)
 		}
+		packW := g.packRows
+		if g.transposedKeyGrads() {
+			packW = g.packTransposedTiles
+		}
 		if dk != nil {
-			g.packRows(&qp, qs.clean, g.nq, g.d, bh0, bh1)
+			packW(&qp, qs.clean, g.nq, g.d, bh0, bh1)
 		}
 		if dv != nil {
-			g.packRows(&dyp, dys.clean, g.nq, g.dv, bh0, bh1)
+			packW(&dyp, dys.clean, g.nq, g.dv, bh0, bh1)
 		}
 		if dq != nil {
 			g.packRows(&kp, ks.clean, g.nk, g.d, bh0, bh1)
@@ -542,6 +551,23 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 	bh := b*g.nh + h
 	k1 := min(k0+attnBK, g.nk)
 	cols := k1 - k0
+	if g.transposedKeyGrads() {
+		clear(t.accK)
+		clear(t.accV)
+		defer func() {
+			if dk != nil {
+				addTransposedTile(dk[(bh*g.nk+k0)*g.d:], t.accK, g.d, cols)
+			}
+			if dv != nil {
+				addTransposedTile(dv[(bh*g.nk+k0)*g.dv:], t.accV, g.dv, cols)
+			}
+			if dk != nil {
+				scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+			}
+		}()
+	} else if dk != nil {
+		defer scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+	}
 	for q0 := 0; q0 < g.nq; q0 += attnBQ {
 		q1 := min(q0+attnBQ, g.nq)
 		if !g.probs(t, b, h, q0, q1, k0, k1, needDS) {
@@ -549,7 +575,7 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 		}
 		if dv != nil {
 			// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
-			g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], g.dv, dys, dyp, g.dy, bh, q0, q1, cols)
+			g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], t.accV, g.dv, dys, dyp, g.dy, bh, q0, q1, cols)
 		}
 		if !needDS {
 			continue
@@ -566,29 +592,49 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 		}
 		if dk != nil {
 			// dk_k += Σ_i dS_ik q_i.
-			g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], g.d, qs, qp, g.q.F, bh, q0, q1, cols)
+			g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], t.accK, g.d, qs, qp, g.q.F, bh, q0, q1, cols)
 		}
 		if dq != nil {
 			// dq_i += Σ_k dS_ik k_k.
 			g.addDQ(t, dq, ks, kp, bh, q0, q1, k0, cols)
 		}
 	}
-	if dk != nil {
-		scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+}
+
+// transposedKeyGrads reports whether the key pass computes dkᵀ = qᵀ·dS
+// and dvᵀ = dyᵀ·P, reading the tile unpacked as B (runB64), instead of
+// dk = dSᵀ·q and dv = Pᵀ·dy, which pack the tile transposed for every
+// pair of tiles; q and dy are then packed transposed once per group.
+func (g *gradRun) transposedKeyGrads() bool { return g.kern != nil && g.kern.runB64 != nil }
+
+// addTransposedTile adds accᵀ (acc: [width × attnBK]) into the cols rows
+// of dst (row stride width).
+func addTransposedTile(dst, acc []float32, width, cols int) {
+	for c := range width {
+		a := acc[c*attnBK : c*attnBK+cols]
+		for j, v := range a {
+			dst[j*width+c] += v
+		}
 	}
 }
 
 // addTransposed adds scᵀ·w into dst, the [cols × width] rows of the key
 // tile: w's rows are those of the query tile [q0, q1) of bh (q for dk, dy
 // for dv), ws their split into finite rows and the rest, which are added
-// pair by admitted pair, wp ws.clean packed (with a micro-kernel).
-func (g *gradRun) addTransposed(t *gradBuf, dst []float32, width int, ws rowSplit, wp *tilePack, w []float32, bh, q0, q1, cols int) {
+// pair by admitted pair, wp ws.clean packed (with a micro-kernel). With
+// transposedKeyGrads the finite rows' part goes into acc instead, as
+// wᵀ·sc ([width × attnBK]), wp holding ws.clean's tiles transposed.
+func (g *gradRun) addTransposed(t *gradBuf, dst, acc []float32, width int, ws rowSplit, wp *tilePack, w []float32, bh, q0, q1, cols int) {
 	rows := q1 - q0
-	if k := g.kern; k != nil {
+	if k := g.kern; g.transposedKeyGrads() {
+		if width > 0 {
+			macroKernel(k, &gemmOperand{data: acc, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, wp.tile(bh, q0), gemmForm{ldb: attnBK}, t.sc, t.pp.tile, width, cols, rows, 0, ceilDiv(cols, k.nr))
+		}
+	} else if k != nil {
 		if width > 0 {
 			// The micro-kernel's A operand is scᵀ, read through strides.
 			packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: 1, cs: attnBK}, 0, 0, 0, cols, rows, k.mr)
-			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, 0, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
+			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, gemmForm{}, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
 		}
 	} else {
 		for i := range rows {

@@ -37,6 +37,9 @@ type gemmKernel struct {
 	// sliver at a[i*64:], its k elements contiguous (the attention tiles,
 	// whose rows are 64 elements apart).
 	runA64 func(k int, a, b, c []float32, ldc int)
+	// runB64, when non-nil, is run reading B unpacked: row p of the
+	// sliver at b[p*64:], its nr elements contiguous.
+	runB64 func(k int, a, b, c []float32, ldc int)
 	// set, when non-nil, is this kernel storing the product into C
 	// instead of adding to it; overwrites marks such a kernel, for
 	// macroKernel's partial tiles.
@@ -186,7 +189,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 						packed = blk
 					}
 					s0, s1 := part*slivers/split, (part+1)*slivers/split
-					macroKernel(kern, c, bi, i0, jc, ap, 0, bp, tile, mcur, ncur, kcur, s0, s1)
+					macroKernel(kern, c, bi, i0, jc, ap, gemmForm{}, bp, tile, mcur, ncur, kcur, s0, s1)
 				}
 			})
 			if slabA != nil {
@@ -196,27 +199,47 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 	}
 }
 
+// A gemmForm says how macroKernel's operands are laid out: the zero form
+// has both packed; with lda > 0 ap is A itself, row-major with rows lda
+// elements apart, read by kern.runA64 (lda must then be 64, and ap must
+// hold whole mr-row slivers: the rows past mcur are read and their
+// results dropped); with ldb > 0 bp is B itself, rows ldb apart, read by
+// kern.runB64 (ldb must be 64, and every row must hold whole nr-column
+// slivers: the columns past ncur are read and their results dropped).
+type gemmForm struct{ lda, ldb int }
+
 // macroKernel runs the micro-kernel over every A sliver of the packed
 // block ap (mcur rows) and the B slivers s0..s1 of bp, adding into the
 // block of C at row i0 and column jc. tile is mr × nr scratch.
 //
-// With lda > 0, ap is A itself, row-major with rows lda elements apart,
-// read by kern.runA64 (lda must then be 64, and ap must hold whole mr-row
-// slivers: the rows past mcur are read and their results dropped).
-func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, lda int, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
+// The form f says whether ap and bp are packed (the zero form) or one of
+// them is the operand itself (see gemmForm).
+func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, f gemmForm, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
 	mr, nr := kern.mr, kern.nr
+	lda, ldb := f.lda, f.ldb
 	run := kern.run
-	if lda > 0 {
+	switch {
+	case lda > 0:
 		if lda != 64 || kern.runA64 == nil {
 			panic("runtime: macroKernel: unpacked A needs runA64 and rows of 64")
 		}
 		run = kern.runA64
+	case ldb > 0:
+		if ldb != 64 || kern.runB64 == nil {
+			panic("runtime: macroKernel: unpacked B needs runB64 and rows of 64")
+		}
+		run = kern.runB64
 	}
 	ldc := c.rs
 	for t := s0; t < s1; t++ {
 		j := t * nr
 		cols := min(nr, ncur-j)
-		bs := bp[t*kcur*nr : (t+1)*kcur*nr]
+		var bs []float32
+		if ldb > 0 {
+			bs = bp[j : (kcur-1)*ldb+j+nr]
+		} else {
+			bs = bp[t*kcur*nr : (t+1)*kcur*nr]
+		}
 		for i := 0; i < mcur; i += mr {
 			rows := min(mr, mcur-i)
 			var as []float32

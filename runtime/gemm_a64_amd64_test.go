@@ -10,7 +10,8 @@ import (
 // TestMicroKernelA64 checks each kernel's unpacked-A form (rows 64
 // elements apart) against the packed form on the same A, bit for bit:
 // both make the same multiply-adds in the same order; and its storing
-// form (set) against the adding form on a zero C.
+// form (set) against the adding form on a zero C, and its unpacked-B
+// form (rows 64 apart) against packed B.
 func TestMicroKernelA64(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	rnd := func(n int) []float32 {
@@ -38,6 +39,21 @@ func TestMicroKernelA64(t *testing.T) {
 				for i := range c {
 					if c[i] != want[i] {
 						t.Fatalf("%s k=%d ldc=%d: c[%d] = %g, packed A gives %g", kern.name, k, ldc, i, c[i], want[i])
+					}
+				}
+				// The unpacked-B form, on B's rows 64 apart.
+				bu := rnd((k-1)*64 + nr)
+				bp := make([]float32, k*nr)
+				for p := range k {
+					copy(bp[p*nr:(p+1)*nr], bu[p*64:])
+				}
+				cb := append([]float32(nil), c...)
+				wantB := append([]float32(nil), c...)
+				kern.run(k, ap, bp, wantB, ldc)
+				kern.runB64(k, ap, bu, cb, ldc)
+				for i := range cb {
+					if cb[i] != wantB[i] {
+						t.Fatalf("%s B64 k=%d ldc=%d: c[%d] = %g, packed B gives %g", kern.name, k, ldc, i, cb[i], wantB[i])
 					}
 				}
 				// The storing form: C's old contents (garbage here) play no

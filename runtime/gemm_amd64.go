@@ -14,12 +14,12 @@ func detectKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runA64: runA64AVX512,
+		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runA64: runA64AVX512, runB64: runB64AVX512,
 			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, overwrites: true}})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2, runA64: runA64AVX2,
+		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2, runA64: runA64AVX2, runB64: runB64AVX2,
 			set: &gemmKernel{name: "avx2-set", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runSetAVX2, overwrites: true}})
 	}
 	return ks
@@ -45,6 +45,16 @@ func runSetAVX512(k int, a, b, c []float32, ldc int) {
 func runSetAVX2(k int, a, b, c []float32, ldc int) {
 	_, _, _ = a[k*6-1], b[k*16-1], c[5*ldc+15]
 	gemmKernel6x16SetAVX2(k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runB64AVX512(k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[(k-1)*64+31], c[13*ldc+31]
+	gemmKernel14x32B64AVX512(k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runB64AVX2(k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*6-1], b[(k-1)*64+15], c[5*ldc+15]
+	gemmKernel6x16B64AVX2(k, &a[0], &b[0], &c[0], ldc)
 }
 
 func runA64AVX2(k int, a, b, c []float32, ldc int) {

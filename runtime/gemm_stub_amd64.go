@@ -22,6 +22,12 @@ func gemmKernel14x32A64AVX512(k int, a *float32, b *float32, c *float32, ldc int
 // gemmKernel6x16A64AVX2 adds 6 rows of A, 64 elements apart, times a packed k×16 sliver of B into C.
 func gemmKernel6x16A64AVX2(k int, a *float32, b *float32, c *float32, ldc int)
 
+// gemmKernel14x32B64AVX512 adds a packed 14×k sliver of A times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16B64AVX2 adds a packed 6×k sliver of A times k rows of B, 64 elements apart, into C.
+func gemmKernel6x16B64AVX2(k int, a *float32, b *float32, c *float32, ldc int)
+
 // gemmKernel14x32SetAVX512 stores a packed 14×k sliver of A times a packed k×32 sliver of B into C.
 func gemmKernel14x32SetAVX512(k int, a *float32, b *float32, c *float32, ldc int)
 

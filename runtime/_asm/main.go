@@ -31,19 +31,23 @@ func main() {
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm, 0, false)
+	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm, form{})
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm, 0, false)
+	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm, form{})
 	// The same kernels reading A unpacked, row-major with rows of 64
 	// elements: the attention tiles' P and dS (runtime/attention.go's
 	// attnBK), which would otherwise be packed before every product.
-	microKernel("gemmKernel14x32A64AVX512", 14, 2, 16, zmm, 64, false)
-	microKernel("gemmKernel6x16A64AVX2", 6, 2, 8, ymm, 64, false)
+	microKernel("gemmKernel14x32A64AVX512", 14, 2, 16, zmm, form{lda: 64})
+	microKernel("gemmKernel6x16A64AVX2", 6, 2, 8, ymm, form{lda: 64})
+	// And reading B unpacked, rows 64 apart: the tiles as B operands
+	// (Pᵀ·dy and dSᵀ·q computed as dyᵀ·P and qᵀ·dS).
+	microKernel("gemmKernel14x32B64AVX512", 14, 2, 16, zmm, form{ldb: 64})
+	microKernel("gemmKernel6x16B64AVX2", 6, 2, 8, ymm, form{ldb: 64})
 	// And the packed kernels storing C = A·B instead of adding to it: the
 	// attention's score tiles, which need no clearing first.
-	microKernel("gemmKernel14x32SetAVX512", 14, 2, 16, zmm, 0, true)
-	microKernel("gemmKernel6x16SetAVX2", 6, 2, 8, ymm, 0, true)
+	microKernel("gemmKernel14x32SetAVX512", 14, 2, 16, zmm, form{set: true})
+	microKernel("gemmKernel6x16SetAVX2", 6, 2, 8, ymm, form{set: true})
 	Generate()
 }
 
@@ -84,6 +88,16 @@ func cpuProbes() {
 	RET()
 }
 
+// A form is how a micro-kernel reads A and B and writes C: with lda > 0
+// A is not packed but row-major with rows of lda elements (a[i*lda+p]),
+// with ldb > 0 B is row-major with rows of ldb elements (b[p*ldb+j]) —
+// either way the offsets are constants and cost no register — and with
+// set the tile of C is overwritten with the product instead of added to.
+type form struct {
+	lda, ldb int
+	set      bool
+}
+
 // microKernel generates
 //
 //	func name(k int, a, b, c *float32, ldc int)
@@ -92,17 +106,20 @@ func cpuProbes() {
 // packed k×nr sliver of B (b[p*nr+j]), nr = vecs·lanes, into the mr×nr
 // tile of C at c with row stride ldc elements. The accumulators stay in
 // vector registers for the whole k loop; each element of C is loaded and
-// stored once. With lda > 0, A is not packed but row-major with rows of
-// lda elements (a[i*lda+p]): the broadcasts' offsets are constants, so
-// this costs no register. With set, the tile of C is overwritten with
-// the product instead of added to.
-func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, lda int, set bool) {
+// stored once. The form changes that (see there).
+func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical, f form) {
 	nr := vecs * lanes
-	width := nr * 4 // bytes of one packed row of B
+	width := nr * 4 // bytes from one row of B to the next
+	if f.ldb > 0 {
+		width = f.ldb * 4
+	}
+	lda, set := f.lda, f.set
 	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
 	switch {
 	case lda > 0:
 		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, mr, lda, nr))
+	case f.ldb > 0:
+		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times k rows of B, %d elements apart, into C.", name, mr, f.ldb))
 	case set:
 		Doc(fmt.Sprintf("%s stores a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
 	default:
