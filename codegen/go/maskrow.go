@@ -24,10 +24,14 @@ import (
 // A check that fails (an index out of range, a divisor of zero) does not
 // panic: the row is done again pair by pair with spec's Mask, which
 // reports the error exactly as before (the first pair in key order, with
-// its message) or finds that the mask's && and || never reach the read.
-// So MaskRow agrees with Mask everywhere, errors included, while only
-// evaluating what cannot fail; values are written by the expression
-// writer, as in Mask, so they are the same Go operations.
+// its message) or finds that the mask's &&, || and where never reach the
+// read. So MaskRow agrees with Mask everywhere, errors included, while
+// only evaluating what cannot fail; values are written by the expression
+// writer, as in Mask, so they are the same Go operations. The price is
+// paid where a value computed before the loop fails although && would
+// skip it (q == 0 || $0[b, q - 1] == $0[b, k] at q = 0): that row falls
+// back. Checking a flag at each use instead would slow every row of the
+// common masks, whose values never fail.
 func (w *exprWriter) maskRow(m *ir.Expr, spec string) (string, error) {
 	g := &rowWriter{
 		w:     &exprWriter{caps: w.caps, capType: w.capType, r: w.r, subst: map[*ir.Expr]string{}},
