@@ -582,6 +582,51 @@ var opCases = []opCase{
 		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)}},
 	},
 	{
+		// Masks that are no union of key spans, which partial tiles
+		// evaluate a row at a time (AttnSpec.MaskRow): document ids,
+		// padding lengths, strides, a block mask read from a tensor,
+		// reads indexed by the query alone mixed with reads by key, and
+		// reads that are out of range only where && or where skips them
+		// (the row falls back to the mask pair by pair there).
+		name: "attention_row_masks",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"doc": {0, 2}, "lens": {0, "N"}}
+			q, k, v := c.qkv("", "N", "N")
+			doc := c.in("doc", ir.I32, "B", "N")
+			lens := c.in("lens", ir.I32, "B")
+			blocks := c.in("blocks", ir.Bool, "B", 3, 3)
+			gate := c.in("gate", ir.F32, 2, "N")
+			docQ, docK := ir.Capture(0, eb, eq), ir.Capture(0, eb, ek)
+			causal := ir.Bin(ir.ELe, ek, eq)
+			mod := func(x *ir.Expr, m int64) *ir.Expr { return ir.Bin(ir.EMod, x, ir.Int(m)) }
+			for _, m := range []struct {
+				name string
+				mask *ir.Expr
+				caps []*ir.Instr
+			}{
+				{"doc", ir.Bin(ir.EEq, docQ, docK), []*ir.Instr{doc}},
+				{"causal_doc", ir.Bin(ir.EAnd, causal, ir.Bin(ir.EEq, docQ, docK)), []*ir.Instr{doc}},
+				{"padding", ir.Bin(ir.ELt, ek, ir.Capture(0, eb)), []*ir.Instr{lens}},
+				{"padding_both", ir.Bin(ir.EAnd, ir.Bin(ir.ELt, ek, ir.Capture(0, eb)), ir.Bin(ir.ELt, eq, ir.Capture(0, eb))), []*ir.Instr{lens}},
+				{"prefix_lm", ir.Bin(ir.EOr, ir.Bin(ir.ELt, ek, ir.Capture(0, eb)), causal), []*ir.Instr{lens}},
+				{"strided", ir.Bin(ir.EAnd, causal, ir.Bin(ir.EEq, mod(ir.Bin(ir.ESub, eq, ek), 3), ir.Int(0))), nil},
+				{"pairs_of_keys", ir.Bin(ir.EEq, ir.Bin(ir.EDiv, ek, ir.Int(2)), ir.Bin(ir.EDiv, eq, ir.Int(2))), nil},
+				{"by_size", ir.Bin(ir.ELt, ir.Bin(ir.EMod, ir.Bin(ir.EAdd, eq, ek), ir.Var("N")), ir.Bin(ir.EDiv, ir.Var("N"), ir.Int(2))), nil},
+				{"blocks", ir.Capture(0, eb, ir.Bin(ir.EDiv, eq, ir.Int(64)), ir.Bin(ir.EDiv, ek, ir.Int(64))), []*ir.Instr{blocks}},
+				{"doc_gate", ir.Bin(ir.EAnd, ir.Bin(ir.EAnd, causal, ir.Bin(ir.EEq, docQ, docK)),
+					ir.Bin(ir.EGt, ir.Capture(1, eh, ir.Bin(ir.ESub, eq, ek)), ir.Float(-0.5))), []*ir.Instr{doc, gate}},
+				{"prev_doc", ir.Bin(ir.EOr, ir.Bin(ir.EEq, eq, ir.Int(0)), ir.Bin(ir.EEq, ir.Capture(0, eb, ir.Bin(ir.ESub, eq, ir.Int(1))), docK)), []*ir.Instr{doc}},
+				{"prev_key", ir.Bin(ir.EAnd, ir.Bin(ir.EGt, ek, ir.Int(0)), ir.Bin(ir.EEq, ir.Capture(0, eb, ir.Bin(ir.ESub, ek, ir.Int(1))), docQ)), []*ir.Instr{doc}},
+				{"where_gate", ir.Call("where", causal, ir.Bin(ir.EGt, ir.Capture(0, eh, ir.Bin(ir.ESub, eq, ek)), ir.Float(0)), ir.Bin(ir.EEq, ek, ir.Bin(ir.EAdd, eq, ir.Int(1)))), []*ir.Instr{gate}},
+			} {
+				args := append([]*ir.Instr{q, k, v}, m.caps...)
+				c.out(m.name, c.op(ir.OpAttention, attnAttrs("mask", m.mask), args...))
+			}
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 1, "N", 130)}},
+	},
+	{
 		// Masking by score: -1.0 / 0.0 and -inf in the score, a row all
 		// of whose scores are -inf, and lse, which has no gradient.
 		name: "attention_neginf_scores",

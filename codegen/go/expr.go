@@ -17,12 +17,18 @@ type exprWriter struct {
 	caps    []string // Go names of the captured tensors
 	capType []ir.Type
 	r       *renderer
+	// subst gives the code of subexpressions already written elsewhere
+	// (MaskRow's hoisted values and checked reads); nil for none.
+	subst map[*ir.Expr]string
 }
 
 func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 	k := e.ValueKind()
 	if k == ir.KInvalid {
 		return "", k, fmt.Errorf("expression %s was not type-checked", e)
+	}
+	if code, ok := w.subst[e]; ok {
+		return code, k, nil
 	}
 	arg := func(i int) (string, ir.ScalarKind, error) { return w.write(e.Args[i]) }
 	if k == ir.KFloat && e.Kind != ir.EFloat && constant(e) {

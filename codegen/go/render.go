@@ -705,6 +705,14 @@ func (r *renderer) attention(in *ir.Instr) error {
 		}
 		if ok {
 			r.pf("\t%s.Rows = func(b, h, q int) rt.KeySpans { return %s }\n", spec, rows)
+		} else {
+			// Any other mask gets MaskRow: a loop over the keys of a
+			// row, with what depends on the query alone computed once.
+			row, err := w.maskRow(m, spec)
+			if err != nil {
+				return err
+			}
+			r.pf("\t%s.MaskRow = %s\n", spec, row)
 		}
 		if a.Str("tiles") == "interval" {
 			iv, err := w.interval(m)

@@ -10,8 +10,8 @@ import (
 // spans renders a mask as the body of AttnSpec.Rows: the keys it admits
 // for one query as a union of at most two spans, built from the
 // runtime's SpanBelow, SpanFrom, SpanAt, SpanNot, SpanIf, SpansAnd and
-// SpansOr. It reports false, and the kernels keep calling the mask pair
-// by pair, unless the mask is provably such a union: comparisons of
+// SpansOr. It reports false, and the renderer writes MaskRow instead (see
+// maskRow), unless the mask is provably such a union: comparisons of
 // ±k + r with an expression, where r and every other operand reads only
 // b, h, q, integer literals and symbols with +, -, *, min, max, clamp or
 // abs (nothing that can panic, so Rows may evaluate what the mask's && and
