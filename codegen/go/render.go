@@ -773,7 +773,14 @@ func (r *renderer) attention(in *ir.Instr) error {
 			want, results = append(want, "V: true"), append(results, grads+".V")
 		default:
 			ci := j - firstCap
-			capWant[ci] = fmt.Sprintf("rt.New(rt.F32, %s...)", shapeGo(caps[ci].Type.Shape))
+			zero := fmt.Sprintf("rt.New(rt.F32, %s...)", shapeGo(caps[ci].Type.Shape))
+			if score == nil || len(score.CaptureReads(ci)) == 0 {
+				// Read by the mask only (or not at all): a mask has no
+				// gradient, so neither has the capture through it.
+				results = append(results, zero)
+				continue
+			}
+			capWant[ci] = zero
 			results = append(results, fmt.Sprintf("%s.Caps[%d]", grads, ci))
 			wantedCaps = append(wantedCaps, ci)
 		}
