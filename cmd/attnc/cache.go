@@ -5,16 +5,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	gogen "github.com/attnc/attnc/codegen/go"
-	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/runtime"
@@ -47,37 +47,11 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	if err != nil {
 		return "", errors.New("no Go toolchain found: attnc train builds the generated model with go (install Go 1.26 or newer and put it on PATH)")
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "attnc %s\n", Version)
-	// The runtime's and the trainer's own source are part of the key, so
-	// a changed attnc never reuses a trainer built by an older one.
-	for _, src := range []fs.FS{runtime.Source, train.Source} {
-		if err := hashFS(h, src); err != nil {
-			return "", err
-		}
-	}
-	h.Write([]byte(ir.Print(m.IR)))
-	for _, s := range m.Config {
-		fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:20]
-	cache, err := trainerCache()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, m.Name+"-"+key)
-	bin := filepath.Join(dir, "trainer")
-	if _, err := os.Lstat(dir); err == nil {
-		verr := verifyTrainer(dir)
-		if verr == nil {
-			return bin, nil
-		}
-		fmt.Fprintf(c.stderr, "attnc: the cached trainer in %s failed its check (%v); rebuilding it\n", dir, verr)
-		if err := os.RemoveAll(dir); err != nil {
-			return "", err
-		}
-	}
-	fmt.Fprintf(c.stderr, "building the trainer for %s in %s\n", m.Name, dir)
+	// The key is the hash of everything go builds: the generated model,
+	// the copied runtime and trainer, and the main package. A changed
+	// attnc (its renderer or passes as much as its runtime) never reuses
+	// a trainer built by an older one, and lowering is cheap next to a
+	// build.
 	prog, err := passes.Run(m.IR, passes.Options{})
 	if err != nil {
 		return "", err
@@ -98,6 +72,24 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 	for name, b := range tr {
 		all["train/"+name] = b
 	}
+	key := trainerKey(all, m.Config)
+	cache, err := trainerCache()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, m.Name+"-"+key)
+	bin := filepath.Join(dir, "trainer")
+	if _, err := os.Lstat(dir); err == nil {
+		verr := verifyTrainer(dir)
+		if verr == nil {
+			return bin, nil
+		}
+		fmt.Fprintf(c.stderr, "attnc: the cached trainer in %s failed its check (%v); rebuilding it\n", dir, verr)
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
+	}
+	fmt.Fprintf(c.stderr, "building the trainer for %s in %s\n", m.Name, dir)
 	tmp, err := os.MkdirTemp(cache, ".build-")
 	if err != nil {
 		return "", err
@@ -130,6 +122,21 @@ func (c *cli) trainer(m *lang.Model) (string, error) {
 		}
 	}
 	return bin, nil
+}
+
+// trainerKey names a cache entry: a hash of attnc's version, of every
+// file the trainer is built from and of the model's configuration.
+func trainerKey(files map[string][]byte, config []lang.Setting) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "attnc %s\n", Version)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(h, "%s %d\n", name, len(files[name]))
+		h.Write(files[name])
+	}
+	for _, s := range config {
+		fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20]
 }
 
 // trainerHashFile, in a cache entry, records the SHA-256 of the trainer
@@ -228,22 +235,6 @@ func checkPrivateDir(d string) error {
 		return fmt.Errorf("the trainer cache %s is writable by other users (mode %v), so attnc will not run programs from it: make it private with chmod 700 %s, or set ATTNC_CACHE to a private directory", d, fi.Mode().Perm(), d)
 	}
 	return nil
-}
-
-// hashFS feeds every file of fsys, with its name, to h.
-func hashFS(h io.Writer, fsys fs.FS) error {
-	return fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(fsys, path)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s %d\n", path, len(b))
-		_, err = h.Write(b)
-		return err
-	})
 }
 
 // goBuild builds the trainer program in dir into dir/trainer, with go's

@@ -188,3 +188,19 @@ func TestGoBuildFailureIsNotBlamedOnAttnc(t *testing.T) {
 		assert.Contains(t, env.Error(), strings.TrimSpace(out))
 	}
 }
+
+// TestTrainerKeyCoversGeneratedCode: the cache key changes with any file
+// the trainer is built from, so a trainer rendered by an older attnc
+// (same IR and runtime, another renderer) is never reused.
+func TestTrainerKeyCoversGeneratedCode(t *testing.T) {
+	files := map[string][]byte{"main.go": []byte("package main"), "model/model.go": []byte("package model // v1")}
+	k1 := trainerKey(files, nil)
+	files["model/model.go"] = []byte("package model // v2")
+	if k2 := trainerKey(files, nil); k1 == k2 {
+		t.Fatalf("changing the generated model kept the key %s", k1)
+	}
+	files["model/model.go"] = []byte("package model // v1")
+	if k3 := trainerKey(files, nil); k3 != k1 {
+		t.Fatalf("the same files gave keys %s and %s", k1, k3)
+	}
+}
