@@ -191,10 +191,15 @@ type tileBuf struct {
 	// packs it once for every key tile it walks.
 	qp aPack
 	pp aPack // the tile matrix sc (or scᵀ) packed, for p·v, dS·k, Pᵀ·dy and dSᵀ·q
-	// kern and d are what the packs were sized for: a pooled buffer is
-	// reused only by a run with the same.
-	kern *gemmKernel
-	d    int
+	// m, l and acc are the online softmax's running maximum, sum and
+	// output of a query tile (the forward's).
+	m   []float32
+	l   []float64
+	acc []float32
+	// kern, d and dv are what the buffers were sized for: a pooled
+	// buffer is reused only by a run with the same.
+	kern  *gemmKernel
+	d, dv int
 }
 
 // tileBufs and gradBufs keep the scratch of finished tasks for the next
@@ -205,7 +210,7 @@ var tileBufs, gradBufs sync.Pool
 // getTileBuf returns a tile buffer for a, from the pool when one fits.
 // Its packs hold no rows: packed data never carries over between calls.
 func (a *attnRun) getTileBuf() *tileBuf {
-	if t, ok := tileBufs.Get().(*tileBuf); ok && t.kern == a.kern && t.d == a.d {
+	if t, ok := tileBufs.Get().(*tileBuf); ok && t.kern == a.kern && t.d == a.d && t.dv == a.dv {
 		t.qp.key, t.pp.key = -1, -1
 		t.qp.pre = nil
 		return t
@@ -249,6 +254,10 @@ func (a *attnRun) newTileBuf() *tileBuf {
 	return &tileBuf{
 		kern: a.kern,
 		d:    a.d,
+		dv:   a.dv,
+		m:    make([]float32, attnBQ),
+		l:    make([]float64, attnBQ),
+		acc:  make([]float32, attnBQ*a.dv),
 		sc:   make([]float32, scRows(a.kern)*attnBK),
 		raw:  make([]float32, attnBQ*attnBK),
 		keep: make([]bool, attnBQ*attnBK),
@@ -269,6 +278,7 @@ var groupBytes = 1 << 20
 // of (b, h) pairs (see inGroups), one tile of one (b, h) after another,
 // so that the tasks of every query tile share it instead of repacking it.
 type tilePack struct {
+	buf     *[]float32 // data's memory, from the GEMM's buffer pool
 	data    []float32
 	tileLen int // floats per tile
 	perBH   int // tiles per (b, h)
@@ -279,12 +289,24 @@ type tilePack struct {
 // reusing its memory, and returns the tiles to fill.
 func (p *tilePack) reset(tileLen, perBH, bh0, bh1 int) []float32 {
 	n := (bh1 - bh0) * perBH * tileLen
-	if cap(p.data) < n {
-		p.data = make([]float32, n)
+	if p.buf == nil || cap(*p.buf) < n {
+		p.release()
+		p.buf = getBuffer(n)
 	}
-	p.data = p.data[:n]
+	p.data = (*p.buf)[:n]
 	p.tileLen, p.perBH, p.bh0 = tileLen, perBH, bh0
 	return p.data
+}
+
+// release returns p's memory to the buffer pool; p is empty after it.
+// Every pass releases its packs when it ends, so that a training step's
+// many attention calls reuse the memory instead of allocating it (and
+// collecting it: the collector's preemptions showed in profiles).
+func (p *tilePack) release() {
+	if p.buf != nil {
+		gemmBuffers.Put(p.buf)
+	}
+	p.buf, p.data = nil, nil
 }
 
 // tile returns the packed tile of bh that starts at row r0.
@@ -703,6 +725,8 @@ func (a *attnRun) flash(out, lse []float32) {
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
 	var vs rowSplit
 	var vp tilePack
+	defer vp.release()
+	defer a.kp.release()
 	if out != nil {
 		vs = splitRows(a.v.F, a.dv)
 	}
@@ -715,11 +739,10 @@ func (a *attnRun) flash(out, lse []float32) {
 	a.inGroups(qt, grainFor(flops), pack, func(lo, hi int) {
 		t := a.getTileBuf()
 		defer tileBufs.Put(t)
-		m := make([]float32, attnBQ)
-		l := make([]float64, attnBQ)
+		m, l := t.m, t.l
 		var acc []float32
 		if out != nil {
-			acc = make([]float32, attnBQ*a.dv)
+			acc = t.acc
 		}
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
@@ -813,6 +836,7 @@ func (a *attnRun) flash(out, lse []float32) {
 func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 	qt := ceilDiv(a.nq, attnBQ)
 	pack := func(bh0, bh1 int) { a.packKeyTiles(&a.kp, a.k.F, a.d, bh0, bh1) }
+	defer a.kp.release()
 	a.inGroups(qt, grainFor(2*attnBQ*a.nk*a.d), pack, func(lo, hi int) {
 		t := a.getTileBuf()
 		defer tileBufs.Put(t)

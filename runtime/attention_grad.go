@@ -208,7 +208,6 @@ func (g *gradRun) getBuf() *gradBuf {
 
 func (g *gradRun) newBuf() *gradBuf {
 	return &gradBuf{
-		dv:      g.dv,
 		tileBuf: g.newTileBuf(),
 		dsp:     make([]float32, attnBQ*attnBK),
 		dyp:     g.newAPack(g.dv),
@@ -401,6 +400,9 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	var parts capParts
 	var ks rowSplit
 	var kp tilePack
+	defer kp.release()
+	defer g.kp.release()
+	defer g.vp.release()
 	if dq != nil {
 		ks = g.split(g.k.F, g.d)
 	}
@@ -482,9 +484,16 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 	var parts capParts
 	var qs, dys, ks rowSplit
 	var qp, dyp, kp tilePack
+	defer func() {
+		for _, p := range []*tilePack{&qp, &dyp, &kp, &g.kp, &g.vp} {
+			p.release()
+		}
+	}()
 	// Every task walks every query tile: q (for the scores) and dy (for
 	// dP) are packed as A operands once per group, not once per task.
 	var qA, dyA tilePack
+	defer qA.release()
+	defer dyA.release()
 	if dk != nil {
 		qs = g.split(g.q.F, g.d)
 	}
