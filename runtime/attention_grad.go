@@ -192,7 +192,6 @@ type gradBuf struct {
 	// accK and accV hold a key tile's dk and dv transposed, [D × attnBK]
 	// and [Dv × attnBK], when the key pass computes them so.
 	accK, accV []float32
-	dv         int // what dyp was sized for
 }
 
 // getBuf returns a gradBuf for g, from the pool when one fits; see
