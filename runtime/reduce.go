@@ -299,7 +299,7 @@ func ArgMax(x *Tensor, axis int) *Tensor {
 func Softmax(x *Tensor, axis int) *Tensor {
 	checkAxis("Softmax", axis, len(x.Shape))
 	outer, n, inner := split3(x.Shape, axis)
-	out := New(F32, x.Shape...)
+	out := newUninit(F32, x.Shape...) // every slice is written (none when n is 0)
 	if n == 0 {
 		return out
 	}
@@ -350,7 +350,7 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 	if x.DType != F32 || len(x.Shape) == 0 {
 		panic(fmt.Sprintf("runtime.%s: needs an f32 tensor of rank ≥ 1, got %s", kernel, typeString(x.DType, x.Shape)))
 	}
-	out := New(F32, x.Shape...)
+	out := newUninit(F32, x.Shape...) // every row is written (none when n is 0)
 	n := x.Shape[len(x.Shape)-1]
 	if n == 0 {
 		return out

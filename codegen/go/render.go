@@ -78,6 +78,8 @@ type renderer struct {
 	outs    map[string]string // output kind+name → field
 
 	configCheck string // the condition under which New refuses a config
+
+	views map[*ir.Instr]bool // reshapes of the function being written that share their operand's buffer
 }
 
 func (r *renderer) useHelper(name string) { r.helpers[name] = true }
@@ -499,6 +501,8 @@ func (r *renderer) fn(f *ir.Func) error {
 			break
 		}
 	}
+	rel := planReleases(f)
+	r.views = rel.views
 	for i, in := range f.Body {
 		r.pf("\t// %s\n", comment(in.String()))
 		if profiled(in) {
@@ -510,7 +514,26 @@ func (r *renderer) fn(f *ir.Func) error {
 		if profiled(in) {
 			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(in.String()))
 		}
+		if free := rel.after[i]; len(free) > 0 {
+			var names []string
+			for _, v := range free {
+				if v.Type.IsTuple() {
+					r.pf("\trt.Release(%s...)\n", val(v))
+					continue
+				}
+				names = append(names, val(v))
+			}
+			if len(names) > 0 {
+				r.pf("\trt.Release(%s)\n", strings.Join(names, ", "))
+			}
+			for _, v := range free {
+				r.pf("\t%s = nil // released\n", val(v))
+			}
+		}
 		for _, dead := range f.Last[i] {
+			if rel.released[dead] {
+				continue // set to nil where released
+			}
 			r.pf("\t%s = nil // last use\n", val(dead))
 		}
 	}
@@ -613,6 +636,10 @@ func (r *renderer) instr(in *ir.Instr) error {
 	case ir.OpEinsum:
 		r.pf("\t%s := rt.Einsum(%s, %s)\n", v, strconv.Quote(a.Str("spec")), args())
 	case ir.OpReshape:
+		if r.views[in] {
+			r.pf("\t%s := rt.View(%s, %s)\n", v, arg(0), shapeGo(in.Type.Shape))
+			break
+		}
 		r.pf("\t%s := rt.Reshape(%s, %s)\n", v, arg(0), shapeGo(in.Type.Shape))
 	case ir.OpTranspose:
 		r.pf("\t%s := rt.Transpose(%s, %s)\n", v, arg(0), intSlice(a.Ints("perm")))
@@ -965,4 +992,117 @@ func checkData(t *Tensor) error { return rt.CheckData(t) }
 }
 
 `,
+}
+
+// A releasePlan says which buffers a function hands back to the
+// runtime's pool (rt.Release) after each instruction, and which reshapes
+// it writes as views.
+type releasePlan struct {
+	after    [][]*ir.Instr // after[i]: values whose buffers are dead after Body[i]
+	released map[*ir.Instr]bool
+	views    map[*ir.Instr]bool
+}
+
+// planReleases finds, for each buffer a function allocates, the last
+// instruction that can read it, so the buffer can be reused by later
+// instructions (and the next call) instead of waiting for the garbage
+// collector. Values that may share a buffer form one class: a reshape
+// written as a view and its operand, an extract and its tuple, and the
+// result of any op whose runtime function might return (part of) an
+// operand. A class is released once all its members are dead, and only
+// the members that own a fresh buffer are released. A class that holds a
+// param, an input or a result of the function is never released: those
+// buffers belong to the model or the caller.
+func planReleases(f *ir.Func) releasePlan {
+	parent := map[*ir.Instr]*ir.Instr{}
+	var find func(*ir.Instr) *ir.Instr
+	find = func(v *ir.Instr) *ir.Instr {
+		p, ok := parent[v]
+		if !ok || p == v {
+			return v
+		}
+		root := find(p)
+		parent[v] = root
+		return root
+	}
+	union := func(a, b *ir.Instr) {
+		ra, rb := find(a), find(b)
+		if ra != rb {
+			parent[ra] = rb
+		}
+	}
+	result := map[*ir.Instr]bool{}
+	for _, o := range f.Results {
+		result[o.Value] = true
+	}
+	views := map[*ir.Instr]bool{}
+	for _, in := range f.Body {
+		parent[in] = in
+		if in.Op == ir.OpReshape && !result[in] {
+			views[in] = true
+		}
+		if ownsFresh(in) && !views[in] {
+			continue
+		}
+		for _, a := range in.Args {
+			union(in, a)
+		}
+	}
+	index := map[*ir.Instr]int{}
+	for i, in := range f.Body {
+		index[in] = i
+	}
+	end := map[*ir.Instr]int{}     // class → the last instruction that reads or defines a member
+	pinned := map[*ir.Instr]bool{} // class → holds a param, an input or a result
+	for i, in := range f.Body {
+		c := find(in)
+		end[c] = max(end[c], i)
+		for _, a := range in.Args {
+			ca := find(a)
+			end[ca] = max(end[ca], i)
+		}
+		if in.Op == ir.OpParam || in.Op == ir.OpInput || result[in] {
+			pinned[c] = true
+		}
+	}
+	plan := releasePlan{after: make([][]*ir.Instr, len(f.Body)), released: map[*ir.Instr]bool{}, views: views}
+	for _, in := range f.Body {
+		c := find(in)
+		if pinned[c] || !ownsFresh(in) || views[in] {
+			continue
+		}
+		plan.after[end[c]] = append(plan.after[end[c]], in)
+		plan.released[in] = true
+	}
+	for _, vs := range plan.after {
+		sort.Slice(vs, func(i, j int) bool { return index[vs[i]] < index[vs[j]] })
+	}
+	return plan
+}
+
+// ownsFresh reports whether the runtime function the renderer calls for
+// in always returns tensors with buffers of their own, shared with no
+// operand (a tuple: each of its tensors). Reshape copies unless it is
+// written as a view; a one-operand einsum may return its operand; extract
+// names a tuple's tensor.
+func ownsFresh(in *ir.Instr) bool {
+	if _, ok := unaryNames[in.Op]; ok {
+		return true
+	}
+	if _, ok := binaryNames[in.Op]; ok {
+		return true
+	}
+	if _, ok := reduceNames[in.Op]; ok {
+		return true
+	}
+	switch in.Op {
+	case ir.OpConst, ir.OpIota, ir.OpDimSize, ir.OpCast, ir.OpSelect, ir.OpArgMax, ir.OpMatMul,
+		ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpBroadcast, ir.OpGather,
+		ir.OpScatterAdd, ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpScan,
+		ir.OpAttention, ir.OpAttentionGrad:
+		return true
+	case ir.OpEinsum:
+		return len(in.Args) >= 2
+	}
+	return false
 }
