@@ -594,24 +594,33 @@ func einsumRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error)
 // crossEntropyRule: ∂/∂logits = (softmax(logits) - onehot(t)) · valid · dy / n,
 // n the number of scored positions (at least 1, as the forward counts).
 func crossEntropyRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
+	// dlogits = (softmax(logits) - onehot(target)) · dy / n, with the
+	// one-hot a scatter of ones at the targets (zeros plus one element a
+	// row) rather than a comparison of every class with the target.
 	logits, t := in.Args[0], in.Args[1]
 	r := logits.Type.Rank()
 	p := a.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(int64(r - 1))}, logits)
-	cls := a.given(ir.OpIota, ir.Type{DType: ir.I32, Shape: logits.Type.Shape}, ir.Attrs{"axis": ir.IntAttr(int64(r - 1))})
-	tk := a.given(ir.OpReshape, ir.Type{DType: ir.I32, Shape: append(append(ir.Shape{}, t.Type.Shape...), ir.ConstDim(1))}, nil, t)
-	onehot := a.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, a.op(ir.OpEq, nil, cls, tk))
-	g := a.sub(p, onehot)
-	var n *ir.Instr
+	kshape := append(append(ir.Shape{}, t.Type.Shape...), ir.ConstDim(1))
+	tk := a.given(ir.OpReshape, ir.Type{DType: ir.I32, Shape: kshape}, nil, t)
+	scatter := ir.Attrs{"axis": ir.IntAttr(int64(r - 1)), "batch_dims": ir.IntAttr(int64(r - 1))}
+	var g, n *ir.Instr
 	all := make([]int, t.Type.Rank())
 	for i := range all {
 		all[i] = i
 	}
 	if in.Attrs.Has("ignore_index") {
+		// Ignored positions scatter a 0 at class 0 (their target may be
+		// out of range) and their softmax is masked away.
 		ig := a.given(ir.OpConst, ir.Type{DType: ir.I32}, ir.Attrs{"value": ir.FloatAttr(float64(in.Attrs["ignore_index"].Int))})
-		valid := a.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, a.op(ir.OpNe, nil, tk, ig))
-		g = a.mul(g, valid)
+		keep := a.op(ir.OpNe, nil, tk, ig)
+		valid := a.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, keep)
+		idx := a.op(ir.OpSelect, nil, keep, tk, a.given(ir.OpConst, ir.Type{DType: ir.I32}, ir.Attrs{"value": ir.FloatAttr(0)}))
+		hot := a.given(ir.OpScatterAdd, logits.Type, scatter, valid, idx)
+		g = a.sub(a.mul(p, valid), hot)
 		n = a.op(ir.OpMax, nil, a.op(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(toInt64(all)...)}, valid), a.constant(1))
 	} else {
+		ones := a.given(ir.OpBroadcast, ir.Type{DType: ir.F32, Shape: kshape}, nil, a.constant(1))
+		g = a.sub(p, a.given(ir.OpScatterAdd, logits.Type, scatter, ones, tk))
 		n = a.count(t.Type, all)
 	}
 	return []*ir.Instr{a.mul(g, a.div(dy, n)), nil}, nil

@@ -21,6 +21,7 @@ type Pass struct {
 var Pipeline = []Pass{
 	{Name: "verify", Doc: "check the elaborated module", Run: ir.Verify},
 	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
+	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
 	{Name: "sparsity", Doc: "mark attention masks that kernels may classify per tile", Run: Sparsity},
 }
 

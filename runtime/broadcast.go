@@ -188,7 +188,7 @@ func (p *bcastPlan) forRows(fn func(out int, offs []int)) {
 // right of shape; its dims of size 1 repeat). It panics if x does not
 // broadcast to shape.
 func Broadcast(x *Tensor, shape []int) *Tensor {
-	out := New(x.DType, shape...)
+	out := newUninit(x.DType, shape...) // forRows writes every row
 	p := planBroadcast("Broadcast", shape, x.Shape)
 	p.forRows(func(o int, offs []int) {
 		switch x.DType {

@@ -12,7 +12,11 @@ import (
 // letter repeated within one term reads the diagonal.
 //
 // Two operands without repeated letters, the common case, run as one
-// batched MatMul between transposes; one operand without repeated letters
+// batched GEMM that reads the operands in place when each group of
+// letters (batch, rows, contracted, columns) is one stride of memory, as
+// for "blk,bln->kn" (a weight's gradient summed over a batch) and
+// "bln,kn->blk" (a product with a transposed weight), and between
+// transposes otherwise; one operand without repeated letters
 // as a sum and a transpose. Anything else loops over every assignment of
 // the letters, accumulating in float64. It panics if spec does not fit
 // the operands.
@@ -151,6 +155,10 @@ func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int) *Tensor {
 		return n
 	}
 	nb, m, k, n := prod(batch), prod(xfree), prod(contr), prod(yfree)
+	got := batch + xfree + yfree
+	if res := einsumStrided(x, y, tx, ty, batch, contr, xfree, yfree, size, nb, m, k, n); res != nil {
+		return permuteTo(res, got, out)
+	}
 	xm := permuteTo(x, tx, batch+xfree+contr)
 	ym := permuteTo(y, ty, batch+contr+yfree)
 	res := New(F32, nb, m, n)
@@ -159,7 +167,6 @@ func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int) *Tensor {
 		idx[i] = i
 	}
 	gemm(res.F, xm.F, ym.F, idx, idx, m, k, n)
-	got := batch + xfree + yfree
 	var shape []int
 	for _, r := range got {
 		shape = append(shape, size[r])
@@ -228,4 +235,83 @@ func einsumLoop(xs []*Tensor, terms []string, outTerm string, size map[rune]int,
 		out.F[i] = float32(v)
 	}
 	return out
+}
+
+// einsumStrided runs a two-operand einsum, classified as in einsumMatMul,
+// as one packed GEMM over strided views of x and y, without copying
+// them: it needs the SIMD GEMM, a product big enough to pack, and each of
+// the letter groups xfree and contr of x, and contr and yfree of y, to
+// walk memory with one stride (letters of size 1 aside). It returns the
+// result with the letters batch+xfree+yfree, or nil when it does not
+// apply.
+func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size map[rune]int, nb, m, k, n int) *Tensor {
+	kern := activeGemm
+	if kern == nil || m*n*k < matAddPacked {
+		return nil
+	}
+	sx, sy := letterStrides(x.Shape, tx), letterStrides(y.Shape, ty)
+	xrs, ok1 := mergedStride(xfree, sx, size)
+	xcs, ok2 := mergedStride(contr, sx, size)
+	yrs, ok3 := mergedStride(contr, sy, size)
+	ycs, ok4 := mergedStride(yfree, sy, size)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil
+	}
+	var shape []int
+	for _, r := range batch + xfree + yfree {
+		shape = append(shape, size[r])
+	}
+	res := New(F32, shape...)
+	co, xo, yo := make([]int, nb), make([]int, nb), make([]int, nb)
+	bdims := make([]int, len(batch))
+	for i, r := range batch {
+		bdims[i] = size[r]
+	}
+	idx := make([]int, len(batch))
+	for b := range nb {
+		co[b] = b * m * n
+		for i, r := range batch {
+			xo[b] += idx[i] * sx[r]
+			yo[b] += idx[i] * sy[r]
+		}
+		for i := len(idx) - 1; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < bdims[i] {
+				break
+			}
+			idx[i] = 0
+		}
+	}
+	packedGemm(kern, &gemmOperand{res.F, co, n, 1}, &gemmOperand{x.F, xo, xrs, xcs}, &gemmOperand{y.F, yo, yrs, ycs}, m, k, n)
+	return res
+}
+
+// letterStrides maps each letter of term to the row-major stride of its
+// dim in a tensor of shape.
+func letterStrides(shape []int, term string) map[rune]int {
+	st := stridesOf(shape)
+	out := make(map[rune]int, len(term))
+	for i, r := range []rune(term) {
+		out[r] = st[i]
+	}
+	return out
+}
+
+// mergedStride returns the stride of the index that runs over letters
+// row-major (the first letter outermost) when those letters walk memory
+// as one stride: each letter's stride is the next one's times its size.
+// Letters of size 1 never move and are skipped; no letters at all (or
+// only 1s) give stride 0, which nothing multiplies.
+func mergedStride(letters string, st map[rune]int, size map[rune]int) (int, bool) {
+	stride, first := 0, true
+	for _, r := range letters {
+		if size[r] == 1 {
+			continue
+		}
+		if !first && st[r]*size[r] != stride {
+			return 0, false
+		}
+		stride, first = st[r], false
+	}
+	return stride, true
 }

@@ -41,7 +41,7 @@ func (op UnaryOp) String() string {
 // Unary applies op to every element of x. The result has x's dtype and
 // shape. It panics if op does not apply to x's dtype.
 func Unary(op UnaryOp, x *Tensor) *Tensor {
-	out := New(x.DType, x.Shape...)
+	out := newUninit(x.DType, x.Shape...) // every path writes every element or panics
 	switch x.DType {
 	case F32:
 		f := unaryF32(op)
@@ -188,7 +188,7 @@ func Binary(op BinaryOp, x, y *Tensor, shape []int) *Tensor {
 		dt = Bool
 	}
 	p := planBroadcast("Binary", shape, x.Shape, y.Shape)
-	out := New(dt, shape...)
+	out := newUninit(dt, shape...) // forRows writes every row
 	xs, ys := p.inner[0], p.inner[1]
 	switch {
 	case x.DType == F32 && dt == F32:
@@ -426,7 +426,7 @@ func Select(c, x, y *Tensor, shape []int) *Tensor {
 	}
 	shape = resultShape("Select", shape, c, x, y)
 	p := planBroadcast("Select", shape, c.Shape, x.Shape, y.Shape)
-	out := New(x.DType, shape...)
+	out := newUninit(x.DType, shape...) // forRows writes every row
 	p.forRows(func(o int, offs []int) {
 		switch x.DType {
 		case F32:

@@ -52,7 +52,7 @@ func Transpose(x *Tensor, perm []int) *Tensor {
 		seen[p] = true
 		shape[i], src[i] = x.Shape[p], st[p]
 	}
-	out := New(x.DType, shape...)
+	out := newUninit(x.DType, shape...) // stridedCopy writes every element
 	switch x.DType {
 	case F32:
 		stridedCopy(out.F, x.F, shape, src)
@@ -131,7 +131,7 @@ func Slice(x *Tensor, axis, start, end int) *Tensor {
 	}
 	shape := cloneInts(x.Shape)
 	shape[axis] = end - start
-	out := New(x.DType, shape...)
+	out := newUninit(x.DType, shape...) // the blocks tile the result
 	block := (end - start) * inner
 	for o := range outer {
 		copyElems(out, o*block, x, (o*n+start)*inner, block)

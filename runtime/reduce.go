@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"slices"
 )
 
@@ -76,6 +77,10 @@ func reduceF32(kind reduceKind, x []float32, outer, n, inner int, out []float32)
 		return
 	}
 	blocks := ceilDiv(inner, colBlock)
+	if (kind == kindSum || kind == kindMean) && outer*blocks < 2*goruntime.GOMAXPROCS(0) && n*inner >= 4*elemGrain {
+		sumColsSplit(kind, x, outer, n, inner, out)
+		return
+	}
 	ParallelFor(outer*blocks, max(1, elemGrain/max(n*colBlock, 1)), func(lo, hi int) {
 		acc := make([]float64, colBlock)
 		m := make([]float32, colBlock)
@@ -85,6 +90,39 @@ func reduceF32(kind reduceKind, x []float32, outer, n, inner int, out []float32)
 			reduceCols(kind, x[o*n*inner:], n, inner, c0, c1, acc[:c1-c0], m[:c1-c0], out[o*inner+c0:o*inner+c1])
 		}
 	})
+}
+
+// sumColsSplit is the column sum (or mean) of reduceF32 when there are
+// too few column blocks to keep every core busy (a bias's gradient, summed
+// over every row of a batch): the rows are split into chunks whose
+// float64 partial sums are added in chunk order, so the result does not
+// depend on the scheduling.
+func sumColsSplit(kind reduceKind, x []float32, outer, n, inner int, out []float32) {
+	chunks := min(ceilDiv(n*inner, 2*elemGrain), 4*goruntime.GOMAXPROCS(0), n)
+	part := make([]float64, chunks*outer*inner)
+	ParallelFor(chunks*outer, 1, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			c, o := t%chunks, t/chunks
+			acc := part[t*inner : (t+1)*inner]
+			for i := c * n / chunks; i < (c+1)*n/chunks; i++ {
+				for j, v := range x[(o*n+i)*inner:][:inner] {
+					acc[j] += float64(v)
+				}
+			}
+		}
+	})
+	for o := range outer {
+		for j := range inner {
+			s := 0.0
+			for c := range chunks {
+				s += part[(o*chunks+c)*inner+j]
+			}
+			if kind == kindMean {
+				s /= float64(n)
+			}
+			out[o*inner+j] = float32(s)
+		}
+	}
 }
 
 // reduceRow reduces a contiguous slice.
@@ -106,10 +144,7 @@ func reduceRow(kind reduceKind, row []float32) float32 {
 		}
 		return m + float32(math.Log(sumExp(row, m)))
 	}
-	s := 0.0
-	for _, v := range row {
-		s += float64(v)
-	}
+	s := sum64(row) // float64 partial sums in vector lanes
 	if kind == kindMean {
 		s /= float64(len(row))
 	}
@@ -299,7 +334,7 @@ func ArgMax(x *Tensor, axis int) *Tensor {
 func Softmax(x *Tensor, axis int) *Tensor {
 	checkAxis("Softmax", axis, len(x.Shape))
 	outer, n, inner := split3(x.Shape, axis)
-	out := New(F32, x.Shape...)
+	out := newUninit(F32, x.Shape...) // every slice is written (none when n is 0)
 	if n == 0 {
 		return out
 	}
@@ -350,7 +385,7 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 	if x.DType != F32 || len(x.Shape) == 0 {
 		panic(fmt.Sprintf("runtime.%s: needs an f32 tensor of rank ≥ 1, got %s", kernel, typeString(x.DType, x.Shape)))
 	}
-	out := New(F32, x.Shape...)
+	out := newUninit(F32, x.Shape...) // every row is written (none when n is 0)
 	n := x.Shape[len(x.Shape)-1]
 	if n == 0 {
 		return out

@@ -44,21 +44,7 @@ type Tensor struct {
 // New returns a tensor of dtype dt and the given shape holding zeros (no
 // dims: a scalar). It panics on a negative dim, a shape of more than
 // MaxElements elements or an invalid dtype.
-func New(dt DType, shape ...int) *Tensor {
-	n := numel(shape)
-	t := &Tensor{DType: dt, Shape: cloneInts(shape)}
-	switch dt {
-	case F32:
-		t.F = make([]float32, n)
-	case I32:
-		t.I = make([]int32, n)
-	case Bool:
-		t.B = make([]bool, n)
-	default:
-		panic(fmt.Sprintf("runtime.New: invalid dtype %v", dt))
-	}
-	return t
-}
+func New(dt DType, shape ...int) *Tensor { return alloc(dt, shape, true) }
 
 // FromF32 returns an f32 tensor of the given shape holding data (used,
 // not copied). It panics if len(data) does not match the shape: it is for

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/format"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,6 +79,8 @@ type renderer struct {
 	outs    map[string]string // output kind+name → field
 
 	configCheck string // the condition under which New refuses a config
+
+	views map[*ir.Instr]bool // reshapes of the function being written that share their operand's buffer
 }
 
 func (r *renderer) useHelper(name string) { r.helpers[name] = true }
@@ -499,18 +502,48 @@ func (r *renderer) fn(f *ir.Func) error {
 			break
 		}
 	}
+	fu := planFusion(f)
+	rel := planReleases(f, fu)
+	r.views = rel.views
 	for i, in := range f.Body {
+		if root := fu.root[in]; root != nil && root != in {
+			r.pf("\t// %s (in the fused %%%d)\n", comment(in.String()), root.ID)
+			continue
+		}
+		members := fu.members[in]
 		r.pf("\t// %s\n", comment(in.String()))
+		label := in.String()
+		if len(members) > 0 {
+			label = fu.label(in)
+		}
 		if profiled(in) {
 			r.pf("\tpt = prof.Start()\n")
 		}
-		if err := r.instr(in); err != nil {
+		if len(members) > 0 {
+			r.fused(in, fu)
+		} else if err := r.instr(in); err != nil {
 			return fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
 		}
 		if profiled(in) {
-			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(in.String()))
+			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(label))
 		}
-		for _, dead := range f.Last[i] {
+		if free := rel.after[i]; len(free) > 0 {
+			var names []string
+			for _, v := range free {
+				if v.Type.IsTuple() {
+					r.pf("\trt.Release(%s...)\n", val(v))
+					continue
+				}
+				names = append(names, val(v))
+			}
+			if len(names) > 0 {
+				r.pf("\trt.Release(%s)\n", strings.Join(names, ", "))
+			}
+			for _, v := range free {
+				r.pf("\t%s = nil // released\n", val(v))
+			}
+		}
+		for _, dead := range rel.dead[i] {
 			r.pf("\t%s = nil // last use\n", val(dead))
 		}
 	}
@@ -613,6 +646,10 @@ func (r *renderer) instr(in *ir.Instr) error {
 	case ir.OpEinsum:
 		r.pf("\t%s := rt.Einsum(%s, %s)\n", v, strconv.Quote(a.Str("spec")), args())
 	case ir.OpReshape:
+		if r.views[in] {
+			r.pf("\t%s := rt.View(%s, %s)\n", v, arg(0), shapeGo(in.Type.Shape))
+			break
+		}
 		r.pf("\t%s := rt.Reshape(%s, %s)\n", v, arg(0), shapeGo(in.Type.Shape))
 	case ir.OpTranspose:
 		r.pf("\t%s := rt.Transpose(%s, %s)\n", v, arg(0), intSlice(a.Ints("perm")))
@@ -980,4 +1017,298 @@ func checkData(t *Tensor) error { return rt.CheckData(t) }
 }
 
 `,
+}
+
+// A releasePlan says which buffers a function hands back to the
+// runtime's pool (rt.Release) after each instruction, which variables it
+// clears for the collector, and which reshapes it writes as views.
+type releasePlan struct {
+	after [][]*ir.Instr // after[i]: values whose buffers are dead after Body[i]
+	dead  [][]*ir.Instr // after[i]: other values last read there, set to nil
+	views map[*ir.Instr]bool
+}
+
+// planReleases finds, for each buffer a function allocates, the last
+// instruction that can read it, so the buffer can be reused by later
+// instructions (and the next call) instead of waiting for the garbage
+// collector. Values that may share a buffer form one class: a reshape
+// written as a view and its operand, an extract and its tuple, and the
+// result of any op whose runtime function might return (part of) an
+// operand. A class is released once all its members are dead, and only
+// the members that own a fresh buffer are released. A class that holds a
+// param, an input or a result of the function is never released: those
+// buffers belong to the model or the caller. The members of a fused
+// group are never materialised: their root reads the group's operands.
+func planReleases(f *ir.Func, fu fusion) releasePlan {
+	parent := map[*ir.Instr]*ir.Instr{}
+	var find func(*ir.Instr) *ir.Instr
+	find = func(v *ir.Instr) *ir.Instr {
+		p, ok := parent[v]
+		if !ok || p == v {
+			return v
+		}
+		root := find(p)
+		parent[v] = root
+		return root
+	}
+	union := func(a, b *ir.Instr) {
+		ra, rb := find(a), find(b)
+		if ra != rb {
+			parent[ra] = rb
+		}
+	}
+	result := map[*ir.Instr]bool{}
+	for _, o := range f.Results {
+		result[o.Value] = true
+	}
+	// body lists the materialised values with the operands their code
+	// reads, at their index in f.Body.
+	type entry struct {
+		i    int
+		in   *ir.Instr
+		args []*ir.Instr
+	}
+	var body []entry
+	for i, in := range f.Body {
+		switch root := fu.root[in]; {
+		case root == nil:
+			body = append(body, entry{i, in, in.Args})
+		case root == in:
+			body = append(body, entry{i, in, fu.inputs[in]})
+		}
+	}
+	views := map[*ir.Instr]bool{}
+	for _, e := range body {
+		in := e.in
+		parent[in] = in
+		if in.Op == ir.OpReshape && !result[in] {
+			views[in] = true
+		}
+		if fu.root[in] == in || ownsFresh(in) && !views[in] {
+			continue
+		}
+		for _, a := range e.args {
+			union(in, a)
+		}
+	}
+	index := map[*ir.Instr]int{}
+	for i, in := range f.Body {
+		index[in] = i
+	}
+	end := map[*ir.Instr]int{}     // class → the last instruction that reads or defines a member
+	last := map[*ir.Instr]int{}    // value → the last instruction that reads it
+	pinned := map[*ir.Instr]bool{} // class → holds a param, an input or a result
+	for _, e := range body {
+		c := find(e.in)
+		end[c] = max(end[c], e.i)
+		for _, a := range e.args {
+			ca := find(a)
+			end[ca] = max(end[ca], e.i)
+			last[a] = e.i
+		}
+		if e.in.Op == ir.OpParam || e.in.Op == ir.OpInput || result[e.in] {
+			pinned[c] = true
+		}
+	}
+	plan := releasePlan{after: make([][]*ir.Instr, len(f.Body)), dead: make([][]*ir.Instr, len(f.Body)), views: views}
+	for _, e := range body {
+		in := e.in
+		c := find(in)
+		if !pinned[c] && (ownsFresh(in) || fu.root[in] == in) && !views[in] {
+			plan.after[end[c]] = append(plan.after[end[c]], in)
+			continue
+		}
+		if i, ok := last[in]; ok && !result[in] && in.Op != ir.OpParam && in.Op != ir.OpInput {
+			plan.dead[i] = append(plan.dead[i], in)
+		}
+	}
+	for _, vs := range append(plan.after, plan.dead...) {
+		sort.Slice(vs, func(i, j int) bool { return index[vs[i]] < index[vs[j]] })
+	}
+	return plan
+}
+
+// ownsFresh reports whether the runtime function the renderer calls for
+// in always returns tensors with buffers of their own, shared with no
+// operand (a tuple: each of its tensors). Reshape copies unless it is
+// written as a view; a one-operand einsum may return its operand; extract
+// names a tuple's tensor.
+func ownsFresh(in *ir.Instr) bool {
+	if _, ok := unaryNames[in.Op]; ok {
+		return true
+	}
+	if _, ok := binaryNames[in.Op]; ok {
+		return true
+	}
+	if _, ok := reduceNames[in.Op]; ok {
+		return true
+	}
+	switch in.Op {
+	case ir.OpConst, ir.OpIota, ir.OpDimSize, ir.OpCast, ir.OpSelect, ir.OpArgMax, ir.OpMatMul,
+		ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpBroadcast, ir.OpGather,
+		ir.OpScatterAdd, ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpScan,
+		ir.OpAttention, ir.OpAttentionGrad:
+		return true
+	case ir.OpEinsum:
+		return len(in.Args) >= 2
+	}
+	return false
+}
+
+// A fusion groups runs of f32 elementwise instructions of one shape
+// that rt.Fused runs as one pass: each group has a root, its last
+// instruction and the only one read outside the group; the other
+// members exist only inside the root's call.
+type fusion struct {
+	root    map[*ir.Instr]*ir.Instr   // member → its group's root
+	members map[*ir.Instr][]*ir.Instr // root → the group, in program order
+	inputs  map[*ir.Instr][]*ir.Instr // root → the values the group reads
+}
+
+// planFusion groups a function's elementwise instructions. Walking the
+// body backwards, an instruction joins the group of its users when all of
+// them are in one group whose result has its shape, and it is not a
+// result of the function; a group of one is no group. Operands may
+// broadcast to the group's shape only as rt.Fused allows (scalar, row,
+// column).
+func planFusion(f *ir.Func) fusion {
+	fu := fusion{root: map[*ir.Instr]*ir.Instr{}, members: map[*ir.Instr][]*ir.Instr{}, inputs: map[*ir.Instr][]*ir.Instr{}}
+	uses := map[*ir.Instr][]*ir.Instr{}
+	for _, in := range f.Body {
+		for _, a := range in.Args {
+			uses[a] = append(uses[a], in)
+		}
+	}
+	result := map[*ir.Instr]bool{}
+	for _, o := range f.Results {
+		result[o.Value] = true
+	}
+	group := map[*ir.Instr]*ir.Instr{}
+	for i := len(f.Body) - 1; i >= 0; i-- {
+		in := f.Body[i]
+		if !fusibleOp(in) {
+			continue
+		}
+		root := in
+		if us := uses[in]; !result[in] && len(us) > 0 {
+			r0 := group[us[0]]
+			same := r0 != nil && in.Type.Shape.Equal(r0.Type.Shape)
+			for _, u := range us {
+				same = same && group[u] == r0
+			}
+			if same {
+				root = r0
+			}
+		}
+		group[in] = root
+	}
+	for _, in := range f.Body {
+		if root := group[in]; root != nil {
+			fu.members[root] = append(fu.members[root], in)
+		}
+	}
+	for root, ms := range fu.members {
+		if len(ms) < 2 {
+			delete(fu.members, root)
+			continue
+		}
+		member := map[*ir.Instr]bool{}
+		for _, m := range ms {
+			member[m] = true
+			fu.root[m] = root
+		}
+		var ins []*ir.Instr
+		for _, m := range ms {
+			for _, a := range m.Args {
+				if !member[a] && !slices.Contains(ins, a) {
+					ins = append(ins, a)
+				}
+			}
+		}
+		fu.inputs[root] = ins
+	}
+	return fu
+}
+
+// label names a fused group for the profiler: the root's ID, the kind
+// "fused", the members' ops and the shape.
+func (fu fusion) label(root *ir.Instr) string {
+	var ops []string
+	for _, m := range fu.members[root] {
+		ops = append(ops, fmt.Sprintf("%%%d %s", m.ID, m.Op))
+	}
+	return fmt.Sprintf("%%%d = fused {%s} : %s", root.ID, strings.Join(ops, ", "), root.Type)
+}
+
+// fused writes the rt.Fused call of a group's root.
+func (r *renderer) fused(root *ir.Instr, fu fusion) {
+	ins := fu.inputs[root]
+	ms := fu.members[root]
+	slot := map[*ir.Instr]int{}
+	var args []string
+	for i, a := range ins {
+		slot[a] = i
+		args = append(args, val(a))
+	}
+	var steps []string
+	for j, m := range ms {
+		if name, ok := unaryNames[m.Op]; ok {
+			steps = append(steps, fmt.Sprintf("rt.FU(rt.%s, %d)", name, slot[m.Args[0]]))
+		} else {
+			steps = append(steps, fmt.Sprintf("rt.FB(rt.%s, %d, %d)", binaryNames[m.Op], slot[m.Args[0]], slot[m.Args[1]]))
+		}
+		slot[m] = len(ins) + j
+	}
+	r.pf("\t%s := rt.Fused(%s, []rt.FusedStep{%s}, %s)\n", val(root), shapeGo(root.Type.Shape), strings.Join(steps, ", "), strings.Join(args, ", "))
+}
+
+// fusibleOp reports whether rt.Fused can run in: an f32 unary op with a
+// vector kernel on an operand of its own shape, or an f32 add, sub, mul,
+// div, max or min whose operands broadcast as rt.Fused allows.
+func fusibleOp(in *ir.Instr) bool {
+	if in.Type.DType != ir.F32 {
+		return false
+	}
+	if _, ok := unaryNames[in.Op]; ok {
+		return in.Op != ir.OpNot && in.Args[0].Type.DType == ir.F32 && in.Args[0].Type.Shape.Equal(in.Type.Shape)
+	}
+	switch in.Op {
+	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpMax, ir.OpMin:
+	default:
+		return false
+	}
+	for _, a := range in.Args {
+		if a.Type.DType != ir.F32 || !fusedBroadcast(a.Type.Shape, in.Type.Shape) {
+			return false
+		}
+	}
+	return true
+}
+
+// fusedBroadcast reports whether an operand of shape x broadcasts to
+// shape out as rt.Fused takes it: equal, all 1s (a scalar), a suffix of
+// out after leading 1s (a row), or out's leading dims then 1s (a column).
+func fusedBroadcast(x, out ir.Shape) bool {
+	one := func(d ir.Dim) bool { c, ok := d.IsConst(); return ok && c == 1 }
+	if x.Equal(out) {
+		return true
+	}
+	lead := 0
+	for lead < len(x) && one(x[lead]) {
+		lead++
+	}
+	if lead == len(x) {
+		return true
+	}
+	if rest := x[lead:]; len(rest) <= len(out) && rest.Equal(out[len(out)-len(rest):]) {
+		return true
+	}
+	if len(x) != len(out) {
+		return false
+	}
+	d := len(x)
+	for d > 0 && one(x[d-1]) {
+		d--
+	}
+	return x[:d].Equal(out[:d])
 }
