@@ -861,10 +861,7 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			}
 			for i := range q1 - q0 {
 				row := rows[i*a.nk : (i+1)*a.nk]
-				mx := negInf32
-				for _, s := range row {
-					mx = max(mx, s)
-				}
+				mx := maxSlice(row)
 				if mx == negInf32 {
 					if !logs {
 						clear(row)

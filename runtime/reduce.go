@@ -135,10 +135,7 @@ func reduceRow(kind reduceKind, row []float32) float32 {
 		}
 		return m
 	case kindLSE:
-		m := negInf32
-		for _, v := range row {
-			m = max(m, v)
-		}
+		m := maxSlice(row) // the sign of a zero maximum does not matter here
 		if math.IsInf(float64(m), 0) || m != m {
 			return m
 		}
@@ -363,10 +360,7 @@ func Softmax(x *Tensor, axis int) *Tensor {
 
 // softmaxRow writes the softmax of src into dst (which may be src).
 func softmaxRow(dst, src []float32) {
-	m := negInf32
-	for _, v := range src {
-		m = max(m, v)
-	}
+	m := maxSlice(src)
 	expSlice(dst, src, m)
 	inv := [1]float32{float32(1 / sum64(dst))}
 	arithRowF32(Mul, dst, dst, 1, inv[:], 0)
