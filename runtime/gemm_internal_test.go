@@ -225,26 +225,30 @@ func withKernel(kern *gemmKernel, f func()) {
 }
 
 // TestGemmDeterministic checks that MatMul's result does not depend on
-// how many cores share the work, bit for bit.
+// how many cores share the work, bit for bit: for a batch of products
+// with few rows (the columns are split among the cores) and for one with
+// many (the rows are).
 func TestGemmDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
-	x, y := New(F32, 3, 150, 301), New(F32, 301, 170)
-	copy(x.F, randSlice(r, len(x.F)))
-	copy(y.F, randSlice(r, len(y.F)))
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
-	for _, kern := range append(testKernels(), nil) {
-		withKernel(kern, func() {
-			var first []float32
-			for _, procs := range []int{1, 2, 3, 8} {
-				goruntime.GOMAXPROCS(procs)
-				got := MatMul(x, y).F
-				if first == nil {
-					first = got
-				} else if !slices.Equal(got, first) {
-					t.Errorf("kernel %v: GOMAXPROCS=%d changes MatMul's result", kern, procs)
+	for _, s := range [][4]int{{3, 150, 301, 170}, {1, 500, 301, 90}} {
+		x, y := New(F32, s[0], s[1], s[2]), New(F32, s[2], s[3])
+		copy(x.F, randSlice(r, len(x.F)))
+		copy(y.F, randSlice(r, len(y.F)))
+		for _, kern := range append(testKernels(), nil) {
+			withKernel(kern, func() {
+				var first []float32
+				for _, procs := range []int{1, 2, 3, 8} {
+					goruntime.GOMAXPROCS(procs)
+					got := MatMul(x, y).F
+					if first == nil {
+						first = got
+					} else if !slices.Equal(got, first) {
+						t.Errorf("kernel %v, %v: GOMAXPROCS=%d changes MatMul's result", kern, s, procs)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
