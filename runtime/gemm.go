@@ -234,23 +234,33 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile 
 
 // packA copies rows i0..i0+rows and columns p0..p0+k of A[bi] into dst
 // as mr-row slivers, each k × mr with a column of the block per row of
-// the sliver, padding the last sliver with zero rows.
+// the sliver, padding the last sliver with zero rows. A full sliver of a
+// row-major A goes through the assembly packer of its height when there
+// is one (packRows), four columns at a time; the rest is copied here.
 func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
+	fast := packRows(mr)
 	for s := 0; s < rows; s += mr {
 		sl := dst[s*k : (s+mr)*k]
 		h := min(mr, rows-s)
 		if h < mr {
 			clear(sl)
 		}
+		done := 0
+		if fast != nil && h == mr && a.cs == 1 && k >= 4 {
+			src := a.at(bi, i0+s, p0)
+			_ = a.data[src+(mr-1)*a.rs+k-1]
+			fast(k/4, &a.data[src], a.rs, &sl[0])
+			done = k &^ 3
+		}
 		for i := range h {
 			src := a.at(bi, i0+s+i, p0)
 			if a.cs == 1 {
-				for p, v := range a.data[src : src+k] {
-					sl[p*mr+i] = v
+				for p, v := range a.data[src+done : src+k] {
+					sl[(done+p)*mr+i] = v
 				}
 				continue
 			}
-			for p := range k {
+			for p := done; p < k; p++ {
 				sl[p*mr+i] = a.data[src+p*a.cs]
 			}
 		}

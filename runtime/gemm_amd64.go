@@ -35,6 +35,22 @@ func runAVX2(k int, a, b, c []float32, ldc int) {
 	gemmKernel6x16AVX2(k, &a[0], &b[0], &c[0], ldc)
 }
 
+// packRows returns the assembly packer of mr-row slivers of A (see
+// packA), or nil when there is none for mr or the CPU has no kernel.
+// The packers need AVX, which every CPU with a kernel has.
+func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) {
+	if len(gemmKernels) == 0 {
+		return nil
+	}
+	switch mr {
+	case 14:
+		return gemmPackA14
+	case 6:
+		return gemmPackA6
+	}
+	return nil
+}
+
 // cpuFeatures are what detectCPU learns: which kernels may run, and the
 // data cache sizes per core in bytes (0 when unknown).
 type cpuFeatures struct {

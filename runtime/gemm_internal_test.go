@@ -95,6 +95,47 @@ func TestGemmMicroKernels(t *testing.T) {
 	}
 }
 
+// TestPackA checks packA, and with it the assembly packers of the
+// kernels' heights, against the layout it promises: on row-major and
+// transposed blocks of awkward depths, heights and offsets.
+func TestPackA(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, mr := range []int{14, 6, 3} {
+		for _, k := range []int{0, 1, 3, 4, 5, 8, 9, 17, 255} {
+			for _, rows := range []int{1, mr - 1, mr, mr + 1, 2*mr + 3} {
+				for _, trans := range []bool{false, true} {
+					i0, p0, pad := 2, 3, int(r.Uint64()%5)
+					m, kk := i0+rows+1, p0+k+pad
+					a := &gemmOperand{data: randSlice(r, 1+m*kk), off: []int{1}, rs: kk, cs: 1}
+					if trans {
+						a.rs, a.cs = 1, m
+					}
+					slivers := ceilDiv(rows, mr)
+					dst := randSlice(r, slivers*mr*k+1)
+					last := dst[len(dst)-1]
+					packA(dst, a, 0, i0, p0, rows, k, mr)
+					for s := range slivers {
+						for p := range k {
+							for i := range mr {
+								want := float32(0)
+								if s*mr+i < rows {
+									want = a.data[a.at(0, i0+s*mr+i, p0+p)]
+								}
+								if got := dst[s*mr*k+p*mr+i]; got != want {
+									t.Fatalf("mr=%d k=%d rows=%d trans=%v: sliver %d [%d,%d] = %v, want %v", mr, k, rows, trans, s, p, i, got, want)
+								}
+							}
+						}
+					}
+					if dst[len(dst)-1] != last {
+						t.Fatalf("mr=%d k=%d rows=%d trans=%v: wrote past the slivers", mr, k, rows, trans)
+					}
+				}
+			}
+		}
+	}
+}
+
 // gemmCase is one batched product for checkPackedGemm: transA and
 // transB store A and B transposed; off shifts every matrix to an
 // unaligned start; ldcPad pads the rows of C.
@@ -300,6 +341,25 @@ func FuzzPackedGemm(f *testing.F) {
 		}
 		checkPackedGemm(t, kern, g)
 	})
+}
+
+func TestStacked(t *testing.T) {
+	for _, c := range []struct {
+		ab, bb []int
+		want   bool
+	}{
+		{[]int{0, 1, 2}, []int{0, 0, 0}, true},
+		{[]int{4, 5}, []int{1, 1}, true},
+		{[]int{0}, []int{0}, false}, // one product: nothing to stack
+		{[]int{0, 1, 2}, []int{0, 1, 2}, false},
+		{[]int{0, 0, 1, 1}, []int{0, 0, 0, 0}, false},
+		{[]int{0, 2}, []int{0, 0}, false},
+		{[]int{1, 0}, []int{0, 0}, false},
+	} {
+		if got := stacked(c.ab, c.bb); got != c.want {
+			t.Errorf("stacked(%v, %v) = %v, want %v", c.ab, c.bb, got, c.want)
+		}
+	}
 }
 
 func TestChooseKernel(t *testing.T) {

@@ -15,3 +15,9 @@ func gemmKernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel6x16AVX2 adds a packed 6×k sliver of A times a packed k×16 sliver of B into C.
 func gemmKernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmPackA14 packs 14 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
+
+// gemmPackA6 packs 6 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackA6(k4 int, src *float32, rs int, dst *float32)

@@ -35,6 +35,8 @@ func main() {
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
 	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm)
+	packTranspose("gemmPackA14", 14)
+	packTranspose("gemmPackA6", 6)
 	Generate()
 }
 
@@ -151,5 +153,93 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 		}
 	}
 	VZEROUPPER()
+	RET()
+}
+
+// packTranspose generates
+//
+//	func name(k4 int, src *float32, rs int, dst *float32)
+//
+// which packs mr rows of A (row i at src + i·rs) into a sliver:
+// dst[p*mr+i] = src[i*rs+p] for p < 4·k4. It transposes 4 × 4 blocks in
+// xmm registers (AVX), and a last block of 2 rows when mr % 4 is 2, so
+// it reads each row forwards and writes the sliver in order.
+func packTranspose(name string, mr int) {
+	if mr%4 != 0 && mr%4 != 2 {
+		panic("packTranspose: mr % 4 must be 0 or 2")
+	}
+	TEXT(name, NOSPLIT, "func(k4 int, src *float32, rs int, dst *float32)")
+	Doc(fmt.Sprintf("%s packs %d rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.", name, mr))
+	k := Load(Param("k4"), GP64())
+	src := Load(Param("src"), GP64())
+	rs := Load(Param("rs"), GP64())
+	dst := Load(Param("dst"), GP64())
+	SHLQ(Imm(2), rs)
+	rs3 := GP64()
+	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
+	// One base pointer per group of four rows.
+	var base []reg.Register
+	base = append(base, src)
+	for g := 4; g < mr; g += 4 {
+		p := GP64()
+		LEAQ(Mem{Base: base[len(base)-1], Index: rs, Scale: 4}, p)
+		base = append(base, p)
+	}
+	row := func(i int) Mem {
+		b := base[i/4]
+		switch i % 4 {
+		case 0:
+			return Mem{Base: b}
+		case 3:
+			return Mem{Base: b, Index: rs3, Scale: 1}
+		}
+		return Mem{Base: b, Index: rs, Scale: uint8(i % 4)}
+	}
+	x := func(i int) reg.VecPhysical {
+		return []reg.VecPhysical{reg.X0, reg.X1, reg.X2, reg.X3, reg.X4, reg.X5, reg.X6, reg.X7,
+			reg.X8, reg.X9, reg.X10, reg.X11, reg.X12, reg.X13, reg.X14, reg.X15}[i]
+	}
+	col := func(p, i int) Mem { return Mem{Base: dst, Disp: (p*mr + i) * 4} }
+	Label(name + "_loop")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_done"))
+	for g := 0; g+4 <= mr; g += 4 {
+		a, b, c, d := x(0), x(1), x(2), x(3)
+		t0, t1, t2, t3 := x(4), x(5), x(6), x(7)
+		VMOVUPS(row(g), a)
+		VMOVUPS(row(g+1), b)
+		VMOVUPS(row(g+2), c)
+		VMOVUPS(row(g+3), d)
+		VUNPCKLPS(b, a, t0) // a0 b0 a1 b1
+		VUNPCKHPS(b, a, t1) // a2 b2 a3 b3
+		VUNPCKLPS(d, c, t2) // c0 d0 c1 d1
+		VUNPCKHPS(d, c, t3) // c2 d2 c3 d3
+		VUNPCKLPD(t2, t0, a)
+		VUNPCKHPD(t2, t0, b)
+		VUNPCKLPD(t3, t1, c)
+		VUNPCKHPD(t3, t1, d)
+		VMOVUPS(a, col(0, g))
+		VMOVUPS(b, col(1, g))
+		VMOVUPS(c, col(2, g))
+		VMOVUPS(d, col(3, g))
+	}
+	if g := mr - mr%4; mr%4 == 2 {
+		a, b, t0, t1 := x(0), x(1), x(4), x(5)
+		VMOVUPS(row(g), a)
+		VMOVUPS(row(g+1), b)
+		VUNPCKLPS(b, a, t0)
+		VUNPCKHPS(b, a, t1)
+		VMOVLPS(t0, col(0, g))
+		VMOVHPS(t0, col(1, g))
+		VMOVLPS(t1, col(2, g))
+		VMOVHPS(t1, col(3, g))
+	}
+	for _, b := range base {
+		ADDQ(Imm(16), b)
+	}
+	ADDQ(U32(4*mr*4), dst)
+	DECQ(k)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
 	RET()
 }
