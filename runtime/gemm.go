@@ -33,6 +33,12 @@ type gemmKernel struct {
 	// k × nr sliver of B (b[p*nr+j]) into the mr × nr tile of C at c,
 	// whose rows are ldc elements apart. k ≥ 1.
 	run func(k int, a, b, c []float32, ldc int)
+	// runRows, when not nil, is run for the first rows (1 ≤ rows < mr)
+	// of the sliver of A only, adding into a rows × nr tile of C: the
+	// last sliver of A, which packA pads with zero rows, then costs what
+	// its rows do, and its tile needs no scratch copy. Each row is the
+	// same sum as run's.
+	runRows func(rows, k int, a, b, c []float32, ldc int)
 }
 
 // gemmKernels are the micro-kernels this CPU can run, fastest first
@@ -216,9 +222,15 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile 
 			rows := min(mr, mcur-i)
 			as := ap[i*kcur : (i+mr)*kcur]
 			off := c.at(bi, i0+i, jc+j)
-			if rows == mr && cols == nr {
-				kern.run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
-				continue
+			if cols == nr {
+				if rows == mr {
+					kern.run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
+					continue
+				}
+				if kern.runRows != nil {
+					kern.runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
+					continue
+				}
 			}
 			clear(tile)
 			kern.run(kcur, as, bs, tile, nr)

@@ -136,6 +136,33 @@ func TestPackA(t *testing.T) {
 	}
 }
 
+// TestGemmRowKernels checks each kernel's runRows, for every number of
+// rows, against the full kernel: the rows it computes must be the full
+// kernel's bit for bit, and the rows below them untouched.
+func TestGemmRowKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	for _, kern := range gemmKernels {
+		if kern.runRows == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		for rows := 1; rows < mr; rows++ {
+			for _, k := range []int{1, 3, 4, 5, 17} {
+				ldc := nr + 3
+				a, b := randSlice(r, k*mr), randSlice(r, k*nr)
+				c0 := randSlice(r, (mr-1)*ldc+nr)
+				got, want := slices.Clone(c0), slices.Clone(c0)
+				kern.runRows(rows, k, a, b, got[:(rows-1)*ldc+nr], ldc)
+				kern.run(k, a, b, want, ldc)
+				copy(want[rows*ldc:], c0[rows*ldc:])
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: %d rows, k=%d: got %v, want %v", kern.name, rows, k, got, want)
+				}
+			}
+		}
+	}
+}
+
 // gemmCase is one batched product for checkPackedGemm: transA and
 // transB store A and B transposed; off shifts every matrix to an
 // unaligned start; ldcPad pads the rows of C.

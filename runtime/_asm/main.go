@@ -31,10 +31,19 @@ func main() {
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel14x32AVX512", 14, 2, 16, zmm)
+	microKernel("gemmKernel14x32AVX512", 14, 14, 2, 16, zmm)
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel6x16AVX2", 6, 2, 8, ymm)
+	microKernel("gemmKernel6x16AVX2", 6, 6, 2, 8, ymm)
+	// Kernels of fewer rows for the last sliver of A, which packA pads
+	// with zero rows: they read the same slivers but compute and store
+	// only the rows that exist.
+	for h := 1; h < 14; h++ {
+		microKernel(fmt.Sprintf("gemmKernel14x32AVX512h%d", h), 14, h, 2, 16, zmm)
+	}
+	for h := 1; h < 6; h++ {
+		microKernel(fmt.Sprintf("gemmKernel6x16AVX2h%d", h), 6, h, 2, 8, ymm)
+	}
 	packTranspose("gemmPackA14", 14)
 	packTranspose("gemmPackA6", 6)
 	Generate()
@@ -81,16 +90,21 @@ func cpuProbes() {
 //
 //	func name(k int, a, b, c *float32, ldc int)
 //
-// which adds the product of a packed mr×k sliver of A (a[p*mr+i]) and a
-// packed k×nr sliver of B (b[p*nr+j]), nr = vecs·lanes, into the mr×nr
-// tile of C at c with row stride ldc elements. The accumulators stay in
+// which adds the product of the first rows (≤ mr) rows of a packed mr×k
+// sliver of A (a[p*mr+i]) and a packed k×nr sliver of B (b[p*nr+j]),
+// nr = vecs·lanes, into the rows×nr tile of C at c with row stride ldc
+// elements. The accumulators stay in
 // vector registers for the whole k loop; each element of C is loaded and
 // stored once.
-func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) {
+func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhysical) {
 	nr := vecs * lanes
 	width := nr * 4 // bytes of one packed row of B
 	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-	Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+	if rows == mr {
+		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+	} else {
+		Doc(fmt.Sprintf("%s adds the first %d rows of a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, rows, mr, nr))
+	}
 	k := Load(Param("k"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
@@ -102,19 +116,19 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 	pc := Load(Param("c"), GP64())
 	pl := Load(Param("ldc"), GP64())
 	SHLQ(Imm(2), pl)
-	for i := range mr {
+	for i := range rows {
 		for off := 0; off < width; off += 64 {
 			PREFETCHT0(Mem{Base: pc, Disp: off})
 		}
 		PREFETCHT0(Mem{Base: pc, Disp: width - 1})
-		if i < mr-1 {
+		if i < rows-1 {
 			ADDQ(pl, pc)
 		}
 	}
 	acc := func(i, j int) reg.VecPhysical { return v(i*vecs + j) }
-	bv := func(j int) reg.VecPhysical { return v(mr*vecs + j) }
-	bc := func(i int) reg.VecPhysical { return v(mr*vecs + vecs + i%2) }
-	for i := range mr * vecs {
+	bv := func(j int) reg.VecPhysical { return v(rows*vecs + j) }
+	bc := func(i int) reg.VecPhysical { return v(rows*vecs + vecs + i%2) }
+	for i := range rows * vecs {
 		// VPXORD, not VXORPS: on zmm registers VXORPS needs AVX512DQ.
 		r := v(i)
 		if r.Size() == 64 {
@@ -128,7 +142,7 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 		for j := range vecs {
 			VMOVUPS(Mem{Base: b, Disp: p*width + j*lanes*4}, bv(j))
 		}
-		for i := range mr {
+		for i := range rows {
 			VBROADCASTSS(Mem{Base: a, Disp: (p*mr + i) * 4}, bc(i))
 			for j := range vecs {
 				VFMADD231PS(bv(j), bc(i), acc(i, j))
@@ -159,13 +173,13 @@ func microKernel(name string, mr, vecs, lanes int, v func(int) reg.VecPhysical) 
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(Imm(2), ldc)
-	for i := range mr {
+	for i := range rows {
 		for j := range vecs {
 			m := Mem{Base: c, Disp: j * lanes * 4}
 			VADDPS(m, acc(i, j), acc(i, j))
 			VMOVUPS(acc(i, j), m)
 		}
-		if i < mr-1 {
+		if i < rows-1 {
 			ADDQ(ldc, c)
 		}
 	}
