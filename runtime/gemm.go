@@ -11,14 +11,16 @@ import (
 // (kc × nc) is packed once into nr-column slivers and then shared by
 // every task. A task packs an mc × kc block of A into mr-row slivers
 // and runs the micro-kernel over every (A sliver, B sliver) pair, so the
-// micro-kernel reads only contiguous memory: the B sliver stays in L1,
-// the A block in L2 and the B slab in L3. The micro-kernel keeps an
-// mr × nr tile of accumulators in vector registers for the whole slab.
+// micro-kernel reads only contiguous memory: the A block and the B
+// sliver stay in L2 (see cacheBlocks) and the B slab in L3. The
+// micro-kernel keeps an mr × nr tile of accumulators in vector registers
+// for the whole slab.
 //
 // Packing reads the operands through row and column strides, so a
 // transposed operand costs nothing extra, and it pads partial slivers
-// with zeros; a partial tile of C is computed into a scratch tile and
-// then added. Each element of C is the sum over kc slabs, in order, of
+// with zeros. The last sliver of A, when short, runs a kernel of its
+// height (runRows); a tile short of columns is computed into a scratch
+// tile and then added. Each element of C is the sum over kc slabs, in order, of
 // the micro-kernel's sequential sum over its slab, whatever the split
 // into tasks: the result is the same for every GOMAXPROCS.
 
