@@ -19,8 +19,10 @@ import (
 // Packing reads the operands through row and column strides, so a
 // transposed operand costs nothing extra, and it pads partial slivers
 // with zeros. The last sliver of A, when short, runs a kernel of its
-// height (runRows); a tile short of columns is computed into a scratch
-// tile and then added. Each element of C is the sum over kc slabs, in order, of
+// height (runRows), a tile short of columns one that masks its loads
+// and stores of C (runCols); where a kernel has neither, and for the
+// corner tile, the product is computed into a scratch tile and then
+// added. Each element of C is the sum over kc slabs, in order, of
 // the micro-kernel's sequential sum over its slab, whatever the split
 // into tasks: the result is the same for every GOMAXPROCS.
 
@@ -41,6 +43,10 @@ type gemmKernel struct {
 	// its rows do, and its tile needs no scratch copy. Each row is the
 	// same sum as run's.
 	runRows func(rows, k int, a, b, c []float32, ldc int)
+	// runCols, when not nil, is run for a full-height tile of C of
+	// only cols < nr columns: it adds the first cols columns of the
+	// product into an mr × cols tile of C, each the same sum as run's.
+	runCols func(cols, k int, a, b, c []float32, ldc int)
 }
 
 // gemmKernels are the micro-kernels this CPU can run, fastest first
@@ -233,6 +239,9 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap, bp, tile 
 					kern.runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
 					continue
 				}
+			} else if rows == mr && kern.runCols != nil {
+				kern.runCols(cols, kcur, as, bs, c.data[off:off+(mr-1)*ldc+cols], ldc)
+				continue
 			}
 			clear(tile)
 			kern.run(kcur, as, bs, tile, nr)

@@ -14,7 +14,7 @@ func detectKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runRows: runRowsAVX512})
+		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runRows: runRowsAVX512, runCols: runColsAVX512})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
@@ -65,6 +65,11 @@ var (
 func runRowsAVX512(rows, k int, a, b, c []float32, ldc int) {
 	_, _, _ = a[k*14-1], b[k*32-1], c[(rows-1)*ldc+31]
 	rowsAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runColsAVX512(cols, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[k*32-1], c[13*ldc+cols-1]
+	gemmKernel14x32AVX512m(k, &a[0], &b[0], &c[0], ldc, 1<<cols-1)
 }
 
 func runRowsAVX2(rows, k int, a, b, c []float32, ldc int) {

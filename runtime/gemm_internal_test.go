@@ -163,6 +163,35 @@ func TestGemmRowKernels(t *testing.T) {
 	}
 }
 
+// TestGemmColKernels checks each kernel's runCols, for every number of
+// columns, against the full kernel: the columns it computes must be the
+// full kernel's bit for bit, and the columns right of them untouched.
+func TestGemmColKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 7))
+	for _, kern := range gemmKernels {
+		if kern.runCols == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		for cols := 1; cols < nr; cols++ {
+			for _, k := range []int{1, 4, 7} {
+				ldc := nr + 3
+				a, b := randSlice(r, k*mr), randSlice(r, k*nr)
+				c0 := randSlice(r, (mr-1)*ldc+nr)
+				got, want := slices.Clone(c0), slices.Clone(c0)
+				kern.runCols(cols, k, a, b, got[:(mr-1)*ldc+cols], ldc)
+				kern.run(k, a, b, want, ldc)
+				for i := range mr {
+					copy(want[i*ldc+cols:min((i+1)*ldc, len(want))], c0[i*ldc+cols:])
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: %d columns, k=%d: got %v, want %v", kern.name, cols, k, got, want)
+				}
+			}
+		}
+	}
+}
+
 // gemmCase is one batched product for checkPackedGemm: transA and
 // transB store A and B transposed; off shifts every matrix to an
 // unaligned start; ldcPad pads the rows of C.

@@ -55,6 +55,9 @@ func gemmKernel14x32AVX512h12(k int, a *float32, b *float32, c *float32, ldc int
 // gemmKernel14x32AVX512h13 adds the first 13 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
 func gemmKernel14x32AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
 
+// gemmKernel14x32AVX512m adds a packed 14×k sliver of A times a packed k×32 sliver of B into the columns of C whose bits are set in mask.
+func gemmKernel14x32AVX512m(k int, a *float32, b *float32, c *float32, ldc int, mask uint32)
+
 // gemmKernel6x16AVX2h1 adds the first 1 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
 func gemmKernel6x16AVX2h1(k int, a *float32, b *float32, c *float32, ldc int)
 

@@ -31,18 +31,22 @@ func main() {
 	cpuProbes()
 	// AVX-512: 14 rows × 32 columns, two zmm accumulators a row (28 of
 	// the 32 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel14x32AVX512", 14, 14, 2, 16, zmm)
+	microKernel("gemmKernel14x32AVX512", 14, 14, 2, 16, zmm, false)
 	// AVX2+FMA: 6 rows × 16 columns, two ymm accumulators a row (12 of
 	// the 16 registers), two for the row of B and two for broadcasts.
-	microKernel("gemmKernel6x16AVX2", 6, 6, 2, 8, ymm)
+	microKernel("gemmKernel6x16AVX2", 6, 6, 2, 8, ymm, false)
 	// Kernels of fewer rows for the last sliver of A, which packA pads
 	// with zero rows: they read the same slivers but compute and store
 	// only the rows that exist.
 	for h := 1; h < 14; h++ {
-		microKernel(fmt.Sprintf("gemmKernel14x32AVX512h%d", h), 14, h, 2, 16, zmm)
+		microKernel(fmt.Sprintf("gemmKernel14x32AVX512h%d", h), 14, h, 2, 16, zmm, false)
 	}
+	// A kernel for a tile short of columns, which loads and stores C
+	// under a mask (AVX-512 only: on AVX2 such tiles go through a
+	// scratch tile).
+	microKernel("gemmKernel14x32AVX512m", 14, 14, 2, 16, zmm, true)
 	for h := 1; h < 6; h++ {
-		microKernel(fmt.Sprintf("gemmKernel6x16AVX2h%d", h), 6, h, 2, 8, ymm)
+		microKernel(fmt.Sprintf("gemmKernel6x16AVX2h%d", h), 6, h, 2, 8, ymm, false)
 	}
 	packTranspose("gemmPackA14", 14)
 	packTranspose("gemmPackA6", 6)
@@ -96,13 +100,18 @@ func cpuProbes() {
 // elements. The accumulators stay in
 // vector registers for the whole k loop; each element of C is loaded and
 // stored once.
-func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhysical) {
+func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhysical, masked bool) {
 	nr := vecs * lanes
 	width := nr * 4 // bytes of one packed row of B
-	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-	if rows == mr {
+	switch {
+	case masked:
+		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, mask uint32)")
+		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into the columns of C whose bits are set in mask.", name, mr, nr))
+	case rows == mr:
+		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
 		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
-	} else {
+	default:
+		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
 		Doc(fmt.Sprintf("%s adds the first %d rows of a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, rows, mr, nr))
 	}
 	k := Load(Param("k"), GP64())
@@ -173,9 +182,33 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(Imm(2), ldc)
+	// Masked: a mask register a vector of the row, lanes bits each.
+	var kmask []reg.OpmaskPhysical
+	if masked {
+		if lanes != 16 {
+			panic("microKernel: masks need 16-lane vectors")
+		}
+		mk := GP32()
+		Load(Param("mask"), mk)
+		for j := range vecs {
+			kj := []reg.OpmaskPhysical{reg.K1, reg.K2, reg.K3, reg.K4}[j]
+			KMOVW(mk, kj)
+			if j < vecs-1 {
+				SHRL(Imm(16), mk)
+			}
+			kmask = append(kmask, kj)
+		}
+	}
 	for i := range rows {
 		for j := range vecs {
 			m := Mem{Base: c, Disp: j * lanes * 4}
+			if masked {
+				// Masked-off lanes of C are neither read nor written.
+				VMOVUPS_Z(m, kmask[j], bc(0))
+				VADDPS(bc(0), acc(i, j), acc(i, j))
+				VMOVUPS(acc(i, j), kmask[j], m)
+				continue
+			}
 			VADDPS(m, acc(i, j), acc(i, j))
 			VMOVUPS(acc(i, j), m)
 		}
