@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The packed GEMM below follows the BLIS design. A product C += A·B is
@@ -130,11 +131,11 @@ func getBuffer(n int) *[]float32 {
 // the columns into panels of at most kern.nc; neither depends on the
 // number of cores, so neither does the result. For each slab of each
 // panel the slivers of B are packed once, by all cores together, and
-// then shared. The rows are cut into blocks whose number is a multiple
-// of the chunks ParallelFor hands out, so that every core gets the same
-// number of rows; a task packs its own block of A. When there are too
-// few rows for that, the columns are cut too and all of A's slab is
-// packed first, once.
+// then shared. The rows are cut into blocks of equal height (to a
+// sliver), as many as L2 needs rounded up to a multiple of
+// 4·GOMAXPROCS, so that the cores finish together; a task packs its own
+// block of A. When there are too few rows for that, the columns are cut
+// too and all of A's slab is packed first, once.
 func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel bool) {
 	mr, nr := kern.mr, kern.nr
 	kc := ceilDiv(k, ceilDiv(k, kern.kc))
@@ -188,22 +189,32 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 					packA(ap[i0*kcur:], a, bi, i0, pc, i1-i0, kcur, mr)
 				})
 			}
-			ParallelFor(tasks, grain, func(lo, hi int) {
+			// The tasks are handed out one at a time from a counter rather
+			// than in ParallelFor's chunks of several: on a shared machine a
+			// core that loses its time slice then holds the others up for
+			// one task at most.
+			workers := min(procs, tasks)
+			if tasks <= grain {
+				workers = 1
+			}
+			var next atomic.Int64
+			ParallelFor(workers, 1, func(int, int) {
 				maxRows := ceilDiv(slA, blocks) * mr
 				bufA := getBuffer(maxRows*kcur + mr*nr)
 				defer gemmBuffers.Put(bufA)
 				ap, tile := (*bufA)[:maxRows*kcur], (*bufA)[maxRows*kcur:]
-				packed := -1
-				for t := lo; t < hi; t++ {
+				for {
+					t := int(next.Add(1) - 1)
+					if t >= tasks {
+						return
+					}
 					blk, part := t/parts, t%parts
 					i0 := blk * slA / blocks * mr
 					mcur := min((blk+1)*slA/blocks*mr, m) - i0
-					switch {
-					case slabA != nil:
+					if slabA != nil {
 						ap = (*slabA)[i0*kcur:]
-					case packed != blk:
+					} else {
 						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
-						packed = blk
 					}
 					s0, s1 := part*slivers/parts, (part+1)*slivers/parts
 					macroKernel(kern, c, bi, i0, jc, ap, bp, tile, mcur, ncur, kcur, s0, s1)
