@@ -227,7 +227,10 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 // which packs mr rows of A (row i at src + i·rs) into a sliver:
 // dst[p*mr+i] = src[i*rs+p] for p < 4·k4. It transposes 4 × 4 blocks in
 // xmm registers (AVX), and a last block of 2 rows when mr % 4 is 2, so
-// it reads each row forwards and writes the sliver in order.
+// it reads each row forwards and writes the sliver in order. Every 16
+// columns it prefetches the same columns of the next sliver's rows:
+// rows as short as a layer's (128 columns, 8 cache lines) end before a
+// hardware prefetcher gets going, and the packer waited on memory.
 func packTranspose(name string, mr int) {
 	if mr%4 != 0 && mr%4 != 2 {
 		panic("packTranspose: mr % 4 must be 0 or 2")
@@ -241,69 +244,96 @@ func packTranspose(name string, mr int) {
 	SHLQ(Imm(2), rs)
 	rs3 := GP64()
 	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
-	// One base pointer per group of four rows.
-	var base []reg.Register
+	// One base pointer per group of four rows, in this sliver and in the
+	// next.
+	var base, next []reg.Register
 	base = append(base, src)
 	for g := 4; g < mr; g += 4 {
 		p := GP64()
 		LEAQ(Mem{Base: base[len(base)-1], Index: rs, Scale: 4}, p)
 		base = append(base, p)
 	}
-	row := func(i int) Mem {
-		b := base[i/4]
+	dist := GP64()
+	IMUL3Q(Imm(uint64(mr)), rs, dist)
+	for _, b := range base {
+		p := GP64()
+		LEAQ(Mem{Base: b, Index: dist, Scale: 1}, p)
+		next = append(next, p)
+	}
+	row := func(bases []reg.Register, i, disp int) Mem {
+		b := bases[i/4]
 		switch i % 4 {
 		case 0:
-			return Mem{Base: b}
+			return Mem{Base: b, Disp: disp}
 		case 3:
-			return Mem{Base: b, Index: rs3, Scale: 1}
+			return Mem{Base: b, Index: rs3, Scale: 1, Disp: disp}
 		}
-		return Mem{Base: b, Index: rs, Scale: uint8(i % 4)}
+		return Mem{Base: b, Index: rs, Scale: uint8(i % 4), Disp: disp}
 	}
 	x := func(i int) reg.VecPhysical {
 		return []reg.VecPhysical{reg.X0, reg.X1, reg.X2, reg.X3, reg.X4, reg.X5, reg.X6, reg.X7,
 			reg.X8, reg.X9, reg.X10, reg.X11, reg.X12, reg.X13, reg.X14, reg.X15}[i]
 	}
-	col := func(p, i int) Mem { return Mem{Base: dst, Disp: (p*mr + i) * 4} }
-	Label(name + "_loop")
+	// step packs columns q..q+3 of the rows, q = s·4 past the pointers.
+	step := func(s int) {
+		col := func(p, i int) Mem { return Mem{Base: dst, Disp: ((4*s+p)*mr + i) * 4} }
+		for g := 0; g+4 <= mr; g += 4 {
+			a, b, c, d := x(0), x(1), x(2), x(3)
+			t0, t1, t2, t3 := x(4), x(5), x(6), x(7)
+			VMOVUPS(row(base, g, 16*s), a)
+			VMOVUPS(row(base, g+1, 16*s), b)
+			VMOVUPS(row(base, g+2, 16*s), c)
+			VMOVUPS(row(base, g+3, 16*s), d)
+			VUNPCKLPS(b, a, t0) // a0 b0 a1 b1
+			VUNPCKHPS(b, a, t1) // a2 b2 a3 b3
+			VUNPCKLPS(d, c, t2) // c0 d0 c1 d1
+			VUNPCKHPS(d, c, t3) // c2 d2 c3 d3
+			VUNPCKLPD(t2, t0, a)
+			VUNPCKHPD(t2, t0, b)
+			VUNPCKLPD(t3, t1, c)
+			VUNPCKHPD(t3, t1, d)
+			VMOVUPS(a, col(0, g))
+			VMOVUPS(b, col(1, g))
+			VMOVUPS(c, col(2, g))
+			VMOVUPS(d, col(3, g))
+		}
+		if g := mr - mr%4; mr%4 == 2 {
+			a, b, t0, t1 := x(0), x(1), x(4), x(5)
+			VMOVUPS(row(base, g, 16*s), a)
+			VMOVUPS(row(base, g+1, 16*s), b)
+			VUNPCKLPS(b, a, t0)
+			VUNPCKHPS(b, a, t1)
+			VMOVLPS(t0, col(0, g))
+			VMOVHPS(t0, col(1, g))
+			VMOVLPS(t1, col(2, g))
+			VMOVHPS(t1, col(3, g))
+		}
+	}
+	advance := func(steps int) {
+		for _, b := range append(base, next...) {
+			ADDQ(Imm(uint64(16*steps)), b)
+		}
+		ADDQ(U32(4*steps*mr*4), dst)
+	}
+	Label(name + "_loop4")
+	CMPQ(k, Imm(4))
+	JL(LabelRef(name + "_tail"))
+	for i := range mr {
+		PREFETCHT0(row(next, i, 0))
+	}
+	for s := range 4 {
+		step(s)
+	}
+	advance(4)
+	SUBQ(Imm(4), k)
+	JMP(LabelRef(name + "_loop4"))
+	Label(name + "_tail")
 	TESTQ(k, k)
 	JZ(LabelRef(name + "_done"))
-	for g := 0; g+4 <= mr; g += 4 {
-		a, b, c, d := x(0), x(1), x(2), x(3)
-		t0, t1, t2, t3 := x(4), x(5), x(6), x(7)
-		VMOVUPS(row(g), a)
-		VMOVUPS(row(g+1), b)
-		VMOVUPS(row(g+2), c)
-		VMOVUPS(row(g+3), d)
-		VUNPCKLPS(b, a, t0) // a0 b0 a1 b1
-		VUNPCKHPS(b, a, t1) // a2 b2 a3 b3
-		VUNPCKLPS(d, c, t2) // c0 d0 c1 d1
-		VUNPCKHPS(d, c, t3) // c2 d2 c3 d3
-		VUNPCKLPD(t2, t0, a)
-		VUNPCKHPD(t2, t0, b)
-		VUNPCKLPD(t3, t1, c)
-		VUNPCKHPD(t3, t1, d)
-		VMOVUPS(a, col(0, g))
-		VMOVUPS(b, col(1, g))
-		VMOVUPS(c, col(2, g))
-		VMOVUPS(d, col(3, g))
-	}
-	if g := mr - mr%4; mr%4 == 2 {
-		a, b, t0, t1 := x(0), x(1), x(4), x(5)
-		VMOVUPS(row(g), a)
-		VMOVUPS(row(g+1), b)
-		VUNPCKLPS(b, a, t0)
-		VUNPCKHPS(b, a, t1)
-		VMOVLPS(t0, col(0, g))
-		VMOVHPS(t0, col(1, g))
-		VMOVLPS(t1, col(2, g))
-		VMOVHPS(t1, col(3, g))
-	}
-	for _, b := range base {
-		ADDQ(Imm(16), b)
-	}
-	ADDQ(U32(4*mr*4), dst)
+	step(0)
+	advance(1)
 	DECQ(k)
-	JMP(LabelRef(name + "_loop"))
+	JMP(LabelRef(name + "_tail"))
 	Label(name + "_done")
 	RET()
 }
