@@ -405,8 +405,9 @@ func TestStacked(t *testing.T) {
 		want   bool
 	}{
 		{[]int{0, 1, 2}, []int{0, 0, 0}, true},
-		{[]int{4, 5}, []int{1, 1}, true},
-		{[]int{0}, []int{0}, false}, // one product: nothing to stack
+		{[]int{0, 1}, []int{1, 1}, true},
+		{[]int{4, 5}, []int{1, 1}, false}, // not from the first: offsets would scale with the rows
+		{[]int{0}, []int{0}, false},       // one product: nothing to stack
 		{[]int{0, 1, 2}, []int{0, 1, 2}, false},
 		{[]int{0, 0, 1, 1}, []int{0, 0, 0, 0}, false},
 		{[]int{0, 2}, []int{0, 0}, false},

@@ -59,11 +59,11 @@ func batchIndex(in, batch []int) []int {
 // GEMM when the CPU has a SIMD micro-kernel and the products are big
 // enough to repay packing, and with the scalar kernels otherwise.
 //
-// When every product shares one matrix of bm and the matrices of a are
-// consecutive, as in x[batch, m, k] · w[k, n], the batch is one product
+// When every product shares one matrix of bm and reads the matrices of
+// a in order, as in x[batch, m, k] · w[k, n], the batch is one product
 // of batch·m rows: B is packed once rather than once a product, and the
-// rows are blocked across the batch, so a short last sliver of rows is
-// wasted once rather than in every product.
+// rows are blocked across the batch (one short last sliver of rows, not
+// one a product).
 func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 	if m == 0 || n == 0 || k == 0 {
 		return
@@ -86,10 +86,11 @@ func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 }
 
 // stacked reports whether the products of batch indices ab and bb read
-// consecutive matrices of a and one matrix of b.
+// the matrices of a in order from the first, and one matrix of b: then
+// they are one product of len(ab) times the rows.
 func stacked(ab, bb []int) bool {
 	for i := range ab {
-		if ab[i] != ab[0]+i || bb[i] != bb[0] {
+		if ab[i] != i || bb[i] != bb[0] {
 			return false
 		}
 	}
