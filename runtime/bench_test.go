@@ -122,18 +122,38 @@ func BenchmarkSoftmax(b *testing.B) {
 	}
 }
 
-// BenchmarkMatMulLayers times the products of a d=128 model's layers
-// (and their weight gradients) at 4096 tokens.
+// BenchmarkMatMulLayers times the products of the training benchmark's
+// model (lm4: d=128, 4 heads, FFN 512, vocab 256, a batch of 16 × 255
+// tokens) as its generated code calls them: a layer x[B, L, in] · w[in,
+// out] (the input's gradient dy · wᵀ has the same form), a weight's
+// gradient xᵀ[B, in, L] · dy[B, L, out] (one product an example, summed
+// after), products of the heads' shape, and one long-k weight gradient
+// of 4096 tokens.
 func BenchmarkMatMulLayers(b *testing.B) {
-	for _, s := range [][3]int{{4096, 128, 128}, {4096, 128, 512}, {4096, 512, 128}, {128, 4096, 128}, {128, 4096, 512}} {
-		m, k, n := s[0], s[1], s[2]
-		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		x, y []int
+	}{
+		{"layer 128-128", []int{16, 255, 128}, []int{128, 128}},
+		{"layer 128-512", []int{16, 255, 128}, []int{128, 512}},
+		{"layer 512-128", []int{16, 255, 512}, []int{512, 128}},
+		{"layer 128-256", []int{16, 255, 128}, []int{128, 256}},
+		{"wgrad 128-128", []int{16, 128, 255}, []int{16, 255, 128}},
+		{"wgrad 128-512", []int{16, 128, 255}, []int{16, 255, 512}},
+		{"wgrad 512-128", []int{16, 512, 255}, []int{16, 255, 128}},
+		{"heads qk", []int{64, 255, 32}, []int{64, 32, 255}},
+		{"heads pv", []int{64, 255, 255}, []int{64, 255, 32}},
+		{"wgrad 128x4096x512", []int{128, 4096}, []int{4096, 512}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			r := newRand(1)
-			x, y := randF32(r, m, k), randF32(r, k, n)
+			x, y := randF32(r, c.x...), randF32(r, c.y...)
+			out := rt.MatMul(x, y)
+			k := x.Shape[len(x.Shape)-1]
 			for b.Loop() {
 				rt.MatMul(x, y)
 			}
-			reportGFLOPS(b, 2*float64(m*k*n))
+			reportGFLOPS(b, 2*float64(len(out.F)*k))
 		})
 	}
 }

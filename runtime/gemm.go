@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The packed GEMM below follows the BLIS design. A product C += A·B is
@@ -11,14 +12,18 @@ import (
 // (kc × nc) is packed once into nr-column slivers and then shared by
 // every task. A task packs an mc × kc block of A into mr-row slivers
 // and runs the micro-kernel over every (A sliver, B sliver) pair, so the
-// micro-kernel reads only contiguous memory: the B sliver stays in L1,
-// the A block in L2 and the B slab in L3. The micro-kernel keeps an
-// mr × nr tile of accumulators in vector registers for the whole slab.
+// micro-kernel reads only contiguous memory: the A block and the B
+// sliver stay in L2 (see cacheBlocks) and the B slab in L3. The
+// micro-kernel keeps an mr × nr tile of accumulators in vector registers
+// for the whole slab.
 //
 // Packing reads the operands through row and column strides, so a
 // transposed operand costs nothing extra, and it pads partial slivers
-// with zeros; a partial tile of C is computed into a scratch tile and
-// then added. Each element of C is the sum over kc slabs, in order, of
+// with zeros. The last sliver of A, when short, runs a kernel of its
+// height (runRows), a tile short of columns one that masks its loads
+// and stores of C (runCols); where a kernel has neither, and for the
+// corner tile, the product is computed into a scratch tile and then
+// added. Each element of C is the sum over kc slabs, in order, of
 // the micro-kernel's sequential sum over its slab, whatever the split
 // into tasks: the result is the same for every GOMAXPROCS.
 
@@ -33,6 +38,16 @@ type gemmKernel struct {
 	// k × nr sliver of B (b[p*nr+j]) into the mr × nr tile of C at c,
 	// whose rows are ldc elements apart. k ≥ 1.
 	run func(k int, a, b, c []float32, ldc int)
+	// runRows, when not nil, is run for the first rows (1 ≤ rows < mr)
+	// of the sliver of A only, adding into a rows × nr tile of C: the
+	// last sliver of A, which packA pads with zero rows, then costs what
+	// its rows do, and its tile needs no scratch copy. Each row is the
+	// same sum as run's.
+	runRows func(rows, k int, a, b, c []float32, ldc int)
+	// runCols, when not nil, is run for a full-height tile of C of
+	// only cols < nr columns: it adds the first cols columns of the
+	// product into an mr × cols tile of C, each the same sum as run's.
+	runCols func(cols, k int, a, b, c []float32, ldc int)
 	// runA64, when non-nil, is run reading A unpacked: row i of the
 	// sliver at a[i*64:], its k elements contiguous (the attention tiles,
 	// whose rows are 64 elements apart).
@@ -123,18 +138,37 @@ func getBuffer(n int) *[]float32 {
 
 // gemmOne adds A[bi] · B[bi] into C[bi]; parallel lets it use
 // ParallelFor.
+//
+// The k dimension is cut into slabs of equal depth, at most kern.kc, and
+// the columns into panels of at most kern.nc; neither depends on the
+// number of cores, so neither does the result. For each slab of each
+// panel the slivers of B are packed once, by all cores together, and
+// then shared. The rows are cut into blocks of equal height (to a
+// sliver), as many as L2 needs rounded up to a multiple of
+// 4·GOMAXPROCS, so that the cores finish together; a task packs its own
+// block of A. When there are too few rows for that, the columns are cut
+// too and all of A's slab is packed first, once.
 func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel bool) {
 	mr, nr := kern.mr, kern.nr
-	kc, nc := min(kern.kc, k), min(kern.nc, roundUp(n, nr))
-	// Blocks of A of equal size: m = 1024 with mc = 952 would leave one
-	// short block, and a core idle for most of the second half.
-	mc := roundUp(ceilDiv(m, ceilDiv(m, kern.mc)), mr)
-	bufB := getBuffer(kc * nc)
-	defer gemmBuffers.Put(bufB)
+	kc := ceilDiv(k, ceilDiv(k, kern.kc))
+	nc := min(kern.nc, roundUp(n, nr))
 	procs := 1
 	if parallel {
 		procs = runtime.GOMAXPROCS(0)
 	}
+	// A block of A fills as much of L2 as kern.mc rows of kern.kc do.
+	slA := ceilDiv(m, mr)
+	perBlock := max(1, kern.mc/mr*kern.kc/kc)
+	blocks, split := ceilDiv(slA, perBlock), 1
+	if want := chunksPerWorker * procs; procs > 1 {
+		if slA >= 4*want {
+			blocks = roundUp(blocks, want)
+		} else {
+			split = ceilDiv(want, blocks)
+		}
+	}
+	bufB := getBuffer(kc * nc)
+	defer gemmBuffers.Put(bufB)
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
 		slivers := ceilDiv(ncur, nr)
@@ -151,44 +185,50 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 					packB(bp[t*kcur*nr:(t+1)*kcur*nr], b, bi, pc, jc+t*nr, kcur, cols, nr)
 				}
 			})
-			// Tasks: each mc-row block of A, split by columns when there are
-			// too few blocks to keep every core busy. A task packs its own
-			// block of A, except when blocks are split: then all of A's
-			// slab (at most 4·GOMAXPROCS blocks) is packed first, once.
-			blocks := ceilDiv(m, mc)
-			split := min(slivers, max(1, ceilDiv(4*procs, blocks)))
-			tasks := blocks * split
-			taskFlops := 2 * min(m, mc) * kcur * ceilDiv(slivers, split) * nr
+			parts := min(split, slivers)
+			tasks := blocks * parts
+			taskFlops := 2 * ceilDiv(slA, blocks) * mr * kcur * ceilDiv(slivers, parts) * nr
 			grain := max(1, (1<<18)/max(taskFlops, 1))
 			if procs == 1 {
 				grain = tasks
 			}
 			var slabA *[]float32
-			if split > 1 {
-				slabA = getBuffer(roundUp(m, mr) * kcur)
+			if parts > 1 {
+				slabA = getBuffer(slA * mr * kcur)
 				ap := *slabA
-				ParallelFor(ceilDiv(m, mr), max(1, packGrain*nr/mr), func(lo, hi int) {
+				ParallelFor(slA, max(1, packGrain*nr/mr), func(lo, hi int) {
 					i0, i1 := lo*mr, min(hi*mr, m)
 					packA(ap[i0*kcur:], a, bi, i0, pc, i1-i0, kcur, mr)
 				})
 			}
-			ParallelFor(tasks, grain, func(lo, hi int) {
-				bufA := getBuffer(mc*kcur + mr*nr)
+			// The tasks are handed out one at a time from a counter rather
+			// than in ParallelFor's chunks of several: on a shared machine a
+			// core that loses its time slice then holds the others up for
+			// one task at most.
+			workers := min(procs, tasks)
+			if tasks <= grain {
+				workers = 1
+			}
+			var next atomic.Int64
+			ParallelFor(workers, 1, func(int, int) {
+				maxRows := ceilDiv(slA, blocks) * mr
+				bufA := getBuffer(maxRows*kcur + mr*nr)
 				defer gemmBuffers.Put(bufA)
-				ap, tile := (*bufA)[:mc*kcur], (*bufA)[mc*kcur:]
-				packed := -1
-				for t := lo; t < hi; t++ {
-					blk, part := t/split, t%split
-					i0 := blk * mc
-					mcur := min(mc, m-i0)
-					switch {
-					case slabA != nil:
-						ap = (*slabA)[i0*kcur:]
-					case packed != blk:
-						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
-						packed = blk
+				ap, tile := (*bufA)[:maxRows*kcur], (*bufA)[maxRows*kcur:]
+				for {
+					t := int(next.Add(1) - 1)
+					if t >= tasks {
+						return
 					}
-					s0, s1 := part*slivers/split, (part+1)*slivers/split
+					blk, part := t/parts, t%parts
+					i0 := blk * slA / blocks * mr
+					mcur := min((blk+1)*slA/blocks*mr, m) - i0
+					if slabA != nil {
+						ap = (*slabA)[i0*kcur:]
+					} else {
+						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
+					}
+					s0, s1 := part*slivers/parts, (part+1)*slivers/parts
 					macroKernel(kern, c, bi, i0, jc, ap, gemmForm{}, bp, tile, mcur, ncur, kcur, s0, s1)
 				}
 			})
@@ -213,7 +253,9 @@ type gemmForm struct{ lda, ldb int }
 // block of C at row i0 and column jc. tile is mr × nr scratch.
 //
 // The form f says whether ap and bp are packed (the zero form) or one of
-// them is the operand itself (see gemmForm).
+// them is the operand itself (see gemmForm); only packed operands have
+// the kernels of short tiles (runRows, runCols), the others' short tiles
+// go through the scratch tile.
 func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, f gemmForm, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
 	mr, nr := kern.mr, kern.nr
 	lda, ldb := f.lda, f.ldb
@@ -230,6 +272,7 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 		}
 		run = kern.runB64
 	}
+	packed := lda == 0 && ldb == 0
 	ldc := c.rs
 	for t := s0; t < s1; t++ {
 		j := t * nr
@@ -249,8 +292,17 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 				as = ap[i*kcur : (i+mr)*kcur]
 			}
 			off := c.at(bi, i0+i, jc+j)
-			if rows == mr && cols == nr {
-				run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
+			if cols == nr {
+				if rows == mr {
+					run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
+					continue
+				}
+				if packed && kern.runRows != nil {
+					kern.runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
+					continue
+				}
+			} else if rows == mr && packed && kern.runCols != nil {
+				kern.runCols(cols, kcur, as, bs, c.data[off:off+(mr-1)*ldc+cols], ldc)
 				continue
 			}
 			clear(tile)
@@ -271,8 +323,11 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 
 // packA copies rows i0..i0+rows and columns p0..p0+k of A[bi] into dst
 // as mr-row slivers, each k × mr with a column of the block per row of
-// the sliver, padding the last sliver with zero rows.
+// the sliver, padding the last sliver with zero rows. A full sliver of a
+// row-major A goes through the assembly packer of its height when there
+// is one (packRows), four columns at a time; the rest is copied here.
 func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
+	fast := packRows(mr)
 	for s := 0; s < rows; s += mr {
 		sl := dst[s*k : (s+mr)*k]
 		h := min(mr, rows-s)
@@ -288,30 +343,22 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 			}
 			continue
 		}
-		i := 0
-		if a.cs == 1 {
-			// Row-major: four rows at a time, so that each column of
-			// the sliver gets four neighbouring elements per pass.
-			for ; i+4 <= h; i += 4 {
-				r0 := a.data[a.at(bi, i0+s+i, p0):][:k]
-				r1 := a.data[a.at(bi, i0+s+i+1, p0):][:k]
-				r2 := a.data[a.at(bi, i0+s+i+2, p0):][:k]
-				r3 := a.data[a.at(bi, i0+s+i+3, p0):][:k]
-				for p := range k {
-					o := sl[p*mr+i:][:4]
-					o[0], o[1], o[2], o[3] = r0[p], r1[p], r2[p], r3[p]
-				}
-			}
+		done := 0
+		if fast != nil && h == mr && a.cs == 1 && k >= 4 {
+			src := a.at(bi, i0+s, p0)
+			_ = a.data[src+(mr-1)*a.rs+k-1]
+			fast(k/4, &a.data[src], a.rs, &sl[0])
+			done = k &^ 3
 		}
-		for ; i < h; i++ {
+		for i := range h {
 			src := a.at(bi, i0+s+i, p0)
 			if a.cs == 1 {
-				for p, v := range a.data[src : src+k] {
-					sl[p*mr+i] = v
+				for p, v := range a.data[src+done : src+k] {
+					sl[(done+p)*mr+i] = v
 				}
 				continue
 			}
-			for p := range k {
+			for p := done; p < k; p++ {
 				sl[p*mr+i] = a.data[src+p*a.cs]
 			}
 		}
@@ -365,25 +412,24 @@ func goKernel(mr, nr int) func(k int, a, b, c []float32, ldc int) {
 }
 
 // cacheBlocks returns mc, kc and nc for an mr × nr kernel on a CPU with
-// l1, l2 and l3 bytes of data cache per core (0 when unknown): a kc × nr
-// sliver of B about fills L1 (on a 2-core AMD EPYC with AVX-512 this
-// beat half of L1, the textbook choice, by 6 % in the geometric mean of
-// BenchmarkMatMul, since a deeper slab stores C less often), an mc × kc
-// block of A fills half of L2, and a kc × nc slab of B half of L3,
-// within bounds that keep every block useful on CPUs that report odd
-// sizes.
+// l2 and l3 bytes of data cache per core (0 when unknown; l1 is not
+// used). The micro-kernel streams its slivers of A and B from L2 without
+// stalling (a step of the AVX-512 kernel reads 184 bytes in 28 FMAs), so
+// kc is not bound to L1: a kc × nr sliver of B takes an eighth of L2,
+// and an mc × kc block of A three quarters. What a deep slab saves is
+// traffic to C, which the kernel loads and stores once a slab: on a
+// 2-core AMD EPYC (Zen 4, 1 MiB L2) kc = 1024 ran 2048³ 10 % faster on
+// one core than the L1-sized kc = 256. A kc × nc slab of B fills half of
+// L3. The bounds keep every block useful on CPUs that report odd sizes.
 func cacheBlocks(mr, nr, l1, l2, l3 int) (mc, kc, nc int) {
-	if l1 <= 0 {
-		l1 = 32 << 10
-	}
 	if l2 <= 0 {
 		l2 = 256 << 10
 	}
 	if l3 <= 0 {
 		l3 = 2 << 20
 	}
-	kc = clampInt(l1/(4*nr), 64, 384)
-	mc = roundDown(clampInt(l2/2/(4*kc), 4*mr, 960), mr)
+	kc = clampInt(l2/8/(4*nr), 128, 1024)
+	mc = roundDown(clampInt(l2*3/4/(4*kc), 4*mr, 960), mr)
 	nc = roundDown(clampInt(l3/2/(4*kc), 4*nr, 8192), nr)
 	return mc, kc, nc
 }

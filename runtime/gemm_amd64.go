@@ -14,12 +14,14 @@ func detectKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runA64: runA64AVX512, runB64: runB64AVX512,
+		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runRows: runRowsAVX512, runCols: runColsAVX512,
+			runA64: runA64AVX512, runB64: runB64AVX512,
 			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, overwrites: true}})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
-		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2, runA64: runA64AVX2, runB64: runB64AVX2,
+		ks = append(ks, &gemmKernel{name: "avx2", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runAVX2, runRows: runRowsAVX2,
+			runA64: runA64AVX2, runB64: runB64AVX2,
 			set: &gemmKernel{name: "avx2-set", mr: 6, nr: 16, mc: mc, kc: kc, nc: nc, run: runSetAVX2, overwrites: true}})
 	}
 	return ks
@@ -65,6 +67,48 @@ func runA64AVX2(k int, a, b, c []float32, ldc int) {
 func runAVX2(k int, a, b, c []float32, ldc int) {
 	_, _, _ = a[k*6-1], b[k*16-1], c[5*ldc+15]
 	gemmKernel6x16AVX2(k, &a[0], &b[0], &c[0], ldc)
+}
+
+// packRows returns the assembly packer of mr-row slivers of A (see
+// packA), or nil when there is none for mr or the CPU has no kernel.
+// The packers need AVX, which every CPU with a kernel has.
+func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) {
+	if len(gemmKernels) == 0 {
+		return nil
+	}
+	switch mr {
+	case 14:
+		return gemmPackA14
+	case 6:
+		return gemmPackA6
+	}
+	return nil
+}
+
+// The kernels of fewer rows, by their number of rows.
+var (
+	rowsAVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x32AVX512h1, gemmKernel14x32AVX512h2, gemmKernel14x32AVX512h3, gemmKernel14x32AVX512h4,
+		gemmKernel14x32AVX512h5, gemmKernel14x32AVX512h6, gemmKernel14x32AVX512h7, gemmKernel14x32AVX512h8,
+		gemmKernel14x32AVX512h9, gemmKernel14x32AVX512h10, gemmKernel14x32AVX512h11, gemmKernel14x32AVX512h12,
+		gemmKernel14x32AVX512h13}
+	rowsAVX2 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel6x16AVX2h1, gemmKernel6x16AVX2h2, gemmKernel6x16AVX2h3, gemmKernel6x16AVX2h4, gemmKernel6x16AVX2h5}
+)
+
+func runRowsAVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[k*32-1], c[(rows-1)*ldc+31]
+	rowsAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runColsAVX512(cols, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[k*32-1], c[13*ldc+cols-1]
+	gemmKernel14x32AVX512m(k, &a[0], &b[0], &c[0], ldc, 1<<cols-1)
+}
+
+func runRowsAVX2(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*6-1], b[k*16-1], c[(rows-1)*ldc+15]
+	rowsAVX2[rows](k, &a[0], &b[0], &c[0], ldc)
 }
 
 // cpuFeatures are what detectCPU learns: which kernels may run, and the

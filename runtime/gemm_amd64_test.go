@@ -78,7 +78,7 @@ func TestDetectCPU(t *testing.T) {
 func TestCacheBlocks(t *testing.T) {
 	for _, c := range [][5]int{{14, 32, 32 << 10, 1 << 20, 32 << 20}, {6, 16, 48 << 10, 2 << 20, 0}, {14, 32, 0, 0, 0}, {6, 16, 1 << 30, 1 << 30, 1 << 40}} {
 		mc, kc, nc := cacheBlocks(c[0], c[1], c[2], c[3], c[4])
-		if mc%c[0] != 0 || nc%c[1] != 0 || mc < c[0] || nc < c[1] || kc < 64 || kc > 384 || mc > 960 || nc > 8192 {
+		if mc%c[0] != 0 || nc%c[1] != 0 || mc < c[0] || nc < c[1] || kc < 128 || kc > 1024 || mc > 960 || nc > 8192 {
 			t.Errorf("cacheBlocks%v = %d, %d, %d", c, mc, kc, nc)
 		}
 	}

@@ -95,6 +95,103 @@ func TestGemmMicroKernels(t *testing.T) {
 	}
 }
 
+// TestPackA checks packA, and with it the assembly packers of the
+// kernels' heights, against the layout it promises: on row-major and
+// transposed blocks of awkward depths, heights and offsets.
+func TestPackA(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, mr := range []int{14, 6, 3} {
+		for _, k := range []int{0, 1, 3, 4, 5, 8, 9, 17, 255} {
+			for _, rows := range []int{1, mr - 1, mr, mr + 1, 2*mr + 3} {
+				for _, trans := range []bool{false, true} {
+					i0, p0, pad := 2, 3, int(r.Uint64()%5)
+					m, kk := i0+rows+1, p0+k+pad
+					a := &gemmOperand{data: randSlice(r, 1+m*kk), off: []int{1}, rs: kk, cs: 1}
+					if trans {
+						a.rs, a.cs = 1, m
+					}
+					slivers := ceilDiv(rows, mr)
+					dst := randSlice(r, slivers*mr*k+1)
+					last := dst[len(dst)-1]
+					packA(dst, a, 0, i0, p0, rows, k, mr)
+					for s := range slivers {
+						for p := range k {
+							for i := range mr {
+								want := float32(0)
+								if s*mr+i < rows {
+									want = a.data[a.at(0, i0+s*mr+i, p0+p)]
+								}
+								if got := dst[s*mr*k+p*mr+i]; got != want {
+									t.Fatalf("mr=%d k=%d rows=%d trans=%v: sliver %d [%d,%d] = %v, want %v", mr, k, rows, trans, s, p, i, got, want)
+								}
+							}
+						}
+					}
+					if dst[len(dst)-1] != last {
+						t.Fatalf("mr=%d k=%d rows=%d trans=%v: wrote past the slivers", mr, k, rows, trans)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmRowKernels checks each kernel's runRows, for every number of
+// rows, against the full kernel: the rows it computes must be the full
+// kernel's bit for bit, and the rows below them untouched.
+func TestGemmRowKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	for _, kern := range gemmKernels {
+		if kern.runRows == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		for rows := 1; rows < mr; rows++ {
+			for _, k := range []int{1, 3, 4, 5, 17} {
+				ldc := nr + 3
+				a, b := randSlice(r, k*mr), randSlice(r, k*nr)
+				c0 := randSlice(r, (mr-1)*ldc+nr)
+				got, want := slices.Clone(c0), slices.Clone(c0)
+				kern.runRows(rows, k, a, b, got[:(rows-1)*ldc+nr], ldc)
+				kern.run(k, a, b, want, ldc)
+				copy(want[rows*ldc:], c0[rows*ldc:])
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: %d rows, k=%d: got %v, want %v", kern.name, rows, k, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestGemmColKernels checks each kernel's runCols, for every number of
+// columns, against the full kernel: the columns it computes must be the
+// full kernel's bit for bit, and the columns right of them untouched.
+func TestGemmColKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 7))
+	for _, kern := range gemmKernels {
+		if kern.runCols == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		for cols := 1; cols < nr; cols++ {
+			for _, k := range []int{1, 4, 7} {
+				ldc := nr + 3
+				a, b := randSlice(r, k*mr), randSlice(r, k*nr)
+				c0 := randSlice(r, (mr-1)*ldc+nr)
+				got, want := slices.Clone(c0), slices.Clone(c0)
+				kern.runCols(cols, k, a, b, got[:(mr-1)*ldc+cols], ldc)
+				kern.run(k, a, b, want, ldc)
+				for i := range mr {
+					copy(want[i*ldc+cols:min((i+1)*ldc, len(want))], c0[i*ldc+cols:])
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: %d columns, k=%d: got %v, want %v", kern.name, cols, k, got, want)
+				}
+			}
+		}
+	}
+}
+
 // gemmCase is one batched product for checkPackedGemm: transA and
 // transB store A and B transposed; off shifts every matrix to an
 // unaligned start; ldcPad pads the rows of C.
@@ -225,26 +322,30 @@ func withKernel(kern *gemmKernel, f func()) {
 }
 
 // TestGemmDeterministic checks that MatMul's result does not depend on
-// how many cores share the work, bit for bit.
+// how many cores share the work, bit for bit: for a batch of products
+// with few rows (the columns are split among the cores) and for one with
+// many (the rows are).
 func TestGemmDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
-	x, y := New(F32, 3, 150, 301), New(F32, 301, 170)
-	copy(x.F, randSlice(r, len(x.F)))
-	copy(y.F, randSlice(r, len(y.F)))
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
-	for _, kern := range append(testKernels(), nil) {
-		withKernel(kern, func() {
-			var first []float32
-			for _, procs := range []int{1, 2, 3, 8} {
-				goruntime.GOMAXPROCS(procs)
-				got := MatMul(x, y).F
-				if first == nil {
-					first = got
-				} else if !slices.Equal(got, first) {
-					t.Errorf("kernel %v: GOMAXPROCS=%d changes MatMul's result", kern, procs)
+	for _, s := range [][4]int{{3, 150, 301, 170}, {1, 500, 301, 90}} {
+		x, y := New(F32, s[0], s[1], s[2]), New(F32, s[2], s[3])
+		copy(x.F, randSlice(r, len(x.F)))
+		copy(y.F, randSlice(r, len(y.F)))
+		for _, kern := range append(testKernels(), nil) {
+			withKernel(kern, func() {
+				var first []float32
+				for _, procs := range []int{1, 2, 3, 8} {
+					goruntime.GOMAXPROCS(procs)
+					got := MatMul(x, y).F
+					if first == nil {
+						first = got
+					} else if !slices.Equal(got, first) {
+						t.Errorf("kernel %v, %v: GOMAXPROCS=%d changes MatMul's result", kern, s, procs)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -296,6 +397,26 @@ func FuzzPackedGemm(f *testing.F) {
 		}
 		checkPackedGemm(t, kern, g)
 	})
+}
+
+func TestStacked(t *testing.T) {
+	for _, c := range []struct {
+		ab, bb []int
+		want   bool
+	}{
+		{[]int{0, 1, 2}, []int{0, 0, 0}, true},
+		{[]int{0, 1}, []int{1, 1}, true},
+		{[]int{4, 5}, []int{1, 1}, false}, // not from the first: offsets would scale with the rows
+		{[]int{0}, []int{0}, false},       // one product: nothing to stack
+		{[]int{0, 1, 2}, []int{0, 1, 2}, false},
+		{[]int{0, 0, 1, 1}, []int{0, 0, 0, 0}, false},
+		{[]int{0, 2}, []int{0, 0}, false},
+		{[]int{1, 0}, []int{0, 0}, false},
+	} {
+		if got := stacked(c.ab, c.bb); got != c.want {
+			t.Errorf("stacked(%v, %v) = %v, want %v", c.ab, c.bb, got, c.want)
+		}
+	}
 }
 
 func TestChooseKernel(t *testing.T) {

@@ -16,6 +16,63 @@ func gemmKernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int)
 // gemmKernel6x16AVX2 adds a packed 6×k sliver of A times a packed k×16 sliver of B into C.
 func gemmKernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int)
 
+// gemmKernel14x32AVX512h1 adds the first 1 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h2 adds the first 2 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h3 adds the first 3 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h4 adds the first 4 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h5 adds the first 5 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h6 adds the first 6 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h7 adds the first 7 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h8 adds the first 8 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h9 adds the first 9 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h10 adds the first 10 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h11 adds the first 11 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h12 adds the first 12 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512h13 adds the first 13 rows of a packed 14×k sliver of A times a packed k×32 sliver of B into C.
+func gemmKernel14x32AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32AVX512m adds a packed 14×k sliver of A times a packed k×32 sliver of B into the columns of C whose bits are set in mask.
+func gemmKernel14x32AVX512m(k int, a *float32, b *float32, c *float32, ldc int, mask uint32)
+
+// gemmKernel6x16AVX2h1 adds the first 1 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16AVX2h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16AVX2h2 adds the first 2 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16AVX2h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16AVX2h3 adds the first 3 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16AVX2h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16AVX2h4 adds the first 4 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16AVX2h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel6x16AVX2h5 adds the first 5 rows of a packed 6×k sliver of A times a packed k×16 sliver of B into C.
+func gemmKernel6x16AVX2h5(k int, a *float32, b *float32, c *float32, ldc int)
+
 // gemmKernel14x32A64AVX512 adds 14 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512(k int, a *float32, b *float32, c *float32, ldc int)
 
@@ -33,3 +90,9 @@ func gemmKernel14x32SetAVX512(k int, a *float32, b *float32, c *float32, ldc int
 
 // gemmKernel6x16SetAVX2 stores a packed 6×k sliver of A times a packed k×16 sliver of B into C.
 func gemmKernel6x16SetAVX2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmPackA14 packs 14 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
+
+// gemmPackA6 packs 6 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackA6(k4 int, src *float32, rs int, dst *float32)

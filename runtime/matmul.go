@@ -58,9 +58,19 @@ func batchIndex(in, batch []int) []int {
 // [m, k] and [k, n] row-major matrices into the zeroed c, with the packed
 // GEMM when the CPU has a SIMD micro-kernel and the products are big
 // enough to repay packing, and with the scalar kernels otherwise.
+//
+// When every product shares one matrix of bm and reads the matrices of
+// a in order, as in x[batch, m, k] · w[k, n], the batch is one product
+// of batch·m rows: B is packed once rather than once a product, and the
+// rows are blocked across the batch (one short last sliver of rows, not
+// one a product).
 func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 	if m == 0 || n == 0 || k == 0 {
 		return
+	}
+	if stacked(ab, bb) {
+		m *= len(ab)
+		ab, bb = ab[:1], bb[:1]
 	}
 	if kern := activeGemm; kern != nil && m*n*k >= matAddPacked {
 		co := make([]int, len(ab))
@@ -73,6 +83,18 @@ func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 		return
 	}
 	gemmScalar(c, a, bm, ab, bb, m, k, n)
+}
+
+// stacked reports whether the products of batch indices ab and bb read
+// the matrices of a in order from the first, and one matrix of b: then
+// they are one product of len(ab) times the rows.
+func stacked(ab, bb []int) bool {
+	for i := range ab {
+		if ab[i] != i || bb[i] != bb[0] {
+			return false
+		}
+	}
+	return len(ab) > 1
 }
 
 // gemmScalar is gemm with the portable kernels.

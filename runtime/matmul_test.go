@@ -32,8 +32,14 @@ func TestMatMulBatched(t *testing.T) {
 		{{5, 7}, {2, 3, 7, 4}},       // x broadcast over two batch dims
 		{{2, 1, 5, 7}, {1, 3, 7, 4}}, // both broadcast
 		{{4, 1, 65, 33}, {1, 2, 33, 130}},
-		{{2, 0, 3}, {3, 4}}, // empty
-		{{2, 3, 0}, {0, 4}}, // empty contraction: zeros
+		{{5, 37, 70}, {70, 90}},          // y broadcast: one product of 5·37 rows
+		{{2, 3, 29, 70}, {1, 1, 70, 33}}, // the same over two batch dims
+		{{2, 1, 37, 70}, {3, 70, 90}},    // x broadcast: products one by one
+		{{1, 3, 37, 70}, {2, 1, 70, 90}}, // both: x's matrices repeat
+		{{3, 1, 1000}, {1000, 1}},        // a row each, long k
+		{{17, 255, 128}, {128, 40}},      // a model's layer
+		{{2, 0, 3}, {3, 4}},              // empty
+		{{2, 3, 0}, {0, 4}},              // empty contraction: zeros
 	} {
 		x, y := randF32(r, c[0]...), randF32(r, c[1]...)
 		checkRel(t, fmt.Sprint(c), rt.MatMul(x, y), ref(t, ir.OpMatMul, nil, x, y), tol)
