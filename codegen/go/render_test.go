@@ -45,7 +45,7 @@ func TestGolden(t *testing.T) {
 		config map[string]lang.Value
 	}{
 		{"pointer_sort.attn", small("d", 8, "heads", 2, "enc_layers", 1, "dec_layers", 1)},
-		{"hybrid_ssm.attn", small("d", 8, "heads", 2, "layers", 1)},
+		{"hybrid_ssm.attn", small("d", 8, "heads", 2, "layers", 2)}, // a causal layer and a windowed one
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			src, err := stdlib.FS.ReadFile(c.file)
