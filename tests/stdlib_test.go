@@ -70,7 +70,7 @@ var seeds = []seed{
 	},
 	{
 		file:   "hybrid_ssm.attn",
-		config: ints("d", 16, "heads", 2, "layers", 1, "window", 3),
+		config: ints("d", 16, "heads", 2, "layers", 2, "window", 3), // a causal layer, then a window
 		syms:   map[string]int64{"B": 2, "N": 8},
 		inputs: recallInputs,
 	},

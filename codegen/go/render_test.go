@@ -45,7 +45,7 @@ func TestGolden(t *testing.T) {
 		config map[string]lang.Value
 	}{
 		{"pointer_sort.attn", small("d", 8, "heads", 2, "enc_layers", 1, "dec_layers", 1)},
-		{"hybrid_ssm.attn", small("d", 8, "heads", 2, "layers", 1)},
+		{"hybrid_ssm.attn", small("d", 8, "heads", 2, "layers", 2)}, // a causal layer and a windowed one
 		// Masks with no key spans: their MaskRow loops (testdata/).
 		{"row_masks.attn", nil},
 	} {
