@@ -55,6 +55,9 @@ type gemmKernel struct {
 	// runB64, when non-nil, is run reading B unpacked: row p of the
 	// sliver at b[p*64:], its nr elements contiguous.
 	runB64 func(k int, a, b, c []float32, ldc int)
+	// rowsA64 and rowsB64, when non-nil, are runRows for runA64 and
+	// runB64.
+	rowsA64, rowsB64 func(rows, k int, a, b, c []float32, ldc int)
 	// set, when non-nil, is this kernel storing the product into C
 	// instead of adding to it; overwrites marks such a kernel, for
 	// macroKernel's partial tiles.
@@ -259,18 +262,18 @@ type gemmForm struct{ lda, ldb int }
 func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, f gemmForm, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
 	mr, nr := kern.mr, kern.nr
 	lda, ldb := f.lda, f.ldb
-	run := kern.run
+	run, runRows := kern.run, kern.runRows
 	switch {
 	case lda > 0:
 		if lda != 64 || kern.runA64 == nil {
 			panic("runtime: macroKernel: unpacked A needs runA64 and rows of 64")
 		}
-		run = kern.runA64
+		run, runRows = kern.runA64, kern.rowsA64
 	case ldb > 0:
 		if ldb != 64 || kern.runB64 == nil {
 			panic("runtime: macroKernel: unpacked B needs runB64 and rows of 64")
 		}
-		run = kern.runB64
+		run, runRows = kern.runB64, kern.rowsB64
 	}
 	packed := lda == 0 && ldb == 0
 	ldc := c.rs
@@ -287,7 +290,9 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 			rows := min(mr, mcur-i)
 			var as []float32
 			if lda > 0 {
-				as = ap[i*lda : (i+mr-1)*lda+kcur]
+				// The full kernel (the scratch-tile path) reads mr rows,
+				// which ap holds when it is padded (see gemmForm).
+				as = ap[i*lda : min((i+mr-1)*lda+kcur, len(ap))]
 			} else {
 				as = ap[i*kcur : (i+mr)*kcur]
 			}
@@ -297,8 +302,8 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 					run(kcur, as, bs, c.data[off:off+(mr-1)*ldc+nr], ldc)
 					continue
 				}
-				if packed && kern.runRows != nil {
-					kern.runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
+				if runRows != nil {
+					runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
 					continue
 				}
 			} else if rows == mr && packed && kern.runCols != nil {

@@ -71,3 +71,74 @@ func TestMicroKernelA64(t *testing.T) {
 		}
 	}
 }
+
+// TestMicroKernelFormRows checks the forms' kernels of fewer rows (the
+// last sliver of a tile) against the packed kernel of as many rows, bit
+// for bit, and that they leave the rows past theirs alone.
+func TestMicroKernelFormRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	rnd := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	for _, kern := range gemmKernels {
+		if kern.rowsA64 == nil || kern.runRows == nil {
+			continue // AVX2: the forms' short slivers use the scratch tile
+		}
+		mr, nr := kern.mr, kern.nr
+		for rows := 1; rows < mr; rows++ {
+			for _, k := range []int{1, 3, 4, 17, 64} {
+				ldc := nr + 5
+				a := rnd((rows-1)*64 + k)
+				ap := make([]float32, mr*k)
+				packA(ap, &gemmOperand{data: a, off: zeroOff, rs: 64, cs: 1}, 0, 0, 0, rows, k, mr)
+				b := rnd(k * nr)
+				bu := rnd((k-1)*64 + nr)
+				bp := make([]float32, k*nr)
+				for p := range k {
+					copy(bp[p*nr:(p+1)*nr], bu[p*64:])
+				}
+				c0 := rnd(mr*ldc + nr)
+				check := func(form string, got, want []float32) {
+					t.Helper()
+					for i := range got {
+						if got[i] != want[i] {
+							t.Fatalf("%s %s rows=%d k=%d: c[%d] = %g, want %g", kern.name, form, rows, k, i, got[i], want[i])
+						}
+					}
+				}
+				want := append([]float32(nil), c0...)
+				kern.runRows(rows, k, ap, b, want[:(rows-1)*ldc+nr], ldc)
+				got := append([]float32(nil), c0...)
+				kern.rowsA64(rows, k, a, b, got[:(rows-1)*ldc+nr], ldc)
+				check("A64", got, want)
+
+				want = append([]float32(nil), c0...)
+				kern.runRows(rows, k, ap, bp, want[:(rows-1)*ldc+nr], ldc)
+				got = append([]float32(nil), c0...)
+				kern.rowsB64(rows, k, ap, bu, got[:(rows-1)*ldc+nr], ldc)
+				check("B64", got, want)
+
+				// The storing form on garbage equals the adding one on zeros,
+				// in its rows; C is untouched past them.
+				zero := make([]float32, len(c0))
+				kern.runRows(rows, k, ap, b, zero[:(rows-1)*ldc+nr], ldc)
+				got = append([]float32(nil), c0...)
+				kern.set.runRows(rows, k, ap, b, got[:(rows-1)*ldc+nr], ldc)
+				for i := range got {
+					row, col := i/ldc, i%ldc
+					w := c0[i]
+					if row < rows && col < nr {
+						w = zero[i]
+					}
+					if got[i] != w {
+						t.Fatalf("%s set rows=%d k=%d: c[%d] = %g, want %g", kern.name, rows, k, i, got[i], w)
+					}
+				}
+			}
+		}
+	}
+}

@@ -15,8 +15,8 @@ func detectKernels() []*gemmKernel {
 	if f.avx512 {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
 		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runRows: runRowsAVX512, runCols: runColsAVX512,
-			runA64: runA64AVX512, runB64: runB64AVX512,
-			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, overwrites: true}})
+			runA64: runA64AVX512, runB64: runB64AVX512, rowsA64: runRowsA64AVX512, rowsB64: runRowsB64AVX512,
+			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, runRows: runRowsSetAVX512, overwrites: true}})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
@@ -92,6 +92,12 @@ var (
 		gemmKernel14x32AVX512h5, gemmKernel14x32AVX512h6, gemmKernel14x32AVX512h7, gemmKernel14x32AVX512h8,
 		gemmKernel14x32AVX512h9, gemmKernel14x32AVX512h10, gemmKernel14x32AVX512h11, gemmKernel14x32AVX512h12,
 		gemmKernel14x32AVX512h13}
+	rowsA64AVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x32A64AVX512h1, gemmKernel14x32A64AVX512h2, gemmKernel14x32A64AVX512h3, gemmKernel14x32A64AVX512h4, gemmKernel14x32A64AVX512h5, gemmKernel14x32A64AVX512h6, gemmKernel14x32A64AVX512h7, gemmKernel14x32A64AVX512h8, gemmKernel14x32A64AVX512h9, gemmKernel14x32A64AVX512h10, gemmKernel14x32A64AVX512h11, gemmKernel14x32A64AVX512h12, gemmKernel14x32A64AVX512h13}
+	rowsB64AVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x32B64AVX512h1, gemmKernel14x32B64AVX512h2, gemmKernel14x32B64AVX512h3, gemmKernel14x32B64AVX512h4, gemmKernel14x32B64AVX512h5, gemmKernel14x32B64AVX512h6, gemmKernel14x32B64AVX512h7, gemmKernel14x32B64AVX512h8, gemmKernel14x32B64AVX512h9, gemmKernel14x32B64AVX512h10, gemmKernel14x32B64AVX512h11, gemmKernel14x32B64AVX512h12, gemmKernel14x32B64AVX512h13}
+	rowsSetAVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x32SetAVX512h1, gemmKernel14x32SetAVX512h2, gemmKernel14x32SetAVX512h3, gemmKernel14x32SetAVX512h4, gemmKernel14x32SetAVX512h5, gemmKernel14x32SetAVX512h6, gemmKernel14x32SetAVX512h7, gemmKernel14x32SetAVX512h8, gemmKernel14x32SetAVX512h9, gemmKernel14x32SetAVX512h10, gemmKernel14x32SetAVX512h11, gemmKernel14x32SetAVX512h12, gemmKernel14x32SetAVX512h13}
 	rowsAVX2 = [...]func(k int, a, b, c *float32, ldc int){nil,
 		gemmKernel6x16AVX2h1, gemmKernel6x16AVX2h2, gemmKernel6x16AVX2h3, gemmKernel6x16AVX2h4, gemmKernel6x16AVX2h5}
 )
@@ -99,6 +105,21 @@ var (
 func runRowsAVX512(rows, k int, a, b, c []float32, ldc int) {
 	_, _, _ = a[k*14-1], b[k*32-1], c[(rows-1)*ldc+31]
 	rowsAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runRowsA64AVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[(rows-1)*64+k-1], b[k*32-1], c[(rows-1)*ldc+31]
+	rowsA64AVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runRowsB64AVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[(k-1)*64+31], c[(rows-1)*ldc+31]
+	rowsB64AVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runRowsSetAVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[k*32-1], c[(rows-1)*ldc+31]
+	rowsSetAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
 }
 
 func runColsAVX512(cols, k int, a, b, c []float32, ldc int) {

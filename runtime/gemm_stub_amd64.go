@@ -91,6 +91,123 @@ func gemmKernel14x32SetAVX512(k int, a *float32, b *float32, c *float32, ldc int
 // gemmKernel6x16SetAVX2 stores a packed 6×k sliver of A times a packed k×16 sliver of B into C.
 func gemmKernel6x16SetAVX2(k int, a *float32, b *float32, c *float32, ldc int)
 
+// gemmKernel14x32A64AVX512h1 adds 1 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h1 adds a packed 14×k sliver of A (its first 1 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h1 stores a packed 14×k sliver of A (its first 1 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h2 adds 2 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h2 adds a packed 14×k sliver of A (its first 2 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h2 stores a packed 14×k sliver of A (its first 2 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h3 adds 3 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h3 adds a packed 14×k sliver of A (its first 3 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h3 stores a packed 14×k sliver of A (its first 3 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h4 adds 4 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h4 adds a packed 14×k sliver of A (its first 4 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h4 stores a packed 14×k sliver of A (its first 4 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h5 adds 5 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h5 adds a packed 14×k sliver of A (its first 5 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h5 stores a packed 14×k sliver of A (its first 5 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h6 adds 6 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h6 adds a packed 14×k sliver of A (its first 6 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h6 stores a packed 14×k sliver of A (its first 6 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h7 adds 7 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h7 adds a packed 14×k sliver of A (its first 7 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h7 stores a packed 14×k sliver of A (its first 7 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h8 adds 8 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h8 adds a packed 14×k sliver of A (its first 8 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h8 stores a packed 14×k sliver of A (its first 8 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h9 adds 9 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h9 adds a packed 14×k sliver of A (its first 9 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h9 stores a packed 14×k sliver of A (its first 9 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h10 adds 10 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h10 adds a packed 14×k sliver of A (its first 10 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h10 stores a packed 14×k sliver of A (its first 10 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h11 adds 11 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h11 adds a packed 14×k sliver of A (its first 11 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h11 stores a packed 14×k sliver of A (its first 11 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h12 adds 12 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h12 adds a packed 14×k sliver of A (its first 12 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h12 stores a packed 14×k sliver of A (its first 12 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32A64AVX512h13 adds 13 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
+func gemmKernel14x32A64AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32B64AVX512h13 adds a packed 14×k sliver of A (its first 13 rows) times k rows of B, 64 elements apart, into C.
+func gemmKernel14x32B64AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x32SetAVX512h13 stores a packed 14×k sliver of A (its first 13 rows) times a packed k×32 sliver of B into C.
+func gemmKernel14x32SetAVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
 // gemmPackA14 packs 14 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
 func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
 

@@ -61,6 +61,14 @@ func main() {
 	// attention's score tiles, which need no clearing first.
 	microKernel("gemmKernel14x32SetAVX512", 14, 14, 2, 16, zmm, form{set: true})
 	microKernel("gemmKernel6x16SetAVX2", 6, 6, 2, 8, ymm, form{set: true})
+	// Those three forms of fewer rows on AVX-512, as for the packed
+	// kernel: a 64-row attention tile ends in a sliver of 8 rows, and a
+	// head of 64 (32, 16) in one of 8 (4, 2).
+	for h := 1; h < 14; h++ {
+		microKernel(fmt.Sprintf("gemmKernel14x32A64AVX512h%d", h), 14, h, 2, 16, zmm, form{lda: 64})
+		microKernel(fmt.Sprintf("gemmKernel14x32B64AVX512h%d", h), 14, h, 2, 16, zmm, form{ldb: 64})
+		microKernel(fmt.Sprintf("gemmKernel14x32SetAVX512h%d", h), 14, h, 2, 16, zmm, form{set: true})
+	}
 	packTranspose("gemmPackA14", 14)
 	packTranspose("gemmPackA6", 6)
 	Generate()
@@ -133,8 +141,12 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 		bStep = f.ldb * 4
 	}
 	lda, set, masked := f.lda, f.set, f.masked
-	if (lda > 0 || f.ldb > 0 || set) && (rows != mr || masked) {
-		panic("microKernel: unpacked operands and set need full, unmasked tiles")
+	if (lda > 0 || f.ldb > 0 || set) && masked {
+		panic("microKernel: unpacked operands and set need unmasked tiles")
+	}
+	part := ""
+	if rows < mr {
+		part = fmt.Sprintf(" (its first %d rows)", rows)
 	}
 	// aStep is the bytes from one k step's elements of A to the next's;
 	// aAt the offset of row i's element at step p.
@@ -145,13 +157,13 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 	switch {
 	case lda > 0:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, mr, lda, nr))
+		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, rows, lda, nr))
 	case f.ldb > 0:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times k rows of B, %d elements apart, into C.", name, mr, f.ldb))
+		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A%s times k rows of B, %d elements apart, into C.", name, mr, part, f.ldb))
 	case set:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
-		Doc(fmt.Sprintf("%s stores a packed %d×k sliver of A times a packed k×%d sliver of B into C.", name, mr, nr))
+		Doc(fmt.Sprintf("%s stores a packed %d×k sliver of A%s times a packed k×%d sliver of B into C.", name, mr, part, nr))
 	case masked:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, mask uint32)")
 		Doc(fmt.Sprintf("%s adds a packed %d×k sliver of A times a packed k×%d sliver of B into the columns of C whose bits are set in mask.", name, mr, nr))
