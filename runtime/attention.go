@@ -304,7 +304,7 @@ func (p *tilePack) reset(tileLen, perBH, bh0, bh1 int) []float32 {
 // collecting it: the collector's preemptions showed in profiles).
 func (p *tilePack) release() {
 	if p.buf != nil {
-		gemmBuffers.Put(p.buf)
+		putBuffer(p.buf)
 	}
 	p.buf, p.data = nil, nil
 }

@@ -127,16 +127,74 @@ func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int) {
 	}
 }
 
-// gemmBuffers recycles packing buffers between calls.
+// gemmBuffers recycles packing buffers between calls. A collection
+// empties a sync.Pool, and a large product's B slab (8 MiB at 2048³)
+// then came back as fresh memory whose first touch page-faults, so the
+// large buffers also go to bigBuffers, a short list that collections
+// leave alone.
 var gemmBuffers sync.Pool
 
+// bigBuffers holds up to bigKeep buffers of at least bigFloats floats.
+var bigBuffers struct {
+	sync.Mutex
+	list []*[]float32
+}
+
+const (
+	bigFloats = 1 << 18 // 1 MiB
+	bigKeep   = 4
+)
+
+// getBuffer returns a buffer of n floats (not zeroed), from the pools
+// when one is large enough; putBuffer gives it back.
 func getBuffer(n int) *[]float32 {
+	if n >= bigFloats {
+		bigBuffers.Lock()
+		best := -1
+		for i, p := range bigBuffers.list {
+			if cap(*p) >= n && (best < 0 || cap(*p) < cap(*bigBuffers.list[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			p := bigBuffers.list[best]
+			bigBuffers.list = append(bigBuffers.list[:best], bigBuffers.list[best+1:]...)
+			bigBuffers.Unlock()
+			*p = (*p)[:n]
+			return p
+		}
+		bigBuffers.Unlock()
+	}
 	if p, ok := gemmBuffers.Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
 	s := make([]float32, n)
 	return &s
+}
+
+// putBuffer returns a buffer from getBuffer. Of the large ones the list
+// keeps the largest bigKeep.
+func putBuffer(p *[]float32) {
+	if cap(*p) < bigFloats {
+		gemmBuffers.Put(p)
+		return
+	}
+	bigBuffers.Lock()
+	defer bigBuffers.Unlock()
+	if len(bigBuffers.list) < bigKeep {
+		bigBuffers.list = append(bigBuffers.list, p)
+		return
+	}
+	small := 0
+	for i, q := range bigBuffers.list {
+		if cap(*q) < cap(*bigBuffers.list[small]) {
+			small = i
+		}
+	}
+	if cap(*p) > cap(*bigBuffers.list[small]) {
+		bigBuffers.list[small] = p
+	}
 }
 
 // gemmOne adds A[bi] · B[bi] into C[bi]; parallel lets it use
@@ -171,7 +229,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 		}
 	}
 	bufB := getBuffer(kc * nc)
-	defer gemmBuffers.Put(bufB)
+	defer putBuffer(bufB)
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
 		slivers := ceilDiv(ncur, nr)
@@ -216,7 +274,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 			ParallelFor(workers, 1, func(int, int) {
 				maxRows := ceilDiv(slA, blocks) * mr
 				bufA := getBuffer(maxRows*kcur + mr*nr)
-				defer gemmBuffers.Put(bufA)
+				defer putBuffer(bufA)
 				ap, tile := (*bufA)[:maxRows*kcur], (*bufA)[maxRows*kcur:]
 				for {
 					t := int(next.Add(1) - 1)
@@ -236,7 +294,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 				}
 			})
 			if slabA != nil {
-				gemmBuffers.Put(slabA)
+				putBuffer(slabA)
 			}
 		}
 	}

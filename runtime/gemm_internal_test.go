@@ -435,3 +435,28 @@ func TestChooseKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestBigBuffersSurviveGC: a large packing buffer given back is reused
+// after collections (which empty sync.Pools), and the list stays short.
+func TestBigBuffersSurviveGC(t *testing.T) {
+	p := getBuffer(bigFloats + 5)
+	putBuffer(p)
+	goruntime.GC()
+	goruntime.GC()
+	if q := getBuffer(bigFloats); q != p {
+		t.Fatalf("a large buffer did not survive two collections")
+	} else {
+		putBuffer(q)
+	}
+	for range 2 * bigKeep {
+		putBuffer(getBuffer(bigFloats))
+		b := make([]float32, bigFloats)
+		putBuffer(&b)
+	}
+	bigBuffers.Lock()
+	n := len(bigBuffers.list)
+	bigBuffers.Unlock()
+	if n > bigKeep {
+		t.Fatalf("%d large buffers kept, want at most %d", n, bigKeep)
+	}
+}
