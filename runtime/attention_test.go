@@ -134,6 +134,15 @@ func docIDs(r *rand.Rand, n int) *rt.Tensor {
 	return t
 }
 
+// The document mask of 80 positions: causal within a document.
+var docExpr = ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k"))))
+
+func docCaps(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} }
+
+func docMask(c []*rt.Tensor, b, h, q, k int) bool {
+	return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
+}
+
 var attnCases = []attnCase{
 	{name: "full", nq: 70, nk: 70, spec: maskSpec(nil)},
 	{name: "causal", nq: 90, nk: 90, mask: causalExpr, goMask: causal, spec: maskSpec(causal)},
@@ -166,23 +175,9 @@ var attnCases = []attnCase{
 		spec: maskSpec(func(_ []*rt.Tensor, b, h, q, k int) bool { return k < q && (b == 0 || q < 4) }),
 		rows: func(b, h, q int) rt.KeySpans { return rt.SpansAnd(rt.SpanBelow(q), rt.SpanIf(b == 0 || q < 4)) }},
 	{name: "document mask", nq: 80, nk: 80,
-		mask: ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k")))),
-		caps: func(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} },
-		goMask: func(c []*rt.Tensor, b, h, q, k int) bool {
-			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
-		},
-		spec: maskSpec(func(c []*rt.Tensor, b, h, q, k int) bool {
-			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
-		}), gradCap: -1},
+		mask: docExpr, caps: docCaps, goMask: docMask, spec: maskSpec(docMask), gradCap: -1},
 	{name: "document mask by rows", nq: 80, nk: 80,
-		mask: ir.Bin(ir.EAnd, causalExpr, ir.Bin(ir.EEq, ir.Capture(0, v("b"), v("q")), ir.Capture(0, v("b"), v("k")))),
-		caps: func(r *rand.Rand) []*rt.Tensor { return []*rt.Tensor{docIDs(r, 80)} },
-		goMask: func(c []*rt.Tensor, b, h, q, k int) bool {
-			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
-		},
-		spec: maskSpec(func(c []*rt.Tensor, b, h, q, k int) bool {
-			return k <= q && c[0].I[b*80+q] == c[0].I[b*80+k]
-		}),
+		mask: docExpr, caps: docCaps, goMask: docMask, spec: maskSpec(docMask),
 		maskRow: func(c []*rt.Tensor) func(b, h, q, k0 int, keep []bool) bool {
 			return func(b, h, q, k0 int, keep []bool) bool {
 				doc, any := c[0].I[b*80+q], false

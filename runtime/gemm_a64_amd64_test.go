@@ -14,13 +14,7 @@ import (
 // form (rows 64 apart) against packed B.
 func TestMicroKernelA64(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	rnd := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(r.NormFloat64())
-		}
-		return x
-	}
+	rnd := func(n int) []float32 { return normals(r, n) }
 	for _, kern := range gemmKernels {
 		if kern.runA64 == nil {
 			t.Fatalf("%s: no unpacked-A kernel", kern.name)
@@ -77,13 +71,7 @@ func TestMicroKernelA64(t *testing.T) {
 // for bit, and that they leave the rows past theirs alone.
 func TestMicroKernelFormRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	rnd := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(r.NormFloat64())
-		}
-		return x
-	}
+	rnd := func(n int) []float32 { return normals(r, n) }
 	for _, kern := range gemmKernels {
 		if kern.rowsA64 == nil || kern.runRows == nil {
 			continue // AVX2: the forms' short slivers use the scratch tile
@@ -141,4 +129,13 @@ func TestMicroKernelFormRows(t *testing.T) {
 			}
 		}
 	}
+}
+
+// normals returns n standard normal float32s from r.
+func normals(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
 }
