@@ -323,7 +323,9 @@ func (a *attnRun) packKeyTiles(p *tilePack, x []float32, width, bh0, bh1 int) {
 	kt := ceilDiv(a.nk, attnBK)
 	tileLen := attnBK * width
 	if a.kern != nil {
-		tileLen = roundUp(attnBK, a.kern.nr) * width
+		// Tiles as long as the longest there is: short sequences (a
+		// seq2seq's ten tokens) do not pay for 64-key tiles.
+		tileLen = roundUp(min(attnBK, a.nk), a.kern.nr) * width
 	}
 	data := p.reset(tileLen, kt, bh0, bh1)
 	if width == 0 {
@@ -363,7 +365,7 @@ func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
 		return
 	}
 	nt := ceilDiv(n, attnBK)
-	tileLen := attnBK * roundUp(width, k.nr)
+	tileLen := min(attnBK, n) * roundUp(width, k.nr)
 	data := p.reset(tileLen, nt, bh0, bh1)
 	ParallelFor((bh1-bh0)*nt, grainFor(8*attnBK*width), func(lo, hi int) {
 		for task := lo; task < hi; task++ {
@@ -389,7 +391,7 @@ func (a *attnRun) packQueryTiles(p *tilePack, x []float32, width int, scale floa
 		return
 	}
 	qt := ceilDiv(a.nq, attnBQ)
-	tileLen := roundUp(attnBQ, k.mr) * width
+	tileLen := roundUp(min(attnBQ, a.nq), k.mr) * width
 	data := p.reset(tileLen, qt, bh0, bh1)
 	if width == 0 {
 		return
@@ -417,7 +419,7 @@ func (a *attnRun) packTransposedTiles(p *tilePack, x []float32, n, width, bh0, b
 		return
 	}
 	nt := ceilDiv(n, attnBK)
-	tileLen := roundUp(width, k.mr) * attnBK
+	tileLen := roundUp(width, k.mr) * min(attnBK, n)
 	data := p.reset(tileLen, nt, bh0, bh1)
 	ParallelFor((bh1-bh0)*nt, grainFor(8*attnBK*width), func(lo, hi int) {
 		for task := lo; task < hi; task++ {
