@@ -134,15 +134,18 @@ func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int) {
 // leave alone.
 var gemmBuffers sync.Pool
 
-// bigBuffers holds up to bigKeep buffers of at least bigFloats floats.
+// bigBuffers holds up to bigKeep buffers of bigFloats to bigMaxFloats
+// floats: at most 64 MiB stays held; larger ones (a very long
+// attention's packs) go back to the sync.Pool.
 var bigBuffers struct {
 	sync.Mutex
 	list []*[]float32
 }
 
 const (
-	bigFloats = 1 << 18 // 1 MiB
-	bigKeep   = 4
+	bigFloats    = 1 << 18 // 1 MiB
+	bigMaxFloats = 1 << 22 // 16 MiB
+	bigKeep      = 4
 )
 
 // getBuffer returns a buffer of n floats (not zeroed), from the pools
@@ -176,7 +179,7 @@ func getBuffer(n int) *[]float32 {
 // putBuffer returns a buffer from getBuffer. Of the large ones the list
 // keeps the largest bigKeep.
 func putBuffer(p *[]float32) {
-	if cap(*p) < bigFloats {
+	if cap(*p) < bigFloats || cap(*p) > bigMaxFloats {
 		gemmBuffers.Put(p)
 		return
 	}
