@@ -404,6 +404,11 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 			// Column-major (a transposed operand): each column of the
 			// sliver is h consecutive elements.
 			src := a.at(bi, i0+s, p0)
+			if cp := copyRows(mr); cp != nil && h == mr && k > 0 {
+				_ = a.data[src+(k-1)*a.cs+mr-1]
+				cp(k, &a.data[src], a.cs, &sl[0])
+				continue
+			}
 			for p := range k {
 				copy(sl[p*mr:p*mr+h], a.data[src+p*a.cs:][:h])
 			}
@@ -438,6 +443,12 @@ func packB(dst []float32, b *gemmOperand, bi, p0, j0, k, cols, nr int) {
 		clear(dst)
 	}
 	if b.cs == 1 {
+		if cp := copyRows(nr); cp != nil && cols == nr && k > 0 {
+			src := b.at(bi, p0, j0)
+			_, _ = b.data[src+(k-1)*b.rs+nr-1], dst[k*nr-1]
+			cp(k, &b.data[src], b.rs, &dst[0])
+			return
+		}
 		for p := range k {
 			src := b.at(bi, p0+p, j0)
 			copy(dst[p*nr:p*nr+cols], b.data[src:src+cols])

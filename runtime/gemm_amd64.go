@@ -85,6 +85,26 @@ func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) {
 	return nil
 }
 
+// copyRows returns the assembly copier of rows width elements wide (see
+// packA and packB), or nil when there is none for width or the CPU has
+// no kernel. The copiers need AVX, which every CPU with a kernel has.
+func copyRows(width int) func(k int, src *float32, rs int, dst *float32) {
+	if len(gemmKernels) == 0 {
+		return nil
+	}
+	switch width {
+	case 32:
+		return gemmCopy32
+	case 16:
+		return gemmCopy16
+	case 14:
+		return gemmCopy14
+	case 6:
+		return gemmCopy6
+	}
+	return nil
+}
+
 // The kernels of fewer rows, by their number of rows.
 var (
 	rowsAVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,

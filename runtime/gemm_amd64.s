@@ -15308,3 +15308,169 @@ gemmPackA6_tail:
 
 gemmPackA6_done:
 	RET
+
+// func gemmCopy32(k int, src *float32, rs int, dst *float32)
+// Requires: AVX
+TEXT ·gemmCopy32(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ rs+16(FP), DX
+	MOVQ dst+24(FP), BX
+	SHLQ $0x02, DX
+
+gemmCopy32_loop2:
+	CMPQ    AX, $0x02
+	JL      gemmCopy32_tail
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), Y1
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS 64(CX), Y2
+	VMOVUPS Y2, 64(BX)
+	VMOVUPS 96(CX), Y3
+	VMOVUPS Y3, 96(BX)
+	VMOVUPS (CX)(DX*1), Y4
+	VMOVUPS Y4, 128(BX)
+	VMOVUPS 32(CX)(DX*1), Y5
+	VMOVUPS Y5, 160(BX)
+	VMOVUPS 64(CX)(DX*1), Y6
+	VMOVUPS Y6, 192(BX)
+	VMOVUPS 96(CX)(DX*1), Y7
+	VMOVUPS Y7, 224(BX)
+	LEAQ    (CX)(DX*2), CX
+	ADDQ    $0x00000100, BX
+	SUBQ    $0x02, AX
+	JMP     gemmCopy32_loop2
+
+gemmCopy32_tail:
+	TESTQ   AX, AX
+	JZ      gemmCopy32_done
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), Y1
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS 64(CX), Y2
+	VMOVUPS Y2, 64(BX)
+	VMOVUPS 96(CX), Y3
+	VMOVUPS Y3, 96(BX)
+
+gemmCopy32_done:
+	VZEROUPPER
+	RET
+
+// func gemmCopy16(k int, src *float32, rs int, dst *float32)
+// Requires: AVX
+TEXT ·gemmCopy16(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ rs+16(FP), DX
+	MOVQ dst+24(FP), BX
+	SHLQ $0x02, DX
+
+gemmCopy16_loop2:
+	CMPQ    AX, $0x02
+	JL      gemmCopy16_tail
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), Y1
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS (CX)(DX*1), Y4
+	VMOVUPS Y4, 64(BX)
+	VMOVUPS 32(CX)(DX*1), Y5
+	VMOVUPS Y5, 96(BX)
+	LEAQ    (CX)(DX*2), CX
+	ADDQ    $0x00000080, BX
+	SUBQ    $0x02, AX
+	JMP     gemmCopy16_loop2
+
+gemmCopy16_tail:
+	TESTQ   AX, AX
+	JZ      gemmCopy16_done
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), Y1
+	VMOVUPS Y1, 32(BX)
+
+gemmCopy16_done:
+	VZEROUPPER
+	RET
+
+// func gemmCopy14(k int, src *float32, rs int, dst *float32)
+// Requires: AVX
+TEXT ·gemmCopy14(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ rs+16(FP), DX
+	MOVQ dst+24(FP), BX
+	SHLQ $0x02, DX
+
+gemmCopy14_loop2:
+	CMPQ    AX, $0x02
+	JL      gemmCopy14_tail
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), X8
+	VMOVUPS X8, 32(BX)
+	VMOVSD  48(CX), X9
+	VMOVSD  X9, 48(BX)
+	VMOVUPS (CX)(DX*1), Y4
+	VMOVUPS Y4, 56(BX)
+	VMOVUPS 32(CX)(DX*1), X10
+	VMOVUPS X10, 88(BX)
+	VMOVSD  48(CX)(DX*1), X11
+	VMOVSD  X11, 104(BX)
+	LEAQ    (CX)(DX*2), CX
+	ADDQ    $0x00000070, BX
+	SUBQ    $0x02, AX
+	JMP     gemmCopy14_loop2
+
+gemmCopy14_tail:
+	TESTQ   AX, AX
+	JZ      gemmCopy14_done
+	VMOVUPS (CX), Y0
+	VMOVUPS Y0, (BX)
+	VMOVUPS 32(CX), X8
+	VMOVUPS X8, 32(BX)
+	VMOVSD  48(CX), X9
+	VMOVSD  X9, 48(BX)
+
+gemmCopy14_done:
+	VZEROUPPER
+	RET
+
+// func gemmCopy6(k int, src *float32, rs int, dst *float32)
+// Requires: AVX
+TEXT ·gemmCopy6(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ rs+16(FP), DX
+	MOVQ dst+24(FP), BX
+	SHLQ $0x02, DX
+
+gemmCopy6_loop2:
+	CMPQ    AX, $0x02
+	JL      gemmCopy6_tail
+	VMOVUPS (CX), X8
+	VMOVUPS X8, (BX)
+	VMOVSD  16(CX), X9
+	VMOVSD  X9, 16(BX)
+	VMOVUPS (CX)(DX*1), X10
+	VMOVUPS X10, 24(BX)
+	VMOVSD  16(CX)(DX*1), X11
+	VMOVSD  X11, 40(BX)
+	LEAQ    (CX)(DX*2), CX
+	ADDQ    $0x00000030, BX
+	SUBQ    $0x02, AX
+	JMP     gemmCopy6_loop2
+
+gemmCopy6_tail:
+	TESTQ   AX, AX
+	JZ      gemmCopy6_done
+	VMOVUPS (CX), X8
+	VMOVUPS X8, (BX)
+	VMOVSD  16(CX), X9
+	VMOVSD  X9, 16(BX)
+
+gemmCopy6_done:
+	VZEROUPPER
+	RET

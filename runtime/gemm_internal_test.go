@@ -136,6 +136,75 @@ func TestPackA(t *testing.T) {
 	}
 }
 
+// TestPackB checks packB, whose row-major slivers go through the
+// assembly row copiers where there are some (nr of 32 and 16), against
+// the definition on awkward depths and offsets, and that it writes
+// nothing past its sliver.
+func TestPackB(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, nr := range []int{32, 16, 5} {
+		for _, k := range []int{0, 1, 2, 3, 7, 15, 16, 17, 63, 255} {
+			for _, cols := range []int{1, nr - 1, nr} {
+				for _, trans := range []bool{false, true} {
+					p0, j0, pad := 3, 2, int(r.Uint64()%5)
+					rows, n := p0+k+1, j0+cols+pad
+					b := &gemmOperand{data: randSlice(r, 1+rows*n), off: []int{1}, rs: n, cs: 1}
+					if trans {
+						b.rs, b.cs = 1, rows
+					}
+					dst := randSlice(r, k*nr+1)
+					last := dst[len(dst)-1]
+					packB(dst[:k*nr], b, 0, p0, j0, k, cols, nr)
+					for p := range k {
+						for j := range nr {
+							want := float32(0)
+							if j < cols {
+								want = b.data[b.at(0, p0+p, j0+j)]
+							}
+							if got := dst[p*nr+j]; got != want {
+								t.Fatalf("nr=%d k=%d cols=%d trans=%v: [%d,%d] = %v, want %v", nr, k, cols, trans, p, j, got, want)
+							}
+						}
+					}
+					if dst[len(dst)-1] != last {
+						t.Fatalf("nr=%d k=%d cols=%d trans=%v: wrote past the sliver", nr, k, cols, trans)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCopyRows checks each assembly row copier directly: every depth up
+// to 9 and a long one, rows at an odd stride from an unaligned start,
+// nothing written past the rows.
+func TestCopyRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, w := range []int{32, 16, 14, 6} {
+		cp := copyRows(w)
+		if cp == nil {
+			t.Skipf("no assembly copiers on this CPU or build")
+		}
+		for _, k := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 1000} {
+			rs := w + 3
+			src := randSlice(r, 1+k*rs)
+			dst := randSlice(r, 1+k*w+1)
+			last := dst[len(dst)-1]
+			cp(k, &src[1], rs, &dst[1])
+			for p := range k {
+				for j := range w {
+					if got, want := dst[1+p*w+j], src[1+p*rs+j]; got != want {
+						t.Fatalf("width %d, k=%d: [%d,%d] = %v, want %v", w, k, p, j, got, want)
+					}
+				}
+			}
+			if dst[len(dst)-1] != last {
+				t.Fatalf("width %d, k=%d: wrote past the rows", w, k)
+			}
+		}
+	}
+}
+
 // TestGemmRowKernels checks each kernel's runRows, for every number of
 // rows, against the full kernel: the rows it computes must be the full
 // kernel's bit for bit, and the rows below them untouched.

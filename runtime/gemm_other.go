@@ -8,3 +8,6 @@ func detectKernels() []*gemmKernel { return nil }
 
 // packRows returns no assembly packers: see detectKernels.
 func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) { return nil }
+
+// copyRows returns no assembly copiers: see detectKernels.
+func copyRows(width int) func(k int, src *float32, rs int, dst *float32) { return nil }

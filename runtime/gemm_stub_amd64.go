@@ -213,3 +213,15 @@ func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
 
 // gemmPackA6 packs 6 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
 func gemmPackA6(k4 int, src *float32, rs int, dst *float32)
+
+// gemmCopy32 copies k rows of 32 elements, rs elements apart at src, one after another into dst.
+func gemmCopy32(k int, src *float32, rs int, dst *float32)
+
+// gemmCopy16 copies k rows of 16 elements, rs elements apart at src, one after another into dst.
+func gemmCopy16(k int, src *float32, rs int, dst *float32)
+
+// gemmCopy14 copies k rows of 14 elements, rs elements apart at src, one after another into dst.
+func gemmCopy14(k int, src *float32, rs int, dst *float32)
+
+// gemmCopy6 copies k rows of 6 elements, rs elements apart at src, one after another into dst.
+func gemmCopy6(k int, src *float32, rs int, dst *float32)

@@ -71,6 +71,12 @@ func main() {
 	}
 	packTranspose("gemmPackA14", 14)
 	packTranspose("gemmPackA6", 6)
+	// Row copies: slivers of B from a row-major B (nr wide) and of A
+	// from a column-major A (mr wide), which are already laid out as the
+	// sliver wants them, a row of the sliver per row of the source.
+	for _, w := range []int{32, 16, 14, 6} {
+		packCopy(fmt.Sprintf("gemmCopy%d", w), w)
+	}
 	Generate()
 }
 
@@ -397,5 +403,76 @@ func packTranspose(name string, mr int) {
 	DECQ(k)
 	JMP(LabelRef(name + "_tail"))
 	Label(name + "_done")
+	RET()
+}
+
+// packCopy generates
+//
+//	func name(k int, src *float32, rs int, dst *float32)
+//
+// which copies k rows of width elements, rs elements apart at src, into
+// dst one after another: dst[p*width+j] = src[p*rs+j]. It is packB for a
+// row-major B and packA for a column-major A, whose slivers need no
+// transposing, only gathering: a call of copy a row cost more than the
+// row. It moves 8 floats a ymm register (AVX), then 4, 2 and 1, two rows
+// a step.
+func packCopy(name string, width int) {
+	TEXT(name, NOSPLIT, "func(k int, src *float32, rs int, dst *float32)")
+	Doc(fmt.Sprintf("%s copies k rows of %d elements, rs elements apart at src, one after another into dst.", name, width))
+	k := Load(Param("k"), GP64())
+	src := Load(Param("src"), GP64())
+	rs := Load(Param("rs"), GP64())
+	dst := Load(Param("dst"), GP64())
+	SHLQ(Imm(2), rs)
+	ys := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7}
+	xs := []reg.VecPhysical{reg.X8, reg.X9, reg.X10, reg.X11}
+	// row copies one row from src+srcIdx·rs to dst+disp, using
+	// registers of set g (0 or 1) so that two rows' loads can overlap.
+	row := func(g int, second bool, disp int) {
+		at := func(off int) Mem {
+			if second {
+				return Mem{Base: src, Index: rs, Scale: 1, Disp: off}
+			}
+			return Mem{Base: src, Disp: off}
+		}
+		off, n := 0, 0
+		for ; off+8 <= width; off += 8 {
+			VMOVUPS(at(off*4), ys[g*4+n])
+			VMOVUPS(ys[g*4+n], Mem{Base: dst, Disp: disp + off*4})
+			n++
+		}
+		if off+4 <= width {
+			VMOVUPS(at(off*4), xs[g*2])
+			VMOVUPS(xs[g*2], Mem{Base: dst, Disp: disp + off*4})
+			off += 4
+		}
+		if off+2 <= width {
+			VMOVSD(at(off*4), xs[g*2+1])
+			VMOVSD(xs[g*2+1], Mem{Base: dst, Disp: disp + off*4})
+			off += 2
+		}
+		if off < width {
+			VMOVSS(at(off*4), xs[g*2+1])
+			VMOVSS(xs[g*2+1], Mem{Base: dst, Disp: disp + off*4})
+		}
+	}
+	if width > 32 {
+		panic("packCopy: at most 32 elements a row")
+	}
+	Label(name + "_loop2")
+	CMPQ(k, Imm(2))
+	JL(LabelRef(name + "_tail"))
+	row(0, false, 0)
+	row(1, true, width*4)
+	LEAQ(Mem{Base: src, Index: rs, Scale: 2}, src)
+	ADDQ(U32(2*width*4), dst)
+	SUBQ(Imm(2), k)
+	JMP(LabelRef(name + "_loop2"))
+	Label(name + "_tail")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_done"))
+	row(0, false, 0)
+	Label(name + "_done")
+	VZEROUPPER()
 	RET()
 }
