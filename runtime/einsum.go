@@ -261,7 +261,7 @@ func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size
 	for _, r := range batch + xfree + yfree {
 		shape = append(shape, size[r])
 	}
-	res := New(F32, shape...)
+	res := newUninit(F32, shape...) // the product is stored, not added
 	co, xo, yo := make([]int, nb), make([]int, nb), make([]int, nb)
 	bdims := make([]int, len(batch))
 	for i, r := range batch {
@@ -282,7 +282,7 @@ func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size
 			idx[i] = 0
 		}
 	}
-	packedGemm(kern, &gemmOperand{res.F, co, n, 1}, &gemmOperand{x.F, xo, xrs, xcs}, &gemmOperand{y.F, yo, yrs, ycs}, m, k, n)
+	packedGemm(kern, &gemmOperand{res.F, co, n, 1}, &gemmOperand{x.F, xo, xrs, xcs}, &gemmOperand{y.F, yo, yrs, ycs}, m, k, n, true)
 	return res
 }
 

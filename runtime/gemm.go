@@ -105,8 +105,10 @@ type gemmOperand struct {
 func (o *gemmOperand) at(b, i, j int) int { return o.off[b] + i*o.rs + j*o.cs }
 
 // packedGemm adds, for each batch index b, A[b] · B[b] (m × k times
-// k × n) into C[b] (m × n), using kernel kern. c.cs must be 1.
-func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int) {
+// k × n) into C[b] (m × n), using kernel kern; with store it writes the
+// product over C[b] instead, whose old contents then do not matter (a
+// fresh, uncleared result). c.cs must be 1.
+func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int, store bool) {
 	nb := len(c.off)
 	if m == 0 || n == 0 || k == 0 || nb == 0 {
 		return
@@ -117,13 +119,13 @@ func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int) {
 		// Many products: one task each, every one of them sequential.
 		ParallelFor(nb, max(1, (1<<17)/max(work, 1)), func(lo, hi int) {
 			for bi := lo; bi < hi; bi++ {
-				gemmOne(kern, c, a, b, bi, m, k, n, false)
+				gemmOne(kern, c, a, b, bi, m, k, n, false, store)
 			}
 		})
 		return
 	}
 	for bi := range nb {
-		gemmOne(kern, c, a, b, bi, m, k, n, work >= 1<<15)
+		gemmOne(kern, c, a, b, bi, m, k, n, work >= 1<<15, store)
 	}
 }
 
@@ -200,8 +202,8 @@ func putBuffer(p *[]float32) {
 	}
 }
 
-// gemmOne adds A[bi] · B[bi] into C[bi]; parallel lets it use
-// ParallelFor.
+// gemmOne adds A[bi] · B[bi] into C[bi], or with store writes it there;
+// parallel lets it use ParallelFor.
 //
 // The k dimension is cut into slabs of equal depth, at most kern.kc, and
 // the columns into panels of at most kern.nc; neither depends on the
@@ -212,7 +214,12 @@ func putBuffer(p *[]float32) {
 // 4·GOMAXPROCS, so that the cores finish together; a task packs its own
 // block of A. When there are too few rows for that, the columns are cut
 // too and all of A's slab is packed first, once.
-func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel bool) {
+//
+// With store the first slab of each panel goes through kern.set, which
+// writes the tile of C rather than adding to it, and the later slabs add:
+// C is neither cleared first nor read by the first slab. A kernel with no
+// set form clears C first.
+func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, store bool) {
 	mr, nr := kern.mr, kern.nr
 	kc := ceilDiv(k, ceilDiv(k, kern.kc))
 	nc := min(kern.nc, roundUp(n, nr))
@@ -230,6 +237,13 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 		} else {
 			split = ceilDiv(want, blocks)
 		}
+	}
+	if store && kern.set == nil {
+		for i := range m {
+			off := c.at(bi, i, 0)
+			clear(c.data[off : off+n])
+		}
+		store = false
 	}
 	bufB := getBuffer(kc * nc)
 	defer putBuffer(bufB)
@@ -255,6 +269,10 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 			grain := max(1, (1<<18)/max(taskFlops, 1))
 			if procs == 1 {
 				grain = tasks
+			}
+			slabKern := kern
+			if store && pc == 0 {
+				slabKern = kern.set
 			}
 			var slabA *[]float32
 			if parts > 1 {
@@ -293,7 +311,7 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel b
 						packA(ap, a, bi, i0, pc, mcur, kcur, mr)
 					}
 					s0, s1 := part*slivers/parts, (part+1)*slivers/parts
-					macroKernel(kern, c, bi, i0, jc, ap, gemmForm{}, bp, tile, mcur, ncur, kcur, s0, s1)
+					macroKernel(slabKern, c, bi, i0, jc, ap, gemmForm{}, bp, tile, mcur, ncur, kcur, s0, s1)
 				}
 			})
 			if slabA != nil {

@@ -269,16 +269,18 @@ type gemmCase struct {
 	transA, transB bool
 	off, ldcPad    int
 	broadcastB     bool // every product uses the same B
+	store          bool // write the product over C instead of adding
 	seed           uint64
 }
 
 func (g gemmCase) String() string {
-	return fmt.Sprintf("m=%d k=%d n=%d batch=%d tA=%v tB=%v off=%d pad=%d bcastB=%v", g.m, g.k, g.n, g.batch, g.transA, g.transB, g.off, g.ldcPad, g.broadcastB)
+	return fmt.Sprintf("m=%d k=%d n=%d batch=%d tA=%v tB=%v off=%d pad=%d bcastB=%v store=%v", g.m, g.k, g.n, g.batch, g.transA, g.transB, g.off, g.ldcPad, g.broadcastB, g.store)
 }
 
 // checkPackedGemm runs packedGemm with kern on g and compares every
 // element of C with a float64 product; it also checks that the padding
-// of C is untouched.
+// of C is untouched. With g.store C starts as NaNs, which the product
+// must replace without reading.
 func checkPackedGemm(t testing.TB, kern *gemmKernel, g gemmCase) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(g.seed, 7))
@@ -306,8 +308,17 @@ func checkPackedGemm(t testing.TB, kern *gemmKernel, g gemmCase) {
 			b.off = append(b.off, g.off+bi*k*n)
 		}
 	}
+	if g.store {
+		for bi := range g.batch {
+			for i := range m {
+				for j := range n {
+					c.data[c.at(bi, i, j)] = float32(math.NaN())
+				}
+			}
+		}
+	}
 	c0 := slices.Clone(c.data)
-	packedGemm(kern, c, a, b, m, k, n)
+	packedGemm(kern, c, a, b, m, k, n, g.store)
 	for bi := range g.batch {
 		for i := range m {
 			for j := range ldc {
@@ -319,6 +330,9 @@ func checkPackedGemm(t testing.TB, kern *gemmKernel, g gemmCase) {
 					continue
 				}
 				exact, abs := float64(c0[idx]), math.Abs(float64(c0[idx]))
+				if g.store {
+					exact, abs = 0, 0
+				}
 				for p := range k {
 					x := float64(a.data[a.at(bi, i, p)]) * float64(b.data[b.at(bi, p, j)])
 					exact += x
@@ -347,7 +361,7 @@ func TestPackedGemm(t *testing.T) {
 				for _, n := range small {
 					seed++
 					tr := int(seed % 4)
-					checkPackedGemm(t, kern, gemmCase{m: m, k: k, n: n, batch: 1, transA: tr&1 != 0, transB: tr&2 != 0, off: int(seed % 3), ldcPad: int(seed % 5), seed: seed})
+					checkPackedGemm(t, kern, gemmCase{m: m, k: k, n: n, batch: 1, transA: tr&1 != 0, transB: tr&2 != 0, off: int(seed % 3), ldcPad: int(seed % 5), store: seed%7 < 3, seed: seed})
 				}
 			}
 		}
@@ -357,6 +371,8 @@ func TestPackedGemm(t *testing.T) {
 			{m: 16, k: 63, n: 1000, batch: 1, transB: true, off: 1},
 			{m: 63, k: 1000, n: 17, batch: 1, transA: true, transB: true, ldcPad: 3},
 			{m: 1, k: 1000, n: 1000, batch: 1, off: 3},
+			{m: 100, k: 1000, n: 70, batch: 1, transA: true, store: true},
+			{m: 1000, k: 63, n: 40, batch: 1, store: true, ldcPad: 1},
 		} {
 			seed++
 			g.seed = seed
@@ -375,6 +391,9 @@ func TestPackedGemmBatched(t *testing.T) {
 			{m: 63, k: 7, n: 33, batch: 9, transA: true, broadcastB: true},
 			{m: 130, k: 70, n: 90, batch: 2, transB: true, off: 3},
 			{m: 5, k: 9, n: 7, batch: 20, broadcastB: true, transB: true},
+			{m: 17, k: 15, n: 16, batch: 3, off: 1, ldcPad: 2, store: true},
+			{m: 130, k: 70, n: 90, batch: 2, transB: true, off: 3, store: true},
+			{m: 5, k: 9, n: 7, batch: 20, broadcastB: true, store: true},
 		} {
 			g.seed = uint64(100 + i)
 			checkPackedGemm(t, kern, g)

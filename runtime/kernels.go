@@ -25,7 +25,7 @@ func gemmTile(c []float32, ldc int, a []float32, ars, acs int, b []float32, brs,
 		return false
 	}
 	off := []int{0}
-	gemmOne(kern, &gemmOperand{c, off, ldc, 1}, &gemmOperand{a, off, ars, acs}, &gemmOperand{b, off, brs, bcs}, 0, m, k, n, false)
+	gemmOne(kern, &gemmOperand{c, off, ldc, 1}, &gemmOperand{a, off, ars, acs}, &gemmOperand{b, off, brs, bcs}, 0, m, k, n, false, false)
 	return true
 }
 

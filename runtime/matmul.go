@@ -79,7 +79,7 @@ func gemm(c, a, bm []float32, ab, bb []int, m, k, n int) {
 		for i := range co {
 			co[i], ao[i], bo[i] = i*m*n, ab[i]*m*k, bb[i]*k*n
 		}
-		packedGemm(kern, &gemmOperand{c, co, n, 1}, &gemmOperand{a, ao, k, 1}, &gemmOperand{bm, bo, n, 1}, m, k, n)
+		packedGemm(kern, &gemmOperand{c, co, n, 1}, &gemmOperand{a, ao, k, 1}, &gemmOperand{bm, bo, n, 1}, m, k, n, false)
 		return
 	}
 	gemmScalar(c, a, bm, ab, bb, m, k, n)
