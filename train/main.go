@@ -269,6 +269,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	reps := fs.Int("reps", 0, "bench: timed calls of each function (0: at least 3, for -min-time)")
 	minTime := fs.Duration("min-time", 2*time.Second, "bench: time each function for at least this long")
 	asJSON := fs.Bool("json", false, "bench: one JSON object a line")
+	top := fs.Int("top", 10, "bench: how many of the most expensive instructions to list")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -280,11 +281,11 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	if (set["steps"] || set["target"] || set["eval-every"]) && (cmd != "train" || !*resume) {
 		return errors.New("-steps, -target and -eval-every go with train -resume (a new run takes them from run.json)")
 	}
-	if (set["reps"] || set["min-time"] || set["json"]) && cmd != "bench" {
-		return errors.New("-reps, -min-time and -json go with bench")
+	if (set["reps"] || set["min-time"] || set["json"] || set["top"]) && cmd != "bench" {
+		return errors.New("-reps, -min-time, -json and -top go with bench")
 	}
-	if *reps < 0 || *minTime < 0 {
-		return fmt.Errorf("-reps and -min-time must not be negative, got %d and %v", *reps, *minTime)
+	if *reps < 0 || *minTime < 0 || *top < 1 {
+		return fmt.Errorf("-reps and -min-time must not be negative and -top must be at least 1, got %d, %v and %d", *reps, *minTime, *top)
 	}
 	var lock *RunLock
 	if cmd == "train" {
@@ -350,7 +351,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		}
 		return train(out, dir, spec, task, m, *resume, *stopAfter)
 	case "bench":
-		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: 10})
+		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: *top})
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err

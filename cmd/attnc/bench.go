@@ -23,8 +23,8 @@ train section's batch size, and times the generated package's Forward and
 LossAndGrad on it: milliseconds a call, steps/s (a step is one
 LossAndGrad, forward and backward, without the optimizer's update) and
 tokens/s (the batch times the longest sequence among the inputs). It then
-profiles a few LossAndGrad calls and lists the ten most expensive
-instructions of the IR. -batch, -task, -config, -data and -model change
+profiles a few LossAndGrad calls and lists the ten (-top N) most
+expensive instructions of the IR, then the time by kind of op. -batch, -task, -config, -data and -model change
 the shapes as they do for attnc train.
 
 Bench -kernels times the runtime's kernels directly (B=1, H=8, d=64,
@@ -58,6 +58,7 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 			run:     fs.String("run", "", "with -kernels: only the cases whose name matches this regular expression"),
 			json:    fs.Bool("json", false, "print one JSON object a line"),
 			reps:    fs.Int("reps", 0, "timed calls of each case (0: at least 3 and -min-time)"),
+			top:     fs.Int("top", 10, "how many of the most expensive instructions of LossAndGrad to list"),
 			minTime: fs.Duration("min-time", 0, "time each case for at least this long (default 2s for a model, 1s for a kernel)"),
 			model:   fs.String("model", "", "the model to time, when the file defines several"),
 			batch:   fs.Int("batch", 0, "examples a batch (default: the train section's)"),
@@ -87,7 +88,7 @@ type benchFlags struct {
 	kernels, quick, peers, json *bool
 	shared, python, run         *string
 	model, data                 *string
-	reps, batch                 *int
+	reps, batch, top            *int
 	minTime                     *time.Duration
 	task, config                kvFlag
 	given                       map[string]bool
@@ -100,11 +101,14 @@ func (f *benchFlags) check(args []string) error {
 	if *f.reps < 0 || *f.minTime < 0 {
 		return fmt.Errorf("-reps and -min-time must not be negative")
 	}
+	if *f.top < 1 {
+		return fmt.Errorf("-top must be at least 1, got %d", *f.top)
+	}
 	if kernels {
 		if len(args) > 0 {
 			return fmt.Errorf("-kernels and -peers time the runtime's kernels, not a model: leave out %s (or leave out the flag)", args[0])
 		}
-		for _, name := range []string{"model", "batch", "data", "task", "config"} {
+		for _, name := range []string{"model", "batch", "data", "task", "config", "top"} {
 			if f.given[name] {
 				return fmt.Errorf("-%s goes with a model file, not with -kernels", name)
 			}
@@ -179,6 +183,9 @@ func (c *cli) benchModel(file string, f *benchFlags) int {
 	}
 	if *f.json {
 		targs = append(targs, "-json")
+	}
+	if f.given["top"] {
+		targs = append(targs, "-top", strconv.Itoa(*f.top))
 	}
 	if c.runTrainer(bin, nil, targs...) != exitOK {
 		return exitError

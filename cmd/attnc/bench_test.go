@@ -38,6 +38,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "-quick", "a.attn"}, "-quick goes with -kernels"},
 		{[]string{"bench", "-shared", "/x", "a.attn"}, "-shared goes with -kernels"},
 		{[]string{"bench", "-kernels", "-reps", "-1"}, "must not be negative"},
+		{[]string{"bench", "-top", "0", "a.attn"}, "-top must be at least 1, got 0"},
+		{[]string{"bench", "-kernels", "-top", "3"}, "-top goes with a model file"},
 		{[]string{"bench", "-kernels", "-run", "("}, "-run: error parsing regexp"},
 		{[]string{"bench", "-kernels", "-quick", "-run", "nomatch"}, `matches no case (cases: matmul-128, matmul-256, attn-fwd-full-128`},
 		{[]string{"bench", "-batch", "0", "a.attn"}, "-batch must be at least 1"},
@@ -264,6 +266,11 @@ func TestBenchModel(t *testing.T) {
 	assert.Equal(t, 10, nOps)
 	assert.GreaterOrEqual(t, nKinds, 5, "matmul, attention, attention_grad, gelu, add, …")
 	assert.Equal(t, len(recs)-2, nOps+nKinds)
+
+	code, out, errOut = attnc(t, append([]string{"bench", "-top", "3"}, args[1:]...)...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Regexp(t, `the 3 most expensive ops of LossAndGrad`, out)
+	assert.Len(t, regexp.MustCompile(`(?m)^ +\d+\.\d\d +\d+\.\d% +%\d+ = \w+`).FindAllString(out, -1), 3, out)
 }
 
 func TestBenchModelNeedsATrainSection(t *testing.T) {
