@@ -165,7 +165,7 @@ func elementwiseModule() (*Module, error) {
 	h := b.op(OpScan, Attrs{"axis": IntAttr(1)}, ab, x)
 	hr := b.op(OpScan, Attrs{"axis": IntAttr(1), "reverse": BoolAttr(true)}, ab, x)
 	acc := h
-	for _, op := range []Op{OpNeg, OpAbs, OpExp, OpLog, OpSqrt, OpRsqrt, OpTanh, OpRelu, OpGelu, OpSilu, OpSin, OpCos} {
+	for _, op := range []Op{OpNeg, OpAbs, OpExp, OpLog, OpSqrt, OpRsqrt, OpTanh, OpRelu, OpGelu, OpGeluDeriv, OpSilu, OpSin, OpCos} {
 		acc = b.op(OpAdd, nil, acc, b.op(op, nil, x))
 	}
 	for _, op := range []Op{OpSub, OpMul, OpDiv, OpMax, OpMin, OpPow} {

@@ -321,6 +321,18 @@ func init() {
 			return a.selectOr0(a.op(ir.OpGt, nil, x, a.constant(0)), dy, true)
 		}),
 		ir.OpGelu: unary(geluGrad),
+		ir.OpGeluDeriv: unary(func(a *adjoints, x, y, dy *ir.Instr) *ir.Instr {
+			// gelu'' = (1 - t²)(u' - x·t·u'² + 0.5x·u''), t = tanh u,
+			// u = c(x + kx³): a second derivative, rarely wanted, so
+			// written plainly.
+			const k = 0.044715
+			c := math.Sqrt(2 / math.Pi)
+			x2 := a.mul(x, x)
+			t := a.op(ir.OpTanh, nil, a.scale(a.add(x, a.scale(a.mul(x2, x), k)), c))
+			du := a.scale(a.add(a.constant(1), a.scale(x2, 3*k)), c)
+			inner := a.add(a.sub(du, a.mul(a.mul(x, t), a.mul(du, du))), a.scale(x2, 3*c*k))
+			return a.mul(dy, a.mul(a.sub(a.constant(1), a.mul(t, t)), inner))
+		}),
 		ir.OpSilu: unary(func(a *adjoints, x, y, dy *ir.Instr) *ir.Instr {
 			s := a.op(ir.OpSigmoid, nil, x)
 			// d/dx x·s(x) = s (1 + x (1 - s))
@@ -509,16 +521,10 @@ func gatherAttrs(in *ir.Instr) ir.Attrs {
 // geluGrad differentiates the tanh approximation
 // 0.5x(1 + tanh(u)), u = c(x + 0.044715x³), c = √(2/π):
 // 0.5(1 + t) + 0.5x(1 - t²)·c(1 + 3·0.044715x²).
+// geluGrad is dy·gelu'(x), the derivative one op (gelu_deriv) with a
+// vector kernel rather than the dozen elementwise steps of its formula.
 func geluGrad(a *adjoints, x, y, dy *ir.Instr) *ir.Instr {
-	const k = 0.044715
-	c := math.Sqrt(2 / math.Pi)
-	x2 := a.mul(x, x)
-	u := a.scale(a.add(x, a.scale(a.mul(x2, x), k)), c)
-	t := a.op(ir.OpTanh, nil, u)
-	du := a.scale(a.add(a.constant(1), a.scale(x2, 3*k)), c)
-	left := a.scale(a.add(a.constant(1), t), 0.5)
-	right := a.mul(a.scale(x, 0.5), a.mul(a.sub(a.constant(1), a.mul(t, t)), du))
-	return a.mul(dy, a.add(left, right))
+	return a.mul(dy, a.op(ir.OpGeluDeriv, nil, x))
 }
 
 func minMaxRule(cmp ir.Op) gradRule {

@@ -91,7 +91,7 @@ func ax(name string, v int64) ir.Attrs { return ir.Attrs{name: ir.IntAttr(v)} }
 
 func unaryCases() []gradCase {
 	var out []gradCase
-	for _, op := range []ir.Op{ir.OpNeg, ir.OpAbs, ir.OpExp, ir.OpLog, ir.OpSqrt, ir.OpRsqrt, ir.OpTanh, ir.OpSigmoid, ir.OpRelu, ir.OpGelu, ir.OpSilu, ir.OpSin, ir.OpCos} {
+	for _, op := range []ir.Op{ir.OpNeg, ir.OpAbs, ir.OpExp, ir.OpLog, ir.OpSqrt, ir.OpRsqrt, ir.OpTanh, ir.OpSigmoid, ir.OpRelu, ir.OpGelu, ir.OpGeluDeriv, ir.OpSilu, ir.OpSin, ir.OpCos} {
 		op := op
 		out = append(out, gradCase{name: op.String(), build: func(c *gc) *ir.Instr {
 			var gen func() float64

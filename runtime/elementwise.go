@@ -11,24 +11,26 @@ type UnaryOp uint8
 // The unary ops, with the IR's meanings. Neg and Abs take f32 or i32 (i32
 // wraps: -MinInt32 is MinInt32), Not takes bool, the rest f32.
 const (
-	Neg     UnaryOp = iota + 1 // -x
-	Abs                        // |x|
-	Exp                        // e^x
-	Log                        // natural log
-	Sqrt                       // √x
-	Rsqrt                      // 1/√x
-	Tanh                       // tanh x
-	Sigmoid                    // 1/(1+e^-x)
-	Relu                       // max(x, 0), NaN stays NaN
-	Gelu                       // 0.5x(1+tanh(√(2/π)(x+0.044715x³)))
-	Silu                       // x·sigmoid(x)
-	Sin                        // sin x
-	Cos                        // cos x
-	Not                        // logical not
+	Neg       UnaryOp = iota + 1 // -x
+	Abs                          // |x|
+	Exp                          // e^x
+	Log                          // natural log
+	Sqrt                         // √x
+	Rsqrt                        // 1/√x
+	Tanh                         // tanh x
+	Sigmoid                      // 1/(1+e^-x)
+	Relu                         // max(x, 0), NaN stays NaN
+	Gelu                         // 0.5x(1+tanh(√(2/π)(x+0.044715x³)))
+	Silu                         // x·sigmoid(x)
+	Sin                          // sin x
+	Cos                          // cos x
+	Not                          // logical not
+	GeluDeriv                    // gelu's derivative at x
 )
 
 var unaryNames = [...]string{Neg: "neg", Abs: "abs", Exp: "exp", Log: "log", Sqrt: "sqrt", Rsqrt: "rsqrt",
-	Tanh: "tanh", Sigmoid: "sigmoid", Relu: "relu", Gelu: "gelu", Silu: "silu", Sin: "sin", Cos: "cos", Not: "not"}
+	Tanh: "tanh", Sigmoid: "sigmoid", Relu: "relu", Gelu: "gelu", Silu: "silu", Sin: "sin", Cos: "cos", Not: "not",
+	GeluDeriv: "gelu_deriv"}
 
 // String returns the op's name in the IR.
 func (op UnaryOp) String() string {
@@ -83,7 +85,7 @@ func Unary(op UnaryOp, x *Tensor) *Tensor {
 }
 
 // unaryF32 returns the row kernel of op on f32, or nil. Exp, Tanh,
-// Sigmoid, Gelu and Silu are the slice kernels of vec.go.
+// Sigmoid, Gelu, GeluDeriv and Silu are the slice kernels of vec.go.
 func unaryF32(op UnaryOp) func(dst, src []float32) {
 	each := func(f func(float32) float32) func(dst, src []float32) {
 		return func(dst, src []float32) {
@@ -125,6 +127,8 @@ func unaryF32(op UnaryOp) func(dst, src []float32) {
 		})
 	case Gelu:
 		return geluSlice
+	case GeluDeriv:
+		return geluDerivSlice
 	case Silu:
 		return siluSlice
 	case Sin:

@@ -18,7 +18,7 @@ var unaryOps = []struct {
 	{rt.Log, ir.OpLog, true}, {rt.Sqrt, ir.OpSqrt, true}, {rt.Rsqrt, ir.OpRsqrt, true},
 	{rt.Tanh, ir.OpTanh, false}, {rt.Sigmoid, ir.OpSigmoid, false}, {rt.Relu, ir.OpRelu, false},
 	{rt.Gelu, ir.OpGelu, false}, {rt.Silu, ir.OpSilu, false}, {rt.Sin, ir.OpSin, false},
-	{rt.Cos, ir.OpCos, false},
+	{rt.Cos, ir.OpCos, false}, {rt.GeluDeriv, ir.OpGeluDeriv, false},
 }
 
 func TestUnaryF32(t *testing.T) {

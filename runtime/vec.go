@@ -21,6 +21,7 @@ type vecSet struct {
 	lanes                     int
 	exp                       func(dst, src []float32, sub float32)
 	sigmoid, silu, tanh, gelu func(dst, src []float32)
+	geluDeriv                 func(dst, src []float32)
 	adamw                     func(p, g, m, v []float32, h *[8]float32)
 	// max returns the largest element and a non-zero nan when one is
 	// NaN; expSum is exp that also returns the sum of what it wrote.
@@ -178,6 +179,19 @@ func geluSlice(dst, src []float32) {
 	geluSliceGo(dst, src)
 }
 
+// geluDerivSlice sets dst[i] to GELU's derivative at src[i] (of the
+// tanh approximation): with s = 1/(1 + e), e = e^(-2u) and u =
+// √(2/π)(x + 0.044715x³), it is s·(1 + 2x·s·e·du/dx), which is
+// 0.5(1 + tanh u) + 0.5x(1 - tanh² u)·du/dx without cancellation. x is
+// clamped to ±10 first (see _asm/vec.go).
+func geluDerivSlice(dst, src []float32) {
+	if v := activeVec; v != nil {
+		runVec(v.lanes, dst, src, v.geluDeriv)
+		return
+	}
+	geluDerivSliceGo(dst, src)
+}
+
 // The portable twins.
 
 func expSliceGo(dst, src []float32, sub float32) {
@@ -213,6 +227,20 @@ func geluSliceGo(dst, src []float32) {
 	for i, v := range src {
 		x := float64(v)
 		dst[i] = float32(x / (1 + math.Exp(-2*math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x))))
+	}
+}
+
+func geluDerivSliceGo(dst, src []float32) {
+	dst = dst[:len(src)]
+	c := math.Sqrt(2 / math.Pi)
+	for i, v := range src {
+		x := min(max(float64(v), -10), 10)
+		if v != v {
+			x = float64(v)
+		}
+		e := math.Exp(-2 * c * (x + 0.044715*x*x*x))
+		s := 1 / (1 + e)
+		dst[i] = float32(s * (1 + 2*x*s*e*c*(1+3*0.044715*x*x)))
 	}
 }
 

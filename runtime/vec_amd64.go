@@ -9,7 +9,7 @@ func detectVec() []*vecSet {
 	var sets []*vecSet
 	if f.avx512 {
 		sets = append(sets, &vecSet{name: "avx512", lanes: 16, exp: vecExpAVX512,
-			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, adamw: adamwAVX512,
+			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, geluDeriv: vecGeluDerivAVX512, adamw: adamwAVX512,
 			max: vecMaxAVX512, expSum: vecExpSumAVX512,
 			normSum: normSumAVX512, normSumSq: normSumSqAVX512, normApply: normApplyAVX512,
 			arith: [4][3]func(dst, x, y []float32){
@@ -21,7 +21,7 @@ func detectVec() []*vecSet {
 	}
 	if f.avx2 {
 		sets = append(sets, &vecSet{name: "avx2", lanes: 8, exp: vecExpAVX2,
-			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, adamw: adamwAVX2,
+			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, geluDeriv: vecGeluDerivAVX2, adamw: adamwAVX2,
 			max: vecMaxAVX2, expSum: vecExpSumAVX2,
 			normSum: normSumAVX2, normSumSq: normSumSqAVX2, normApply: normApplyAVX2,
 			arith: [4][3]func(dst, x, y []float32){

@@ -308,23 +308,39 @@ DATA vecconst<>+1200(SB)/4, $0xbd922279
 DATA vecconst<>+1204(SB)/4, $0xbd922279
 DATA vecconst<>+1208(SB)/4, $0xbd922279
 DATA vecconst<>+1212(SB)/4, $0xbd922279
-DATA vecconst<>+1216(SB)/4, $0xff800000
-DATA vecconst<>+1220(SB)/4, $0xff800000
-DATA vecconst<>+1224(SB)/4, $0xff800000
-DATA vecconst<>+1228(SB)/4, $0xff800000
-DATA vecconst<>+1232(SB)/4, $0xff800000
-DATA vecconst<>+1236(SB)/4, $0xff800000
-DATA vecconst<>+1240(SB)/4, $0xff800000
-DATA vecconst<>+1244(SB)/4, $0xff800000
-DATA vecconst<>+1248(SB)/4, $0xff800000
-DATA vecconst<>+1252(SB)/4, $0xff800000
-DATA vecconst<>+1256(SB)/4, $0xff800000
-DATA vecconst<>+1260(SB)/4, $0xff800000
-DATA vecconst<>+1264(SB)/4, $0xff800000
-DATA vecconst<>+1268(SB)/4, $0xff800000
-DATA vecconst<>+1272(SB)/4, $0xff800000
-DATA vecconst<>+1276(SB)/4, $0xff800000
-GLOBL vecconst<>(SB), RODATA|NOPTR, $1280
+DATA vecconst<>+1216(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1220(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1224(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1228(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1232(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1236(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1240(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1244(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1248(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1252(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1256(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1260(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1264(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1268(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1272(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1276(SB)/4, $0xbe5b33b6
+DATA vecconst<>+1280(SB)/4, $0xff800000
+DATA vecconst<>+1284(SB)/4, $0xff800000
+DATA vecconst<>+1288(SB)/4, $0xff800000
+DATA vecconst<>+1292(SB)/4, $0xff800000
+DATA vecconst<>+1296(SB)/4, $0xff800000
+DATA vecconst<>+1300(SB)/4, $0xff800000
+DATA vecconst<>+1304(SB)/4, $0xff800000
+DATA vecconst<>+1308(SB)/4, $0xff800000
+DATA vecconst<>+1312(SB)/4, $0xff800000
+DATA vecconst<>+1316(SB)/4, $0xff800000
+DATA vecconst<>+1320(SB)/4, $0xff800000
+DATA vecconst<>+1324(SB)/4, $0xff800000
+DATA vecconst<>+1328(SB)/4, $0xff800000
+DATA vecconst<>+1332(SB)/4, $0xff800000
+DATA vecconst<>+1336(SB)/4, $0xff800000
+DATA vecconst<>+1340(SB)/4, $0xff800000
+GLOBL vecconst<>(SB), RODATA|NOPTR, $1344
 
 // func normSumAVX512(x []float32, mean float64, acc *[8]float64)
 // Requires: AVX, AVX512F
@@ -683,6 +699,71 @@ vecGeluAVX512_done:
 	VZEROUPPER
 	RET
 
+// func vecGeluDerivAVX512(dst []float32, src []float32)
+// Requires: AVX, AVX512F
+TEXT ·vecGeluDerivAVX512(SB), NOSPLIT, $0-48
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    src_base+24(FP), CX
+	MOVQ    src_len+32(FP), DX
+	VMOVUPS vecconst<>+768(SB), Z0
+	VMOVUPS vecconst<>+704(SB), Z1
+	VMOVUPS vecconst<>+576(SB), Z2
+
+vecGeluDerivAVX512_loop:
+	CMPQ         DX, $0x10
+	JL           vecGeluDerivAVX512_done
+	VMOVUPS      (CX), Z3
+	VMOVUPS      vecconst<>+960(SB), Z4
+	VMINPS       Z3, Z4, Z3
+	VPXORD       vecconst<>+896(SB), Z4, Z4
+	VMAXPS       Z3, Z4, Z3
+	VMULPS       Z3, Z3, Z4
+	VMOVUPS      vecconst<>+1152(SB), Z5
+	VFMADD213PS  vecconst<>+1088(SB), Z4, Z5
+	VMOVUPS      vecconst<>+1216(SB), Z6
+	VFMADD213PS  vecconst<>+1088(SB), Z4, Z6
+	VMULPS       Z3, Z5, Z5
+	VMINPS       Z5, Z1, Z5
+	VMAXPS       Z5, Z0, Z5
+	VMULPS       vecconst<>+0(SB), Z5, Z4
+	VCVTPS2DQ    Z4, Z7
+	VCVTDQ2PS    Z7, Z4
+	VFNMADD231PS vecconst<>+64(SB), Z4, Z5
+	VFNMADD231PS vecconst<>+128(SB), Z4, Z5
+	VMOVUPS      vecconst<>+192(SB), Z8
+	VFMADD213PS  vecconst<>+256(SB), Z5, Z8
+	VFMADD213PS  vecconst<>+320(SB), Z5, Z8
+	VFMADD213PS  vecconst<>+384(SB), Z5, Z8
+	VFMADD213PS  vecconst<>+448(SB), Z5, Z8
+	VFMADD213PS  vecconst<>+512(SB), Z5, Z8
+	VMULPS       Z5, Z5, Z4
+	VFMADD213PS  Z5, Z4, Z8
+	VADDPS       vecconst<>+576(SB), Z8, Z8
+	VPSRAD       $0x01, Z7, Z4
+	VPSUBD       Z4, Z7, Z7
+	VPADDD       vecconst<>+640(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z8, Z8
+	VPADDD       vecconst<>+640(SB), Z7, Z7
+	VPSLLD       $0x17, Z7, Z7
+	VMULPS       Z7, Z8, Z8
+	VADDPS       Z2, Z8, Z4
+	VDIVPS       Z4, Z2, Z4
+	VMULPS       Z4, Z8, Z8
+	VMULPS       Z3, Z6, Z6
+	VMULPS       Z8, Z6, Z6
+	VSUBPS       Z6, Z2, Z6
+	VMULPS       Z4, Z6, Z6
+	VMOVUPS      Z6, (AX)
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, AX
+	SUBQ         $0x10, DX
+	JMP          vecGeluDerivAVX512_loop
+
+vecGeluDerivAVX512_done:
+	VZEROUPPER
+	RET
+
 // func vecTanhAVX512(dst []float32, src []float32)
 // Requires: AVX, AVX512F
 TEXT ·vecTanhAVX512(SB), NOSPLIT, $0-48
@@ -787,7 +868,7 @@ adamwAVX512_done:
 TEXT ·vecMaxAVX512(SB), NOSPLIT, $0-32
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
-	VBROADCASTSS vecconst<>+1216(SB), Z0
+	VBROADCASTSS vecconst<>+1280(SB), Z0
 	KXORW        K1, K1, K1
 
 vecMaxAVX512_loop:
@@ -1608,6 +1689,71 @@ vecGeluAVX2_done:
 	VZEROUPPER
 	RET
 
+// func vecGeluDerivAVX2(dst []float32, src []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·vecGeluDerivAVX2(SB), NOSPLIT, $0-48
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    src_base+24(FP), CX
+	MOVQ    src_len+32(FP), DX
+	VMOVUPS vecconst<>+768(SB), Y0
+	VMOVUPS vecconst<>+704(SB), Y1
+	VMOVUPS vecconst<>+576(SB), Y2
+
+vecGeluDerivAVX2_loop:
+	CMPQ         DX, $0x08
+	JL           vecGeluDerivAVX2_done
+	VMOVUPS      (CX), Y3
+	VMOVUPS      vecconst<>+960(SB), Y4
+	VMINPS       Y3, Y4, Y3
+	VXORPS       vecconst<>+896(SB), Y4, Y4
+	VMAXPS       Y3, Y4, Y3
+	VMULPS       Y3, Y3, Y4
+	VMOVUPS      vecconst<>+1152(SB), Y5
+	VFMADD213PS  vecconst<>+1088(SB), Y4, Y5
+	VMOVUPS      vecconst<>+1216(SB), Y6
+	VFMADD213PS  vecconst<>+1088(SB), Y4, Y6
+	VMULPS       Y3, Y5, Y5
+	VMINPS       Y5, Y1, Y5
+	VMAXPS       Y5, Y0, Y5
+	VMULPS       vecconst<>+0(SB), Y5, Y4
+	VCVTPS2DQ    Y4, Y7
+	VCVTDQ2PS    Y7, Y4
+	VFNMADD231PS vecconst<>+64(SB), Y4, Y5
+	VFNMADD231PS vecconst<>+128(SB), Y4, Y5
+	VMOVUPS      vecconst<>+192(SB), Y8
+	VFMADD213PS  vecconst<>+256(SB), Y5, Y8
+	VFMADD213PS  vecconst<>+320(SB), Y5, Y8
+	VFMADD213PS  vecconst<>+384(SB), Y5, Y8
+	VFMADD213PS  vecconst<>+448(SB), Y5, Y8
+	VFMADD213PS  vecconst<>+512(SB), Y5, Y8
+	VMULPS       Y5, Y5, Y4
+	VFMADD213PS  Y5, Y4, Y8
+	VADDPS       vecconst<>+576(SB), Y8, Y8
+	VPSRAD       $0x01, Y7, Y4
+	VPSUBD       Y4, Y7, Y7
+	VPADDD       vecconst<>+640(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y8, Y8
+	VPADDD       vecconst<>+640(SB), Y7, Y7
+	VPSLLD       $0x17, Y7, Y7
+	VMULPS       Y7, Y8, Y8
+	VADDPS       Y2, Y8, Y4
+	VDIVPS       Y4, Y2, Y4
+	VMULPS       Y4, Y8, Y8
+	VMULPS       Y3, Y6, Y6
+	VMULPS       Y8, Y6, Y6
+	VSUBPS       Y6, Y2, Y6
+	VMULPS       Y4, Y6, Y6
+	VMOVUPS      Y6, (AX)
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, DX
+	JMP          vecGeluDerivAVX2_loop
+
+vecGeluDerivAVX2_done:
+	VZEROUPPER
+	RET
+
 // func vecTanhAVX2(dst []float32, src []float32)
 // Requires: AVX, AVX2, FMA3
 TEXT ·vecTanhAVX2(SB), NOSPLIT, $0-48
@@ -1712,7 +1858,7 @@ adamwAVX2_done:
 TEXT ·vecMaxAVX2(SB), NOSPLIT, $0-32
 	MOVQ         x_base+0(FP), AX
 	MOVQ         x_len+8(FP), CX
-	VBROADCASTSS vecconst<>+1216(SB), Y0
+	VBROADCASTSS vecconst<>+1280(SB), Y0
 	VXORPS       Y1, Y1, Y1
 
 vecMaxAVX2_loop:

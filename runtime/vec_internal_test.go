@@ -51,6 +51,34 @@ var vecCases = []vecCase{
 			v := float64(x)
 			return 6 + 3*math.Abs(2*math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v))
 		}, 0x1p-120},
+	// GELU's derivative: as GELU's error, plus, near its zero at
+	// x ≈ -0.75, the cancellation of 1 - x·q·s·e, whose terms' error is
+	// what counts there; below -10 it is about 1e-36 where the true
+	// value underflows (see _asm/vec.go).
+	{"gelu_deriv", geluDerivSlice,
+		func(x float32) float64 {
+			v := float64(x)
+			switch {
+			case v > 20:
+				return 1
+			case v < -20:
+				return 0
+			}
+			c := math.Sqrt(2 / math.Pi)
+			e := math.Exp(-2 * c * (v + 0.044715*v*v*v))
+			s := 1 / (1 + e)
+			return s * (1 + 2*v*s*e*c*(1+3*0.044715*v*v))
+		},
+		func(x float32) float64 {
+			v := min(max(float64(x), -10), 10)
+			c := math.Sqrt(2 / math.Pi)
+			u := c * (v + 0.044715*v*v*v)
+			e := math.Exp(-2 * u)
+			s := 1 / (1 + e)
+			term := math.Abs(2 * v * s * e * c * (1 + 3*0.044715*v*v))
+			d := math.Abs(s * (1 + 2*v*s*e*c*(1+3*0.044715*v*v)))
+			return (32 + 3*math.Abs(2*u)) * (1 + s*term/max(d, 1e-300))
+		}, 0x1p-110},
 }
 
 // ulpDiff is how many float32 values lie between got and want (want

@@ -54,6 +54,11 @@ func vecSiluAVX512(dst []float32, src []float32)
 //go:noescape
 func vecGeluAVX512(dst []float32, src []float32)
 
+// vecGeluDerivAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
+//
+//go:noescape
+func vecGeluDerivAVX512(dst []float32, src []float32)
+
 // vecTanhAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
 //
 //go:noescape
@@ -153,6 +158,11 @@ func vecSiluAVX2(dst []float32, src []float32)
 //
 //go:noescape
 func vecGeluAVX2(dst []float32, src []float32)
+
+// vecGeluDerivAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
+//
+//go:noescape
+func vecGeluDerivAVX2(dst []float32, src []float32)
 
 // vecTanhAVX2 is a 8-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 8.
 //

@@ -265,7 +265,7 @@ func attnAttrs(kv ...any) ir.Attrs {
 }
 
 var unaryF32 = []ir.Op{ir.OpNeg, ir.OpAbs, ir.OpExp, ir.OpLog, ir.OpSqrt, ir.OpRsqrt, ir.OpTanh, ir.OpSigmoid,
-	ir.OpRelu, ir.OpGelu, ir.OpSilu, ir.OpSin, ir.OpCos}
+	ir.OpRelu, ir.OpGelu, ir.OpGeluDeriv, ir.OpSilu, ir.OpSin, ir.OpCos}
 
 var binaryF32 = []ir.Op{ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpMax, ir.OpMin, ir.OpPow}
 

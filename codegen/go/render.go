@@ -584,7 +584,7 @@ func (r *renderer) fn(f *ir.Func) error {
 
 var unaryNames = map[ir.Op]string{
 	ir.OpNeg: "Neg", ir.OpAbs: "Abs", ir.OpExp: "Exp", ir.OpLog: "Log", ir.OpSqrt: "Sqrt", ir.OpRsqrt: "Rsqrt",
-	ir.OpTanh: "Tanh", ir.OpSigmoid: "Sigmoid", ir.OpRelu: "Relu", ir.OpGelu: "Gelu", ir.OpSilu: "Silu",
+	ir.OpTanh: "Tanh", ir.OpSigmoid: "Sigmoid", ir.OpRelu: "Relu", ir.OpGelu: "Gelu", ir.OpGeluDeriv: "GeluDeriv", ir.OpSilu: "Silu",
 	ir.OpSin: "Sin", ir.OpCos: "Cos", ir.OpNot: "Not",
 }
 

@@ -46,6 +46,8 @@ func unary(in *ir.Instr, x *Tensor) (*Tensor, error) {
 		f = func(v float64) float64 { return nanMax(v, 0) }
 	case ir.OpGelu:
 		f = gelu
+	case ir.OpGeluDeriv:
+		f = geluDeriv
 	case ir.OpSilu:
 		f = func(v float64) float64 { return v * sigmoid(v) }
 	case ir.OpSin:
@@ -73,6 +75,26 @@ func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 // gelu is the tanh approximation of x·Φ(x).
 func gelu(x float64) float64 {
 	return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+}
+
+// geluDeriv is gelu's derivative: with u = √(2/π)(x + 0.044715x³) and
+// t = tanh u, 0.5(1 + t) + 0.5x(1 - t²)·du/dx, computed as
+// s·(1 + 2x·s·e·du/dx) with e = e^(-2u) and s = 1/(1 + e), which are
+// 0.5(1 + t) and 0.5(1 - t²) = 2s·(s·e) without the cancellation of
+// 1 + t for negative x. Past ±20 it is 1 or 0 to float64 precision
+// (and e^(-2u) would overflow).
+func geluDeriv(x float64) float64 {
+	const k = 0.044715
+	switch {
+	case x > 20:
+		return 1
+	case x < -20:
+		return 0
+	}
+	c := math.Sqrt(2 / math.Pi)
+	e := math.Exp(-2 * c * (x + k*x*x*x))
+	s := 1 / (1 + e)
+	return s * (1 + 2*x*s*e*c*(1+3*k*x*x))
 }
 
 // wrap32 reduces an integral value to the int32 range as two's

@@ -78,6 +78,9 @@ var (
 	// gelu(±1) with the tanh approximation, computed independently
 	// (Python: 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3)))).
 	gelu1, geluM1 = 0.8411919906082768, -0.15880800939172324
+	// gelu's derivative at 1, -1 and 3: mpmath's numerical derivative of
+	// that formula at 30 digits (mpmath.diff).
+	geluD1, geluDM1, geluD3 = 1.0829640838457826, -0.08296408384578255, 1.0115841666309697
 )
 
 // opCases holds the hand-computed cases, at least one per op (see
@@ -118,6 +121,7 @@ var opCases = []opCase{
 	unaryCase(ir.OpSigmoid, "f32", f32(sh(3), 0, ln3, -ln3), f32(sh(3), 0.5, 0.75, 0.25)),
 	unaryCase(ir.OpRelu, "f32", f32(sh(3), -2, 0, 3.5), f32(sh(3), 0, 0, 3.5)),
 	unaryCase(ir.OpGelu, "f32", f32(sh(3), 0, 1, -1), f32(sh(3), 0, gelu1, geluM1)),
+	unaryCase(ir.OpGeluDeriv, "f32", f32(sh(4), 0, 1, -1, 3), f32(sh(4), 0.5, geluD1, geluDM1, geluD3)),
 	unaryCase(ir.OpSilu, "f32", f32(sh(3), 0, ln3, -ln3), f32(sh(3), 0, 0.75*ln3, -0.25*ln3)),
 	unaryCase(ir.OpSin, "f32", f32(sh(3), 0, math.Pi/2, math.Pi/6), f32(sh(3), 0, 1, 0.5)),
 	unaryCase(ir.OpCos, "f32", f32(sh(3), 0, math.Pi, math.Pi/3), f32(sh(3), 1, -1, 0.5)),

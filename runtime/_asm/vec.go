@@ -44,6 +44,7 @@ const (
 	cTwo
 	cGeluA // -2·√(2/π)
 	cGeluB // -2·√(2/π)·0.044715
+	cGeluC // 3·cGeluB
 	cNegInf
 	nConst
 )
@@ -78,6 +79,7 @@ func vecConstants() {
 		cTwo:    f(2),
 		cGeluA:  f(-2 * math.Sqrt(2/math.Pi)),
 		cGeluB:  f(-2 * math.Sqrt(2/math.Pi) * 0.044715),
+		cGeluC:  f(-6 * math.Sqrt(2/math.Pi) * 0.044715),
 		cNegInf: f(math.Inf(-1)),
 	}
 	for i, v := range vals {
@@ -139,6 +141,36 @@ func vecKernels() {
 			VADDPS(one, d, d)
 			VDIVPS(d, x, d)
 			return d
+		})
+		// GELU's derivative, s·(1 - x·q·s·e) with e = e^(-2u) = e^(x·p),
+		// s = 1/(1 + e), p = a + b·x² and q = a + 3b·x² = -2·du/dx:
+		// 0.5(1 + tanh u) is s and 0.5(1 - tanh² u) is 2·s·(s·e), where
+		// s·e is 1 - s without its cancellation. x is clamped to ±10
+		// first, where the derivative is 1 (and 1e-36, for 0) to float32
+		// precision, so that e stays finite.
+		vecKernel("vecGeluDeriv", w, false, func(x, _, lo, hi, one reg.VecVirtual) reg.VecVirtual {
+			ten := w.reg()
+			VMOVUPS(vc(cTanhHi), ten)
+			VMINPS(x, ten, x) // x is returned when it is NaN
+			w.xor(vc(cSign), ten, ten)
+			VMAXPS(x, ten, x)
+			x2, p, q := w.reg(), w.reg(), w.reg()
+			VMULPS(x, x, x2)
+			VMOVUPS(vc(cGeluB), p)
+			VFMADD213PS(vc(cGeluA), x2, p) // p = b·x² + a
+			VMOVUPS(vc(cGeluC), q)
+			VFMADD213PS(vc(cGeluA), x2, q) // q = 3b·x² + a
+			VMULPS(x, p, p)
+			e := expCore(w, clamp(p, lo, hi))
+			s := w.reg()
+			VADDPS(one, e, s)
+			VDIVPS(s, one, s) // s = 1/(1 + e)
+			VMULPS(s, e, e)   // s·e
+			VMULPS(x, q, q)
+			VMULPS(e, q, q)
+			VSUBPS(q, one, q) // 1 - x·q·s·e
+			VMULPS(s, q, q)
+			return q
 		})
 		vecKernel("vecTanh", w, false, func(x, _, lo, hi, one reg.VecVirtual) reg.VecVirtual {
 			return tanhCore(w, x, one)
