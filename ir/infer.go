@@ -442,6 +442,17 @@ func inferNorm(c *InferCtx) (Type, error) {
 	return x, nil
 }
 
+func inferNormGrad(c *InferCtx) (Type, error) {
+	x, dy := c.Args[0], c.Args[1]
+	if x.DType != F32 || x.Rank() < 1 {
+		return Type{}, errf("norm gradient needs an f32 x of rank ≥ 1, got %s", x)
+	}
+	if !dy.Equal(x) {
+		return Type{}, errf("norm gradient: dy is %s, want x's type %s", dy, x)
+	}
+	return x, nil
+}
+
 func inferCrossEntropy(c *InferCtx) (Type, error) {
 	logits, tgt := c.Args[0], c.Args[1]
 	if logits.DType != F32 || logits.Rank() < 1 {

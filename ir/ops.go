@@ -83,6 +83,8 @@ const (
 	OpDimSize
 	OpPad
 	OpAttentionGrad
+	OpLayerNormGrad
+	OpRMSNormGrad
 
 	// Projection of a multi-result op.
 	OpExtract
@@ -256,6 +258,10 @@ var opTable = [numOps]OpInfo{
 			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}},
 			req("wrt", AttrInts)},
 		Doc: "the gradients of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to the operands numbered wrt (increasing positions in that operand list, each f32), as a tuple in wrt's order, given three more operands: lse, the forward's row log-sum-exp [B,H,Nq]; rs, the row sums [B,H,Nq] Σ_k P_k dP_k (rowsum(dy ∘ y) for out and probs, Σ of dy over the admitted keys for logprobs); and dy, the gradient of its result y; probabilities are recomputed from lse, never stored, and rs is computed once, outside, for every operand"},
+	OpLayerNormGrad: {Name: "layer_norm_grad", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("eps", AttrFloat)}, Infer: inferNormGrad,
+		Doc: "the gradient of layer_norm (same eps) at x given dy, the gradient of its result: r·(dy - mean(dy) - y·mean(dy·y)) over the last axis, y = layer_norm(x), r = 1/√(var + eps); operands x and dy of one type"},
+	OpRMSNormGrad: {Name: "rms_norm_grad", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("eps", AttrFloat)}, Infer: inferNormGrad,
+		Doc: "the gradient of rms_norm (same eps) at x given dy: r·(dy - y·mean(dy·y)) over the last axis, y = rms_norm(x), r = 1/√(mean(x²) + eps); operands x and dy of one type"},
 	OpScan: {Name: "scan", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("axis", AttrInt), opt("reverse", AttrBool)}, Infer: inferScan,
 		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
 	OpExtract: {Name: "extract", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("index", AttrInt)}, Infer: inferExtract,

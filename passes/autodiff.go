@@ -289,6 +289,8 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpOr:            "bool",
 	ir.OpArgMax:        "integer",
 	ir.OpAttentionGrad: "second derivatives are not supported",
+	ir.OpLayerNormGrad: "second derivatives are not supported",
+	ir.OpRMSNormGrad:   "second derivatives are not supported",
 	ir.OpExtract:       "projects a multi-result op, which only autodiff creates (attention with_lse, attention_grad)",
 }
 
@@ -466,19 +468,15 @@ func init() {
 			axis := in.Attrs.Int("axis")
 			return one(a.mul(in, a.sub(dy, a.sumKeep(a.mul(dy, in), axis)))), nil
 		},
+		// dx = r (dy - mean(dy) - y mean(dy y)), r = 1/√(var + eps), in
+		// one op that recomputes y and r from x row by row rather than
+		// a dozen elementwise ops and reductions over the whole tensor.
 		ir.OpLayerNorm: func(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
-			// dx = r (dy - mean(dy) - y mean(dy y)), r = 1/√(var + eps),
-			// recomputed rather than stored.
-			x := in.Args[0]
-			xc := a.sub(x, a.meanKeep(x))
-			r := a.op(ir.OpRsqrt, nil, a.add(a.meanKeep(a.mul(xc, xc)), a.constant(in.Attrs.Float("eps"))))
-			return one(a.mul(r, a.sub(a.sub(dy, a.meanKeep(dy)), a.mul(in, a.meanKeep(a.mul(dy, in)))))), nil
+			return one(a.op(ir.OpLayerNormGrad, ir.Attrs{"eps": in.Attrs["eps"]}, in.Args[0], a.bcast(dy, in.Type))), nil
 		},
+		// dx = r (dy - y mean(dy y)), r = 1/√(mean(x²) + eps).
 		ir.OpRMSNorm: func(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
-			// dx = r (dy - y mean(dy y)), r = 1/√(mean(x²) + eps).
-			x := in.Args[0]
-			r := a.op(ir.OpRsqrt, nil, a.add(a.meanKeep(a.mul(x, x)), a.constant(in.Attrs.Float("eps"))))
-			return one(a.mul(r, a.sub(dy, a.mul(in, a.meanKeep(a.mul(dy, in)))))), nil
+			return one(a.op(ir.OpRMSNormGrad, ir.Attrs{"eps": in.Attrs["eps"]}, in.Args[0], a.bcast(dy, in.Type))), nil
 		},
 		ir.OpCrossEntropy: crossEntropyRule,
 		ir.OpAttention:    attentionRule,

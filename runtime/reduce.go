@@ -399,6 +399,50 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 	return out
 }
 
+// LayerNormGrad returns LayerNorm's gradient at x given dy, the gradient
+// of its result (of x's shape): row by row over the last axis, with y
+// and r = 1/√(var + eps) recomputed from x, r·(dy - mean(dy) -
+// y·mean(dy·y)). The row statistics are computed in float64, and the
+// result as r·dy + b·(x - mean) + c with b = -r³·mean(dy·(x - mean)) and
+// c = -r·mean(dy).
+func LayerNormGrad(x, dy *Tensor, eps float32) *Tensor {
+	return normGradOp("LayerNormGrad", x, dy, eps, false)
+}
+
+// RMSNormGrad returns RMSNorm's gradient at x given dy: r·(dy -
+// y·mean(dy·y)), r = 1/√(mean(x²) + eps), computed as LayerNormGrad's
+// with mean 0 and no mean(dy) term.
+func RMSNormGrad(x, dy *Tensor, eps float32) *Tensor {
+	return normGradOp("RMSNormGrad", x, dy, eps, true)
+}
+
+func normGradOp(kernel string, x, dy *Tensor, eps float32, rms bool) *Tensor {
+	if x.DType != F32 || len(x.Shape) == 0 || dy.DType != F32 || !slices.Equal(x.Shape, dy.Shape) {
+		panic(fmt.Sprintf("runtime.%s: needs f32 x of rank ≥ 1 and dy of its shape, got %s and %s", kernel, typeString(x.DType, x.Shape), typeString(dy.DType, dy.Shape)))
+	}
+	out := newUninit(F32, x.Shape...) // every row is written
+	n := x.Shape[len(x.Shape)-1]
+	if n == 0 {
+		return out
+	}
+	rows := len(x.F) / n
+	fn := float64(n)
+	ParallelFor(rows, max(1, elemGrain/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, g, dst := x.F[r*n:(r+1)*n], dy.F[r*n:(r+1)*n], out.F[r*n:(r+1)*n]
+			mean, mg := 0.0, 0.0
+			if !rms {
+				mean = sum64(row) / fn
+				mg = sum64(g) / fn
+			}
+			inv := 1 / math.Sqrt(sumSq64(row, mean)/fn+float64(eps))
+			c := [3]float64{inv, -inv * inv * inv * dot64(row, g, mean) / fn, -inv * mg}
+			normGradApply(dst, row, g, mean, &c)
+		}
+	})
+	return out
+}
+
 // CrossEntropy returns, as an f32 scalar, the mean over positions of
 // logsumexp(logits) - logits[target]: logits is f32[..., C], targets is
 // i32[...] with the leading dims of logits. With hasIgnore, positions

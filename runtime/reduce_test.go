@@ -129,6 +129,32 @@ func TestNorms(t *testing.T) {
 	}
 }
 
+// TestNormGrads checks LayerNormGrad and RMSNormGrad against the
+// reference on rows of awkward lengths (the float64 kernels' tails),
+// rows of one element and constant rows (where eps alone keeps r
+// finite), and an empty last axis; and that mismatched operands panic.
+func TestNormGrads(t *testing.T) {
+	r := newRand(16)
+	for _, shape := range [][]int{{1}, {7}, {3, 5}, {2, 3, 64}, {100, 128}, {7, 257}, {4, 1}, {3, 0}} {
+		x, dy := randF32(r, shape...), randF32(r, shape...)
+		for i := range x.F {
+			x.F[i] = 3*x.F[i] + 1
+		}
+		attrs := ir.Attrs{"eps": ir.FloatAttr(1e-5)}
+		checkRel(t, fmt.Sprint("layer", shape), rt.LayerNormGrad(x, dy, 1e-5), ref(t, ir.OpLayerNormGrad, attrs, x, dy), tol)
+		checkRel(t, fmt.Sprint("rms", shape), rt.RMSNormGrad(x, dy, 1e-5), ref(t, ir.OpRMSNormGrad, attrs, x, dy), tol)
+	}
+	x, dy := rt.FromF32(ints(2, 9), make([]float32, 18)), randF32(r, 2, 9)
+	for i := range x.F[:9] {
+		x.F[i] = 2.5 // a constant row: var 0
+	}
+	attrs := ir.Attrs{"eps": ir.FloatAttr(0.25)}
+	checkRel(t, "layer, constant rows", rt.LayerNormGrad(x, dy, 0.25), ref(t, ir.OpLayerNormGrad, attrs, x, dy), tol)
+	checkRel(t, "rms, constant rows", rt.RMSNormGrad(x, dy, 0.25), ref(t, ir.OpRMSNormGrad, attrs, x, dy), tol)
+	mustPanic(t, "dy of its shape", func() { rt.LayerNormGrad(randF32(r, 2, 3), randF32(r, 3, 2), 1e-5) })
+	mustPanic(t, "rank ≥ 1", func() { rt.RMSNormGrad(randF32(r), randF32(r), 1e-5) })
+}
+
 func TestCrossEntropy(t *testing.T) {
 	r := newRand(15)
 	for _, c := range []struct {

@@ -35,6 +35,11 @@ type vecSet struct {
 	// All three take lengths that are multiples of lanes/2.
 	normSum, normSumSq func(x []float32, mean float64, acc *[8]float64)
 	normApply          func(dst, x []float32, mean, inv float64)
+	// normDot adds (x[i]-mean)·y[i] in float64 into acc as normSum
+	// does; normGrad sets dst[i] = float32(c[0]·dy[i] + c[1]·(x[i]-mean)
+	// + c[2]). Lengths as for normSum.
+	normDot  func(x, y []float32, mean float64, acc *[8]float64)
+	normGrad func(dst, x, dy []float32, mean float64, c *[3]float64)
 }
 
 // vecSets are the vector kernels this CPU can run, fastest first (none
@@ -340,6 +345,48 @@ func normSum(x []float32, mean float64, square bool) float64 {
 		s += float64(v)
 	}
 	return s
+}
+
+// dot64 returns Σ (x[i] - mean)·y[i] in float64 (y as long as x), the
+// vector kernels' lanes added at the end as normSum's are.
+func dot64(x, y []float32, mean float64) float64 {
+	y = y[:len(x)]
+	s := 0.0
+	if v := activeVec; v != nil {
+		dl := v.lanes / 2
+		body := len(x) - len(x)%dl
+		if body > 0 {
+			var acc [8]float64
+			v.normDot(x[:body], y[:body], mean, &acc)
+			for _, a := range acc[:dl] {
+				s += a
+			}
+		}
+		x, y = x[body:], y[body:]
+	}
+	for i, v := range x {
+		s += (float64(v) - mean) * float64(y[i])
+	}
+	return s
+}
+
+// normGradApply sets dst[i] = float32(c[0]·dy[i] + c[1]·(x[i] - mean) +
+// c[2]) in float64, each product and sum rounded in that order; the
+// vector kernels round as this expression does.
+func normGradApply(dst, x, dy []float32, mean float64, c *[3]float64) {
+	dst, dy = dst[:len(x)], dy[:len(x)]
+	if v := activeVec; v != nil {
+		body := len(x) - len(x)%(v.lanes/2)
+		if body > 0 {
+			v.normGrad(dst[:body], x[:body], dy[:body], mean, c)
+		}
+		dst, x, dy = dst[body:], x[body:], dy[body:]
+	}
+	for i, v := range x {
+		g := float64(c[0] * float64(dy[i]))
+		d := float64(c[1] * (float64(v) - mean))
+		dst[i] = float32(g + d + c[2])
+	}
 }
 
 // normApply sets dst[i] = float32((float64(x[i]) - mean)·inv); the

@@ -12,6 +12,7 @@ func detectVec() []*vecSet {
 			sigmoid: vecSigmoidAVX512, silu: vecSiluAVX512, tanh: vecTanhAVX512, gelu: vecGeluAVX512, geluDeriv: vecGeluDerivAVX512, adamw: adamwAVX512,
 			max: vecMaxAVX512, expSum: vecExpSumAVX512,
 			normSum: normSumAVX512, normSumSq: normSumSqAVX512, normApply: normApplyAVX512,
+			normDot: normDotAVX512, normGrad: normGradAVX512,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX512, vecAddVSAVX512, vecAddSVAVX512},
 				{vecSubVVAVX512, vecSubVSAVX512, vecSubSVAVX512},
@@ -24,6 +25,7 @@ func detectVec() []*vecSet {
 			sigmoid: vecSigmoidAVX2, silu: vecSiluAVX2, tanh: vecTanhAVX2, gelu: vecGeluAVX2, geluDeriv: vecGeluDerivAVX2, adamw: adamwAVX2,
 			max: vecMaxAVX2, expSum: vecExpSumAVX2,
 			normSum: normSumAVX2, normSumSq: normSumSqAVX2, normApply: normApplyAVX2,
+			normDot: normDotAVX2, normGrad: normGradAVX2,
 			arith: [4][3]func(dst, x, y []float32){
 				{vecAddVVAVX2, vecAddVSAVX2, vecAddSVAVX2},
 				{vecSubVVAVX2, vecSubVSAVX2, vecSubSVAVX2},

@@ -417,6 +417,70 @@ normApplyAVX512_done:
 	VZEROUPPER
 	RET
 
+// func normDotAVX512(x []float32, y []float32, mean float64, acc *[8]float64)
+// Requires: AVX, AVX512F, SSE2
+TEXT ·normDotAVX512(SB), NOSPLIT, $0-64
+	MOVQ         x_base+0(FP), AX
+	MOVQ         y_base+24(FP), CX
+	MOVQ         x_len+8(FP), DX
+	MOVQ         acc+56(FP), BX
+	MOVSD        mean+48(FP), X0
+	VBROADCASTSD X0, Z1
+	VMOVUPD      (BX), Z0
+
+normDotAVX512_loop:
+	CMPQ        DX, $0x08
+	JL          normDotAVX512_done
+	VCVTPS2PD   (AX), Z2
+	VCVTPS2PD   (CX), Z3
+	VSUBPD      Z1, Z2, Z2
+	VFMADD231PD Z2, Z3, Z0
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
+	JMP         normDotAVX512_loop
+
+normDotAVX512_done:
+	VMOVUPD Z0, (BX)
+	VZEROUPPER
+	RET
+
+// func normGradAVX512(dst []float32, x []float32, dy []float32, mean float64, c *[3]float64)
+// Requires: AVX, AVX512F, SSE2
+TEXT ·normGradAVX512(SB), NOSPLIT, $0-88
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         dy_base+48(FP), DX
+	MOVQ         x_len+32(FP), BX
+	MOVQ         c+80(FP), SI
+	MOVSD        mean+72(FP), X0
+	VBROADCASTSD X0, Z0
+	VBROADCASTSD (SI), Z1
+	VBROADCASTSD 8(SI), Z2
+	VBROADCASTSD 16(SI), Z3
+
+normGradAVX512_loop:
+	CMPQ      BX, $0x08
+	JL        normGradAVX512_done
+	VCVTPS2PD (CX), Z4
+	VCVTPS2PD (DX), Z5
+	VSUBPD    Z0, Z4, Z4
+	VMULPD    Z1, Z5, Z5
+	VMULPD    Z2, Z4, Z4
+	VADDPD    Z4, Z5, Z5
+	VADDPD    Z3, Z5, Z5
+	VCVTPD2PS Z5, Y4
+	VMOVUPS   Y4, (AX)
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, DX
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, BX
+	JMP       normGradAVX512_loop
+
+normGradAVX512_done:
+	VZEROUPPER
+	RET
+
 // func normSumAVX2(x []float32, mean float64, acc *[8]float64)
 // Requires: AVX
 TEXT ·normSumAVX2(SB), NOSPLIT, $0-40
@@ -489,6 +553,70 @@ normApplyAVX2_loop:
 	JMP        normApplyAVX2_loop
 
 normApplyAVX2_done:
+	VZEROUPPER
+	RET
+
+// func normDotAVX2(x []float32, y []float32, mean float64, acc *[8]float64)
+// Requires: AVX, AVX2, FMA3, SSE2
+TEXT ·normDotAVX2(SB), NOSPLIT, $0-64
+	MOVQ         x_base+0(FP), AX
+	MOVQ         y_base+24(FP), CX
+	MOVQ         x_len+8(FP), DX
+	MOVQ         acc+56(FP), BX
+	MOVSD        mean+48(FP), X0
+	VBROADCASTSD X0, Y1
+	VMOVUPD      (BX), Y0
+
+normDotAVX2_loop:
+	CMPQ        DX, $0x04
+	JL          normDotAVX2_done
+	VCVTPS2PD   (AX), Y2
+	VCVTPS2PD   (CX), Y3
+	VSUBPD      Y1, Y2, Y2
+	VFMADD231PD Y2, Y3, Y0
+	ADDQ        $0x10, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x04, DX
+	JMP         normDotAVX2_loop
+
+normDotAVX2_done:
+	VMOVUPD Y0, (BX)
+	VZEROUPPER
+	RET
+
+// func normGradAVX2(dst []float32, x []float32, dy []float32, mean float64, c *[3]float64)
+// Requires: AVX, AVX2, SSE2
+TEXT ·normGradAVX2(SB), NOSPLIT, $0-88
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         dy_base+48(FP), DX
+	MOVQ         x_len+32(FP), BX
+	MOVQ         c+80(FP), SI
+	MOVSD        mean+72(FP), X0
+	VBROADCASTSD X0, Y0
+	VBROADCASTSD (SI), Y1
+	VBROADCASTSD 8(SI), Y2
+	VBROADCASTSD 16(SI), Y3
+
+normGradAVX2_loop:
+	CMPQ       BX, $0x04
+	JL         normGradAVX2_done
+	VCVTPS2PD  (CX), Y4
+	VCVTPS2PD  (DX), Y5
+	VSUBPD     Y0, Y4, Y4
+	VMULPD     Y1, Y5, Y5
+	VMULPD     Y2, Y4, Y4
+	VADDPD     Y4, Y5, Y5
+	VADDPD     Y3, Y5, Y5
+	VCVTPD2PSY Y5, X4
+	VMOVUPS    X4, (AX)
+	ADDQ       $0x10, CX
+	ADDQ       $0x10, DX
+	ADDQ       $0x10, AX
+	SUBQ       $0x04, BX
+	JMP        normGradAVX2_loop
+
+normGradAVX2_done:
 	VZEROUPPER
 	RET
 

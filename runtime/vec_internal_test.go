@@ -480,8 +480,9 @@ func BenchmarkArithRow(b *testing.B) {
 }
 
 // TestNormKernels checks LayerNorm's and RMSNorm's float64 kernels of
-// each set: the sums against the portable ones (to float64 rounding, as
-// the lanes add in another order), normApply bit for bit, at lengths
+// each set, and their gradients': the sums and dot products against the
+// portable ones (to float64 rounding, as the lanes add in another
+// order), normApply and normGradApply bit for bit, at lengths
 // around the vector widths and unaligned offsets; and that NaN and Inf
 // reach the sums.
 func TestNormKernels(t *testing.T) {
@@ -516,6 +517,30 @@ func TestNormKernels(t *testing.T) {
 			}
 			if got[n] != 42 {
 				t.Fatalf("%s n=%d: normApply wrote past the end", s.name, n)
+			}
+			// The gradient's kernels: a dot product to float64
+			// rounding, the apply bit for bit.
+			dy := make([]float32, n)
+			for i := range dy {
+				dy[i] = float32(r.NormFloat64())
+			}
+			c := [3]float64{1.3, -0.4, 0.05}
+			activeVec = nil
+			wantDot := dot64(x, dy, mean)
+			normGradApply(want[:n], x, dy, mean, &c)
+			activeVec = s
+			gotDot := dot64(x, dy, mean)
+			normGradApply(got[:n], x, dy, mean, &c)
+			if math.Abs(gotDot-wantDot) > 1e-12*(1+math.Abs(wantDot)) {
+				t.Errorf("%s n=%d: dot %g, want %g", s.name, n, gotDot, wantDot)
+			}
+			for i := range n {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n=%d: normGradApply [%d] = %g, want %g", s.name, n, i, got[i], want[i])
+				}
+			}
+			if got[n] != 42 {
+				t.Fatalf("%s n=%d: normGradApply wrote past the end", s.name, n)
 			}
 		}
 		activeVec = s

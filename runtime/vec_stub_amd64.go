@@ -19,6 +19,16 @@ func normSumSqAVX512(x []float32, mean float64, acc *[8]float64)
 //go:noescape
 func normApplyAVX512(dst []float32, x []float32, mean float64, inv float64)
 
+// normDotAVX512 is a 8-lane float64 dot product of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
+func normDotAVX512(x []float32, y []float32, mean float64, acc *[8]float64)
+
+// normGradAVX512 is a 8-lane normalisation gradient of vec.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
+func normGradAVX512(dst []float32, x []float32, dy []float32, mean float64, c *[3]float64)
+
 // normSumAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
 //
 //go:noescape
@@ -33,6 +43,16 @@ func normSumSqAVX2(x []float32, mean float64, acc *[8]float64)
 //
 //go:noescape
 func normApplyAVX2(dst []float32, x []float32, mean float64, inv float64)
+
+// normDotAVX2 is a 4-lane float64 dot product of vec.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
+func normDotAVX2(x []float32, y []float32, mean float64, acc *[8]float64)
+
+// normGradAVX2 is a 4-lane normalisation gradient of vec.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
+func normGradAVX2(dst []float32, x []float32, dy []float32, mean float64, c *[3]float64)
 
 // vecExpAVX512 is a 16-lane kernel of vec.go; it handles len(src) rounded down to a multiple of 16.
 //

@@ -671,6 +671,10 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.LayerNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
 	case ir.OpRMSNorm:
 		r.pf("\t%s := rt.RMSNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
+	case ir.OpLayerNormGrad:
+		r.pf("\t%s := rt.LayerNormGrad(%s, %s, %s)\n", v, arg(0), arg(1), floatLit32(a.Float("eps")))
+	case ir.OpRMSNormGrad:
+		r.pf("\t%s := rt.RMSNormGrad(%s, %s, %s)\n", v, arg(0), arg(1), floatLit32(a.Float("eps")))
 	case ir.OpCrossEntropy:
 		withErr(fmt.Sprintf("rt.CrossEntropy(%s, %s, %d, %v)", arg(0), arg(1), a["ignore_index"].Int, a.Has("ignore_index")))
 	case ir.OpScan:
@@ -1147,7 +1151,7 @@ func ownsFresh(in *ir.Instr) bool {
 	case ir.OpConst, ir.OpIota, ir.OpDimSize, ir.OpCast, ir.OpSelect, ir.OpArgMax, ir.OpMatMul,
 		ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpBroadcast, ir.OpGather,
 		ir.OpScatterAdd, ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpScan,
-		ir.OpAttention, ir.OpAttentionGrad:
+		ir.OpAttention, ir.OpAttentionGrad, ir.OpLayerNormGrad, ir.OpRMSNormGrad:
 		return true
 	case ir.OpEinsum:
 		return len(in.Args) >= 2

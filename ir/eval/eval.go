@@ -255,6 +255,10 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return layerNorm(args[0], a.Float("eps"), false), nil
 	case ir.OpRMSNorm:
 		return layerNorm(args[0], a.Float("eps"), true), nil
+	case ir.OpLayerNormGrad:
+		return layerNormGrad(args[0], args[1], a.Float("eps"), false), nil
+	case ir.OpRMSNormGrad:
+		return layerNormGrad(args[0], args[1], a.Float("eps"), true), nil
 	case ir.OpCrossEntropy:
 		ignore, hasIgnore := int64(0), a.Has("ignore_index")
 		if hasIgnore {

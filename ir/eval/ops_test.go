@@ -246,6 +246,15 @@ var opCases = []opCase{
 		f32(sh(2, 2), 1, 3, 5, 5)),
 	attrCase(ir.OpRMSNorm, "eps 0", attrs("eps", ir.FloatAttr(0)), f32(sh(2, 2), 1, -1, 0.2, 1.4),
 		f32(sh(2, 2), 2, -2, 1, 7)),
+	// x = [0, 1, 5]: deviations [-2, -1, 3], var 14/3, r = √(3/14);
+	// dy = [1, 0, 0] gives r·(dy - 1/3 + dev/7) = r·[8, -10, 2]/21.
+	{op: ir.OpLayerNormGrad, name: "eps 0", want: f32(sh(1, 3), 0.17634668567096218, -0.2204333570887027, 0.044086671417740544), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0)), c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)))
+	}},
+	// r = √(3/26); dy = [0, 1, 0] gives r·(dy - x/26) = r·[0, 25, -5]/26.
+	{op: ir.OpRMSNormGrad, name: "eps 0", want: f32(sh(3), 0, 0.326618375234018, -0.0653236750468036), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpRMSNormGrad, attrs("eps", ir.FloatAttr(0)), c.in(f32(sh(3), 0, 1, 5)), c.in(f32(sh(3), 0, 1, 0)))
+	}},
 	attrCase(ir.OpRMSNorm, "with eps", attrs("eps", ir.FloatAttr(7)), f32(sh(2), 0.75, 0.75), f32(sh(2), 3, 3)),
 	attrCase(ir.OpCrossEntropy, "mean over positions", nil, f32(nil, (math.Log(4.0/3)+ln2)/2),
 		f32(sh(2, 2), 0, ln3, 5, 5), i32(sh(2), 1, 0)),

@@ -196,6 +196,45 @@ func layerNorm(x *Tensor, eps float64, rms bool) *Tensor {
 	return out
 }
 
+// layerNormGrad is layer_norm's (with rms, rms_norm's) gradient at x
+// given dy, row by row over the last axis, by its definition: with
+// y = layerNorm(x) and r its 1/√(var + eps), r·(dy - mean(dy) -
+// y·mean(dy·y)), without the mean(dy) term for rms.
+func layerNormGrad(x, dy *Tensor, eps float64, rms bool) *Tensor {
+	y := layerNorm(x, eps, rms)
+	out := x.Clone()
+	n := x.Shape[len(x.Shape)-1]
+	if n == 0 {
+		return out
+	}
+	for start := 0; start < len(x.Data); start += n {
+		row, g, yr := x.Data[start:start+n], dy.Data[start:start+n], y.Data[start:start+n]
+		mean := 0.0
+		if !rms {
+			for _, v := range row {
+				mean += v
+			}
+			mean /= float64(n)
+		}
+		ss, mg, mgy := 0.0, 0.0, 0.0
+		for i, v := range row {
+			ss += (v - mean) * (v - mean)
+			mg += g[i]
+			mgy += g[i] * yr[i]
+		}
+		r := 1 / math.Sqrt(ss/float64(n)+eps)
+		mg /= float64(n)
+		mgy /= float64(n)
+		if rms {
+			mg = 0
+		}
+		for i := range row {
+			out.Data[start+i] = r * (g[i] - mg - yr[i]*mgy)
+		}
+	}
+	return out
+}
+
 // crossEntropy is the mean over positions of logsumexp(logits) -
 // logits[target], leaving out positions whose target is ignore (when
 // hasIgnore); with every position left out it is 0.

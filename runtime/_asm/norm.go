@@ -100,10 +100,95 @@ func normApplyKernel(w normWidth) {
 	RET()
 }
 
+// normDotKernel generates
+//
+//	func normDot+suffix(x, y []float32, mean float64, acc *[8]float64)
+//
+// which adds (x[i]-mean)·y[i] in float64 into the dl lanes of acc (lane
+// l takes the elements i ≡ l mod dl), for len(x) rounded down to a
+// multiple of dl; y is as long as x.
+func normDotKernel(w normWidth) {
+	name := "normDot" + w.suffix
+	TEXT(name, NOSPLIT, "func(x, y []float32, mean float64, acc *[8]float64)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is a %d-lane float64 dot product of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
+	x := Load(Param("x").Base(), GP64())
+	y := Load(Param("y").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	accp := Load(Param("acc"), GP64())
+	acc, mean := w.wide(), w.wide()
+	VBROADCASTSD(Load(Param("mean"), XMM()), mean)
+	VMOVUPD(Mem{Base: accp}, acc)
+	Label(name + "_loop")
+	CMPQ(n, Imm(uint64(w.dl)))
+	JL(LabelRef(name + "_done"))
+	d, e := w.wide(), w.wide()
+	VCVTPS2PD(Mem{Base: x}, d)
+	VCVTPS2PD(Mem{Base: y}, e)
+	VSUBPD(mean, d, d)
+	VFMADD231PD(d, e, acc)
+	ADDQ(Imm(uint64(w.dl*4)), x)
+	ADDQ(Imm(uint64(w.dl*4)), y)
+	SUBQ(Imm(uint64(w.dl)), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VMOVUPD(acc, Mem{Base: accp})
+	VZEROUPPER()
+	RET()
+}
+
+// normGradKernel generates
+//
+//	func normGrad+suffix(dst, x, dy []float32, mean float64, c *[3]float64)
+//
+// which sets dst[i] = float32(c[0]·dy[i] + c[1]·(x[i]-mean) + c[2]),
+// computed in float64 as the Go expression of that order does (a product
+// and two sums, each rounded: no fused multiply-add), for len(x) rounded
+// down to a multiple of dl; dy is as long as x.
+func normGradKernel(w normWidth) {
+	name := "normGrad" + w.suffix
+	TEXT(name, NOSPLIT, "func(dst, x, dy []float32, mean float64, c *[3]float64)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is a %d-lane normalisation gradient of vec.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
+	dst := Load(Param("dst").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	dy := Load(Param("dy").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	cp := Load(Param("c"), GP64())
+	mean, a, b, c := w.wide(), w.wide(), w.wide(), w.wide()
+	VBROADCASTSD(Load(Param("mean"), XMM()), mean)
+	VBROADCASTSD(Mem{Base: cp}, a)
+	VBROADCASTSD(Mem{Base: cp, Disp: 8}, b)
+	VBROADCASTSD(Mem{Base: cp, Disp: 16}, c)
+	Label(name + "_loop")
+	CMPQ(n, Imm(uint64(w.dl)))
+	JL(LabelRef(name + "_done"))
+	d, g, f := w.wide(), w.wide(), w.narrow()
+	VCVTPS2PD(Mem{Base: x}, d)
+	VCVTPS2PD(Mem{Base: dy}, g)
+	VSUBPD(mean, d, d)
+	VMULPD(a, g, g)
+	VMULPD(b, d, d)
+	VADDPD(d, g, g)
+	VADDPD(c, g, g)
+	w.down(g, f)
+	VMOVUPS(f, Mem{Base: dst})
+	ADDQ(Imm(uint64(w.dl*4)), x)
+	ADDQ(Imm(uint64(w.dl*4)), dy)
+	ADDQ(Imm(uint64(w.dl*4)), dst)
+	SUBQ(Imm(uint64(w.dl)), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
 func normKernels() {
 	for _, w := range normWidths {
 		normSumKernel("normSum", w, false)
 		normSumKernel("normSumSq", w, true)
 		normApplyKernel(w)
+		normDotKernel(w)
+		normGradKernel(w)
 	}
 }
