@@ -220,6 +220,15 @@ func putBuffer(p *[]float32) {
 // C is neither cleared first nor read by the first slab. A kernel with no
 // set form clears C first.
 func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, store bool) {
+	if gemmSplitK(kern, c, a, b, bi, m, k, n, parallel, store) {
+		return
+	}
+	gemmBlocked(kern, c, a, b, bi, m, k, n, parallel, store)
+}
+
+// gemmBlocked is gemmOne's product of A[bi] and B[bi] by slabs of k,
+// every core on every slab.
+func gemmBlocked(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, store bool) {
 	mr, nr := kern.mr, kern.nr
 	kc := ceilDiv(k, ceilDiv(k, kern.kc))
 	nc := min(kern.nc, roundUp(n, nr))
@@ -319,6 +328,68 @@ func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, 
 			}
 		}
 	}
+}
+
+// splitKMaxC is the largest C, in elements, that gemmSplitK takes on,
+// and splitKParts the most parts it cuts k into: it holds a copy of C
+// per part, 8 MiB at most.
+const (
+	splitKMaxC  = 1 << 18
+	splitKParts = 8
+)
+
+// gemmSplitK computes A[bi]·B[bi] for a small C and a k deeper than a
+// slab (a weight's gradient, xᵀ·dy over every token of a batch) by
+// cutting k into parts of equal depth, one slab each up to splitKParts
+// of them, and computing each part's product on its own, on one core,
+// into a buffer of its own; C then gets their sum, part by part in
+// order. gemmBlocked's way, every core on every slab, ends each slab
+// with a barrier, and a small C has too few tiles a slab to keep the
+// cores busy between them. The parts depend on the shape alone, not on
+// the number of cores or on parallel (which lets it use ParallelFor), so
+// neither does the result. It reports false, doing nothing, when the
+// product is not of that shape.
+func gemmSplitK(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, store bool) bool {
+	slabs := min(ceilDiv(k, kern.kc), splitKParts)
+	if slabs < 2 || m*n > splitKMaxC {
+		return false
+	}
+	run := ParallelFor
+	if !parallel {
+		run = func(n, _ int, fn func(lo, hi int)) { fn(0, n) }
+	}
+	kc := ceilDiv(k, slabs)
+	slabs = ceilDiv(k, kc) // no empty part: k = 41 in 8 parts is 7 of 6
+	buf := getBuffer(slabs * m * n)
+	defer putBuffer(buf)
+	parts := *buf
+	run(slabs, 1, func(lo, hi int) {
+		for s := lo; s < hi; s++ {
+			p0 := s * kc
+			depth := min(kc, k-p0)
+			// The slab's A and B are the operands shifted by p0 columns
+			// and rows; its product is stored into its own m × n part.
+			as := &gemmOperand{data: a.data, off: []int{a.off[bi] + p0*a.cs}, rs: a.rs, cs: a.cs}
+			bs := &gemmOperand{data: b.data, off: []int{b.off[bi] + p0*b.rs}, rs: b.rs, cs: b.cs}
+			cs := &gemmOperand{data: parts, off: []int{s * m * n}, rs: n, cs: 1}
+			gemmBlocked(kern, cs, as, bs, 0, m, depth, n, false, true)
+		}
+	})
+	run(m, max(1, elemGrain/max(n, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst := c.data[c.at(bi, i, 0):][:n]
+			first := parts[i*n : (i+1)*n]
+			if store {
+				copy(dst, first)
+			} else {
+				arithRowF32(Add, dst, dst, 1, first, 1)
+			}
+			for s := 1; s < slabs; s++ {
+				arithRowF32(Add, dst, dst, 1, parts[s*m*n+i*n:][:n], 1)
+			}
+		}
+	})
+	return true
 }
 
 // A gemmForm says how macroKernel's operands are laid out: the zero form

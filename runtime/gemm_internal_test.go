@@ -401,6 +401,50 @@ func TestPackedGemmBatched(t *testing.T) {
 	}
 }
 
+// TestGemmSplitK checks the products that gemmSplitK cuts into parts of
+// k (small C, deep k): against float64 through checkPackedGemm, at
+// depths that do not divide evenly (41 in slabs of at most 5 is 7 parts
+// of 6, not 8 with an empty one), storing and adding; and that the
+// result is the same bit for bit on one core and on several, in
+// parallel or not.
+func TestGemmSplitK(t *testing.T) {
+	for _, kern := range testKernels() {
+		five := *kern
+		five.name += "-kc5"
+		five.kc = 5
+		for i, g := range []gemmCase{
+			{m: 3, k: 41, n: 7, batch: 1},
+			{m: 20, k: 41, n: 33, batch: 1, transA: true, store: true},
+			{m: 17, k: 11, n: 40, batch: 1, transB: true, off: 2, ldcPad: 3},
+			{m: 9, k: 1000, n: 5, batch: 2, store: true},
+		} {
+			g.seed = uint64(300 + i)
+			checkPackedGemm(t, &five, g)
+		}
+	}
+	kern := activeGemm
+	if kern == nil {
+		kern = testKernels()[0]
+	}
+	r := rand.New(rand.NewPCG(8, 9))
+	m, k, n := 30, 3*kern.kc+17, 50
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	run := func(procs int, parallel bool) []float32 {
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+		c := randSlice(r, m*n)
+		gemmOne(kern, &gemmOperand{c, []int{0}, n, 1}, &gemmOperand{a, []int{0}, 1, m}, &gemmOperand{b, []int{0}, n, 1}, 0, m, k, n, parallel, true)
+		return c
+	}
+	want := run(1, false)
+	for _, p := range []int{1, 2, 3} {
+		for _, par := range []bool{false, true} {
+			if got := run(p, par); !slices.Equal(got, want) {
+				t.Fatalf("%s: %d cores, parallel %v: the product differs from one core's", kern.name, p, par)
+			}
+		}
+	}
+}
+
 // withKernel runs f with activeGemm set to kern.
 func withKernel(kern *gemmKernel, f func()) {
 	old := activeGemm
