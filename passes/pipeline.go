@@ -17,12 +17,52 @@ type Pass struct {
 
 // Pipeline is the one ordered list of passes between elaboration and
 // lowering. Later passes (simplify, fuse, sparsity, tile, plan) slot in
-// here; each must keep the module verified.
+// here; each must keep the module verified, and passOrder says which
+// must come before which.
 var Pipeline = []Pass{
 	{Name: "verify", Doc: "check the elaborated module", Run: ir.Verify},
 	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
 	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
 	{Name: "sparsity", Doc: "mark attention masks that kernels may classify per tile", Run: Sparsity},
+}
+
+// passOrder lists the constraints on Pipeline's order, as Go's SSA
+// back end keeps them (cmd/compile/internal/ssa/compile.go): pass a must
+// run before pass b, for the reason given. init checks them, so a
+// reordering that breaks one fails at start-up, and in every test.
+var passOrder = []struct{ a, b, why string }{
+	{"verify", "autodiff", "autodiff differentiates a module whose types are checked"},
+	{"autodiff", "contract", "contract rewrites the products the gradients add (xᵀ·dy summed over a batch)"},
+	{"autodiff", "sparsity", "the attention_grad ops autodiff adds need their tiles marked too"},
+}
+
+func init() {
+	if err := checkOrder(Pipeline, passOrder); err != nil {
+		panic(err)
+	}
+}
+
+// checkOrder reports the first constraint of order that pipeline breaks,
+// or one that names a pass pipeline lacks; pass names must be unique.
+func checkOrder(pipeline []Pass, order []struct{ a, b, why string }) error {
+	at := map[string]int{}
+	for i, p := range pipeline {
+		if _, dup := at[p.Name]; dup {
+			return fmt.Errorf("passes: pass %s is in the pipeline twice", p.Name)
+		}
+		at[p.Name] = i
+	}
+	for _, c := range order {
+		i, ok1 := at[c.a]
+		j, ok2 := at[c.b]
+		switch {
+		case !ok1 || !ok2:
+			return fmt.Errorf("passes: order constraint %s before %s names a pass the pipeline lacks", c.a, c.b)
+		case i >= j:
+			return fmt.Errorf("passes: %s must run before %s (%s)", c.a, c.b, c.why)
+		}
+	}
+	return nil
 }
 
 // Options controls a pipeline run.
