@@ -17,6 +17,7 @@ var allowed = map[string][]string{
 	"ir":             {},
 	"ir/eval":        {"ir"},
 	"kir":            {"ir"},
+	"kir/eval":       {"ir", "ir/eval", "kir"},
 	"lang":           {"ir"},
 	"passes":         {"ir", "kir"},
 	"codegen/go":     {"ir", "kir"},

@@ -156,7 +156,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"{dims = [0, 1]} : f32[64, 128]", "{dims = [0, 1]} : i32[64, 128]", "load of f32[N, 128] as i32[64, 128]"},
 		{"%2 = mul %0, %1 : index", "%2 = mul %0, %1 : f32[]", "want index"},
 		{"%3 = const {value = 0.0} : index", "%3 = const {value = 0.5} : index", "not an integer"},
-		{"grid [(N + 63) / 64]", "grid [(M + 63) / 64]", "not a symbol of the module"},
+		{"grid [(N + 63) / 64]", "grid [(M + 63) / 64]", `unknown variable "M"`},
 		{"grid [(N + 63) / 64]", "grid []", "grid of 0 axes"},
 		{"x: f32[N, 128], y", "x: f32[M, 128], y", "uses M, not a symbol"},
 		{"store %y, %5, %2, %3 {dims = [0, 1]}", "store %y, %5, %2 {dims = [0, 1]}", "1 offsets for a buffer of rank 2"},

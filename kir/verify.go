@@ -88,27 +88,25 @@ func verifyKernel(k *Kernel, syms map[string]bool) error {
 	return v.block(k.Body, false)
 }
 
-// checkGrid accepts integer index expressions over symbols: no q, k, h,
-// b, s or captures.
+// checkGrid accepts integer index expressions of the symbols (no q, k,
+// h, b, s or captures). Check records the kinds Eval needs for floor
+// division.
 func checkGrid(e *ir.Expr, syms map[string]bool) error {
 	if e == nil {
 		return fmt.Errorf("no extent")
 	}
-	var err error
-	e.Walk(func(x *ir.Expr) {
-		switch {
-		case err != nil:
-		case x.Kind == ir.EVar && !syms[x.Name]:
-			err = fmt.Errorf("%s reads %s, which is not a symbol of the module", e, x.Name)
-		case x.Kind == ir.ECapture || x.Kind == ir.EFloat || x.Kind == ir.EBool:
-			err = fmt.Errorf("%s is not an integer expression of the symbols", e)
-		case x.Kind == ir.ECall && x.Name != "min" && x.Name != "max" && x.Name != "clamp" && x.Name != "abs":
-			err = fmt.Errorf("%s calls %s; a grid extent may call min, max, clamp and abs", e, x.Name)
-		case x.Kind >= ir.ELt && x.Kind <= ir.EOr || x.Kind == ir.ENot:
-			err = fmt.Errorf("%s is not an integer expression", e)
-		}
-	})
-	return err
+	vars := map[string]ir.ScalarKind{}
+	for s := range syms {
+		vars[s] = ir.KInt
+	}
+	k, err := e.Check(ir.ExprEnv{Vars: vars})
+	if err != nil {
+		return fmt.Errorf("%s: %w", e, err)
+	}
+	if k != ir.KInt {
+		return fmt.Errorf("%s is not an integer expression of the symbols", e)
+	}
+	return nil
 }
 
 // block checks b's instructions in order; inRegion says b is the body of

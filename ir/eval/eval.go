@@ -205,6 +205,46 @@ func (r *runner) shape(s ir.Shape) ([]int, error) {
 	return out, nil
 }
 
+// Elementwise evaluates the graph IR's elementwise op — a unary op (cast
+// included), a binary op or select — on args as Run evaluates an
+// instruction of that op with result dtype dt and the broadcast shape:
+// the one definition of each elementwise function, which the kernel
+// IR's interpreter (kir/eval) calls too.
+func Elementwise(op ir.Op, dt ir.DType, shape []int, args ...*Tensor) (*Tensor, error) {
+	info := op.Info()
+	want := info.Args
+	if op == ir.OpSelect {
+		want = 3
+	}
+	if len(args) != want {
+		return nil, fmt.Errorf("%s takes %d operands, got %d", op, want, len(args))
+	}
+	switch {
+	case info.Class == ir.ClassUnary:
+		if !slicesEqual(args[0].Shape, shape) {
+			return nil, fmt.Errorf("%s of shape %v to %v", op, args[0].Shape, shape)
+		}
+		return unary(&ir.Instr{Op: op, Type: ir.Type{DType: dt}}, args[0])
+	case info.Class == ir.ClassBinary:
+		return binary(op, args[0], args[1], dt, shape)
+	case op == ir.OpSelect:
+		return selectOp(args[0], args[1], args[2], shape)
+	}
+	return nil, fmt.Errorf("%s is not elementwise", op)
+}
+
+func slicesEqual(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // evalOp computes one non-source-of-data op; shape is its evaluated
 // result shape.
 func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*Tensor, error) {

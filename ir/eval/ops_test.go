@@ -1,6 +1,7 @@
 package eval_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -387,5 +388,27 @@ func TestEveryOpHasACase(t *testing.T) {
 		if !covered[op] {
 			t.Errorf("op %s has no hand-computed case in opCases", op)
 		}
+	}
+}
+
+// TestElementwise checks the exported entry that kir's interpreter uses:
+// the same values as an instruction of the op, and errors for the wrong
+// operand count or a non-elementwise op.
+func TestElementwise(t *testing.T) {
+	x := eval.FromData(ir.F32, []int{2, 1}, []float64{1, -2})
+	y := eval.FromData(ir.F32, []int{3}, []float64{10, 20, 30})
+	got, err := eval.Elementwise(ir.OpAdd, ir.F32, []int{2, 3}, x, y)
+	if err != nil || fmt.Sprint(got.Data) != "[11 21 31 8 18 28]" {
+		t.Fatalf("add with broadcasting: %v, %v", got, err)
+	}
+	c, err := eval.Elementwise(ir.OpCast, ir.I32, []int{2, 1}, eval.FromData(ir.F32, []int{2, 1}, []float64{1.7, -1.7}))
+	if err != nil || fmt.Sprint(c.Data) != "[1 -1]" {
+		t.Fatalf("cast: %v, %v", c, err)
+	}
+	if _, err := eval.Elementwise(ir.OpAdd, ir.F32, []int{2, 1}, x); err == nil {
+		t.Error("add of one operand")
+	}
+	if _, err := eval.Elementwise(ir.OpMatMul, ir.F32, []int{2, 1}, x, x); err == nil {
+		t.Error("matmul is not elementwise")
 	}
 }
