@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/kir"
 )
 
 // A Pass transforms a module in place.
@@ -75,16 +76,19 @@ type Options struct {
 	DumpTo io.Writer
 	// Time, when set, receives how long each pass took.
 	Time func(pass string, d time.Duration)
+	// Target names the kir target the kernel passes tile for (default
+	// kir.DefaultGoTarget).
+	Target string
 }
 
-// Names returns the pass names, in order, with "elaborated" first: the
-// stages -dump accepts.
+// Names returns the pass names, in order, with "elaborated" first and
+// the kernel stages ("fuse") last: the stages -dump accepts.
 func Names() []string {
 	out := []string{"elaborated"}
 	for _, p := range Pipeline {
 		out = append(out, p.Name)
 	}
-	return out
+	return append(out, "fuse")
 }
 
 // Run runs the pipeline on m and lowers the result. A panic inside a pass
@@ -115,7 +119,31 @@ func Run(m *ir.Module, opts Options) (*ir.Program, error) {
 	if opts.Time != nil {
 		opts.Time("lower", time.Since(start))
 	}
-	return prog, err
+	if err != nil || opts.Dump != "fuse" && opts.Time == nil {
+		return prog, err
+	}
+	// The kernel stages: for now they are shown (-dump=fuse, -time) and
+	// tested; the Go renderer does not read their kernels yet.
+	name := opts.Target
+	if name == "" {
+		name = kir.DefaultGoTarget
+	}
+	t, err := kir.TargetByName(name)
+	if err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	kp, err := Fuse(prog, t)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Time != nil {
+		opts.Time("fuse", time.Since(start))
+	}
+	if opts.Dump == "fuse" && opts.DumpTo != nil {
+		fmt.Fprint(opts.DumpTo, kp.Print())
+	}
+	return prog, nil
 }
 
 func runPass(p Pass, m *ir.Module) (err error) {

@@ -1,0 +1,88 @@
+package kir
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/attnc/attnc/ir"
+)
+
+// A Program is a lowered graph IR program with the kernels the passes
+// made of it: for each function, the groups of its instructions that
+// run as one kernel each. An instruction in no group stays a call of the
+// runtime's op (the ops with no kernel lowering yet: docs/IR.md).
+type Program struct {
+	IR      *ir.Program
+	Target  Target
+	Kernels *Module
+	Funcs   map[string]*FuncKernels // by function name
+}
+
+// FuncKernels are one function's groups.
+type FuncKernels struct {
+	Groups []*Group
+	// Of maps every member of a group to its group.
+	Of map[*ir.Instr]*Group
+}
+
+// A Group is instructions of a function that one kernel computes: Root
+// is the last, the only one read outside the group; Members are all of
+// them in program order; Inputs are the values the group reads from
+// outside, in the order of the kernel's first params (the result buffer
+// is the last param).
+type Group struct {
+	Root    *ir.Instr
+	Members []*ir.Instr
+	Inputs  []*ir.Instr
+	Kernel  *Kernel
+}
+
+// Group returns the group of instruction in of function fn, or nil.
+func (p *Program) Group(fn string, in *ir.Instr) *Group {
+	if f := p.Funcs[fn]; f != nil {
+		return f.Of[in]
+	}
+	return nil
+}
+
+// Label names a group for profiles and comments: the root's ID, the kind
+// "fused", the members' ops and the result type.
+func (g *Group) Label() string {
+	ops := make([]string, len(g.Members))
+	for i, m := range g.Members {
+		ops[i] = fmt.Sprintf("%%%d %s", m.ID, m.Op)
+	}
+	return fmt.Sprintf("%%%d = fused {%s} : %s", g.Root.ID, strings.Join(ops, ", "), g.Root.Type)
+}
+
+// Print returns the program's kernels with, before them, which
+// instructions of each function each kernel computes.
+func (p *Program) Print() string {
+	var sb strings.Builder
+	for _, f := range p.IR.Funcs {
+		fk := p.Funcs[f.Name]
+		n := 0
+		if fk != nil {
+			n = len(fk.Groups)
+		}
+		fmt.Fprintf(&sb, "// %s: %d instructions, %d of them in %d kernels (target %s)\n", f.Name, len(f.Body), p.members(f.Name), n, p.Target.Name)
+		if fk == nil {
+			continue
+		}
+		for _, g := range fk.Groups {
+			fmt.Fprintf(&sb, "//   %s: %s\n", g.Kernel.Name, g.Label())
+		}
+	}
+	sb.WriteString(Print(p.Kernels))
+	return sb.String()
+}
+
+func (p *Program) members(fn string) int {
+	n := 0
+	if f := p.Funcs[fn]; f != nil {
+		for _, g := range f.Groups {
+			n += len(g.Members)
+		}
+	}
+	return n
+}
