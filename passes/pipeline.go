@@ -91,9 +91,10 @@ func Names() []string {
 	return append(out, "fuse")
 }
 
-// Run runs the pipeline on m and lowers the result. A panic inside a pass
-// is turned into an error that names the pass.
-func Run(m *ir.Module, opts Options) (*ir.Program, error) {
+// Run runs the pipeline on m, lowers the result and runs the kernel
+// passes on it (fuse) for opts.Target. A panic inside a pass is turned
+// into an error that names the pass.
+func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	if opts.Dump == "elaborated" && opts.DumpTo != nil {
 		fmt.Fprint(opts.DumpTo, ir.Print(m))
 	}
@@ -119,11 +120,9 @@ func Run(m *ir.Module, opts Options) (*ir.Program, error) {
 	if opts.Time != nil {
 		opts.Time("lower", time.Since(start))
 	}
-	if err != nil || opts.Dump != "fuse" && opts.Time == nil {
-		return prog, err
+	if err != nil {
+		return nil, err
 	}
-	// The kernel stages: for now they are shown (-dump=fuse, -time) and
-	// tested; the Go renderer does not read their kernels yet.
 	name := opts.Target
 	if name == "" {
 		name = kir.DefaultGoTarget
@@ -143,7 +142,7 @@ func Run(m *ir.Module, opts Options) (*ir.Program, error) {
 	if opts.Dump == "fuse" && opts.DumpTo != nil {
 		fmt.Fprint(opts.DumpTo, kp.Print())
 	}
-	return prog, nil
+	return kp, nil
 }
 
 func runPass(p Pass, m *ir.Module) (err error) {

@@ -784,10 +784,10 @@ func TestEveryOp(t *testing.T) {
 		}
 		name := "op_" + strings.ReplaceAll(c.name, "_", "")
 		units = append(units, &unit{name: name, prog: prog, envs: envs})
-		all = append(all, built{c, m, prog, envs, c.trials})
+		all = append(all, built{c, m, prog.IR, envs, c.trials})
 		for _, op := range c.ops {
 			covered[op] = append(covered[op], c.name)
-			assertExercised(t, c.name, op, prog)
+			assertExercised(t, c.name, op, prog.IR)
 		}
 	}
 	for _, op := range ir.AllOps() {

@@ -90,7 +90,7 @@ func TestFusedKernelsOfStdlib(t *testing.T) {
 			for _, name := range []string{kir.DefaultGoTarget, "triton-sm80"} {
 				tg, err := kir.TargetByName(name)
 				require.NoError(t, err)
-				n := checkGroups(t, prog, tg, s.syms, rng)
+				n := checkGroups(t, prog.IR, tg, s.syms, rng)
 				require.Positive(t, n, "%s has fused groups", s.file)
 			}
 		})

@@ -63,7 +63,7 @@ func generate(t *testing.T, m *ir.Module, config []gogen.ConfigValue, dir, name 
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, b, 0o644))
 	}
-	return prog
+	return prog.IR
 }
 
 // goRun builds the main package in dir and runs it with args.

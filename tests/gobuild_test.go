@@ -16,6 +16,7 @@ import (
 
 	gogen "github.com/attnc/attnc/codegen/go"
 	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/kir"
 	"github.com/attnc/attnc/ir/eval"
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
@@ -32,7 +33,7 @@ import (
 // environments (inputs and weights) to run it on.
 type unit struct {
 	name   string // unique; also the Go package name
-	prog   *ir.Program
+	prog   *kir.Program
 	config []gogen.ConfigValue
 	envs   []eval.Env
 	// task, when set, is the task the model trains on for two steps (with

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/kir"
 )
 
 // RuntimeDir is the subdirectory of a generated package that holds its
@@ -22,7 +23,7 @@ const RuntimeDir = "rt"
 // limit and the locks), and under rt/ a copy of attnc's runtime so the
 // package builds in any module with nothing to download. runtimeSrc holds
 // the runtime's source (runtime.Source).
-func Package(p *ir.Program, opts Options, runtimeSrc fs.FS) (map[string][]byte, error) {
+func Package(p *kir.Program, opts Options, runtimeSrc fs.FS) (map[string][]byte, error) {
 	if opts.Package != "" {
 		if err := CheckPackageName(opts.Package); err != nil {
 			return nil, err

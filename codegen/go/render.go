@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"go/format"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/kir"
 )
 
 // Options describes the package to write.
@@ -40,8 +40,9 @@ type ConfigValue struct {
 // guard.go (the memory estimate and the locks that keep calls safe). It
 // makes no decisions about what to compute: one statement per
 // instruction of each function of the program.
-func Render(p *ir.Program, opts Options) (map[string][]byte, error) {
-	r := &renderer{p: p, opts: opts, helpers: map[string]bool{}}
+func Render(kp *kir.Program, opts Options) (map[string][]byte, error) {
+	p := kp.IR
+	r := &renderer{p: p, kp: kp, opts: opts, helpers: map[string]bool{}}
 	src, err := r.file()
 	if err != nil {
 		return nil, err
@@ -67,6 +68,7 @@ func numbered(src []byte) string {
 
 type renderer struct {
 	p       *ir.Program
+	kp      *kir.Program // p with the kernels the passes made
 	opts    Options
 	buf     bytes.Buffer
 	useMath bool
@@ -121,6 +123,15 @@ func (r *renderer) file() ([]byte, error) {
 	for _, f := range r.p.Funcs {
 		if err := r.fn(f); err != nil {
 			return nil, err
+		}
+	}
+	for _, f := range r.p.Funcs {
+		if fk := r.kp.Funcs[f.Name]; fk != nil {
+			for _, g := range fk.Groups {
+				if err := r.kernel(g.Kernel, g); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	r.maps()
@@ -502,7 +513,7 @@ func (r *renderer) fn(f *ir.Func) error {
 			break
 		}
 	}
-	fu := planFusion(f)
+	fu := r.fusionOf(f)
 	rel := planReleases(f, fu)
 	r.views = rel.views
 	for i, in := range f.Body {
@@ -514,13 +525,13 @@ func (r *renderer) fn(f *ir.Func) error {
 		r.pf("\t// %s\n", comment(in.String()))
 		label := in.String()
 		if len(members) > 0 {
-			label = fu.label(in)
+			label = fu.groups[in].Label()
 		}
 		if profiled(in) {
 			r.pf("\tpt = prof.Start()\n")
 		}
 		if len(members) > 0 {
-			r.fused(in, fu)
+			r.launch(in, fu.groups[in])
 		} else if err := r.instr(in); err != nil {
 			return fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
 		}
@@ -1167,152 +1178,34 @@ type fusion struct {
 	root    map[*ir.Instr]*ir.Instr   // member → its group's root
 	members map[*ir.Instr][]*ir.Instr // root → the group, in program order
 	inputs  map[*ir.Instr][]*ir.Instr // root → the values the group reads
+	groups  map[*ir.Instr]*kir.Group  // root → the group
 }
 
-// planFusion groups a function's elementwise instructions. Walking the
-// body backwards, an instruction joins the group of its users when all of
-// them are in one group whose result has its shape, and it is not a
-// result of the function; a group of one is no group. Operands may
-// broadcast to the group's shape only as rt.Fused allows (scalar, row,
-// column).
-func planFusion(f *ir.Func) fusion {
-	fu := fusion{root: map[*ir.Instr]*ir.Instr{}, members: map[*ir.Instr][]*ir.Instr{}, inputs: map[*ir.Instr][]*ir.Instr{}}
-	uses := map[*ir.Instr][]*ir.Instr{}
-	for _, in := range f.Body {
-		for _, a := range in.Args {
-			uses[a] = append(uses[a], in)
-		}
-	}
-	result := map[*ir.Instr]bool{}
-	for _, o := range f.Results {
-		result[o.Value] = true
-	}
-	group := map[*ir.Instr]*ir.Instr{}
-	for i := len(f.Body) - 1; i >= 0; i-- {
-		in := f.Body[i]
-		if !fusibleOp(in) {
-			continue
-		}
-		root := in
-		if us := uses[in]; !result[in] && len(us) > 0 {
-			r0 := group[us[0]]
-			same := r0 != nil && in.Type.Shape.Equal(r0.Type.Shape)
-			for _, u := range us {
-				same = same && group[u] == r0
-			}
-			if same {
-				root = r0
+// fusionOf indexes the fuse pass's groups of f.
+func (r *renderer) fusionOf(f *ir.Func) fusion {
+	fu := fusion{root: map[*ir.Instr]*ir.Instr{}, members: map[*ir.Instr][]*ir.Instr{}, inputs: map[*ir.Instr][]*ir.Instr{}, groups: map[*ir.Instr]*kir.Group{}}
+	if fk := r.kp.Funcs[f.Name]; fk != nil {
+		for _, g := range fk.Groups {
+			fu.members[g.Root] = g.Members
+			fu.inputs[g.Root] = g.Inputs
+			fu.groups[g.Root] = g
+			for _, m := range g.Members {
+				fu.root[m] = g.Root
 			}
 		}
-		group[in] = root
-	}
-	for _, in := range f.Body {
-		if root := group[in]; root != nil {
-			fu.members[root] = append(fu.members[root], in)
-		}
-	}
-	for root, ms := range fu.members {
-		if len(ms) < 2 {
-			delete(fu.members, root)
-			continue
-		}
-		member := map[*ir.Instr]bool{}
-		for _, m := range ms {
-			member[m] = true
-			fu.root[m] = root
-		}
-		var ins []*ir.Instr
-		for _, m := range ms {
-			for _, a := range m.Args {
-				if !member[a] && !slices.Contains(ins, a) {
-					ins = append(ins, a)
-				}
-			}
-		}
-		fu.inputs[root] = ins
 	}
 	return fu
 }
 
-// label names a fused group for the profiler: the root's ID, the kind
-// "fused", the members' ops and the shape.
-func (fu fusion) label(root *ir.Instr) string {
-	var ops []string
-	for _, m := range fu.members[root] {
-		ops = append(ops, fmt.Sprintf("%%%d %s", m.ID, m.Op))
-	}
-	return fmt.Sprintf("%%%d = fused {%s} : %s", root.ID, strings.Join(ops, ", "), root.Type)
-}
-
-// fused writes the rt.Fused call of a group's root.
-func (r *renderer) fused(root *ir.Instr, fu fusion) {
-	ins := fu.inputs[root]
-	ms := fu.members[root]
-	slot := map[*ir.Instr]int{}
+// launch writes the call of a group's kernel function.
+func (r *renderer) launch(root *ir.Instr, g *kir.Group) {
 	var args []string
-	for i, a := range ins {
-		slot[a] = i
+	for _, s := range r.p.Module.Syms {
+		args = append(args, symVar(s))
+	}
+	for _, a := range g.Inputs {
 		args = append(args, val(a))
 	}
-	var steps []string
-	for j, m := range ms {
-		if name, ok := unaryNames[m.Op]; ok {
-			steps = append(steps, fmt.Sprintf("rt.FU(rt.%s, %d)", name, slot[m.Args[0]]))
-		} else {
-			steps = append(steps, fmt.Sprintf("rt.FB(rt.%s, %d, %d)", binaryNames[m.Op], slot[m.Args[0]], slot[m.Args[1]]))
-		}
-		slot[m] = len(ins) + j
-	}
-	r.pf("\t%s := rt.Fused(%s, []rt.FusedStep{%s}, %s)\n", val(root), shapeGo(root.Type.Shape), strings.Join(steps, ", "), strings.Join(args, ", "))
+	r.pf("\t%s := %s(%s)\n", val(root), kernelFunc(g.Kernel), strings.Join(args, ", "))
 }
 
-// fusibleOp reports whether rt.Fused can run in: an f32 unary op with a
-// vector kernel on an operand of its own shape, or an f32 add, sub, mul,
-// div, max or min whose operands broadcast as rt.Fused allows.
-func fusibleOp(in *ir.Instr) bool {
-	if in.Type.DType != ir.F32 {
-		return false
-	}
-	if _, ok := unaryNames[in.Op]; ok {
-		return in.Op != ir.OpNot && in.Args[0].Type.DType == ir.F32 && in.Args[0].Type.Shape.Equal(in.Type.Shape)
-	}
-	switch in.Op {
-	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpMax, ir.OpMin:
-	default:
-		return false
-	}
-	for _, a := range in.Args {
-		if a.Type.DType != ir.F32 || !fusedBroadcast(a.Type.Shape, in.Type.Shape) {
-			return false
-		}
-	}
-	return true
-}
-
-// fusedBroadcast reports whether an operand of shape x broadcasts to
-// shape out as rt.Fused takes it: equal, all 1s (a scalar), a suffix of
-// out after leading 1s (a row), or out's leading dims then 1s (a column).
-func fusedBroadcast(x, out ir.Shape) bool {
-	one := func(d ir.Dim) bool { c, ok := d.IsConst(); return ok && c == 1 }
-	if x.Equal(out) {
-		return true
-	}
-	lead := 0
-	for lead < len(x) && one(x[lead]) {
-		lead++
-	}
-	if lead == len(x) {
-		return true
-	}
-	if rest := x[lead:]; len(rest) <= len(out) && rest.Equal(out[len(out)-len(rest):]) {
-		return true
-	}
-	if len(x) != len(out) {
-		return false
-	}
-	d := len(x)
-	for d > 0 && one(x[d-1]) {
-		d--
-	}
-	return x[:d].Equal(out[:d])
-}
