@@ -16,8 +16,8 @@ import (
 
 	gogen "github.com/attnc/attnc/codegen/go"
 	"github.com/attnc/attnc/ir"
-	"github.com/attnc/attnc/kir"
 	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/kir"
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
 )

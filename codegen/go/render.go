@@ -1208,4 +1208,3 @@ func (r *renderer) launch(root *ir.Instr, g *kir.Group) {
 	}
 	r.pf("\t%s := %s(%s)\n", val(root), kernelFunc(g.Kernel), strings.Join(args, ", "))
 }
-
