@@ -195,7 +195,7 @@ func TestExprCheck(t *testing.T) {
 		{"k < q && 1", "&& needs bools, got bool and int"},
 		{"(k < q) == 1", "cannot compare bool with int"},
 		{"(k < q) < 1", "< needs numbers"},
-		{"where(q, 1, 2)", "where: condition is int, want bool"},
+		{"where(q, 1, 2)", "where condition is int, want bool"},
 		{"exp(k < q)", "exp of a bool"},
 		{"q + (k < q)", "+ needs numbers, got int and bool"},
 	} {

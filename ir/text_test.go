@@ -705,7 +705,7 @@ func randomTree(r *rand.Rand, depth int) *Expr {
 	case n == 1:
 		return &Expr{Kind: ENot, Args: []*Expr{randomTree(r, depth-1)}}
 	case n == 2:
-		names := []string{"clamp", "min", "abs", "where"}
+		names := ExprFuncNames()
 		name := names[r.Intn(len(names))]
 		args := make([]*Expr, ExprFuncs[name])
 		for i := range args {
