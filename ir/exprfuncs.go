@@ -77,9 +77,12 @@ var ExprFuncTable = []*ExprFunc{
 		Bounds: func(iv []Interval) Interval {
 			return Interval{math.Min(math.Max(iv[0].Lo, iv[1].Lo), iv[2].Lo), math.Min(math.Max(iv[0].Hi, iv[1].Hi), iv[2].Hi)}
 		},
+		// The piece min(max(x, lo), hi) takes, as max and min choose
+		// (the first argument at a tie); hi wins where lo > hi.
 		Deriv: func(c *Expr, d []*Expr) *Expr {
 			x, lo, hi := c.Args[0], c.Args[1], c.Args[2]
-			return fwhere(cmp(ELt, x, lo), d[1], fwhere(cmp(EGt, x, hi), d[2], d[0]))
+			m := &Expr{Kind: ECall, Name: "max", Args: []*Expr{x, lo}, kind: joinKind(x.kind, lo.kind)}
+			return fwhere(cmp(ELe, m, hi), fwhere(cmp(EGe, x, lo), d[0], d[1]), d[2])
 		},
 	},
 	{
@@ -260,6 +263,14 @@ func whereKind(args []ScalarKind) (ScalarKind, error) {
 		return KBool, nil // choosing between conditions
 	}
 	return sameKind(args[1:])
+}
+
+// joinKind is the kind of a number made of an a and a b.
+func joinKind(a, b ScalarKind) ScalarKind {
+	if a == KFloat || b == KFloat {
+		return KFloat
+	}
+	return KInt
 }
 
 // Interval rules shared by several rows.

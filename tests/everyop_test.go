@@ -251,6 +251,15 @@ func (c *caseBuilder) qkv(prefix string, nq, nk string) (q, k, v *ir.Instr) {
 	return q, k, v
 }
 
+// mustExpr parses an index expression of a case.
+func mustExpr(src string) *ir.Expr {
+	e, err := ir.ParseExpr(src)
+	if err != nil {
+		panic(fmt.Sprintf("%s: %v", src, err))
+	}
+	return e
+}
+
 func attnAttrs(kv ...any) ir.Attrs {
 	a := ir.Attrs{"scale": ir.FloatAttr(0.5)}
 	for i := 0; i < len(kv); i += 2 {
@@ -627,6 +636,30 @@ var opCases = []opCase{
 		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 1, "N", 130)}},
 	},
 	{
+		// Every index-expression function and the inf literal, in masks
+		// the sparsity pass leaves to the tile classifier (the runtime's
+		// interval rules, at N = 70 and 130 past a tile) and in scores
+		// that autodiff differentiates; integer / and % with negative
+		// and ranging divisors.
+		name: "attention_expr_funcs",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "N", "N")
+			for i, m := range []struct{ mask, score string }{
+				{"k <= q && cos(0.4 * (q - k)) > -0.5", "s + 0.5 * sin(s) + 0.25 * cos(0.3 * (q - k))"},
+				{"k <= q && floor(sin(0.1 * q) * 2.0) == floor(sin(0.1 * k) * 2.0) || k == q", "exp(0.5 * s) - log(1.0 + exp(s)) + floor(s)"},
+				{"(q - k) % (-5) > -3 && (k - q) / (-4) >= 0", "where(k > q + 1, -(inf), s + log(1.0 + abs(s)))"},
+				{"(q + 1) % (k + 1) <= 2 || floor(q / 9) == floor(k / 9)", "tanh(s) * sigmoid(s) + clamp(s, -1.0, 1.0) * max(min(s, 2.0), -2.0)"},
+				{"exp(0.05 * (k - q)) >= 0.3 && log(1.0 + k) <= log(1.0 + q) + 0.7", "min(s, inf)"},
+			} {
+				c.out(fmt.Sprintf("f%d", i), c.op(ir.OpAttention, attnAttrs("mask", mustExpr(m.mask), "score", mustExpr(m.score)), q, k, v))
+			}
+		},
+		// Not N = 1: one key per row makes the gradients of q exactly 0
+		// in the reference and float32 rounding noise in the kernels.
+		trials: []trial{{syms: syms("B", 1, "N", 2)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)}, {syms: syms("B", 1, "N", 130)}},
+	},
+	{
 		// Masking by score: -1.0 / 0.0 and -inf in the score, a row all
 		// of whose scores are -inf, and lse, which has no gradient.
 		name: "attention_neginf_scores",
@@ -856,6 +889,30 @@ func assertExercised(t *testing.T, name string, op ir.Op, prog *ir.Program) {
 	assert.True(t, found, "case %s claims op %s, which its generated code does not run", name, op)
 	if !noGradient[op] {
 		assert.True(t, differentiated, "case %s claims op %s but does not differentiate through it", name, op)
+	}
+}
+
+// TestEveryExprFuncHasACase: every function of the index-expression
+// table is called by a mask or score of some case, so TestEveryOp runs
+// its Go spelling, interval function and derivative against the
+// reference (also in -short runs).
+func TestEveryExprFuncHasACase(t *testing.T) {
+	used := map[string]bool{}
+	for _, c := range opCases {
+		cb := &caseBuilder{Builder: ir.NewBuilder(c.name)}
+		c.build(cb)
+		for _, in := range cb.M.Instrs {
+			for _, attr := range []string{"mask", "score"} {
+				in.Attrs.Expr(attr).Walk(func(x *ir.Expr) {
+					if x.Kind == ir.ECall {
+						used[x.Name] = true
+					}
+				})
+			}
+		}
+	}
+	for _, name := range ir.ExprFuncNames() {
+		assert.True(t, used[name], "index function %s has no case in the every-op test: add it to attention_expr_funcs", name)
 	}
 }
 
