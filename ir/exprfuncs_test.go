@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -360,6 +361,22 @@ func TestExprInfLiteral(t *testing.T) {
 		}
 		if back := mustExpr(e.String()); !back.Equal(e) {
 			t.Errorf("%s prints as %s", src, e)
+		}
+	}
+}
+
+// TestExprFuncsDocumented: every function is in the language reference
+// and in the IR's function table.
+func TestExprFuncsDocumented(t *testing.T) {
+	for _, doc := range []string{"../docs/LANGUAGE.md", "../docs/IR.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range ExprFuncNames() {
+			if !strings.Contains(string(b), "`"+name+"(") {
+				t.Errorf("%s does not document index function %s", doc, name)
+			}
 		}
 	}
 }

@@ -65,7 +65,8 @@ func ivCompare(always, never bool) Iv {
 // verdict rests on a quotient whose divisor may be 0: unless the other
 // side of an && or || decides the tile alone (and the mask is not run
 // there at all), the tile is partial, its mask runs pair by pair, and an
-// integer division by zero panics in it as it would with no classifier.
+// integer division by zero panics in it (the generated function returns
+// that as an error) as it would with no classifier.
 func IvNeg(a Iv) Iv    { return Iv{-a.Hi, -a.Lo} }
 func IvNot(a Iv) Iv    { return Iv{1 - a.Hi, 1 - a.Lo} }
 func IvAdd(a, b Iv) Iv { return Iv{a.Lo + b.Lo, a.Hi + b.Hi} }
