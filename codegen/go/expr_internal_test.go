@@ -114,7 +114,7 @@ func TestGoFuncsSpellEveryFunction(t *testing.T) {
 }
 
 // TestRuntimeIntervalsFollowIR: the runtime's interval function of every
-// index function, and of / and %, computes the same interval as ir's
+// index function and operator computes the same interval as ir's
 // rule on random intervals (ints around 0 with divisors of either sign,
 // floats small, wide and infinite), so the tile classifier the renderer
 // writes decides as ir.Expr.Bounds does.
@@ -165,12 +165,36 @@ func TestRuntimeIntervalsFollowIR(t *testing.T) {
 		{ir.EDiv, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvDiv(a[0], a[1], false) }},
 		{ir.EMod, ir.KInt, func(a []rt.Iv) rt.Iv { return rt.IvMod(a[0], a[1]) }},
 		{ir.EMul, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvMul(a[0], a[1]) }},
+		{ir.EAdd, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvAdd(a[0], a[1]) }},
+		{ir.ESub, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvSub(a[0], a[1]) }},
+		{ir.ELt, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvLt(a[0], a[1]) }},
+		{ir.ELe, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvLe(a[0], a[1]) }},
+		{ir.EGt, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvGt(a[0], a[1]) }},
+		{ir.EGe, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvGe(a[0], a[1]) }},
+		{ir.EEq, ir.KInt, func(a []rt.Iv) rt.Iv { return rt.IvEq(a[0], a[1]) }},
+		{ir.ENe, ir.KInt, func(a []rt.Iv) rt.Iv { return rt.IvNe(a[0], a[1]) }},
+		{ir.EAnd, ir.KBool, func(a []rt.Iv) rt.Iv { return rt.IvAnd(a[0], a[1]) }},
+		{ir.EOr, ir.KBool, func(a []rt.Iv) rt.Iv { return rt.IvOr(a[0], a[1]) }},
 	} {
 		e := ir.Bin(op.kind, ir.Var("x0"), ir.Var("x1"))
 		if _, err := e.Check(ir.ExprEnv{Vars: map[string]ir.ScalarKind{"x0": op.k, "x1": op.k}}); err != nil {
 			t.Fatal(err)
 		}
 		rules = append(rules, rule{e.String(), e, []ir.ScalarKind{op.k, op.k}, op.rt})
+	}
+	for _, op := range []struct {
+		kind ir.ExprKind
+		k    ir.ScalarKind
+		rt   func([]rt.Iv) rt.Iv
+	}{
+		{ir.ENeg, ir.KFloat, func(a []rt.Iv) rt.Iv { return rt.IvNeg(a[0]) }},
+		{ir.ENot, ir.KBool, func(a []rt.Iv) rt.Iv { return rt.IvNot(a[0]) }},
+	} {
+		e := &ir.Expr{Kind: op.kind, Args: []*ir.Expr{ir.Var("x0")}}
+		if _, err := e.Check(ir.ExprEnv{Vars: map[string]ir.ScalarKind{"x0": op.k}}); err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, rule{e.String(), e, []ir.ScalarKind{op.k}, op.rt})
 	}
 	for _, r := range rules {
 		if r.rt == nil {
