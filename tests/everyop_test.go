@@ -362,11 +362,18 @@ var opCases = []opCase{
 	},
 	{
 		name: "binary_int_bool",
-		ops:  append([]ir.Op{ir.OpAnd, ir.OpOr}, compares...),
+		ops:  append([]ir.Op{ir.OpAnd, ir.OpOr, ir.OpMod}, compares...),
 		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"i": {-9, 10}, "dp": {1, 5}, "dn": {-5, 0}}
 			i, j := c.in("i", ir.I32, "B", 1, 4), c.in("j", ir.I32, 3, 1)
 			for _, op := range []ir.Op{ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpMax, ir.OpMin} {
 				c.out(op.String()+"_i32", c.bin(op, i, j))
+			}
+			// Floor division and modulo by positive and negative
+			// divisors (never 0: that is an error on both sides).
+			for _, d := range []*ir.Instr{c.in("dp", ir.I32, 3, 1), c.in("dn", ir.I32, 1, 4)} {
+				c.out("div_i32_"+d.Name(), c.bin(ir.OpDiv, i, d))
+				c.out("mod_i32_"+d.Name(), c.bin(ir.OpMod, i, d))
 			}
 			for _, op := range compares {
 				c.out(op.String()+"_i32", c.bin(op, i, j))
@@ -775,7 +782,7 @@ func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with
