@@ -122,7 +122,8 @@ func isArith(e *Expr) bool {
 	case ENeg, EAdd, ESub, EMul, EDiv, EMod:
 		return true
 	case ECall:
-		return e.Name == "abs"
+		f, ok := exprFuncs[e.Name]
+		return ok && f.NewInt
 	}
 	return false
 }
@@ -167,6 +168,10 @@ func (w *boundsWalk) apply(e *Expr, a []Interval) Interval {
 		if a[1].Lo > 0 {
 			return Interval{0, a[1].Hi - 1}
 		}
+		if a[1].Hi < 0 {
+			// A negative divisor: (y, 0].
+			return Interval{a[1].Lo + 1, 0}
+		}
 		if w.checked {
 			// A floor modulo takes the divisor's sign and is smaller
 			// in size: (y, 0] for y < 0, [0, y) for y > 0.
@@ -192,41 +197,8 @@ func (w *boundsWalk) apply(e *Expr, a []Interval) Interval {
 	case EOr:
 		return Interval{math.Max(a[0].Lo, a[1].Lo), math.Max(a[0].Hi, a[1].Hi)}
 	case ECall:
-		switch e.Name {
-		case "clamp":
-			return Interval{math.Min(math.Max(a[0].Lo, a[1].Lo), a[2].Lo), math.Min(math.Max(a[0].Hi, a[1].Hi), a[2].Hi)}
-		case "min":
-			return Interval{math.Min(a[0].Lo, a[1].Lo), math.Min(a[0].Hi, a[1].Hi)}
-		case "max":
-			return Interval{math.Max(a[0].Lo, a[1].Lo), math.Max(a[0].Hi, a[1].Hi)}
-		case "abs":
-			switch {
-			case a[0].Lo >= 0:
-				return a[0]
-			case a[0].Hi <= 0:
-				return Interval{-a[0].Hi, -a[0].Lo}
-			}
-			return Interval{0, math.Max(-a[0].Lo, a[0].Hi)}
-		case "exp":
-			return Interval{math.Exp(a[0].Lo), math.Exp(a[0].Hi)}
-		case "log":
-			lo := math.Inf(-1)
-			if a[0].Lo > 0 {
-				lo = math.Log(a[0].Lo)
-			}
-			return Interval{lo, math.Log(math.Max(a[0].Hi, 0))}
-		case "tanh":
-			return Interval{math.Tanh(a[0].Lo), math.Tanh(a[0].Hi)}
-		case "sigmoid":
-			return Interval{1 / (1 + math.Exp(-a[0].Lo)), 1 / (1 + math.Exp(-a[0].Hi))}
-		case "where":
-			switch {
-			case a[0].AlwaysTrue():
-				return a[1]
-			case a[0].AlwaysFalse():
-				return a[2]
-			}
-			return hull(a[1].Lo, a[1].Hi, a[2].Lo, a[2].Hi)
+		if f, ok := exprFuncs[e.Name]; ok && len(a) == f.Arity {
+			return f.Bounds(a)
 		}
 	}
 	return Unbounded

@@ -33,26 +33,12 @@ func (e *Expr) Deriv(wrt *Expr) *Expr {
 		}
 		return fexpr(EDiv, num, fmul(b, b))
 	case ECall:
-		switch e.Name {
-		case "exp":
-			return fmul(d(0), e)
-		case "log":
-			return fdiv(d(0), e.Args[0])
-		case "tanh":
-			return fmul(d(0), fadd(one(), fneg(fmul(e, e))))
-		case "sigmoid":
-			return fmul(d(0), fmul(e, fadd(one(), fneg(e))))
-		case "abs":
-			return fmul(d(0), fwhere(cmp(EGe, e.Args[0], zero()), one(), Float(-1)))
-		case "min":
-			return fwhere(cmp(ELe, e.Args[0], e.Args[1]), d(0), d(1))
-		case "max":
-			return fwhere(cmp(EGe, e.Args[0], e.Args[1]), d(0), d(1))
-		case "clamp":
-			x, lo, hi := e.Args[0], e.Args[1], e.Args[2]
-			return fwhere(cmp(ELt, x, lo), d(1), fwhere(cmp(EGt, x, hi), d(2), d(0)))
-		case "where":
-			return fwhere(e.Args[0], d(1), d(2))
+		if f, ok := exprFuncs[e.Name]; ok && len(e.Args) == f.Arity {
+			ds := make([]*Expr, len(e.Args))
+			for i := range ds {
+				ds[i] = d(i)
+			}
+			return f.Deriv(e, ds)
 		}
 	}
 	// Variables, literals, captures other than wrt, and the piecewise
@@ -118,6 +104,14 @@ func fwhere(c, a, b *Expr) *Expr {
 		return zero()
 	}
 	return &Expr{Kind: ECall, Name: "where", Args: []*Expr{c, asFloat(a), asFloat(b)}, kind: KFloat}
+}
+
+// fcall is a float call of the function name.
+func fcall(name string, args ...*Expr) *Expr {
+	for i, a := range args {
+		args[i] = asFloat(a)
+	}
+	return &Expr{Kind: ECall, Name: name, Args: args, kind: KFloat}
 }
 
 func cmp(k ExprKind, a, b *Expr) *Expr { return &Expr{Kind: k, Args: []*Expr{a, b}, kind: KBool} }

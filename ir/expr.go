@@ -54,7 +54,7 @@ const (
 	ENe               // a != b
 	EAnd              // a && b
 	EOr               // a || b
-	ECall             // Name(args...): clamp, min, max, abs, exp, log, tanh, sigmoid, where
+	ECall             // Name(args...): a function of ExprFuncTable
 )
 
 var binaryExprOps = map[ExprKind]struct {
@@ -75,12 +75,6 @@ func BinaryExprKind(sym string) (ExprKind, bool) {
 		}
 	}
 	return EInvalid, false
-}
-
-// ExprFuncs lists the functions an index expression may call, with arity.
-var ExprFuncs = map[string]int{
-	"clamp": 3, "min": 2, "max": 2, "abs": 1, "exp": 1, "log": 1,
-	"tanh": 1, "sigmoid": 1, "where": 3,
 }
 
 // Expression constructors, for builders and tests.
@@ -318,14 +312,14 @@ func (e *Expr) check(env ExprEnv) (ScalarKind, error) {
 		}
 		return KBool, err
 	case ECall:
-		n, ok := ExprFuncs[e.Name]
+		f, ok := exprFuncs[e.Name]
 		if !ok {
 			return KInvalid, fmt.Errorf("unknown function %q in index expression", e.Name)
 		}
-		if len(e.Args) != n {
-			return KInvalid, fmt.Errorf("%s takes %d arguments, got %d", e.Name, n, len(e.Args))
+		if len(e.Args) != f.Arity {
+			return KInvalid, fmt.Errorf("%s takes %d arguments, got %d", e.Name, f.Arity, len(e.Args))
 		}
-		kinds := make([]ScalarKind, n)
+		kinds := make([]ScalarKind, f.Arity)
 		for i := range e.Args {
 			k, err := arg(i)
 			if err != nil {
@@ -333,29 +327,9 @@ func (e *Expr) check(env ExprEnv) (ScalarKind, error) {
 			}
 			kinds[i] = k
 		}
-		switch e.Name {
-		case "where":
-			if kinds[0] != KBool {
-				return KInvalid, fmt.Errorf("where: condition is %s, want bool", kinds[0])
-			}
-			if kinds[1] == KBool && kinds[2] == KBool {
-				return KBool, nil // choosing between conditions
-			}
-			return numericJoin(e.Name, kinds[1], kinds[2])
-		case "exp", "log", "tanh", "sigmoid":
-			if kinds[0] == KBool {
-				return KInvalid, fmt.Errorf("%s of a bool", e.Name)
-			}
-			return KFloat, nil
-		case "abs":
-			return numericJoin(e.Name, kinds[0], kinds[0])
-		}
-		k := kinds[0]
-		for _, k2 := range kinds[1:] {
-			var err error
-			if k, err = numericJoin(e.Name, k, k2); err != nil {
-				return KInvalid, err
-			}
+		k, err := f.Kind(kinds)
+		if err != nil {
+			return KInvalid, fmt.Errorf("%s %v", e.Name, err)
 		}
 		return k, nil
 	}
@@ -471,7 +445,7 @@ func (e *Expr) Eval(vars map[string]float64, capture func(i int, idx []int) (flo
 			return b2f(b != 0), err
 		}
 	case ECall:
-		if e.Name == "where" && len(e.Args) == 3 {
+		if f, ok := exprFuncs[e.Name]; ok && f.Chooses && len(e.Args) == 3 {
 			c, err := ev(0)
 			if err != nil {
 				return 0, err
@@ -548,28 +522,8 @@ func applyExpr(e *Expr, a []float64) (float64, error) {
 	case EOr:
 		return b2f(a[0] != 0 || a[1] != 0), nil
 	case ECall:
-		switch e.Name {
-		case "clamp":
-			return math.Min(math.Max(a[0], a[1]), a[2]), nil
-		case "min":
-			return math.Min(a[0], a[1]), nil
-		case "max":
-			return math.Max(a[0], a[1]), nil
-		case "abs":
-			return math.Abs(a[0]), nil
-		case "exp":
-			return math.Exp(a[0]), nil
-		case "log":
-			return math.Log(a[0]), nil
-		case "tanh":
-			return math.Tanh(a[0]), nil
-		case "sigmoid":
-			return 1 / (1 + math.Exp(-a[0])), nil
-		case "where":
-			if a[0] != 0 {
-				return a[1], nil
-			}
-			return a[2], nil
+		if f, ok := exprFuncs[e.Name]; ok && len(a) == f.Arity {
+			return f.Eval(a), nil
 		}
 	}
 	return 0, fmt.Errorf("cannot evaluate %s", e)

@@ -38,6 +38,7 @@ const (
 	OpSub
 	OpMul
 	OpDiv
+	OpMod
 	OpMax
 	OpMin
 	OpPow
@@ -193,7 +194,8 @@ var opTable = [numOps]OpInfo{
 	OpAdd:    binary("add", "x + y", InvalidDType, F32, I32),
 	OpSub:    binary("sub", "x - y", InvalidDType, F32, I32),
 	OpMul:    binary("mul", "x · y", InvalidDType, F32, I32),
-	OpDiv:    binary("div", "x / y", InvalidDType, F32),
+	OpDiv:    binary("div", "x / y; on i32 floor division (-7 / 2 = -4), an error where y = 0", InvalidDType, F32, I32),
+	OpMod:    binary("mod", "x mod y rounding toward -∞, with y's sign (-7 mod 2 = 1); an error where y = 0", InvalidDType, I32),
 	OpMax:    binary("max", "max(x, y)", InvalidDType, F32, I32),
 	OpMin:    binary("min", "min(x, y)", InvalidDType, F32, I32),
 	OpPow:    binary("pow", "x^y", InvalidDType, F32),

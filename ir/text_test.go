@@ -178,7 +178,9 @@ func elementwiseModule() (*Module, error) {
 	cond := b.op(OpAnd, nil, conds[0], b.op(OpOr, nil, conds[1], b.op(OpNot, nil, conds[2])))
 	sel := b.op(OpSelect, nil, cond, acc, b.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(1)}))
 	idx := b.given(OpIota, TensorOf(I32, dB, dN), Attrs{"axis": IntAttr(1)})
-	pos := b.op(OpCast, Attrs{"to": DTypeAttr(F32)}, b.op(OpAbs, nil, b.op(OpNeg, nil, idx)))
+	three := b.given(OpConst, TensorOf(I32), Attrs{"value": FloatAttr(3)})
+	block := b.op(OpMod, nil, b.op(OpDiv, nil, idx, three), three) // integer / and %
+	pos := b.op(OpCast, Attrs{"to": DTypeAttr(F32)}, b.op(OpAbs, nil, b.op(OpNeg, nil, block)))
 	neg := b.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(-math.Inf(1))})
 	tiny := b.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(-1.5e-300)})
 	y := b.op(OpMul, nil, b.op(OpSoftmax, Attrs{"axis": IntAttr(2)}, sel), b.op(OpMax, nil, neg, tiny))
@@ -705,7 +707,7 @@ func randomTree(r *rand.Rand, depth int) *Expr {
 	case n == 1:
 		return &Expr{Kind: ENot, Args: []*Expr{randomTree(r, depth-1)}}
 	case n == 2:
-		names := []string{"clamp", "min", "abs", "where"}
+		names := ExprFuncNames()
 		name := names[r.Intn(len(names))]
 		args := make([]*Expr, ExprFuncs[name])
 		for i := range args {

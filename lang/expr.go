@@ -129,7 +129,7 @@ func (e *elab) unary(x *UnaryExpr, v value) value {
 }
 
 var tensorBinOps = map[string]ir.Op{
-	"+": ir.OpAdd, "-": ir.OpSub, "*": ir.OpMul, "/": ir.OpDiv,
+	"+": ir.OpAdd, "-": ir.OpSub, "*": ir.OpMul, "/": ir.OpDiv, "%": ir.OpMod,
 	"==": ir.OpEq, "!=": ir.OpNe, "<": ir.OpLt, "<=": ir.OpLe, ">": ir.OpGt, ">=": ir.OpGe,
 	"&&": ir.OpAnd, "||": ir.OpOr,
 }
@@ -287,8 +287,8 @@ func (s *shapeErr) Error() string {
 	if s.a.DType == s.b.DType && s.a.Shape.Equal(s.b.Shape) || !strings.Contains(s.err.Error(), "broadcast") {
 		// Not a shape problem: the operator does not take these dtypes.
 		hint := ""
-		if s.op == "/" && s.a.DType == ir.I32 {
-			hint = " (/ divides floats: convert with float() first)"
+		if s.op == "%" && s.a.DType == ir.F32 {
+			hint = " (% is the integer modulo: convert with int() first)"
 		}
 		return fmt.Sprintf("cannot apply %s to %s and %s: %s%s", s.op, s.a, s.b, stripOpPrefix(s.err.Error()), hint)
 	}

@@ -322,6 +322,8 @@ func (c *indexConv) ident(x *Ident) (*ir.Expr, bool) {
 		return c.fail(x, "%s is %s, which a %s cannot use", x.Name, describe(v), c.def.Kind)
 	}
 	switch x.Name {
+	case indexInf:
+		return ir.Float(math.Inf(1)), true
 	case "q", "k", "h", "b":
 		return ir.Var(x.Name), true
 	case "s":

@@ -96,6 +96,10 @@ func (s *scope) all() []string {
 // indexVars are the variables of mask and score bodies.
 var indexVars = []string{"q", "k", "h", "b"}
 
+// indexInf is the float literal +infinity of mask and score bodies
+// (-inf is its negation): the score that masks a key.
+const indexInf = "inf"
+
 func (r *resolver) funcDef(d *FuncDef) {
 	sc := newScope(nil)
 	for _, v := range indexVars {
@@ -107,6 +111,9 @@ func (r *resolver) funcDef(d *FuncDef) {
 	for _, p := range d.Params {
 		if sc.names[p.Name.Name] {
 			r.diags.errorf(p.Name, "parameter %s shadows an index variable of a %s", p.Name.Name, d.Kind)
+		}
+		if p.Name.Name == indexInf {
+			r.diags.errorf(p.Name, "parameter %s would hide the literal %s (+infinity) of a %s", p.Name.Name, indexInf, d.Kind)
 		}
 		if p.Default != nil {
 			r.from = d.Name.Name
@@ -319,6 +326,9 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 			if _, ok := builtins[e.Name]; ok {
 				return
 			}
+		}
+		if inIndex && e.Name == indexInf {
+			return // the float literal +infinity
 		}
 		if inIndex && e.Name == "s" && r.funcKind == "mask" {
 			r.diags.errorf(e, "s (the raw score) is only available in a score, not a mask")

@@ -288,6 +288,7 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpAnd:           "bool",
 	ir.OpOr:            "bool",
 	ir.OpArgMax:        "integer",
+	ir.OpMod:           "integer",
 	ir.OpAttentionGrad: "second derivatives are not supported",
 	ir.OpLayerNormGrad: "second derivatives are not supported",
 	ir.OpRMSNormGrad:   "second derivatives are not supported",

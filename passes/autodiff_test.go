@@ -157,6 +157,11 @@ func attentionCases() []gradCase {
 			return c.op(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.7),
 				"score": expr("3.0 * tanh(s / 3.0) + $0[h, k] * $0[h, q]")}, q, k, v, bias)
 		}},
+		{name: "attention score through sin, cos, exp, log, floor and -inf", build: func(c *gc) *ir.Instr {
+			q, k, v := qkv(c)
+			return c.op(ir.OpAttention, ir.Attrs{"scale": ir.FloatAttr(0.6), "mask": expr("cos(0.9 * (q - k)) > -0.8"),
+				"score": expr("where(k > q + 2, -inf, s + 0.5 * sin(s) * cos(0.3 * (q - k)) + 0.3 * log(1.0 + exp(s)) + 0.1 * floor(q / 2))")}, q, k, v)
+		}},
 		{name: "attention probs with a data mask", build: func(c *gc) *ir.Instr {
 			q, k, _ := qkv(c)
 			doc := c.ints(shape(1, 4), 0, 2)

@@ -146,8 +146,10 @@ type BinaryOp uint8
 
 // The binary ops, with the IR's meanings. Both operands have one dtype.
 // Add, Sub, Mul, Max and Min take f32 or i32 (i32 wraps at 32 bits); Div
-// and Pow take f32; the comparisons give bool (Eq and Ne also compare
-// bools; a comparison with NaN is false, except Ne); And and Or take bool.
+// takes f32 or i32 (floor division, as Mod, which takes i32 only: an i32
+// divisor of 0 panics, which a generated function returns as an error);
+// Pow takes f32; the comparisons give bool (Eq and Ne also compare bools;
+// a comparison with NaN is false, except Ne); And and Or take bool.
 const (
 	Add BinaryOp = iota + 1 // x + y
 	Sub                     // x - y
@@ -164,10 +166,11 @@ const (
 	Ge                      // x >= y
 	And                     // x && y
 	Or                      // x || y
+	Mod                     // x mod y, rounding toward -∞ (i32)
 )
 
 var binaryNames = [...]string{Add: "add", Sub: "sub", Mul: "mul", Div: "div", Max: "max", Min: "min", Pow: "pow",
-	Eq: "eq", Ne: "ne", Lt: "lt", Le: "le", Gt: "gt", Ge: "ge", And: "and", Or: "or"}
+	Eq: "eq", Ne: "ne", Lt: "lt", Le: "le", Gt: "gt", Ge: "ge", And: "and", Or: "or", Mod: "mod"}
 
 // String returns the op's name in the IR.
 func (op BinaryOp) String() string {
@@ -265,8 +268,23 @@ func binaryI32(op BinaryOp) func(a, b int32) int32 {
 		return func(a, b int32) int32 { return max(a, b) }
 	case Min:
 		return func(a, b int32) int32 { return min(a, b) }
+	case Div:
+		return floorDiv32
+	case Mod:
+		return func(a, b int32) int32 { return a - b*floorDiv32(a, b) }
 	}
 	return nil
+}
+
+// floorDiv32 is a / b rounded toward -∞ (Go's / truncates); b = 0
+// panics. MinInt32 / -1 wraps to MinInt32, as the reference's 32-bit
+// result does.
+func floorDiv32(a, b int32) int32 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func compare[T float32 | int32](op BinaryOp) func(a, b T) bool {

@@ -126,10 +126,18 @@ func TestBinaryI32(t *testing.T) {
 	}{
 		{rt.Add, ir.OpAdd}, {rt.Sub, ir.OpSub}, {rt.Mul, ir.OpMul}, {rt.Max, ir.OpMax}, {rt.Min, ir.OpMin},
 		{rt.Eq, ir.OpEq}, {rt.Ne, ir.OpNe}, {rt.Lt, ir.OpLt}, {rt.Le, ir.OpLe}, {rt.Gt, ir.OpGt}, {rt.Ge, ir.OpGe},
+		{rt.Div, ir.OpDiv}, {rt.Mod, ir.OpMod},
 	}
 	for _, p := range broadcastPairs[:8] {
 		for _, b := range ops {
 			x, y := randI32(r, -5, 5, p[0]...), randI32(r, -5, 5, p[1]...)
+			if b.op == rt.Div || b.op == rt.Mod {
+				for i, v := range y.I {
+					if v == 0 {
+						y.I[i] = int32(3 - 6*(i%2)) // a divisor of either sign, never 0
+					}
+				}
+			}
 			checkRel(t, fmt.Sprintf("%s%v%v", b.op, p[0], p[1]), rt.Binary(b.op, x, y, nil), ref(t, b.ir, nil, x, y), 0)
 		}
 	}
@@ -139,7 +147,14 @@ func TestBinaryI32(t *testing.T) {
 	for _, b := range ops[:3] {
 		checkRel(t, "wrap "+b.op.String(), rt.Binary(b.op, x, y, nil), ref(t, b.ir, nil, x, y), 0)
 	}
-	mustPanic(t, "does not apply", func() { rt.Binary(rt.Div, x, y, nil) })
+	// MinInt32 / -1 wraps; floor division and modulo of the extremes.
+	for _, b := range ops[len(ops)-2:] {
+		checkRel(t, "wrap "+b.op.String(), rt.Binary(b.op, x, rt.FromI32(ints(3), []int32{-1, -1, -7}), nil),
+			ref(t, b.ir, nil, x, rt.FromI32(ints(3), []int32{-1, -1, -7})), 0)
+	}
+	mustPanic(t, "divide by zero", func() { rt.Binary(rt.Mod, x, rt.FromI32(ints(3), []int32{1, 0, 1}), nil) })
+	mustPanic(t, "divide by zero", func() { rt.Binary(rt.Div, x, rt.FromI32(ints(3), []int32{1, 0, 1}), nil) })
+	mustPanic(t, "does not apply", func() { rt.Binary(rt.Pow, x, y, nil) })
 }
 
 func TestBinaryBool(t *testing.T) {

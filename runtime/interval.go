@@ -58,8 +58,15 @@ func ivCompare(always, never bool) Iv {
 	return ivUnknownBool
 }
 
-// Interval arithmetic and logic, one function per operator of an index
-// expression. IvDiv floors when integer is set (integer division).
+// Interval arithmetic and logic, one function per operator and function
+// of an index expression (ir.ExprFuncTable lists the functions). IvDiv
+// floors when integer is set (integer division). A divisor interval
+// holding 0 makes IvDiv and IvMod claim nothing (unbounded), so no
+// verdict rests on a quotient whose divisor may be 0: unless the other
+// side of an && or || decides the tile alone (and the mask is not run
+// there at all), the tile is partial, its mask runs pair by pair, and an
+// integer division by zero panics in it (the generated function returns
+// that as an error) as it would with no classifier.
 func IvNeg(a Iv) Iv    { return Iv{-a.Hi, -a.Lo} }
 func IvNot(a Iv) Iv    { return Iv{1 - a.Hi, 1 - a.Lo} }
 func IvAdd(a, b Iv) Iv { return Iv{a.Lo + b.Lo, a.Hi + b.Hi} }
@@ -89,6 +96,9 @@ func IvMod(a, b Iv) Iv {
 	if b.Lo > 0 {
 		return Iv{0, b.Hi - 1}
 	}
+	if b.Hi < 0 {
+		return Iv{b.Lo + 1, 0}
+	}
 	return Iv{math.Inf(-1), math.Inf(1)}
 }
 func IvLt(a, b Iv) Iv { return ivCompare(a.Hi < b.Lo, a.Lo >= b.Hi) }
@@ -117,17 +127,54 @@ func IvAbs(a Iv) Iv {
 	}
 	return Iv{0, math.Max(-a.Lo, a.Hi)}
 }
-func IvExp(a Iv) Iv  { return Iv{math.Exp(a.Lo), math.Exp(a.Hi)} }
-func IvTanh(a Iv) Iv { return Iv{math.Tanh(a.Lo), math.Tanh(a.Hi)} }
+func IvExp(a Iv) Iv  { return ivMonotone(a, math.Exp, Iv{0, math.Inf(1)}) }
+func IvTanh(a Iv) Iv { return ivMonotone(a, math.Tanh, Iv{-1, 1}) }
 func IvLog(a Iv) Iv {
-	lo := math.Inf(-1)
-	if a.Lo > 0 {
-		lo = math.Log(a.Lo)
-	}
-	return Iv{lo, math.Log(math.Max(a.Hi, 0))}
+	return ivMonotone(Iv{math.Max(a.Lo, 0), math.Max(a.Hi, 0)}, math.Log, Iv{math.Inf(-1), math.Inf(1)})
 }
 func IvSigmoid(a Iv) Iv {
-	return Iv{1 / (1 + math.Exp(-a.Lo)), 1 / (1 + math.Exp(-a.Hi))}
+	return ivMonotone(a, func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }, Iv{0, 1})
+}
+func IvFloor(a Iv) Iv { return Iv{math.Floor(a.Lo), math.Floor(a.Hi)} }
+func IvSin(a Iv) Iv   { return ivPeriodic(a, math.Sin, math.Pi/2) }
+func IvCos(a Iv) Iv   { return ivPeriodic(a, math.Cos, 0) }
+
+// ivMonotone is the rule of a non-decreasing f with values in rng,
+// widened by two ulps each side (the library's functions are not
+// correctly rounded, so not exactly monotone).
+func ivMonotone(a Iv, f func(float64) float64, rng Iv) Iv {
+	lo, hi := f(a.Lo), f(a.Hi)
+	for range 2 {
+		lo, hi = math.Nextafter(lo, math.Inf(-1)), math.Nextafter(hi, math.Inf(1))
+	}
+	return Iv{math.Max(lo, rng.Lo), math.Min(hi, rng.Hi)}
+}
+
+// ivPeriodic is the rule of sin and cos: period 2π, 1 at top + 2πn, -1
+// half a period later, monotone in between; [-1, 1] for an interval as
+// wide as a period or far from 0.
+func ivPeriodic(a Iv, f func(float64) float64, top float64) Iv {
+	const far = 1 << 20
+	if !(a.Hi-a.Lo < 2*math.Pi && math.Abs(a.Lo) <= far && math.Abs(a.Hi) <= far) {
+		return Iv{-1, 1}
+	}
+	lo, hi := f(a.Lo), f(a.Hi)
+	r := Iv{math.Min(lo, hi) - 1e-15, math.Max(lo, hi) + 1e-15}
+	if ivMayHold(a, top) {
+		r.Hi = 1
+	}
+	if ivMayHold(a, top+math.Pi) {
+		r.Lo = -1
+	}
+	return Iv{math.Max(r.Lo, -1), math.Min(r.Hi, 1)}
+}
+
+// ivMayHold reports whether a may hold c + 2πn for an integer n, near
+// misses included.
+func ivMayHold(a Iv, c float64) bool {
+	const slack = 1e-9
+	n := math.Ceil((a.Lo - slack - c) / (2 * math.Pi))
+	return c+2*math.Pi*n <= a.Hi+slack
 }
 func IvWhere(c, a, b Iv) Iv {
 	switch {

@@ -251,6 +251,15 @@ func (c *caseBuilder) qkv(prefix string, nq, nk string) (q, k, v *ir.Instr) {
 	return q, k, v
 }
 
+// mustExpr parses an index expression of a case.
+func mustExpr(src string) *ir.Expr {
+	e, err := ir.ParseExpr(src)
+	if err != nil {
+		panic(fmt.Sprintf("%s: %v", src, err))
+	}
+	return e
+}
+
 func attnAttrs(kv ...any) ir.Attrs {
 	a := ir.Attrs{"scale": ir.FloatAttr(0.5)}
 	for i := 0; i < len(kv); i += 2 {
@@ -353,11 +362,18 @@ var opCases = []opCase{
 	},
 	{
 		name: "binary_int_bool",
-		ops:  append([]ir.Op{ir.OpAnd, ir.OpOr}, compares...),
+		ops:  append([]ir.Op{ir.OpAnd, ir.OpOr, ir.OpMod}, compares...),
 		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"i": {-9, 10}, "dp": {1, 5}, "dn": {-5, 0}}
 			i, j := c.in("i", ir.I32, "B", 1, 4), c.in("j", ir.I32, 3, 1)
 			for _, op := range []ir.Op{ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpMax, ir.OpMin} {
 				c.out(op.String()+"_i32", c.bin(op, i, j))
+			}
+			// Floor division and modulo by positive and negative
+			// divisors (never 0: that is an error on both sides).
+			for _, d := range []*ir.Instr{c.in("dp", ir.I32, 3, 1), c.in("dn", ir.I32, 1, 4)} {
+				c.out("div_i32_"+d.Name(), c.bin(ir.OpDiv, i, d))
+				c.out("mod_i32_"+d.Name(), c.bin(ir.OpMod, i, d))
 			}
 			for _, op := range compares {
 				c.out(op.String()+"_i32", c.bin(op, i, j))
@@ -627,6 +643,30 @@ var opCases = []opCase{
 		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 1, "N", 130)}},
 	},
 	{
+		// Every index-expression function and the inf literal, in masks
+		// the sparsity pass leaves to the tile classifier (the runtime's
+		// interval rules, at N = 70 and 130 past a tile) and in scores
+		// that autodiff differentiates; integer / and % with negative
+		// and ranging divisors.
+		name: "attention_expr_funcs",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
+		build: func(c *caseBuilder) {
+			q, k, v := c.qkv("", "N", "N")
+			for i, m := range []struct{ mask, score string }{
+				{"k <= q && cos(0.4 * (q - k)) > -0.5", "s + 0.5 * sin(s) + 0.25 * cos(0.3 * (q - k))"},
+				{"k <= q && floor(sin(0.1 * q) * 2.0) == floor(sin(0.1 * k) * 2.0) || k == q", "exp(0.5 * s) - log(1.0 + exp(s)) + floor(s)"},
+				{"(q - k) % (-5) > -3 && (k - q) / (-4) >= 0", "where(k > q + 1, -(inf), s + log(1.0 + abs(s)))"},
+				{"(q + 1) % (k + 1) <= 2 || floor(q / 9) == floor(k / 9)", "tanh(s) * sigmoid(s) + clamp(s, -1.0, 1.0) * max(min(s, 2.0), -2.0)"},
+				{"exp(0.05 * (k - q)) >= 0.3 && log(1.0 + k) <= log(1.0 + q) + 0.7", "min(s, inf)"},
+			} {
+				c.out(fmt.Sprintf("f%d", i), c.op(ir.OpAttention, attnAttrs("mask", mustExpr(m.mask), "score", mustExpr(m.score)), q, k, v))
+			}
+		},
+		// Not N = 1: one key per row makes the gradients of q exactly 0
+		// in the reference and float32 rounding noise in the kernels.
+		trials: []trial{{syms: syms("B", 1, "N", 2)}, {syms: syms("B", 2, "N", 6)}, {syms: syms("B", 1, "N", 70)}, {syms: syms("B", 1, "N", 130)}},
+	},
+	{
 		// Masking by score: -1.0 / 0.0 and -inf in the score, a row all
 		// of whose scores are -inf, and lse, which has no gradient.
 		name: "attention_neginf_scores",
@@ -742,7 +782,7 @@ func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with
@@ -856,6 +896,30 @@ func assertExercised(t *testing.T, name string, op ir.Op, prog *ir.Program) {
 	assert.True(t, found, "case %s claims op %s, which its generated code does not run", name, op)
 	if !noGradient[op] {
 		assert.True(t, differentiated, "case %s claims op %s but does not differentiate through it", name, op)
+	}
+}
+
+// TestEveryExprFuncHasACase: every function of the index-expression
+// table is called by a mask or score of some case, so TestEveryOp runs
+// its Go spelling, interval function and derivative against the
+// reference (also in -short runs).
+func TestEveryExprFuncHasACase(t *testing.T) {
+	used := map[string]bool{}
+	for _, c := range opCases {
+		cb := &caseBuilder{Builder: ir.NewBuilder(c.name)}
+		c.build(cb)
+		for _, in := range cb.M.Instrs {
+			for _, attr := range []string{"mask", "score"} {
+				in.Attrs.Expr(attr).Walk(func(x *ir.Expr) {
+					if x.Kind == ir.ECall {
+						used[x.Name] = true
+					}
+				})
+			}
+		}
+	}
+	for _, name := range ir.ExprFuncNames() {
+		assert.True(t, used[name], "index function %s has no case in the every-op test: add it to attention_expr_funcs", name)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -83,35 +84,18 @@ func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 			}
 			args, kinds = append(args, s), append(kinds, ak)
 		}
-		switch e.Name {
-		case "exp", "log", "tanh":
-			w.r.useMath = true
-			return fmt.Sprintf("math.%s(%s)", map[string]string{"exp": "Exp", "log": "Log", "tanh": "Tanh"}[e.Name], convert(args[0], kinds[0], ir.KFloat)), k, nil
-		case "sigmoid":
-			w.r.useMath = true
-			return fmt.Sprintf("(1 / (1 + math.Exp(-%s)))", convert(args[0], kinds[0], ir.KFloat)), k, nil
-		case "abs":
-			if k == ir.KFloat {
-				w.r.useMath = true
-				return fmt.Sprintf("math.Abs(%s)", args[0]), k, nil
-			}
-			w.r.useHelper("absInt")
-			return fmt.Sprintf("absInt(%s)", args[0]), k, nil
-		case "min", "max", "clamp":
-			for j := range args {
-				args[j] = convert(args[j], kinds[j], k)
-			}
-			if e.Name == "clamp" {
-				return fmt.Sprintf("min(max(%s, %s), %s)", args[0], args[1], args[2]), k, nil
-			}
-			return fmt.Sprintf("%s(%s, %s)", e.Name, args[0], args[1]), k, nil
-		case "where":
-			// Only the branch taken is evaluated: the other may read a
-			// capture at an index that is valid only when it is taken.
-			return fmt.Sprintf("func() %s { if %s { return %s }; return %s }()", goType(k), args[0],
-				convert(args[1], kinds[1], k), convert(args[2], kinds[2], k)), k, nil
+		sp, ok := goFuncs[e.Name]
+		if !ok {
+			return "", k, fmt.Errorf("no Go spelling for index function %s", e.Name)
 		}
-		return "", k, fmt.Errorf("unknown index function %s", e.Name)
+		tmpl := sp.float
+		if k != ir.KFloat && sp.int != "" {
+			tmpl = sp.int
+		}
+		for j := range args {
+			args[j] = convert(args[j], kinds[j], k)
+		}
+		return w.spell(tmpl, sp.helper, args, k), k, nil
 	}
 	a, ak, err := arg(0)
 	if err != nil {
@@ -147,6 +131,64 @@ func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 		return "", k, fmt.Errorf("cannot render %s", e)
 	}
 	return "(" + a + " " + op + " " + b + ")", k, nil
+}
+
+// A goFunc spells an index function (a row of ir.ExprFuncTable) in Go.
+// The templates name the arguments $0, $1, … (each already converted to
+// the call's kind where it is int and the call float, so min(q, 0.5)
+// reads float64(q)) and the result's Go type $T.
+type goFunc struct {
+	float  string // the call when its kind is float (and bool, for where)
+	int    string // the call when its kind is int; "" when float is right
+	helper string // a helper of the generated file the int spelling calls
+	iv     string // the runtime's interval function (rt.Iv…)
+}
+
+// goFuncs is the Go renderer's spelling of every index function.
+var goFuncs = map[string]goFunc{
+	"abs":     {float: "math.Abs($0)", int: "absInt($0)", helper: "absInt", iv: "IvAbs"},
+	"clamp":   {float: "min(max($0, $1), $2)", iv: "IvClamp"},
+	"cos":     {float: "math.Cos($0)", iv: "IvCos"},
+	"exp":     {float: "math.Exp($0)", iv: "IvExp"},
+	"floor":   {float: "math.Floor($0)", int: "$0", iv: "IvFloor"},
+	"log":     {float: "math.Log($0)", iv: "IvLog"},
+	"max":     {float: "max($0, $1)", iv: "IvMax"},
+	"min":     {float: "min($0, $1)", iv: "IvMin"},
+	"sigmoid": {float: "(1 / (1 + math.Exp(-$0)))", iv: "IvSigmoid"},
+	"sin":     {float: "math.Sin($0)", iv: "IvSin"},
+	"tanh":    {float: "math.Tanh($0)", iv: "IvTanh"},
+	// Only the branch taken is evaluated: the other may read a capture
+	// at an index that is valid only when it is taken.
+	"where": {float: "func() $T { if $0 { return $1 }; return $2 }()", iv: "IvWhere"},
+}
+
+// spell fills a template of goFuncs with the arguments' code and the
+// result's type, noting the imports and helpers it needs.
+func (w *exprWriter) spell(tmpl, helper string, args []string, k ir.ScalarKind) string {
+	var sb strings.Builder
+	for i := 0; i < len(tmpl); i++ {
+		c := tmpl[i]
+		if c == '$' && i+1 < len(tmpl) {
+			switch n := tmpl[i+1]; {
+			case n == 'T':
+				sb.WriteString(goType(k))
+				i++
+				continue
+			case n >= '0' && n <= '9':
+				sb.WriteString(args[n-'0'])
+				i++
+				continue
+			}
+		}
+		sb.WriteByte(c)
+	}
+	if strings.Contains(tmpl, "math.") {
+		w.r.useMath = true
+	}
+	if helper != "" && strings.Contains(tmpl, helper) {
+		w.r.useHelper(helper)
+	}
+	return sb.String()
 }
 
 var goBinary = map[ir.ExprKind]string{
@@ -251,12 +293,11 @@ func (w *exprWriter) interval(e *ir.Expr) (string, error) {
 	case ir.EDiv:
 		return fmt.Sprintf("rt.IvDiv(%s, %s, %v)", args[0], args[1], e.ValueKind() == ir.KInt), nil
 	case ir.ECall:
-		fn, ok := map[string]string{"clamp": "IvClamp", "min": "IvMin", "max": "IvMax", "abs": "IvAbs",
-			"exp": "IvExp", "log": "IvLog", "tanh": "IvTanh", "sigmoid": "IvSigmoid", "where": "IvWhere"}[e.Name]
-		if !ok {
+		sp, ok := goFuncs[e.Name]
+		if !ok || sp.iv == "" {
 			return "", fmt.Errorf("no interval rule for %s", e.Name)
 		}
-		return call(fn), nil
+		return call(sp.iv), nil
 	}
 	fn, ok := map[ir.ExprKind]string{ir.EAdd: "IvAdd", ir.ESub: "IvSub", ir.EMul: "IvMul", ir.EMod: "IvMod",
 		ir.ELt: "IvLt", ir.ELe: "IvLe", ir.EGt: "IvGt", ir.EGe: "IvGe", ir.EEq: "IvEq", ir.ENe: "IvNe",

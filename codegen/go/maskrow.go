@@ -134,7 +134,7 @@ func (g *rowWriter) lower(e *ir.Expr, blk *[]string, inLoop bool) (string, error
 		*blk = append(*blk, "\t"+t+" = "+c, "}")
 		return t, nil
 	case ir.ECall:
-		if e.Name == "where" {
+		if f, ok := ir.LookupExprFunc(e.Name); ok && f.Chooses {
 			return g.where(e, blk, inLoop)
 		}
 	case ir.EDiv, ir.EMod:

@@ -600,7 +600,7 @@ var unaryNames = map[ir.Op]string{
 }
 
 var binaryNames = map[ir.Op]string{
-	ir.OpAdd: "Add", ir.OpSub: "Sub", ir.OpMul: "Mul", ir.OpDiv: "Div", ir.OpMax: "Max", ir.OpMin: "Min", ir.OpPow: "Pow",
+	ir.OpAdd: "Add", ir.OpSub: "Sub", ir.OpMul: "Mul", ir.OpDiv: "Div", ir.OpMod: "Mod", ir.OpMax: "Max", ir.OpMin: "Min", ir.OpPow: "Pow",
 	ir.OpEq: "Eq", ir.OpNe: "Ne", ir.OpLt: "Lt", ir.OpLe: "Le", ir.OpGt: "Gt", ir.OpGe: "Ge", ir.OpAnd: "And", ir.OpOr: "Or",
 }
 

@@ -13,9 +13,10 @@ import (
 // SpansOr. It reports false, and the renderer writes MaskRow instead (see
 // maskRow), unless the mask is provably such a union: comparisons of
 // ±k + r with an expression, where r and every other operand reads only
-// b, h, q, integer literals and symbols with +, -, *, min, max, clamp or
-// abs (nothing that can panic, so Rows may evaluate what the mask's && and
-// || would skip), joined by &&, || and ! into at most two spans.
+// b, h, q, integer literals and symbols with +, -, * and the index
+// functions that neither fail nor choose (min, max, clamp, abs, floor:
+// nothing that can panic, so Rows may evaluate what the mask's && and ||
+// would skip), joined by &&, || and ! into at most two spans.
 func (w *exprWriter) spans(e *ir.Expr) (string, bool, error) {
 	code, n, ok, err := w.spanSet(e, false)
 	if err != nil || !ok || n > 2 {
@@ -244,8 +245,9 @@ func readsK(e *ir.Expr) bool {
 
 // spanSafe reports whether e is an index-only expression that Rows may
 // evaluate where the mask would not: integers and bools of b, h, q, k
-// and symbols, with no capture, float, division or modulo (which could
-// panic or differ from the mask's own short-circuited evaluation).
+// and symbols, with no capture, float, division, modulo or function that
+// may fail or chooses (which could panic or differ from the mask's own
+// short-circuited evaluation).
 func spanSafe(e *ir.Expr) bool {
 	safe := true
 	e.Walk(func(x *ir.Expr) {
@@ -255,7 +257,8 @@ func spanSafe(e *ir.Expr) bool {
 		case ir.EVar:
 			safe = safe && x.Name != "s"
 		case ir.ECall:
-			safe = safe && (x.Name == "min" || x.Name == "max" || x.Name == "clamp" || x.Name == "abs")
+			f, ok := ir.LookupExprFunc(x.Name)
+			safe = safe && ok && !f.Chooses && !f.MayFail
 		}
 		if k := x.ValueKind(); k != ir.KInt && k != ir.KBool {
 			safe = false

@@ -102,6 +102,15 @@ func geluDeriv(x float64) float64 {
 // below 2^63.
 func wrap32(v float64) float64 { return float64(int32(int64(v))) }
 
+// floorDiv is a / b rounded toward -∞.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
 // nanMax is max that propagates NaN (math.Max prefers +Inf to NaN).
 func nanMax(a, b float64) float64 {
 	if math.IsNaN(a) || math.IsNaN(b) {
@@ -135,6 +144,13 @@ func binary(op ir.Op, x, y *Tensor, dt ir.DType, shape []int) (*Tensor, error) {
 		return nil, err
 	}
 	out := NewTensor(dt, shape...)
+	if x.DType == ir.I32 && (op == ir.OpDiv || op == ir.OpMod) {
+		for i := range out.Data {
+			if y.Data[yo[i]] == 0 {
+				return nil, fmt.Errorf("integer division by zero: %s of %v by 0", op, x.Data[xo[i]])
+			}
+		}
+	}
 	for i := range out.Data {
 		out.Data[i] = f(x.Data[xo[i]], y.Data[yo[i]])
 	}
@@ -155,6 +171,12 @@ func binaryFunc(op ir.Op, operand ir.DType) (func(a, b float64) float64, error) 
 			f = func(a, b int64) int64 { return max(a, b) }
 		case ir.OpMin:
 			f = func(a, b int64) int64 { return min(a, b) }
+		case ir.OpDiv:
+			// Floor division and modulo, as in index expressions;
+			// binary refuses a zero divisor first.
+			f = floorDiv
+		case ir.OpMod:
+			f = func(a, b int64) int64 { return a - b*floorDiv(a, b) }
 		}
 		if f != nil {
 			return func(a, b float64) float64 { return float64(int32(f(int64(a), int64(b)))) }, nil

@@ -133,6 +133,9 @@ var errCases = []errCase{
 		mask := ir.Bin(ir.EEq, ir.Bin(ir.EDiv, v("q"), ir.Bin(ir.ESub, v("k"), v("k"))), ir.Int(0))
 		c.op(ir.OpAttention, attrs("scale", ir.FloatAttr(1), "mask", ir.ExprAttr(mask), "returns", ir.WordAttr("probs")), q, q)
 	}},
+	{name: "integer division by zero in a tensor", want: `^%2 = mod: integer division by zero: mod of 7 by 0$`, build: func(c *ctx) {
+		c.op(ir.OpMod, nil, c.in(i32(sh(2), -3, 7)), c.in(i32(sh(2), 2, 0)))
+	}},
 	{name: "too large a symbol", syms: []string{"N"}, given: map[string]int64{"N": 1 << 40}, want: `^%0 = iota: shape \[1099511627776 1099511627776\] has too many elements for the reference interpreter$`, build: func(c *ctx) {
 		c.b.MustGiven(ir.OpIota, ir.TensorOf(ir.I32, sym("N"), sym("N")), attrs("axis", ir.IntAttr(0)))
 	}},

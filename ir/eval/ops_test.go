@@ -143,6 +143,8 @@ var opCases = []opCase{
 	binaryCase(ir.OpMul, "i32 negative", i32(sh(2), -3, 4), i32(sh(2), -2, -5), i32(sh(2), 6, -20)),
 	binaryCase(ir.OpMul, "i32 wraps", i32(sh(2), 65536, 65537), i32(sh(2), 65536, 65536), i32(sh(2), 0, 65536)),
 	binaryCase(ir.OpDiv, "f32 with zero", f32(sh(4), 1, -3, 1, 0), f32(sh(4), 4, 2, 0, 0), f32(sh(4), 0.25, -1.5, inf, nan)),
+	binaryCase(ir.OpDiv, "i32 floors", i32(sh(6), 7, -7, 7, -7, 6, math.MinInt32), i32(sh(6), 2, 2, -2, -2, 3, -1), i32(sh(6), 3, -4, -4, 3, 2, math.MinInt32)),
+	binaryCase(ir.OpMod, "i32 takes the divisor's sign", i32(sh(6), 7, -7, 7, -7, 6, math.MinInt32), i32(sh(6), 2, 2, -2, -2, 3, -1), i32(sh(6), 1, 1, -1, -1, 0, 0)),
 	binaryCase(ir.OpMax, "f32 NaN propagates", f32(sh(4), 1, -2, nan, inf), f32(sh(4), 0, -3, 1, nan), f32(sh(4), 1, -2, nan, nan)),
 	binaryCase(ir.OpMax, "i32", i32(sh(2), -5, 7), i32(sh(2), -6, 2), i32(sh(2), -5, 7)),
 	binaryCase(ir.OpMin, "f32", f32(sh(3), 1, -2, nan), f32(sh(3), 0, -3, 1), f32(sh(3), 0, -3, nan)),
