@@ -61,19 +61,29 @@ func window(x *Tensor, rowAxis, colAxis, rows, cols int, offs []int) (base, r, c
 	if len(offs) != len(x.Shape) {
 		panic(fmt.Sprintf("runtime: a tile with %d offsets of a tensor of rank %d", len(offs), len(x.Shape)))
 	}
-	st := stridesOf(x.Shape)
-	for a, o := range offs {
+	// The strides, from the last axis: no allocation, as this runs for
+	// every tile of every program.
+	stride := 1
+	for a := len(offs) - 1; a >= 0; a-- {
+		o := offs[a]
 		if o < 0 || o >= x.Shape[a] {
 			return 0, 0, 0, 0, 0
 		}
-		base += o * st[a]
+		base += o * stride
+		switch a {
+		case rowAxis:
+			rs = stride
+		case colAxis:
+			cs = stride
+		}
+		stride *= x.Shape[a]
 	}
 	r, c = 1, 1
 	if rowAxis >= 0 {
-		r, rs = min(rows, x.Shape[rowAxis]-offs[rowAxis]), st[rowAxis]
+		r = min(rows, x.Shape[rowAxis]-offs[rowAxis])
 	}
 	if colAxis >= 0 {
-		c, cs = min(cols, x.Shape[colAxis]-offs[colAxis]), st[colAxis]
+		c = min(cols, x.Shape[colAxis]-offs[colAxis])
 	}
 	return base, r, c, rs, cs
 }
@@ -101,14 +111,30 @@ func LoadTile(x *Tensor, scratch []float32, rowAxis, colAxis, rows, cols int, of
 	return t
 }
 
+// Dest returns where a kernel should compute the tile it will store
+// into x at offsets offs (as StoreTile takes them): the tile's window of
+// x itself when it is one contiguous run of x, so that the store finds
+// it already there; else scratch.
+func Dest(x *Tensor, scratch []float32, rowAxis, colAxis, rows, cols int, offs ...int) []float32 {
+	base, r, c, rs, cs := window(x, rowAxis, colAxis, rows, cols, offs)
+	if r <= 0 || c <= 0 || cs != 1 && c > 1 || r > 1 && rs != c {
+		return scratch
+	}
+	return x.F[base : base+r*c]
+}
+
 // StoreTile writes t into x at offsets offs, as LoadTile reads a tile,
-// elements past x's end skipped.
+// elements past x's end skipped. A tile computed in place (Dest) is not
+// copied again.
 func StoreTile(x *Tensor, t Tile, rowAxis, colAxis int, offs ...int) {
 	if t.Rows == 0 || t.Cols == 0 {
 		return
 	}
 	base, r, c, rs, cs := window(x, rowAxis, colAxis, t.Rows, t.Cols, offs)
 	r, c = min(r, t.Rows), min(c, t.Cols)
+	if r > 0 && c > 0 && &x.F[base] == &t.Data[0] && (r == 1 || rs == t.RS) && (c == 1 || cs == 1) {
+		return
+	}
 	for i := range r {
 		src := t.Data[i*t.RS:][:c]
 		if cs == 1 || c == 1 {
@@ -174,6 +200,15 @@ func BinaryTile(op BinaryOp, scratch []float32, x, y Tile) Tile {
 	}
 	if x.Rows == rows && y.Rows == rows && x.RS == cols && y.RS == cols && xs == 1 && ys == 1 {
 		row(t.Data, x.Data[:rows*cols], y.Data[:rows*cols])
+		return t
+	}
+	if v := activeVec; arith && v != nil && xs == 1 && ys == 1 && cols%v.lanes == 0 {
+		// Whole vectors a row (a bias row over a tile): the vector kernel
+		// itself, row by row, without arithRowF32's dispatch each time.
+		f := v.arith[op-Add][0]
+		for i := range rows {
+			f(t.Data[i*cols:][:cols], x.row(i), y.row(i))
+		}
 		return t
 	}
 	for i := range rows {

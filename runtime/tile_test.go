@@ -119,3 +119,23 @@ func TestIndexDivision(t *testing.T) {
 	}
 	mustPanic(t, "division by zero", func() { rt.FloorDiv(1, 0) })
 }
+
+// BenchmarkBinaryTile times a tile of a layer's width (12 rows of 128,
+// the fuse pass's tile for lm4) plus a bias row, and the same tile plus
+// a full tile.
+func BenchmarkBinaryTile(b *testing.B) {
+	r := newRand(5)
+	x, row := randF32(r, 12, 128), randF32(r, 1, 128)
+	scratch := make([]float32, 12*128)
+	tile := func(t *rt.Tensor) rt.Tile { return rt.LoadTile(t, nil, 0, 1, t.Shape[0], t.Shape[1], 0, 0) }
+	b.Run("row", func(b *testing.B) {
+		for b.Loop() {
+			rt.BinaryTile(rt.Add, scratch, tile(x), tile(row))
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			rt.BinaryTile(rt.Add, scratch, tile(x), tile(x))
+		}
+	})
+}

@@ -89,15 +89,29 @@ func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 			}
 		}
 	}
+	// The tile a store writes is computed in place in its buffer where
+	// rt.Dest finds a contiguous window there.
+	stored := map[*kir.Value]*kir.Instr{}
+	for _, in := range k.Body.Instrs {
+		if in.Op == kir.OpStore && in.Args[1].Def != nil && in.Args[1].Def.Op == kir.OpElem {
+			stored[in.Args[1]] = in
+		}
+	}
+	var ref func(v *kir.Value) string
 	scratchOf := func(v *kir.Value) string {
 		s := slot[v]
-		return fmt.Sprintf("scr[%d:%d]", s*slotSize, (s+1)*slotSize)
+		scr := fmt.Sprintf("scr[%d:%d]", s*slotSize, (s+1)*slotSize)
+		if st := stored[v]; st != nil {
+			rowAxis, colAxis, rows, cols := tileAxes(v.Type, st.Attrs.Ints("dims"))
+			return fmt.Sprintf("rt.Dest(%s, %s, %d, %d, %d, %d%s)", ref(st.Args[0]), scr, rowAxis, colAxis, rows, cols, offsetArgs(st.Args[2:], ref))
+		}
+		return scr
 	}
 
 	var body strings.Builder
 	pf := func(format string, a ...any) { fmt.Fprintf(&body, format, a...) }
 	used := map[string]bool{}
-	ref := func(v *kir.Value) string {
+	ref = func(v *kir.Value) string {
 		used[kirVar(v)] = true
 		return kirVar(v)
 	}
