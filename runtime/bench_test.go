@@ -185,3 +185,48 @@ func BenchmarkAttentionLM(b *testing.B) {
 		reportGFLOPS(b, 7*2*d*pairs)
 	})
 }
+
+// BenchmarkAttentionDocMask times a document mask, doc[b, q] ==
+// doc[b, k], at N = 8192 with 32 documents of 256 tokens (B=1, H=8,
+// d=64) as the Go renderer emits it: with the tile classifier that reads
+// the document ids' range over each tile (rt.IvCapture); without it,
+// every tile partial and its rows filled by MaskRow (rows); and with the
+// mask alone, called pair by pair (pairs).
+func BenchmarkAttentionDocMask(b *testing.B) {
+	const n, docs = 8192, 32
+	r := newRand(9)
+	q, k, v := randF32(r, 1, 8, n, 64), randF32(r, 1, 8, n, 64), randF32(r, 1, 8, n, 64)
+	doc := rt.New(rt.I32, 1, n)
+	for i := range doc.I {
+		doc.I[i] = int32(i / (n / docs))
+	}
+	mask := func(b, h, q, k int) bool { return doc.I[b*n+q] == doc.I[b*n+k] }
+	row := func(b, h, q, k0 int, keep []bool) bool {
+		any, d := false, doc.I[b*n+q]
+		for j := range keep {
+			keep[j] = doc.I[b*n+k0+j] == d
+			any = any || keep[j]
+		}
+		return any
+	}
+	tile := func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+		bIv := rt.IvPoint(float64(b))
+		return rt.IvTile(rt.IvEq(rt.IvCapture(doc, bIv, rt.IvRange(q0, q1)), rt.IvCapture(doc, bIv, rt.IvRange(k0, k1))))
+	}
+	pairs := float64(docs * (n / docs) * (n / docs))
+	for _, c := range []struct {
+		name string
+		spec *rt.AttnSpec
+	}{
+		{"tiles", &rt.AttnSpec{Scale: 0.125, Mask: mask, MaskRow: row, Tile: tile}},
+		{"rows", &rt.AttnSpec{Scale: 0.125, Mask: mask, MaskRow: row}},
+		{"pairs", &rt.AttnSpec{Scale: 0.125, Mask: mask}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				rt.Attention(q, k, v, c.spec)
+			}
+			reportGFLOPS(b, 4*64*pairs*8)
+		})
+	}
+}

@@ -129,3 +129,86 @@ func TestIntervalRulesAreSound(t *testing.T) {
 		t.Error("a causal mask's diagonal tile is partial")
 	}
 }
+
+// TestIvCapture checks the interval of a captured tensor over boxes of
+// its indices against the least and greatest element found by brute
+// force — for each dtype, boxes along one axis, several axes and a point
+// — and that boxes reaching outside, too large or holding a NaN claim
+// nothing.
+func TestIvCapture(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	unknown := Iv{math.Inf(-1), math.Inf(1)}
+	for _, dt := range []DType{F32, I32, Bool} {
+		x := New(dt, 3, 5, 7)
+		for i := range 3 * 5 * 7 {
+			switch dt {
+			case F32:
+				x.F[i] = float32(rng.NormFloat64())
+			case I32:
+				x.I[i] = int32(rng.IntN(20) - 10)
+			case Bool:
+				x.B[i] = rng.IntN(3) == 0
+			}
+		}
+		at := func(i, j, k int) float64 {
+			switch dt {
+			case F32:
+				return float64(x.F[(i*5+j)*7+k])
+			case I32:
+				return float64(x.I[(i*5+j)*7+k])
+			}
+			if x.B[(i*5+j)*7+k] {
+				return 1
+			}
+			return 0
+		}
+		for range 300 {
+			var lo, hi [3]int
+			for a, n := range []int{3, 5, 7} {
+				lo[a] = rng.IntN(n)
+				hi[a] = lo[a] + rng.IntN(n-lo[a])
+				if rng.IntN(2) == 0 {
+					hi[a] = lo[a] // often a point, as b or h is
+				}
+			}
+			want := Iv{math.Inf(1), math.Inf(-1)}
+			for i := lo[0]; i <= hi[0]; i++ {
+				for j := lo[1]; j <= hi[1]; j++ {
+					for k := lo[2]; k <= hi[2]; k++ {
+						want.Lo, want.Hi = math.Min(want.Lo, at(i, j, k)), math.Max(want.Hi, at(i, j, k))
+					}
+				}
+			}
+			got := IvCapture(x, IvRange(lo[0], hi[0]+1), IvRange(lo[1], hi[1]+1), IvRange(lo[2], hi[2]+1))
+			if got != want {
+				t.Fatalf("%s box %v..%v: %v, want %v", dt, lo, hi, got, want)
+			}
+		}
+		if got := IvCapture(x, IvPoint(0), IvRange(3, 6), IvPoint(0)); got != unknown {
+			t.Errorf("%s: a box past the end gave %v", dt, got)
+		}
+		if got := IvCapture(x, IvPoint(-1), IvPoint(0), IvPoint(0)); got != unknown {
+			t.Errorf("%s: a negative index gave %v", dt, got)
+		}
+		if got := IvCapture(x, IvPoint(0), IvPoint(0)); got != unknown {
+			t.Errorf("%s: too few indices gave %v", dt, got)
+		}
+	}
+	f := New(F32, 4)
+	f.F[2] = float32(math.NaN())
+	if got := IvCapture(f, IvRange(0, 4)); got != unknown {
+		t.Errorf("a NaN in the box gave %v", got)
+	}
+	if got := IvCapture(f, IvRange(0, 2)); got != (Iv{0, 0}) {
+		t.Errorf("a box before the NaN gave %v", got)
+	}
+	big := New(I32, 300, 300)
+	if got := IvCapture(big, IvRange(0, 300), IvRange(0, 300)); got != unknown {
+		t.Errorf("a box of 90000 elements gave %v", got)
+	}
+	s := New(I32)
+	s.I[0] = 7
+	if got := IvCapture(s); got != (Iv{7, 7}) {
+		t.Errorf("a scalar gave %v", got)
+	}
+}

@@ -51,7 +51,8 @@ type caseBuilder struct {
 	// ints gives the range [lo, hi) of an i32 input's values; hi may
 	// name a symbol (its size in the trial). Default [0, 3).
 	ints map[string][2]any
-	// gen fills an f32 input specially (default N(0, 1)).
+	// gen fills an f32 or i32 input specially (default N(0, 1) and the
+	// range in ints).
 	gen map[string]func(r *rand.Rand, shape []int, syms map[string]int64) []float64
 }
 
@@ -168,6 +169,10 @@ func (c *caseBuilder) fill(m *ir.Module, tr trial, rng *rand.Rand) (eval.Env, er
 				t.Data[i] = rng.NormFloat64()
 			}
 		case ir.I32:
+			if g := c.gen[name]; g != nil {
+				copy(t.Data, g(rng, shape, tr.syms))
+				break
+			}
 			lo, hi := int64(0), int64(3)
 			if r, ok := c.ints[name]; ok {
 				lo, hi = bound(r[0], tr.syms), bound(r[1], tr.syms)
@@ -608,8 +613,30 @@ var opCases = []opCase{
 		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad},
 		build: func(c *caseBuilder) {
 			c.ints = map[string][2]any{"doc": {0, 2}, "lens": {0, "N"}}
+			// Documents as packed sequences have them: runs of one id,
+			// some shorter and some longer than a 64-key tile, so that
+			// the run-time tile classification (rt.IvCapture) finds empty,
+			// full and partial tiles.
+			if c.gen == nil {
+				c.gen = map[string]func(*rand.Rand, []int, map[string]int64) []float64{}
+			}
+			c.gen["docs"] = func(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
+				out := make([]float64, 0, shape[0]*shape[1])
+				for range shape[0] {
+					id, left := 0.0, 0
+					for range shape[1] {
+						if left == 0 {
+							id, left = id+1, 1+r.IntN(100)
+						}
+						out = append(out, id)
+						left--
+					}
+				}
+				return out
+			}
 			q, k, v := c.qkv("", "N", "N")
 			doc := c.in("doc", ir.I32, "B", "N")
+			docs := c.in("docs", ir.I32, "B", "N")
 			lens := c.in("lens", ir.I32, "B")
 			blocks := c.in("blocks", ir.Bool, "B", 3, 3)
 			gate := c.in("gate", ir.F32, 2, "N")
@@ -622,6 +649,8 @@ var opCases = []opCase{
 				caps []*ir.Instr
 			}{
 				{"doc", ir.Bin(ir.EEq, docQ, docK), []*ir.Instr{doc}},
+				{"packed_docs", ir.Bin(ir.EEq, docQ, docK), []*ir.Instr{docs}},
+				{"causal_packed_docs", ir.Bin(ir.EAnd, causal, ir.Bin(ir.EEq, docQ, docK)), []*ir.Instr{docs}},
 				{"causal_doc", ir.Bin(ir.EAnd, causal, ir.Bin(ir.EEq, docQ, docK)), []*ir.Instr{doc}},
 				{"padding", ir.Bin(ir.ELt, ek, ir.Capture(0, eb)), []*ir.Instr{lens}},
 				{"padding_both", ir.Bin(ir.EAnd, ir.Bin(ir.ELt, ek, ir.Capture(0, eb)), ir.Bin(ir.ELt, eq, ir.Capture(0, eb))), []*ir.Instr{lens}},

@@ -292,6 +292,13 @@ func (w *exprWriter) interval(e *ir.Expr) (string, error) {
 		return call("IvNot"), nil
 	case ir.EDiv:
 		return fmt.Sprintf("rt.IvDiv(%s, %s, %v)", args[0], args[1], e.ValueKind() == ir.KInt), nil
+	case ir.ECapture:
+		// The tensor's least and greatest element over the box of its
+		// indices, read at run time (rt.IvCapture).
+		if int(e.Int) >= len(w.caps) {
+			return "", fmt.Errorf("capture $%d of %d", e.Int, len(w.caps))
+		}
+		return "rt.IvCapture(" + joinArgs(append([]string{w.caps[e.Int]}, args...)) + ")", nil
 	case ir.ECall:
 		sp, ok := goFuncs[e.Name]
 		if !ok || sp.iv == "" {
