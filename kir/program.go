@@ -55,8 +55,10 @@ func (g *Group) Label() string {
 	return fmt.Sprintf("%%%d = fused {%s} : %s", g.Root.ID, strings.Join(ops, ", "), g.Root.Type)
 }
 
-// Print returns the program's kernels with, before them, which
-// instructions of each function each kernel computes.
+// Print returns the program as its functions' steps — each a launch of
+// a kernel ("%14 = kernel LossAndGrad_fused14(%12, %9, %10)", with the
+// instructions it computes) or an instruction the runtime runs as it is —
+// followed by the kernels.
 func (p *Program) Print() string {
 	var sb strings.Builder
 	for _, f := range p.IR.Funcs {
@@ -66,12 +68,24 @@ func (p *Program) Print() string {
 			n = len(fk.Groups)
 		}
 		fmt.Fprintf(&sb, "// %s: %d instructions, %d of them in %d kernels (target %s)\n", f.Name, len(f.Body), p.members(f.Name), n, p.Target.Name)
-		if fk == nil {
-			continue
+		fmt.Fprintf(&sb, "func %s {\n", f.Name)
+		for _, in := range f.Body {
+			var g *Group
+			if fk != nil {
+				g = fk.Of[in]
+			}
+			switch {
+			case g == nil:
+				fmt.Fprintf(&sb, "  %s\n", in)
+			case g.Root == in:
+				args := make([]string, len(g.Inputs))
+				for i, a := range g.Inputs {
+					args[i] = fmt.Sprintf("%%%d", a.ID)
+				}
+				fmt.Fprintf(&sb, "  %%%d = kernel %s(%s) : %s    // %s\n", in.ID, g.Kernel.Name, strings.Join(args, ", "), in.Type, g.Label())
+			}
 		}
-		for _, g := range fk.Groups {
-			fmt.Fprintf(&sb, "//   %s: %s\n", g.Kernel.Name, g.Label())
-		}
+		sb.WriteString("}\n\n")
 	}
 	sb.WriteString(Print(p.Kernels))
 	return sb.String()
