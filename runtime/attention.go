@@ -72,6 +72,10 @@ type AttnSpec struct {
 	// admit pairs, so a block mask decided at run time can be given by
 	// Tile alone.
 	Tile func(b, h, q0, q1, k0, k1 int) TileKind
+	// TileHeadFree says Tile's answer does not depend on h (the mask
+	// reads no h): the kernels then classify each tile once for all the
+	// heads of an example.
+	TileHeadFree bool
 }
 
 // A TileKind is what a mask does on a tile of (query, key) pairs.
@@ -93,6 +97,47 @@ type attnRun struct {
 	returns               string
 	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
 	kp                    tilePack    // k, packed per group of (b, h)
+	// kinds, for a spec whose Tile is head-free, holds every tile's
+	// class, per example, query tile and key tile (classified once, not
+	// once a head); nil otherwise.
+	kinds []TileKind
+}
+
+// maxTileTable is the most tiles classifyTiles keeps a class for.
+const maxTileTable = 1 << 24
+
+// classifyTiles fills a.kinds when the spec's Tile is head-free and the
+// table is not too large: Tile(b, 0, …) for every tile of every example,
+// in parallel.
+func (a *attnRun) classifyTiles() {
+	s := a.spec
+	nqt, nkt := ceilDiv(a.nq, attnBQ), ceilDiv(a.nk, attnBK)
+	if s.Tile == nil || !s.TileHeadFree || a.nh < 2 || a.nb*nqt*nkt > maxTileTable || nqt == 0 || nkt == 0 {
+		return
+	}
+	kinds := make([]TileKind, a.nb*nqt*nkt)
+	ParallelFor(a.nb*nqt, max(1, 4096/nkt), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b, qt := r/nqt, r%nqt
+			q0 := qt * attnBQ
+			q1 := min(q0+attnBQ, a.nq)
+			for kt := range nkt {
+				k0 := kt * attnBK
+				kinds[r*nkt+kt] = s.Tile(b, 0, q0, q1, k0, min(k0+attnBK, a.nk))
+			}
+		}
+	})
+	a.kinds = kinds
+}
+
+// tileKind classifies the tile [q0, q1) × [k0, k1) of (b, h): from the
+// table when it has the tile (one of the standard grid), else by Tile.
+func (a *attnRun) tileKind(b, h, q0, q1, k0, k1 int) TileKind {
+	if a.kinds != nil && q0%attnBQ == 0 && k0%attnBK == 0 && q1 == min(q0+attnBQ, a.nq) && k1 == min(k0+attnBK, a.nk) {
+		nqt, nkt := ceilDiv(a.nq, attnBQ), ceilDiv(a.nk, attnBK)
+		return a.kinds[(b*nqt+q0/attnBQ)*nkt+k0/attnBK]
+	}
+	return a.spec.Tile(b, h, q0, q1, k0, k1)
 }
 
 // rowSplit is an operand of a tile product whose rows may hold NaN or
@@ -166,6 +211,7 @@ func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 		panic(fmt.Sprintf("runtime.%s: unknown Returns %q", kernel, spec.Returns))
 	}
 	a.kern = activeGemm
+	a.classifyTiles()
 	return a
 }
 
@@ -530,7 +576,7 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw, needKeep
 	s := a.spec
 	kind := TilePartial
 	if s.Tile != nil {
-		kind = s.Tile(b, h, q0, q1, k0, k1)
+		kind = a.tileKind(b, h, q0, q1, k0, k1)
 	}
 	if kind == TilePartial && s.Mask == nil {
 		kind = TileFull

@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -646,6 +647,52 @@ func TestAttentionBlockMaskByTile(t *testing.T) {
 	}}
 	want, _, _, _ := naiveAttention(tc, in)
 	checkRel(t, "out", got, want, tol)
+}
+
+// TestAttentionHeadFreeTiles checks that a head-free tile classifier
+// (AttnSpec.TileHeadFree) is called once a tile for all heads, from the
+// standard grid, and gives the results of calling it for every head (the
+// backward pass shares the classification; the every-op test runs it).
+func TestAttentionHeadFreeTiles(t *testing.T) {
+	in := newAttnInputs(attnCase{nq: 150, nk: 200}, 8)
+	mask := func(b, h, q, k int) bool { return (q/40+b)%3 == (k/40)%3 }
+	var calls atomic.Int64
+	tile := func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+		calls.Add(1)
+		if h != 0 {
+			t.Errorf("a head-free classifier was called for head %d", h)
+		}
+		return rt.TilePartial // classified for real below by a table of the mask
+	}
+	exact := func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+		any, all := false, true
+		for q := q0; q < q1; q++ {
+			for k := k0; k < k1; k++ {
+				m := mask(b, h, q, k)
+				any, all = any || m, all && m
+			}
+		}
+		switch {
+		case !any:
+			return rt.TileEmpty
+		case all:
+			return rt.TileFull
+		}
+		return rt.TilePartial
+	}
+	free := &rt.AttnSpec{Scale: float32(in.scale), Mask: mask, Tile: func(b, h, q0, q1, k0, k1 int) rt.TileKind {
+		tile(b, h, q0, q1, k0, k1)
+		return exact(b, h, q0, q1, k0, k1)
+	}, TileHeadFree: true}
+	each := &rt.AttnSpec{Scale: float32(in.scale), Mask: mask, Tile: exact}
+	got, want := rt.Attention(in.q, in.k, in.v, free), rt.Attention(in.q, in.k, in.v, each)
+	nb := in.q.Shape[0]
+	if n := calls.Load(); n != int64(nb*3*4) {
+		t.Errorf("the classifier ran %d times, want once a tile: %d", n, nb*3*4)
+	}
+	if !slices.Equal(got.F, want.F) {
+		t.Fatal("the head-free classification changed the result")
+	}
 }
 
 // TestAttentionNaNScores: a NaN score (from NaN weights, or a score

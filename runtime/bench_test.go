@@ -218,7 +218,7 @@ func BenchmarkAttentionDocMask(b *testing.B) {
 		name string
 		spec *rt.AttnSpec
 	}{
-		{"tiles", &rt.AttnSpec{Scale: 0.125, Mask: mask, MaskRow: row, Tile: tile}},
+		{"tiles", &rt.AttnSpec{Scale: 0.125, Mask: mask, MaskRow: row, Tile: tile, TileHeadFree: true}},
 		{"rows", &rt.AttnSpec{Scale: 0.125, Mask: mask, MaskRow: row}},
 		{"pairs", &rt.AttnSpec{Scale: 0.125, Mask: mask}},
 	} {

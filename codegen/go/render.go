@@ -772,6 +772,11 @@ func (r *renderer) attention(in *ir.Instr) error {
 				return err
 			}
 			r.pf("\t%s.Tile = func(b, h, q0, q1, k0, k1 int) rt.TileKind {\n\t\tqIv, kIv := rt.IvRange(q0, q1), rt.IvRange(k0, k1)\n\t\t_, _ = qIv, kIv\n\t\treturn rt.IvTile(%s)\n\t}\n", spec, iv)
+			readsH := false
+			m.Walk(func(x *ir.Expr) { readsH = readsH || x.Kind == ir.EVar && x.Name == "h" })
+			if !readsH {
+				r.pf("\t%s.TileHeadFree = true\n", spec)
+			}
 		}
 	}
 	score := a.Expr("score")
