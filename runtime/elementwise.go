@@ -351,7 +351,7 @@ func arithRowF32(op BinaryOp, dst, x []float32, xs int, y []float32, ys int) {
 		default:
 			vx, vy = x[:body], y[:body]
 		}
-		v.arith[op-Add][mode](dst[:body], vx, vy)
+		arithVec(v, op, mode, dst[:body], vx, vy)
 		if body == n {
 			return
 		}

@@ -205,9 +205,8 @@ func BinaryTile(op BinaryOp, scratch []float32, x, y Tile) Tile {
 	if v := activeVec; arith && v != nil && xs == 1 && ys == 1 && cols%v.lanes == 0 {
 		// Whole vectors a row (a bias row over a tile): the vector kernel
 		// itself, row by row, without arithRowF32's dispatch each time.
-		f := v.arith[op-Add][0]
 		for i := range rows {
-			f(t.Data[i*cols:][:cols], x.row(i), y.row(i))
+			arithVec(v, op, 0, t.Data[i*cols:][:cols], x.row(i), y.row(i))
 		}
 		return t
 	}

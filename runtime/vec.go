@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"sync"
 )
 
 // The slice kernels below are the elementwise maps that dominate
@@ -68,6 +69,12 @@ func chooseVec(sets []*vecSet, want string) *vecSet {
 	return sets[0]
 }
 
+// tailBufs holds the padded buffers of slices' tails. A buffer on the
+// stack would escape to the heap (the kernels are called through func
+// values, which escape analysis cannot see into), one allocation a call:
+// hundreds of thousands a training step.
+var tailBufs = sync.Pool{New: func() any { return new([16]float32) }}
+
 // runVec applies f to src in whole vectors and then to the tail, copied
 // into a zero-padded buffer.
 func runVec(lanes int, dst, src []float32, f func(dst, src []float32)) {
@@ -77,10 +84,12 @@ func runVec(lanes int, dst, src []float32, f func(dst, src []float32)) {
 		f(dst[:body], src[:body])
 	}
 	if body < len(src) {
-		var buf [16]float32
+		buf := tailBufs.Get().(*[16]float32)
+		*buf = [16]float32{}
 		n := copy(buf[:], src[body:])
 		f(buf[:lanes], buf[:lanes])
 		copy(dst[body:], buf[:n])
+		tailBufs.Put(buf)
 	}
 }
 
@@ -128,13 +137,14 @@ func expSumSlice(dst, src []float32, sub float32) float32 {
 			sum = v.expSum(dst[:body], src[:body], sub)
 		}
 		if body < len(src) {
-			var buf [16]float32
+			buf := tailBufs.Get().(*[16]float32)
 			n := copy(buf[:], src[body:])
 			for i := n; i < v.lanes; i++ {
 				buf[i] = negInf32 // e^-Inf adds 0 to the sum
 			}
 			sum += v.expSum(buf[:v.lanes], buf[:v.lanes], sub)
 			copy(dst[body:], buf[:n])
+			tailBufs.Put(buf)
 		}
 		return sum
 	}
@@ -323,11 +333,7 @@ func normSum(x []float32, mean float64, square bool) float64 {
 		body := len(x) - len(x)%dl
 		if body > 0 {
 			var acc [8]float64
-			if square {
-				v.normSumSq(x[:body], mean, &acc)
-			} else {
-				v.normSum(x[:body], mean, &acc)
-			}
+			normSumVec(v, square, x[:body], mean, &acc)
 			for _, a := range acc[:dl] {
 				s += a
 			}
@@ -357,7 +363,7 @@ func dot64(x, y []float32, mean float64) float64 {
 		body := len(x) - len(x)%dl
 		if body > 0 {
 			var acc [8]float64
-			v.normDot(x[:body], y[:body], mean, &acc)
+			normDotVec(v, x[:body], y[:body], mean, &acc)
 			for _, a := range acc[:dl] {
 				s += a
 			}
@@ -378,7 +384,7 @@ func normGradApply(dst, x, dy []float32, mean float64, c *[3]float64) {
 	if v := activeVec; v != nil {
 		body := len(x) - len(x)%(v.lanes/2)
 		if body > 0 {
-			v.normGrad(dst[:body], x[:body], dy[:body], mean, c)
+			normGradVec(v, dst[:body], x[:body], dy[:body], mean, c)
 		}
 		dst, x, dy = dst[body:], x[body:], dy[body:]
 	}
