@@ -232,6 +232,10 @@ func checkAttrs(info *OpInfo, attrs Attrs) error {
 	return errors.Join(errs...)
 }
 
+// IsIdent reports whether s is an identifier of the text forms: an
+// ASCII letter or underscore, then letters, digits and underscores.
+func IsIdent(s string) bool { return isIdent(s) }
+
 func isIdent(s string) bool {
 	if s == "" {
 		return false

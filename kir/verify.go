@@ -258,15 +258,4 @@ func checkAttrs(info *OpInfo, attrs ir.Attrs) error {
 	return nil
 }
 
-func isIdent(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		if !letter && (i == 0 || r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
-}
+func isIdent(s string) bool { return ir.IsIdent(s) }

@@ -43,7 +43,7 @@ func Fuse(p *ir.Program, t kir.Target) (*kir.Program, error) {
 	}
 	kp := &kir.Program{IR: p, Target: t, Kernels: &kir.Module{Name: p.Module.Name, Syms: p.Module.Syms},
 		Funcs: map[string]*kir.FuncKernels{}}
-	if !isIdentName(kp.Kernels.Name) {
+	if !ir.IsIdent(kp.Kernels.Name) {
 		kp.Kernels.Name = "model"
 	}
 	for _, f := range p.Funcs {
@@ -66,16 +66,6 @@ func Fuse(p *ir.Program, t kir.Target) (*kir.Program, error) {
 		return nil, fmt.Errorf("fuse: %w", err)
 	}
 	return kp, nil
-}
-
-func isIdentName(s string) bool {
-	for i, r := range s {
-		letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		if !letter && (i == 0 || r < '0' || r > '9') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // planGroups groups a function's fusible instructions. Walking the body
