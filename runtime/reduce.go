@@ -105,9 +105,7 @@ func sumColsSplit(kind reduceKind, x []float32, outer, n, inner int, out []float
 			c, o := t%chunks, t/chunks
 			acc := part[t*inner : (t+1)*inner]
 			for i := c * n / chunks; i < (c+1)*n/chunks; i++ {
-				for j, v := range x[(o*n+i)*inner:][:inner] {
-					acc[j] += float64(v)
-				}
+				widenAdd(acc, x[(o*n+i)*inner:][:inner])
 			}
 		}
 	})

@@ -376,6 +376,23 @@ func dot64(x, y []float32, mean float64) float64 {
 	return s
 }
 
+// widenAdd adds float64(x[i]) to acc[i] for every i of x (acc at least
+// as long), with the vector kernels where there are some: the same adds
+// as the loop, so the same sums.
+func widenAdd(acc []float64, x []float32) {
+	acc = acc[:len(x)]
+	if v := activeVec; v != nil {
+		body := len(x) - len(x)%(v.lanes/2)
+		if body > 0 {
+			widenAddVec(v, acc[:body], x[:body])
+		}
+		acc, x = acc[body:], x[body:]
+	}
+	for j, v := range x {
+		acc[j] += float64(v)
+	}
+}
+
 // normGradApply sets dst[i] = float32(c[0]·dy[i] + c[1]·(x[i] - mean) +
 // c[2]) in float64, each product and sum rounded in that order; the
 // vector kernels round as this expression does.

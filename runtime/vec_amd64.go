@@ -133,3 +133,11 @@ func arithVec(v *vecSet, op BinaryOp, mode int, dst, x, y []float32) {
 		panic("runtime: arithVec: not an arithmetic op")
 	}
 }
+
+func widenAddVec(v *vecSet, acc []float64, x []float32) {
+	if v.lanes == 16 {
+		widenAddAVX512(acc, x)
+		return
+	}
+	widenAddAVX2(acc, x)
+}

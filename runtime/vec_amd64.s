@@ -342,6 +342,38 @@ DATA vecconst<>+1336(SB)/4, $0xff800000
 DATA vecconst<>+1340(SB)/4, $0xff800000
 GLOBL vecconst<>(SB), RODATA|NOPTR, $1344
 
+// func widenAddAVX512(acc []float64, x []float32)
+// Requires: AVX, AVX512F
+TEXT ·widenAddAVX512(SB), NOSPLIT, $0-48
+	MOVQ acc_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ x_len+32(FP), DX
+
+widenAddAVX512_loop2:
+	CMPQ      DX, $0x10
+	JL        widenAddAVX512_tail
+	VCVTPS2PD (CX), Z0
+	VADDPD    (AX), Z0, Z0
+	VMOVUPD   Z0, (AX)
+	VCVTPS2PD 32(CX), Z0
+	VADDPD    64(AX), Z0, Z0
+	VMOVUPD   Z0, 64(AX)
+	ADDQ      $0x40, CX
+	ADDQ      $0x80, AX
+	SUBQ      $0x10, DX
+	JMP       widenAddAVX512_loop2
+
+widenAddAVX512_tail:
+	CMPQ      DX, $0x08
+	JL        widenAddAVX512_done
+	VCVTPS2PD (CX), Z0
+	VADDPD    (AX), Z0, Z0
+	VMOVUPD   Z0, (AX)
+
+widenAddAVX512_done:
+	VZEROUPPER
+	RET
+
 // func normSumAVX512(x []float32, mean float64, acc *[8]float64)
 // Requires: AVX, AVX512F
 TEXT ·normSumAVX512(SB), NOSPLIT, $0-40
@@ -478,6 +510,38 @@ normGradAVX512_loop:
 	JMP       normGradAVX512_loop
 
 normGradAVX512_done:
+	VZEROUPPER
+	RET
+
+// func widenAddAVX2(acc []float64, x []float32)
+// Requires: AVX
+TEXT ·widenAddAVX2(SB), NOSPLIT, $0-48
+	MOVQ acc_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ x_len+32(FP), DX
+
+widenAddAVX2_loop2:
+	CMPQ      DX, $0x08
+	JL        widenAddAVX2_tail
+	VCVTPS2PD (CX), Y0
+	VADDPD    (AX), Y0, Y0
+	VMOVUPD   Y0, (AX)
+	VCVTPS2PD 16(CX), Y0
+	VADDPD    32(AX), Y0, Y0
+	VMOVUPD   Y0, 32(AX)
+	ADDQ      $0x20, CX
+	ADDQ      $0x40, AX
+	SUBQ      $0x08, DX
+	JMP       widenAddAVX2_loop2
+
+widenAddAVX2_tail:
+	CMPQ      DX, $0x04
+	JL        widenAddAVX2_done
+	VCVTPS2PD (CX), Y0
+	VADDPD    (AX), Y0, Y0
+	VMOVUPD   Y0, (AX)
+
+widenAddAVX2_done:
 	VZEROUPPER
 	RET
 

@@ -542,6 +542,21 @@ func TestNormKernels(t *testing.T) {
 			if got[n] != 42 {
 				t.Fatalf("%s n=%d: normGradApply wrote past the end", s.name, n)
 			}
+			// The widening row sum, bit for bit, into a longer acc.
+			accWant, accGot := make([]float64, n+1), make([]float64, n+1)
+			for i := range accWant {
+				accWant[i] = float64(i) * 0.25
+				accGot[i] = accWant[i]
+			}
+			activeVec = nil
+			widenAdd(accWant, x)
+			activeVec = s
+			widenAdd(accGot, x)
+			for i := range accWant {
+				if math.Float64bits(accGot[i]) != math.Float64bits(accWant[i]) {
+					t.Fatalf("%s n=%d: widenAdd [%d] = %g, want %g", s.name, n, i, accGot[i], accWant[i])
+				}
+			}
 		}
 		activeVec = s
 		for _, sp := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {

@@ -23,3 +23,5 @@ func normGradVec(v *vecSet, dst, x, dy []float32, mean float64, c *[3]float64) {
 func arithVec(v *vecSet, op BinaryOp, mode int, dst, x, y []float32) {
 	panic("runtime: no vector kernels")
 }
+
+func widenAddVec(v *vecSet, acc []float64, x []float32) { panic("runtime: no vector kernels") }

@@ -4,6 +4,11 @@
 
 package runtime
 
+// widenAddAVX512 is a 8-lane widening row sum of reduce.go; it handles len(x) rounded down to a multiple of 8.
+//
+//go:noescape
+func widenAddAVX512(acc []float64, x []float32)
+
 // normSumAVX512 is a 8-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 8.
 //
 //go:noescape
@@ -28,6 +33,11 @@ func normDotAVX512(x []float32, y []float32, mean float64, acc *[8]float64)
 //
 //go:noescape
 func normGradAVX512(dst []float32, x []float32, dy []float32, mean float64, c *[3]float64)
+
+// widenAddAVX2 is a 4-lane widening row sum of reduce.go; it handles len(x) rounded down to a multiple of 4.
+//
+//go:noescape
+func widenAddAVX2(acc []float64, x []float32)
 
 // normSumAVX2 is a 4-lane float64 sum of vec.go; it handles len(x) rounded down to a multiple of 4.
 //

@@ -183,8 +183,49 @@ func normGradKernel(w normWidth) {
 	RET()
 }
 
+// widenAddKernel generates
+//
+//	func widenAdd+suffix(acc []float64, x []float32)
+//
+// which adds float64(x[i]) to acc[i] for len(x) rounded down to a
+// multiple of dl: a column sum's row, in the float64 the Go loop adds in
+// (so the sums are that loop's, bit for bit).
+func widenAddKernel(w normWidth) {
+	name := "widenAdd" + w.suffix
+	TEXT(name, NOSPLIT, "func(acc []float64, x []float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is a %d-lane widening row sum of reduce.go; it handles len(x) rounded down to a multiple of %d.", name, w.dl, w.dl))
+	acc := Load(Param("acc").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	Label(name + "_loop2")
+	CMPQ(n, Imm(uint64(2*w.dl)))
+	JL(LabelRef(name + "_tail"))
+	for u := range 2 {
+		d := w.wide()
+		VCVTPS2PD(Mem{Base: x, Disp: u * w.dl * 4}, d)
+		VADDPD(Mem{Base: acc, Disp: u * w.dl * 8}, d, d)
+		VMOVUPD(d, Mem{Base: acc, Disp: u * w.dl * 8})
+	}
+	ADDQ(Imm(uint64(2*w.dl*4)), x)
+	ADDQ(Imm(uint64(2*w.dl*8)), acc)
+	SUBQ(Imm(uint64(2*w.dl)), n)
+	JMP(LabelRef(name + "_loop2"))
+	Label(name + "_tail")
+	CMPQ(n, Imm(uint64(w.dl)))
+	JL(LabelRef(name + "_done"))
+	d := w.wide()
+	VCVTPS2PD(Mem{Base: x}, d)
+	VADDPD(Mem{Base: acc}, d, d)
+	VMOVUPD(d, Mem{Base: acc})
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
 func normKernels() {
 	for _, w := range normWidths {
+		widenAddKernel(w)
 		normSumKernel("normSum", w, false)
 		normSumKernel("normSumSq", w, true)
 		normApplyKernel(w)
