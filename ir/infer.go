@@ -246,13 +246,21 @@ func ParseEinsum(spec string, nargs int) (ins []string, out string, err error) {
 }
 
 func inferEinsum(c *InferCtx) (Type, error) {
-	ins, out, err := ParseEinsum(c.Attrs.Str("spec"), len(c.Args))
+	args := c.Args
+	var bias *Type
+	if c.Attrs.Bool("bias") {
+		if len(args) < 2 {
+			return Type{}, errf("einsum with a bias needs an operand and the bias")
+		}
+		bias, args = &args[len(args)-1], args[:len(args)-1]
+	}
+	ins, out, err := ParseEinsum(c.Attrs.Str("spec"), len(args))
 	if err != nil {
 		return Type{}, err
 	}
 	dims := map[rune]Dim{}
 	for i, term := range ins {
-		a := c.Args[i]
+		a := args[i]
 		if a.DType != F32 {
 			return Type{}, errf("einsum operand %d is %s, want f32", i, a.DType)
 		}
@@ -270,7 +278,24 @@ func inferEinsum(c *InferCtx) (Type, error) {
 	for _, r := range out {
 		sh = append(sh, dims[r])
 	}
+	if bias != nil && !IsRowOf(bias.Shape, sh) || bias != nil && bias.DType != F32 {
+		return Type{}, errf("einsum bias %s is not an f32 row of the result %s (its last dims, after 1s)", *bias, sh)
+	}
 	return Type{DType: F32, Shape: sh}, nil
+}
+
+// IsRowOf reports whether shape x is a row of shape out: after leading
+// 1s, x is a suffix of out (a bias of a layer's output).
+func IsRowOf(x, out Shape) bool {
+	lead := 0
+	for lead < len(x) {
+		if c, ok := x[lead].IsConst(); !ok || c != 1 {
+			break
+		}
+		lead++
+	}
+	rest := x[lead:]
+	return len(rest) <= len(out) && rest.Equal(out[len(out)-len(rest):])
 }
 
 func inferReshape(c *InferCtx) (Type, error) {

@@ -784,7 +784,7 @@ func TestModuleAccessors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(m.Params()); got != 3 {
+	if got := len(m.Params()); got != 4 {
 		t.Errorf("%d params", got)
 	}
 	if ins := m.Inputs(); len(ins) != 2 || ins[1].Name() != "tgt" {

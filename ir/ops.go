@@ -218,8 +218,8 @@ var opTable = [numOps]OpInfo{
 
 	OpMatMul: {Name: "matmul", Class: ClassOther, Args: 2, Infer: inferMatMul,
 		Doc: "x[..., m, k] · y[..., k, n] → [..., m, n], batch dims broadcast; both operands rank ≥ 2"},
-	OpEinsum: {Name: "einsum", Class: ClassOther, Args: Variadic, MinArgs: 1, Attrs: []AttrSpec{req("spec", AttrString)}, Infer: inferEinsum,
-		Doc: `Σ over the letters missing from the output of the product of the operands, spec as in "bhnd,bhne->bhde"`},
+	OpEinsum: {Name: "einsum", Class: ClassOther, Args: Variadic, MinArgs: 1, Attrs: []AttrSpec{req("spec", AttrString), opt("bias", AttrBool)}, Infer: inferEinsum,
+		Doc: `Σ over the letters missing from the output of the product of the operands, spec as in "bhnd,bhne->bhde"; with bias = true (set by the epilogue pass) one more operand, last, broadcast to the result as a row (its shape the result's last dims, after 1s) and added to it`},
 
 	OpReshape: {Name: "reshape", Class: ClassOther, Args: 1, Given: true, Infer: inferReshape,
 		Doc: "x's elements in row-major order, with the declared shape (same element count)"},

@@ -88,7 +88,8 @@ func seq2seqModule() (*Module, error) {
 	xn := b.op(OpLayerNorm, Attrs{"eps": FloatAttr(1e-5)}, x)
 	q := b.heads(b.op(OpMatMul, nil, xn, wq), 4, 16)
 	enc := b.op(OpAttention, Attrs{"scale": FloatAttr(0.25)}, q, q, q)
-	encOut := b.op(OpEinsum, Attrs{"spec": StringAttr("bnd,de->bne")}, b.merge(enc), wo)
+	bo := b.param("enc.o.bias", "zeros", 0, TensorOf(F32, c(64)))
+	encOut := b.op(OpEinsum, Attrs{"spec": StringAttr("bnd,de->bne"), "bias": BoolAttr(true)}, b.merge(enc), wo, bo)
 
 	y := b.op(OpGather, Attrs{"axis": IntAttr(0)}, emb, tgt)
 	yin := b.op(OpSlice, Attrs{"axis": IntAttr(1), "start": DimAttr(c(0)), "end": DimAttr(dT.Sub(c(1)))}, y)

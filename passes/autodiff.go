@@ -551,6 +551,9 @@ func reduceRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error)
 // operands; a letter of operand i that appears nowhere else was summed
 // away, so its gradient is broadcast along it.
 func einsumRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
+	if in.Attrs.Bool("bias") {
+		return nil, fmt.Errorf("einsum with a bias (made by the epilogue pass, after autodiff) has no gradient rule")
+	}
 	terms, out, err := ir.ParseEinsum(in.Attrs.Str("spec"), len(in.Args))
 	if err != nil {
 		return nil, err

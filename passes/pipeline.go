@@ -24,6 +24,7 @@ var Pipeline = []Pass{
 	{Name: "verify", Doc: "check the elaborated module", Run: ir.Verify},
 	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
 	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
+	{Name: "epilogue", Doc: "fold a bias add after a product into the product", Run: Epilogue},
 	{Name: "sparsity", Doc: "mark attention masks that kernels may classify per tile", Run: Sparsity},
 }
 
@@ -35,6 +36,8 @@ var passOrder = []struct{ a, b, why string }{
 	{"verify", "autodiff", "autodiff differentiates a module whose types are checked"},
 	{"autodiff", "contract", "contract rewrites the products the gradients add (xᵀ·dy summed over a batch)"},
 	{"autodiff", "sparsity", "the attention_grad ops autodiff adds need their tiles marked too"},
+	{"autodiff", "epilogue", "an einsum with a bias has no gradient rule"},
+	{"contract", "epilogue", "contract makes the einsums whose bias adds epilogue folds"},
 }
 
 func init() {

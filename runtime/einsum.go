@@ -20,7 +20,21 @@ import (
 // as a sum and a transpose. Anything else loops over every assignment of
 // the letters, accumulating in float64. It panics if spec does not fit
 // the operands.
-func Einsum(spec string, xs ...*Tensor) *Tensor {
+func Einsum(spec string, xs ...*Tensor) *Tensor { return einsum(spec, nil, xs) }
+
+// EinsumBias returns Einsum(spec, xs...) + bias, bias an f32 row of the
+// result (its shape the result's last dims, after 1s): the epilogue pass's
+// einsum {bias = true}. Where the product runs as one GEMM (the usual
+// case) the result starts as the bias rows and the product is added into
+// it: no pass over the result of its own.
+func EinsumBias(spec string, bias *Tensor, xs ...*Tensor) *Tensor {
+	if bias == nil || bias.DType != F32 {
+		panic(fmt.Sprintf("runtime.EinsumBias: %q: the bias must be an f32 tensor", spec))
+	}
+	return einsum(spec, bias, xs)
+}
+
+func einsum(spec string, bias *Tensor, xs []*Tensor) *Tensor {
 	terms, outTerm, size := parseEinsum(spec, xs)
 	shape := make([]int, len(outTerm))
 	for i, r := range outTerm {
@@ -32,14 +46,27 @@ func Einsum(spec string, xs ...*Tensor) *Tensor {
 			simple = false
 		}
 	}
+	var res *Tensor
 	switch {
 	case simple && len(xs) == 1:
 		x, t := sumAbsent(xs[0], terms[0], outTerm, "")
-		return permuteTo(x, t, outTerm)
+		res = permuteTo(x, t, outTerm)
 	case simple && len(xs) == 2:
-		return einsumMatMul(xs[0], xs[1], terms[0], terms[1], outTerm, size)
+		rowBias := bias
+		if bias != nil && !isRow(bias.Shape, shape) {
+			rowBias = nil // Binary below broadcasts it, or says why not
+		}
+		var added bool
+		if res, added = einsumMatMul(xs[0], xs[1], terms[0], terms[1], outTerm, size, rowBias); added {
+			return res
+		}
+	default:
+		res = einsumLoop(xs, terms, outTerm, size, shape)
 	}
-	return einsumLoop(xs, terms, outTerm, size, shape)
+	if bias != nil {
+		return Binary(Add, res, bias, res.Shape)
+	}
+	return res
 }
 
 // parseEinsum splits spec into terms and checks it against the operands,
@@ -126,8 +153,10 @@ func permuteTo(x *Tensor, term, want string) *Tensor {
 // einsumMatMul computes a two-operand einsum as a batched matmul: x
 // becomes [batch, m, k] and y [batch, k, n], where batch are the letters
 // in both operands and the output, k those in both but not the output,
-// and m and n those in the output from one operand only.
-func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int) *Tensor {
+// and m and n those in the output from one operand only. A bias (a row
+// of the result) is added when the product runs as one GEMM whose result
+// needs no permuting, which added reports.
+func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int, bias *Tensor) (res *Tensor, added bool) {
 	x, tx = sumAbsent(x, tx, out, ty)
 	y, ty = sumAbsent(y, ty, out, tx)
 	var batch, contr, xfree, yfree string
@@ -156,12 +185,15 @@ func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int) *Tensor {
 	}
 	nb, m, k, n := prod(batch), prod(xfree), prod(contr), prod(yfree)
 	got := batch + xfree + yfree
-	if res := einsumStrided(x, y, tx, ty, batch, contr, xfree, yfree, size, nb, m, k, n); res != nil {
-		return permuteTo(res, got, out)
+	if got != out {
+		bias = nil
+	}
+	if res := einsumStrided(x, y, tx, ty, batch, contr, xfree, yfree, size, nb, m, k, n, bias); res != nil {
+		return permuteTo(res, got, out), bias != nil
 	}
 	xm := permuteTo(x, tx, batch+xfree+contr)
 	ym := permuteTo(y, ty, batch+contr+yfree)
-	res := New(F32, nb, m, n)
+	res = New(F32, nb, m, n)
 	idx := make([]int, nb)
 	for i := range idx {
 		idx[i] = i
@@ -172,7 +204,7 @@ func einsumMatMul(x, y *Tensor, tx, ty, out string, size map[rune]int) *Tensor {
 		shape = append(shape, size[r])
 	}
 	res.Shape = cloneInts(shape)
-	return permuteTo(res, got, out)
+	return permuteTo(res, got, out), false
 }
 
 // einsumLoop evaluates an einsum by its definition: for every assignment
@@ -244,7 +276,7 @@ func einsumLoop(xs []*Tensor, terms []string, outTerm string, size map[rune]int,
 // walk memory with one stride (letters of size 1 aside). It returns the
 // result with the letters batch+xfree+yfree, or nil when it does not
 // apply.
-func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size map[rune]int, nb, m, k, n int) *Tensor {
+func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size map[rune]int, nb, m, k, n int, bias *Tensor) *Tensor {
 	kern := activeGemm
 	if kern == nil || m*n*k < matAddPacked {
 		return nil
@@ -261,7 +293,10 @@ func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size
 	for _, r := range batch + xfree + yfree {
 		shape = append(shape, size[r])
 	}
-	res := newUninit(F32, shape...) // the product is stored, not added
+	res := newUninit(F32, shape...) // the product is stored, not added, or added to the bias rows
+	if bias != nil {
+		fillRows(res.F, bias.F)
+	}
 	co, xo, yo := make([]int, nb), make([]int, nb), make([]int, nb)
 	bdims := make([]int, len(batch))
 	for i, r := range batch {
@@ -282,8 +317,32 @@ func einsumStrided(x, y *Tensor, tx, ty, batch, contr, xfree, yfree string, size
 			idx[i] = 0
 		}
 	}
-	packedGemm(kern, &gemmOperand{res.F, co, n, 1}, &gemmOperand{x.F, xo, xrs, xcs}, &gemmOperand{y.F, yo, yrs, ycs}, m, k, n, true)
+	packedGemm(kern, &gemmOperand{res.F, co, n, 1}, &gemmOperand{x.F, xo, xrs, xcs}, &gemmOperand{y.F, yo, yrs, ycs}, m, k, n, bias == nil)
 	return res
+}
+
+// isRow reports whether x is a row of shape: after leading 1s, a suffix
+// of it.
+func isRow(x, shape []int) bool {
+	lead := 0
+	for lead < len(x) && x[lead] == 1 {
+		lead++
+	}
+	rest := x[lead:]
+	return len(rest) <= len(shape) && slices.Equal(rest, shape[len(shape)-len(rest):])
+}
+
+// fillRows fills dst with copies of row, one after another (len(dst) a
+// multiple of len(row), which is not empty).
+func fillRows(dst, row []float32) {
+	if len(row) == 0 {
+		return
+	}
+	ParallelFor(len(dst)/len(row), max(1, elemGrain/len(row)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			copy(dst[i*len(row):(i+1)*len(row)], row)
+		}
+	})
 }
 
 // letterStrides maps each letter of term to the row-major stride of its

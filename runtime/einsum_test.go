@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -41,4 +43,43 @@ func TestEinsumStrided(t *testing.T) {
 			checkRel(t, fmt.Sprintf("%s %v", c.spec, s), got, want, tol)
 		}
 	}
+}
+
+// TestEinsumBias compares EinsumBias with Einsum then Binary's add, on
+// products large enough for the GEMM (which adds into the bias rows) and
+// on the paths that add the bias afterwards (a permuted result, a bias
+// that is a column, a small product), with a bias of each row form.
+func TestEinsumBias(t *testing.T) {
+	r := newRand(21)
+	x, w, y := randF32(r, 3, 37, 64), randF32(r, 64, 130), randF32(r, 3, 64, 50)
+	small := randF32(r, 2, 3)
+	for _, c := range []struct {
+		name string
+		spec string
+		xs   []*rt.Tensor
+		bias *rt.Tensor
+	}{
+		{"row", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r, 130)},
+		{"row with leading 1s", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r, 1, 1, 130)},
+		{"two dims", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r, 37, 130)},
+		{"scalar", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r)},
+		{"batched", "abc,acd->abd", []*rt.Tensor{x, y}, randF32(r, 50)},
+		{"permuted result", "abc,cd->adb", []*rt.Tensor{x, w}, randF32(r, 37)},
+		{"a column", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r, 37, 1)},
+		{"small", "ab,bc->ac", []*rt.Tensor{small, randF32(r, 3, 4)}, randF32(r, 4)},
+		{"one operand", "ab->ba", []*rt.Tensor{small}, randF32(r, 2)},
+	} {
+		got := rt.EinsumBias(c.spec, c.bias, c.xs...)
+		prod := rt.Einsum(c.spec, c.xs...)
+		want := rt.Binary(rt.Add, prod, c.bias, prod.Shape)
+		if !slices.Equal(got.Shape, want.Shape) {
+			t.Fatalf("%s: shape %v, want %v", c.name, got.Shape, want.Shape)
+		}
+		for i, v := range want.F {
+			if d := math.Abs(float64(got.F[i] - v)); d > 1e-4*(1+math.Abs(float64(v))) {
+				t.Fatalf("%s: element %d is %v, want %v", c.name, i, got.F[i], v)
+			}
+		}
+	}
+	mustPanic(t, "bias must be an f32 tensor", func() { rt.EinsumBias("ab->ab", nil, small) })
 }

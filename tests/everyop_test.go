@@ -468,6 +468,11 @@ var opCases = []opCase{
 			c.out("einsum_transpose", es("ij->ji", c.param("t", 3, 4)))
 			c.out("einsum_dot", es("bnd,d->bn", c.plus(x, "u", 4), c.param("d", 4)))
 			c.out("einsum_three", es("bn,n,n->b", c.plus(c.in("y", ir.F32, "B", 3), "y.w", 3), c.param("y2", 3), c.param("y3", 3)))
+			// Bias adds the epilogue pass folds into the product: a row
+			// of the result (the GEMM adds into the bias rows), and one
+			// whose product is permuted (added after it).
+			c.out("einsum_bias", c.bin(ir.OpAdd, es("bnd,de->bne", c.plus(x, "xb", 4), c.param("wb", 4, 3)), c.param("bb", 3)))
+			c.out("einsum_bias_permuted", c.bin(ir.OpAdd, es("bnd,de->ben", c.plus(x, "xp", 4), c.param("wp", 4, 3)), c.plus(c.in("bn", ir.F32, "N"), "bnw", 1)))
 		},
 		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 9)}, {syms: syms("B", 2, "N", 0)}, {syms: syms("B", 2, "N", 3), special: []string{"x", "y"}}},
 	},

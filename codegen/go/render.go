@@ -655,6 +655,15 @@ func (r *renderer) instr(in *ir.Instr) error {
 	case ir.OpMatMul:
 		r.pf("\t%s := rt.MatMul(%s, %s)\n", v, arg(0), arg(1))
 	case ir.OpEinsum:
+		if a.Bool("bias") {
+			n := len(in.Args) - 1
+			ops := make([]string, n)
+			for i := range n {
+				ops[i] = arg(i)
+			}
+			r.pf("\t%s := rt.EinsumBias(%s, %s, %s)\n", v, strconv.Quote(a.Str("spec")), arg(n), strings.Join(ops, ", "))
+			break
+		}
 		r.pf("\t%s := rt.Einsum(%s, %s)\n", v, strconv.Quote(a.Str("spec")), args())
 	case ir.OpReshape:
 		if r.views[in] {

@@ -274,6 +274,13 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 	case ir.OpMatMul:
 		return matmul(args[0], args[1], shape)
 	case ir.OpEinsum:
+		if a.Bool("bias") {
+			prod, err := einsum(a.Str("spec"), args[:len(args)-1], shape)
+			if err != nil {
+				return nil, err
+			}
+			return binary(ir.OpAdd, prod, args[len(args)-1], dt, shape)
+		}
 		return einsum(a.Str("spec"), args, shape)
 	case ir.OpReshape:
 		return &Tensor{DType: dt, Shape: shape, Data: append([]float64{}, args[0].Data...)}, nil

@@ -191,6 +191,8 @@ var opCases = []opCase{
 		f32(sh(1, 2, 2), 1, 0, 0, 1), f32(sh(2, 2, 1), 1, 3, -2, -4)),
 	attrCase(ir.OpEinsum, "matmul", attrs("spec", ir.StringAttr("ij,jk->ik")), f32(sh(2, 2), 58, 64, 139, 154),
 		f32(sh(2, 3), 1, 2, 3, 4, 5, 6), f32(sh(3, 2), 7, 8, 9, 10, 11, 12)),
+	attrCase(ir.OpEinsum, "matmul with a bias", attrs("spec", ir.StringAttr("ij,jk->ik"), "bias", ir.BoolAttr(true)), f32(sh(2, 2), 58.5, 62, 139.5, 152),
+		f32(sh(2, 3), 1, 2, 3, 4, 5, 6), f32(sh(3, 2), 7, 8, 9, 10, 11, 12), f32(sh(2), 0.5, -2)),
 	attrCase(ir.OpEinsum, "diagonal", attrs("spec", ir.StringAttr("ii->i")), f32(sh(2), 1, 4), f32(sh(2, 2), 1, 2, 3, 4)),
 	attrCase(ir.OpEinsum, "total", attrs("spec", ir.StringAttr("ij->")), f32(nil, 10), f32(sh(2, 2), 1, 2, 3, 4)),
 	attrCase(ir.OpEinsum, "outer", attrs("spec", ir.StringAttr("i,j->ji")), f32(sh(3, 2), 1, 2, 3, 6, -1, -2),
