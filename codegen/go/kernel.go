@@ -31,9 +31,8 @@ func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 		params = append(params, symVar(s)+" int")
 	}
 	last := len(k.Params) - 1
-	for i, p := range k.Params[:last] {
+	for _, p := range k.Params[:last] {
 		params = append(params, fmt.Sprintf("%s *rt.Tensor", kirVar(p)))
-		_ = i
 	}
 	out := k.Params[last]
 	r.pf("\n// %s runs the kernel %s (attnc ir -dump=fuse prints it): %s.\n", kernelFunc(k), k.Name, comment(g.Label()))
