@@ -12,7 +12,7 @@ import "github.com/attnc/attnc/ir"
 // with a bias has no gradient rule; contract makes the einsums).
 //
 // Guarantees: the same values, up to float32 rounding (the bias is added
-// first); an add whose every user is an elementwise op the fuse pass
+// first); an add whose only user is an elementwise op the fuse pass
 // would put in its chain (a GELU after the bias) is left to that chain,
 // where the bias costs nothing extra; the folded einsum stays in the
 // module, unused (lowering drops it).
@@ -58,16 +58,10 @@ func Epilogue(m *ir.Module) error {
 }
 
 // joinsChain reports whether the fuse pass would put in, an elementwise
-// instruction, in a chain with its users: they are all fusible
-// instructions of its shape.
+// instruction, in a chain with its user: it has one, a fusible
+// instruction of its shape. With several users (a GELU in the forward
+// pass and its derivative in the backward) it is a chain's root on its
+// own, and folding it into the product saves that pass.
 func joinsChain(in *ir.Instr, users []*ir.Instr) bool {
-	if len(users) == 0 {
-		return false
-	}
-	for _, u := range users {
-		if !fusible(u) || !u.Type.Shape.Equal(in.Type.Shape) {
-			return false
-		}
-	}
-	return true
+	return len(users) == 1 && fusible(users[0]) && users[0].Type.Shape.Equal(in.Type.Shape)
 }
