@@ -468,7 +468,20 @@ func inferNorm(c *InferCtx) (Type, error) {
 }
 
 func inferNormGrad(c *InferCtx) (Type, error) {
+	want := 2
+	if c.Attrs.Bool("scale") {
+		want = 3
+	}
+	if len(c.Args) != want {
+		return Type{}, errf("norm gradient takes %d operands (x, dy and, with scale, γ), got %d", want, len(c.Args))
+	}
 	x, dy := c.Args[0], c.Args[1]
+	if want == 3 {
+		g := c.Args[2]
+		if x.Rank() < 1 || g.DType != F32 || !IsRowOf(g.Shape, x.Shape[x.Rank()-1:]) {
+			return Type{}, errf("norm gradient scale %s is not an f32 vector along the last axis of %s", g, x)
+		}
+	}
 	if x.DType != F32 || x.Rank() < 1 {
 		return Type{}, errf("norm gradient needs an f32 x of rank ≥ 1, got %s", x)
 	}

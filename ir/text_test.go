@@ -249,8 +249,11 @@ func backwardModule() (*Module, error) {
 		grads = append(grads, b.op(OpExtract, Attrs{"index": IntAttr(int64(i))}, all))
 	}
 	n := b.op(OpDimSize, Attrs{"dim": DimAttr(dN.Sub(c(1)))})
+	gamma := b.param("ln.weight", "ones", 0, TensorOf(F32, c(8)))
 	ln := b.op(OpLayerNormGrad, Attrs{"eps": FloatAttr(1e-5)}, x, grads[0])
-	rms := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6)}, x, ln)
+	lns := b.op(OpLayerNormGrad, Attrs{"eps": FloatAttr(1e-5), "scale": BoolAttr(true)}, x, ln, gamma)
+	rmss := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6), "scale": BoolAttr(true)}, x, lns, gamma)
+	rms := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6)}, x, rmss)
 	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, rms, b.op(OpAdd, nil, grads[1], grads[2])))
 	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))
 	b.Output(OutGrad, "rel.bias", grads[3])

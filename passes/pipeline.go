@@ -25,6 +25,7 @@ var Pipeline = []Pass{
 	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
 	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
 	{Name: "epilogue", Doc: "fold a bias add after a product into the product", Run: Epilogue},
+	{Name: "normscale", Doc: "fold the product by a norm's weight into the norm's gradient", Run: NormScale},
 	{Name: "sparsity", Doc: "mark attention masks that kernels may classify per tile", Run: Sparsity},
 }
 
@@ -38,6 +39,7 @@ var passOrder = []struct{ a, b, why string }{
 	{"autodiff", "sparsity", "the attention_grad ops autodiff adds need their tiles marked too"},
 	{"autodiff", "epilogue", "an einsum with a bias has no gradient rule"},
 	{"contract", "epilogue", "contract makes the einsums whose bias adds epilogue folds"},
+	{"autodiff", "normscale", "autodiff writes the norm gradients whose scale normscale folds"},
 }
 
 func init() {

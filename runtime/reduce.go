@@ -404,19 +404,34 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 // result as r·dy + b·(x - mean) + c with b = -r³·mean(dy·(x - mean)) and
 // c = -r·mean(dy).
 func LayerNormGrad(x, dy *Tensor, eps float32) *Tensor {
-	return normGradOp("LayerNormGrad", x, dy, eps, false)
+	return normGradOp("LayerNormGrad", x, dy, nil, eps, false)
+}
+
+// LayerNormGradScaled is LayerNormGrad at dy·gamma, gamma a vector along
+// the last axis (the norm's affine weight), without a pass of its own
+// for the product: each row of dy is scaled as the kernel reads it.
+func LayerNormGradScaled(x, dy, gamma *Tensor, eps float32) *Tensor {
+	return normGradOp("LayerNormGradScaled", x, dy, gamma, eps, false)
+}
+
+// RMSNormGradScaled is RMSNormGrad at dy·gamma, as LayerNormGradScaled.
+func RMSNormGradScaled(x, dy, gamma *Tensor, eps float32) *Tensor {
+	return normGradOp("RMSNormGradScaled", x, dy, gamma, eps, true)
 }
 
 // RMSNormGrad returns RMSNorm's gradient at x given dy: r·(dy -
 // y·mean(dy·y)), r = 1/√(mean(x²) + eps), computed as LayerNormGrad's
 // with mean 0 and no mean(dy) term.
 func RMSNormGrad(x, dy *Tensor, eps float32) *Tensor {
-	return normGradOp("RMSNormGrad", x, dy, eps, true)
+	return normGradOp("RMSNormGrad", x, dy, nil, eps, true)
 }
 
-func normGradOp(kernel string, x, dy *Tensor, eps float32, rms bool) *Tensor {
+func normGradOp(kernel string, x, dy, gamma *Tensor, eps float32, rms bool) *Tensor {
 	if x.DType != F32 || len(x.Shape) == 0 || dy.DType != F32 || !slices.Equal(x.Shape, dy.Shape) {
 		panic(fmt.Sprintf("runtime.%s: needs f32 x of rank ≥ 1 and dy of its shape, got %s and %s", kernel, typeString(x.DType, x.Shape), typeString(dy.DType, dy.Shape)))
+	}
+	if gamma != nil && (gamma.DType != F32 || len(gamma.F) != x.Shape[len(x.Shape)-1]) {
+		panic(fmt.Sprintf("runtime.%s: gamma %s is not an f32 vector along the last axis of %s", kernel, typeString(gamma.DType, gamma.Shape), typeString(x.DType, x.Shape)))
 	}
 	out := newUninit(F32, x.Shape...) // every row is written
 	n := x.Shape[len(x.Shape)-1]
@@ -426,8 +441,17 @@ func normGradOp(kernel string, x, dy *Tensor, eps float32, rms bool) *Tensor {
 	rows := len(x.F) / n
 	fn := float64(n)
 	ParallelFor(rows, max(1, elemGrain/n), func(lo, hi int) {
+		var scaled *[]float32
+		if gamma != nil {
+			scaled = getBuffer(n)
+			defer putBuffer(scaled)
+		}
 		for r := lo; r < hi; r++ {
 			row, g, dst := x.F[r*n:(r+1)*n], dy.F[r*n:(r+1)*n], out.F[r*n:(r+1)*n]
+			if scaled != nil {
+				arithRowF32(Mul, *scaled, g, 1, gamma.F, 1) // Binary's product, element for element
+				g = *scaled
+			}
 			mean, mg := 0.0, 0.0
 			if !rms {
 				mean = sum64(row) / fn

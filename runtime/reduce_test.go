@@ -143,6 +143,12 @@ func TestNormGrads(t *testing.T) {
 		attrs := ir.Attrs{"eps": ir.FloatAttr(1e-5)}
 		checkRel(t, fmt.Sprint("layer", shape), rt.LayerNormGrad(x, dy, 1e-5), ref(t, ir.OpLayerNormGrad, attrs, x, dy), tol)
 		checkRel(t, fmt.Sprint("rms", shape), rt.RMSNormGrad(x, dy, 1e-5), ref(t, ir.OpRMSNormGrad, attrs, x, dy), tol)
+		if n := shape[len(shape)-1]; n > 0 {
+			g := randF32(r, n)
+			scaled := ir.Attrs{"eps": ir.FloatAttr(1e-5), "scale": ir.BoolAttr(true)}
+			checkRel(t, fmt.Sprint("layer scaled", shape), rt.LayerNormGradScaled(x, dy, g, 1e-5), ref(t, ir.OpLayerNormGrad, scaled, x, dy, g), tol)
+			checkRel(t, fmt.Sprint("rms scaled", shape), rt.RMSNormGradScaled(x, dy, g, 1e-5), ref(t, ir.OpRMSNormGrad, scaled, x, dy, g), tol)
+		}
 	}
 	x, dy := rt.FromF32(ints(2, 9), make([]float32, 18)), randF32(r, 2, 9)
 	for i := range x.F[:9] {

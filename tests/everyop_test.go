@@ -528,6 +528,10 @@ var opCases = []opCase{
 			c.out("softmax_mid", c.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(1)}, c.bin(ir.OpMul, x, c.param("sm2.w", 7))))
 			c.out("layer_norm", c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "ln.w", 7)))
 			c.out("rms_norm", c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "rms.w", 7)))
+			// Norms with an affine weight: their gradients get the weight
+			// folded in (the normscale pass, scale = true).
+			c.out("layer_norm_affine", c.bin(ir.OpMul, c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "lna.w", 7)), c.param("lna.g", 7)))
+			c.out("rms_norm_affine", c.bin(ir.OpMul, c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "rmsa.w", 7)), c.param("rmsa.g", 7)))
 			c.out("cross_entropy", c.op(ir.OpCrossEntropy, nil, c.plus(x, "ce.w", 7), c.in("t", ir.I32, "B", "N")))
 			c.out("cross_entropy_ignore", c.op(ir.OpCrossEntropy, ir.Attrs{"ignore_index": ir.IntAttr(-1)}, c.plus(x, "ce2.w", 7), c.in("ti", ir.I32, "B", "N")))
 			// Rows that are entirely -Inf.

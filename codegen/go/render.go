@@ -691,10 +691,13 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.LayerNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
 	case ir.OpRMSNorm:
 		r.pf("\t%s := rt.RMSNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
-	case ir.OpLayerNormGrad:
-		r.pf("\t%s := rt.LayerNormGrad(%s, %s, %s)\n", v, arg(0), arg(1), floatLit32(a.Float("eps")))
-	case ir.OpRMSNormGrad:
-		r.pf("\t%s := rt.RMSNormGrad(%s, %s, %s)\n", v, arg(0), arg(1), floatLit32(a.Float("eps")))
+	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
+		fn := map[ir.Op]string{ir.OpLayerNormGrad: "LayerNormGrad", ir.OpRMSNormGrad: "RMSNormGrad"}[in.Op]
+		if a.Bool("scale") {
+			r.pf("\t%s := rt.%sScaled(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
+			break
+		}
+		r.pf("\t%s := rt.%s(%s, %s, %s)\n", v, fn, arg(0), arg(1), floatLit32(a.Float("eps")))
 	case ir.OpCrossEntropy:
 		withErr(fmt.Sprintf("rt.CrossEntropy(%s, %s, %d, %v)", arg(0), arg(1), a["ignore_index"].Int, a.Has("ignore_index")))
 	case ir.OpScan:

@@ -302,10 +302,15 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return layerNorm(args[0], a.Float("eps"), false), nil
 	case ir.OpRMSNorm:
 		return layerNorm(args[0], a.Float("eps"), true), nil
-	case ir.OpLayerNormGrad:
-		return layerNormGrad(args[0], args[1], a.Float("eps"), false), nil
-	case ir.OpRMSNormGrad:
-		return layerNormGrad(args[0], args[1], a.Float("eps"), true), nil
+	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
+		dy := args[1]
+		if a.Bool("scale") {
+			var err error
+			if dy, err = binary(ir.OpMul, dy, args[2], ir.F32, dy.Shape); err != nil {
+				return nil, err
+			}
+		}
+		return layerNormGrad(args[0], dy, a.Float("eps"), in.Op == ir.OpRMSNormGrad), nil
 	case ir.OpCrossEntropy:
 		ignore, hasIgnore := int64(0), a.Has("ignore_index")
 		if hasIgnore {

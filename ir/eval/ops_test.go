@@ -256,6 +256,10 @@ var opCases = []opCase{
 	{op: ir.OpLayerNormGrad, name: "eps 0", want: f32(sh(1, 3), 0.17634668567096218, -0.2204333570887027, 0.044086671417740544), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0)), c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)))
 	}},
+	// Scaled by γ = [2, 3, 4]: dy·γ = [2, 0, 0], twice the gradient above.
+	{op: ir.OpLayerNormGrad, name: "scale", want: f32(sh(1, 3), 0.35269337134192436, -0.4408667141774054, 0.08817334283548109), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0), "scale", ir.BoolAttr(true)), c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)), c.in(f32(sh(3), 2, 3, 4)))
+	}},
 	// r = √(3/26); dy = [0, 1, 0] gives r·(dy - x/26) = r·[0, 25, -5]/26.
 	{op: ir.OpRMSNormGrad, name: "eps 0", want: f32(sh(3), 0, 0.326618375234018, -0.0653236750468036), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpRMSNormGrad, attrs("eps", ir.FloatAttr(0)), c.in(f32(sh(3), 0, 1, 5)), c.in(f32(sh(3), 0, 1, 0)))
