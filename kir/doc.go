@@ -66,9 +66,9 @@
 //
 //	kernel scale(x: f32[M, 128], out: f32[M, 128]) grid [(M + 63) / 64] {
 //	  %0 = program_id {axis = 0} : index
-//	  %1 = const {value = 64} : index
+//	  %1 = const {value = 64.0} : index
 //	  %2 = mul %0, %1 : index
-//	  %3 = const {value = 0} : index
+//	  %3 = const {value = 0.0} : index
 //	  %4 = load %x, %2, %3 {dims = [0, 1], pad = 0.0} : f32[64, 128]
 //	  %5 = const {value = 0.5} : f32[]
 //	  %6 = mul %4, %5 : f32[64, 128]
