@@ -260,7 +260,7 @@ func TestPeriodicBoundsTight(t *testing.T) {
 // fuzzer's seed), evaluated by any function or operator, stay inside its
 // Bounds.
 //
-//	go test -run XXX -fuzz FuzzExprBounds -fuzztime 30s ./ir/
+//	go test -run '^$' -fuzz FuzzExprBounds -fuzztime 30s ./ir/
 func FuzzExprBounds(f *testing.F) {
 	cases := boundsCases(f)
 	for i := range 8 {
