@@ -76,6 +76,14 @@ type AttnSpec struct {
 	// reads no h): the kernels then classify each tile once for all the
 	// heads of an example.
 	TileHeadFree bool
+	// Layout is how q, k, v, dy, the result and the gradients hold their
+	// rows: "bhnd" (or "", the default) for [B, H, N, D], "bnhd" for
+	// [B, N, H, D], the layout the projections write, read and written
+	// in place with a row stride of H·D; the row statistics (lse, the
+	// backward's row sums) are then [B, N, H] too. The IR's layout pass
+	// sets it (attention {layout = bnhd}) so that no transposes run
+	// around the op. "bnhd" needs Returns "out" or "lse".
+	Layout string
 }
 
 // A TileKind is what a mask does on a tile of (query, key) pairs.
@@ -95,6 +103,11 @@ type attnRun struct {
 	q, k, v               *Tensor
 	nb, nh, nq, nk, d, dv int
 	returns               string
+	// bnhd says the operands are [B, N, H, D] (see AttnSpec.Layout):
+	// row i of the pair bh of a tensor of n rows per pair is then
+	// row (b·n + i)·H + h of its memory, and consecutive rows of a pair
+	// are H rows apart. ri and step say it for both layouts.
+	bnhd bool
 	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
 	kp                    tilePack    // k, packed per group of (b, h)
 	// kinds, for a spec whose Tile is head-free, holds every tile's
@@ -138,6 +151,38 @@ func (a *attnRun) tileKind(b, h, q0, q1, k0, k1 int) TileKind {
 		return a.kinds[(b*nqt+q0/attnBQ)*nkt+k0/attnBK]
 	}
 	return a.spec.Tile(b, h, q0, q1, k0, k1)
+}
+
+// ri returns the index in memory of row i of the pair bh (= b·H + h) of
+// a tensor with n rows per pair: q, dy and the result (n = Nq), k and v
+// (n = Nk), and the row statistics, whose "rows" are single values.
+func (a *attnRun) ri(bh, n, i int) int {
+	if !a.bnhd {
+		return bh*n + i
+	}
+	return (bh/a.nh*n+i)*a.nh + bh%a.nh
+}
+
+// step returns how many rows of memory lie between consecutive rows of
+// one pair: 1, or H in the bnhd layout.
+func (a *attnRun) step() int {
+	if a.bnhd {
+		return a.nh
+	}
+	return 1
+}
+
+// scaleRows multiplies by s the rows [r0, r1) of the pair bh of x (width
+// elements a row, n rows a pair).
+func (a *attnRun) scaleRows(x []float32, width, bh, n, r0, r1 int, s float32) {
+	if !a.bnhd {
+		scaleRow(x[(bh*n+r0)*width:(bh*n+r1)*width], s)
+		return
+	}
+	for i := r0; i < r1; i++ {
+		o := a.ri(bh, n, i) * width
+		scaleRow(x[o:o+width], s)
+	}
 }
 
 // rowSplit is an operand of a tile product whose rows may hold NaN or
@@ -192,18 +237,31 @@ func newAttnRun(kernel string, q, k, v *Tensor, spec *AttnSpec) *attnRun {
 	if a.returns == "" {
 		a.returns = "out"
 	}
-	bad := q.DType != F32 || k.DType != F32 || len(q.Shape) != 4 || len(k.Shape) != 4 ||
-		q.Shape[0] != k.Shape[0] || q.Shape[1] != k.Shape[1] || q.Shape[3] != k.Shape[3]
-	if bad {
-		panic(fmt.Sprintf("runtime.%s: q %s and k %s must be f32[B, H, N, D] with matching B, H, D",
-			kernel, typeString(q.DType, q.Shape), typeString(k.DType, k.Shape)))
+	// hAxis and nAxis are the axes of H and N in the operands.
+	hAxis, nAxis, layout := 1, 2, "[B, H, N, D]"
+	switch spec.Layout {
+	case "", "bhnd":
+	case "bnhd":
+		a.bnhd = true
+		hAxis, nAxis, layout = 2, 1, "[B, N, H, D]"
+		if a.returns != "out" && a.returns != "lse" {
+			panic(fmt.Sprintf("runtime.%s: layout bnhd needs Returns out or lse, not %s", kernel, a.returns))
+		}
+	default:
+		panic(fmt.Sprintf("runtime.%s: unknown Layout %q", kernel, spec.Layout))
 	}
-	a.nb, a.nh, a.nq, a.d = q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
-	a.nk = k.Shape[2]
+	bad := q.DType != F32 || k.DType != F32 || len(q.Shape) != 4 || len(k.Shape) != 4 ||
+		q.Shape[0] != k.Shape[0] || q.Shape[hAxis] != k.Shape[hAxis] || q.Shape[3] != k.Shape[3]
+	if bad {
+		panic(fmt.Sprintf("runtime.%s: q %s and k %s must be f32%s with matching B, H, D",
+			kernel, typeString(q.DType, q.Shape), typeString(k.DType, k.Shape), layout))
+	}
+	a.nb, a.nh, a.nq, a.d = q.Shape[0], q.Shape[hAxis], q.Shape[nAxis], q.Shape[3]
+	a.nk = k.Shape[nAxis]
 	switch a.returns {
 	case "out":
-		if v == nil || v.DType != F32 || len(v.Shape) != 4 || v.Shape[0] != a.nb || v.Shape[1] != a.nh || v.Shape[2] != a.nk {
-			panic(fmt.Sprintf("runtime.%s: returning out needs v f32[%d, %d, %d, Dv], got %v", kernel, a.nb, a.nh, a.nk, v))
+		if v == nil || v.DType != F32 || len(v.Shape) != 4 || v.Shape[0] != a.nb || v.Shape[hAxis] != a.nh || v.Shape[nAxis] != a.nk {
+			panic(fmt.Sprintf("runtime.%s: returning out needs v f32%s with B = %d, H = %d, N = %d, got %v", kernel, layout, a.nb, a.nh, a.nk, v))
 		}
 		a.dv = v.Shape[3]
 	case "probs", "logprobs", "lse":
@@ -382,17 +440,18 @@ func (a *attnRun) packKeyTiles(p *tilePack, x []float32, width, bh0, bh1 int) {
 			bh, k0 := bh0+task/kt, task%kt*attnBK
 			cols := min(attnBK, a.nk-k0)
 			dst := data[task*tileLen : (task+1)*tileLen]
-			src := x[(bh*a.nk+k0)*width:]
+			src := x[a.ri(bh, a.nk, k0)*width:]
+			rs := width * a.step()
 			if a.kern == nil {
 				for j := range cols {
-					for c, v := range src[j*width : (j+1)*width] {
+					for c, v := range src[j*rs : j*rs+width] {
 						dst[c*attnBK+j] = v
 					}
 				}
 				continue
 			}
 			nr := a.kern.nr
-			op := gemmOperand{data: src, off: zeroOff, rs: 1, cs: width}
+			op := gemmOperand{data: src, off: zeroOff, rs: 1, cs: rs}
 			for j0 := 0; j0 < cols; j0 += nr {
 				packB(dst[j0*width:(j0+nr)*width], &op, 0, 0, j0, width, min(nr, cols-j0), nr)
 			}
@@ -418,7 +477,7 @@ func (a *attnRun) packRows(p *tilePack, x []float32, n, width, bh0, bh1 int) {
 			bh, r0 := bh0+task/nt, task%nt*attnBK
 			rows := min(attnBK, n-r0)
 			dst := data[task*tileLen : (task+1)*tileLen]
-			op := gemmOperand{data: x[(bh*n+r0)*width:], off: zeroOff, rs: width, cs: 1}
+			op := gemmOperand{data: x[a.ri(bh, n, r0)*width:], off: zeroOff, rs: width * a.step(), cs: 1}
 			for s, j0 := 0, 0; j0 < width; s, j0 = s+1, j0+k.nr {
 				packB(dst[s*rows*k.nr:(s+1)*rows*k.nr], &op, 0, 0, j0, rows, min(k.nr, width-j0), k.nr)
 			}
@@ -446,7 +505,7 @@ func (a *attnRun) packQueryTiles(p *tilePack, x []float32, width int, scale floa
 		for task := lo; task < hi; task++ {
 			bh, q0 := bh0+task/qt, task%qt*attnBQ
 			dst := data[task*tileLen : (task+1)*tileLen]
-			packA(dst, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, bh*a.nq+q0, 0, min(attnBQ, a.nq-q0), width, k.mr)
+			packA(dst, &gemmOperand{data: x[a.ri(bh, a.nq, q0)*width:], off: zeroOff, rs: width * a.step(), cs: 1}, 0, 0, 0, min(attnBQ, a.nq-q0), width, k.mr)
 			if scale != 1 {
 				scaleRow(dst, scale)
 			}
@@ -471,7 +530,7 @@ func (a *attnRun) packTransposedTiles(p *tilePack, x []float32, n, width, bh0, b
 		for task := lo; task < hi; task++ {
 			bh, r0 := bh0+task/nt, task%nt*attnBK
 			rows := min(attnBK, n-r0)
-			op := gemmOperand{data: x[(bh*n+r0)*width:], off: zeroOff, rs: 1, cs: width}
+			op := gemmOperand{data: x[a.ri(bh, n, r0)*width:], off: zeroOff, rs: 1, cs: width * a.step()}
 			packA(data[task*tileLen:(task+1)*tileLen], &op, 0, 0, 0, width, rows, k.mr)
 		}
 	})
@@ -504,17 +563,17 @@ func (a *attnRun) inGroups(per, grain int, pack func(bh0, bh1 int), body func(lo
 
 // tileTimesRows adds the tile matrix t.sc (rows × cols) times the key
 // rows of bh from k0 (cols × width: yp's packed tile, or x's rows without
-// a micro-kernel) into c (row stride width).
-func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePack, width, bh, k0, rows, cols int) {
+// a micro-kernel) into c (row stride ldc).
+func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, ldc int, x []float32, yp *tilePack, width, bh, k0, rows, cols int) {
 	k := a.kern
 	if k == nil {
-		matAdd(c, width, t.sc, attnBK, x[(bh*a.nk+k0)*width:], width, rows, cols, width)
+		matAdd(c, ldc, t.sc, attnBK, x[a.ri(bh, a.nk, k0)*width:], width*a.step(), rows, cols, width)
 		return
 	}
 	if width == 0 || cols == 0 {
 		return
 	}
-	cOp := &gemmOperand{data: c, off: zeroOff, rs: width, cs: 1}
+	cOp := &gemmOperand{data: c, off: zeroOff, rs: ldc, cs: 1}
 	if k.runA64 != nil {
 		// sc's rows are attnBK apart and padded to whole slivers: no
 		// packing.
@@ -526,12 +585,12 @@ func (a *attnRun) tileTimesRows(t *tileBuf, c []float32, x []float32, yp *tilePa
 }
 
 // tileProduct sets c (row stride attnBK) to x · yᵀ, for the rows
-// [row0, row0+rows) of x (f32[…, width] rows, one per query) and the
-// cols keys of the packed key tile yt. With a micro-kernel the rows of x
+// [q0, q0+rows) of the pair bh of x (f32 rows of width, one per query:
+// q or dy) and the cols keys of the packed key tile yt. With a micro-kernel the rows of x
 // are packed into xp, unless it holds them already, and multiplied by
 // scale as they are: the product is then (scale·x)·yᵀ. Without one scale
 // is not applied; the caller does it (see scores).
-func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, yt []float32, cols int, xp *aPack, scale float32) {
+func (a *attnRun) tileProduct(c []float32, x []float32, width, bh, q0, rows int, yt []float32, cols int, xp *aPack, scale float32) {
 	k := a.kern
 	if k == nil || width == 0 || k.set == nil {
 		for i := range rows {
@@ -542,22 +601,22 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, row0, rows int, y
 		return
 	}
 	if k == nil {
-		matAdd(c, attnBK, x[row0*width:], width, yt, attnBK, rows, width, cols)
+		matAdd(c, attnBK, x[a.ri(bh, a.nq, q0)*width:], width*a.step(), yt, attnBK, rows, width, cols)
 		return
 	}
 	if k.set != nil {
 		k = k.set // stores the product: no clearing first
 	}
 	ap := xp.data
-	switch {
+	switch key := bh*a.nq + q0; {
 	case xp.pre != nil:
-		ap = xp.pre.tile(row0/a.nq, row0%a.nq)
-	case xp.key != row0:
-		packA(xp.data, &gemmOperand{data: x, off: zeroOff, rs: width, cs: 1}, 0, row0, 0, rows, width, k.mr)
+		ap = xp.pre.tile(bh, q0)
+	case xp.key != key:
+		packA(xp.data, &gemmOperand{data: x[a.ri(bh, a.nq, q0)*width:], off: zeroOff, rs: width * a.step(), cs: 1}, 0, 0, 0, rows, width, k.mr)
 		if scale != 1 {
 			scaleRow(xp.data, scale)
 		}
-		xp.key = row0
+		xp.key = key
 	}
 	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
 }
@@ -626,7 +685,7 @@ func (a *attnRun) scores(t *tileBuf, b, h, q0, q1, k0, k1 int, wantRaw, needKeep
 	}
 	// sc = (Scale·q_tile) · k_tileᵀ, K packed once per call.
 	bh := b*a.nh + h
-	a.tileProduct(t.sc, a.q.F, a.d, bh*a.nq+q0, rows, a.kp.tile(bh, k0), cols, &t.qp, s.Scale)
+	a.tileProduct(t.sc, a.q.F, a.d, bh, q0, rows, a.kp.tile(bh, k0), cols, &t.qp, s.Scale)
 	ad := admitter{a: a, b: b, h: h, wantRaw: wantRaw, needKeep: needKeep, scale: 1}
 	if a.kern == nil {
 		ad.scale = s.Scale // not folded into the product
@@ -729,11 +788,11 @@ func Attention(q, k, v *Tensor, spec *AttnSpec) *Tensor {
 	}
 	switch a.returns {
 	case "out":
-		out := New(F32, a.nb, a.nh, a.nq, a.dv)
+		out := a.newRows(a.dv)
 		a.flash(out.F, nil)
 		return out
 	case "lse":
-		out := New(F32, a.nb, a.nh, a.nq)
+		out := a.newRows(0)
 		a.flash(nil, out.F)
 		return out
 	}
@@ -751,10 +810,10 @@ func AttentionWithLSE(q, k, v *Tensor, spec *AttnSpec) (y, lse *Tensor) {
 	if a.returns != "out" && v != nil {
 		panic(fmt.Sprintf("runtime.AttentionWithLSE: returning %s takes no v", a.returns))
 	}
-	lse = New(F32, a.nb, a.nh, a.nq)
+	lse = a.newRows(0)
 	switch a.returns {
 	case "out":
-		y = New(F32, a.nb, a.nh, a.nq, a.dv)
+		y = a.newRows(a.dv)
 		a.flash(y.F, lse.F)
 	case "lse":
 		panic("runtime.AttentionWithLSE: Returns lse")
@@ -763,6 +822,20 @@ func AttentionWithLSE(q, k, v *Tensor, spec *AttnSpec) (y, lse *Tensor) {
 		a.distribution(y.F, a.returns == "logprobs", lse.F)
 	}
 	return y, lse
+}
+
+// newRows returns a new tensor of a row of width per query of every
+// pair, in a's layout: [B, H, Nq, width] or [B, Nq, H, width]; width 0
+// leaves the last axis out (the row statistics).
+func (a *attnRun) newRows(width int) *Tensor {
+	shape := []int{a.nb, a.nh, a.nq, width}
+	if a.bnhd {
+		shape = []int{a.nb, a.nq, a.nh, width}
+	}
+	if width == 0 {
+		shape = shape[:3]
+	}
+	return New(F32, shape...)
 }
 
 // flash runs the online-softmax forward pass, writing the attention
@@ -838,12 +911,12 @@ func (a *attnRun) flash(out, lse []float32) {
 					l[i] += sum
 				}
 				if acc != nil {
-					a.tileTimesRows(t, acc, vs.clean, &vp, a.dv, bh, k0, rows, cols)
+					a.tileTimesRows(t, acc, a.dv, vs.clean, &vp, a.dv, bh, k0, rows, cols)
 					for j := range cols {
-						if vs.bad == nil || !vs.bad[bh*a.nk+k0+j] {
+						if vs.bad == nil || !vs.bad[a.ri(bh, a.nk, k0+j)] {
 							continue
 						}
-						vrow := a.v.F[(bh*a.nk+k0+j)*a.dv:][:a.dv]
+						vrow := a.v.F[a.ri(bh, a.nk, k0+j)*a.dv:][:a.dv]
 						for i := range rows {
 							if t.keep[i*attnBK+j] {
 								addScaled(acc[i*a.dv:(i+1)*a.dv], t.sc[i*attnBK+j], vrow)
@@ -855,19 +928,19 @@ func (a *attnRun) flash(out, lse []float32) {
 			// l is 0 exactly when the row admits no key; a NaN score
 			// makes it NaN, which must reach the results as in the
 			// reference, so the test is != 0, not > 0.
-			row0 := bh*a.nq + q0
 			for i := range rows {
+				row := a.ri(bh, a.nq, q0+i)
 				if lse != nil {
-					lse[row0+i] = negInf32
+					lse[row] = negInf32
 					switch {
 					case m[i] == posInf32:
-						lse[row0+i] = posInf32 // l is NaN (∞ - ∞), the sum is not
+						lse[row] = posInf32 // l is NaN (∞ - ∞), the sum is not
 					case l[i] != 0:
-						lse[row0+i] = m[i] + float32(math.Log(l[i]))
+						lse[row] = m[i] + float32(math.Log(l[i]))
 					}
 				}
 				if out != nil {
-					o := out[(row0+i)*a.dv : (row0+i+1)*a.dv]
+					o := out[row*a.dv : (row+1)*a.dv]
 					if l[i] != 0 {
 						copy(o, acc[i*a.dv:(i+1)*a.dv])
 						scaleRow(o, float32(1/l[i]))

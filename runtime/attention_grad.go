@@ -60,16 +60,17 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 	case "lse":
 		panic("runtime.AttentionGrad: Returns lse has no gradient")
 	}
+	rowShape := a.newRows(0).Shape
 	for _, r := range []struct {
 		name string
 		t    *Tensor
 	}{{"lse", lse}, {"rowSum", rowSum}} {
-		if r.t == nil || r.t.DType != F32 || !slices.Equal(r.t.Shape, []int{a.nb, a.nh, a.nq}) {
-			panic(fmt.Sprintf("runtime.AttentionGrad: %s %v, want f32[%d %d %d]", r.name, r.t, a.nb, a.nh, a.nq))
+		if r.t == nil || r.t.DType != F32 || !slices.Equal(r.t.Shape, rowShape) {
+			panic(fmt.Sprintf("runtime.AttentionGrad: %s %v, want f32%v", r.name, r.t, rowShape))
 		}
 	}
-	if dy == nil || dy.DType != F32 || !slices.Equal(dy.Shape, []int{a.nb, a.nh, a.nq, dyCols}) {
-		panic(fmt.Sprintf("runtime.AttentionGrad: dy %v, want f32[%d %d %d %d]", dy, a.nb, a.nh, a.nq, dyCols))
+	if dyShape := append(slices.Clone(rowShape), dyCols); dy == nil || dy.DType != F32 || !slices.Equal(dy.Shape, dyShape) {
+		panic(fmt.Sprintf("runtime.AttentionGrad: dy %v, want f32%v", dy, dyShape))
 	}
 	if want.V && a.returns != "out" {
 		panic("runtime.AttentionGrad: V needs Returns out")
@@ -189,6 +190,7 @@ type gradBuf struct {
 	dsp []float32 // per pair of the tile: dP (for out), then dS'
 	dyp aPack     // dy's rows of the query tile, for dP = dy·vᵀ
 	tr  []float32 // a tile matrix transposed, [attnBK × attnBQ]
+	dot []float32 // the query tile's row sums, gathered (bnhd layout)
 	// accK and accV hold a key tile's dk and dv transposed, [D × attnBK]
 	// and [Dv × attnBK], when the key pass computes them so.
 	accK, accV []float32
@@ -211,6 +213,7 @@ func (g *gradRun) newBuf() *gradBuf {
 		dsp:     make([]float32, attnBQ*attnBK),
 		dyp:     g.newAPack(g.dv),
 		tr:      make([]float32, attnBK*attnBQ),
+		dot:     make([]float32, attnBQ),
 		accK:    make([]float32, g.d*attnBK),
 		accV:    make([]float32, g.dv*attnBK),
 	}
@@ -227,7 +230,7 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 	rows, cols := q1-q0, k1-k0
 	bh := b*g.nh + h
 	for i := range rows {
-		lse := g.lse[bh*g.nq+q0+i]
+		lse := g.lse[g.ri(bh, g.nq, q0+i)]
 		sc := t.sc[i*attnBK : i*attnBK+cols]
 		switch {
 		case lse == negInf32:
@@ -239,18 +242,32 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 		}
 	}
 	if g.returns == "out" && wantDP {
-		g.tileProduct(t.dsp, g.dy, g.dv, bh*g.nq+q0, rows, g.vp.tile(bh, k0), cols, &t.dyp, 1)
+		g.tileProduct(t.dsp, g.dy, g.dv, bh, q0, rows, g.vp.tile(bh, k0), cols, &t.dyp, 1)
 	}
 	return true
 }
 
+// rowSums returns the row sums D of the query tile [q0, q1) of bh, one
+// per row: a slice of g.rowSum, or in the bnhd layout (where they are H
+// apart) gathered into t.dot.
+func (g *gradRun) rowSums(t *gradBuf, bh, q0, q1 int) []float32 {
+	if !g.bnhd {
+		return g.rowSum[bh*g.nq+q0 : bh*g.nq+q1]
+	}
+	for i := range q1 - q0 {
+		t.dot[i] = g.rowSum[g.ri(bh, g.nq, q0+i)]
+	}
+	return t.dot[:q1-q0]
+}
+
 // gradScores writes into dsp the tile's dS', the gradient with respect to
 // the modified scores (0 where masked), given the probabilities (sc) and
-// dP (dsp, for out) that probs left and the row sums dot; in a plain run
-// it writes dS' into sc instead (see plainGradScores).
-func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32) {
+// dP (dsp, for out) that probs left and the row sums (rowSums); in a
+// plain run it writes dS' into sc instead (see plainGradScores).
+func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int) {
 	cols := k1 - k0
 	bh := b*g.nh + h
+	dot := g.rowSums(t, bh, q0, q1)
 	if g.plain {
 		g.plainGradScores(t, bh, q0, q1, cols, dot)
 		return
@@ -259,7 +276,7 @@ func (g *gradRun) gradScores(t *gradBuf, b, h, q0, q1, k0, k1 int, dot []float32
 		p := t.sc[i*attnBK : i*attnBK+cols]
 		dsp := t.dsp[i*attnBK : i*attnBK+cols]
 		keep := t.keep[i*attnBK : i*attnBK+cols]
-		masked := g.lse[bh*g.nq+q0+i] == negInf32
+		masked := g.lse[g.ri(bh, g.nq, q0+i)] == negInf32
 		for j := range p {
 			if !keep[j] || masked {
 				dsp[j] = 0
@@ -285,7 +302,7 @@ func (g *gradRun) plainGradScores(t *gradBuf, bh, q0, q1, cols int, dot []float3
 	for i := range q1 - q0 {
 		p := t.sc[i*attnBK : i*attnBK+cols]
 		dsp := t.dsp[i*attnBK : i*attnBK+cols]
-		lse, d := g.lse[bh*g.nq+q0+i], dot[i]
+		lse, d := g.lse[g.ri(bh, g.nq, q0+i)], dot[i]
 		switch {
 		case lse == negInf32:
 			clear(p) // a row with every key masked
@@ -425,7 +442,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 				if !g.probs(t, b, h, q0, q1, k0, k1, true) {
 					continue
 				}
-				g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
+				g.gradScores(t, b, h, q0, q1, k0, k1)
 				if local != nil {
 					g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
 				}
@@ -438,7 +455,7 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 				g.addDQ(t, dq, ks, &kp, bh, q0, q1, k0, cols)
 			}
 			if dq != nil {
-				scaleRow(dq[(bh*g.nq+q0)*g.d:(bh*g.nq+q1)*g.d], g.spec.Scale)
+				g.scaleRows(dq, g.d, bh, g.nq, q0, q1, g.spec.Scale)
 			}
 		}
 		parts.add(lo, local)
@@ -454,15 +471,16 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 // admitted pair, kp ks.clean packed as rows.
 func (g *gradRun) addDQ(t *gradBuf, dq []float32, ks rowSplit, kp *tilePack, bh, q0, q1, k0, cols int) {
 	rows := q1 - q0
-	g.tileTimesRows(t.tileBuf, dq[(bh*g.nq+q0)*g.d:], ks.clean, kp, g.d, bh, k0, rows, cols)
+	g.tileTimesRows(t.tileBuf, dq[g.ri(bh, g.nq, q0)*g.d:], g.d*g.step(), ks.clean, kp, g.d, bh, k0, rows, cols)
 	for j := range cols {
-		if ks.bad == nil || !ks.bad[bh*g.nk+k0+j] {
+		if ks.bad == nil || !ks.bad[g.ri(bh, g.nk, k0+j)] {
 			continue
 		}
-		krow := g.k.F[(bh*g.nk+k0+j)*g.d:][:g.d]
+		krow := g.k.F[g.ri(bh, g.nk, k0+j)*g.d:][:g.d]
 		for i := range rows {
 			if t.keep[i*attnBK+j] {
-				addScaled(dq[(bh*g.nq+q0+i)*g.d:(bh*g.nq+q0+i+1)*g.d], t.sc[i*attnBK+j], krow)
+				o := g.ri(bh, g.nq, q0+i) * g.d
+				addScaled(dq[o:o+g.d], t.sc[i*attnBK+j], krow)
 			}
 		}
 	}
@@ -542,7 +560,7 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 				g.keyTile(t, local, dk, dv, dq, qs, dys, ks, &qp, &dyp, &kp, needDS, b, h, kti*attnBK)
 			}
 			if dq != nil {
-				scaleRow(dq[bh*g.nq*g.d:(bh+1)*g.nq*g.d], g.spec.Scale)
+				g.scaleRows(dq, g.d, bh, g.nq, 0, g.nq, g.spec.Scale)
 			}
 		}
 		parts.add(lo, local)
@@ -559,22 +577,31 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 	bh := b*g.nh + h
 	k1 := min(k0+attnBK, g.nk)
 	cols := k1 - k0
+	// The key tile's rows of dk and dv, and their row strides.
+	var dkt, dvt []float32
+	ldk, ldv := g.d*g.step(), g.dv*g.step()
+	if dk != nil {
+		dkt = dk[g.ri(bh, g.nk, k0)*g.d:]
+	}
+	if dv != nil {
+		dvt = dv[g.ri(bh, g.nk, k0)*g.dv:]
+	}
 	if g.transposedKeyGrads() {
 		clear(t.accK)
 		clear(t.accV)
 		defer func() {
 			if dk != nil {
-				addTransposedTile(dk[(bh*g.nk+k0)*g.d:], t.accK, g.d, cols)
+				addTransposedTile(dkt, ldk, t.accK, g.d, cols)
 			}
 			if dv != nil {
-				addTransposedTile(dv[(bh*g.nk+k0)*g.dv:], t.accV, g.dv, cols)
+				addTransposedTile(dvt, ldv, t.accV, g.dv, cols)
 			}
 			if dk != nil {
-				scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+				g.scaleRows(dk, g.d, bh, g.nk, k0, k1, g.spec.Scale)
 			}
 		}()
 	} else if dk != nil {
-		defer scaleRow(dk[(bh*g.nk+k0)*g.d:(bh*g.nk+k1)*g.d], g.spec.Scale)
+		defer g.scaleRows(dk, g.d, bh, g.nk, k0, k1, g.spec.Scale)
 	}
 	for q0 := 0; q0 < g.nq; q0 += attnBQ {
 		q1 := min(q0+attnBQ, g.nq)
@@ -583,12 +610,12 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 		}
 		if dv != nil {
 			// dv_k += Σ_i P_ik dy_i, before sc turns into dS.
-			g.addTransposed(t, dv[(bh*g.nk+k0)*g.dv:], t.accV, g.dv, dys, dyp, g.dy, bh, q0, q1, cols)
+			g.addTransposed(t, dvt, ldv, t.accV, g.dv, dys, dyp, g.dy, bh, q0, q1, cols)
 		}
 		if !needDS {
 			continue
 		}
-		g.gradScores(t, b, h, q0, q1, k0, k1, g.rowSum[bh*g.nq+q0:])
+		g.gradScores(t, b, h, q0, q1, k0, k1)
 		if local != nil {
 			g.addCapGrads(t, local, b, h, q0, q1, k0, k1)
 		}
@@ -600,7 +627,7 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 		}
 		if dk != nil {
 			// dk_k += Σ_i dS_ik q_i.
-			g.addTransposed(t, dk[(bh*g.nk+k0)*g.d:], t.accK, g.d, qs, qp, g.q.F, bh, q0, q1, cols)
+			g.addTransposed(t, dkt, ldk, t.accK, g.d, qs, qp, g.q.F, bh, q0, q1, cols)
 		}
 		if dq != nil {
 			// dq_i += Σ_k dS_ik k_k.
@@ -616,23 +643,23 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 func (g *gradRun) transposedKeyGrads() bool { return g.kern != nil && g.kern.runB64 != nil }
 
 // addTransposedTile adds accᵀ (acc: [width × attnBK]) into the cols rows
-// of dst (row stride width).
-func addTransposedTile(dst, acc []float32, width, cols int) {
+// of dst (row stride ld).
+func addTransposedTile(dst []float32, ld int, acc []float32, width, cols int) {
 	for c := range width {
 		a := acc[c*attnBK : c*attnBK+cols]
 		for j, v := range a {
-			dst[j*width+c] += v
+			dst[j*ld+c] += v
 		}
 	}
 }
 
 // addTransposed adds scᵀ·w into dst, the [cols × width] rows of the key
-// tile: w's rows are those of the query tile [q0, q1) of bh (q for dk, dy
+// tile (row stride ld): w's rows are those of the query tile [q0, q1) of bh (q for dk, dy
 // for dv), ws their split into finite rows and the rest, which are added
 // pair by admitted pair, wp ws.clean packed (with a micro-kernel). With
 // transposedKeyGrads the finite rows' part goes into acc instead, as
 // wᵀ·sc ([width × attnBK]), wp holding ws.clean's tiles transposed.
-func (g *gradRun) addTransposed(t *gradBuf, dst, acc []float32, width int, ws rowSplit, wp *tilePack, w []float32, bh, q0, q1, cols int) {
+func (g *gradRun) addTransposed(t *gradBuf, dst []float32, ld int, acc []float32, width int, ws rowSplit, wp *tilePack, w []float32, bh, q0, q1, cols int) {
 	rows := q1 - q0
 	if k := g.kern; g.transposedKeyGrads() {
 		if width > 0 {
@@ -642,7 +669,7 @@ func (g *gradRun) addTransposed(t *gradBuf, dst, acc []float32, width int, ws ro
 		if width > 0 {
 			// The micro-kernel's A operand is scᵀ, read through strides.
 			packA(t.pp.data, &gemmOperand{data: t.sc, off: zeroOff, rs: 1, cs: attnBK}, 0, 0, 0, cols, rows, k.mr)
-			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: width, cs: 1}, 0, 0, 0, t.pp.data, gemmForm{}, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
+			macroKernel(k, &gemmOperand{data: dst, off: zeroOff, rs: ld, cs: 1}, 0, 0, 0, t.pp.data, gemmForm{}, wp.tile(bh, q0), t.pp.tile, cols, width, rows, 0, ceilDiv(width, k.nr))
 		}
 	} else {
 		for i := range rows {
@@ -650,16 +677,16 @@ func (g *gradRun) addTransposed(t *gradBuf, dst, acc []float32, width int, ws ro
 				t.tr[j*attnBQ+i] = x
 			}
 		}
-		matAdd(dst, width, t.tr, attnBQ, ws.clean[(bh*g.nq+q0)*width:], width, cols, rows, width)
+		matAdd(dst, ld, t.tr, attnBQ, ws.clean[g.ri(bh, g.nq, q0)*width:], width*g.step(), cols, rows, width)
 	}
 	for i := range rows {
-		if ws.bad == nil || !ws.bad[bh*g.nq+q0+i] {
+		if ws.bad == nil || !ws.bad[g.ri(bh, g.nq, q0+i)] {
 			continue
 		}
-		row := w[(bh*g.nq+q0+i)*width:][:width]
+		row := w[g.ri(bh, g.nq, q0+i)*width:][:width]
 		for j := range cols {
 			if t.keep[i*attnBK+j] {
-				addScaled(dst[j*width:(j+1)*width], t.sc[i*attnBK+j], row)
+				addScaled(dst[j*ld:j*ld+width], t.sc[i*attnBK+j], row)
 			}
 		}
 	}
