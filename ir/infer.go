@@ -2,6 +2,7 @@ package ir
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -505,7 +506,58 @@ func inferCrossEntropy(c *InferCtx) (Type, error) {
 	return Type{DType: F32}, nil
 }
 
+// swapHeads returns t with its axes 1 and 2 exchanged ([B, H, N, …] ⇄
+// [B, N, H, …]), each element of a tuple so; lower ranks are as they are.
+func swapHeads(t Type) Type {
+	if t.IsTuple() {
+		out := make([]Type, len(t.Tuple))
+		for i, e := range t.Tuple {
+			out[i] = swapHeads(e)
+		}
+		return TupleOf(out...)
+	}
+	if t.Rank() < 3 {
+		return t
+	}
+	sh := append(Shape{}, t.Shape...)
+	sh[1], sh[2] = sh[2], sh[1]
+	return Type{DType: t.DType, Shape: sh}
+}
+
 func inferAttention(c *InferCtx) (Type, error) {
+	if !AttentionBNHD(c.Attrs) {
+		return inferAttentionBHND(c)
+	}
+	if r := c.Attrs.Str("returns"); r != "" && r != "out" && r != "lse" {
+		return Type{}, errf("attention with layout bnhd returns out or lse, not %s", r)
+	}
+	// The same op on [B, H, N, D] operands, its result back in bnhd.
+	inner := *c
+	inner.Args = slices.Clone(c.Args)
+	q, k, v, _ := AttentionOperands(inner.Args, c.Attrs)
+	for _, t := range []*Type{&q, &k, v} {
+		if t != nil && (t.DType != F32 || t.Rank() != 4) {
+			return Type{}, errf("attention with layout bnhd needs f32[B, N, H, D] operands, got %s", *t)
+		}
+	}
+	inner.Args[0], inner.Args[1] = swapHeads(q), swapHeads(k)
+	if v != nil {
+		inner.Args[2] = swapHeads(*v)
+	}
+	inner.Attrs = Attrs{}
+	for key, val := range c.Attrs {
+		if key != "layout" {
+			inner.Attrs[key] = val
+		}
+	}
+	t, err := inferAttentionBHND(&inner)
+	if err != nil {
+		return Type{}, err
+	}
+	return swapHeads(t), nil
+}
+
+func inferAttentionBHND(c *InferCtx) (Type, error) {
 	q, k, v, caps := AttentionOperands(c.Args, c.Attrs)
 	returns := c.Attrs.Str("returns")
 	if (returns == "" || returns == "out") && v == nil {

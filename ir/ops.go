@@ -248,8 +248,8 @@ var opTable = [numOps]OpInfo{
 		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
 			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs", "lse"}},
 			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}},
-			opt("with_lse", AttrBool)},
-		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent unless returns is out), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution, lse the [B,H,Nq] log-sum-exp of the scores (the row statistic the backward pass recomputes from); a row with every key masked gives zeros (probs, out) and -inf (logprobs, lse); a key whose score is -inf counts as masked, a NaN score makes its row NaN (masked keys keep 0 and -inf), a +inf score gives lse +inf; with_lse = true (set by autodiff, not with returns lse) makes the result the pair (that result, lse) from the same pass; tiles = interval (set by the sparsity pass) says the mask may be classified per tile by interval analysis, so kernels skip empty tiles and skip the mask on full ones"},
+			opt("with_lse", AttrBool), layoutAttr},
+		Doc: "softmax over k of score(scale·q·k) where mask, applied to v: operands q[B,H,Nq,D], k[B,H,Nk,D], v[B,H,Nk,Dv] (absent unless returns is out), then captured tensors read by mask and score as $0, $1, …; returns out (default) gives [B,H,Nq,Dv], probs and logprobs the [B,H,Nq,Nk] distribution, lse the [B,H,Nq] log-sum-exp of the scores (the row statistic the backward pass recomputes from); a row with every key masked gives zeros (probs, out) and -inf (logprobs, lse); a key whose score is -inf counts as masked, a NaN score makes its row NaN (masked keys keep 0 and -inf), a +inf score gives lse +inf; with_lse = true (set by autodiff, not with returns lse) makes the result the pair (that result, lse) from the same pass; tiles = interval (set by the sparsity pass) says the mask may be classified per tile by interval analysis, so kernels skip empty tiles and skip the mask on full ones; layout = bnhd (set by the layout pass, with returns out or lse) makes q, k, v and the result [B,N,H,D] and lse [B,N,H], the same values with the axes of H and N exchanged, so that no transposes run around the op"},
 	OpDimSize: {Name: "dim_size", Class: ClassSource, Attrs: []AttrSpec{req("dim", AttrDim)}, Infer: inferDimSize,
 		Doc: "the run-time value of the dim (N, S+T, …) as an f32 scalar; mean over a symbolic axis needs it"},
 	OpPad: {Name: "pad", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("axis", AttrInt), req("before", AttrDim), req("after", AttrDim)}, Infer: inferPad,
@@ -258,8 +258,8 @@ var opTable = [numOps]OpInfo{
 		Attrs: []AttrSpec{opt("mask", AttrExpr), opt("score", AttrExpr), req("scale", AttrFloat),
 			{Name: "returns", Kind: AttrWord, Optional: true, Words: []string{"out", "probs", "logprobs"}},
 			{Name: "tiles", Kind: AttrWord, Optional: true, Words: []string{"interval"}},
-			req("wrt", AttrInts)},
-		Doc: "the gradients of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to the operands numbered wrt (increasing positions in that operand list, each f32), as a tuple in wrt's order, given three more operands: lse, the forward's row log-sum-exp [B,H,Nq]; rs, the row sums [B,H,Nq] Σ_k P_k dP_k (rowsum(dy ∘ y) for out and probs, Σ of dy over the admitted keys for logprobs); and dy, the gradient of its result y; probabilities are recomputed from lse, never stored, and rs is computed once, outside, for every operand"},
+			req("wrt", AttrInts), layoutAttr},
+		Doc: "the gradients of an attention op (same mask, score, scale, returns and operands q, k, [v], captures…) with respect to the operands numbered wrt (increasing positions in that operand list, each f32), as a tuple in wrt's order, given three more operands: lse, the forward's row log-sum-exp [B,H,Nq]; rs, the row sums [B,H,Nq] Σ_k P_k dP_k (rowsum(dy ∘ y) for out and probs, Σ of dy over the admitted keys for logprobs); and dy, the gradient of its result y; probabilities are recomputed from lse, never stored, and rs is computed once, outside, for every operand; with layout = bnhd (returns out only) q, k, v, dy and their gradients are [B,N,H,D] and lse and rs [B,N,H], as for attention"},
 	OpLayerNormGrad: {Name: "layer_norm_grad", Class: ClassOther, Args: Variadic, MinArgs: 2, Attrs: []AttrSpec{req("eps", AttrFloat), opt("scale", AttrBool)}, Infer: inferNormGrad,
 		Doc: "the gradient of layer_norm (same eps) at x given dy, the gradient of its result: r·(dy - mean(dy) - y·mean(dy·y)) over the last axis, y = layer_norm(x), r = 1/√(var + eps); operands x and dy of one type; with scale = true (set by the normscale pass) a third operand γ, a vector along the last axis, and dy·γ in place of dy (the affine part's weight)"},
 	OpRMSNormGrad: {Name: "rms_norm_grad", Class: ClassOther, Args: Variadic, MinArgs: 2, Attrs: []AttrSpec{req("eps", AttrFloat), opt("scale", AttrBool)}, Infer: inferNormGrad,
@@ -313,6 +313,15 @@ func AttentionGradOperands[T any](args []T, attrs Attrs) (fwd []T, lse, rs, dy T
 
 // AttentionOperands splits an attention op's operands into q, k, v (nil
 // when returns is probs or logprobs) and the captured tensors.
+// layoutAttr is attention's and attention_grad's layout: bhnd (the
+// default) or bnhd, which the layout pass sets.
+var layoutAttr = AttrSpec{Name: "layout", Kind: AttrWord, Optional: true, Words: []string{"bhnd", "bnhd"}}
+
+// AttentionBNHD reports whether an attention or attention_grad has the
+// layout bnhd: q, k, v (dy and the gradients) [B, N, H, D], its row
+// statistics [B, N, H].
+func AttentionBNHD(attrs Attrs) bool { return attrs.Str("layout") == "bnhd" }
+
 func AttentionOperands[T any](args []T, attrs Attrs) (q, k T, v *T, caps []T) {
 	q, k = args[0], args[1]
 	rest := args[2:]

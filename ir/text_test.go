@@ -224,9 +224,16 @@ func emptyModule() (*Module, error) {
 // backwardModule holds the ops autodiff introduces: attention returning
 // its row statistics alongside its result (a tuple, taken apart by
 // extract), the row sums, one attention_grad for q, k, v and a captured
-// bias (a tuple of four), pad (slice's adjoint), dim_size, and grad
-// outputs.
+// bias (a tuple of four), pad (slice's adjoint), dim_size, grad
+// outputs, and the layout pass's bnhd attention and attention_grad.
 func backwardModule() (*Module, error) {
+	with := func(a Attrs, key string, v Attr) Attrs {
+		out := Attrs{key: v}
+		for k, x := range a {
+			out[k] = x
+		}
+		return out
+	}
 	b := newMB("backward", "B", "N")
 	x := b.input("x", TensorOf(F32, dB, c(2), dN, c(8)))
 	bias := b.param("rel.bias", "normal", 0.02, TensorOf(F32, c(2), c(16)))
@@ -254,7 +261,15 @@ func backwardModule() (*Module, error) {
 	lns := b.op(OpLayerNormGrad, Attrs{"eps": FloatAttr(1e-5), "scale": BoolAttr(true)}, x, ln, gamma)
 	rmss := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6), "scale": BoolAttr(true)}, x, lns, gamma)
 	rms := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6)}, x, rmss)
-	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, rms, b.op(OpAdd, nil, grads[1], grads[2])))
+	// The layout pass's form: [B, N, H, D] operands (here N = 2 rows of
+	// N heads), row statistics [B, N, H].
+	bnhd := Attrs{"mask": ExprAttr(mustExpr("k <= q")), "scale": FloatAttr(0.25), "layout": WordAttr("bnhd")}
+	pair2 := b.op(OpAttention, with(bnhd, "with_lse", BoolAttr(true)), x, x, x)
+	y2 := b.op(OpExtract, Attrs{"index": IntAttr(0)}, pair2)
+	lse2 := b.op(OpExtract, Attrs{"index": IntAttr(1)}, pair2)
+	rs2 := b.op(OpReduceSum, Attrs{"axes": IntsAttr(3)}, b.op(OpMul, nil, dyp, y2))
+	dv := b.op(OpExtract, Attrs{"index": IntAttr(1)}, b.op(OpAttentionGrad, with(bnhd, "wrt", IntsAttr(0, 2)), x, x, x, lse2, rs2, dyp))
+	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, b.op(OpAdd, nil, rms, dv), b.op(OpAdd, nil, grads[1], grads[2])))
 	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))
 	b.Output(OutGrad, "rel.bias", grads[3])
 	return b.done()

@@ -651,6 +651,9 @@ func attentionRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, err
 	if in.Attrs.Bool("with_lse") {
 		return nil, fmt.Errorf("attention with_lse is autodiff's own form; differentiate the plain op")
 	}
+	if ir.AttentionBNHD(in.Attrs) {
+		return nil, fmt.Errorf("attention with layout bnhd is the layout pass's form, which runs after autodiff; differentiate the plain op")
+	}
 	fwd := in.Args
 	attrs := ir.Attrs{}
 	for key, val := range in.Attrs {

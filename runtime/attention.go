@@ -108,8 +108,8 @@ type attnRun struct {
 	// row (b·n + i)·H + h of its memory, and consecutive rows of a pair
 	// are H rows apart. ri and step say it for both layouts.
 	bnhd bool
-	kern                  *gemmKernel // the micro-kernel, nil for the portable kernels
-	kp                    tilePack    // k, packed per group of (b, h)
+	kern *gemmKernel // the micro-kernel, nil for the portable kernels
+	kp   tilePack    // k, packed per group of (b, h)
 	// kinds, for a spec whose Tile is head-free, holds every tile's
 	// class, per example, query tile and key tile (classified once, not
 	// once a head); nil otherwise.

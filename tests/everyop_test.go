@@ -747,6 +747,34 @@ var opCases = []opCase{
 			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xv": 69*3 + 2, "xk": 69*4 + 1}}},
 	},
 	{
+		// Heads split from [B, N, H, D] by a transpose, as split_heads
+		// writes them: the layout pass runs these in the bnhd layout
+		// (attention {layout = bnhd}), reading the rows in place. The
+		// first output is merged back (its transpose cancels), the
+		// second is read as it is (the pass transposes it back), so dy
+		// comes both ways; a document mask and a learned bias read by
+		// the score (a capture gradient) ride along.
+		name: "attention_layout",
+		ops:  []ir.Op{ir.OpAttention, ir.OpAttentionGrad, ir.OpTranspose},
+		build: func(c *caseBuilder) {
+			c.ints = map[string][2]any{"doc": {0, 2}}
+			heads := func(name string, d int) *ir.Instr {
+				x := c.bin(ir.OpMul, c.in("x"+name, ir.F32, "B", "N", 2, d), c.param("w"+name, d))
+				return c.op(ir.OpTranspose, ir.Attrs{"perm": ir.IntsAttr(0, 2, 1, 3)}, x)
+			}
+			q, k, v := heads("q", 4), heads("k", 4), heads("v", 3)
+			y := c.op(ir.OpAttention, attnAttrs("mask", ir.Bin(ir.ELe, ek, eq)), q, k, v)
+			c.out("causal_merged", c.op(ir.OpTranspose, ir.Attrs{"perm": ir.IntsAttr(0, 2, 1, 3)}, y))
+			doc := c.in("doc", ir.I32, "B", "N")
+			rel := ir.Bin(ir.EAdd, es, ir.Capture(1, eh, ir.Call("clamp", ir.Bin(ir.ESub, eq, ek), ir.Int(0), ir.Int(15))))
+			same := ir.Bin(ir.EEq, ir.Capture(0, eb, eq), ir.Capture(0, eb, ek))
+			c.out("doc_rel", c.op(ir.OpAttention, attnAttrs("mask", same, "score", rel), q, k, v, doc, c.param("bias", 2, 16)))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 5)}, {syms: syms("B", 2, "N", 70)}, {syms: syms("B", 1, "N", 130)},
+			{syms: syms("B", 2, "N", 6), special: []string{"xk"}},
+			{syms: syms("B", 1, "N", 70), nanAt: map[string]int{"xv": (69*2+1)*3 + 1}}},
+	},
+	{
 		// attention_grad on its own, with a dy that autodiff would never
 		// make: non-zero at keys whose score is -inf, which count as
 		// masked and get no gradient.

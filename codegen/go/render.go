@@ -755,6 +755,9 @@ func (r *renderer) attention(in *ir.Instr) error {
 	}
 	spec := fmt.Sprintf("spec%d", in.ID)
 	r.pf("\t%s := &rt.AttnSpec{Scale: %s, Returns: %s}\n", spec, floatLit32(a.Float("scale")), strconv.Quote(returns))
+	if ir.AttentionBNHD(a) {
+		r.pf("\t%s.Layout = \"bnhd\"\n", spec)
+	}
 	if m := a.Expr("mask"); m != nil {
 		code, _, err := w.write(m)
 		if err != nil {

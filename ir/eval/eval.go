@@ -155,10 +155,17 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 func (r *runner) tuple(in *ir.Instr, args []*Tensor) (*Tensor, error) {
 	var t *Tensor
 	var err error
-	switch in.Op {
-	case ir.OpAttention:
+	switch {
+	case (in.Op == ir.OpAttention || in.Op == ir.OpAttentionGrad) && ir.AttentionBNHD(in.Attrs):
+		t, err = inBHND(in, args, func(in *ir.Instr, args []*Tensor) (*Tensor, error) {
+			if in.Op == ir.OpAttention {
+				return attentionWithLSE(in, args, r.syms)
+			}
+			return attentionGrad(in, args, r.syms)
+		})
+	case in.Op == ir.OpAttention:
 		t, err = attentionWithLSE(in, args, r.syms)
-	case ir.OpAttentionGrad:
+	case in.Op == ir.OpAttentionGrad:
 		t, err = attentionGrad(in, args, r.syms)
 	default:
 		return nil, fmt.Errorf("the reference interpreter has no evaluation for %s with several results", in.Op)
@@ -318,6 +325,9 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		}
 		return crossEntropy(args[0], args[1], ignore, hasIgnore)
 	case ir.OpAttention:
+		if ir.AttentionBNHD(in.Attrs) {
+			return inBHND(in, args, func(in *ir.Instr, args []*Tensor) (*Tensor, error) { return attention(in, args, syms) })
+		}
 		return attention(in, args, syms)
 	case ir.OpScan:
 		return scan(args[0], args[1], a.Int("axis"), a.Bool("reverse")), nil
