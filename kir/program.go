@@ -16,6 +16,42 @@ type Program struct {
 	Target  Target
 	Kernels *Module
 	Funcs   map[string]*FuncKernels // by function name
+	// GraphInstrs is, by function name, how many instructions the
+	// function had as autodiff left the graph, before the passes that
+	// rewrite it for speed (nil when unknown): what Steps are set
+	// against.
+	GraphInstrs map[string]int
+}
+
+// Steps counts what function fn runs: its kernels and the runtime calls
+// that compute something, everything but the instructions that only
+// name a value (param, input, const), view one (reshape) or take one
+// out of a tuple (extract).
+func (p *Program) Steps(fn string) (kernels, calls int) {
+	var f *ir.Func
+	for _, g := range p.IR.Funcs {
+		if g.Name == fn {
+			f = g
+		}
+	}
+	if f == nil {
+		return 0, 0
+	}
+	fk := p.Funcs[fn]
+	for _, in := range f.Body {
+		if fk != nil && fk.Of[in] != nil {
+			continue
+		}
+		switch in.Op {
+		case ir.OpParam, ir.OpInput, ir.OpConst, ir.OpReshape, ir.OpExtract:
+		default:
+			calls++
+		}
+	}
+	if fk != nil {
+		kernels = len(fk.Groups)
+	}
+	return kernels, calls
 }
 
 // FuncKernels are one function's groups.
@@ -68,6 +104,12 @@ func (p *Program) Print() string {
 			n = len(fk.Groups)
 		}
 		fmt.Fprintf(&sb, "// %s: %d instructions, %d of them in %d kernels (target %s)\n", f.Name, len(f.Body), p.members(f.Name), n, p.Target.Name)
+		k, c := p.Steps(f.Name)
+		fmt.Fprintf(&sb, "// %s runs %d steps (%d kernels, %d runtime calls)", f.Name, k+c, k, c)
+		if g := p.GraphInstrs[f.Name]; g > 0 {
+			fmt.Fprintf(&sb, " for the %d instructions of its graph after autodiff (%.2f a graph instruction)", g, float64(k+c)/float64(g))
+		}
+		sb.WriteString("\n")
 		fmt.Fprintf(&sb, "func %s {\n", f.Name)
 		for _, in := range f.Body {
 			var g *Group

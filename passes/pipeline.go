@@ -106,10 +106,14 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	if opts.Dump == "elaborated" && opts.DumpTo != nil {
 		fmt.Fprint(opts.DumpTo, ir.Print(m))
 	}
+	var graph map[string]int
 	for _, p := range Pipeline {
 		start := time.Now()
 		if err := runPass(p, m); err != nil {
 			return nil, err
+		}
+		if p.Name == "autodiff" {
+			graph = graphSizes(m)
 		}
 		if opts.Time != nil {
 			opts.Time(p.Name, time.Since(start))
@@ -144,6 +148,7 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	kp.GraphInstrs = graph
 	if opts.Time != nil {
 		opts.Time("fuse", time.Since(start))
 	}
@@ -151,6 +156,22 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 		fmt.Fprint(opts.DumpTo, kp.Print())
 	}
 	return kp, nil
+}
+
+// graphSizes returns the number of instructions of each function Lower
+// would make of m now: after autodiff, the size of the training step's
+// graph before any pass rewrote it for speed, which kir.Program's
+// summary sets the step's kernels against.
+func graphSizes(m *ir.Module) map[string]int {
+	p, err := Lower(m)
+	if err != nil {
+		return nil // the pipeline's own Lower reports it
+	}
+	out := map[string]int{}
+	for _, f := range p.Funcs {
+		out[f.Name] = len(f.Body)
+	}
+	return out
 }
 
 func runPass(p Pass, m *ir.Module) (err error) {

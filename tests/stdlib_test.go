@@ -10,6 +10,7 @@ import (
 
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/stdlib"
 )
@@ -199,4 +200,33 @@ func TestMixedSpanMasks(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"k <= q", "k <= q && q - k < 64", "k <= q && q - k < 64", "k <= q && q - k < 64"}, masks)
+}
+
+// TestStdlibStepsPerGraphInstruction holds issue 9's goal for every
+// stdlib model at its full size: its training step (LossAndGrad) runs at
+// most half as many steps — kernels and runtime calls that compute — as
+// its graph had instructions after autodiff, and attention returning
+// its output runs in the layout its operands come in (no transposes
+// around it).
+func TestStdlibStepsPerGraphInstruction(t *testing.T) {
+	for _, s := range seeds {
+		t.Run(s.file, func(t *testing.T) {
+			m := elaborate(t, s.file, nil)
+			kp, err := passes.Run(m.IR, passes.Options{})
+			require.NoError(t, err)
+			k, c := kp.Steps("LossAndGrad")
+			g := kp.GraphInstrs["LossAndGrad"]
+			require.Positive(t, g)
+			t.Logf("%d steps (%d kernels, %d calls) for %d graph instructions: %.2f", k+c, k, c, g, float64(k+c)/float64(g))
+			assert.LessOrEqual(t, 2*(k+c), g, "steps of LossAndGrad against its graph's instructions")
+			for _, f := range kp.IR.Funcs {
+				for _, in := range f.Body {
+					r := in.Attrs.Str("returns")
+					if (in.Op == ir.OpAttention || in.Op == ir.OpAttentionGrad) && (r == "" || r == "out") {
+						assert.True(t, ir.AttentionBNHD(in.Attrs), "%s: %s", f.Name, in)
+					}
+				}
+			}
+		})
+	}
 }
