@@ -204,3 +204,28 @@ func BenchmarkBinaryTile(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRowSumTiles times attention backward's rowsum(dy·out) over
+// [8, 256, 64] as the fuse pass's reduce group runs it (tiles of 24
+// rows: a product, then ReduceTile) and as two runtime calls.
+func BenchmarkRowSumTiles(b *testing.B) {
+	r := newRand(7)
+	x, y := randF32(r, 8, 256, 64), randF32(r, 8, 256, 64)
+	b.Run("fused", func(b *testing.B) {
+		out := rt.New(rt.F32, 8, 256)
+		for b.Loop() {
+			rt.Launch(11, 8, 1, 3072, func(p0, p1, _ int, scr []float32) {
+				xt := rt.LoadTile(x, nil, 1, 2, 24, 64, p1, p0*24, 0)
+				yt := rt.LoadTile(y, nil, 1, 2, 24, 64, p1, p0*24, 0)
+				p := rt.BinaryTile(rt.Mul, scr[:1536], xt, yt)
+				s := rt.ReduceTile(rt.RowSum, rt.Dest(out, scr[1536:], -1, 1, 1, 24, p1, p0*24), p)
+				rt.StoreTile(out, s, -1, 1, p1, p0*24)
+			})
+		}
+	})
+	b.Run("calls", func(b *testing.B) {
+		for b.Loop() {
+			rt.ReduceSum(rt.Binary(rt.Mul, x, y, nil), []int{2}, false)
+		}
+	})
+}
