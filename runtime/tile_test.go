@@ -207,7 +207,8 @@ func BenchmarkBinaryTile(b *testing.B) {
 
 // BenchmarkRowSumTiles times attention backward's rowsum(dy·out) over
 // [8, 256, 64] as the fuse pass's reduce group runs it (tiles of 24
-// rows: a product, then ReduceTile) and as two runtime calls.
+// rows: a product, then ReduceTile) and as two runtime calls (their
+// buffers released, as the generated code does).
 func BenchmarkRowSumTiles(b *testing.B) {
 	r := newRand(7)
 	x, y := randF32(r, 8, 256, 64), randF32(r, 8, 256, 64)
@@ -225,7 +226,9 @@ func BenchmarkRowSumTiles(b *testing.B) {
 	})
 	b.Run("calls", func(b *testing.B) {
 		for b.Loop() {
-			rt.ReduceSum(rt.Binary(rt.Mul, x, y, nil), []int{2}, false)
+			p := rt.Binary(rt.Mul, x, y, nil)
+			rt.Release(rt.ReduceSum(p, []int{2}, false))
+			rt.Release(p)
 		}
 	})
 }

@@ -236,6 +236,16 @@ func TestFusedRowReductions(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, groups, checkGroups(t, prog, tri, syms, rng))
 	}
+	// The padded kernels (select, -inf) print and parse back.
+	tri, err := kir.TargetByName("triton-sm80")
+	require.NoError(t, err)
+	kt, err := passes.Fuse(prog, tri)
+	require.NoError(t, err)
+	src := kir.Print(kt.Kernels)
+	back, err := kir.Parse("rowred.kir", src)
+	require.NoError(t, err)
+	require.Equal(t, src, kir.Print(back))
+	require.Contains(t, src, "value = -inf")
 }
 
 // TestFusedRowReductionsGo generates, builds and runs rowReductions with
