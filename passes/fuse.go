@@ -2,41 +2,62 @@ package passes
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/kir"
 )
 
-// Fuse groups each function's runs of f32 elementwise instructions into
-// kernels of the kernel IR, one a group, tiled for the target.
+// Fuse groups each function's runs of f32 elementwise instructions, and
+// a reduction over the last axis that ends such a run, into kernels of
+// the kernel IR, one a group, tiled for the target.
 //
 // Requires: a lowered program (Lower), whose functions list their
 // instructions in execution order.
 //
-// Guarantees: every group has at least two members, all of the root's
-// shape; only the root is read outside the group and no member but the
-// root is a result of the function. The group's kernel takes the values
-// the group reads from outside (Group.Inputs, in order) and the result
-// buffer, last; it computes exactly what the members do, element by
-// element (kir/eval checks this against ir/eval for every group of every
-// stdlib model). Members are unary elementwise ops (cast and not aside)
-// of an operand of their own shape, and add, sub, mul, div, max and min
-// whose operands broadcast to it as numpy does.
+// Guarantees: every group has at least two members; only the root is
+// read outside the group and no member but the root is a result of the
+// function. Every member but the root has the group's chain shape: the
+// root's, or, when the root is a reduction (a reduce group), its
+// operand's. The group's kernel takes the values the group reads from
+// outside (Group.Inputs, in order) and the result buffer, last; it
+// computes exactly what the members do, element by element, the root's
+// reduction a row at a time (kir/eval checks this against ir/eval for
+// every group of every stdlib model). Members are unary elementwise ops
+// (cast and not aside) of an operand of their own shape, and add, sub,
+// mul, div, max and min whose operands broadcast to it as numpy does; a
+// root may also be an f32 reduce_sum, reduce_max or reduce_mean over
+// the last axis alone (keepdims or not) when that axis is a constant
+// from 1 to maxTileRow, so that one tile row covers it. A reduction is
+// never a member below the root: a group has at most one, at its end.
 //
 // Why: a chain of elementwise ops (a GELU's or a layer norm's backward,
 // bias adds, scales) written one op at a time makes a round trip to
-// memory per op; as one kernel its values stay in a tile. The decision of
-// what to fuse is the compiler's: the renderers print the groups they
-// get. The tiles cover the last axis (when it is a constant of at most
-// maxTileRow, else chunks of tileChunk) and as many rows of the axis
-// before it as make about Target.L1/32 elements; axes before those are
-// one grid axis, each program one index of them.
+// memory per op; as one kernel its values stay in a tile. A row sum of a
+// product (attention backward's rowsum(dy·out)) is such a chain whose
+// last value is only summed: fused, the product never reaches memory and
+// the kernel writes one value a row. The decision of what to fuse is the
+// compiler's: the renderers print the groups they get. The tiles cover
+// the last axis (when it is a constant of at most maxTileRow, else
+// chunks of tileChunk) and as many rows of the axis before it as make
+// about Target.L1/32 elements; axes before those are one grid axis, each
+// program one index of them. A reduce group's tiles always hold whole
+// rows, and it reduces them along the tile's last axis: the sum (kir's
+// reduce, a mean then divided by the row's length), the maximum. Where
+// the target pads tiles to a power of two, the padding columns are
+// replaced by the reduction's identity (0, -inf) first, since the chain
+// maps a padded 0 to anything.
 //
 //	%5 = mul %3, %4 : f32[B, N, 128]
 //	%6 = add %5, %2 : f32[B, N, 128]      (%2: f32[128])
 //	  ⟶ kernel LossAndGrad_fused6(in0: f32[B, N, 128], in1: f32[B, N, 128], in2: f32[128], out: f32[B, N, 128])
 //	      grid [(N + 11) / 12, B] { … %x = mul …; %y = add …; store %out, %y, … }
+//
+//	%7 = mul %3, %4 : f32[B, N, 64]
+//	%8 = reduce_sum %7 {axes = [2]} : f32[B, N]
+//	  ⟶ kernel LossAndGrad_fused8(in0: f32[B, N, 64], in1: f32[B, N, 64], out: f32[B, N])
+//	      grid [(N + 23) / 24, B] { … %x = mul …; %s = reduce %x {op = "sum", axis = 1}; store %out, %s, … }
 func Fuse(p *ir.Program, t kir.Target) (*kir.Program, error) {
 	if err := t.Check(); err != nil {
 		return nil, err
@@ -69,9 +90,10 @@ func Fuse(p *ir.Program, t kir.Target) (*kir.Program, error) {
 }
 
 // planGroups groups a function's fusible instructions. Walking the body
-// backwards, an instruction joins the group of its users when all of
-// them are in one group whose result has its shape, and it is not a
-// result of the function; a group of one is no group.
+// backwards, an elementwise instruction joins the group of its users
+// when all of them are in one group whose chain shape is its shape, and
+// it is not a result of the function; a row reduction only ever starts a
+// group. A group of one is no group.
 func planGroups(f *ir.Func) []*kir.Group {
 	uses := map[*ir.Instr][]*ir.Instr{}
 	for _, in := range f.Body {
@@ -86,13 +108,17 @@ func planGroups(f *ir.Func) []*kir.Group {
 	group := map[*ir.Instr]*ir.Instr{}
 	for i := len(f.Body) - 1; i >= 0; i-- {
 		in := f.Body[i]
+		if rowReduction(in) {
+			group[in] = in
+			continue
+		}
 		if !fusible(in) {
 			continue
 		}
 		root := in
 		if us := uses[in]; !result[in] && len(us) > 0 {
 			r0 := group[us[0]]
-			same := r0 != nil && in.Type.Shape.Equal(r0.Type.Shape)
+			same := r0 != nil && in.Type.Shape.Equal(chainShape(r0))
 			for _, u := range us {
 				same = same && group[u] == r0
 			}
@@ -163,6 +189,35 @@ func fusible(in *ir.Instr) bool {
 	return true
 }
 
+// rowReduction reports whether in may end a group: an f32 reduce_sum,
+// reduce_max or reduce_mean of an f32 operand over its last axis alone,
+// a constant of 1 to maxTileRow (a tile row holds it whole).
+func rowReduction(in *ir.Instr) bool {
+	switch in.Op {
+	case ir.OpReduceSum, ir.OpReduceMax, ir.OpReduceMean:
+	default:
+		return false
+	}
+	x := in.Args[0].Type
+	if in.Type.DType != ir.F32 || x.DType != ir.F32 || x.IsTuple() || x.Rank() == 0 {
+		return false
+	}
+	if axes := in.Attrs.Ints("axes"); len(axes) != 1 || axes[0] != x.Rank()-1 {
+		return false
+	}
+	c, ok := x.Shape[x.Rank()-1].IsConst()
+	return ok && c >= 1 && c <= maxTileRow
+}
+
+// chainShape is the shape of a group's elementwise members: its root's,
+// or a reduction's operand's.
+func chainShape(root *ir.Instr) ir.Shape {
+	if rowReduction(root) {
+		return root.Args[0].Type.Shape
+	}
+	return root.Type.Shape
+}
+
 // broadcastsTo reports whether x broadcasts to out by numpy's rules: x's
 // dims, aligned to out's last, are 1 or out's.
 func broadcastsTo(x, out ir.Shape) bool {
@@ -187,10 +242,12 @@ const (
 
 // fusedKernel lowers a group to a kernel: each program loads its tile of
 // every input (broadcast axes as size 1), runs the members, stores the
-// root's tile.
+// root's tile; a reduce group's root reduces the chain's tile along its
+// last axis and stores a value a row.
 func fusedKernel(name string, g *kir.Group, t kir.Target) (*kir.Kernel, error) {
-	shape := g.Root.Type.Shape
+	shape := chainShape(g.Root)
 	r := len(shape)
+	reduced := rowReduction(g.Root)
 	// The tiled axes: the last two (or fewer).
 	var axes []int
 	for a := max(0, r-2); a < r; a++ {
@@ -250,7 +307,7 @@ func fusedKernel(name string, g *kir.Group, t kir.Target) (*kir.Kernel, error) {
 	for i, x := range g.Inputs {
 		params[i] = b.Param(fmt.Sprintf("in%d", i), ir.F32, x.Type.Shape)
 	}
-	out := b.Param("out", ir.F32, shape)
+	out := b.Param("out", ir.F32, g.Root.Type.Shape)
 
 	// The program's offset along each axis of the result.
 	off := make([]*kir.Value, r)
@@ -292,14 +349,55 @@ func fusedKernel(name string, g *kir.Group, t kir.Target) (*kir.Kernel, error) {
 				return nil, fmt.Errorf("operand %%%d of %%%d has no tile", a.ID, m.ID)
 			}
 		}
+		if m == g.Root && reduced {
+			c, _ := shape[r-1].IsConst()
+			vals[m] = rowReduce(b, m.Op, args[0], int(c))
+			continue
+		}
 		vals[m] = b.Elem(m.Op, args...)
 	}
 	dims := make([]int64, len(axes))
 	for i, a := range axes {
 		dims[i] = int64(a)
 	}
+	if reduced {
+		// The tile lost its last axis; the result its last axis too, or
+		// keeps it as 1 (keepdims), at offset 0.
+		dims = dims[:len(dims)-1]
+		off = off[:r-1]
+		if g.Root.Type.Rank() == r {
+			off = append(off, zero)
+		}
+	}
 	b.Effect(kir.OpStore, ir.Attrs{"dims": ir.IntsAttr(dims...)}, append([]*kir.Value{out, vals[g.Root]}, off...)...)
 	return b.K, nil
+}
+
+// rowReduce reduces tile x along its last axis, the rows of a
+// reduction's operand of n columns, by op (reduce_sum, reduce_max or
+// reduce_mean: a sum divided by n). Columns past n (a tile padded to a
+// power of two) are replaced by the reduction's identity first.
+func rowReduce(b *kir.Builder, op ir.Op, x *kir.Value, n int) *kir.Value {
+	rank, ext := x.Type.Rank(), x.Type.Shape[x.Type.Rank()-1]
+	kind, identity := "sum", 0.0
+	if op == ir.OpReduceMax {
+		kind, identity = "max", math.Inf(-1)
+	}
+	if ext > n {
+		cols := b.Op(kir.OpArange, nil, kir.Tile(ir.I32, ext))
+		limit := b.Op(kir.OpSplat, nil, kir.Tile(ir.I32, ext), b.Index(int64(n)))
+		inside := b.Elem(ir.OpLt, cols, limit)
+		for range rank - 1 {
+			inside = b.Op(kir.OpExpand, ir.Attrs{"axis": ir.IntAttr(0)}, kir.Type{}, inside)
+		}
+		id := b.Op(kir.OpConst, ir.Attrs{"value": ir.FloatAttr(identity)}, kir.Tile(ir.F32))
+		x = b.Elem(ir.OpSelect, inside, x, id)
+	}
+	v := b.Op(kir.OpReduce, ir.Attrs{"op": ir.WordAttr(kind), "axis": ir.IntAttr(int64(rank - 1))}, kir.Type{}, x)
+	if op == ir.OpReduceMean {
+		v = b.Elem(ir.OpDiv, v, b.Op(kir.OpConst, ir.Attrs{"value": ir.FloatAttr(float64(n))}, kir.Tile(ir.F32)))
+	}
+	return v
 }
 
 // loadOperand loads a program's tile of an input of shape xs (rank ≤

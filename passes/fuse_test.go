@@ -12,7 +12,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestFuseGolden lowers testdata/fuse.ir (a layer norm's affine part
-// and GELU, then a row-centred exp), fuses it for the default Go target
+// and GELU, then the row sum of a row-centred exp times the input, then
+// a sum over the rows), fuses it for the default Go target
 // and compares the kernels with testdata/fuse.golden (go test -update
 // rewrites it). What each kernel computes is checked against the
 // reference in tests/fuse_test.go.
@@ -52,9 +53,14 @@ func TestFuseGolden(t *testing.T) {
 		t.Errorf("the fused kernels differ from testdata/fuse.golden (run go test -update to accept):\n%s", got)
 	}
 	// Two groups: mul, add, gelu (the mean reads gelu's result, so it
-	// ends the group) and sub, exp.
-	if n := len(kp.Funcs["Forward"].Groups); n != 2 {
-		t.Errorf("%d groups in Forward, want 2", n)
+	// ends the group) and sub, exp, mul, reduce_sum (a reduce group; the
+	// sum over the rows is not one: it reduces other axes than the last).
+	gs := kp.Funcs["Forward"].Groups
+	if len(gs) != 2 {
+		t.Fatalf("%d groups in Forward, want 2", len(gs))
+	}
+	if r := gs[1].Root; r.Op != ir.OpReduceSum || len(gs[1].Members) != 4 {
+		t.Errorf("the second group is %s, want the row sum of 4 members", gs[1].Label())
 	}
 }
 

@@ -1,15 +1,19 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // What the Go renderer's kernels of the kernel IR (kir) call: a grid
-// launcher with per-worker scratch memory, and tile loads, stores and
-// elementwise maps. A kernel is a function over the programs of its
-// grid; a tile is at most two-dimensional here (the fuse pass's tiles:
-// rows of the second-last axis by a run of the last), and holds only the
-// elements inside the buffers it came from — a partial last tile is
-// shorter, not padded, since elementwise results outside the buffer are
-// never stored.
+// launcher with per-worker scratch memory, and tile loads, stores,
+// elementwise maps and row reductions. A kernel is a function over the
+// programs of its grid; a tile is at most two-dimensional here (the fuse
+// pass's tiles: rows of the second-last axis by a run of the last), and
+// holds only the elements inside the buffers it came from — a partial
+// last tile is shorter, not padded, since elementwise results outside
+// the buffer are never stored, and a row reduction's tile holds whole
+// rows.
 
 // A Tile is a rows × cols window of float32s: element (i, j) at
 // Data[i*RS + j]. Its rows are contiguous (a tile whose rows are not is
@@ -214,6 +218,53 @@ func BinaryTile(op BinaryOp, scratch []float32, x, y Tile) Tile {
 		row(t.Data[i*cols:][:cols], x.row(i), y.row(i))
 	}
 	return t
+}
+
+// A RowReduce is what ReduceTile computes of each row of a tile.
+type RowReduce uint8
+
+const (
+	RowSum RowReduce = iota // the sum, in float64 as ReduceSum's rows are
+	RowMax                  // the maximum: NaN if any is, -Inf of nothing
+	RowMin                  // the minimum: NaN if any is, +Inf of nothing
+)
+
+// ReduceTile returns each row of x reduced by op, as a tile of one row
+// of x.Rows elements (the kernel IR's [rows] tile) written into dst: a
+// sum by sum64 and a maximum by maxSlice, the vector kernels ReduceSum
+// and ReduceMax use on a last axis, so that a fused row reduction gives
+// their results (a maximum of zeros may differ in its sign). An empty x
+// gives an empty tile.
+func ReduceTile(op RowReduce, dst []float32, x Tile) Tile {
+	if x.Rows == 0 {
+		return Tile{}
+	}
+	t := Tile{Data: dst[:x.Rows], Rows: 1, Cols: x.Rows, RS: x.Rows}
+	for i := range x.Rows {
+		row := x.Data[i*x.RS:][:x.Cols]
+		switch op {
+		case RowSum:
+			t.Data[i] = float32(sum64(row))
+		case RowMax:
+			t.Data[i] = maxSlice(row)
+		case RowMin:
+			m := float32(math.Inf(1))
+			for _, v := range row {
+				m = min(m, v)
+			}
+			t.Data[i] = m
+		default:
+			panic(fmt.Sprintf("runtime.ReduceTile: reduction %d", op))
+		}
+	}
+	return t
+}
+
+// ScalarTile returns the 1×1 tile v, written into scratch: a constant
+// that broadcasts over any tile (a mean's divisor).
+func ScalarTile(scratch []float32, v float32) Tile {
+	scratch[0] = v
+	return Tile{Data: scratch[:1], Rows: 1, Cols: 1, RS: 1}
 }
 
 // FloorDiv, FloorMod and CeilDiv are the kernel IR's idiv, irem and cdiv

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -111,6 +112,70 @@ func TestElementwiseTiles(t *testing.T) {
 	}
 }
 
+// TestReduceTile compares ReduceTile's row sums and maxima with
+// ReduceSum and ReduceMax over the last axis, bit for bit, and its minima
+// with a loop: rows of 1, 3, 64 and 1000 (past the vector kernels'
+// blocks and with a tail), a window whose row stride exceeds its rows,
+// NaN, infinities and an empty tile.
+func TestReduceTile(t *testing.T) {
+	r := newRand(6)
+	scratch := make([]float32, 16)
+	for _, cols := range []int{1, 3, 64, 1000} {
+		x := randF32(r, 5, cols+2)
+		x.F[3*(cols+2)+cols/2] = float32(math.NaN())
+		x.F[4*(cols+2)] = float32(math.Inf(1))
+		x.F[2*(cols+2)+cols-1] = float32(math.Inf(-1))
+		src := rt.LoadTile(x, nil, 0, 1, 5, cols, 0, 1) // columns 1..cols of each row
+		win := rt.New(rt.F32, 5, cols)
+		for i := range 5 {
+			copy(win.F[i*cols:][:cols], x.F[i*(cols+2)+1:][:cols])
+		}
+		for _, c := range []struct {
+			op   rt.RowReduce
+			want []float32
+		}{
+			{rt.RowSum, rt.ReduceSum(win, []int{1}, false).F},
+			{rt.RowMax, rt.ReduceMax(win, []int{1}, false).F},
+			{rt.RowMin, rowMins(win)},
+		} {
+			got := rt.ReduceTile(c.op, scratch, src)
+			if got.Rows != 1 || got.Cols != 5 {
+				t.Fatalf("%d columns, reduction %d: a %d×%d tile, want 1×5", cols, c.op, got.Rows, got.Cols)
+			}
+			for i, w := range c.want {
+				if g := got.Data[i]; g != w && !(g != g && w != w) {
+					t.Fatalf("%d columns, reduction %d: row %d is %v, want %v", cols, c.op, i, g, w)
+				}
+			}
+		}
+	}
+	if e := rt.ReduceTile(rt.RowSum, scratch, rt.Tile{}); e.Rows != 0 || e.Cols != 0 {
+		t.Fatalf("the reduction of an empty tile is %d×%d", e.Rows, e.Cols)
+	}
+	if s := rt.ScalarTile(scratch, 2.5); s.Rows != 1 || s.Cols != 1 || s.Data[0] != 2.5 {
+		t.Fatalf("ScalarTile(2.5) = %+v", s)
+	}
+}
+
+// rowMins is the minimum of each row of a [rows, cols] tensor, NaN when
+// the row holds one.
+func rowMins(x *rt.Tensor) []float32 {
+	rows, cols := x.Shape[0], x.Shape[1]
+	out := make([]float32, rows)
+	for i := range rows {
+		m := float32(math.Inf(1))
+		for _, v := range x.F[i*cols:][:cols] {
+			if v != v || m != m {
+				m = float32(math.NaN())
+				continue
+			}
+			m = min(m, v)
+		}
+		out[i] = m
+	}
+	return out
+}
+
 func TestIndexDivision(t *testing.T) {
 	for _, c := range [][5]int{{7, 2, 3, 1, 4}, {-7, 2, -4, 1, -3}, {7, -2, -4, -1, -3}, {6, 3, 2, 0, 2}, {0, 5, 0, 0, 0}} {
 		if d, m, cd := rt.FloorDiv(c[0], c[1]), rt.FloorMod(c[0], c[1]), rt.CeilDiv(c[0], c[1]); d != c[2] || m != c[3] || cd != c[4] {
@@ -136,6 +201,34 @@ func BenchmarkBinaryTile(b *testing.B) {
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
 			rt.BinaryTile(rt.Add, scratch, tile(x), tile(x))
+		}
+	})
+}
+
+// BenchmarkRowSumTiles times attention backward's rowsum(dy·out) over
+// [8, 256, 64] as the fuse pass's reduce group runs it (tiles of 24
+// rows: a product, then ReduceTile) and as two runtime calls (their
+// buffers released, as the generated code does).
+func BenchmarkRowSumTiles(b *testing.B) {
+	r := newRand(7)
+	x, y := randF32(r, 8, 256, 64), randF32(r, 8, 256, 64)
+	b.Run("fused", func(b *testing.B) {
+		out := rt.New(rt.F32, 8, 256)
+		for b.Loop() {
+			rt.Launch(11, 8, 1, 3072, func(p0, p1, _ int, scr []float32) {
+				xt := rt.LoadTile(x, nil, 1, 2, 24, 64, p1, p0*24, 0)
+				yt := rt.LoadTile(y, nil, 1, 2, 24, 64, p1, p0*24, 0)
+				p := rt.BinaryTile(rt.Mul, scr[:1536], xt, yt)
+				s := rt.ReduceTile(rt.RowSum, rt.Dest(out, scr[1536:], -1, 1, 1, 24, p1, p0*24), p)
+				rt.StoreTile(out, s, -1, 1, p1, p0*24)
+			})
+		}
+	})
+	b.Run("calls", func(b *testing.B) {
+		for b.Loop() {
+			p := rt.Binary(rt.Mul, x, y, nil)
+			rt.Release(rt.ReduceSum(p, []int{2}, false))
+			rt.Release(p)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package gogen
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -22,8 +23,9 @@ func kernelFunc(k *kir.Kernel) string { return "k" + k.Name }
 // slots reused after a tile's last use.
 //
 // It renders the kernels the fuse pass makes — straight-line programs of
-// loads, elementwise ops and one store, over tiles of rank ≤ 2 — and
-// says so for anything else.
+// loads, elementwise ops, at most a reduction along a tile's rows
+// (rt.ReduceTile, the runtime's row sum and maximum) and one store, over
+// tiles of rank ≤ 2 — and says so for anything else.
 func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 	syms := r.p.Module.Syms
 	var params []string
@@ -68,7 +70,7 @@ func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 	var free []int
 	slot := map[*kir.Value]int{}
 	for i, in := range k.Body.Instrs {
-		if in.Op == kir.OpElem || in.Op == kir.OpLoad && copiedLoad(in) {
+		if in.Op == kir.OpElem || in.Op == kir.OpReduce || in.Op == kir.OpConst || in.Op == kir.OpLoad && copiedLoad(in) {
 			for _, res := range in.Results {
 				if res.Type.Kind != kir.KTile {
 					continue
@@ -92,7 +94,7 @@ func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 	// rt.Dest finds a contiguous window there.
 	stored := map[*kir.Value]*kir.Instr{}
 	for _, in := range k.Body.Instrs {
-		if in.Op == kir.OpStore && in.Args[1].Def != nil && in.Args[1].Def.Op == kir.OpElem {
+		if in.Op == kir.OpStore && in.Args[1].Def != nil && (in.Args[1].Def.Op == kir.OpElem || in.Args[1].Def.Op == kir.OpReduce) {
 			stored[in.Args[1]] = in
 		}
 	}
@@ -126,10 +128,22 @@ func (r *renderer) kernel(k *kir.Kernel, g *kir.Group) error {
 		case kir.OpSym:
 			pf("\t\t%s := %s\n", res, symVar(a.Str("name")))
 		case kir.OpConst:
-			if in.Results[0].Type.Kind != kir.KIndex {
-				return fmt.Errorf("kernel %s: the Go renderer renders index constants only, not %s", k.Name, in)
+			t, v := in.Results[0].Type, a.Float("value")
+			switch {
+			case t.Kind == kir.KIndex:
+				pf("\t\t%s := %d\n", res, int64(v))
+			case t.Kind == kir.KTile && t.DType == ir.F32 && t.Rank() == 0 && !math.IsInf(v, 0) && !math.IsNaN(v):
+				pf("\t\t%s := rt.ScalarTile(%s, %s)\n", res, scratchOf(in.Results[0]), strconv.FormatFloat(float64(float32(v)), 'g', -1, 32))
+			default:
+				return fmt.Errorf("kernel %s: the Go renderer renders index constants and finite f32 scalars only, not %s", k.Name, t)
 			}
-			pf("\t\t%s := %d\n", res, int64(a.Float("value")))
+		case kir.OpReduce:
+			x := in.Args[0].Type
+			fn, ok := map[string]string{"sum": "RowSum", "max": "RowMax", "min": "RowMin"}[a.Str("op")]
+			if !ok || x.DType != ir.F32 || x.Rank() > 2 || a.Int("axis") != x.Rank()-1 {
+				return fmt.Errorf("kernel %s: the Go renderer reduces f32 tiles of rank ≤ 2 along their last axis only", k.Name)
+			}
+			pf("\t\t%s := rt.ReduceTile(rt.%s, %s, %s)\n", res, fn, scratchOf(in.Results[0]), ref(in.Args[0]))
 		case kir.OpIdiv, kir.OpIrem, kir.OpCdiv:
 			fn := map[kir.Op]string{kir.OpIdiv: "FloorDiv", kir.OpIrem: "FloorMod", kir.OpCdiv: "CeilDiv"}[in.Op]
 			pf("\t\t%s := rt.%s(%s, %s)\n", res, fn, ref(in.Args[0]), ref(in.Args[1]))
