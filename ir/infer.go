@@ -506,6 +506,16 @@ func inferCrossEntropy(c *InferCtx) (Type, error) {
 	return Type{DType: F32}, nil
 }
 
+func inferCrossEntropyGrad(c *InferCtx) (Type, error) {
+	if _, err := inferCrossEntropy(c); err != nil {
+		return Type{}, err
+	}
+	if dy := c.Args[2]; dy.DType != F32 || dy.Rank() != 0 {
+		return Type{}, errf("cross_entropy_grad: dy must be f32[], got %s", dy)
+	}
+	return c.Args[0], nil
+}
+
 // swapHeads returns t with its axes 1 and 2 exchanged ([B, H, N, …] ⇄
 // [B, N, H, …]), each element of a tuple so; lower ranks are as they are.
 func swapHeads(t Type) Type {

@@ -86,6 +86,7 @@ const (
 	OpAttentionGrad
 	OpLayerNormGrad
 	OpRMSNormGrad
+	OpCrossEntropyGrad
 
 	// Projection of a multi-result op.
 	OpExtract
@@ -268,6 +269,8 @@ var opTable = [numOps]OpInfo{
 		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
 	OpExtract: {Name: "extract", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("index", AttrInt)}, Infer: inferExtract,
 		Doc: "result number index of a multi-result op (operand of tuple type); the only op that takes a tuple"},
+	OpCrossEntropyGrad: {Name: "cross_entropy_grad", Class: ClassOther, Args: 3, Attrs: []AttrSpec{opt("ignore_index", AttrInt)}, Infer: inferCrossEntropyGrad,
+		Doc: "the gradient of cross_entropy (same ignore_index) with respect to its logits, given dy, the f32[] gradient of the loss: (softmax(logits) - onehot(target))·dy/max(n, 1) at each position, n the positions not ignored; ignored positions get 0; operands logits [..., C], targets i32[...], dy; autodiff writes it, one row kernel in place of softmax, a scatter of the one-hot, a count and the products"},
 }
 
 // Info returns op's row in the op table.

@@ -270,6 +270,10 @@ func backwardModule() (*Module, error) {
 	rs2 := b.op(OpReduceSum, Attrs{"axes": IntsAttr(3)}, b.op(OpMul, nil, dyp, y2))
 	dv := b.op(OpExtract, Attrs{"index": IntAttr(1)}, b.op(OpAttentionGrad, with(bnhd, "wrt", IntsAttr(0, 2)), x, x, x, lse2, rs2, dyp))
 	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, b.op(OpAdd, nil, b.op(OpAdd, nil, rms, dv), b.op(OpAdd, nil, grads[1], grads[2])))
+	// cross_entropy's gradient, as autodiff writes it.
+	tgt := b.input("t", TensorOf(I32, dB, c(2), dN))
+	dce := b.op(OpCrossEntropyGrad, Attrs{"ignore_index": IntAttr(-1)}, x, tgt, n)
+	total = b.op(OpAdd, nil, total, b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2, 3)}, dce))
 	b.Output(OutLoss, LossName, b.op(OpDiv, nil, total, n))
 	b.Output(OutGrad, "rel.bias", grads[3])
 	return b.done()

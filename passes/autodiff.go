@@ -273,26 +273,27 @@ var gradRules map[ir.Op]gradRule
 // nonDifferentiable ops produce no f32 value that depends on a param
 // (sources, comparisons, logic, argmax), or have no second derivative.
 var nonDifferentiable = map[ir.Op]string{
-	ir.OpParam:         "a leaf: its gradient is the output",
-	ir.OpInput:         "inputs are data",
-	ir.OpConst:         "constant",
-	ir.OpIota:          "integer",
-	ir.OpDimSize:       "a size",
-	ir.OpNot:           "bool",
-	ir.OpEq:            "bool",
-	ir.OpNe:            "bool",
-	ir.OpLt:            "bool",
-	ir.OpLe:            "bool",
-	ir.OpGt:            "bool",
-	ir.OpGe:            "bool",
-	ir.OpAnd:           "bool",
-	ir.OpOr:            "bool",
-	ir.OpArgMax:        "integer",
-	ir.OpMod:           "integer",
-	ir.OpAttentionGrad: "second derivatives are not supported",
-	ir.OpLayerNormGrad: "second derivatives are not supported",
-	ir.OpRMSNormGrad:   "second derivatives are not supported",
-	ir.OpExtract:       "projects a multi-result op, which only autodiff creates (attention with_lse, attention_grad)",
+	ir.OpParam:            "a leaf: its gradient is the output",
+	ir.OpInput:            "inputs are data",
+	ir.OpConst:            "constant",
+	ir.OpIota:             "integer",
+	ir.OpDimSize:          "a size",
+	ir.OpNot:              "bool",
+	ir.OpEq:               "bool",
+	ir.OpNe:               "bool",
+	ir.OpLt:               "bool",
+	ir.OpLe:               "bool",
+	ir.OpGt:               "bool",
+	ir.OpGe:               "bool",
+	ir.OpAnd:              "bool",
+	ir.OpOr:               "bool",
+	ir.OpArgMax:           "integer",
+	ir.OpMod:              "integer",
+	ir.OpAttentionGrad:    "second derivatives are not supported",
+	ir.OpLayerNormGrad:    "second derivatives are not supported",
+	ir.OpRMSNormGrad:      "second derivatives are not supported",
+	ir.OpCrossEntropyGrad: "second derivatives are not supported",
+	ir.OpExtract:          "projects a multi-result op, which only autodiff creates (attention with_lse, attention_grad)",
 }
 
 func one(g *ir.Instr) []*ir.Instr { return []*ir.Instr{g} }
@@ -602,36 +603,13 @@ func einsumRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error)
 // crossEntropyRule: ∂/∂logits = (softmax(logits) - onehot(t)) · valid · dy / n,
 // n the number of scored positions (at least 1, as the forward counts).
 func crossEntropyRule(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
-	// dlogits = (softmax(logits) - onehot(target)) · dy / n, with the
-	// one-hot a scatter of ones at the targets (zeros plus one element a
-	// row) rather than a comparison of every class with the target.
-	logits, t := in.Args[0], in.Args[1]
-	r := logits.Type.Rank()
-	p := a.op(ir.OpSoftmax, ir.Attrs{"axis": ir.IntAttr(int64(r - 1))}, logits)
-	kshape := append(append(ir.Shape{}, t.Type.Shape...), ir.ConstDim(1))
-	tk := a.given(ir.OpReshape, ir.Type{DType: ir.I32, Shape: kshape}, nil, t)
-	scatter := ir.Attrs{"axis": ir.IntAttr(int64(r - 1)), "batch_dims": ir.IntAttr(int64(r - 1))}
-	var g, n *ir.Instr
-	all := make([]int, t.Type.Rank())
-	for i := range all {
-		all[i] = i
-	}
+	// dlogits = (softmax(logits) - onehot(target))·dy/n in one row kernel
+	// (cross_entropy_grad), n the positions not ignored.
+	attrs := ir.Attrs{}
 	if in.Attrs.Has("ignore_index") {
-		// Ignored positions scatter a 0 at class 0 (their target may be
-		// out of range) and their softmax is masked away.
-		ig := a.given(ir.OpConst, ir.Type{DType: ir.I32}, ir.Attrs{"value": ir.FloatAttr(float64(in.Attrs["ignore_index"].Int))})
-		keep := a.op(ir.OpNe, nil, tk, ig)
-		valid := a.op(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, keep)
-		idx := a.op(ir.OpSelect, nil, keep, tk, a.given(ir.OpConst, ir.Type{DType: ir.I32}, ir.Attrs{"value": ir.FloatAttr(0)}))
-		hot := a.given(ir.OpScatterAdd, logits.Type, scatter, valid, idx)
-		g = a.sub(a.mul(p, valid), hot)
-		n = a.op(ir.OpMax, nil, a.op(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(toInt64(all)...)}, valid), a.constant(1))
-	} else {
-		ones := a.given(ir.OpBroadcast, ir.Type{DType: ir.F32, Shape: kshape}, nil, a.constant(1))
-		g = a.sub(p, a.given(ir.OpScatterAdd, logits.Type, scatter, ones, tk))
-		n = a.count(t.Type, all)
+		attrs["ignore_index"] = in.Attrs["ignore_index"]
 	}
-	return []*ir.Instr{a.mul(g, a.div(dy, n)), nil}, nil
+	return []*ir.Instr{a.op(ir.OpCrossEntropyGrad, attrs, in.Args[0], in.Args[1], dy), nil}, nil
 }
 
 // attentionRule differentiates an attention op with one attention_grad

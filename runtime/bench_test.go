@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	rt "github.com/attnc/attnc/runtime"
@@ -229,4 +230,32 @@ func BenchmarkAttentionDocMask(b *testing.B) {
 			reportGFLOPS(b, 4*64*pairs*8)
 		})
 	}
+}
+
+// BenchmarkAttentionShort times attention at a seq2seq-sized training
+// shape (B=64, H=4, N=16, D=16, a prefix-LM mask with key spans, the
+// bnhd layout the layout pass gives): many (b, h) pairs of one partial
+// tile each, where the per-pair and per-tile overheads are the cost.
+func BenchmarkAttentionShort(b *testing.B) {
+	nb, nh, n, d := 64, 4, 16, 16
+	if os.Getenv("ATTN_SHORT") == "ptr" {
+		nb, nh, n, d = 256, 4, 10, 32
+	}
+	r := newRand(6)
+	q, k, v, dy := randF32(r, nb, n, nh, d), randF32(r, nb, n, nh, d), randF32(r, nb, n, nh, d), randF32(r, nb, n, nh, d)
+	spec := &rt.AttnSpec{Scale: 0.25, Layout: "bnhd",
+		Mask: func(b, h, q, k int) bool { return k < 8 || k <= q },
+		Rows: func(b, h, q int) rt.KeySpans { return rt.SpanBelow(max(8, q+1)) }}
+	b.Run("fwd", func(b *testing.B) {
+		for b.Loop() {
+			rt.AttentionWithLSE(q, k, v, spec)
+		}
+	})
+	out, lse := rt.AttentionWithLSE(q, k, v, spec)
+	rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
+	b.Run("grad", func(b *testing.B) {
+		for b.Loop() {
+			rt.AttentionGrad(q, k, v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true})
+		}
+	})
 }

@@ -520,7 +520,7 @@ var opCases = []opCase{
 	},
 	{
 		name: "composites",
-		ops:  []ir.Op{ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpLayerNormGrad, ir.OpRMSNormGrad},
+		ops:  []ir.Op{ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpLayerNormGrad, ir.OpRMSNormGrad, ir.OpCrossEntropyGrad},
 		build: func(c *caseBuilder) {
 			c.ints = map[string][2]any{"t": {0, 7}, "ti": {-1, 7}}
 			x := c.in("x", ir.F32, "B", "N", 7)

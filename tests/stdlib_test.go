@@ -10,8 +10,8 @@ import (
 
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/ir/eval"
-	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/stdlib"
 )
 

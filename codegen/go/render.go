@@ -700,6 +700,8 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.%s(%s, %s, %s)\n", v, fn, arg(0), arg(1), floatLit32(a.Float("eps")))
 	case ir.OpCrossEntropy:
 		withErr(fmt.Sprintf("rt.CrossEntropy(%s, %s, %d, %v)", arg(0), arg(1), a["ignore_index"].Int, a.Has("ignore_index")))
+	case ir.OpCrossEntropyGrad:
+		withErr(fmt.Sprintf("rt.CrossEntropyGrad(%s, %s, %s, %d, %v)", arg(0), arg(1), arg(2), a["ignore_index"].Int, a.Has("ignore_index")))
 	case ir.OpScan:
 		r.pf("\t%s := rt.Scan(%s, %s, %d, %v)\n", v, arg(0), arg(1), a.Int("axis"), a.Bool("reverse"))
 	case ir.OpAttention, ir.OpAttentionGrad:

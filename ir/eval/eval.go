@@ -318,10 +318,13 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 			}
 		}
 		return layerNormGrad(args[0], dy, a.Float("eps"), in.Op == ir.OpRMSNormGrad), nil
-	case ir.OpCrossEntropy:
+	case ir.OpCrossEntropy, ir.OpCrossEntropyGrad:
 		ignore, hasIgnore := int64(0), a.Has("ignore_index")
 		if hasIgnore {
 			ignore = a["ignore_index"].Int
+		}
+		if in.Op == ir.OpCrossEntropyGrad {
+			return crossEntropyGrad(args[0], args[1], args[2], ignore, hasIgnore)
 		}
 		return crossEntropy(args[0], args[1], ignore, hasIgnore)
 	case ir.OpAttention:

@@ -271,6 +271,15 @@ var opCases = []opCase{
 		f32(sh(2, 2, 2), 0, ln3, 9, 1, 5, 5, 0, 0), i32(sh(2, 2), 1, -100, 0, -100)),
 	attrCase(ir.OpCrossEntropy, "all ignored", attrs("ignore_index", ir.IntAttr(0)), f32(nil, 0),
 		f32(sh(2, 2), 0, ln3, 5, 5), i32(sh(2), 0, 0)),
+	// softmax [1/4, 3/4] and [1/2, 1/2] less the one-hots of 1 and 0,
+	// times dy/n = 2/2.
+	attrCase(ir.OpCrossEntropyGrad, "mean over positions", nil, f32(sh(2, 2), 0.25, -0.25, -0.5, 0.5),
+		f32(sh(2, 2), 0, ln3, 5, 5), i32(sh(2), 1, 0), f32(nil, 2)),
+	// Two positions of four ignored: they get 0, and dy/n = 4/2.
+	attrCase(ir.OpCrossEntropyGrad, "ignore_index", attrs("ignore_index", ir.IntAttr(-100)), f32(sh(2, 2, 2), 0.5, -0.5, 0, 0, -1, 1, 0, 0),
+		f32(sh(2, 2, 2), 0, ln3, 9, 1, 5, 5, 0, 0), i32(sh(2, 2), 1, -100, 0, -100), f32(nil, 4)),
+	attrCase(ir.OpCrossEntropyGrad, "all ignored", attrs("ignore_index", ir.IntAttr(0)), f32(sh(2, 2), 0, 0, 0, 0),
+		f32(sh(2, 2), 0, ln3, 5, 5), i32(sh(2), 0, 0), f32(nil, 3)),
 	// q = [1, 1], k = [0, 1] (D = 1), v = I, scale ln 3: scores are
 	// 0 and ln 3, so the full softmax is [1/4, 3/4].
 	attentionCase("no mask", nil, nil, "", f32(sh(1, 1, 2, 2), 0.25, 0.75, 0.25, 0.75)),

@@ -260,3 +260,41 @@ func crossEntropy(logits, targets *Tensor, ignore int64, hasIgnore bool) (*Tenso
 	}
 	return Scalar(ir.F32, total/float64(count)), nil
 }
+
+// crossEntropyGrad is cross_entropy_grad from its definition: at each
+// position not ignored, (softmax(row) - onehot(target))·dy/max(n, 1), n
+// the positions not ignored; 0 at ignored ones.
+func crossEntropyGrad(logits, targets, dy *Tensor, ignore int64, hasIgnore bool) (*Tensor, error) {
+	c := logits.Shape[len(logits.Shape)-1]
+	out := NewTensor(ir.F32, logits.Shape...)
+	count := 0
+	for p, tv := range targets.Data {
+		t := int64(tv)
+		if hasIgnore && t == ignore {
+			continue
+		}
+		if t < 0 || t >= int64(c) {
+			idx := make([]int, len(targets.Shape))
+			unravel(p, targets.Shape, idx)
+			return nil, fmt.Errorf("target %d at position %v out of range [0, %d)", t, idx, c)
+		}
+		count++
+	}
+	scale := dy.Data[0] / math.Max(float64(count), 1)
+	for p, tv := range targets.Data {
+		t := int64(tv)
+		if hasIgnore && t == ignore {
+			continue
+		}
+		row, dst := logits.Data[p*c:(p+1)*c], out.Data[p*c:(p+1)*c]
+		lse := logSumExp(row)
+		for j, x := range row {
+			g := math.Exp(x - lse)
+			if int64(j) == t {
+				g--
+			}
+			dst[j] = g * scale
+		}
+	}
+	return out, nil
+}
