@@ -14,14 +14,24 @@ import (
 // dy·wᵀ and the weight's gradient xᵀ·dy summed over the batch. Each
 // result is released, as generated code does, so the buffers recycle.
 func BenchmarkEinsumLM(b *testing.B) {
-	const nb, l = 16, 255
+	benchEinsums(b, 16, 255, 128, 512)
+}
+
+// BenchmarkEinsumSmall is BenchmarkEinsumLM at the small stdlib models'
+// shapes (partial_lm, seq2seq: 64 examples of 9 tokens, d=64, FFN 256),
+// where a product is a few tens of MFLOP.
+func BenchmarkEinsumSmall(b *testing.B) {
+	benchEinsums(b, 64, 9, 64, 256)
+}
+
+func benchEinsums(b *testing.B, nb, l, d, ff int) {
 	for _, c := range []struct {
 		spec    string
 		in, out int
 	}{
-		{"abc,cd->abd", 128, 128}, {"abc,cd->abd", 128, 512}, {"abc,cd->abd", 512, 128},
-		{"abc,dc->abd", 128, 128}, {"abc,dc->abd", 128, 512}, {"abc,dc->abd", 512, 128},
-		{"acb,acd->bd", 128, 128}, {"acb,acd->bd", 128, 512}, {"acb,acd->bd", 512, 128},
+		{"abc,cd->abd", d, d}, {"abc,cd->abd", d, ff}, {"abc,cd->abd", ff, d},
+		{"abc,dc->abd", d, d}, {"abc,dc->abd", d, ff}, {"abc,dc->abd", ff, d},
+		{"acb,acd->bd", d, d}, {"acb,acd->bd", d, ff}, {"acb,acd->bd", ff, d},
 	} {
 		r := newRand(3)
 		var x, y *rt.Tensor

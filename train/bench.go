@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	goruntime "runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +27,10 @@ type BenchOptions struct {
 	JSON bool
 	// TopOps is how many of the most expensive instructions to list.
 	TopOps int
+	// CPUProfile, when set, names a file to write a CPU profile of
+	// LossAndGrad calls to (runtime/pprof), taken after the timings for
+	// MinTime (at least minBenchReps calls).
+	CPUProfile string
 }
 
 const (
@@ -110,6 +117,14 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 		recs = append(recs, rec)
 	}
 
+	if o.CPUProfile != "" {
+		if err := cpuProfile(o, func() error {
+			_, err := m.LossAndGradMap(batch)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	var ops []runtime.OpProfile
 	profiled := 0
 	if p, ok := m.(profilable); ok {
@@ -263,4 +278,38 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// cpuProfile writes a CPU profile of call, repeated for o.MinTime (at
+// least minBenchReps times), to o.CPUProfile: through a temporary file,
+// renamed into place when complete.
+func cpuProfile(o BenchOptions, call func() error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(o.CPUProfile), ".cpuprofile-*")
+	if err != nil {
+		return fmt.Errorf("-cpuprofile: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := pprof.StartCPUProfile(tmp); err != nil {
+		return fmt.Errorf("-cpuprofile: %w", err)
+	}
+	start := time.Now()
+	for n := 0; n < minBenchReps || time.Since(start) < o.MinTime; n++ {
+		if err := call(); err != nil {
+			pprof.StopCPUProfile()
+			return fmt.Errorf("LossAndGrad: %w", err)
+		}
+	}
+	pprof.StopCPUProfile()
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), o.CPUProfile); err != nil {
+		return fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package train
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +120,29 @@ func TestBenchFlagsGoWithBench(t *testing.T) {
 	assert.ErrorContains(t, err, "go with bench")
 	_, err = trainer(t, "bench", dir, "-reps", "-1")
 	assert.ErrorContains(t, err, "must not be negative")
+}
+
+// TestBenchCPUProfile: -cpuprofile writes a pprof profile (gzip) of
+// LossAndGrad calls, at least three of them, and goes with bench only; a
+// file that cannot be written is an error that names the flag, and
+// leaves nothing behind.
+func TestBenchCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, stubSpec(10))
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	var m *profiledStub
+	_, err := benchTrainer(t, &m, "bench", dir, "-reps", "1", "-min-time", "1ms", "-cpuprofile", prof)
+	require.NoError(t, err)
+	b, err := os.ReadFile(prof)
+	require.NoError(t, err)
+	require.Greater(t, len(b), 2)
+	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a gzipped profile")
+	assert.Equal(t, 1+1+1+3+1, m.calls, "warm-up, rep, memory probe, 3 profiled by pprof, 1 by the op profile")
+
+	_, err = trainer(t, "eval", dir, "-cpuprofile", prof)
+	assert.ErrorContains(t, err, "go with bench")
+	missing := filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.prof")
+	_, err = benchTrainer(t, &m, "bench", dir, "-reps", "1", "-cpuprofile", missing)
+	assert.ErrorContains(t, err, "-cpuprofile")
+	assert.NoFileExists(t, missing)
 }

@@ -25,7 +25,9 @@ LossAndGrad, forward and backward, without the optimizer's update) and
 tokens/s (the batch times the longest sequence among the inputs). It then
 profiles a few LossAndGrad calls and lists the ten (-top N) most
 expensive instructions of the IR, then the time by kind of op. -batch, -task, -config, -data and -model change
-the shapes as they do for attnc train.
+the shapes as they do for attnc train. -cpuprofile FILE writes a CPU
+profile of LossAndGrad calls (go tool pprof TRAINER FILE reads it; the
+trainer's path is the first line bench prints).
 
 Bench -kernels times the runtime's kernels directly (B=1, H=8, d=64,
 f32): matmul 1024³ and 2048³; attention forward and forward+backward,
@@ -50,21 +52,22 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 (null where not measured).`,
 	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
 		f := &benchFlags{
-			kernels: fs.Bool("kernels", false, "time the runtime's kernels instead of a model"),
-			quick:   fs.Bool("quick", false, "with -kernels: small sizes, for a smoke test"),
-			peers:   fs.Bool("peers", false, "with the kernel cases, run PyTorch's on the same shapes, interleaved, and print ratios"),
-			shared:  fs.String("shared", "", "the shared folder holding bench/peers/bench.py (default: ../shared from the project)"),
-			python:  fs.String("python", "python3", "the Python interpreter for -peers"),
-			run:     fs.String("run", "", "with -kernels: only the cases whose name matches this regular expression"),
-			json:    fs.Bool("json", false, "print one JSON object a line"),
-			reps:    fs.Int("reps", 0, "timed calls of each case (0: at least 3 and -min-time)"),
-			top:     fs.Int("top", 10, "how many of the most expensive instructions of LossAndGrad to list"),
-			minTime: fs.Duration("min-time", 0, "time each case for at least this long (default 2s for a model, 1s for a kernel)"),
-			model:   fs.String("model", "", "the model to time, when the file defines several"),
-			batch:   fs.Int("batch", 0, "examples a batch (default: the train section's)"),
-			data:    fs.String("data", "", "text file for the lm task"),
-			task:    kvFlag{},
-			config:  kvFlag{},
+			kernels:    fs.Bool("kernels", false, "time the runtime's kernels instead of a model"),
+			quick:      fs.Bool("quick", false, "with -kernels: small sizes, for a smoke test"),
+			peers:      fs.Bool("peers", false, "with the kernel cases, run PyTorch's on the same shapes, interleaved, and print ratios"),
+			shared:     fs.String("shared", "", "the shared folder holding bench/peers/bench.py (default: ../shared from the project)"),
+			python:     fs.String("python", "python3", "the Python interpreter for -peers"),
+			run:        fs.String("run", "", "with -kernels: only the cases whose name matches this regular expression"),
+			json:       fs.Bool("json", false, "print one JSON object a line"),
+			reps:       fs.Int("reps", 0, "timed calls of each case (0: at least 3 and -min-time)"),
+			top:        fs.Int("top", 10, "how many of the most expensive instructions of LossAndGrad to list"),
+			cpuProfile: fs.String("cpuprofile", "", "write a CPU profile of LossAndGrad calls (about -min-time of them) to this file, for go tool pprof"),
+			minTime:    fs.Duration("min-time", 0, "time each case for at least this long (default 2s for a model, 1s for a kernel)"),
+			model:      fs.String("model", "", "the model to time, when the file defines several"),
+			batch:      fs.Int("batch", 0, "examples a batch (default: the train section's)"),
+			data:       fs.String("data", "", "text file for the lm task"),
+			task:       kvFlag{},
+			config:     kvFlag{},
 		}
 		fs.Var(f.task, "task", "override a task parameter, as -task len=256 (repeatable)")
 		fs.Var(f.config, "config", "override a config value of the model, as -config layers=2 (repeatable)")
@@ -87,6 +90,7 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 type benchFlags struct {
 	kernels, quick, peers, json *bool
 	shared, python, run         *string
+	cpuProfile                  *string
 	model, data                 *string
 	reps, batch, top            *int
 	minTime                     *time.Duration
@@ -108,7 +112,7 @@ func (f *benchFlags) check(args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("-kernels and -peers time the runtime's kernels, not a model: leave out %s (or leave out the flag)", args[0])
 		}
-		for _, name := range []string{"model", "batch", "data", "task", "config", "top"} {
+		for _, name := range []string{"model", "batch", "data", "task", "config", "top", "cpuprofile"} {
 			if f.given[name] {
 				return fmt.Errorf("-%s goes with a model file, not with -kernels", name)
 			}
@@ -186,6 +190,14 @@ func (c *cli) benchModel(file string, f *benchFlags) int {
 	}
 	if f.given["top"] {
 		targs = append(targs, "-top", strconv.Itoa(*f.top))
+	}
+	if *f.cpuProfile != "" {
+		abs, err := filepath.Abs(*f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "attnc bench: -cpuprofile: %v\n", err)
+			return exitError
+		}
+		targs = append(targs, "-cpuprofile", abs)
 	}
 	if c.runTrainer(bin, nil, targs...) != exitOK {
 		return exitError
