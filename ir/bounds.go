@@ -8,16 +8,14 @@ import "math"
 type Interval struct{ Lo, Hi float64 }
 
 // Point returns the interval holding only v.
-func Point(v float64) Interval { return Interval{v, v} }
+func Point(v float64) Interval { return IvPoint(v) }
 
 // Unbounded is the interval of a value nothing is known about.
-var Unbounded = Interval{math.Inf(-1), math.Inf(1)}
+var Unbounded = ivUnbounded
 
 // Verdicts for a bool interval.
 func (iv Interval) AlwaysTrue() bool  { return iv.Lo == 1 && iv.Hi == 1 }
 func (iv Interval) AlwaysFalse() bool { return iv.Lo == 0 && iv.Hi == 0 }
-
-var unknownBool = Interval{0, 1}
 
 // Bounds returns an interval holding every value e takes when each
 // variable ranges over its interval in vars (an absent variable is
@@ -93,7 +91,7 @@ func (w *boundsWalk) rule(e *Expr) Interval {
 		}
 		switch e.kind {
 		case KBool:
-			return unknownBool
+			return ivUnknownBool
 		case KInt:
 			return int32Range
 		}
@@ -128,108 +126,55 @@ func isArith(e *Expr) bool {
 	return false
 }
 
-// apply is the interval rule of e's operator over its operands' intervals.
+// apply is the interval rule of e's operator over its operands'
+// intervals (interval.go's functions, the runtime's too), but for the
+// integer / and % of Overflow's analysis, which takes the divisor to be
+// non-zero.
 func (w *boundsWalk) apply(e *Expr, a []Interval) Interval {
 	switch e.Kind {
 	case ENeg:
-		return Interval{-a[0].Hi, -a[0].Lo}
+		return IvNeg(a[0])
 	case ENot:
-		return Interval{1 - a[0].Hi, 1 - a[0].Lo}
+		return IvNot(a[0])
 	case EAdd:
-		return Interval{a[0].Lo + a[1].Lo, a[0].Hi + a[1].Hi}
+		return IvAdd(a[0], a[1])
 	case ESub:
-		return Interval{a[0].Lo - a[1].Hi, a[0].Hi - a[1].Lo}
+		return IvSub(a[0], a[1])
 	case EMul:
-		return hull(mulInf(a[0].Lo, a[1].Lo), mulInf(a[0].Lo, a[1].Hi), mulInf(a[0].Hi, a[1].Lo), mulInf(a[0].Hi, a[1].Hi))
+		return IvMul(a[0], a[1])
 	case EDiv:
-		if a[1].Lo <= 0 && a[1].Hi >= 0 {
-			if w.checked && e.kind == KInt {
-				// |⌊x/y⌋| <= |x| for an integer y != 0.
-				return hull(a[0].Lo, a[0].Hi, -a[0].Lo, -a[0].Hi)
-			}
-			return Unbounded
+		if w.checked && e.kind == KInt && a[1].Lo <= 0 && a[1].Hi >= 0 {
+			// |⌊x/y⌋| <= |x| for an integer y != 0.
+			return ivHull(a[0].Lo, a[0].Hi, -a[0].Lo, -a[0].Hi)
 		}
-		r := hull(a[0].Lo/a[1].Lo, a[0].Lo/a[1].Hi, a[0].Hi/a[1].Lo, a[0].Hi/a[1].Hi)
-		if e.kind == KInt {
-			r = Interval{math.Floor(r.Lo), math.Floor(r.Hi)}
-		}
-		return r
+		return IvDiv(a[0], a[1], e.kind == KInt)
 	case EMod:
-		// Exact when the divisor is a positive constant and the dividend
-		// stays inside one period; otherwise [0, c-1].
-		if a[1].Lo == a[1].Hi && a[1].Lo > 0 {
-			c := a[1].Lo
-			if !math.IsInf(a[0].Lo, 0) && !math.IsInf(a[0].Hi, 0) && math.Floor(a[0].Lo/c) == math.Floor(a[0].Hi/c) {
-				base := math.Floor(a[0].Lo/c) * c
-				return Interval{a[0].Lo - base, a[0].Hi - base}
-			}
-			return Interval{0, c - 1}
-		}
-		if a[1].Lo > 0 {
-			return Interval{0, a[1].Hi - 1}
-		}
-		if a[1].Hi < 0 {
-			// A negative divisor: (y, 0].
-			return Interval{a[1].Lo + 1, 0}
-		}
-		if w.checked {
+		if w.checked && a[1].Lo <= 0 && a[1].Hi >= 0 {
 			// A floor modulo takes the divisor's sign and is smaller
 			// in size: (y, 0] for y < 0, [0, y) for y > 0.
 			return Interval{math.Min(0, a[1].Lo+1), math.Max(0, a[1].Hi-1)}
 		}
-		return Unbounded
+		return IvMod(a[0], a[1])
 	case ELt:
-		return compare(a[0].Hi < a[1].Lo, a[0].Lo >= a[1].Hi)
+		return IvLt(a[0], a[1])
 	case ELe:
-		return compare(a[0].Hi <= a[1].Lo, a[0].Lo > a[1].Hi)
+		return IvLe(a[0], a[1])
 	case EGt:
-		return compare(a[0].Lo > a[1].Hi, a[0].Hi <= a[1].Lo)
+		return IvGt(a[0], a[1])
 	case EGe:
-		return compare(a[0].Lo >= a[1].Hi, a[0].Hi < a[1].Lo)
+		return IvGe(a[0], a[1])
 	case EEq:
-		return compare(a[0].Lo == a[0].Hi && a[1].Lo == a[1].Hi && a[0].Lo == a[1].Lo,
-			a[0].Hi < a[1].Lo || a[1].Hi < a[0].Lo)
+		return IvEq(a[0], a[1])
 	case ENe:
-		return compare(a[0].Hi < a[1].Lo || a[1].Hi < a[0].Lo,
-			a[0].Lo == a[0].Hi && a[1].Lo == a[1].Hi && a[0].Lo == a[1].Lo)
+		return IvNe(a[0], a[1])
 	case EAnd:
-		return Interval{math.Min(a[0].Lo, a[1].Lo), math.Min(a[0].Hi, a[1].Hi)}
+		return IvAnd(a[0], a[1])
 	case EOr:
-		return Interval{math.Max(a[0].Lo, a[1].Lo), math.Max(a[0].Hi, a[1].Hi)}
+		return IvOr(a[0], a[1])
 	case ECall:
 		if f, ok := exprFuncs[e.Name]; ok && len(a) == f.Arity {
 			return f.Bounds(a)
 		}
 	}
 	return Unbounded
-}
-
-func compare(always, never bool) Interval {
-	switch {
-	case always:
-		return Point(1)
-	case never:
-		return Point(0)
-	}
-	return unknownBool
-}
-
-func hull(vs ...float64) Interval {
-	iv := Interval{math.Inf(1), math.Inf(-1)}
-	for _, v := range vs {
-		if math.IsNaN(v) {
-			return Unbounded
-		}
-		iv.Lo = math.Min(iv.Lo, v)
-		iv.Hi = math.Max(iv.Hi, v)
-	}
-	return iv
-}
-
-// mulInf multiplies with 0·∞ = 0, the right convention for bounds.
-func mulInf(a, b float64) float64 {
-	if a == 0 || b == 0 {
-		return 0
-	}
-	return a * b
 }

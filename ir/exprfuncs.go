@@ -63,7 +63,7 @@ var ExprFuncTable = []*ExprFunc{
 		Name: "abs", Arity: 1, Doc: "absolute value; int stays int",
 		Kind:   sameKind,
 		Eval:   func(a []float64) float64 { return math.Abs(a[0]) },
-		Bounds: func(iv []Interval) Interval { return absBounds(iv[0]) },
+		Bounds: func(iv []Interval) Interval { return IvAbs(iv[0]) },
 		Deriv: func(c *Expr, d []*Expr) *Expr {
 			// +1 at 0: the piece x >= 0.
 			return fmul(d[0], fwhere(cmp(EGe, c.Args[0], zero()), one(), Float(-1)))
@@ -72,11 +72,9 @@ var ExprFuncTable = []*ExprFunc{
 	},
 	{
 		Name: "clamp", Arity: 3, Doc: "clamp(x, lo, hi) is min(max(x, lo), hi)",
-		Kind: sameKind,
-		Eval: func(a []float64) float64 { return math.Min(math.Max(a[0], a[1]), a[2]) },
-		Bounds: func(iv []Interval) Interval {
-			return Interval{math.Min(math.Max(iv[0].Lo, iv[1].Lo), iv[2].Lo), math.Min(math.Max(iv[0].Hi, iv[1].Hi), iv[2].Hi)}
-		},
+		Kind:   sameKind,
+		Eval:   func(a []float64) float64 { return math.Min(math.Max(a[0], a[1]), a[2]) },
+		Bounds: func(iv []Interval) Interval { return IvClamp(iv[0], iv[1], iv[2]) },
 		// The piece min(max(x, lo), hi) takes, as max and min choose
 		// (the first argument at a tie); hi wins where lo > hi.
 		Deriv: func(c *Expr, d []*Expr) *Expr {
@@ -87,10 +85,9 @@ var ExprFuncTable = []*ExprFunc{
 	},
 	{
 		Name: "cos", Arity: 1, Doc: "cosine (radians); float result",
-		Kind: toFloat,
-		Eval: func(a []float64) float64 { return math.Cos(a[0]) },
-		// cos is 1 at 2πn and -1 at π + 2πn.
-		Bounds: func(iv []Interval) Interval { return periodicBounds(iv[0], math.Cos, 0) },
+		Kind:   toFloat,
+		Eval:   func(a []float64) float64 { return math.Cos(a[0]) },
+		Bounds: func(iv []Interval) Interval { return IvCos(iv[0]) },
 		Deriv: func(c *Expr, d []*Expr) *Expr {
 			return fmul(d[0], fneg(fcall("sin", c.Args[0])))
 		},
@@ -99,70 +96,59 @@ var ExprFuncTable = []*ExprFunc{
 		Name: "exp", Arity: 1, Doc: "e^x; float result",
 		Kind:   toFloat,
 		Eval:   func(a []float64) float64 { return math.Exp(a[0]) },
-		Bounds: func(iv []Interval) Interval { return monotone(iv[0], math.Exp, Interval{0, math.Inf(1)}) },
+		Bounds: func(iv []Interval) Interval { return IvExp(iv[0]) },
 		Deriv:  func(c *Expr, d []*Expr) *Expr { return fmul(d[0], c) },
 	},
 	{
 		Name: "floor", Arity: 1, Doc: "the largest integer ≤ x; int stays int, float stays float",
-		Kind: sameKind,
-		Eval: func(a []float64) float64 { return math.Floor(a[0]) },
-		// math.Floor is exact and monotone: no widening.
-		Bounds: func(iv []Interval) Interval { return Interval{math.Floor(iv[0].Lo), math.Floor(iv[0].Hi)} },
+		Kind:   sameKind,
+		Eval:   func(a []float64) float64 { return math.Floor(a[0]) },
+		Bounds: func(iv []Interval) Interval { return IvFloor(iv[0]) },
 		// Piecewise constant: 0, as for % and comparisons.
 		Deriv: func(c *Expr, d []*Expr) *Expr { return zero() },
 	},
 	{
 		Name: "log", Arity: 1, Doc: "natural logarithm; float result (-inf at 0, NaN below)",
-		Kind: toFloat,
-		Eval: func(a []float64) float64 { return math.Log(a[0]) },
-		Bounds: func(iv []Interval) Interval {
-			// Below 0 the value is NaN, which no interval holds: the
-			// rule covers [max(lo, 0), hi].
-			x := Interval{math.Max(iv[0].Lo, 0), math.Max(iv[0].Hi, 0)}
-			return monotone(x, math.Log, Unbounded)
-		},
-		Deriv: func(c *Expr, d []*Expr) *Expr { return fdiv(d[0], c.Args[0]) },
+		Kind:   toFloat,
+		Eval:   func(a []float64) float64 { return math.Log(a[0]) },
+		Bounds: func(iv []Interval) Interval { return IvLog(iv[0]) },
+		Deriv:  func(c *Expr, d []*Expr) *Expr { return fdiv(d[0], c.Args[0]) },
 	},
 	{
 		Name: "max", Arity: 2, Doc: "the larger of two numbers",
-		Kind: sameKind,
-		Eval: func(a []float64) float64 { return math.Max(a[0], a[1]) },
-		Bounds: func(iv []Interval) Interval {
-			return Interval{math.Max(iv[0].Lo, iv[1].Lo), math.Max(iv[0].Hi, iv[1].Hi)}
-		},
-		Deriv: func(c *Expr, d []*Expr) *Expr { return fwhere(cmp(EGe, c.Args[0], c.Args[1]), d[0], d[1]) },
+		Kind:   sameKind,
+		Eval:   func(a []float64) float64 { return math.Max(a[0], a[1]) },
+		Bounds: func(iv []Interval) Interval { return IvMax(iv[0], iv[1]) },
+		Deriv:  func(c *Expr, d []*Expr) *Expr { return fwhere(cmp(EGe, c.Args[0], c.Args[1]), d[0], d[1]) },
 	},
 	{
 		Name: "min", Arity: 2, Doc: "the smaller of two numbers",
-		Kind: sameKind,
-		Eval: func(a []float64) float64 { return math.Min(a[0], a[1]) },
-		Bounds: func(iv []Interval) Interval {
-			return Interval{math.Min(iv[0].Lo, iv[1].Lo), math.Min(iv[0].Hi, iv[1].Hi)}
-		},
-		Deriv: func(c *Expr, d []*Expr) *Expr { return fwhere(cmp(ELe, c.Args[0], c.Args[1]), d[0], d[1]) },
+		Kind:   sameKind,
+		Eval:   func(a []float64) float64 { return math.Min(a[0], a[1]) },
+		Bounds: func(iv []Interval) Interval { return IvMin(iv[0], iv[1]) },
+		Deriv:  func(c *Expr, d []*Expr) *Expr { return fwhere(cmp(ELe, c.Args[0], c.Args[1]), d[0], d[1]) },
 	},
 	{
 		Name: "sigmoid", Arity: 1, Doc: "1 / (1 + e^-x); float result",
 		Kind:   toFloat,
 		Eval:   func(a []float64) float64 { return sigmoid(a[0]) },
-		Bounds: func(iv []Interval) Interval { return monotone(iv[0], sigmoid, Interval{0, 1}) },
+		Bounds: func(iv []Interval) Interval { return IvSigmoid(iv[0]) },
 		Deriv: func(c *Expr, d []*Expr) *Expr {
 			return fmul(d[0], fmul(c, fadd(one(), fneg(c))))
 		},
 	},
 	{
 		Name: "sin", Arity: 1, Doc: "sine (radians); float result",
-		Kind: toFloat,
-		Eval: func(a []float64) float64 { return math.Sin(a[0]) },
-		// sin is 1 at π/2 + 2πn and -1 at 3π/2 + 2πn.
-		Bounds: func(iv []Interval) Interval { return periodicBounds(iv[0], math.Sin, math.Pi/2) },
+		Kind:   toFloat,
+		Eval:   func(a []float64) float64 { return math.Sin(a[0]) },
+		Bounds: func(iv []Interval) Interval { return IvSin(iv[0]) },
 		Deriv:  func(c *Expr, d []*Expr) *Expr { return fmul(d[0], fcall("cos", c.Args[0])) },
 	},
 	{
 		Name: "tanh", Arity: 1, Doc: "hyperbolic tangent; float result",
 		Kind:   toFloat,
 		Eval:   func(a []float64) float64 { return math.Tanh(a[0]) },
-		Bounds: func(iv []Interval) Interval { return monotone(iv[0], math.Tanh, Interval{-1, 1}) },
+		Bounds: func(iv []Interval) Interval { return IvTanh(iv[0]) },
 		Deriv: func(c *Expr, d []*Expr) *Expr {
 			return fmul(d[0], fadd(one(), fneg(fmul(c, c))))
 		},
@@ -176,15 +162,7 @@ var ExprFuncTable = []*ExprFunc{
 			}
 			return a[2]
 		},
-		Bounds: func(iv []Interval) Interval {
-			switch {
-			case iv[0].AlwaysTrue():
-				return iv[1]
-			case iv[0].AlwaysFalse():
-				return iv[2]
-			}
-			return hull(iv[1].Lo, iv[1].Hi, iv[2].Lo, iv[2].Hi)
-		},
+		Bounds:  func(iv []Interval) Interval { return IvWhere(iv[0], iv[1], iv[2]) },
 		Deriv:   func(c *Expr, d []*Expr) *Expr { return fwhere(c.Args[0], d[1], d[2]) },
 		Chooses: true,
 	},
@@ -273,61 +251,4 @@ func joinKind(a, b ScalarKind) ScalarKind {
 	return KInt
 }
 
-// Interval rules shared by several rows.
-
-func absBounds(a Interval) Interval {
-	switch {
-	case a.Lo >= 0:
-		return a
-	case a.Hi <= 0:
-		return Interval{-a.Hi, -a.Lo}
-	}
-	return Interval{0, math.Max(-a.Lo, a.Hi)}
-}
-
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
-
-// monotone is the rule of a non-decreasing f whose values lie in rng:
-// [f(lo), f(hi)], widened by two units in the last place each side, for
-// the library's functions are not correctly rounded and so not exactly
-// monotone in float64, then cut back to rng.
-func monotone(a Interval, f func(float64) float64, rng Interval) Interval {
-	lo, hi := f(a.Lo), f(a.Hi)
-	for range 2 {
-		lo, hi = math.Nextafter(lo, math.Inf(-1)), math.Nextafter(hi, math.Inf(1))
-	}
-	return Interval{math.Max(lo, rng.Lo), math.Min(hi, rng.Hi)}
-}
-
-// periodicBounds is the rule of sin and cos: f has period 2π, is 1 at
-// top + 2πn and -1 half a period later, and is monotone in between. An
-// interval as wide as a period, or far from 0 (where the float64 period
-// is too coarse to place the extremes), gives [-1, 1]; otherwise the
-// values at the ends, and 1 or -1 where an extreme may lie inside.
-func periodicBounds(a Interval, f func(float64) float64, top float64) Interval {
-	const far = 1 << 20
-	if !(a.Hi-a.Lo < 2*math.Pi && math.Abs(a.Lo) <= far && math.Abs(a.Hi) <= far) {
-		return Interval{-1, 1}
-	}
-	lo, hi := f(a.Lo), f(a.Hi)
-	// The library's sin and cos are within an ulp or two of exact:
-	// 1e-15 (several ulps of 1) covers that near the extremes, where
-	// values lie closest together.
-	r := Interval{math.Min(lo, hi) - 1e-15, math.Max(lo, hi) + 1e-15}
-	if mayHold(a, top) {
-		r.Hi = 1
-	}
-	if mayHold(a, top+math.Pi) {
-		r.Lo = -1
-	}
-	return Interval{math.Max(r.Lo, -1), math.Min(r.Hi, 1)}
-}
-
-// mayHold reports whether [a.Lo, a.Hi] may hold c + 2πn for an integer
-// n. A near miss counts: the rounding of 2πn (under 1e-9 for |x| up to
-// 2^20) must not hide an extreme.
-func mayHold(a Interval, c float64) bool {
-	const slack = 1e-9
-	n := math.Ceil((a.Lo - slack - c) / (2 * math.Pi))
-	return c+2*math.Pi*n <= a.Hi+slack
-}

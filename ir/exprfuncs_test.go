@@ -225,7 +225,7 @@ func TestExprBoundsNoClaimAtZeroDivisor(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := e.Bounds(map[string]Interval{"q": {0, 10}, "k": {0, 10}})
-		if b != unknownBool {
+		if b != ivUnknownBool {
 			t.Errorf("Bounds(%s) = %v, want [0, 1]", src, b)
 		}
 	}
