@@ -504,11 +504,18 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 			continue
 		}
 		done := 0
-		if fast != nil && h == mr && a.cs == 1 && k >= 4 {
-			src := a.at(bi, i0+s, p0)
-			_ = a.data[src+(mr-1)*a.rs+k-1]
-			fast(k/4, &a.data[src], a.rs, &sl[0])
-			done = k &^ 3
+		if fast != nil && a.cs == 1 && k >= 4 {
+			// A short last sliver packs the rows past it too where the
+			// operand has them (a tile of 10 queries among a head's
+			// 256): the kernels never let padding rows reach C (their
+			// short-tile paths compute or copy only the rows there are),
+			// so what they hold does not matter, and the assembly packer
+			// beats the loop below.
+			if src := a.at(bi, i0+s, p0); h == mr || src+(mr-1)*a.rs+k <= len(a.data) {
+				_ = a.data[src+(mr-1)*a.rs+k-1]
+				fast(k/4, &a.data[src], a.rs, &sl[0])
+				done = k &^ 3
+			}
 		}
 		for i := range h {
 			src := a.at(bi, i0+s+i, p0)
