@@ -478,7 +478,9 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 
 // packA copies rows i0..i0+rows and columns p0..p0+k of A[bi] into dst
 // as mr-row slivers, each k × mr with a column of the block per row of
-// the sliver, padding the last sliver with zero rows. A full sliver of a
+// the sliver, padding the last sliver with zero rows or, where A has
+// them, A's rows past the block (the kernels never let padding rows reach
+// C, so their values do not matter). A full sliver of a
 // row-major A goes through the assembly packer of its height when there
 // is one (packRows), four columns at a time; the rest is copied here.
 func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {

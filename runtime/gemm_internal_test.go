@@ -121,7 +121,16 @@ func TestPackA(t *testing.T) {
 								if s*mr+i < rows {
 									want = a.data[a.at(0, i0+s*mr+i, p0+p)]
 								}
-								if got := dst[s*mr*k+p*mr+i]; got != want {
+								got := dst[s*mr*k+p*mr+i]
+								if s*mr+i >= rows {
+									// A padding row: zeros, or the
+									// operand's row there where it has one.
+									if off := a.at(0, i0+s*mr+i, p0+p); got != 0 && (off >= len(a.data) || got != a.data[off]) {
+										t.Fatalf("mr=%d k=%d rows=%d trans=%v: padding [%d,%d] of sliver %d = %v", mr, k, rows, trans, p, i, s, got)
+									}
+									continue
+								}
+								if got != want {
 									t.Fatalf("mr=%d k=%d rows=%d trans=%v: sliver %d [%d,%d] = %v, want %v", mr, k, rows, trans, s, p, i, got, want)
 								}
 							}
