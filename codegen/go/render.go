@@ -687,12 +687,18 @@ func (r *renderer) instr(in *ir.Instr) error {
 		withErr(fmt.Sprintf("rt.ScatterAdd(%s, %s, %d, %d, %s)", arg(0), arg(1), a.Int("axis"), a.Int("batch_dims"), shapeGo(in.Type.Shape)))
 	case ir.OpSoftmax:
 		r.pf("\t%s := rt.Softmax(%s, %d)\n", v, arg(0), a.Int("axis"))
-	case ir.OpLayerNorm:
-		r.pf("\t%s := rt.LayerNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
-	case ir.OpRMSNorm:
-		r.pf("\t%s := rt.RMSNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
+	case ir.OpLayerNorm, ir.OpRMSNorm:
+		fn := map[ir.Op]string{ir.OpLayerNorm: "LayerNorm", ir.OpRMSNorm: "RMSNorm"}[in.Op]
+		if a.Bool("affine") {
+			fn += "Affine"
+		}
+		r.pf("\t%s := rt.%s(%s, %s)\n", v, fn, args(), floatLit32(a.Float("eps")))
 	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
 		fn := map[ir.Op]string{ir.OpLayerNormGrad: "LayerNormGrad", ir.OpRMSNormGrad: "RMSNormGrad"}[in.Op]
+		if a.Bool("params") {
+			r.pf("\t%s := rt.%sParams(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
+			break
+		}
 		if a.Bool("scale") {
 			r.pf("\t%s := rt.%sScaled(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
 			break
