@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 )
 
 // LayerNormAffine returns LayerNorm(x, eps)·gamma + beta, gamma and beta
@@ -45,6 +46,22 @@ func RMSNormGradParams(x, dy, gamma *Tensor, eps float32) []*Tensor {
 // costs only a float64 partial sum per column.
 const normParamElems = 1 << 13
 
+// normPartials holds normGradParams's float64 partial sums between
+// calls (*[]float64), so a training step allocates none.
+var normPartials sync.Pool
+
+// getPartials returns n zeroed float64s from normPartials.
+func getPartials(n int) *[]float64 {
+	p, _ := normPartials.Get().(*[]float64)
+	if p == nil || cap(*p) < n {
+		s := make([]float64, n)
+		return &s
+	}
+	*p = (*p)[:n]
+	clear(*p)
+	return p
+}
+
 // normParamRows is the number of rows in each chunk of normGradParams
 // for rows of n elements.
 func normParamRows(n int) int { return max(1, normParamElems/n) }
@@ -69,7 +86,9 @@ func normGradParams(kernel string, x, dy, gamma *Tensor, eps float32, rms bool) 
 	rows, per, fn := len(x.F)/n, normParamRows(n), float64(n)
 	chunks := ceilDiv(rows, per)
 	width := len(grads) * n
-	part := make([]float64, chunks*width)
+	pp := getPartials(chunks * width)
+	defer normPartials.Put(pp)
+	part := *pp
 	ParallelFor(chunks, 1, func(lo, hi int) {
 		scaled, y := getBuffer(n), getBuffer(n)
 		defer putBuffer(scaled)
