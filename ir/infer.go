@@ -460,15 +460,43 @@ func inferSoftmax(c *InferCtx) (Type, error) {
 	return x, nil
 }
 
-func inferNorm(c *InferCtx) (Type, error) {
+// inferNorm is layer_norm's type rule (rms false) or rms_norm's: with
+// affine, γ (and for layer_norm β) follow x.
+func inferNorm(rms bool) func(*InferCtx) (Type, error) {
+	name := map[bool]string{false: "layer_norm", true: "rms_norm"}[rms]
+	return func(c *InferCtx) (Type, error) { return inferNormOf(c, name, rms) }
+}
+
+func inferNormOf(c *InferCtx, name string, rms bool) (Type, error) {
 	x := c.Args[0]
 	if x.DType != F32 || x.Rank() < 1 {
 		return Type{}, errf("norm needs an f32 tensor of rank ≥ 1, got %s", x)
 	}
+	want, what := 1, "x"
+	if c.Attrs.Bool("affine") {
+		want, what = 3, "x, γ and β"
+		if rms {
+			want, what = 2, "x and γ"
+		}
+	}
+	if len(c.Args) != want {
+		return Type{}, errf("%s takes %d operands (%s), got %d", name, want, what, len(c.Args))
+	}
+	for i, p := range c.Args[1:] {
+		if p.DType != F32 || !IsRowOf(p.Shape, x.Shape[x.Rank()-1:]) {
+			return Type{}, errf("%s affine operand %d (%s) is not an f32 vector along the last axis of %s", name, i+1, p, x)
+		}
+	}
 	return x, nil
 }
 
-func inferNormGrad(c *InferCtx) (Type, error) {
+// inferNormGrad is layer_norm_grad's type rule (rms false) or
+// rms_norm_grad's: with params, a tuple of dx and the weights' gradients.
+func inferNormGrad(rms bool) func(*InferCtx) (Type, error) {
+	return func(c *InferCtx) (Type, error) { return inferNormGradOf(c, rms) }
+}
+
+func inferNormGradOf(c *InferCtx, rms bool) (Type, error) {
 	want := 2
 	if c.Attrs.Bool("scale") {
 		want = 3
@@ -488,6 +516,16 @@ func inferNormGrad(c *InferCtx) (Type, error) {
 	}
 	if !dy.Equal(x) {
 		return Type{}, errf("norm gradient: dy is %s, want x's type %s", dy, x)
+	}
+	if c.Attrs.Bool("params") {
+		if want != 3 {
+			return Type{}, errf("norm gradient with params needs scale = true (the weight γ whose gradient it returns)")
+		}
+		row := Type{DType: F32, Shape: x.Shape[x.Rank()-1:]}
+		if rms {
+			return TupleOf(x, row), nil
+		}
+		return TupleOf(x, row, row), nil
 	}
 	return x, nil
 }

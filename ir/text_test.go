@@ -261,6 +261,16 @@ func backwardModule() (*Module, error) {
 	lns := b.op(OpLayerNormGrad, Attrs{"eps": FloatAttr(1e-5), "scale": BoolAttr(true)}, x, ln, gamma)
 	rmss := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6), "scale": BoolAttr(true)}, x, lns, gamma)
 	rms := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6)}, x, rmss)
+	// The normparams pass's forms: affine norms, and norm gradients that
+	// return their weights' gradients too.
+	beta := b.param("ln.bias", "zeros", 0, TensorOf(F32, c(8)))
+	lna := b.op(OpLayerNorm, Attrs{"eps": FloatAttr(1e-5), "affine": BoolAttr(true)}, rms, gamma, beta)
+	rmsa := b.op(OpRMSNorm, Attrs{"eps": FloatAttr(1e-6), "affine": BoolAttr(true)}, lna, gamma)
+	lnp := b.op(OpLayerNormGrad, Attrs{"eps": FloatAttr(1e-5), "scale": BoolAttr(true), "params": BoolAttr(true)}, x, rmsa, gamma)
+	rmsp := b.op(OpRMSNormGrad, Attrs{"eps": FloatAttr(1e-6), "scale": BoolAttr(true), "params": BoolAttr(true)}, x, b.op(OpExtract, Attrs{"index": IntAttr(0)}, lnp), gamma)
+	dgamma := b.op(OpAdd, nil, b.op(OpExtract, Attrs{"index": IntAttr(1)}, lnp), b.op(OpExtract, Attrs{"index": IntAttr(1)}, rmsp))
+	dparams := b.op(OpAdd, nil, dgamma, b.op(OpExtract, Attrs{"index": IntAttr(2)}, lnp))
+	rms = b.op(OpAdd, nil, b.op(OpExtract, Attrs{"index": IntAttr(0)}, rmsp), dparams)
 	// The layout pass's form: [B, N, H, D] operands (here N = 2 rows of
 	// N heads), row statistics [B, N, H].
 	bnhd := Attrs{"mask": ExprAttr(mustExpr("k <= q")), "scale": FloatAttr(0.25), "layout": WordAttr("bnhd")}

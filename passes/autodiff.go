@@ -474,10 +474,16 @@ func init() {
 		// one op that recomputes y and r from x row by row rather than
 		// a dozen elementwise ops and reductions over the whole tensor.
 		ir.OpLayerNorm: func(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
+			if in.Attrs.Bool("affine") {
+				return nil, fmt.Errorf("layer_norm with affine (made by the normparams pass, after autodiff) has no gradient rule")
+			}
 			return one(a.op(ir.OpLayerNormGrad, ir.Attrs{"eps": in.Attrs["eps"]}, in.Args[0], a.bcast(dy, in.Type))), nil
 		},
 		// dx = r (dy - y mean(dy y)), r = 1/√(mean(x²) + eps).
 		ir.OpRMSNorm: func(a *adjoints, in, dy *ir.Instr, need []bool) ([]*ir.Instr, error) {
+			if in.Attrs.Bool("affine") {
+				return nil, fmt.Errorf("rms_norm with affine (made by the normparams pass, after autodiff) has no gradient rule")
+			}
 			return one(a.op(ir.OpRMSNormGrad, ir.Attrs{"eps": in.Attrs["eps"]}, in.Args[0], a.bcast(dy, in.Type))), nil
 		},
 		ir.OpCrossEntropy: crossEntropyRule,

@@ -26,6 +26,7 @@ var Pipeline = []Pass{
 	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
 	{Name: "epilogue", Doc: "fold a bias add after a product into the product", Run: Epilogue},
 	{Name: "normscale", Doc: "fold the product by a norm's weight into the norm's gradient", Run: NormScale},
+	{Name: "normparams", Doc: "fold a norm's affine part into the norm, and its weights' gradient sums into the norm's gradient", Run: NormParams},
 	{Name: "layout", Doc: "run attention on its [B, N, H, D] operands in place, not between transposes", Run: Layout},
 	{Name: "sparsity", Doc: "mark attention masks that kernels may classify per tile", Run: Sparsity},
 }
@@ -41,6 +42,8 @@ var passOrder = []struct{ a, b, why string }{
 	{"autodiff", "epilogue", "an einsum with a bias has no gradient rule"},
 	{"contract", "epilogue", "contract makes the einsums whose bias adds epilogue folds"},
 	{"autodiff", "normscale", "autodiff writes the norm gradients whose scale normscale folds"},
+	{"autodiff", "normparams", "a norm with an affine part has no gradient rule"},
+	{"normscale", "normparams", "normparams adds the weights' gradients to the scaled norm gradients normscale makes"},
 	{"autodiff", "layout", "layout rewrites the attention_grad ops and the row sums autodiff writes"},
 	{"contract", "layout", "contract runs products through the transposes it can; layout takes those around attention"},
 }

@@ -367,18 +367,27 @@ func softmaxRow(dst, src []float32) {
 // LayerNorm returns (x - mean)/√(var + eps) of f32 x over its last axis,
 // with the biased variance and no affine part. Statistics are computed in
 // float64.
-func LayerNorm(x *Tensor, eps float32) *Tensor { return norm("LayerNorm", x, eps, false) }
+func LayerNorm(x *Tensor, eps float32) *Tensor { return norm("LayerNorm", x, nil, nil, eps, false) }
 
 // RMSNorm returns x/√(mean(x²) + eps) of f32 x over its last axis, with
 // no affine part. Statistics are computed in float64.
-func RMSNorm(x *Tensor, eps float32) *Tensor { return norm("RMSNorm", x, eps, true) }
+func RMSNorm(x *Tensor, eps float32) *Tensor { return norm("RMSNorm", x, nil, nil, eps, true) }
 
-func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
+// norm is LayerNorm (RMSNorm with rms); with gamma, and beta if not nil,
+// vectors along the last axis, each row is then multiplied by gamma and
+// beta added, in f32 as Binary's mul and add would, while the row is
+// still in cache (see LayerNormAffine).
+func norm(kernel string, x, gamma, beta *Tensor, eps float32, rms bool) *Tensor {
 	if x.DType != F32 || len(x.Shape) == 0 {
 		panic(fmt.Sprintf("runtime.%s: needs an f32 tensor of rank ≥ 1, got %s", kernel, typeString(x.DType, x.Shape)))
 	}
 	out := newUninit(F32, x.Shape...) // every row is written (none when n is 0)
 	n := x.Shape[len(x.Shape)-1]
+	for _, p := range []*Tensor{gamma, beta} {
+		if p != nil && (p.DType != F32 || len(p.F) != n) {
+			panic(fmt.Sprintf("runtime.%s: %s is not an f32 vector along the last axis of %s", kernel, typeString(p.DType, p.Shape), typeString(x.DType, x.Shape)))
+		}
+	}
 	if n == 0 {
 		return out
 	}
@@ -392,6 +401,12 @@ func norm(kernel string, x *Tensor, eps float32, rms bool) *Tensor {
 			}
 			inv := 1 / math.Sqrt(sumSq64(row, mean)/float64(n)+float64(eps))
 			normApply(dst, row, mean, inv)
+			if gamma != nil {
+				arithRowF32(Mul, dst, dst, 1, gamma.F, 1)
+			}
+			if beta != nil {
+				arithRowF32(Add, dst, dst, 1, beta.F, 1)
+			}
 		}
 	})
 	return out

@@ -532,6 +532,12 @@ var opCases = []opCase{
 			// folded in (the normscale pass, scale = true).
 			c.out("layer_norm_affine", c.bin(ir.OpMul, c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "lna.w", 7)), c.param("lna.g", 7)))
 			c.out("rms_norm_affine", c.bin(ir.OpMul, c.op(ir.OpRMSNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "rmsa.w", 7)), c.param("rmsa.g", 7)))
+			// With a bias too: the normparams pass folds the weight and bias
+			// into the norm (layer_norm {affine = true}) and their gradients'
+			// sums into the norm's gradient (params = true); the rms norm
+			// above gets both for its weight, the layer norm above the
+			// gradient's alone (its product stays outside: no bias add).
+			c.out("layer_norm_affine_bias", c.bin(ir.OpAdd, c.param("lnb.b", 7), c.bin(ir.OpMul, c.param("lnb.g", 7), c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "lnb.w", 7)))))
 			c.out("cross_entropy", c.op(ir.OpCrossEntropy, nil, c.plus(x, "ce.w", 7), c.in("t", ir.I32, "B", "N")))
 			c.out("cross_entropy_ignore", c.op(ir.OpCrossEntropy, ir.Attrs{"ignore_index": ir.IntAttr(-1)}, c.plus(x, "ce2.w", 7), c.in("ti", ir.I32, "B", "N")))
 			// Rows that are entirely -Inf.

@@ -538,13 +538,16 @@ func (r *renderer) fn(f *ir.Func) error {
 		if profiled(in) {
 			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(label))
 		}
+		if ks := rel.unread[in]; len(ks) > 0 {
+			var names []string
+			for _, k := range ks {
+				names = append(names, fmt.Sprintf("%s[%d]", val(in), k))
+			}
+			r.pf("\trt.Release(%s) // not read\n", strings.Join(names, ", "))
+		}
 		if free := rel.after[i]; len(free) > 0 {
 			var names []string
 			for _, v := range free {
-				if v.Type.IsTuple() {
-					r.pf("\trt.Release(%s...)\n", val(v))
-					continue
-				}
 				names = append(names, val(v))
 			}
 			if len(names) > 0 {
@@ -687,12 +690,18 @@ func (r *renderer) instr(in *ir.Instr) error {
 		withErr(fmt.Sprintf("rt.ScatterAdd(%s, %s, %d, %d, %s)", arg(0), arg(1), a.Int("axis"), a.Int("batch_dims"), shapeGo(in.Type.Shape)))
 	case ir.OpSoftmax:
 		r.pf("\t%s := rt.Softmax(%s, %d)\n", v, arg(0), a.Int("axis"))
-	case ir.OpLayerNorm:
-		r.pf("\t%s := rt.LayerNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
-	case ir.OpRMSNorm:
-		r.pf("\t%s := rt.RMSNorm(%s, %s)\n", v, arg(0), floatLit32(a.Float("eps")))
+	case ir.OpLayerNorm, ir.OpRMSNorm:
+		fn := map[ir.Op]string{ir.OpLayerNorm: "LayerNorm", ir.OpRMSNorm: "RMSNorm"}[in.Op]
+		if a.Bool("affine") {
+			fn += "Affine"
+		}
+		r.pf("\t%s := rt.%s(%s, %s)\n", v, fn, args(), floatLit32(a.Float("eps")))
 	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
 		fn := map[ir.Op]string{ir.OpLayerNormGrad: "LayerNormGrad", ir.OpRMSNormGrad: "RMSNormGrad"}[in.Op]
+		if a.Bool("params") {
+			r.pf("\t%s := rt.%sParams(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
+			break
+		}
 		if a.Bool("scale") {
 			r.pf("\t%s := rt.%sScaled(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
 			break
@@ -1063,19 +1072,26 @@ type releasePlan struct {
 	after [][]*ir.Instr // after[i]: values whose buffers are dead after Body[i]
 	dead  [][]*ir.Instr // after[i]: other values last read there, set to nil
 	views map[*ir.Instr]bool
+	// unread[t]: the results of the multi-result op t that no extract of
+	// the function takes out, free as soon as t has run.
+	unread map[*ir.Instr][]int
 }
 
 // planReleases finds, for each buffer a function allocates, the last
 // instruction that can read it, so the buffer can be reused by later
 // instructions (and the next call) instead of waiting for the garbage
 // collector. Values that may share a buffer form one class: a reshape
-// written as a view and its operand, an extract and its tuple, and the
-// result of any op whose runtime function might return (part of) an
-// operand. A class is released once all its members are dead, and only
-// the members that own a fresh buffer are released. A class that holds a
-// param, an input or a result of the function is never released: those
-// buffers belong to the model or the caller. The members of a fused
-// group are never materialised: their root reads the group's operands.
+// written as a view and its operand, and the result of any op whose
+// runtime function might return (part of) an operand. A class is
+// released once all its members are dead, and only the members that own
+// a fresh buffer are released. A class that holds a param, an input or a
+// result of the function is never released: those buffers belong to the
+// model or the caller. A multi-result op's tensors each have buffers of
+// their own (ownsFresh), so each extract owns its tensor and is a class
+// of its own: a result among them (a norm gradient's dγ, a grad output)
+// pins only itself, not its siblings; the results no extract takes out
+// are released right after the op. The members of a fused group are
+// never materialised: their root reads the group's operands.
 func planReleases(f *ir.Func, fu fusion) releasePlan {
 	parent := map[*ir.Instr]*ir.Instr{}
 	var find func(*ir.Instr) *ir.Instr
@@ -1121,7 +1137,7 @@ func planReleases(f *ir.Func, fu fusion) releasePlan {
 		if in.Op == ir.OpReshape && !result[in] {
 			views[in] = true
 		}
-		if fu.root[in] == in || ownsFresh(in) && !views[in] {
+		if fu.root[in] == in || ownsFresh(in) && !views[in] || in.Op == ir.OpExtract {
 			continue
 		}
 		for _, a := range e.args {
@@ -1147,11 +1163,34 @@ func planReleases(f *ir.Func, fu fusion) releasePlan {
 			pinned[c] = true
 		}
 	}
-	plan := releasePlan{after: make([][]*ir.Instr, len(f.Body)), dead: make([][]*ir.Instr, len(f.Body)), views: views}
+	plan := releasePlan{after: make([][]*ir.Instr, len(f.Body)), dead: make([][]*ir.Instr, len(f.Body)), views: views,
+		unread: map[*ir.Instr][]int{}}
+	taken := map[*ir.Instr]map[int]bool{}
+	for _, e := range body {
+		if e.in.Op == ir.OpExtract {
+			t := e.in.Args[0]
+			if taken[t] == nil {
+				taken[t] = map[int]bool{}
+			}
+			taken[t][e.in.Attrs.Int("index")] = true
+		}
+	}
 	for _, e := range body {
 		in := e.in
 		c := find(in)
-		if !pinned[c] && (ownsFresh(in) || fu.root[in] == in) && !views[in] {
+		if in.Type.IsTuple() {
+			// Its tensors are released through their extracts.
+			for k := range in.Type.Tuple {
+				if !taken[in][k] {
+					plan.unread[in] = append(plan.unread[in], k)
+				}
+			}
+			if i, ok := last[in]; ok {
+				plan.dead[i] = append(plan.dead[i], in)
+			}
+			continue
+		}
+		if !pinned[c] && (ownsFresh(in) || fu.root[in] == in || in.Op == ir.OpExtract) && !views[in] {
 			plan.after[end[c]] = append(plan.after[end[c]], in)
 			continue
 		}
@@ -1184,7 +1223,7 @@ func ownsFresh(in *ir.Instr) bool {
 	case ir.OpConst, ir.OpIota, ir.OpDimSize, ir.OpCast, ir.OpSelect, ir.OpArgMax, ir.OpMatMul,
 		ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpBroadcast, ir.OpGather,
 		ir.OpScatterAdd, ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpScan,
-		ir.OpAttention, ir.OpAttentionGrad, ir.OpLayerNormGrad, ir.OpRMSNormGrad:
+		ir.OpAttention, ir.OpAttentionGrad, ir.OpLayerNormGrad, ir.OpRMSNormGrad, ir.OpCrossEntropyGrad:
 		return true
 	case ir.OpEinsum:
 		return len(in.Args) >= 2

@@ -167,6 +167,8 @@ func (r *runner) tuple(in *ir.Instr, args []*Tensor) (*Tensor, error) {
 		t, err = attentionWithLSE(in, args, r.syms)
 	case in.Op == ir.OpAttentionGrad:
 		t, err = attentionGrad(in, args, r.syms)
+	case in.Op == ir.OpLayerNormGrad || in.Op == ir.OpRMSNormGrad:
+		t, err = normGradParams(args, in.Attrs.Float("eps"), in.Op == ir.OpRMSNormGrad)
 	default:
 		return nil, fmt.Errorf("the reference interpreter has no evaluation for %s with several results", in.Op)
 	}
@@ -305,10 +307,12 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return scatterAdd(args[0], args[1], a.Int("axis"), a.Int("batch_dims"), shape)
 	case ir.OpSoftmax:
 		return softmax(args[0], a.Int("axis")), nil
-	case ir.OpLayerNorm:
-		return layerNorm(args[0], a.Float("eps"), false), nil
-	case ir.OpRMSNorm:
-		return layerNorm(args[0], a.Float("eps"), true), nil
+	case ir.OpLayerNorm, ir.OpRMSNorm:
+		y := layerNorm(args[0], a.Float("eps"), in.Op == ir.OpRMSNorm)
+		if a.Bool("affine") {
+			return affine(y, args[1:])
+		}
+		return y, nil
 	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
 		dy := args[1]
 		if a.Bool("scale") {

@@ -260,6 +260,30 @@ var opCases = []opCase{
 	{op: ir.OpLayerNormGrad, name: "scale", want: f32(sh(1, 3), 0.35269337134192436, -0.4408667141774054, 0.08817334283548109), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0), "scale", ir.BoolAttr(true)), c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)), c.in(f32(sh(3), 2, 3, 4)))
 	}},
+	// The normparams pass's forms. Affine: the rows above (-0.5, 0.5, 0,
+	// 0) times γ = [2, 4] plus β = [1, -1].
+	attrCase(ir.OpLayerNorm, "affine", attrs("eps", ir.FloatAttr(3), "affine", ir.BoolAttr(true)), f32(sh(2, 2), 0, 1, 1, -1),
+		f32(sh(2, 2), 1, 3, 5, 5), f32(sh(2), 2, 4), f32(sh(2), 1, -1)),
+	attrCase(ir.OpRMSNorm, "affine", attrs("eps", ir.FloatAttr(0), "affine", ir.BoolAttr(true)), f32(sh(2, 2), 2, -0.5, 0.4, 0.7),
+		f32(sh(2, 2), 2, -2, 1, 7), f32(sh(2), 2, 0.5)),
+	// With params: two rows x = [0, 1, 5], y = [-2, -1, 3]·√(3/14), dy
+	// [1, 0, 0] and [0, 2, 0]: dγ = Σ dy·y = [-2, -2, 0]·√(3/14), dβ = Σ dy.
+	{op: ir.OpLayerNormGrad, name: "params dγ", want: f32(sh(3), -0.9258200997725514, -0.9258200997725514, 0), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(1)), normParams(c, ir.OpLayerNormGrad))
+	}},
+	{op: ir.OpLayerNormGrad, name: "params dβ", want: f32(sh(3), 1, 2, 0), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(2)), normParams(c, ir.OpLayerNormGrad))
+	}},
+	// dx: the scaled gradient above.
+	{op: ir.OpLayerNormGrad, name: "params dx", want: f32(sh(1, 3), 0.35269337134192436, -0.4408667141774054, 0.08817334283548109), build: func(c *ctx) *ir.Instr {
+		p := c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0), "scale", ir.BoolAttr(true), "params", ir.BoolAttr(true)),
+			c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)), c.in(f32(sh(3), 2, 3, 4)))
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(0)), p)
+	}},
+	// rms: y = x·√(3/26), dγ = [0, 2, 0]·y.
+	{op: ir.OpRMSNormGrad, name: "params dγ", want: f32(sh(3), 0, 2*0.33968311024337877, 0), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(1)), normParams(c, ir.OpRMSNormGrad))
+	}},
 	// r = √(3/26); dy = [0, 1, 0] gives r·(dy - x/26) = r·[0, 25, -5]/26.
 	{op: ir.OpRMSNormGrad, name: "eps 0", want: f32(sh(3), 0, 0.326618375234018, -0.0653236750468036), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpRMSNormGrad, attrs("eps", ir.FloatAttr(0)), c.in(f32(sh(3), 0, 1, 5)), c.in(f32(sh(3), 0, 1, 0)))
@@ -428,4 +452,11 @@ func TestElementwise(t *testing.T) {
 	if _, err := eval.Elementwise(ir.OpMatMul, ir.F32, []int{2, 1}, x, x); err == nil {
 		t.Error("matmul is not elementwise")
 	}
+}
+
+// normParams builds op (a norm gradient) with scale and params at two
+// rows x = [0, 1, 5], dy = [1, 0, 0] and [0, 2, 0], γ = [2, 3, 4].
+func normParams(c *ctx, op ir.Op) *ir.Instr {
+	return c.op(op, attrs("eps", ir.FloatAttr(0), "scale", ir.BoolAttr(true), "params", ir.BoolAttr(true)),
+		c.in(f32(sh(2, 3), 0, 1, 5, 0, 1, 5)), c.in(f32(sh(2, 3), 1, 0, 0, 0, 2, 0)), c.in(f32(sh(3), 2, 3, 4)))
 }

@@ -235,6 +235,40 @@ func layerNormGrad(x, dy *Tensor, eps float64, rms bool) *Tensor {
 	return out
 }
 
+// affine is layer_norm's (and rms_norm's) affine part y·γ + β, β absent
+// for rms_norm: the mul and add it replaces, in their order.
+func affine(y *Tensor, params []*Tensor) (*Tensor, error) {
+	out, err := binary(ir.OpMul, y, params[0], ir.F32, y.Shape)
+	if err != nil || len(params) == 1 {
+		return out, err
+	}
+	return binary(ir.OpAdd, out, params[1], ir.F32, y.Shape)
+}
+
+// normGradParams is layer_norm_grad (with rms, rms_norm_grad) with
+// scale and params: args x, dy, γ give dx = the gradient at dy·γ, dγ =
+// Σ dy·y and (not for rms) dβ = Σ dy over every axis but the last, by
+// their definitions.
+func normGradParams(args []*Tensor, eps float64, rms bool) (*Tensor, error) {
+	x, dy := args[0], args[1]
+	scaled, err := binary(ir.OpMul, dy, args[2], ir.F32, dy.Shape)
+	if err != nil {
+		return nil, err
+	}
+	dx := layerNormGrad(x, scaled, eps, rms)
+	y := layerNorm(x, eps, rms)
+	n := x.Shape[len(x.Shape)-1]
+	dg, db := NewTensor(ir.F32, n), NewTensor(ir.F32, n)
+	for i, g := range dy.Data {
+		dg.Data[i%n] += g * y.Data[i]
+		db.Data[i%n] += g
+	}
+	if rms {
+		return &Tensor{Tuple: []*Tensor{dx, dg}}, nil
+	}
+	return &Tensor{Tuple: []*Tensor{dx, dg, db}}, nil
+}
+
 // crossEntropy is the mean over positions of logsumexp(logits) -
 // logits[target], leaving out positions whose target is ignore (when
 // hasIgnore); with every position left out it is 0.
