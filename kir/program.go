@@ -21,6 +21,21 @@ type Program struct {
 	// rewrite it for speed (nil when unknown): what Steps are set
 	// against.
 	GraphInstrs map[string]int
+	// Plans is, by function name, the plan pass's memory plan (nil
+	// before it runs).
+	Plans map[string]*MemPlan
+}
+
+// A MemPlan says when a function's buffers die (the plan pass): Release[i]
+// lists the values whose buffers the function hands back to the runtime's
+// pool after its step i (Body[i]); Drop[i] the other values last read
+// there, which it forgets; Views the reshapes it writes as views of their
+// operand's buffer; Unread, for a multi-result op, the results no extract
+// takes out, released as soon as the op has run.
+type MemPlan struct {
+	Release, Drop [][]*ir.Instr
+	Views         map[*ir.Instr]bool
+	Unread        map[*ir.Instr][]int
 }
 
 // Steps counts what function fn runs: its kernels and the runtime calls
@@ -111,21 +126,39 @@ func (p *Program) Print() string {
 		}
 		sb.WriteString("\n")
 		fmt.Fprintf(&sb, "func %s {\n", f.Name)
-		for _, in := range f.Body {
+		plan := p.Plans[f.Name]
+		for i, in := range f.Body {
 			var g *Group
 			if fk != nil {
 				g = fk.Of[in]
 			}
 			switch {
 			case g == nil:
-				fmt.Fprintf(&sb, "  %s\n", in)
+				fmt.Fprintf(&sb, "  %s", in)
 			case g.Root == in:
 				args := make([]string, len(g.Inputs))
 				for i, a := range g.Inputs {
 					args[i] = fmt.Sprintf("%%%d", a.ID)
 				}
-				fmt.Fprintf(&sb, "  %%%d = kernel %s(%s) : %s    // %s\n", in.ID, g.Kernel.Name, strings.Join(args, ", "), in.Type, g.Label())
+				fmt.Fprintf(&sb, "  %%%d = kernel %s(%s) : %s    // %s", in.ID, g.Kernel.Name, strings.Join(args, ", "), in.Type, g.Label())
+			default:
+				continue
 			}
+			if plan != nil {
+				if plan.Views[in] {
+					sb.WriteString("    // view")
+				}
+				if ks := plan.Unread[in]; len(ks) > 0 {
+					fmt.Fprintf(&sb, "    // release results %v", ks)
+				}
+				if vs := plan.Release[i]; len(vs) > 0 {
+					sb.WriteString("    // release")
+					for _, v := range vs {
+						fmt.Fprintf(&sb, " %%%d", v.ID)
+					}
+				}
+			}
+			sb.WriteString("\n")
 		}
 		sb.WriteString("}\n\n")
 	}

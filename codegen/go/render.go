@@ -514,8 +514,11 @@ func (r *renderer) fn(f *ir.Func) error {
 		}
 	}
 	fu := r.fusionOf(f)
-	rel := planReleases(f, fu)
-	r.views = rel.views
+	rel := r.kp.Plans[f.Name]
+	if rel == nil {
+		return fmt.Errorf("%s has no memory plan (run passes.Plan)", f.Name)
+	}
+	r.views = rel.Views
 	for i, in := range f.Body {
 		if root := fu.root[in]; root != nil && root != in {
 			r.pf("\t// %s (in the fused %%%d)\n", comment(in.String()), root.ID)
@@ -538,14 +541,14 @@ func (r *renderer) fn(f *ir.Func) error {
 		if profiled(in) {
 			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(label))
 		}
-		if ks := rel.unread[in]; len(ks) > 0 {
+		if ks := rel.Unread[in]; len(ks) > 0 {
 			var names []string
 			for _, k := range ks {
 				names = append(names, fmt.Sprintf("%s[%d]", val(in), k))
 			}
 			r.pf("\trt.Release(%s) // not read\n", strings.Join(names, ", "))
 		}
-		if free := rel.after[i]; len(free) > 0 {
+		if free := rel.Release[i]; len(free) > 0 {
 			var names []string
 			for _, v := range free {
 				names = append(names, val(v))
@@ -557,7 +560,7 @@ func (r *renderer) fn(f *ir.Func) error {
 				r.pf("\t%s = nil // released\n", val(v))
 			}
 		}
-		for _, dead := range rel.dead[i] {
+		for _, dead := range rel.Drop[i] {
 			r.pf("\t%s = nil // last use\n", val(dead))
 		}
 	}
@@ -1063,172 +1066,6 @@ func checkData(t *Tensor) error { return rt.CheckData(t) }
 }
 
 `,
-}
-
-// A releasePlan says which buffers a function hands back to the
-// runtime's pool (rt.Release) after each instruction, which variables it
-// clears for the collector, and which reshapes it writes as views.
-type releasePlan struct {
-	after [][]*ir.Instr // after[i]: values whose buffers are dead after Body[i]
-	dead  [][]*ir.Instr // after[i]: other values last read there, set to nil
-	views map[*ir.Instr]bool
-	// unread[t]: the results of the multi-result op t that no extract of
-	// the function takes out, free as soon as t has run.
-	unread map[*ir.Instr][]int
-}
-
-// planReleases finds, for each buffer a function allocates, the last
-// instruction that can read it, so the buffer can be reused by later
-// instructions (and the next call) instead of waiting for the garbage
-// collector. Values that may share a buffer form one class: a reshape
-// written as a view and its operand, and the result of any op whose
-// runtime function might return (part of) an operand. A class is
-// released once all its members are dead, and only the members that own
-// a fresh buffer are released. A class that holds a param, an input or a
-// result of the function is never released: those buffers belong to the
-// model or the caller. A multi-result op's tensors each have buffers of
-// their own (ownsFresh), so each extract owns its tensor and is a class
-// of its own: a result among them (a norm gradient's dγ, a grad output)
-// pins only itself, not its siblings; the results no extract takes out
-// are released right after the op. The members of a fused group are
-// never materialised: their root reads the group's operands.
-func planReleases(f *ir.Func, fu fusion) releasePlan {
-	parent := map[*ir.Instr]*ir.Instr{}
-	var find func(*ir.Instr) *ir.Instr
-	find = func(v *ir.Instr) *ir.Instr {
-		p, ok := parent[v]
-		if !ok || p == v {
-			return v
-		}
-		root := find(p)
-		parent[v] = root
-		return root
-	}
-	union := func(a, b *ir.Instr) {
-		ra, rb := find(a), find(b)
-		if ra != rb {
-			parent[ra] = rb
-		}
-	}
-	result := map[*ir.Instr]bool{}
-	for _, o := range f.Results {
-		result[o.Value] = true
-	}
-	// body lists the materialised values with the operands their code
-	// reads, at their index in f.Body.
-	type entry struct {
-		i    int
-		in   *ir.Instr
-		args []*ir.Instr
-	}
-	var body []entry
-	for i, in := range f.Body {
-		switch root := fu.root[in]; {
-		case root == nil:
-			body = append(body, entry{i, in, in.Args})
-		case root == in:
-			body = append(body, entry{i, in, fu.inputs[in]})
-		}
-	}
-	views := map[*ir.Instr]bool{}
-	for _, e := range body {
-		in := e.in
-		parent[in] = in
-		if in.Op == ir.OpReshape && !result[in] {
-			views[in] = true
-		}
-		if fu.root[in] == in || ownsFresh(in) && !views[in] || in.Op == ir.OpExtract {
-			continue
-		}
-		for _, a := range e.args {
-			union(in, a)
-		}
-	}
-	index := map[*ir.Instr]int{}
-	for i, in := range f.Body {
-		index[in] = i
-	}
-	end := map[*ir.Instr]int{}     // class → the last instruction that reads or defines a member
-	last := map[*ir.Instr]int{}    // value → the last instruction that reads it
-	pinned := map[*ir.Instr]bool{} // class → holds a param, an input or a result
-	for _, e := range body {
-		c := find(e.in)
-		end[c] = max(end[c], e.i)
-		for _, a := range e.args {
-			ca := find(a)
-			end[ca] = max(end[ca], e.i)
-			last[a] = e.i
-		}
-		if e.in.Op == ir.OpParam || e.in.Op == ir.OpInput || result[e.in] {
-			pinned[c] = true
-		}
-	}
-	plan := releasePlan{after: make([][]*ir.Instr, len(f.Body)), dead: make([][]*ir.Instr, len(f.Body)), views: views,
-		unread: map[*ir.Instr][]int{}}
-	taken := map[*ir.Instr]map[int]bool{}
-	for _, e := range body {
-		if e.in.Op == ir.OpExtract {
-			t := e.in.Args[0]
-			if taken[t] == nil {
-				taken[t] = map[int]bool{}
-			}
-			taken[t][e.in.Attrs.Int("index")] = true
-		}
-	}
-	for _, e := range body {
-		in := e.in
-		c := find(in)
-		if in.Type.IsTuple() {
-			// Its tensors are released through their extracts.
-			for k := range in.Type.Tuple {
-				if !taken[in][k] {
-					plan.unread[in] = append(plan.unread[in], k)
-				}
-			}
-			if i, ok := last[in]; ok {
-				plan.dead[i] = append(plan.dead[i], in)
-			}
-			continue
-		}
-		if !pinned[c] && (ownsFresh(in) || fu.root[in] == in || in.Op == ir.OpExtract) && !views[in] {
-			plan.after[end[c]] = append(plan.after[end[c]], in)
-			continue
-		}
-		if i, ok := last[in]; ok && !result[in] && in.Op != ir.OpParam && in.Op != ir.OpInput {
-			plan.dead[i] = append(plan.dead[i], in)
-		}
-	}
-	for _, vs := range append(plan.after, plan.dead...) {
-		sort.Slice(vs, func(i, j int) bool { return index[vs[i]] < index[vs[j]] })
-	}
-	return plan
-}
-
-// ownsFresh reports whether the runtime function the renderer calls for
-// in always returns tensors with buffers of their own, shared with no
-// operand (a tuple: each of its tensors). Reshape copies unless it is
-// written as a view; a one-operand einsum may return its operand; extract
-// names a tuple's tensor.
-func ownsFresh(in *ir.Instr) bool {
-	if _, ok := unaryNames[in.Op]; ok {
-		return true
-	}
-	if _, ok := binaryNames[in.Op]; ok {
-		return true
-	}
-	if _, ok := reduceNames[in.Op]; ok {
-		return true
-	}
-	switch in.Op {
-	case ir.OpConst, ir.OpIota, ir.OpDimSize, ir.OpCast, ir.OpSelect, ir.OpArgMax, ir.OpMatMul,
-		ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpBroadcast, ir.OpGather,
-		ir.OpScatterAdd, ir.OpSoftmax, ir.OpLayerNorm, ir.OpRMSNorm, ir.OpCrossEntropy, ir.OpScan,
-		ir.OpAttention, ir.OpAttentionGrad, ir.OpLayerNormGrad, ir.OpRMSNormGrad, ir.OpCrossEntropyGrad:
-		return true
-	case ir.OpEinsum:
-		return len(in.Args) >= 2
-	}
-	return false
 }
 
 // A fusion groups runs of f32 elementwise instructions of one shape
