@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Einsum returns Σ, over the letters missing from the output, of the
@@ -69,17 +70,31 @@ func einsum(spec string, bias *Tensor, xs []*Tensor) *Tensor {
 	return res
 }
 
+// einsumSpecs caches the terms of the specs seen (a training step calls
+// the same few specs thousands of times): spec → einsumSpec. Callers
+// only read the terms.
+var einsumSpecs sync.Map
+
+type einsumSpec struct {
+	terms []string
+	out   string
+}
+
 // parseEinsum splits spec into terms and checks it against the operands,
 // returning the size of each letter.
 func parseEinsum(spec string, xs []*Tensor) (terms []string, out string, size map[rune]int) {
 	fail := func(format string, a ...any) {
 		panic(fmt.Sprintf("runtime.Einsum: %q: %s", spec, fmt.Sprintf(format, a...)))
 	}
-	lhs, out, ok := strings.Cut(spec, "->")
+	parsed, ok := einsumSpecs.Load(spec)
 	if !ok {
-		fail("no ->")
+		lhs, out, ok := strings.Cut(spec, "->")
+		if !ok {
+			fail("no ->")
+		}
+		parsed, _ = einsumSpecs.LoadOrStore(spec, einsumSpec{strings.Split(lhs, ","), out})
 	}
-	terms = strings.Split(lhs, ",")
+	terms, out = parsed.(einsumSpec).terms, parsed.(einsumSpec).out
 	if len(terms) != len(xs) {
 		fail("%d terms for %d operands", len(terms), len(xs))
 	}

@@ -35,38 +35,57 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	size := max(grain, ceilDiv(n, procs*chunksPerWorker))
-	chunks := ceilDiv(n, size)
-	workers := min(procs, chunks)
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		panicked atomic.Pointer[workerPanic]
-	)
-	work := func() {
-		defer wg.Done()
-		defer func() {
-			if p := recover(); p != nil {
-				panicked.CompareAndSwap(nil, &workerPanic{p, debug.Stack()})
-			}
-		}()
-		for panicked.Load() == nil {
-			c := int(next.Add(1) - 1)
-			if c >= chunks {
-				return
-			}
-			lo := c * size
-			fn(lo, min(lo+size, n))
-		}
-	}
-	wg.Add(workers)
+	job := jobs.Get().(*parJob)
+	job.fn, job.n = fn, n
+	job.size = max(grain, ceilDiv(n, procs*chunksPerWorker))
+	job.chunks = ceilDiv(n, job.size)
+	workers := min(procs, job.chunks)
+	job.wg.Add(workers)
 	for range workers - 1 {
-		go work()
+		go job.work()
 	}
-	work() // the caller's goroutine is one of the workers
-	wg.Wait()
-	if p := panicked.Load(); p != nil {
+	job.work() // the caller's goroutine is one of the workers
+	job.wg.Wait()
+	p := job.panicked.Load()
+	job.fn = nil
+	job.next.Store(0)
+	job.panicked.Store(nil)
+	jobs.Put(job)
+	if p != nil {
 		panic(p)
+	}
+}
+
+// A parJob is one ParallelFor call's shared state: one object (from a
+// pool) instead of a closure and the variables it captures, allocated on
+// every call (a training step makes thousands of calls).
+type parJob struct {
+	fn       func(lo, hi int)
+	n, size  int
+	chunks   int
+	next     atomic.Int64
+	wg       sync.WaitGroup
+	panicked atomic.Pointer[workerPanic]
+}
+
+var jobs = sync.Pool{New: func() any { return new(parJob) }}
+
+// work takes chunks from the shared counter until none is left or one
+// has panicked.
+func (j *parJob) work() {
+	defer j.wg.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			j.panicked.CompareAndSwap(nil, &workerPanic{p, debug.Stack()})
+		}
+	}()
+	for j.panicked.Load() == nil {
+		c := int(j.next.Add(1) - 1)
+		if c >= j.chunks {
+			return
+		}
+		lo := c * j.size
+		j.fn(lo, min(lo+j.size, j.n))
 	}
 }
 

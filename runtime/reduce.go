@@ -5,6 +5,7 @@ import (
 	"math"
 	goruntime "runtime"
 	"slices"
+	"sync"
 )
 
 // colBlock is how many columns one task of a strided reduction handles.
@@ -148,8 +149,13 @@ func reduceRow(kind reduceKind, row []float32) float32 {
 
 // sumExp returns Σ e^(v-m) over row in float64, taking the
 // exponentials a block at a time with expSlice.
+var expBufs = sync.Pool{New: func() any { return new([256]float32) }}
+
 func sumExp(row []float32, m float32) float64 {
-	var buf [256]float32
+	// The buffer comes from a pool: expSlice's vector kernels take it
+	// through function values, so on the stack it would escape anyway.
+	buf := expBufs.Get().(*[256]float32)
+	defer expBufs.Put(buf)
 	s := 0.0
 	for len(row) > 0 {
 		e := buf[:min(len(row), len(buf))]

@@ -31,6 +31,10 @@ type BenchOptions struct {
 	// LossAndGrad calls to (runtime/pprof), taken after the timings for
 	// MinTime (at least minBenchReps calls).
 	CPUProfile string
+	// MemProfile, when set, names a file to write the allocations of
+	// LossAndGrad calls to (runtime/pprof's allocs profile, every
+	// allocation sampled), taken the same way.
+	MemProfile string
 }
 
 const (
@@ -117,11 +121,31 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 		recs = append(recs, rec)
 	}
 
+	lossAndGrad := func() error {
+		_, err := m.LossAndGradMap(batch)
+		return err
+	}
 	if o.CPUProfile != "" {
-		if err := cpuProfile(o, func() error {
-			_, err := m.LossAndGradMap(batch)
-			return err
+		if err := writeProfile(o.CPUProfile, "-cpuprofile", o, lossAndGrad, pprof.StartCPUProfile, func(io.Writer) error {
+			pprof.StopCPUProfile()
+			return nil
 		}); err != nil {
+			return err
+		}
+	}
+	if o.MemProfile != "" {
+		rate := goruntime.MemProfileRate
+		start := func(io.Writer) error {
+			goruntime.MemProfileRate = 1
+			goruntime.GC() // the profile counts from here
+			return nil
+		}
+		stop := func(w io.Writer) error {
+			goruntime.GC() // publishes the last allocations
+			goruntime.MemProfileRate = rate
+			return pprof.Lookup("allocs").WriteTo(w, 0)
+		}
+		if err := writeProfile(o.MemProfile, "-memprofile", o, lossAndGrad, start, stop); err != nil {
 			return err
 		}
 	}
@@ -280,13 +304,15 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// cpuProfile writes a CPU profile of call, repeated for o.MinTime (at
-// least minBenchReps times), to o.CPUProfile: through a temporary file,
-// renamed into place when complete.
-func cpuProfile(o BenchOptions, call func() error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(o.CPUProfile), ".cpuprofile-*")
+// writeProfile writes a profile of call, repeated for o.MinTime (at
+// least minBenchReps times), to path: start begins it (given the file),
+// stop ends it and writes what it has not streamed. The file is written
+// through a temporary one, renamed into place when complete. flag names
+// the option in errors.
+func writeProfile(path, flag string, o BenchOptions, call func() error, start, stop func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".profile-*")
 	if err != nil {
-		return fmt.Errorf("-cpuprofile: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	defer func() {
 		if err != nil {
@@ -294,22 +320,24 @@ func cpuProfile(o BenchOptions, call func() error) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := pprof.StartCPUProfile(tmp); err != nil {
-		return fmt.Errorf("-cpuprofile: %w", err)
+	if err := start(tmp); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	start := time.Now()
-	for n := 0; n < minBenchReps || time.Since(start) < o.MinTime; n++ {
+	began := time.Now()
+	for n := 0; n < minBenchReps || time.Since(began) < o.MinTime; n++ {
 		if err := call(); err != nil {
-			pprof.StopCPUProfile()
+			stop(io.Discard)
 			return fmt.Errorf("LossAndGrad: %w", err)
 		}
 	}
-	pprof.StopCPUProfile()
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("-cpuprofile: %w", err)
+	if err := stop(tmp); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := os.Rename(tmp.Name(), o.CPUProfile); err != nil {
-		return fmt.Errorf("-cpuprofile: %w", err)
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
 }

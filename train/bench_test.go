@@ -141,6 +141,13 @@ func TestBenchCPUProfile(t *testing.T) {
 
 	_, err = trainer(t, "eval", dir, "-cpuprofile", prof)
 	assert.ErrorContains(t, err, "go with bench")
+	mem := filepath.Join(t.TempDir(), "mem.prof")
+	_, err = benchTrainer(t, &m, "bench", dir, "-reps", "1", "-min-time", "1ms", "-memprofile", mem)
+	require.NoError(t, err)
+	b, err = os.ReadFile(mem)
+	require.NoError(t, err)
+	require.Greater(t, len(b), 2)
+	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a gzipped profile")
 	missing := filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.prof")
 	_, err = benchTrainer(t, &m, "bench", dir, "-reps", "1", "-cpuprofile", missing)
 	assert.ErrorContains(t, err, "-cpuprofile")

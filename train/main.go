@@ -271,6 +271,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	asJSON := fs.Bool("json", false, "bench: one JSON object a line")
 	top := fs.Int("top", 10, "bench: how many of the most expensive instructions to list")
 	cpuProf := fs.String("cpuprofile", "", "bench: write a CPU profile of LossAndGrad calls to this file")
+	memProf := fs.String("memprofile", "", "bench: write the allocations of LossAndGrad calls to this file")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -282,8 +283,8 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	if (set["steps"] || set["target"] || set["eval-every"]) && (cmd != "train" || !*resume) {
 		return errors.New("-steps, -target and -eval-every go with train -resume (a new run takes them from run.json)")
 	}
-	if (set["reps"] || set["min-time"] || set["json"] || set["top"] || set["cpuprofile"]) && cmd != "bench" {
-		return errors.New("-reps, -min-time, -json, -top and -cpuprofile go with bench")
+	if (set["reps"] || set["min-time"] || set["json"] || set["top"] || set["cpuprofile"] || set["memprofile"]) && cmd != "bench" {
+		return errors.New("-reps, -min-time, -json, -top, -cpuprofile and -memprofile go with bench")
 	}
 	if *reps < 0 || *minTime < 0 || *top < 1 {
 		return fmt.Errorf("-reps and -min-time must not be negative and -top must be at least 1, got %d, %v and %d", *reps, *minTime, *top)
@@ -352,7 +353,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		}
 		return train(out, dir, spec, task, m, *resume, *stopAfter)
 	case "bench":
-		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: *top, CPUProfile: *cpuProf})
+		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: *top, CPUProfile: *cpuProf, MemProfile: *memProf})
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err

@@ -26,8 +26,9 @@ tokens/s (the batch times the longest sequence among the inputs). It then
 profiles a few LossAndGrad calls and lists the ten (-top N) most
 expensive instructions of the IR, then the time by kind of op. -batch, -task, -config, -data and -model change
 the shapes as they do for attnc train. -cpuprofile FILE writes a CPU
-profile of LossAndGrad calls (go tool pprof TRAINER FILE reads it; the
-trainer's path is the first line bench prints).
+profile of LossAndGrad calls, -memprofile FILE their allocations (go tool
+pprof TRAINER FILE reads either; the trainer's path is the first line
+bench prints).
 
 Bench -kernels times the runtime's kernels directly (B=1, H=8, d=64,
 f32): matmul 1024³ and 2048³; attention forward and forward+backward,
@@ -62,6 +63,7 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 			reps:       fs.Int("reps", 0, "timed calls of each case (0: at least 3 and -min-time)"),
 			top:        fs.Int("top", 10, "how many of the most expensive instructions of LossAndGrad to list"),
 			cpuProfile: fs.String("cpuprofile", "", "write a CPU profile of LossAndGrad calls (about -min-time of them) to this file, for go tool pprof"),
+			memProfile: fs.String("memprofile", "", "write the allocations of LossAndGrad calls (every one sampled) to this file, for go tool pprof"),
 			minTime:    fs.Duration("min-time", 0, "time each case for at least this long (default 2s for a model, 1s for a kernel)"),
 			model:      fs.String("model", "", "the model to time, when the file defines several"),
 			batch:      fs.Int("batch", 0, "examples a batch (default: the train section's)"),
@@ -90,7 +92,7 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 type benchFlags struct {
 	kernels, quick, peers, json *bool
 	shared, python, run         *string
-	cpuProfile                  *string
+	cpuProfile, memProfile      *string
 	model, data                 *string
 	reps, batch, top            *int
 	minTime                     *time.Duration
@@ -112,7 +114,7 @@ func (f *benchFlags) check(args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("-kernels and -peers time the runtime's kernels, not a model: leave out %s (or leave out the flag)", args[0])
 		}
-		for _, name := range []string{"model", "batch", "data", "task", "config", "top", "cpuprofile"} {
+		for _, name := range []string{"model", "batch", "data", "task", "config", "top", "cpuprofile", "memprofile"} {
 			if f.given[name] {
 				return fmt.Errorf("-%s goes with a model file, not with -kernels", name)
 			}
@@ -191,13 +193,16 @@ func (c *cli) benchModel(file string, f *benchFlags) int {
 	if f.given["top"] {
 		targs = append(targs, "-top", strconv.Itoa(*f.top))
 	}
-	if *f.cpuProfile != "" {
-		abs, err := filepath.Abs(*f.cpuProfile)
+	for _, p := range []struct{ flag, path string }{{"cpuprofile", *f.cpuProfile}, {"memprofile", *f.memProfile}} {
+		if p.path == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p.path)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "attnc bench: -cpuprofile: %v\n", err)
+			fmt.Fprintf(c.stderr, "attnc bench: -%s: %v\n", p.flag, err)
 			return exitError
 		}
-		targs = append(targs, "-cpuprofile", abs)
+		targs = append(targs, "-"+p.flag, abs)
 	}
 	if c.runTrainer(bin, nil, targs...) != exitOK {
 		return exitError
