@@ -31,9 +31,10 @@ type BenchOptions struct {
 	// LossAndGrad calls to (runtime/pprof), taken after the timings for
 	// MinTime (at least minBenchReps calls).
 	CPUProfile string
-	// MemProfile, when set, names a file to write the allocations of
-	// LossAndGrad calls to (runtime/pprof's allocs profile, every
-	// allocation sampled), taken the same way.
+	// MemProfile, when set, names a file to write the allocations of the
+	// bench's calls to (runtime/pprof's allocs profile, every allocation
+	// sampled: Forward's and LossAndGrad's, which the stacks tell apart),
+	// after more LossAndGrad calls for MinTime.
 	MemProfile string
 }
 
@@ -79,6 +80,11 @@ type benchRecord struct {
 // one LossAndGrad (forward and backward, without the optimizer's update);
 // tokens are the batch times the longest sequence among the inputs.
 func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error {
+	if o.MemProfile != "" {
+		// Every allocation from here on is sampled: the profile is the
+		// bench's calls, as early as the setting can come.
+		goruntime.MemProfileRate = 1
+	}
 	batch := task.Batch(rand.New(rand.NewPCG(spec.Seed, 0xbe7c)), spec.Batch)
 	seq := 1
 	for _, t := range batch {
@@ -134,15 +140,9 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 		}
 	}
 	if o.MemProfile != "" {
-		rate := goruntime.MemProfileRate
-		start := func(io.Writer) error {
-			goruntime.MemProfileRate = 1
-			goruntime.GC() // the profile counts from here
-			return nil
-		}
+		start := func(io.Writer) error { return nil }
 		stop := func(w io.Writer) error {
 			goruntime.GC() // publishes the last allocations
-			goruntime.MemProfileRate = rate
 			return pprof.Lookup("allocs").WriteTo(w, 0)
 		}
 		if err := writeProfile(o.MemProfile, "-memprofile", o, lossAndGrad, start, stop); err != nil {
