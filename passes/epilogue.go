@@ -27,6 +27,18 @@ import "github.com/attnc/attnc/ir"
 //	%6 = add %5, %3 : f32[B, N, 64]                        (%3: f32[64])
 //	  ⟶ %6 = einsum %1, %2, %3 {spec = "abc,cd->abd", bias = true} : f32[B, N, 64]
 func Epilogue(m *ir.Module) error {
+	// A fold can turn an add's user from an elementwise op into a
+	// product (dx = dq·Wqᵀ + (dk·Wkᵀ + dv·Wvᵀ): the outer add becomes an
+	// einsum), which lets the inner add fold too: repeat until nothing
+	// changes.
+	for epilogueOnce(m) {
+	}
+	return nil
+}
+
+// epilogueOnce folds what it can in one walk and reports whether it
+// folded anything.
+func epilogueOnce(m *ir.Module) bool {
 	uses := map[*ir.Instr][]*ir.Instr{}
 	for _, in := range m.Instrs {
 		for _, a := range in.Args {
@@ -37,6 +49,7 @@ func Epilogue(m *ir.Module) error {
 	for _, o := range m.Outputs {
 		output[o.Value] = true
 	}
+	changed := false
 	for _, in := range m.Instrs {
 		if in.Op != ir.OpAdd || in.Type.DType != ir.F32 || joinsChain(in, uses[in]) {
 			continue
@@ -51,10 +64,13 @@ func Epilogue(m *ir.Module) error {
 			in.Op = ir.OpEinsum
 			in.Args = append(append([]*ir.Instr(nil), e.Args...), b)
 			in.Attrs = ir.Attrs{"spec": e.Attrs["spec"], "bias": ir.BoolAttr(true)}
+			// The folded einsum is dead now; its operands' uses move to
+			// in, which the next walk recounts.
+			changed = true
 			break
 		}
 	}
-	return nil
+	return changed
 }
 
 // joinsChain reports whether the fuse pass would put in, an elementwise
