@@ -1,7 +1,6 @@
 package passes
 
 import (
-	"os"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -14,38 +13,7 @@ import (
 // product is read elsewhere too stays (%10); both adds of a sum of three
 // products fold (%20, %21).
 func TestEpilogueGolden(t *testing.T) {
-	src, err := os.ReadFile("testdata/epilogue.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ir.Parse("epilogue.ir", string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Epilogue(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := ir.Verify(m); err != nil {
-		t.Fatal(err)
-	}
-	got := ir.Print(m)
-	if *update {
-		if err := os.WriteFile("testdata/epilogue.golden", []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile("testdata/epilogue.golden")
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("the module differs from testdata/epilogue.golden (run go test -update to accept):\n%s", got)
-	}
-	byID := map[int]*ir.Instr{}
-	for _, in := range m.Instrs {
-		byID[in.ID] = in
-	}
+	byID := passGolden(t, "epilogue", Epilogue)
 	if in := byID[4]; in.Op != ir.OpEinsum || !in.Attrs.Bool("bias") || len(in.Args) != 3 {
 		t.Errorf("%%4 was not folded: %s", in)
 	}

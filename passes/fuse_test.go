@@ -2,7 +2,6 @@ package passes
 
 import (
 	"flag"
-	"os"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -18,40 +17,8 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // rewrites it). What each kernel computes is checked against the
 // reference in tests/fuse_test.go.
 func TestFuseGolden(t *testing.T) {
-	src, err := os.ReadFile("testdata/fuse.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ir.Parse("fuse.ir", string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := Lower(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := kir.TargetByName(kir.DefaultGoTarget)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := Fuse(prog, tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := kp.Print()
-	if *update {
-		if err := os.WriteFile("testdata/fuse.golden", []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile("testdata/fuse.golden")
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("the fused kernels differ from testdata/fuse.golden (run go test -update to accept):\n%s", got)
-	}
+	kp := fuseIR(t, "fuse")
+	checkGolden(t, "fuse", kp.Print())
 	// Two groups: mul, add, gelu (the mean reads gelu's result, so it
 	// ends the group) and sub, exp, mul, reduce_sum (a reduce group; the
 	// sum over the rows is not one: it reduces other axes than the last).

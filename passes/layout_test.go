@@ -1,7 +1,6 @@
 package passes
 
 import (
-	"os"
 	"testing"
 
 	"github.com/attnc/attnc/ir"
@@ -17,38 +16,7 @@ import (
 // the untransposed dy. The attention whose v is no transpose (%21) is
 // left alone.
 func TestLayoutGolden(t *testing.T) {
-	src, err := os.ReadFile("testdata/layout.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ir.Parse("layout.ir", string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Layout(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := ir.Verify(m); err != nil {
-		t.Fatal(err)
-	}
-	got := ir.Print(m)
-	if *update {
-		if err := os.WriteFile("testdata/layout.golden", []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile("testdata/layout.golden")
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("the module differs from testdata/layout.golden (run go test -update to accept):\n%s", got)
-	}
-	byID := map[int]*ir.Instr{}
-	for _, in := range m.Instrs {
-		byID[in.ID] = in
-	}
+	byID := passGolden(t, "layout", Layout)
 	// merge_heads reads the new output directly: no transpose is left
 	// between the attention and the reshape.
 	if a := byID[7].Args[0]; a.Op != ir.OpExtract || !ir.AttentionBNHD(a.Args[0].Attrs) {

@@ -1,7 +1,6 @@
 package passes
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -22,38 +21,7 @@ import (
 // affine part whose
 // product is read elsewhere too (%29).
 func TestNormParamsGolden(t *testing.T) {
-	src, err := os.ReadFile("testdata/normparams.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ir.Parse("normparams.ir", string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := NormParams(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := ir.Verify(m); err != nil {
-		t.Fatal(err)
-	}
-	got := ir.Print(m)
-	if *update {
-		if err := os.WriteFile("testdata/normparams.golden", []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile("testdata/normparams.golden")
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("the module differs from testdata/normparams.golden (run go test -update to accept):\n%s", got)
-	}
-	byID := map[int]*ir.Instr{}
-	for _, in := range m.Instrs {
-		byID[in.ID] = in
-	}
+	byID := passGolden(t, "normparams", NormParams)
 	for id, index := range map[int]int64{10: 0, 9: 1, 31: 2, 15: 0, 14: 1} {
 		in := byID[id]
 		if in.Op != ir.OpExtract || in.Attrs.Int("index") != int(index) || !in.Args[0].Attrs.Bool("params") {

@@ -1,7 +1,6 @@
 package passes
 
 import (
-	"os"
 	"slices"
 	"testing"
 
@@ -67,43 +66,11 @@ func TestReleasesTupleResultsApart(t *testing.T) {
 // never released, nor the model's param or the caller's inputs; dβ, which
 // no extract takes, goes right after the norm gradient.
 func TestPlanGolden(t *testing.T) {
-	src, err := os.ReadFile("testdata/plan.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ir.Parse("plan.ir", string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := Lower(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := kir.TargetByName(kir.DefaultGoTarget)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := Fuse(prog, tg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := fuseIR(t, "plan")
 	if err := Plan(kp); err != nil {
 		t.Fatal(err)
 	}
-	got := kp.Print()
-	if *update {
-		if err := os.WriteFile("testdata/plan.golden", []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile("testdata/plan.golden")
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("the program differs from testdata/plan.golden (run go test -update to accept):\n%s", got)
-	}
+	checkGolden(t, "plan", kp.Print())
 	plan := kp.Plans["LossAndGrad"]
 	released := map[int]bool{}
 	for _, vs := range plan.Release {

@@ -269,12 +269,9 @@ func normGradParams(args []*Tensor, eps float64, rms bool) (*Tensor, error) {
 	return &Tensor{Tuple: []*Tensor{dx, dg, db}}, nil
 }
 
-// crossEntropy is the mean over positions of logsumexp(logits) -
-// logits[target], leaving out positions whose target is ignore (when
-// hasIgnore); with every position left out it is 0.
-func crossEntropy(logits, targets *Tensor, ignore int64, hasIgnore bool) (*Tensor, error) {
-	c := logits.Shape[len(logits.Shape)-1]
-	total, count := 0.0, 0
+// checkTargets reports the first target out of [0, c) that is not
+// ignored.
+func checkTargets(targets *Tensor, c int, ignore int64, hasIgnore bool) error {
 	for p, tv := range targets.Data {
 		t := int64(tv)
 		if hasIgnore && t == ignore {
@@ -283,7 +280,25 @@ func crossEntropy(logits, targets *Tensor, ignore int64, hasIgnore bool) (*Tenso
 		if t < 0 || t >= int64(c) {
 			idx := make([]int, len(targets.Shape))
 			unravel(p, targets.Shape, idx)
-			return nil, fmt.Errorf("target %d at position %v out of range [0, %d)", t, idx, c)
+			return fmt.Errorf("target %d at position %v out of range [0, %d)", t, idx, c)
+		}
+	}
+	return nil
+}
+
+// crossEntropy is the mean over positions of logsumexp(logits) -
+// logits[target], leaving out positions whose target is ignore (when
+// hasIgnore); with every position left out it is 0.
+func crossEntropy(logits, targets *Tensor, ignore int64, hasIgnore bool) (*Tensor, error) {
+	c := logits.Shape[len(logits.Shape)-1]
+	if err := checkTargets(targets, c, ignore, hasIgnore); err != nil {
+		return nil, err
+	}
+	total, count := 0.0, 0
+	for p, tv := range targets.Data {
+		t := int64(tv)
+		if hasIgnore && t == ignore {
+			continue
 		}
 		row := logits.Data[p*c : (p+1)*c]
 		total += logSumExp(row) - row[t]
@@ -301,18 +316,14 @@ func crossEntropy(logits, targets *Tensor, ignore int64, hasIgnore bool) (*Tenso
 func crossEntropyGrad(logits, targets, dy *Tensor, ignore int64, hasIgnore bool) (*Tensor, error) {
 	c := logits.Shape[len(logits.Shape)-1]
 	out := NewTensor(ir.F32, logits.Shape...)
+	if err := checkTargets(targets, c, ignore, hasIgnore); err != nil {
+		return nil, err
+	}
 	count := 0
-	for p, tv := range targets.Data {
-		t := int64(tv)
-		if hasIgnore && t == ignore {
-			continue
+	for _, tv := range targets.Data {
+		if !hasIgnore || int64(tv) != ignore {
+			count++
 		}
-		if t < 0 || t >= int64(c) {
-			idx := make([]int, len(targets.Shape))
-			unravel(p, targets.Shape, idx)
-			return nil, fmt.Errorf("target %d at position %v out of range [0, %d)", t, idx, c)
-		}
-		count++
 	}
 	scale := dy.Data[0] / math.Max(float64(count), 1)
 	for p, tv := range targets.Data {
