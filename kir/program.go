@@ -24,7 +24,14 @@ type Program struct {
 	// Plans is, by function name, the plan pass's memory plan (nil
 	// before it runs).
 	Plans map[string]*MemPlan
+	// Tiles is the tile pass's block of queries and keys for each
+	// attention and attention_grad instruction (nil before it runs).
+	Tiles map[*ir.Instr]AttnTile
 }
+
+// An AttnTile is the block of queries (Q) and keys (K) one program of an
+// attention kernel owns.
+type AttnTile struct{ Q, K int }
 
 // A MemPlan says when a function's buffers die (the plan pass): Release[i]
 // lists the values whose buffers the function hands back to the runtime's
@@ -143,6 +150,9 @@ func (p *Program) Print() string {
 				fmt.Fprintf(&sb, "  %%%d = kernel %s(%s) : %s    // %s", in.ID, g.Kernel.Name, strings.Join(args, ", "), in.Type, g.Label())
 			default:
 				continue
+			}
+			if t, ok := p.Tiles[in]; ok {
+				fmt.Fprintf(&sb, "    // tiles %d×%d", t.Q, t.K)
 			}
 			if plan != nil {
 				if plan.Views[in] {

@@ -93,17 +93,18 @@ type Options struct {
 }
 
 // Names returns the pass names, in order, with "elaborated" first and
-// the kernel stages ("fuse", "plan") last: the stages -dump accepts.
+// the kernel stages ("fuse", "tile", "plan") last: the stages -dump
+// accepts.
 func Names() []string {
 	out := []string{"elaborated"}
 	for _, p := range Pipeline {
 		out = append(out, p.Name)
 	}
-	return append(out, "fuse", "plan")
+	return append(out, "fuse", "tile", "plan")
 }
 
 // Run runs the pipeline on m, lowers the result and runs the kernel
-// passes on it (fuse, then plan) for opts.Target. A panic inside a pass is turned
+// passes on it (fuse, tile, plan) for opts.Target. A panic inside a pass is turned
 // into an error that names the pass.
 func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	if opts.Dump == "elaborated" && opts.DumpTo != nil {
@@ -156,6 +157,16 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 		opts.Time("fuse", time.Since(start))
 	}
 	if opts.Dump == "fuse" && opts.DumpTo != nil {
+		fmt.Fprint(opts.DumpTo, kp.Print())
+	}
+	start = time.Now()
+	if err := Tile(kp); err != nil {
+		return nil, err
+	}
+	if opts.Time != nil {
+		opts.Time("tile", time.Since(start))
+	}
+	if opts.Dump == "tile" && opts.DumpTo != nil {
 		fmt.Fprint(opts.DumpTo, kp.Print())
 	}
 	start = time.Now()

@@ -767,6 +767,9 @@ func (r *renderer) attention(in *ir.Instr) error {
 	if returns == "" {
 		returns = "out"
 	}
+	if t, ok := r.kp.Tiles[in]; !ok || t.Q != 64 || t.K != 64 {
+		return fmt.Errorf("attention tiles %v: the Go runtime's attention tiles by 64 × 64 (run passes.Tile for a Go target)", t)
+	}
 	spec := fmt.Sprintf("spec%d", in.ID)
 	r.pf("\t%s := &rt.AttnSpec{Scale: %s, Returns: %s}\n", spec, floatLit32(a.Float("scale")), strconv.Quote(returns))
 	if ir.AttentionBNHD(a) {
