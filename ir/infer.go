@@ -501,6 +501,18 @@ func inferNormGradOf(c *InferCtx, rms bool) (Type, error) {
 	if c.Attrs.Bool("scale") {
 		want = 3
 	}
+	if c.Attrs.Bool("accumulate") {
+		if !c.Attrs.Bool("params") {
+			return Type{}, errf("norm gradient with accumulate needs params = true")
+		}
+		if len(c.Args) != 4 {
+			return Type{}, errf("norm gradient with accumulate takes 4 operands (x, dy, γ and the addend), got %d", len(c.Args))
+		}
+		if !c.Args[3].Equal(c.Args[0]) {
+			return Type{}, errf("norm gradient: the addend is %s, want x's type %s", c.Args[3], c.Args[0])
+		}
+		c = &InferCtx{Args: c.Args[:3], Attrs: c.Attrs, Syms: c.Syms}
+	}
 	if len(c.Args) != want {
 		return Type{}, errf("norm gradient takes %d operands (x, dy and, with scale, γ), got %d", want, len(c.Args))
 	}

@@ -39,6 +39,10 @@ import (
 // them); uses are counted over live instructions, so the dead ones of
 // the folds before do not block a fold.
 //
+// A norm gradient with params also takes in the add of the residual
+// path's gradient to its dx (accumulate = true), where that add reads dx
+// alone and the other addend is defined before the gradient.
+//
 // Why: each affine norm cost a training step six kernels of its own,
 // each a pass over memory the size of the activation: the norm, the
 // fused γ·y + β, and in the backward pass dy·y, its sum, the sum of dy
@@ -62,8 +66,42 @@ func NormParams(m *ir.Module) error {
 	if err := foldNormGradParams(m); err != nil {
 		return err
 	}
+	foldNormGradAccumulate(m)
 	foldNormAffine(m)
 	return nil
+}
+
+// foldNormGradAccumulate folds add(r, dx), dx the first result of a norm
+// gradient with params read by that add alone and r of x's type defined
+// before the gradient, into the gradient: accumulate = true with r as a
+// fourth operand, the row kernel adding r's row as it writes dx's (the
+// residual path's gradient, which a pre-norm block adds to the norm's).
+// The add keeps its identity as an extract of dx.
+func foldNormGradAccumulate(m *ir.Module) {
+	live, uses, output := liveUses(m)
+	for _, add := range m.Instrs {
+		if add.Op != ir.OpAdd || !live[add] {
+			continue
+		}
+		for side := range 2 {
+			e, r := add.Args[side], add.Args[1-side]
+			if e == r || e.Op != ir.OpExtract || e.Attrs.Int("index") != 0 || len(uses[e]) != 1 || output[e] {
+				continue
+			}
+			g := e.Args[0]
+			if g.Op != ir.OpLayerNormGrad && g.Op != ir.OpRMSNormGrad || !g.Attrs.Bool("params") || g.Attrs.Bool("accumulate") ||
+				!r.Type.Equal(g.Args[0].Type) || !add.Type.Equal(r.Type) || slices.Index(m.Instrs, r) > slices.Index(m.Instrs, g) {
+				continue
+			}
+			attrs := ir.Attrs{"accumulate": ir.BoolAttr(true)}
+			for k, v := range g.Attrs {
+				attrs[k] = v
+			}
+			g.Args, g.Attrs = append(slices.Clone(g.Args), r), attrs
+			add.Op, add.Args, add.Attrs = ir.OpExtract, []*ir.Instr{g}, ir.Attrs{"index": ir.IntAttr(0)}
+			break
+		}
+	}
 }
 
 // liveUses returns, for each live instruction of m (one an output

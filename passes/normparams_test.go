@@ -33,6 +33,14 @@ func TestNormParamsGolden(t *testing.T) {
 			t.Errorf("%%%d was not folded: %s", id, in)
 		}
 	}
+	// The residual add into the gradient: %55 (dx read by the add alone)
+	// folds, %64 (dx also an output) does not.
+	if in := byID[55]; in.Op != ir.OpExtract || !in.Args[0].Attrs.Bool("accumulate") || in.Args[0].Args[3] != byID[50] {
+		t.Errorf("%%55 was not folded into its norm gradient: %s", in)
+	}
+	if in := byID[64]; in.Op != ir.OpAdd {
+		t.Errorf("%%64 was folded although dx is an output: %s", in)
+	}
 	for _, id := range []int{7, 18, 20, 21, 23, 24, 28, 29, 43, 44} {
 		if in := byID[id]; in.Op == ir.OpExtract || in.Attrs.Bool("affine") {
 			t.Errorf("%%%d was folded: %s", id, in)

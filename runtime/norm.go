@@ -30,12 +30,25 @@ func RMSNormAffine(x, gamma *Tensor, eps float32) *Tensor {
 // normParamRows rows, added in chunk order and then rounded, so the
 // result is the same bit for bit however many cores share the rows.
 func LayerNormGradParams(x, dy, gamma *Tensor, eps float32) []*Tensor {
-	return normGradParams("LayerNormGradParams", x, dy, gamma, eps, false)
+	return normGradParams("LayerNormGradParams", x, dy, gamma, nil, eps, false)
 }
 
 // RMSNormGradParams is LayerNormGradParams for RMSNorm: (dx, dgamma).
 func RMSNormGradParams(x, dy, gamma *Tensor, eps float32) []*Tensor {
-	return normGradParams("RMSNormGradParams", x, dy, gamma, eps, true)
+	return normGradParams("RMSNormGradParams", x, dy, gamma, nil, eps, true)
+}
+
+// LayerNormGradParamsAdd is LayerNormGradParams with add, a tensor of
+// x's shape, added to dx as each row is written (add + dx, as Binary's
+// Add rounds it): the IR's layer_norm_grad with accumulate, the residual
+// path's gradient folded in.
+func LayerNormGradParamsAdd(x, dy, gamma, add *Tensor, eps float32) []*Tensor {
+	return normGradParams("LayerNormGradParamsAdd", x, dy, gamma, add, eps, false)
+}
+
+// RMSNormGradParamsAdd is LayerNormGradParamsAdd for RMSNorm.
+func RMSNormGradParamsAdd(x, dy, gamma, add *Tensor, eps float32) []*Tensor {
+	return normGradParams("RMSNormGradParamsAdd", x, dy, gamma, add, eps, true)
 }
 
 // normParamElems is about how many elements each chunk of rows of
@@ -66,13 +79,16 @@ func getPartials(n int) *[]float64 {
 // for rows of n elements.
 func normParamRows(n int) int { return max(1, normParamElems/n) }
 
-func normGradParams(kernel string, x, dy, gamma *Tensor, eps float32, rms bool) []*Tensor {
+func normGradParams(kernel string, x, dy, gamma, add *Tensor, eps float32, rms bool) []*Tensor {
 	if x.DType != F32 || len(x.Shape) == 0 || dy.DType != F32 || !slices.Equal(x.Shape, dy.Shape) {
 		panic(fmt.Sprintf("runtime.%s: needs f32 x of rank ≥ 1 and dy of its shape, got %s and %s", kernel, typeString(x.DType, x.Shape), typeString(dy.DType, dy.Shape)))
 	}
 	n := x.Shape[len(x.Shape)-1]
 	if gamma == nil || gamma.DType != F32 || len(gamma.F) != n {
 		panic(fmt.Sprintf("runtime.%s: gamma is not an f32 vector along the last axis of %s", kernel, typeString(x.DType, x.Shape)))
+	}
+	if add != nil && (add.DType != F32 || !slices.Equal(add.Shape, x.Shape)) {
+		panic(fmt.Sprintf("runtime.%s: the addend %s is not of x's type %s", kernel, typeString(add.DType, add.Shape), typeString(x.DType, x.Shape)))
 	}
 	out := newUninit(F32, x.Shape...) // every row is written
 	grads := []*Tensor{New(F32, n)}
@@ -106,6 +122,9 @@ func normGradParams(kernel string, x, dy, gamma *Tensor, eps float32, rms bool) 
 				inv := 1 / math.Sqrt(sumSq64(row, mean)/fn+float64(eps))
 				c := [3]float64{inv, -inv * inv * inv * dot64(row, *scaled, mean) / fn, -inv * mg}
 				normGradApply(dst, row, *scaled, mean, &c)
+				if add != nil {
+					arithRowF32(Add, dst, add.F[r*n:(r+1)*n], 1, dst, 1)
+				}
 				// y as the norm wrote it, then dy·y as mul would.
 				normApply(*y, row, mean, inv)
 				arithRowF32(Mul, *y, *y, 1, g, 1)

@@ -79,7 +79,40 @@ func TestNormGradParams(t *testing.T) {
 		}
 	}
 	mustPanic(t, "gamma is not an f32 vector", func() { rt.LayerNormGradParams(randF32(r, 2, 3), randF32(r, 2, 3), randF32(r, 2), 1e-5) })
+	mustPanic(t, "addend", func() {
+		rt.LayerNormGradParamsAdd(randF32(r, 2, 3), randF32(r, 2, 3), randF32(r, 3), randF32(r, 3, 2), 1e-5)
+	})
 	mustPanic(t, "dy of its shape", func() { rt.RMSNormGradParams(randF32(r, 2, 3), randF32(r, 3, 2), randF32(r, 3), 1e-5) })
+}
+
+// TestNormGradParamsAdd: with an addend, dx is the addend plus the
+// gradient, as Binary's Add would give it, bit for bit, and dγ, dβ are
+// the same as without; against the reference too.
+func TestNormGradParamsAdd(t *testing.T) {
+	r := newRand(43)
+	for _, shape := range normShapes {
+		n := shape[len(shape)-1]
+		x, dy, g, res := randF32(r, shape...), randF32(r, shape...), randF32(r, n), randF32(r, shape...)
+		for _, rms := range []bool{false, true} {
+			plain, add := rt.LayerNormGradParams(x, dy, g, 1e-5), rt.LayerNormGradParamsAdd(x, dy, g, res, 1e-5)
+			op := ir.OpLayerNormGrad
+			if rms {
+				plain, add, op = rt.RMSNormGradParams(x, dy, g, 1e-5), rt.RMSNormGradParamsAdd(x, dy, g, res, 1e-5), ir.OpRMSNormGrad
+			}
+			if want := rt.Binary(rt.Add, res, plain[0], res.Shape); !slices.Equal(add[0].F, want.F) {
+				t.Errorf("rms %v %v: dx with the addend is not the addend plus dx", rms, shape)
+			}
+			for i := 1; i < len(plain); i++ {
+				if !slices.Equal(add[i].F, plain[i].F) {
+					t.Errorf("rms %v %v: result %d changed with the addend", rms, shape, i)
+				}
+			}
+			m := newRef(t)
+			attrs := ir.Attrs{"eps": ir.FloatAttr(1e-5), "scale": ir.BoolAttr(true), "params": ir.BoolAttr(true), "accumulate": ir.BoolAttr(true)}
+			tuple := m.b.Must(op, attrs, m.in(x), m.in(dy), m.in(g), m.in(res))
+			checkRel(t, fmt.Sprint("rms ", rms, shape, " dx"), add[0], m.run(m.b.Must(ir.OpExtract, ir.Attrs{"index": ir.IntAttr(0)}, tuple)), tol)
+		}
+	}
 }
 
 // TestNormGradParamsDeterministic checks that the weight gradients do

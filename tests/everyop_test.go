@@ -538,6 +538,11 @@ var opCases = []opCase{
 			// above gets both for its weight, the layer norm above the
 			// gradient's alone (its product stays outside: no bias add).
 			c.out("layer_norm_affine_bias", c.bin(ir.OpAdd, c.param("lnb.b", 7), c.bin(ir.OpMul, c.param("lnb.g", 7), c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, c.plus(x, "lnb.w", 7)))))
+			// A pre-norm residual, x + γ·norm(x) + β: the residual
+			// path's gradient is added into the norm gradient's dx
+			// (accumulate = true).
+			xr := c.plus(x, "res.w", 7)
+			c.out("layer_norm_residual", c.bin(ir.OpAdd, xr, c.bin(ir.OpAdd, c.param("res.b", 7), c.bin(ir.OpMul, c.param("res.g", 7), c.op(ir.OpLayerNorm, ir.Attrs{"eps": ir.FloatAttr(0.25)}, xr)))))
 			c.out("cross_entropy", c.op(ir.OpCrossEntropy, nil, c.plus(x, "ce.w", 7), c.in("t", ir.I32, "B", "N")))
 			c.out("cross_entropy_ignore", c.op(ir.OpCrossEntropy, ir.Attrs{"ignore_index": ir.IntAttr(-1)}, c.plus(x, "ce2.w", 7), c.in("ti", ir.I32, "B", "N")))
 			// Rows that are entirely -Inf.

@@ -701,6 +701,10 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.%s(%s, %s)\n", v, fn, args(), floatLit32(a.Float("eps")))
 	case ir.OpLayerNormGrad, ir.OpRMSNormGrad:
 		fn := map[ir.Op]string{ir.OpLayerNormGrad: "LayerNormGrad", ir.OpRMSNormGrad: "RMSNormGrad"}[in.Op]
+		if a.Bool("accumulate") {
+			r.pf("\t%s := rt.%sParamsAdd(%s, %s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), arg(3), floatLit32(a.Float("eps")))
+			break
+		}
 		if a.Bool("params") {
 			r.pf("\t%s := rt.%sParams(%s, %s, %s, %s)\n", v, fn, arg(0), arg(1), arg(2), floatLit32(a.Float("eps")))
 			break

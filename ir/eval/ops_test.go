@@ -280,6 +280,12 @@ var opCases = []opCase{
 			c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)), c.in(f32(sh(3), 2, 3, 4)))
 		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(0)), p)
 	}},
+	// accumulate: the addend [1, 2, 3] plus dx above.
+	{op: ir.OpLayerNormGrad, name: "accumulate", want: f32(sh(1, 3), 1.35269337134192436, 1.5591332858225946, 3.08817334283548109), build: func(c *ctx) *ir.Instr {
+		p := c.op(ir.OpLayerNormGrad, attrs("eps", ir.FloatAttr(0), "scale", ir.BoolAttr(true), "params", ir.BoolAttr(true), "accumulate", ir.BoolAttr(true)),
+			c.in(f32(sh(1, 3), 0, 1, 5)), c.in(f32(sh(1, 3), 1, 0, 0)), c.in(f32(sh(3), 2, 3, 4)), c.in(f32(sh(1, 3), 1, 2, 3)))
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(0)), p)
+	}},
 	// rms: y = x·√(3/26), dγ = [0, 2, 0]·y.
 	{op: ir.OpRMSNormGrad, name: "params dγ", want: f32(sh(3), 0, 2*0.33968311024337877, 0), build: func(c *ctx) *ir.Instr {
 		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(1)), normParams(c, ir.OpRMSNormGrad))

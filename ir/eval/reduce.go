@@ -248,7 +248,7 @@ func affine(y *Tensor, params []*Tensor) (*Tensor, error) {
 // normGradParams is layer_norm_grad (with rms, rms_norm_grad) with
 // scale and params: args x, dy, γ give dx = the gradient at dy·γ, dγ =
 // Σ dy·y and (not for rms) dβ = Σ dy over every axis but the last, by
-// their definitions.
+// their definitions; a fourth operand (accumulate) is added to dx.
 func normGradParams(args []*Tensor, eps float64, rms bool) (*Tensor, error) {
 	x, dy := args[0], args[1]
 	scaled, err := binary(ir.OpMul, dy, args[2], ir.F32, dy.Shape)
@@ -256,6 +256,11 @@ func normGradParams(args []*Tensor, eps float64, rms bool) (*Tensor, error) {
 		return nil, err
 	}
 	dx := layerNormGrad(x, scaled, eps, rms)
+	if len(args) == 4 {
+		if dx, err = binary(ir.OpAdd, args[3], dx, ir.F32, dx.Shape); err != nil {
+			return nil, err
+		}
+	}
 	y := layerNorm(x, eps, rms)
 	n := x.Shape[len(x.Shape)-1]
 	dg, db := NewTensor(ir.F32, n), NewTensor(ir.F32, n)
