@@ -535,8 +535,41 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 }
 
 // packB copies rows p0..p0+k and columns j0..j0+cols of B[bi] into dst,
-// one k × nr sliver, padding columns past cols with zeros.
+// one k × nr sliver, padding columns past cols with zeros or, where B
+// has them, B's columns past the sliver (the kernels never let padding
+// columns reach C, so their values do not matter). A B stored transposed
+// (column-major: attention's keys, each a row of k) goes through the
+// assembly transposer, 16 columns at a time, four rows at a time.
 func packB(dst []float32, b *gemmOperand, bi, p0, j0, k, cols, nr int) {
+	if b.rs == 1 && b.cs != 1 && k >= 4 {
+		if tr := transRows(nr); tr != nil {
+			// A short sliver packs the columns past it too where B has
+			// them (a tile of 10 keys among a head's 256), as packA
+			// does with rows.
+			src := b.at(bi, p0, j0)
+			w := roundUp(cols, 16)
+			if end := src + (w-1)*b.cs + k; end <= len(b.data) {
+				_, _ = b.data[end-1], dst[k*nr-1]
+				for j := 0; j < w; j += 16 {
+					tr(k/4, &b.data[src+j*b.cs], b.cs, &dst[j])
+				}
+				if w < nr {
+					// The columns no call wrote: never read into C, but
+					// left as they were they could hold anything, a
+					// signalling NaN or a denormal that slows the kernel.
+					for p := range k {
+						clear(dst[p*nr+w : (p+1)*nr])
+					}
+				}
+				for p := k &^ 3; p < k; p++ {
+					for j := range w {
+						dst[p*nr+j] = b.data[src+p+j*b.cs]
+					}
+				}
+				return
+			}
+		}
+	}
 	if cols < nr {
 		clear(dst)
 	}

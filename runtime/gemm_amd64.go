@@ -85,6 +85,23 @@ func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) {
 	return nil
 }
 
+// transRows returns the assembly packer of 16 columns of a B stored
+// transposed (column j of B a row of the operand) into an nr-wide sliver
+// (see packB), or nil when there is none for nr or the CPU has no
+// kernel. It needs AVX, which every CPU with a kernel has.
+func transRows(nr int) func(k4 int, src *float32, rs int, dst *float32) {
+	if len(gemmKernels) == 0 {
+		return nil
+	}
+	switch nr {
+	case 32:
+		return gemmPackT16x32
+	case 16:
+		return gemmPackT16x16
+	}
+	return nil
+}
+
 // copyRows returns the assembly copier of rows width elements wide (see
 // packA and packB), or nil when there is none for width or the CPU has
 // no kernel. The copiers need AVX, which every CPU with a kernel has.

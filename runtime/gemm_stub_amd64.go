@@ -214,6 +214,12 @@ func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
 // gemmPackA6 packs 6 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
 func gemmPackA6(k4 int, src *float32, rs int, dst *float32)
 
+// gemmPackT16x32 packs 16 rows, rs elements apart, 4·k4 columns long, transposed into the first 16 columns of a sliver 32 wide at dst.
+func gemmPackT16x32(k4 int, src *float32, rs int, dst *float32)
+
+// gemmPackT16x16 packs 16 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackT16x16(k4 int, src *float32, rs int, dst *float32)
+
 // gemmCopy32 copies k rows of 32 elements, rs elements apart at src, one after another into dst.
 func gemmCopy32(k int, src *float32, rs int, dst *float32)
 
