@@ -198,6 +198,9 @@ type rowSplit struct {
 }
 
 func splitRows(x []float32, width int) rowSplit {
+	if allFinite(x) {
+		return rowSplit{clean: x} // the common case, at the vector kernels' pace
+	}
 	first := -1
 	for i, v := range x {
 		if v-v != 0 { // NaN or ±Inf
@@ -614,7 +617,9 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, bh, q0, rows int,
 	case xp.key != key:
 		packA(xp.data, &gemmOperand{data: x[a.ri(bh, a.nq, q0)*width:], off: zeroOff, rs: width * a.step(), cs: 1}, 0, 0, 0, rows, width, k.mr)
 		if scale != 1 {
-			scaleRow(xp.data, scale)
+			// Only the slivers packed: a short tile's are a fraction of
+			// the buffer, which is sized for attnBQ rows.
+			scaleRow(xp.data[:roundUp(rows, k.mr)*width], scale)
 		}
 		xp.key = key
 	}
@@ -873,15 +878,18 @@ func (a *attnRun) flash(out, lse []float32) {
 			for i := range rows {
 				m[i], l[i] = negInf32, 0
 			}
-			clear(acc)
+			if acc != nil {
+				clear(acc[:rows*a.dv]) // the tile's rows, not attnBQ of them
+			}
 			for k0 := 0; k0 < a.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, a.nk)
 				cols := k1 - k0
 				if !a.scores(t, b, h, q0, q1, k0, k1, false, vs.bad != nil) {
 					continue
 				}
+				w := padCols(cols)
 				for i := range rows {
-					sc := t.sc[i*attnBK : i*attnBK+cols]
+					sc := padRow(t.sc[i*attnBK:], cols, w)
 					rowMax := maxSlice(sc)
 					if rowMax == negInf32 {
 						clear(sc) // nothing admitted in this row of the tile
@@ -1021,6 +1029,30 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			}
 		}
 	})
+}
+
+// padCols returns the width, at least cols and at most attnBK, to which
+// padRow pads a row of a tile of cols columns: a whole number of vectors,
+// so that the row kernels (maxSlice, expSumSlice, expSlice) run it in
+// one call instead of copying a short row's tail into a buffer; a
+// ten-key tile is all tail.
+func padCols(cols int) int {
+	if v := activeVec; v != nil {
+		return min(roundUp(cols, v.lanes), attnBK)
+	}
+	return cols
+}
+
+// padRow returns the first w elements of the tile row at sc, the columns
+// past cols set to -Inf: a masked key's score, which changes no row
+// maximum and whose exponential, 0, changes no sum. The products read
+// only the first cols columns.
+func padRow(sc []float32, cols, w int) []float32 {
+	sc = sc[:w]
+	for j := cols; j < w; j++ {
+		sc[j] = negInf32
+	}
+	return sc
 }
 
 // maskedExp sets sc[j] = e^(sc[j] - sub), and 0 where sc[j] is -inf (a

@@ -165,12 +165,28 @@ func (g *gradRun) split(x []float32, width int) rowSplit {
 	return splitRows(x, width)
 }
 
-// allFinite reports whether x holds neither NaN nor ±Inf: then v - v is
-// 0 for every element, and otherwise NaN, which no sum of them loses.
-// Four sums without a branch let the loop run at the loads' pace.
+// allFinite reports whether x holds neither NaN nor ±Inf. With vector
+// kernels it sums x in float64 lanes (normSum's kernel): float32 values
+// cannot overflow a float64 sum, so the sum is finite exactly when every
+// element is (±Inf stays infinite or, against its opposite, NaN, and NaN
+// stays NaN). The scalar loop tests v - v instead, 0 for every finite
+// element and otherwise NaN, which no sum of them loses; four sums
+// without a branch let it run at the loads' pace.
 func allFinite(x []float32) bool {
 	var s0, s1, s2, s3 float32
 	i := 0
+	if v := activeVec; v != nil && len(x) >= 16 {
+		var acc [8]float64
+		i = len(x) &^ 15 // a whole number of lanes for either set
+		normSumVec(v, false, x[:i], 0, &acc)
+		sum := 0.0
+		for _, a := range acc {
+			sum += a
+		}
+		if sum-sum != 0 {
+			return false
+		}
+	}
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]
 		s0 += v[0] - v[0]
@@ -229,9 +245,10 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 	}
 	rows, cols := q1-q0, k1-k0
 	bh := b*g.nh + h
+	w := padCols(cols)
 	for i := range rows {
 		lse := g.lse[g.ri(bh, g.nq, q0+i)]
-		sc := t.sc[i*attnBK : i*attnBK+cols]
+		sc := padRow(t.sc[i*attnBK:], cols, w)
 		switch {
 		case lse == negInf32:
 			clear(sc) // a row with every key masked
