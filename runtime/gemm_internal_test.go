@@ -646,3 +646,65 @@ func TestBigBuffersSurviveGC(t *testing.T) {
 		t.Fatalf("%d large buffers kept, want at most %d", n, bigKeep)
 	}
 }
+
+// TestGemmHalfKernels checks each kernel's half forms (packed A adding,
+// packed A storing, A unpacked with rows of 64), for every number of
+// rows, against the full kernels: the first 16 columns of the rows they
+// compute must be the full kernel's bit for bit, everything else of C
+// untouched.
+func TestGemmHalfKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 7))
+	checked := 0
+	for _, kern := range gemmKernels {
+		mr, nr := kern.mr, kern.nr
+		forms := []struct {
+			name       string
+			half, full func(rows, k int, a, b, c []float32, ldc int)
+			lda        int
+		}{
+			{"packed", kern.half, func(_, k int, a, b, c []float32, ldc int) { kern.run(k, a, b, c, ldc) }, 0},
+			{"A64", kern.halfA64, func(_, k int, a, b, c []float32, ldc int) { kern.runA64(k, a, b, c, ldc) }, 64},
+		}
+		if s := kern.set; s != nil {
+			forms = append(forms, struct {
+				name       string
+				half, full func(rows, k int, a, b, c []float32, ldc int)
+				lda        int
+			}{"set", s.half, func(_, k int, a, b, c []float32, ldc int) { s.run(k, a, b, c, ldc) }, 0})
+		}
+		for _, f := range forms {
+			if f.half == nil {
+				continue
+			}
+			checked++
+			for rows := 1; rows <= mr; rows++ {
+				for _, k := range []int{1, 3, 4, 5, 10, 17, 33, 64} {
+					ldc := nr + 3
+					a := randSlice(r, k*mr)
+					if f.lda > 0 {
+						a = randSlice(r, mr*f.lda)
+					}
+					b := randSlice(r, k*nr)
+					c0 := randSlice(r, mr*ldc)
+					got, want := slices.Clone(c0), slices.Clone(c0)
+					f.half(rows, k, a, b, got[:(rows-1)*ldc+16], ldc)
+					f.full(rows, k, a, b, want, ldc)
+					for i := range mr {
+						for j := range ldc {
+							w := c0[i*ldc+j]
+							if i < rows && j < 16 {
+								w = want[i*ldc+j]
+							}
+							if g := got[i*ldc+j]; g != w {
+								t.Fatalf("%s %s: %d rows, k=%d: C[%d,%d] = %v, want %v", kern.name, f.name, rows, k, i, j, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Skip("no kernel with half forms on this CPU or build")
+	}
+}

@@ -69,6 +69,17 @@ func main() {
 		microKernel(fmt.Sprintf("gemmKernel14x32B64AVX512h%d", h), 14, h, 2, 16, zmm, form{ldb: 64})
 		microKernel(fmt.Sprintf("gemmKernel14x32SetAVX512h%d", h), 14, h, 2, 16, zmm, form{set: true})
 	}
+	// Kernels of the first 16 columns of a packed 32-wide sliver of B
+	// (read as B rows 32 apart), one zmm a row, for each height: a tile
+	// of C only 16 wide (a head of 16: attention's scores, p·v, dq, dk
+	// and dv at d = 16) would otherwise go through the scratch tile,
+	// computing 32 columns to keep 16. Packed A adding and storing, and
+	// A unpacked with rows of 64 adding.
+	for h := 1; h <= 14; h++ {
+		microKernel(fmt.Sprintf("gemmKernel14x16AVX512h%d", h), 14, h, 1, 16, zmm, form{ldb: 32})
+		microKernel(fmt.Sprintf("gemmKernel14x16SetAVX512h%d", h), 14, h, 1, 16, zmm, form{ldb: 32, set: true})
+		microKernel(fmt.Sprintf("gemmKernel14x16A64AVX512h%d", h), 14, h, 1, 16, zmm, form{lda: 64, ldb: 32})
+	}
 	packTranspose("gemmPackA14", 14, 14)
 	packTranspose("gemmPackA6", 6, 6)
 	// Slivers of B from a B stored transposed (key rows as the columns
@@ -167,6 +178,17 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 		aStep, aAt = 4, func(p, i int) int { return (i*lda + p) * 4 }
 	}
 	switch {
+	case f.ldb > nr:
+		// The first nr columns of a wider packed sliver of B.
+		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
+		verb, aDesc := "adds", fmt.Sprintf("a packed %d×k sliver of A", mr)
+		if set {
+			verb = "stores"
+		}
+		if lda > 0 {
+			aDesc = fmt.Sprintf("A, %d elements apart,", lda)
+		}
+		Doc(fmt.Sprintf("%s %s %d rows of %s times the first %d columns of a packed k×%d sliver of B into C.", name, verb, rows, aDesc, nr, f.ldb))
 	case lda > 0:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
 		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, rows, lda, nr))
