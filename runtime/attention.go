@@ -623,7 +623,16 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, bh, q0, rows int,
 		}
 		xp.key = key
 	}
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
+	// A tile of fewer than 16 keys is computed 16 wide, which c (rows
+	// of attnBK) has room for, by the kernel of 16 columns where there is
+	// one: not through the scratch tile. The extra columns hold products
+	// with the packed tile's padding, which no caller reads (the row
+	// kernels' padding overwrites them, see padRow).
+	n := cols
+	if k.half != nil && cols < 16 {
+		n = 16
+	}
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, n, width, 0, ceilDiv(n, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
@@ -950,8 +959,16 @@ func (a *attnRun) flash(out, lse []float32) {
 				if out != nil {
 					o := out[row*a.dv : (row+1)*a.dv]
 					if l[i] != 0 {
-						copy(o, acc[i*a.dv:(i+1)*a.dv])
-						scaleRow(o, float32(1/l[i]))
+						accRow := acc[i*a.dv : (i+1)*a.dv]
+						if inv := float32(1 / l[i]); a.dv >= 64 {
+							copy(o, accRow)
+							scaleRow(o, inv)
+						} else {
+							// A short row: one pass, no kernel call.
+							for j, x := range accRow {
+								o[j] = x * inv
+							}
+						}
 					}
 				}
 			}

@@ -560,16 +560,15 @@ func packB(dst []float32, b *gemmOperand, bi, p0, j0, k, cols, nr int) {
 			w := roundUp(cols, 16)
 			if end := src + (w-1)*b.cs + k; end <= len(b.data) {
 				_, _ = b.data[end-1], dst[k*nr-1]
+				if w < nr {
+					// The columns no call writes: never read into C, but
+					// left as they were they could hold anything, a
+					// denormal that slows the kernel. One clear of the
+					// sliver beats one per row of it.
+					clear(dst)
+				}
 				for j := 0; j < w; j += 16 {
 					tr(k/4, &b.data[src+j*b.cs], b.cs, &dst[j])
-				}
-				if w < nr {
-					// The columns no call wrote: never read into C, but
-					// left as they were they could hold anything, a
-					// signalling NaN or a denormal that slows the kernel.
-					for p := range k {
-						clear(dst[p*nr+w : (p+1)*nr])
-					}
 				}
 				for p := k &^ 3; p < k; p++ {
 					for j := range w {
