@@ -179,9 +179,17 @@ func (a *attnRun) scaleRows(x []float32, width, bh, n, r0, r1 int, s float32) {
 		scaleRow(x[(bh*n+r0)*width:(bh*n+r1)*width], s)
 		return
 	}
-	for i := r0; i < r1; i++ {
-		o := a.ri(bh, n, i) * width
-		scaleRow(x[o:o+width], s)
+	step := a.nh * width
+	o := a.ri(bh, n, r0) * width
+	for i := r0; i < r1; i, o = i+1, o+step {
+		row := x[o : o+width]
+		if width >= 64 {
+			scaleRow(row, s)
+			continue
+		}
+		for j := range row { // a short row: no kernel call
+			row[j] *= s
+		}
 	}
 }
 
