@@ -311,6 +311,9 @@ type tileBuf struct {
 	m   []float32
 	l   []float64
 	acc []float32
+	// rowMax, sub and sum are tileExp's and probs' per-row scratch: each
+	// row's maximum, what its exponentials subtract, and their sum.
+	rowMax, sub, sum [attnBQ]float32
 	// kern, d and dv are what the buffers were sized for: a pooled
 	// buffer is reused only by a run with the same.
 	kern  *gemmKernel
@@ -904,37 +907,7 @@ func (a *attnRun) flash(out, lse []float32) {
 				if !a.scores(t, b, h, q0, q1, k0, k1, false, vs.bad != nil) {
 					continue
 				}
-				w := padCols(cols)
-				for i := range rows {
-					sc := padRow(t.sc[i*attnBK:], cols, w)
-					rowMax := maxSlice(sc)
-					if rowMax == negInf32 {
-						clear(sc) // nothing admitted in this row of the tile
-						continue
-					}
-					mNew := max(m[i], rowMax)
-					var sum float64
-					if mNew == mNew {
-						// A -inf score (masked) gives 0. The tile row's
-						// sum is a float32 one, l's a float64 one.
-						sum = float64(expSumSlice(sc, sc, mNew))
-					} else {
-						// A NaN row: masked keys still get 0, not NaN.
-						maskedExp(sc, mNew)
-						for _, p := range sc {
-							sum += float64(p)
-						}
-					}
-					if m[i] != negInf32 && m[i] != mNew {
-						alpha := exp32(m[i] - mNew)
-						l[i] *= float64(alpha)
-						if acc != nil {
-							scaleRow(acc[i*a.dv:(i+1)*a.dv], alpha)
-						}
-					}
-					m[i] = mNew
-					l[i] += sum
-				}
+				a.tileExp(t, rows, cols, m, l, acc)
 				if acc != nil {
 					a.tileTimesRows(t, acc, a.dv, vs.clean, &vp, a.dv, bh, k0, rows, cols)
 					for j := range cols {
@@ -1054,6 +1027,74 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			}
 		}
 	})
+}
+
+// tileExp is the online softmax's step on a tile of scores (rows ×
+// cols in t.sc): each row turns into e^(s - m), m its new running
+// maximum, and the running maximum m, sum l and output acc of its query
+// are updated. A row with nothing admitted turns into zeros and leaves
+// them alone.
+func (a *attnRun) tileExp(t *tileBuf, rows, cols int, m []float32, l []float64, acc []float32) {
+	w := padCols(cols)
+	// The rows' maxima first, then, unless a row is NaN, every row's
+	// exponentials in one call (expSumRows). A row with nothing admitted
+	// is all -Inf, which less +Inf gives zeros and a sum of 0.
+	batch := rows > 1
+	for i := range rows {
+		rowMax := maxSlice(padRow(t.sc[i*attnBK:], cols, w))
+		mNew := max(m[i], rowMax)
+		t.rowMax[i], t.sub[i] = rowMax, mNew
+		if rowMax == negInf32 {
+			t.sub[i] = posInf32
+		}
+		if mNew != mNew {
+			batch = false
+		}
+	}
+	if batch && expSumRows(t.sc, attnBK, rows, w, t.sub[:rows], t.sum[:rows]) {
+		for i := range rows {
+			if t.rowMax[i] != negInf32 {
+				a.rescaleRow(i, t.sub[i], float64(t.sum[i]), m, l, acc)
+			}
+		}
+		return
+	}
+	for i := range rows {
+		sc := t.sc[i*attnBK : i*attnBK+w]
+		if t.rowMax[i] == negInf32 {
+			clear(sc) // nothing admitted in this row of the tile
+			continue
+		}
+		mNew := max(m[i], t.rowMax[i])
+		var sum float64
+		if mNew == mNew {
+			// A -inf score (masked) gives 0. The tile row's sum is a
+			// float32 one, l's a float64 one.
+			sum = float64(expSumSlice(sc, sc, mNew))
+		} else {
+			// A NaN row: masked keys still get 0, not NaN.
+			maskedExp(sc, mNew)
+			for _, p := range sc {
+				sum += float64(p)
+			}
+		}
+		a.rescaleRow(i, mNew, sum, m, l, acc)
+	}
+}
+
+// rescaleRow moves row i's running maximum to mNew, rescaling its sum and
+// output accumulator (when acc is non-nil) by e^(m - mNew), and adds sum,
+// the tile row's exponentials, into l.
+func (a *attnRun) rescaleRow(i int, mNew float32, sum float64, m []float32, l []float64, acc []float32) {
+	if m[i] != negInf32 && m[i] != mNew {
+		alpha := exp32(m[i] - mNew)
+		l[i] *= float64(alpha)
+		if acc != nil {
+			scaleRow(acc[i*a.dv:(i+1)*a.dv], alpha)
+		}
+	}
+	m[i] = mNew
+	l[i] += sum
 }
 
 // padCols returns the width, at least cols and at most attnBK, to which

@@ -246,16 +246,29 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 	rows, cols := q1-q0, k1-k0
 	bh := b*g.nh + h
 	w := padCols(cols)
+	// Every row's exponentials in one call (expSumRows, its sums unused)
+	// when no row is special.
+	batch := rows > 1
 	for i := range rows {
 		lse := g.lse[g.ri(bh, g.nq, q0+i)]
-		sc := padRow(t.sc[i*attnBK:], cols, w)
-		switch {
-		case lse == negInf32:
-			clear(sc) // a row with every key masked
-		case lse != lse:
-			maskedExp(sc, lse) // a NaN row: masked keys still get 0
-		default:
-			expSlice(sc, sc, lse) // a -inf score (masked) gives 0
+		padRow(t.sc[i*attnBK:], cols, w)
+		t.sub[i] = lse
+		if lse == negInf32 || lse != lse {
+			batch = false
+		}
+	}
+	if !batch || !expSumRows(t.sc, attnBK, rows, w, t.sub[:rows], t.sum[:rows]) {
+		for i := range rows {
+			lse := t.sub[i]
+			sc := t.sc[i*attnBK : i*attnBK+w]
+			switch {
+			case lse == negInf32:
+				clear(sc) // a row with every key masked
+			case lse != lse:
+				maskedExp(sc, lse) // a NaN row: masked keys still get 0
+			default:
+				expSlice(sc, sc, lse) // a -inf score (masked) gives 0
+			}
 		}
 	}
 	if g.returns == "out" && wantDP {
