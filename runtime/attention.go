@@ -179,9 +179,17 @@ func (a *attnRun) scaleRows(x []float32, width, bh, n, r0, r1 int, s float32) {
 		scaleRow(x[(bh*n+r0)*width:(bh*n+r1)*width], s)
 		return
 	}
-	for i := r0; i < r1; i++ {
-		o := a.ri(bh, n, i) * width
-		scaleRow(x[o:o+width], s)
+	step := a.nh * width
+	o := a.ri(bh, n, r0) * width
+	for i := r0; i < r1; i, o = i+1, o+step {
+		row := x[o : o+width]
+		if width >= 64 {
+			scaleRow(row, s)
+			continue
+		}
+		for j := range row { // a short row: no kernel call
+			row[j] *= s
+		}
 	}
 }
 
@@ -198,6 +206,9 @@ type rowSplit struct {
 }
 
 func splitRows(x []float32, width int) rowSplit {
+	if allFinite(x) {
+		return rowSplit{clean: x} // the common case, at the vector kernels' pace
+	}
 	first := -1
 	for i, v := range x {
 		if v-v != 0 { // NaN or ±Inf
@@ -300,6 +311,9 @@ type tileBuf struct {
 	m   []float32
 	l   []float64
 	acc []float32
+	// rowMax, sub and sum are tileExp's and probs' per-row scratch: each
+	// row's maximum, what its exponentials subtract, and their sum.
+	rowMax, sub, sum [attnBQ]float32
 	// kern, d and dv are what the buffers were sized for: a pooled
 	// buffer is reused only by a run with the same.
 	kern  *gemmKernel
@@ -614,11 +628,22 @@ func (a *attnRun) tileProduct(c []float32, x []float32, width, bh, q0, rows int,
 	case xp.key != key:
 		packA(xp.data, &gemmOperand{data: x[a.ri(bh, a.nq, q0)*width:], off: zeroOff, rs: width * a.step(), cs: 1}, 0, 0, 0, rows, width, k.mr)
 		if scale != 1 {
-			scaleRow(xp.data, scale)
+			// Only the slivers packed: a short tile's are a fraction of
+			// the buffer, which is sized for attnBQ rows.
+			scaleRow(xp.data[:roundUp(rows, k.mr)*width], scale)
 		}
 		xp.key = key
 	}
-	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, cols, width, 0, ceilDiv(cols, k.nr))
+	// A tile of fewer than 16 keys is computed 16 wide, which c (rows
+	// of attnBK) has room for, by the kernel of 16 columns where there is
+	// one: not through the scratch tile. The extra columns hold products
+	// with the packed tile's padding, which no caller reads (the row
+	// kernels' padding overwrites them, see padRow).
+	n := cols
+	if k.half != nil && cols < 16 {
+		n = 16
+	}
+	macroKernel(k, &gemmOperand{data: c, off: zeroOff, rs: attnBK, cs: 1}, 0, 0, 0, ap, gemmForm{}, yt, xp.tile, rows, n, width, 0, ceilDiv(n, k.nr))
 }
 
 // scores fills t for the queries [q0, q1) and keys [k0, k1) of (b, h):
@@ -873,43 +898,16 @@ func (a *attnRun) flash(out, lse []float32) {
 			for i := range rows {
 				m[i], l[i] = negInf32, 0
 			}
-			clear(acc)
+			if acc != nil {
+				clear(acc[:rows*a.dv]) // the tile's rows, not attnBQ of them
+			}
 			for k0 := 0; k0 < a.nk; k0 += attnBK {
 				k1 := min(k0+attnBK, a.nk)
 				cols := k1 - k0
 				if !a.scores(t, b, h, q0, q1, k0, k1, false, vs.bad != nil) {
 					continue
 				}
-				for i := range rows {
-					sc := t.sc[i*attnBK : i*attnBK+cols]
-					rowMax := maxSlice(sc)
-					if rowMax == negInf32 {
-						clear(sc) // nothing admitted in this row of the tile
-						continue
-					}
-					mNew := max(m[i], rowMax)
-					var sum float64
-					if mNew == mNew {
-						// A -inf score (masked) gives 0. The tile row's
-						// sum is a float32 one, l's a float64 one.
-						sum = float64(expSumSlice(sc, sc, mNew))
-					} else {
-						// A NaN row: masked keys still get 0, not NaN.
-						maskedExp(sc, mNew)
-						for _, p := range sc {
-							sum += float64(p)
-						}
-					}
-					if m[i] != negInf32 && m[i] != mNew {
-						alpha := exp32(m[i] - mNew)
-						l[i] *= float64(alpha)
-						if acc != nil {
-							scaleRow(acc[i*a.dv:(i+1)*a.dv], alpha)
-						}
-					}
-					m[i] = mNew
-					l[i] += sum
-				}
+				a.tileExp(t, rows, cols, m, l, acc)
 				if acc != nil {
 					a.tileTimesRows(t, acc, a.dv, vs.clean, &vp, a.dv, bh, k0, rows, cols)
 					for j := range cols {
@@ -942,8 +940,16 @@ func (a *attnRun) flash(out, lse []float32) {
 				if out != nil {
 					o := out[row*a.dv : (row+1)*a.dv]
 					if l[i] != 0 {
-						copy(o, acc[i*a.dv:(i+1)*a.dv])
-						scaleRow(o, float32(1/l[i]))
+						accRow := acc[i*a.dv : (i+1)*a.dv]
+						if inv := float32(1 / l[i]); a.dv >= 64 {
+							copy(o, accRow)
+							scaleRow(o, inv)
+						} else {
+							// A short row: one pass, no kernel call.
+							for j, x := range accRow {
+								o[j] = x * inv
+							}
+						}
 					}
 				}
 			}
@@ -1021,6 +1027,98 @@ func (a *attnRun) distribution(out []float32, logs bool, lse []float32) {
 			}
 		}
 	})
+}
+
+// tileExp is the online softmax's step on a tile of scores (rows ×
+// cols in t.sc): each row turns into e^(s - m), m its new running
+// maximum, and the running maximum m, sum l and output acc of its query
+// are updated. A row with nothing admitted turns into zeros and leaves
+// them alone.
+func (a *attnRun) tileExp(t *tileBuf, rows, cols int, m []float32, l []float64, acc []float32) {
+	w := padCols(cols)
+	// The rows' maxima first, then, unless a row is NaN, every row's
+	// exponentials in one call (expSumRows). A row with nothing admitted
+	// is all -Inf, which less +Inf gives zeros and a sum of 0.
+	batch := rows > 1
+	for i := range rows {
+		rowMax := maxSlice(padRow(t.sc[i*attnBK:], cols, w))
+		mNew := max(m[i], rowMax)
+		t.rowMax[i], t.sub[i] = rowMax, mNew
+		if rowMax == negInf32 {
+			t.sub[i] = posInf32
+		}
+		if mNew != mNew {
+			batch = false
+		}
+	}
+	if batch && expSumRows(t.sc, attnBK, rows, w, t.sub[:rows], t.sum[:rows]) {
+		for i := range rows {
+			if t.rowMax[i] != negInf32 {
+				a.rescaleRow(i, t.sub[i], float64(t.sum[i]), m, l, acc)
+			}
+		}
+		return
+	}
+	for i := range rows {
+		sc := t.sc[i*attnBK : i*attnBK+w]
+		if t.rowMax[i] == negInf32 {
+			clear(sc) // nothing admitted in this row of the tile
+			continue
+		}
+		mNew := max(m[i], t.rowMax[i])
+		var sum float64
+		if mNew == mNew {
+			// A -inf score (masked) gives 0. The tile row's sum is a
+			// float32 one, l's a float64 one.
+			sum = float64(expSumSlice(sc, sc, mNew))
+		} else {
+			// A NaN row: masked keys still get 0, not NaN.
+			maskedExp(sc, mNew)
+			for _, p := range sc {
+				sum += float64(p)
+			}
+		}
+		a.rescaleRow(i, mNew, sum, m, l, acc)
+	}
+}
+
+// rescaleRow moves row i's running maximum to mNew, rescaling its sum and
+// output accumulator (when acc is non-nil) by e^(m - mNew), and adds sum,
+// the tile row's exponentials, into l.
+func (a *attnRun) rescaleRow(i int, mNew float32, sum float64, m []float32, l []float64, acc []float32) {
+	if m[i] != negInf32 && m[i] != mNew {
+		alpha := exp32(m[i] - mNew)
+		l[i] *= float64(alpha)
+		if acc != nil {
+			scaleRow(acc[i*a.dv:(i+1)*a.dv], alpha)
+		}
+	}
+	m[i] = mNew
+	l[i] += sum
+}
+
+// padCols returns the width, at least cols and at most attnBK, to which
+// padRow pads a row of a tile of cols columns: a whole number of vectors,
+// so that the row kernels (maxSlice, expSumSlice, expSlice) run it in
+// one call instead of copying a short row's tail into a buffer; a
+// ten-key tile is all tail.
+func padCols(cols int) int {
+	if v := activeVec; v != nil {
+		return min(roundUp(cols, v.lanes), attnBK)
+	}
+	return cols
+}
+
+// padRow returns the first w elements of the tile row at sc, the columns
+// past cols set to -Inf: a masked key's score, which changes no row
+// maximum and whose exponential, 0, changes no sum. The products read
+// only the first cols columns.
+func padRow(sc []float32, cols, w int) []float32 {
+	sc = sc[:w]
+	for j := cols; j < w; j++ {
+		sc[j] = negInf32
+	}
+	return sc
 }
 
 // maskedExp sets sc[j] = e^(sc[j] - sub), and 0 where sc[j] is -inf (a

@@ -165,12 +165,28 @@ func (g *gradRun) split(x []float32, width int) rowSplit {
 	return splitRows(x, width)
 }
 
-// allFinite reports whether x holds neither NaN nor ±Inf: then v - v is
-// 0 for every element, and otherwise NaN, which no sum of them loses.
-// Four sums without a branch let the loop run at the loads' pace.
+// allFinite reports whether x holds neither NaN nor ±Inf. With vector
+// kernels it sums x in float64 lanes (normSum's kernel): float32 values
+// cannot overflow a float64 sum, so the sum is finite exactly when every
+// element is (±Inf stays infinite or, against its opposite, NaN, and NaN
+// stays NaN). The scalar loop tests v - v instead, 0 for every finite
+// element and otherwise NaN, which no sum of them loses; four sums
+// without a branch let it run at the loads' pace.
 func allFinite(x []float32) bool {
 	var s0, s1, s2, s3 float32
 	i := 0
+	if v := activeVec; v != nil && len(x) >= 16 {
+		var acc [8]float64
+		i = len(x) &^ 15 // a whole number of lanes for either set
+		normSumVec(v, false, x[:i], 0, &acc)
+		sum := 0.0
+		for _, a := range acc {
+			sum += a
+		}
+		if sum-sum != 0 {
+			return false
+		}
+	}
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]
 		s0 += v[0] - v[0]
@@ -229,16 +245,30 @@ func (g *gradRun) probs(t *gradBuf, b, h, q0, q1, k0, k1 int, wantDP bool) bool 
 	}
 	rows, cols := q1-q0, k1-k0
 	bh := b*g.nh + h
+	w := padCols(cols)
+	// Every row's exponentials in one call (expSumRows, its sums unused)
+	// when no row is special.
+	batch := rows > 1
 	for i := range rows {
 		lse := g.lse[g.ri(bh, g.nq, q0+i)]
-		sc := t.sc[i*attnBK : i*attnBK+cols]
-		switch {
-		case lse == negInf32:
-			clear(sc) // a row with every key masked
-		case lse != lse:
-			maskedExp(sc, lse) // a NaN row: masked keys still get 0
-		default:
-			expSlice(sc, sc, lse) // a -inf score (masked) gives 0
+		padRow(t.sc[i*attnBK:], cols, w)
+		t.sub[i] = lse
+		if lse == negInf32 || lse != lse {
+			batch = false
+		}
+	}
+	if !batch || !expSumRows(t.sc, attnBK, rows, w, t.sub[:rows], t.sum[:rows]) {
+		for i := range rows {
+			lse := t.sub[i]
+			sc := t.sc[i*attnBK : i*attnBK+w]
+			switch {
+			case lse == negInf32:
+				clear(sc) // a row with every key masked
+			case lse != lse:
+				maskedExp(sc, lse) // a NaN row: masked keys still get 0
+			default:
+				expSlice(sc, sc, lse) // a -inf score (masked) gives 0
+			}
 		}
 	}
 	if g.returns == "out" && wantDP {
@@ -640,7 +670,20 @@ func (g *gradRun) keyTile(t *gradBuf, local []*Tensor, dk, dv, dq []float32, qs,
 // and dvᵀ = dyᵀ·P, reading the tile unpacked as B (runB64), instead of
 // dk = dSᵀ·q and dv = Pᵀ·dy, which pack the tile transposed for every
 // pair of tiles; q and dy are then packed transposed once per group.
-func (g *gradRun) transposedKeyGrads() bool { return g.kern != nil && g.kern.runB64 != nil }
+//
+// Short key tiles do better the other way: the transposed accumulators
+// are sized for attnBK keys (cleared, filled through a scratch tile per
+// short sliver, and added back a scalar at a time), while packing a
+// short tile transposed is a few short copies, and dSᵀ·q then runs the
+// kernel of the tile's height straight into dk's rows. At ten keys
+// (a pointer-sort model's) the key pass ran 1.3× faster (min of runs).
+func (g *gradRun) transposedKeyGrads() bool {
+	return g.kern != nil && g.kern.runB64 != nil && g.nk > transposedMinKeys
+}
+
+// transposedMinKeys is the most keys for which the key pass computes dk
+// and dv directly (see transposedKeyGrads).
+var transposedMinKeys = 32
 
 // addTransposedTile adds accᵀ (acc: [width × attnBK]) into the cols rows
 // of dst (row stride ld).

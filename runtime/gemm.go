@@ -58,6 +58,11 @@ type gemmKernel struct {
 	// rowsA64 and rowsB64, when non-nil, are runRows for runA64 and
 	// runB64.
 	rowsA64, rowsB64 func(rows, k int, a, b, c []float32, ldc int)
+	// half and halfA64, when non-nil, are run (runRows for rows < mr)
+	// and runA64 (rowsA64) computing only the first 16 columns of the
+	// tile, for a tile of C 16 columns wide (1 ≤ rows ≤ mr; nr = 32):
+	// a head of 16 would otherwise go through the scratch tile.
+	half, halfA64 func(rows, k int, a, b, c []float32, ldc int)
 	// set, when non-nil, is this kernel storing the product into C
 	// instead of adding to it; overwrites marks such a kernel, for
 	// macroKernel's partial tiles.
@@ -412,18 +417,18 @@ type gemmForm struct{ lda, ldb int }
 func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32, f gemmForm, bp, tile []float32, mcur, ncur, kcur, s0, s1 int) {
 	mr, nr := kern.mr, kern.nr
 	lda, ldb := f.lda, f.ldb
-	run, runRows := kern.run, kern.runRows
+	run, runRows, half := kern.run, kern.runRows, kern.half
 	switch {
 	case lda > 0:
 		if lda != 64 || kern.runA64 == nil {
 			panic("runtime: macroKernel: unpacked A needs runA64 and rows of 64")
 		}
-		run, runRows = kern.runA64, kern.rowsA64
+		run, runRows, half = kern.runA64, kern.rowsA64, kern.halfA64
 	case ldb > 0:
 		if ldb != 64 || kern.runB64 == nil {
 			panic("runtime: macroKernel: unpacked B needs runB64 and rows of 64")
 		}
-		run, runRows = kern.runB64, kern.rowsB64
+		run, runRows, half = kern.runB64, kern.rowsB64, nil
 	}
 	packed := lda == 0 && ldb == 0
 	ldc := c.rs
@@ -456,11 +461,16 @@ func macroKernel(kern *gemmKernel, c *gemmOperand, bi, i0, jc int, ap []float32,
 					runRows(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+nr], ldc)
 					continue
 				}
+			} else if cols == 16 && half != nil {
+				half(rows, kcur, as, bs, c.data[off:off+(rows-1)*ldc+16], ldc)
+				continue
 			} else if rows == mr && packed && kern.runCols != nil {
 				kern.runCols(cols, kcur, as, bs, c.data[off:off+(mr-1)*ldc+cols], ldc)
 				continue
 			}
-			clear(tile)
+			if !kern.overwrites {
+				clear(tile)
+			}
 			run(kcur, as, bs, tile, nr)
 			for r := range rows {
 				dst := c.data[off+r*ldc : off+r*ldc+cols]
@@ -535,8 +545,40 @@ func packA(dst []float32, a *gemmOperand, bi, i0, p0, rows, k, mr int) {
 }
 
 // packB copies rows p0..p0+k and columns j0..j0+cols of B[bi] into dst,
-// one k × nr sliver, padding columns past cols with zeros.
+// one k × nr sliver, padding columns past cols with zeros or, where B
+// has them, B's columns past the sliver (the kernels never let padding
+// columns reach C, so their values do not matter). A B stored transposed
+// (column-major: attention's keys, each a row of k) goes through the
+// assembly transposer, 16 columns at a time, four rows at a time.
 func packB(dst []float32, b *gemmOperand, bi, p0, j0, k, cols, nr int) {
+	if b.rs == 1 && b.cs != 1 && k >= 4 {
+		if tr := transRows(nr); tr != nil {
+			// A short sliver packs the columns past it too where B has
+			// them (a tile of 10 keys among a head's 256), as packA
+			// does with rows.
+			src := b.at(bi, p0, j0)
+			w := roundUp(cols, 16)
+			if end := src + (w-1)*b.cs + k; end <= len(b.data) {
+				_, _ = b.data[end-1], dst[k*nr-1]
+				if w < nr {
+					// The columns no call writes: never read into C, but
+					// left as they were they could hold anything, a
+					// denormal that slows the kernel. One clear of the
+					// sliver beats one per row of it.
+					clear(dst)
+				}
+				for j := 0; j < w; j += 16 {
+					tr(k/4, &b.data[src+j*b.cs], b.cs, &dst[j])
+				}
+				for p := k &^ 3; p < k; p++ {
+					for j := range w {
+						dst[p*nr+j] = b.data[src+p+j*b.cs]
+					}
+				}
+				return
+			}
+		}
+	}
 	if cols < nr {
 		clear(dst)
 	}

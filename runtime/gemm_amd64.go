@@ -16,7 +16,8 @@ func detectKernels() []*gemmKernel {
 		mc, kc, nc := cacheBlocks(14, 32, f.l1, f.l2, f.l3)
 		ks = append(ks, &gemmKernel{name: "avx512", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runAVX512, runRows: runRowsAVX512, runCols: runColsAVX512,
 			runA64: runA64AVX512, runB64: runB64AVX512, rowsA64: runRowsA64AVX512, rowsB64: runRowsB64AVX512,
-			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, runRows: runRowsSetAVX512, overwrites: true}})
+			half: runHalfAVX512, halfA64: runHalfA64AVX512,
+			set: &gemmKernel{name: "avx512-set", mr: 14, nr: 32, mc: mc, kc: kc, nc: nc, run: runSetAVX512, runRows: runRowsSetAVX512, half: runHalfSetAVX512, overwrites: true}})
 	}
 	if f.avx2 {
 		mc, kc, nc := cacheBlocks(6, 16, f.l1, f.l2, f.l3)
@@ -85,6 +86,23 @@ func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) {
 	return nil
 }
 
+// transRows returns the assembly packer of 16 columns of a B stored
+// transposed (column j of B a row of the operand) into an nr-wide sliver
+// (see packB), or nil when there is none for nr or the CPU has no
+// kernel. It needs AVX, which every CPU with a kernel has.
+func transRows(nr int) func(k4 int, src *float32, rs int, dst *float32) {
+	if len(gemmKernels) == 0 {
+		return nil
+	}
+	switch nr {
+	case 32:
+		return gemmPackT16x32
+	case 16:
+		return gemmPackT16x16
+	}
+	return nil
+}
+
 // copyRows returns the assembly copier of rows width elements wide (see
 // packA and packB), or nil when there is none for width or the CPU has
 // no kernel. The copiers need AVX, which every CPU with a kernel has.
@@ -121,6 +139,32 @@ var (
 	rowsAVX2 = [...]func(k int, a, b, c *float32, ldc int){nil,
 		gemmKernel6x16AVX2h1, gemmKernel6x16AVX2h2, gemmKernel6x16AVX2h3, gemmKernel6x16AVX2h4, gemmKernel6x16AVX2h5}
 )
+
+// The kernels of the first 16 columns of a 32-wide sliver of B, by
+// their number of rows.
+var (
+	halfAVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x16AVX512h1, gemmKernel14x16AVX512h2, gemmKernel14x16AVX512h3, gemmKernel14x16AVX512h4, gemmKernel14x16AVX512h5, gemmKernel14x16AVX512h6, gemmKernel14x16AVX512h7, gemmKernel14x16AVX512h8, gemmKernel14x16AVX512h9, gemmKernel14x16AVX512h10, gemmKernel14x16AVX512h11, gemmKernel14x16AVX512h12, gemmKernel14x16AVX512h13, gemmKernel14x16AVX512h14}
+	halfSetAVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x16SetAVX512h1, gemmKernel14x16SetAVX512h2, gemmKernel14x16SetAVX512h3, gemmKernel14x16SetAVX512h4, gemmKernel14x16SetAVX512h5, gemmKernel14x16SetAVX512h6, gemmKernel14x16SetAVX512h7, gemmKernel14x16SetAVX512h8, gemmKernel14x16SetAVX512h9, gemmKernel14x16SetAVX512h10, gemmKernel14x16SetAVX512h11, gemmKernel14x16SetAVX512h12, gemmKernel14x16SetAVX512h13, gemmKernel14x16SetAVX512h14}
+	halfA64AVX512 = [...]func(k int, a, b, c *float32, ldc int){nil,
+		gemmKernel14x16A64AVX512h1, gemmKernel14x16A64AVX512h2, gemmKernel14x16A64AVX512h3, gemmKernel14x16A64AVX512h4, gemmKernel14x16A64AVX512h5, gemmKernel14x16A64AVX512h6, gemmKernel14x16A64AVX512h7, gemmKernel14x16A64AVX512h8, gemmKernel14x16A64AVX512h9, gemmKernel14x16A64AVX512h10, gemmKernel14x16A64AVX512h11, gemmKernel14x16A64AVX512h12, gemmKernel14x16A64AVX512h13, gemmKernel14x16A64AVX512h14}
+)
+
+func runHalfAVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[(k-1)*32+15], c[(rows-1)*ldc+15]
+	halfAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runHalfSetAVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[k*14-1], b[(k-1)*32+15], c[(rows-1)*ldc+15]
+	halfSetAVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
+
+func runHalfA64AVX512(rows, k int, a, b, c []float32, ldc int) {
+	_, _, _ = a[(rows-1)*64+k-1], b[(k-1)*32+15], c[(rows-1)*ldc+15]
+	halfA64AVX512[rows](k, &a[0], &b[0], &c[0], ldc)
+}
 
 func runRowsAVX512(rows, k int, a, b, c []float32, ldc int) {
 	_, _, _ = a[k*14-1], b[k*32-1], c[(rows-1)*ldc+31]

@@ -146,16 +146,23 @@ func TestPackA(t *testing.T) {
 }
 
 // TestPackB checks packB, whose row-major slivers go through the
-// assembly row copiers where there are some (nr of 32 and 16), against
-// the definition on awkward depths and offsets, and that it writes
+// assembly row copiers where there are some (nr of 32 and 16) and whose
+// transposed ones through the assembly transposers, against the
+// definition on awkward depths, widths and offsets (padding columns are
+// zeros, or B's columns there where it has them), and that it writes
 // nothing past its sliver.
 func TestPackB(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, nr := range []int{32, 16, 5} {
-		for _, k := range []int{0, 1, 2, 3, 7, 15, 16, 17, 63, 255} {
-			for _, cols := range []int{1, nr - 1, nr} {
+		for _, k := range []int{0, 1, 2, 3, 4, 7, 10, 15, 16, 17, 31, 32, 33, 63, 64, 255} {
+			for _, cols := range []int{1, 3, 10, nr - 1, nr} {
 				for _, trans := range []bool{false, true} {
-					p0, j0, pad := 3, 2, int(r.Uint64()%5)
+					if cols > nr || cols < 1 {
+						continue
+					}
+					// pad columns past the sliver: none, a few, or
+					// enough for the transposers to read a whole 16.
+					p0, j0, pad := 3, 2, []int{0, 1, 4, 17, 33}[r.Uint64()%5]
 					rows, n := p0+k+1, j0+cols+pad
 					b := &gemmOperand{data: randSlice(r, 1+rows*n), off: []int{1}, rs: n, cs: 1}
 					if trans {
@@ -166,11 +173,14 @@ func TestPackB(t *testing.T) {
 					packB(dst[:k*nr], b, 0, p0, j0, k, cols, nr)
 					for p := range k {
 						for j := range nr {
-							want := float32(0)
-							if j < cols {
-								want = b.data[b.at(0, p0+p, j0+j)]
+							got := dst[p*nr+j]
+							if j >= cols {
+								if off := b.at(0, p0+p, j0+j); got != 0 && (j0+j >= n || got != b.data[off]) {
+									t.Fatalf("nr=%d k=%d cols=%d trans=%v: padding [%d,%d] = %v", nr, k, cols, trans, p, j, got)
+								}
+								continue
 							}
-							if got := dst[p*nr+j]; got != want {
+							if want := b.data[b.at(0, p0+p, j0+j)]; got != want {
 								t.Fatalf("nr=%d k=%d cols=%d trans=%v: [%d,%d] = %v, want %v", nr, k, cols, trans, p, j, got, want)
 							}
 						}
@@ -209,6 +219,41 @@ func TestCopyRows(t *testing.T) {
 			}
 			if dst[len(dst)-1] != last {
 				t.Fatalf("width %d, k=%d: wrote past the rows", w, k)
+			}
+		}
+	}
+}
+
+// TestTransRows checks each assembly transposer directly: 16 rows at an
+// odd stride from an unaligned start, every depth up to 9 fours and a
+// long one, into the first 16 columns of its sliver and nothing else.
+func TestTransRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, nr := range []int{32, 16} {
+		tr := transRows(nr)
+		if tr == nil {
+			t.Skipf("no assembly transposers on this CPU or build")
+		}
+		for _, k4 := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 250} {
+			k := 4 * k4
+			rs := k + 3
+			src := randSlice(r, 1+16*rs)
+			dst := randSlice(r, 1+k*nr+1)
+			old := slices.Clone(dst)
+			tr(k4, &src[1], rs, &dst[1])
+			for p := range k {
+				for j := range nr {
+					want := old[1+p*nr+j]
+					if j < 16 {
+						want = src[1+j*rs+p]
+					}
+					if got := dst[1+p*nr+j]; got != want {
+						t.Fatalf("nr %d, k=%d: [%d,%d] = %v, want %v", nr, k, p, j, got, want)
+					}
+				}
+			}
+			if dst[0] != old[0] || dst[len(dst)-1] != old[len(dst)-1] {
+				t.Fatalf("nr %d, k=%d: wrote outside the sliver", nr, k)
 			}
 		}
 	}
@@ -599,5 +644,67 @@ func TestBigBuffersSurviveGC(t *testing.T) {
 	bigBuffers.Unlock()
 	if n > bigKeep {
 		t.Fatalf("%d large buffers kept, want at most %d", n, bigKeep)
+	}
+}
+
+// TestGemmHalfKernels checks each kernel's half forms (packed A adding,
+// packed A storing, A unpacked with rows of 64), for every number of
+// rows, against the full kernels: the first 16 columns of the rows they
+// compute must be the full kernel's bit for bit, everything else of C
+// untouched.
+func TestGemmHalfKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 7))
+	checked := 0
+	for _, kern := range gemmKernels {
+		mr, nr := kern.mr, kern.nr
+		forms := []struct {
+			name       string
+			half, full func(rows, k int, a, b, c []float32, ldc int)
+			lda        int
+		}{
+			{"packed", kern.half, func(_, k int, a, b, c []float32, ldc int) { kern.run(k, a, b, c, ldc) }, 0},
+			{"A64", kern.halfA64, func(_, k int, a, b, c []float32, ldc int) { kern.runA64(k, a, b, c, ldc) }, 64},
+		}
+		if s := kern.set; s != nil {
+			forms = append(forms, struct {
+				name       string
+				half, full func(rows, k int, a, b, c []float32, ldc int)
+				lda        int
+			}{"set", s.half, func(_, k int, a, b, c []float32, ldc int) { s.run(k, a, b, c, ldc) }, 0})
+		}
+		for _, f := range forms {
+			if f.half == nil {
+				continue
+			}
+			checked++
+			for rows := 1; rows <= mr; rows++ {
+				for _, k := range []int{1, 3, 4, 5, 10, 17, 33, 64} {
+					ldc := nr + 3
+					a := randSlice(r, k*mr)
+					if f.lda > 0 {
+						a = randSlice(r, mr*f.lda)
+					}
+					b := randSlice(r, k*nr)
+					c0 := randSlice(r, mr*ldc)
+					got, want := slices.Clone(c0), slices.Clone(c0)
+					f.half(rows, k, a, b, got[:(rows-1)*ldc+16], ldc)
+					f.full(rows, k, a, b, want, ldc)
+					for i := range mr {
+						for j := range ldc {
+							w := c0[i*ldc+j]
+							if i < rows && j < 16 {
+								w = want[i*ldc+j]
+							}
+							if g := got[i*ldc+j]; g != w {
+								t.Fatalf("%s %s: %d rows, k=%d: C[%d,%d] = %v, want %v", kern.name, f.name, rows, k, i, j, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Skip("no kernel with half forms on this CPU or build")
 	}
 }

@@ -11,3 +11,6 @@ func packRows(mr int) func(k4 int, src *float32, rs int, dst *float32) { return 
 
 // copyRows returns no assembly copiers: see detectKernels.
 func copyRows(width int) func(k int, src *float32, rs int, dst *float32) { return nil }
+
+// transRows returns no assembly packers: see detectKernels.
+func transRows(nr int) func(k4 int, src *float32, rs int, dst *float32) { return nil }

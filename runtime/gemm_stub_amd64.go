@@ -79,10 +79,10 @@ func gemmKernel14x32A64AVX512(k int, a *float32, b *float32, c *float32, ldc int
 // gemmKernel6x16A64AVX2 adds 6 rows of A, 64 elements apart, times a packed k×16 sliver of B into C.
 func gemmKernel6x16A64AVX2(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512 adds a packed 14×k sliver of A times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512 adds 14 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel6x16B64AVX2 adds a packed 6×k sliver of A times k rows of B, 64 elements apart, into C.
+// gemmKernel6x16B64AVX2 adds 6 rows of a packed 6×k sliver of A times the first 16 columns of a packed k×64 sliver of B into C.
 func gemmKernel6x16B64AVX2(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512 stores a packed 14×k sliver of A times a packed k×32 sliver of B into C.
@@ -94,7 +94,7 @@ func gemmKernel6x16SetAVX2(k int, a *float32, b *float32, c *float32, ldc int)
 // gemmKernel14x32A64AVX512h1 adds 1 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h1 adds a packed 14×k sliver of A (its first 1 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h1 adds 1 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h1 stores a packed 14×k sliver of A (its first 1 rows) times a packed k×32 sliver of B into C.
@@ -103,7 +103,7 @@ func gemmKernel14x32SetAVX512h1(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h2 adds 2 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h2 adds a packed 14×k sliver of A (its first 2 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h2 adds 2 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h2 stores a packed 14×k sliver of A (its first 2 rows) times a packed k×32 sliver of B into C.
@@ -112,7 +112,7 @@ func gemmKernel14x32SetAVX512h2(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h3 adds 3 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h3 adds a packed 14×k sliver of A (its first 3 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h3 adds 3 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h3 stores a packed 14×k sliver of A (its first 3 rows) times a packed k×32 sliver of B into C.
@@ -121,7 +121,7 @@ func gemmKernel14x32SetAVX512h3(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h4 adds 4 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h4 adds a packed 14×k sliver of A (its first 4 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h4 adds 4 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h4 stores a packed 14×k sliver of A (its first 4 rows) times a packed k×32 sliver of B into C.
@@ -130,7 +130,7 @@ func gemmKernel14x32SetAVX512h4(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h5 adds 5 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h5 adds a packed 14×k sliver of A (its first 5 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h5 adds 5 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h5 stores a packed 14×k sliver of A (its first 5 rows) times a packed k×32 sliver of B into C.
@@ -139,7 +139,7 @@ func gemmKernel14x32SetAVX512h5(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h6 adds 6 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h6 adds a packed 14×k sliver of A (its first 6 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h6 adds 6 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h6 stores a packed 14×k sliver of A (its first 6 rows) times a packed k×32 sliver of B into C.
@@ -148,7 +148,7 @@ func gemmKernel14x32SetAVX512h6(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h7 adds 7 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h7 adds a packed 14×k sliver of A (its first 7 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h7 adds 7 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h7 stores a packed 14×k sliver of A (its first 7 rows) times a packed k×32 sliver of B into C.
@@ -157,7 +157,7 @@ func gemmKernel14x32SetAVX512h7(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h8 adds 8 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h8 adds a packed 14×k sliver of A (its first 8 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h8 adds 8 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h8 stores a packed 14×k sliver of A (its first 8 rows) times a packed k×32 sliver of B into C.
@@ -166,7 +166,7 @@ func gemmKernel14x32SetAVX512h8(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h9 adds 9 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h9 adds a packed 14×k sliver of A (its first 9 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h9 adds 9 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h9 stores a packed 14×k sliver of A (its first 9 rows) times a packed k×32 sliver of B into C.
@@ -175,7 +175,7 @@ func gemmKernel14x32SetAVX512h9(k int, a *float32, b *float32, c *float32, ldc i
 // gemmKernel14x32A64AVX512h10 adds 10 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h10 adds a packed 14×k sliver of A (its first 10 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h10 adds 10 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h10 stores a packed 14×k sliver of A (its first 10 rows) times a packed k×32 sliver of B into C.
@@ -184,7 +184,7 @@ func gemmKernel14x32SetAVX512h10(k int, a *float32, b *float32, c *float32, ldc 
 // gemmKernel14x32A64AVX512h11 adds 11 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h11 adds a packed 14×k sliver of A (its first 11 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h11 adds 11 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h11 stores a packed 14×k sliver of A (its first 11 rows) times a packed k×32 sliver of B into C.
@@ -193,7 +193,7 @@ func gemmKernel14x32SetAVX512h11(k int, a *float32, b *float32, c *float32, ldc 
 // gemmKernel14x32A64AVX512h12 adds 12 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h12 adds a packed 14×k sliver of A (its first 12 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h12 adds 12 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h12 stores a packed 14×k sliver of A (its first 12 rows) times a packed k×32 sliver of B into C.
@@ -202,17 +202,149 @@ func gemmKernel14x32SetAVX512h12(k int, a *float32, b *float32, c *float32, ldc 
 // gemmKernel14x32A64AVX512h13 adds 13 rows of A, 64 elements apart, times a packed k×32 sliver of B into C.
 func gemmKernel14x32A64AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
 
-// gemmKernel14x32B64AVX512h13 adds a packed 14×k sliver of A (its first 13 rows) times k rows of B, 64 elements apart, into C.
+// gemmKernel14x32B64AVX512h13 adds 13 rows of a packed 14×k sliver of A times the first 32 columns of a packed k×64 sliver of B into C.
 func gemmKernel14x32B64AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmKernel14x32SetAVX512h13 stores a packed 14×k sliver of A (its first 13 rows) times a packed k×32 sliver of B into C.
 func gemmKernel14x32SetAVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h1 adds 1 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h1 stores 1 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h1 adds 1 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h1(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h2 adds 2 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h2 stores 2 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h2 adds 2 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h2(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h3 adds 3 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h3 stores 3 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h3 adds 3 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h3(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h4 adds 4 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h4 stores 4 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h4 adds 4 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h4(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h5 adds 5 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h5 stores 5 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h5 adds 5 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h5(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h6 adds 6 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h6 stores 6 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h6 adds 6 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h6(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h7 adds 7 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h7 stores 7 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h7 adds 7 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h7(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h8 adds 8 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h8 stores 8 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h8 adds 8 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h8(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h9 adds 9 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h9 stores 9 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h9 adds 9 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h9(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h10 adds 10 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h10 stores 10 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h10 adds 10 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h10(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h11 adds 11 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h11 stores 11 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h11 adds 11 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h11(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h12 adds 12 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h12 stores 12 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h12 adds 12 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h12(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h13 adds 13 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h13 stores 13 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h13 adds 13 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h13(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16AVX512h14 adds 14 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16AVX512h14(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16SetAVX512h14 stores 14 rows of a packed 14×k sliver of A times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16SetAVX512h14(k int, a *float32, b *float32, c *float32, ldc int)
+
+// gemmKernel14x16A64AVX512h14 adds 14 rows of A, 64 elements apart, times the first 16 columns of a packed k×32 sliver of B into C.
+func gemmKernel14x16A64AVX512h14(k int, a *float32, b *float32, c *float32, ldc int)
 
 // gemmPackA14 packs 14 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
 func gemmPackA14(k4 int, src *float32, rs int, dst *float32)
 
 // gemmPackA6 packs 6 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
 func gemmPackA6(k4 int, src *float32, rs int, dst *float32)
+
+// gemmPackT16x32 packs 16 rows, rs elements apart, 4·k4 columns long, transposed into the first 16 columns of a sliver 32 wide at dst.
+func gemmPackT16x32(k4 int, src *float32, rs int, dst *float32)
+
+// gemmPackT16x16 packs 16 rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.
+func gemmPackT16x16(k4 int, src *float32, rs int, dst *float32)
 
 // gemmCopy32 copies k rows of 32 elements, rs elements apart at src, one after another into dst.
 func gemmCopy32(k int, src *float32, rs int, dst *float32)

@@ -1150,6 +1150,82 @@ vecExpSumAVX512_done:
 	VZEROUPPER
 	RET
 
+// func vecExpSumRowsAVX512(x *float32, stride int, rows int, n int, subs *float32, sums *float32)
+// Requires: AVX, AVX512F
+TEXT ·vecExpSumRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ    x+0(FP), AX
+	MOVQ    stride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    rows+16(FP), DX
+	MOVQ    n+24(FP), BX
+	MOVQ    subs+32(FP), SI
+	MOVQ    sums+40(FP), DI
+	VMOVUPS vecconst<>+768(SB), Z0
+	VMOVUPS vecconst<>+704(SB), Z1
+
+vecExpSumRowsAVX512_row:
+	TESTQ        DX, DX
+	JZ           vecExpSumRowsAVX512_done
+	VBROADCASTSS (SI), Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         AX, R8
+	MOVQ         BX, R9
+
+vecExpSumRowsAVX512_vec:
+	CMPQ         R9, $0x10
+	JL           vecExpSumRowsAVX512_sum
+	VMOVUPS      (R8), Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       Z4, Z1, Z4
+	VMAXPS       Z4, Z0, Z4
+	VMULPS       vecconst<>+0(SB), Z4, Z5
+	VCVTPS2DQ    Z5, Z6
+	VCVTDQ2PS    Z6, Z5
+	VFNMADD231PS vecconst<>+64(SB), Z5, Z4
+	VFNMADD231PS vecconst<>+128(SB), Z5, Z4
+	VMOVUPS      vecconst<>+192(SB), Z7
+	VFMADD213PS  vecconst<>+256(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+320(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+384(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+448(SB), Z4, Z7
+	VFMADD213PS  vecconst<>+512(SB), Z4, Z7
+	VMULPS       Z4, Z4, Z5
+	VFMADD213PS  Z4, Z5, Z7
+	VADDPS       vecconst<>+576(SB), Z7, Z7
+	VPSRAD       $0x01, Z6, Z4
+	VPSUBD       Z4, Z6, Z6
+	VPADDD       vecconst<>+640(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z7, Z7
+	VPADDD       vecconst<>+640(SB), Z6, Z6
+	VPSLLD       $0x17, Z6, Z6
+	VMULPS       Z6, Z7, Z7
+	VMOVUPS      Z7, (R8)
+	VADDPS       Z7, Z3, Z3
+	ADDQ         $0x40, R8
+	SUBQ         $0x10, R9
+	JMP          vecExpSumRowsAVX512_vec
+
+vecExpSumRowsAVX512_sum:
+	VEXTRACTF64X4 $0x01, Z3, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF128  $0x01, Y3, X2
+	VADDPS        X2, X3, X3
+	VMOVHLPS      X3, X3, X2
+	VADDPS        X2, X3, X3
+	VPSHUFD       $0x01, X3, X2
+	VADDPS        X2, X3, X3
+	VMOVSS        X3, (DI)
+	ADDQ          $0x04, SI
+	ADDQ          $0x04, DI
+	ADDQ          CX, AX
+	DECQ          DX
+	JMP           vecExpSumRowsAVX512_row
+
+vecExpSumRowsAVX512_done:
+	VZEROUPPER
+	RET
+
 // func vecAddVVAVX512(dst []float32, x []float32, y []float32)
 // Requires: AVX, AVX512F
 TEXT ·vecAddVVAVX512(SB), NOSPLIT, $0-72
@@ -2133,6 +2209,80 @@ vecExpSumAVX2_done:
 	VPSHUFD      $0x01, X3, X0
 	VADDPS       X0, X3, X3
 	MOVSS        X3, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func vecExpSumRowsAVX2(x *float32, stride int, rows int, n int, subs *float32, sums *float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·vecExpSumRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ    x+0(FP), AX
+	MOVQ    stride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    rows+16(FP), DX
+	MOVQ    n+24(FP), BX
+	MOVQ    subs+32(FP), SI
+	MOVQ    sums+40(FP), DI
+	VMOVUPS vecconst<>+768(SB), Y0
+	VMOVUPS vecconst<>+704(SB), Y1
+
+vecExpSumRowsAVX2_row:
+	TESTQ        DX, DX
+	JZ           vecExpSumRowsAVX2_done
+	VBROADCASTSS (SI), Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         AX, R8
+	MOVQ         BX, R9
+
+vecExpSumRowsAVX2_vec:
+	CMPQ         R9, $0x08
+	JL           vecExpSumRowsAVX2_sum
+	VMOVUPS      (R8), Y4
+	VSUBPS       Y2, Y4, Y4
+	VMINPS       Y4, Y1, Y4
+	VMAXPS       Y4, Y0, Y4
+	VMULPS       vecconst<>+0(SB), Y4, Y5
+	VCVTPS2DQ    Y5, Y6
+	VCVTDQ2PS    Y6, Y5
+	VFNMADD231PS vecconst<>+64(SB), Y5, Y4
+	VFNMADD231PS vecconst<>+128(SB), Y5, Y4
+	VMOVUPS      vecconst<>+192(SB), Y7
+	VFMADD213PS  vecconst<>+256(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+320(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+384(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+448(SB), Y4, Y7
+	VFMADD213PS  vecconst<>+512(SB), Y4, Y7
+	VMULPS       Y4, Y4, Y5
+	VFMADD213PS  Y4, Y5, Y7
+	VADDPS       vecconst<>+576(SB), Y7, Y7
+	VPSRAD       $0x01, Y6, Y4
+	VPSUBD       Y4, Y6, Y6
+	VPADDD       vecconst<>+640(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y7, Y7
+	VPADDD       vecconst<>+640(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y7
+	VMOVUPS      Y7, (R8)
+	VADDPS       Y7, Y3, Y3
+	ADDQ         $0x20, R8
+	SUBQ         $0x08, R9
+	JMP          vecExpSumRowsAVX2_vec
+
+vecExpSumRowsAVX2_sum:
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VPSHUFD      $0x01, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSS       X3, (DI)
+	ADDQ         $0x04, SI
+	ADDQ         $0x04, DI
+	ADDQ         CX, AX
+	DECQ         DX
+	JMP          vecExpSumRowsAVX2_row
+
+vecExpSumRowsAVX2_done:
 	VZEROUPPER
 	RET
 

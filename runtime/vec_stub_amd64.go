@@ -109,6 +109,11 @@ func vecMaxAVX512(x []float32) (m float32, nan uint32)
 //go:noescape
 func vecExpSumAVX512(dst []float32, src []float32, sub float32) float32
 
+// vecExpSumRowsAVX512 is vecExpSumAVX512 on rows rows of n elements, stride apart, in place, subtracting subs[r] and summing into sums[r]; n must be a multiple of 16.
+//
+//go:noescape
+func vecExpSumRowsAVX512(x *float32, stride int, rows int, n int, subs *float32, sums *float32)
+
 // vecAddVVAVX512 is a 16-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 16.
 //
 //go:noescape
@@ -213,6 +218,11 @@ func vecMaxAVX2(x []float32) (m float32, nan uint32)
 //
 //go:noescape
 func vecExpSumAVX2(dst []float32, src []float32, sub float32) float32
+
+// vecExpSumRowsAVX2 is vecExpSumAVX2 on rows rows of n elements, stride apart, in place, subtracting subs[r] and summing into sums[r]; n must be a multiple of 8.
+//
+//go:noescape
+func vecExpSumRowsAVX2(x *float32, stride int, rows int, n int, subs *float32, sums *float32)
 
 // vecAddVVAVX2 is a 8-lane kernel of elementwise.go's arithRowF32 (Add, VV); it handles len(dst) rounded down to a multiple of 8.
 //

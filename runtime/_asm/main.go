@@ -69,8 +69,25 @@ func main() {
 		microKernel(fmt.Sprintf("gemmKernel14x32B64AVX512h%d", h), 14, h, 2, 16, zmm, form{ldb: 64})
 		microKernel(fmt.Sprintf("gemmKernel14x32SetAVX512h%d", h), 14, h, 2, 16, zmm, form{set: true})
 	}
-	packTranspose("gemmPackA14", 14)
-	packTranspose("gemmPackA6", 6)
+	// Kernels of the first 16 columns of a packed 32-wide sliver of B
+	// (read as B rows 32 apart), one zmm a row, for each height: a tile
+	// of C only 16 wide (a head of 16: attention's scores, p·v, dq, dk
+	// and dv at d = 16) would otherwise go through the scratch tile,
+	// computing 32 columns to keep 16. Packed A adding and storing, and
+	// A unpacked with rows of 64 adding.
+	for h := 1; h <= 14; h++ {
+		microKernel(fmt.Sprintf("gemmKernel14x16AVX512h%d", h), 14, h, 1, 16, zmm, form{ldb: 32})
+		microKernel(fmt.Sprintf("gemmKernel14x16SetAVX512h%d", h), 14, h, 1, 16, zmm, form{ldb: 32, set: true})
+		microKernel(fmt.Sprintf("gemmKernel14x16A64AVX512h%d", h), 14, h, 1, 16, zmm, form{lda: 64, ldb: 32})
+	}
+	packTranspose("gemmPackA14", 14, 14)
+	packTranspose("gemmPackA6", 6, 6)
+	// Slivers of B from a B stored transposed (key rows as the columns
+	// of Kᵀ, attention's scores q·kᵀ): 16 rows at a time into a sliver
+	// 32 (AVX-512) or 16 (AVX2) wide; a 32-wide sliver takes two calls,
+	// since 32 row pointers would not fit in the general registers.
+	packTranspose("gemmPackT16x32", 16, 32)
+	packTranspose("gemmPackT16x16", 16, 16)
 	// Row copies: slivers of B from a row-major B (nr wide) and of A
 	// from a column-major A (mr wide), which are already laid out as the
 	// sliver wants them, a row of the sliver per row of the source.
@@ -161,6 +178,17 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 		aStep, aAt = 4, func(p, i int) int { return (i*lda + p) * 4 }
 	}
 	switch {
+	case f.ldb > nr:
+		// The first nr columns of a wider packed sliver of B.
+		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
+		verb, aDesc := "adds", fmt.Sprintf("a packed %d×k sliver of A", mr)
+		if set {
+			verb = "stores"
+		}
+		if lda > 0 {
+			aDesc = fmt.Sprintf("A, %d elements apart,", lda)
+		}
+		Doc(fmt.Sprintf("%s %s %d rows of %s times the first %d columns of a packed k×%d sliver of B into C.", name, verb, rows, aDesc, nr, f.ldb))
 	case lda > 0:
 		TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int)")
 		Doc(fmt.Sprintf("%s adds %d rows of A, %d elements apart, times a packed k×%d sliver of B into C.", name, rows, lda, nr))
@@ -292,19 +320,25 @@ func microKernel(name string, mr, rows, vecs, lanes int, v func(int) reg.VecPhys
 //
 //	func name(k4 int, src *float32, rs int, dst *float32)
 //
-// which packs mr rows of A (row i at src + i·rs) into a sliver:
-// dst[p*mr+i] = src[i*rs+p] for p < 4·k4. It transposes 4 × 4 blocks in
+// which packs mr rows of A (row i at src + i·rs) into a sliver ds
+// elements wide: dst[p*ds+i] = src[i*rs+p] for p < 4·k4 (ds = mr for a
+// sliver of A; ds > mr fills the first mr columns of a wider one).
+// Columns mr..ds of dst are not written. It transposes 4 × 4 blocks in
 // xmm registers (AVX), and a last block of 2 rows when mr % 4 is 2, so
 // it reads each row forwards and writes the sliver in order. Every 16
 // columns it prefetches the same columns of the next sliver's rows:
 // rows as short as a layer's (128 columns, 8 cache lines) end before a
 // hardware prefetcher gets going, and the packer waited on memory.
-func packTranspose(name string, mr int) {
-	if mr%4 != 0 && mr%4 != 2 {
-		panic("packTranspose: mr % 4 must be 0 or 2")
+func packTranspose(name string, mr, ds int) {
+	if mr%4 != 0 && mr%4 != 2 || ds < mr {
+		panic("packTranspose: mr % 4 must be 0 or 2, and ds at least mr")
 	}
 	TEXT(name, NOSPLIT, "func(k4 int, src *float32, rs int, dst *float32)")
-	Doc(fmt.Sprintf("%s packs %d rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.", name, mr))
+	if ds == mr {
+		Doc(fmt.Sprintf("%s packs %d rows of A, rs elements apart, 4·k4 columns long, into a sliver at dst.", name, mr))
+	} else {
+		Doc(fmt.Sprintf("%s packs %d rows, rs elements apart, 4·k4 columns long, transposed into the first %d columns of a sliver %d wide at dst.", name, mr, mr, ds))
+	}
 	k := Load(Param("k4"), GP64())
 	src := Load(Param("src"), GP64())
 	rs := Load(Param("rs"), GP64())
@@ -344,7 +378,7 @@ func packTranspose(name string, mr int) {
 	}
 	// step packs columns q..q+3 of the rows, q = s·4 past the pointers.
 	step := func(s int) {
-		col := func(p, i int) Mem { return Mem{Base: dst, Disp: ((4*s+p)*mr + i) * 4} }
+		col := func(p, i int) Mem { return Mem{Base: dst, Disp: ((4*s+p)*ds + i) * 4} }
 		for g := 0; g+4 <= mr; g += 4 {
 			a, b, c, d := x(0), x(1), x(2), x(3)
 			t0, t1, t2, t3 := x(4), x(5), x(6), x(7)
@@ -381,7 +415,7 @@ func packTranspose(name string, mr int) {
 		for _, b := range append(base, next...) {
 			ADDQ(Imm(uint64(16*steps)), b)
 		}
-		ADDQ(U32(4*steps*mr*4), dst)
+		ADDQ(U32(4*steps*ds*4), dst)
 	}
 	Label(name + "_loop4")
 	CMPQ(k, Imm(4))

@@ -17,6 +17,7 @@ import (
 func rowKernels(w vecWidth) {
 	maxKernel(w)
 	expSumKernel(w)
+	expSumRowsKernel(w)
 }
 
 // hreduce folds the lanes of x into its lowest lane with op (VMAXPS or
@@ -132,6 +133,66 @@ func expSumKernel(w vecWidth) {
 	Label(name + "_done")
 	hreduce(w, acc, func(a, b, d Op) { VADDPS(a, b, d) })
 	Store(acc.AsX(), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// expSumRowsKernel generates
+//
+//	func vecExpSumRows+suffix(x *float32, stride, rows, n int, subs, sums *float32)
+//
+// which is vecExpSum on each of rows rows of n elements (a multiple of
+// the lanes), row r at x + r·stride in place, with sub subs[r], its sum
+// into sums[r]: the rows of a short attention tile in one call instead
+// of one each. A row of 16 keys is a single vector whose exponential is a
+// chain of dependent instructions; across rows the chains are
+// independent, and the out-of-order core overlaps them only within one
+// call. Each row's sum is vecExpSum's, bit for bit.
+func expSumRowsKernel(w vecWidth) {
+	name := "vecExpSumRows" + w.suffix
+	TEXT(name, NOSPLIT, "func(x *float32, stride, rows, n int, subs, sums *float32)")
+	Pragma("noescape") // the kernels keep no pointer: callers may pass stack buffers
+	Doc(fmt.Sprintf("%s is vecExpSum%s on rows rows of n elements, stride apart, in place, subtracting subs[r] and summing into sums[r]; n must be a multiple of %d.", name, w.suffix, w.lanes))
+	px := Load(Param("x"), GP64())
+	stride := Load(Param("stride"), GP64())
+	SHLQ(Imm(2), stride)
+	rows := Load(Param("rows"), GP64())
+	n := Load(Param("n"), GP64())
+	subs := Load(Param("subs"), GP64())
+	sums := Load(Param("sums"), GP64())
+	lo, hi := w.reg(), w.reg()
+	VMOVUPS(vc(cExpLo), lo)
+	VMOVUPS(vc(cExpHi), hi)
+	Label(name + "_row")
+	TESTQ(rows, rows)
+	JZ(LabelRef(name + "_done"))
+	sub, acc := w.reg(), w.reg()
+	VBROADCASTSS(Mem{Base: subs}, sub)
+	w.xor(acc, acc, acc)
+	p, j := GP64(), GP64()
+	MOVQ(px, p)
+	MOVQ(n, j)
+	Label(name + "_vec")
+	CMPQ(j, Imm(uint64(w.lanes)))
+	JL(LabelRef(name + "_sum"))
+	x := w.reg()
+	VMOVUPS(Mem{Base: p}, x)
+	VSUBPS(sub, x, x)
+	y := expCore(w, clamp(x, lo, hi))
+	VMOVUPS(y, Mem{Base: p})
+	VADDPS(y, acc, acc)
+	ADDQ(Imm(uint64(w.lanes*4)), p)
+	SUBQ(Imm(uint64(w.lanes)), j)
+	JMP(LabelRef(name + "_vec"))
+	Label(name + "_sum")
+	hreduce(w, acc, func(a, b, d Op) { VADDPS(a, b, d) })
+	VMOVSS(acc.AsX(), Mem{Base: sums})
+	ADDQ(Imm(4), subs)
+	ADDQ(Imm(4), sums)
+	ADDQ(stride, px)
+	DECQ(rows)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
