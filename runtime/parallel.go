@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // chunksPerWorker is how many chunks ParallelFor aims for per goroutine,
@@ -17,7 +18,9 @@ const chunksPerWorker = 4
 // < 1 counts as 1), so grain should be the number of indices worth a
 // goroutine hand-off; when n ≤ grain or GOMAXPROCS is 1 the whole range
 // runs inline as fn(0, n). Otherwise up to GOMAXPROCS goroutines take
-// chunks from a shared counter; ParallelFor returns when all are done.
+// chunks from a shared counter: the caller's, a spinning helper that
+// takes the job at once where one is free, and new goroutines for the
+// rest; ParallelFor returns when all are done.
 //
 // The chunk boundaries depend only on n, grain and GOMAXPROCS, never on
 // timing. fn must be safe to call concurrently on disjoint ranges. A
@@ -41,10 +44,23 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 	job.chunks = ceilDiv(n, job.size)
 	workers := min(procs, job.chunks)
 	job.wg.Add(workers)
+	// The other workers: a spinning helper takes the job at once where
+	// one is free (see helperLoop); a new goroutine otherwise, which
+	// waits for the scheduler to wake an idle core (tens of µs on a VM,
+	// as long as a small kernel's whole run).
+	offered := false
 	for range workers - 1 {
+		if !offered && spinning.Load() > 0 && offer.CompareAndSwap(nil, job) {
+			offered = true
+			continue
+		}
 		go job.work()
 	}
+	startHelpers(procs)
 	job.work() // the caller's goroutine is one of the workers
+	if offered && offer.CompareAndSwap(job, nil) {
+		job.wg.Done() // no helper took it in time: the caller did its part
+	}
 	job.wg.Wait()
 	p := job.panicked.Load()
 	job.fn = nil
@@ -69,6 +85,62 @@ type parJob struct {
 }
 
 var jobs = sync.Pool{New: func() any { return new(parJob) }}
+
+// Helpers: GOMAXPROCS-1 goroutines that, after each job they run, spin
+// for helperSpin waiting for the next offer before they block. A
+// training step calls ParallelFor thousands of times with a little
+// serial work between calls; a goroutine started per call waits for an
+// idle core to be woken, which on a VM takes as long as a small
+// product's whole run, so the second core joined late or not at all. A
+// spinning helper picks the job up at once. The spin is short, so an
+// idle program idles.
+var (
+	offer    atomic.Pointer[parJob] // a job for a helper to join
+	spinning atomic.Int32           // helpers spinning now
+	helpers  atomic.Int32           // helpers started
+	wake     = make(chan struct{}, 64)
+)
+
+// helperSpin is how long a helper spins for an offer after its last
+// job.
+const helperSpin = 100 * time.Microsecond
+
+// startHelpers starts helpers up to procs-1 and wakes a blocked one.
+func startHelpers(procs int) {
+	for n := helpers.Load(); n < int32(procs-1); n = helpers.Load() {
+		if helpers.CompareAndSwap(n, n+1) {
+			go helperLoop()
+		}
+	}
+	if spinning.Load() == 0 {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func helperLoop() {
+	for {
+		spinning.Add(1)
+		deadline := time.Now().Add(helperSpin)
+		for i := 0; ; i++ {
+			if j := offer.Load(); j != nil && offer.CompareAndSwap(j, nil) {
+				j.work()
+				deadline = time.Now().Add(helperSpin)
+				continue
+			}
+			if i%64 == 63 {
+				if time.Now().After(deadline) {
+					break
+				}
+				runtime.Gosched() // let this core's other goroutines run
+			}
+		}
+		spinning.Add(-1)
+		<-wake
+	}
+}
 
 // work takes chunks from the shared counter until none is left or one
 // has panicked.

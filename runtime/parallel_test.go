@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -98,5 +99,63 @@ func TestKernelsRaceFree(t *testing.T) {
 			return rt.AttentionGrad(q, k, v, lse, rs, v, capSpec, want).Caps[0]
 		}
 		checkSame(t, fmt.Sprint("capture gradient is deterministic"), grad(), grad())
+	}
+}
+
+// TestParallelForConcurrentNested runs ParallelFor from many goroutines
+// at once, each chunk running a ParallelFor of its own, while the
+// spinning helpers take offered jobs: every index of every loop is
+// visited exactly once, a panic in one loop reaches its own caller, and
+// nothing is left waiting (run it with -race).
+func TestParallelForConcurrentNested(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{2, 4} {
+		runtime.GOMAXPROCS(procs)
+		const callers, n, inner = 8, 64, 33
+		done := make(chan error, callers)
+		for c := range callers {
+			go func() {
+				var counts [n * inner]atomic.Int32
+				for range 20 {
+					for i := range counts {
+						counts[i].Store(0)
+					}
+					rt.ParallelFor(n, 1, func(lo, hi int) {
+						for i := lo; i < hi; i++ {
+							rt.ParallelFor(inner, 1, func(l, h int) {
+								for j := l; j < h; j++ {
+									counts[i*inner+j].Add(1)
+								}
+							})
+						}
+					})
+					for i := range counts {
+						if v := counts[i].Load(); v != 1 {
+							done <- fmt.Errorf("caller %d: index %d visited %d times", c, i, v)
+							return
+						}
+					}
+				}
+				err := func() (err error) {
+					defer func() { err, _ = recover().(error) }()
+					rt.ParallelFor(n, 1, func(lo, hi int) {
+						if lo <= c && c < hi {
+							panic(fmt.Errorf("caller %d", c))
+						}
+					})
+					return nil
+				}()
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("caller %d", c)) {
+					done <- fmt.Errorf("caller %d: the panic came back as %v", c, err)
+					return
+				}
+				done <- nil
+			}()
+		}
+		for range callers {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
 	}
 }
