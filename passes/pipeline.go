@@ -153,31 +153,25 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 		return nil, err
 	}
 	kp.GraphInstrs = graph
-	if opts.Time != nil {
-		opts.Time("fuse", time.Since(start))
+	done := func(stage string) {
+		if opts.Time != nil {
+			opts.Time(stage, time.Since(start))
+		}
+		if opts.Dump == stage && opts.DumpTo != nil {
+			fmt.Fprint(opts.DumpTo, kp.Print())
+		}
 	}
-	if opts.Dump == "fuse" && opts.DumpTo != nil {
-		fmt.Fprint(opts.DumpTo, kp.Print())
-	}
-	start = time.Now()
-	if err := Tile(kp); err != nil {
-		return nil, err
-	}
-	if opts.Time != nil {
-		opts.Time("tile", time.Since(start))
-	}
-	if opts.Dump == "tile" && opts.DumpTo != nil {
-		fmt.Fprint(opts.DumpTo, kp.Print())
-	}
-	start = time.Now()
-	if err := Plan(kp); err != nil {
-		return nil, err
-	}
-	if opts.Time != nil {
-		opts.Time("plan", time.Since(start))
-	}
-	if opts.Dump == "plan" && opts.DumpTo != nil {
-		fmt.Fprint(opts.DumpTo, kp.Print())
+	done("fuse")
+	// The kernel passes after fuse, in order.
+	for _, kpass := range []struct {
+		name string
+		run  func(*kir.Program) error
+	}{{"tile", Tile}, {"plan", Plan}} {
+		start = time.Now()
+		if err := kpass.run(kp); err != nil {
+			return nil, err
+		}
+		done(kpass.name)
 	}
 	return kp, nil
 }

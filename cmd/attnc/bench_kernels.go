@@ -264,7 +264,7 @@ func (c *cli) benchKernels(f *benchFlags) int {
 	enc := json.NewEncoder(c.stdout)
 	for _, kc := range cases {
 		res := kc.measure(*f.reps, minTime)
-		rec := kernelRecord{Case: kc.name, MS: round3(res.ms), GFLOPS: round3(res.gflops), PeakMiB: round3(res.peakMiB),
+		rec := kernelRecord{Case: kc.name, MS: round6(res.ms), GFLOPS: round3(res.gflops), PeakMiB: round3(res.peakMiB),
 			AllocMiB: round3(res.allocMiB), Reps: res.reps, Flops: kc.flops(), Threads: threads}
 		var pr *peerResult
 		if peer != nil {
@@ -316,6 +316,14 @@ func (c *cli) benchKernels(f *benchFlags) int {
 
 func round3(x float64) float64 {
 	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 3, 64), 64)
+	return v
+}
+
+// round6 rounds milliseconds to the nanosecond: the quick cases take tens
+// of µs, where three decimals would lose a few per cent (and the speed
+// ratio, computed unrounded, would disagree with torch_ms / ms).
+func round6(x float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 6, 64), 64)
 	return v
 }
 
