@@ -867,6 +867,9 @@ func (a *attnRun) newRows(width int) *Tensor {
 // output into out (when non-nil) and the row log-sum-exp into lse (when
 // non-nil).
 func (a *attnRun) flash(out, lse []float32) {
+	if a.short(false) && a.shortFlash(out, lse) {
+		return
+	}
 	qt := ceilDiv(a.nq, attnBQ)
 	flops := 2 * attnBQ * a.nk * (a.d + a.dv)
 	var vs rowSplit

@@ -98,6 +98,10 @@ func AttentionGrad(q, k, v, lse, rowSum, dy *Tensor, spec *AttnSpec, want AttnGr
 	if want.V {
 		res.V = New(F32, v.Shape...)
 	}
+	if g.plain && a.short(true) && allFinite(rowSum.F) && shortLSEOK(lse.F) {
+		g.shortGrad(data(res.Q), data(res.K), data(res.V))
+		return res
+	}
 	var keyCaps, queryCaps []*Tensor
 	if wantCaps && (want.K || want.V) {
 		keyCaps = want.Caps

@@ -235,7 +235,9 @@ func BenchmarkAttentionDocMask(b *testing.B) {
 // BenchmarkAttentionShort times attention at a seq2seq-sized training
 // shape (B=64, H=4, N=16, D=16, a prefix-LM mask with key spans, the
 // bnhd layout the layout pass gives): many (b, h) pairs of one partial
-// tile each, where the per-pair and per-tile overheads are the cost.
+// tile each, where the per-pair and per-tile overheads are the cost. It
+// runs the short kernels (attention_short.go) and the tiled path.
+// ATTN_SHORT=ptr gives pointer_sort's shape (B=256, H=4, N=10, D=32).
 func BenchmarkAttentionShort(b *testing.B) {
 	nb, nh, n, d := 64, 4, 16, 16
 	if os.Getenv("ATTN_SHORT") == "ptr" {
@@ -246,16 +248,23 @@ func BenchmarkAttentionShort(b *testing.B) {
 	spec := &rt.AttnSpec{Scale: 0.25, Layout: "bnhd",
 		Mask: func(b, h, q, k int) bool { return k < 8 || k <= q },
 		Rows: func(b, h, q int) rt.KeySpans { return rt.SpanBelow(max(8, q+1)) }}
-	b.Run("fwd", func(b *testing.B) {
-		for b.Loop() {
-			rt.AttentionWithLSE(q, k, v, spec)
+	for _, kernels := range []string{"short", "tiled"} {
+		if kernels == "short" && !rt.ShortAttentionKernels() {
+			continue
 		}
-	})
-	out, lse := rt.AttentionWithLSE(q, k, v, spec)
-	rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
-	b.Run("grad", func(b *testing.B) {
-		for b.Loop() {
-			rt.AttentionGrad(q, k, v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true})
-		}
-	})
+		on := rt.SetShortAttention(kernels == "short")
+		b.Run("fwd/"+kernels, func(b *testing.B) {
+			for b.Loop() {
+				rt.AttentionWithLSE(q, k, v, spec)
+			}
+		})
+		out, lse := rt.AttentionWithLSE(q, k, v, spec)
+		rs := rt.ReduceSum(rt.Binary(rt.Mul, dy, out, dy.Shape), []int{3}, false)
+		b.Run("grad/"+kernels, func(b *testing.B) {
+			for b.Loop() {
+				rt.AttentionGrad(q, k, v, lse, rs, dy, spec, rt.AttnGradWant{Q: true, K: true, V: true})
+			}
+		})
+		rt.SetShortAttention(on)
+	}
 }

@@ -24,6 +24,12 @@ func BenchmarkEinsumSmall(b *testing.B) {
 	benchEinsums(b, 64, 9, 64, 256)
 }
 
+// BenchmarkEinsumHybrid is BenchmarkEinsumLM at hybrid_ssm's shapes (32
+// examples of 64 tokens, d=64, FFN 256): products with k=64 and 2,048 rows.
+func BenchmarkEinsumHybrid(b *testing.B) {
+	benchEinsums(b, 32, 64, 64, 256)
+}
+
 func benchEinsums(b *testing.B, nb, l, d, ff int) {
 	for _, c := range []struct {
 		spec    string

@@ -16,3 +16,17 @@ func SetOnePassPairsPerCore(n int) int {
 	onePassPairsPerCore = n
 	return old
 }
+
+// SetShortAttention turns the short-sequence attention kernels on or off
+// and returns the old setting.
+func SetShortAttention(on bool) bool {
+	old := !shortOff
+	shortOff = !on
+	return old
+}
+
+// ShortAttentionCalls returns how many calls the short kernels served.
+func ShortAttentionCalls() int64 { return shortCalls.Load() }
+
+// ShortAttentionKernels reports whether this machine has them.
+func ShortAttentionKernels() bool { return shortKernels() }

@@ -2809,3 +2809,396 @@ vecDivSVAVX2_loop1:
 vecDivSVAVX2_loop1_end:
 	VZEROUPPER
 	RET
+
+// func attnShortFwdAVX512(q *float32, qs int, rows int, kt *float32, d int, v *float32, vs int, dv int, nk int, masks *uint16, scale float32, out *float32, os int, ml *float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·attnShortFwdAVX512(SB), NOSPLIT, $64-112
+	MOVSS        scale+80(FP), X0
+	VBROADCASTSS X0, Z0
+	VMOVUPS      vecconst<>+1280(SB), Z1
+	VMOVUPS      vecconst<>+768(SB), Z2
+	VMOVUPS      vecconst<>+704(SB), Z3
+
+fwd_row:
+	MOVQ   rows+16(FP), AX
+	TESTQ  AX, AX
+	JZ     fwd_done
+	DECQ   AX
+	MOVQ   AX, rows+16(FP)
+	MOVQ   masks+72(FP), AX
+	KMOVW  (AX), K1
+	ADDQ   $0x02, AX
+	MOVQ   AX, masks+72(FP)
+	MOVQ   q+0(FP), AX
+	MOVQ   kt+24(FP), CX
+	MOVQ   d+32(FP), DX
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   AX, BX
+	MOVQ   DX, DX
+
+fwd_dot:
+	VMOVUPS       (CX), Z8
+	VBROADCASTSS  (BX), Z9
+	VFMADD231PS   Z9, Z8, Z4
+	VMOVUPS       64(CX), Z8
+	VBROADCASTSS  4(BX), Z9
+	VFMADD231PS   Z9, Z8, Z5
+	VMOVUPS       128(CX), Z8
+	VBROADCASTSS  8(BX), Z9
+	VFMADD231PS   Z9, Z8, Z6
+	VMOVUPS       192(CX), Z8
+	VBROADCASTSS  12(BX), Z9
+	VFMADD231PS   Z9, Z8, Z7
+	ADDQ          $0x10, BX
+	ADDQ          $0x00000100, CX
+	SUBQ          $0x04, DX
+	JNZ           fwd_dot
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VMULPS        Z0, Z4, Z4
+	MOVQ          qs+8(FP), CX
+	SHLQ          $0x02, CX
+	ADDQ          CX, AX
+	MOVQ          AX, q+0(FP)
+	VBLENDMPS     Z4, Z1, K1, Z10
+	VMOVAPS       Z10, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y9
+	VMAXPS        Y9, Y8, Y8
+	VEXTRACTF128  $0x01, Y8, X9
+	VMAXPS        X9, X8, X8
+	VMOVHLPS      X8, X8, X9
+	VMAXPS        X9, X8, X8
+	VPSHUFD       $0x01, X8, X9
+	VMAXPS        X9, X8, X8
+	MOVQ          ml+104(FP), AX
+	VMOVSS        X8, (AX)
+	VBROADCASTSS  X8, Z8
+	VSUBPS        Z8, Z10, Z10
+	VMINPS        Z10, Z3, Z10
+	VMAXPS        Z10, Z2, Z10
+	VMULPS        vecconst<>+0(SB), Z10, Z8
+	VCVTPS2DQ     Z8, Z9
+	VCVTDQ2PS     Z9, Z8
+	VFNMADD231PS  vecconst<>+64(SB), Z8, Z10
+	VFNMADD231PS  vecconst<>+128(SB), Z8, Z10
+	VMOVUPS       vecconst<>+192(SB), Z12
+	VFMADD213PS   vecconst<>+256(SB), Z10, Z12
+	VFMADD213PS   vecconst<>+320(SB), Z10, Z12
+	VFMADD213PS   vecconst<>+384(SB), Z10, Z12
+	VFMADD213PS   vecconst<>+448(SB), Z10, Z12
+	VFMADD213PS   vecconst<>+512(SB), Z10, Z12
+	VMULPS        Z10, Z10, Z8
+	VFMADD213PS   Z10, Z8, Z12
+	VADDPS        vecconst<>+576(SB), Z12, Z12
+	VPSRAD        $0x01, Z9, Z8
+	VPSUBD        Z8, Z9, Z9
+	VPADDD        vecconst<>+640(SB), Z8, Z8
+	VPSLLD        $0x17, Z8, Z8
+	VMULPS        Z8, Z12, Z12
+	VPADDD        vecconst<>+640(SB), Z9, Z9
+	VPSLLD        $0x17, Z9, Z9
+	VMULPS        Z9, Z12, Z12
+	VMOVAPS.Z     Z12, K1, Z12
+	VMOVUPS       Z12, (SP)
+	VEXTRACTF64X4 $0x01, Z12, Y8
+	VADDPS        Y8, Y12, Y12
+	VEXTRACTF128  $0x01, Y12, X8
+	VADDPS        X8, X12, X12
+	VMOVHLPS      X12, X12, X8
+	VADDPS        X8, X12, X12
+	VPSHUFD       $0x01, X12, X8
+	VADDPS        X8, X12, X12
+	VMOVSS        X12, 4(AX)
+	ADDQ          $0x08, AX
+	MOVQ          AX, ml+104(FP)
+	VXORPS        X9, X9, X9
+	VXORPS        X8, X8, X8
+	VUCOMISS      X9, X12
+	JE            fwd_inv
+	VMOVSS        vecconst<>+576(SB), X8
+	VDIVSS        X12, X8, X8
+
+fwd_inv:
+	VBROADCASTSS X8, Z8
+	MOVQ         out+88(FP), AX
+	MOVQ         vs+48(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         v+40(FP), DX
+	MOVQ         nk+64(FP), BX
+	MOVQ         dv+56(FP), SI
+	MOVQ         AX, DI
+
+fwd_pv_col:
+	TESTQ  SI, SI
+	JZ     fwd_pv_done
+	VPXORD Z11, Z11, Z11
+	MOVQ   BX, R8
+	MOVQ   DX, R9
+	LEAQ   (SP), R10
+
+fwd_pv_key:
+	VMOVUPS      (R9), Z9
+	VBROADCASTSS (R10), Z12
+	VFMADD231PS  Z12, Z9, Z11
+	ADDQ         CX, R9
+	ADDQ         $0x04, R10
+	DECQ         R8
+	JNZ          fwd_pv_key
+	VMULPS       Z8, Z11, Z11
+	VMOVUPS      Z11, (DI)
+	ADDQ         $0x40, DI
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, SI
+	JMP          fwd_pv_col
+
+fwd_pv_done:
+	MOVQ os+96(FP), CX
+	SHLQ $0x02, CX
+	ADDQ CX, AX
+	MOVQ AX, out+88(FP)
+	JMP  fwd_row
+
+fwd_done:
+	VZEROUPPER
+	RET
+
+// func attnShortBwdAVX512(q *float32, qs int, rows int, kt *float32, d int, vt *float32, dv int, dy *float32, dys int, lse *float32, rs *float32, ls int, masks *uint16, scale float32, k *float32, ks int, nk int, dq *float32, dqs int, dk *float32, dks int, dvo *float32, dvos int)
+// Requires: AVX, AVX512F, SSE
+TEXT ·attnShortBwdAVX512(SB), NOSPLIT, $128-184
+	MOVSS        scale+104(FP), X0
+	VBROADCASTSS X0, Z0
+	VMOVUPS      vecconst<>+576(SB), Z1
+	VMOVUPS      vecconst<>+768(SB), Z2
+	VMOVUPS      vecconst<>+704(SB), Z3
+
+bwd_row:
+	MOVQ   rows+16(FP), AX
+	TESTQ  AX, AX
+	JZ     bwd_done
+	DECQ   AX
+	MOVQ   AX, rows+16(FP)
+	MOVQ   masks+96(FP), AX
+	KMOVW  (AX), K1
+	ADDQ   $0x02, AX
+	MOVQ   AX, masks+96(FP)
+	MOVQ   q+0(FP), AX
+	MOVQ   kt+24(FP), CX
+	MOVQ   d+32(FP), DX
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   CX, CX
+
+bwd_qk:
+	VMOVUPS      (CX), Z8
+	VBROADCASTSS (AX), Z9
+	VFMADD231PS  Z9, Z8, Z4
+	VMOVUPS      64(CX), Z8
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS  Z9, Z8, Z5
+	VMOVUPS      128(CX), Z8
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS  Z9, Z8, Z6
+	VMOVUPS      192(CX), Z8
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS  Z9, Z8, Z7
+	ADDQ         $0x10, AX
+	ADDQ         $0x00000100, CX
+	SUBQ         $0x04, DX
+	JNZ          bwd_qk
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z7, Z6, Z6
+	VADDPS       Z6, Z4, Z4
+	VMULPS       Z0, Z4, Z4
+	MOVQ         lse+72(FP), AX
+	VBROADCASTSS (AX), Z8
+	VSUBPS       Z8, Z4, Z4
+	VMINPS       Z4, Z3, Z4
+	VMAXPS       Z4, Z2, Z4
+	VMULPS       vecconst<>+0(SB), Z4, Z8
+	VCVTPS2DQ    Z8, Z9
+	VCVTDQ2PS    Z9, Z8
+	VFNMADD231PS vecconst<>+64(SB), Z8, Z4
+	VFNMADD231PS vecconst<>+128(SB), Z8, Z4
+	VMOVUPS      vecconst<>+192(SB), Z15
+	VFMADD213PS  vecconst<>+256(SB), Z4, Z15
+	VFMADD213PS  vecconst<>+320(SB), Z4, Z15
+	VFMADD213PS  vecconst<>+384(SB), Z4, Z15
+	VFMADD213PS  vecconst<>+448(SB), Z4, Z15
+	VFMADD213PS  vecconst<>+512(SB), Z4, Z15
+	VMULPS       Z4, Z4, Z8
+	VFMADD213PS  Z4, Z8, Z15
+	VADDPS       vecconst<>+576(SB), Z15, Z15
+	VPSRAD       $0x01, Z9, Z8
+	VPSUBD       Z8, Z9, Z9
+	VPADDD       vecconst<>+640(SB), Z8, Z8
+	VPSLLD       $0x17, Z8, Z8
+	VMULPS       Z8, Z15, Z15
+	VPADDD       vecconst<>+640(SB), Z9, Z9
+	VPSLLD       $0x17, Z9, Z9
+	VMULPS       Z9, Z15, Z15
+	VMOVAPS.Z    Z15, K1, Z15
+	VMOVUPS      Z15, (SP)
+	MOVQ         dy+56(FP), CX
+	MOVQ         vt+40(FP), DX
+	MOVQ         dv+48(FP), BX
+	VPXORD       Z10, Z10, Z10
+	VPXORD       Z11, Z11, Z11
+	VPXORD       Z12, Z12, Z12
+	VPXORD       Z13, Z13, Z13
+	MOVQ         DX, DX
+
+bwd_dyv:
+	VMOVUPS      (DX), Z8
+	VBROADCASTSS (CX), Z9
+	VFMADD231PS  Z9, Z8, Z10
+	VMOVUPS      64(DX), Z8
+	VBROADCASTSS 4(CX), Z9
+	VFMADD231PS  Z9, Z8, Z11
+	VMOVUPS      128(DX), Z8
+	VBROADCASTSS 8(CX), Z9
+	VFMADD231PS  Z9, Z8, Z12
+	VMOVUPS      192(DX), Z8
+	VBROADCASTSS 12(CX), Z9
+	VFMADD231PS  Z9, Z8, Z13
+	ADDQ         $0x10, CX
+	ADDQ         $0x00000100, DX
+	SUBQ         $0x04, BX
+	JNZ          bwd_dyv
+	VADDPS       Z11, Z10, Z10
+	VADDPS       Z13, Z12, Z12
+	VADDPS       Z12, Z10, Z10
+	VMULPS       Z1, Z10, Z10
+	MOVQ         rs+80(FP), CX
+	VBROADCASTSS (CX), Z8
+	VSUBPS       Z8, Z10, Z10
+	VMULPS.Z     Z15, Z10, K1, Z10
+	VMULPS       Z0, Z10, Z10
+	VMOVUPS      Z10, 64(SP)
+	MOVQ         ls+88(FP), DX
+	SHLQ         $0x02, DX
+	ADDQ         DX, AX
+	ADDQ         DX, CX
+	MOVQ         AX, lse+72(FP)
+	MOVQ         CX, rs+80(FP)
+	MOVQ         dq+136(FP), AX
+	TESTQ        AX, AX
+	JZ           bwd_nodq
+	MOVQ         ks+120(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         k+112(FP), DX
+	MOVQ         nk+128(FP), BX
+	MOVQ         d+32(FP), SI
+	MOVQ         AX, DI
+
+bwd_dq_col:
+	TESTQ  SI, SI
+	JZ     bwd_dq_done
+	VPXORD Z14, Z14, Z14
+	MOVQ   BX, R8
+	MOVQ   DX, R9
+	LEAQ   64(SP), R10
+
+bwd_dq_key:
+	VMOVUPS      (R9), Z8
+	VBROADCASTSS (R10), Z9
+	VFMADD231PS  Z9, Z8, Z14
+	ADDQ         CX, R9
+	ADDQ         $0x04, R10
+	DECQ         R8
+	JNZ          bwd_dq_key
+	VMOVUPS      Z14, (DI)
+	ADDQ         $0x40, DI
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, SI
+	JMP          bwd_dq_col
+
+bwd_dq_done:
+	MOVQ dqs+144(FP), CX
+	SHLQ $0x02, CX
+	ADDQ CX, AX
+	MOVQ AX, dq+136(FP)
+
+bwd_nodq:
+	MOVQ  q+0(FP), AX
+	MOVQ  dk+152(FP), CX
+	TESTQ CX, CX
+	JZ    bwd_nodk
+	MOVQ  dks+160(FP), DX
+	SHLQ  $0x02, DX
+	MOVQ  nk+128(FP), BX
+	MOVQ  d+32(FP), SI
+	MOVQ  CX, CX
+	LEAQ  64(SP), DI
+
+bwd_dk_key:
+	MOVQ SI, R8
+	MOVQ AX, R9
+	MOVQ CX, R10
+
+bwd_dk_col:
+	VMOVUPS      (R10), Z8
+	VMOVUPS      (R9), Z9
+	VBROADCASTSS (DI), Z15
+	VFMADD231PS  Z15, Z9, Z8
+	VMOVUPS      Z8, (R10)
+	ADDQ         $0x40, R10
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R8
+	JNZ          bwd_dk_col
+	ADDQ         DX, CX
+	ADDQ         $0x04, DI
+	DECQ         BX
+	JNZ          bwd_dk_key
+
+bwd_nodk:
+	MOVQ  qs+8(FP), CX
+	SHLQ  $0x02, CX
+	ADDQ  CX, AX
+	MOVQ  AX, q+0(FP)
+	MOVQ  dy+56(FP), AX
+	MOVQ  dvo+168(FP), CX
+	TESTQ CX, CX
+	JZ    bwd_nodv
+	MOVQ  dvos+176(FP), DX
+	SHLQ  $0x02, DX
+	MOVQ  nk+128(FP), BX
+	MOVQ  dv+48(FP), SI
+	MOVQ  CX, CX
+	LEAQ  (SP), DI
+
+bwd_dv_key:
+	MOVQ SI, R8
+	MOVQ AX, R9
+	MOVQ CX, R10
+
+bwd_dv_col:
+	VMOVUPS      (R10), Z8
+	VMOVUPS      (R9), Z9
+	VBROADCASTSS (DI), Z15
+	VFMADD231PS  Z15, Z9, Z8
+	VMOVUPS      Z8, (R10)
+	ADDQ         $0x40, R10
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R8
+	JNZ          bwd_dv_col
+	ADDQ         DX, CX
+	ADDQ         $0x04, DI
+	DECQ         BX
+	JNZ          bwd_dv_key
+
+bwd_nodv:
+	MOVQ dys+64(FP), CX
+	SHLQ $0x02, CX
+	ADDQ CX, AX
+	MOVQ AX, dy+56(FP)
+	JMP  bwd_row
+
+bwd_done:
+	VZEROUPPER
+	RET

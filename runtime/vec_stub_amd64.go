@@ -283,3 +283,13 @@ func vecDivVSAVX2(dst []float32, x []float32, y []float32)
 //
 //go:noescape
 func vecDivSVAVX2(dst []float32, x []float32, y []float32)
+
+// attnShortFwdAVX512 is the forward pass of attention over at most 16 keys, a query row at a time (see runtime/attention_short.go).
+//
+//go:noescape
+func attnShortFwdAVX512(q *float32, qs int, rows int, kt *float32, d int, v *float32, vs int, dv int, nk int, masks *uint16, scale float32, out *float32, os int, ml *float32)
+
+// attnShortBwdAVX512 is the backward pass of attention over at most 16 keys, a query row at a time (see runtime/attention_short.go).
+//
+//go:noescape
+func attnShortBwdAVX512(q *float32, qs int, rows int, kt *float32, d int, vt *float32, dv int, dy *float32, dys int, lse *float32, rs *float32, ls int, masks *uint16, scale float32, k *float32, ks int, nk int, dq *float32, dqs int, dk *float32, dks int, dvo *float32, dvos int)

@@ -183,6 +183,7 @@ func vecKernels() {
 			}
 		}
 	}
+	attnShortKernels()
 }
 
 // clamp limits x to [lo, hi] in place and returns it; a NaN stays NaN
