@@ -68,6 +68,14 @@ func TestEinsumBias(t *testing.T) {
 		{"a column", "abc,cd->abd", []*rt.Tensor{x, w}, randF32(r, 37, 1)},
 		{"small", "ab,bc->ac", []*rt.Tensor{small, randF32(r, 3, 4)}, randF32(r, 4)},
 		{"one operand", "ab->ba", []*rt.Tensor{small}, randF32(r, 2)},
+		// The GEMM's blocking: several k slabs of a large C (each task
+		// fills its block with the bias before its first slab), k cut
+		// into parts for a small C (split-K, filled before), several
+		// panels of columns, and k = 0 (the bias alone).
+		{"deep k", "ab,bc->ac", []*rt.Tensor{randF32(r, 600, 700), randF32(r, 700, 500)}, randF32(r, 500)},
+		{"split k", "ab,bc->ac", []*rt.Tensor{randF32(r, 50, 1000), randF32(r, 1000, 40)}, randF32(r, 40)},
+		{"wide", "abc,cd->abd", []*rt.Tensor{randF32(r, 2, 20, 64), randF32(r, 64, 5000)}, randF32(r, 5000)},
+		{"no k", "ab,bc->ac", []*rt.Tensor{rt.New(rt.F32, 40, 0), rt.New(rt.F32, 0, 70)}, randF32(r, 70)},
 	} {
 		got := rt.EinsumBias(c.spec, c.bias, c.xs...)
 		prod := rt.Einsum(c.spec, c.xs...)
