@@ -210,6 +210,25 @@ func (a *attnRun) shortGrain() int {
 	return grainFor(4 * a.nh * a.nq * a.nk * (a.d + a.dv))
 }
 
+// shortPairs calls fn for every (b, h) pair, bh = b·H + h, an example's
+// pairs in one task, with t.masks holding the pair's words (made once an
+// example when the mask reads no h). It stops taking examples once stop,
+// when not nil, reports true.
+func (a *attnRun) shortPairs(stop func() bool, fn func(t *shortBuf, bh int)) {
+	ParallelFor(a.nb, a.shortGrain(), func(lo, hi int) {
+		t := a.getShortBuf()
+		defer shortBufs.Put(t)
+		for b := lo; b < hi && (stop == nil || !stop()); b++ {
+			for h := range a.nh {
+				if h == 0 || !a.spec.TileHeadFree {
+					a.pairMasks(t, b, h)
+				}
+				fn(t, b*a.nh+h)
+			}
+		}
+	})
+}
+
 // shortFlash is flash on the short kernels. It reports false, having
 // written nothing that flash does not overwrite, when a row's largest
 // score is +Inf or NaN (finite operands whose products overflow): the
@@ -217,41 +236,28 @@ func (a *attnRun) shortGrain() int {
 func (a *attnRun) shortFlash(out, lse []float32) bool {
 	var overflow atomic.Bool
 	scale := a.spec.Scale
-	ParallelFor(a.nb, a.shortGrain(), func(lo, hi int) {
-		t := a.getShortBuf()
-		defer shortBufs.Put(t)
-		for b := lo; b < hi && !overflow.Load(); b++ {
-			reuse := false
-			for h := range a.nh {
-				bh := b*a.nh + h
-				// A head-free mask admits the same keys for every head.
-				if !reuse {
-					a.pairMasks(t, b, h)
-					reuse = a.spec.TileHeadFree
+	a.shortPairs(func() bool { return overflow.Load() }, func(t *shortBuf, bh int) {
+		a.transposeKeys(t, t.kt, a.k.F, a.d, bh)
+		q0, qs := a.ri(bh, a.nq, 0), a.step()
+		o, dv, v := &t.ml[0], 0, &t.ml[0]
+		if out != nil {
+			o, dv, v = &out[q0*a.dv], a.dv, &a.v.F[a.ri(bh, a.nk, 0)*a.dv]
+		}
+		_ = a.q.F[(q0+(a.nq-1)*qs)*a.d+a.d-1]
+		attnShortFwd(&a.q.F[q0*a.d], qs*a.d, a.nq, &t.kt[0], a.d, v, qs*a.dv, dv, a.nk,
+			&t.masks[0], scale, o, qs*a.dv, &t.ml[0])
+		for i := range a.nq {
+			m, l := t.ml[2*i], t.ml[2*i+1]
+			if m != m || m == posInf32 {
+				overflow.Store(true)
+				return
+			}
+			if lse != nil {
+				x := negInf32
+				if l != 0 {
+					x = m + float32(math.Log(float64(l)))
 				}
-				a.transposeKeys(t, t.kt, a.k.F, a.d, bh)
-				q0, qs := a.ri(bh, a.nq, 0), a.step()
-				o, dv, v := &t.ml[0], 0, &t.ml[0]
-				if out != nil {
-					o, dv, v = &out[q0*a.dv], a.dv, &a.v.F[a.ri(bh, a.nk, 0)*a.dv]
-				}
-				_ = a.q.F[(q0+(a.nq-1)*qs)*a.d+a.d-1]
-				attnShortFwd(&a.q.F[q0*a.d], qs*a.d, a.nq, &t.kt[0], a.d, v, qs*a.dv, dv, a.nk,
-					&t.masks[0], scale, o, qs*a.dv, &t.ml[0])
-				for i := range a.nq {
-					m, l := t.ml[2*i], t.ml[2*i+1]
-					if m != m || m == posInf32 {
-						overflow.Store(true)
-						return
-					}
-					if lse != nil {
-						x := negInf32
-						if l != 0 {
-							x = m + float32(math.Log(float64(l)))
-						}
-						lse[q0+i*qs] = x
-					}
-				}
+				lse[q0+i*qs] = x
 			}
 		}
 	})
@@ -270,52 +276,40 @@ func (g *gradRun) shortGrad(dq, dk, dv []float32) {
 	a := g.attnRun
 	scale := a.spec.Scale
 	shortCalls.Add(1)
-	ParallelFor(a.nb, a.shortGrain(), func(lo, hi int) {
-		t := a.getShortBuf()
-		defer shortBufs.Put(t)
+	a.shortPairs(nil, func(t *shortBuf, bh int) {
 		rowMasks := t.rows
-		for b := lo; b < hi; b++ {
-			reuse := false
-			for h := range a.nh {
-				bh := b*a.nh + h
-				if !reuse {
-					a.pairMasks(t, b, h)
-					reuse = a.spec.TileHeadFree
-				}
-				q0, k0, step := a.ri(bh, a.nq, 0), a.ri(bh, a.nk, 0), a.step()
-				// A row the forward found empty (lse -Inf) adds nothing,
-				// whatever the mask says.
-				any := uint16(0)
-				for i := range a.nq {
-					rowMasks[i] = t.masks[i]
-					if g.lse[q0+i*step] == negInf32 {
-						rowMasks[i] = 0
-					}
-					any |= rowMasks[i]
-				}
-				if any == 0 {
-					continue
-				}
-				a.transposeKeys(t, t.kt, a.k.F, a.d, bh)
-				a.transposeKeys(t, t.vt, a.v.F, a.dv, bh)
-				var pq, pk, pv *float32
-				if dq != nil {
-					pq = &dq[q0*a.d]
-				}
-				if dk != nil {
-					pk = &dk[k0*a.d]
-				}
-				if dv != nil {
-					pv = &dv[k0*a.dv]
-				}
-				_ = a.q.F[(q0+(a.nq-1)*step)*a.d+a.d-1]
-				_ = g.dy[(q0+(a.nq-1)*step)*a.dv+a.dv-1]
-				_ = a.k.F[(k0+(a.nk-1)*step)*a.d+a.d-1]
-				attnShortBwd(&a.q.F[q0*a.d], step*a.d, a.nq, &t.kt[0], a.d, &t.vt[0], a.dv,
-					&g.dy[q0*a.dv], step*a.dv, &g.lse[q0], &g.rowSum[q0], step, &rowMasks[0], scale,
-					&a.k.F[k0*a.d], step*a.d, a.nk, pq, step*a.d, pk, step*a.d, pv, step*a.dv)
+		q0, k0, step := a.ri(bh, a.nq, 0), a.ri(bh, a.nk, 0), a.step()
+		// A row the forward found empty (lse -Inf) adds nothing,
+		// whatever the mask says.
+		any := uint16(0)
+		for i := range a.nq {
+			rowMasks[i] = t.masks[i]
+			if g.lse[q0+i*step] == negInf32 {
+				rowMasks[i] = 0
 			}
+			any |= rowMasks[i]
 		}
+		if any == 0 {
+			return
+		}
+		a.transposeKeys(t, t.kt, a.k.F, a.d, bh)
+		a.transposeKeys(t, t.vt, a.v.F, a.dv, bh)
+		var pq, pk, pv *float32
+		if dq != nil {
+			pq = &dq[q0*a.d]
+		}
+		if dk != nil {
+			pk = &dk[k0*a.d]
+		}
+		if dv != nil {
+			pv = &dv[k0*a.dv]
+		}
+		_ = a.q.F[(q0+(a.nq-1)*step)*a.d+a.d-1]
+		_ = g.dy[(q0+(a.nq-1)*step)*a.dv+a.dv-1]
+		_ = a.k.F[(k0+(a.nk-1)*step)*a.d+a.d-1]
+		attnShortBwd(&a.q.F[q0*a.d], step*a.d, a.nq, &t.kt[0], a.d, &t.vt[0], a.dv,
+			&g.dy[q0*a.dv], step*a.dv, &g.lse[q0], &g.rowSum[q0], step, &rowMasks[0], scale,
+			&a.k.F[k0*a.d], step*a.d, a.nk, pq, step*a.d, pk, step*a.d, pv, step*a.dv)
 	})
 }
 

@@ -137,21 +137,10 @@ func attnShortFwd() {
 	p := AllocLocal(64)
 	scale := ZMM()
 	VBROADCASTSS(Load(Param("scale"), XMM()), scale)
-	negInf, lo, hi := ZMM(), ZMM(), ZMM()
+	negInf := ZMM()
 	VMOVUPS(vc(cNegInf), negInf)
-	VMOVUPS(vc(cExpLo), lo)
-	VMOVUPS(vc(cExpHi), hi)
-	Label("fwd_row")
-	rows := Load(Param("rows"), GP64())
-	TESTQ(rows, rows)
-	JZ(LabelRef("fwd_done"))
-	DECQ(rows)
-	Store(rows, Param("rows"))
-	masks := Load(Param("masks"), GP64())
-	km := K()
-	KMOVW(Mem{Base: masks}, km)
-	ADDQ(Imm(2), masks)
-	Store(masks, Param("masks"))
+	lo, hi := expBounds()
+	km := rowHead("fwd")
 	q := Load(Param("q"), GP64())
 	s := scoreRow(q, Load(Param("kt"), GP64()), Load(Param("d"), GP64()), scale, "fwd_dot")
 	qs := Load(Param("qs"), GP64())
@@ -220,21 +209,10 @@ func attnShortBwd() {
 	ds := p.Offset(64)
 	scale := ZMM()
 	VBROADCASTSS(Load(Param("scale"), XMM()), scale)
-	one, lo, hi := ZMM(), ZMM(), ZMM()
+	one := ZMM()
 	VMOVUPS(vc(cOne), one)
-	VMOVUPS(vc(cExpLo), lo)
-	VMOVUPS(vc(cExpHi), hi)
-	Label("bwd_row")
-	rows := Load(Param("rows"), GP64())
-	TESTQ(rows, rows)
-	JZ(LabelRef("bwd_done"))
-	DECQ(rows)
-	Store(rows, Param("rows"))
-	masks := Load(Param("masks"), GP64())
-	km := K()
-	KMOVW(Mem{Base: masks}, km)
-	ADDQ(Imm(2), masks)
-	Store(masks, Param("masks"))
+	lo, hi := expBounds()
+	km := rowHead("bwd")
 	s := scoreRow(Load(Param("q"), GP64()), Load(Param("kt"), GP64()), Load(Param("d"), GP64()), scale, "bwd_qk")
 	lse := Load(Param("lse"), GP64())
 	lb := ZMM()
@@ -299,6 +277,33 @@ func attnShortBwd() {
 	Label("bwd_done")
 	VZEROUPPER()
 	RET()
+}
+
+// rowHead starts a row of the kernel whose labels begin with prefix:
+// it jumps to prefix_done when no row is left, counts the row off and
+// returns the row's mask word, loaded into a mask register (the
+// arguments rows and masks stored back, see attnShortFwd).
+func rowHead(prefix string) reg.Register {
+	Label(prefix + "_row")
+	rows := Load(Param("rows"), GP64())
+	TESTQ(rows, rows)
+	JZ(LabelRef(prefix + "_done"))
+	DECQ(rows)
+	Store(rows, Param("rows"))
+	masks := Load(Param("masks"), GP64())
+	km := K()
+	KMOVW(Mem{Base: masks}, km)
+	ADDQ(Imm(2), masks)
+	Store(masks, Param("masks"))
+	return km
+}
+
+// expBounds loads the exponential's clamping bounds.
+func expBounds() (lo, hi reg.VecVirtual) {
+	lo, hi = ZMM(), ZMM()
+	VMOVUPS(vc(cExpLo), lo)
+	VMOVUPS(vc(cExpHi), hi)
+	return lo, hi
 }
 
 // fmaBcast adds m (one float32, broadcast) times x into acc.
