@@ -3128,7 +3128,7 @@ bwd_nodq:
 	MOVQ  q+0(FP), AX
 	MOVQ  dk+152(FP), CX
 	TESTQ CX, CX
-	JZ    bwd_nodk
+	JZ    bwd_dk_skip
 	MOVQ  dks+160(FP), DX
 	SHLQ  $0x02, DX
 	MOVQ  nk+128(FP), BX
@@ -3156,7 +3156,7 @@ bwd_dk_col:
 	DECQ         BX
 	JNZ          bwd_dk_key
 
-bwd_nodk:
+bwd_dk_skip:
 	MOVQ  qs+8(FP), CX
 	SHLQ  $0x02, CX
 	ADDQ  CX, AX
@@ -3164,7 +3164,7 @@ bwd_nodk:
 	MOVQ  dy+56(FP), AX
 	MOVQ  dvo+168(FP), CX
 	TESTQ CX, CX
-	JZ    bwd_nodv
+	JZ    bwd_dv_skip
 	MOVQ  dvos+176(FP), DX
 	SHLQ  $0x02, DX
 	MOVQ  nk+128(FP), BX
@@ -3192,7 +3192,7 @@ bwd_dv_col:
 	DECQ         BX
 	JNZ          bwd_dv_key
 
-bwd_nodv:
+bwd_dv_skip:
 	MOVQ dys+64(FP), CX
 	SHLQ $0x02, CX
 	ADDQ CX, AX

@@ -143,10 +143,7 @@ func attnShortFwd() {
 	km := rowHead("fwd")
 	q := Load(Param("q"), GP64())
 	s := scoreRow(q, Load(Param("kt"), GP64()), Load(Param("d"), GP64()), scale, "fwd_dot")
-	qs := Load(Param("qs"), GP64())
-	SHLQ(Imm(2), qs)
-	ADDQ(qs, q)
-	Store(q, Param("q"))
+	advance(q, "qs", "q")
 	sm := ZMM()
 	VBLENDMPS(s, negInf, km, sm) // masked keys -Inf
 	mx := ZMM()
@@ -179,10 +176,7 @@ func attnShortFwd() {
 	vs := Load(Param("vs"), GP64())
 	SHLQ(Imm(2), vs)
 	rowTimes(out, Load(Param("v"), GP64()), vs, Load(Param("nk"), GP64()), Load(Param("dv"), GP64()), p, ib, "fwd_pv")
-	os := Load(Param("os"), GP64())
-	SHLQ(Imm(2), os)
-	ADDQ(os, out)
-	Store(out, Param("out"))
+	advance(out, "os", "out")
 	JMP(LabelRef("fwd_row"))
 	Label("fwd_done")
 	VZEROUPPER()
@@ -242,37 +236,11 @@ func attnShortBwd() {
 	ks := Load(Param("ks"), GP64())
 	SHLQ(Imm(2), ks)
 	rowTimes(dq, Load(Param("k"), GP64()), ks, Load(Param("nk"), GP64()), Load(Param("d"), GP64()), ds, nil, "bwd_dq")
-	dqs := Load(Param("dqs"), GP64())
-	SHLQ(Imm(2), dqs)
-	ADDQ(dqs, dq)
-	Store(dq, Param("dq"))
+	advance(dq, "dqs", "dq")
 	Label("bwd_nodq")
 
-	q := Load(Param("q"), GP64())
-	dk := Load(Param("dk"), GP64())
-	TESTQ(dk, dk)
-	JZ(LabelRef("bwd_nodk"))
-	dks := Load(Param("dks"), GP64())
-	SHLQ(Imm(2), dks)
-	addOuter(dk, dks, Load(Param("nk"), GP64()), q, Load(Param("d"), GP64()), ds, "bwd_dk")
-	Label("bwd_nodk")
-	qs := Load(Param("qs"), GP64())
-	SHLQ(Imm(2), qs)
-	ADDQ(qs, q)
-	Store(q, Param("q"))
-
-	dy := Load(Param("dy"), GP64())
-	dvo := Load(Param("dvo"), GP64())
-	TESTQ(dvo, dvo)
-	JZ(LabelRef("bwd_nodv"))
-	dvos := Load(Param("dvos"), GP64())
-	SHLQ(Imm(2), dvos)
-	addOuter(dvo, dvos, Load(Param("nk"), GP64()), dy, Load(Param("dv"), GP64()), p, "bwd_dv")
-	Label("bwd_nodv")
-	dys := Load(Param("dys"), GP64())
-	SHLQ(Imm(2), dys)
-	ADDQ(dys, dy)
-	Store(dy, Param("dy"))
+	addOuterRow("dk", "dks", "q", "qs", "d", ds, "bwd_dk")
+	addOuterRow("dvo", "dvos", "dy", "dys", "dv", p, "bwd_dv")
 	JMP(LabelRef("bwd_row"))
 	Label("bwd_done")
 	VZEROUPPER()
@@ -296,6 +264,31 @@ func rowHead(prefix string) reg.Register {
 	ADDQ(Imm(2), masks)
 	Store(masks, Param("masks"))
 	return km
+}
+
+// advance adds the argument stride (in elements) to the row pointer r
+// and stores r back as the argument ptr.
+func advance(r reg.Register, stride, ptr string) {
+	s := Load(Param(stride), GP64())
+	SHLQ(Imm(2), s)
+	ADDQ(s, r)
+	Store(r, Param(ptr))
+}
+
+// addOuterRow adds p_k·x into row k of the argument dst (rows the
+// argument dstStride apart) for each key when dst is not nil (see
+// addOuter), x the current row of the argument x, width elements (the
+// argument width), then advances x a row (the argument xStride).
+func addOuterRow(dst, dstStride, x, xStride, width string, p Mem, name string) {
+	px := Load(Param(x), GP64())
+	pd := Load(Param(dst), GP64())
+	TESTQ(pd, pd)
+	JZ(LabelRef(name + "_skip"))
+	ds := Load(Param(dstStride), GP64())
+	SHLQ(Imm(2), ds)
+	addOuter(pd, ds, Load(Param("nk"), GP64()), px, Load(Param(width), GP64()), p, name)
+	Label(name + "_skip")
+	advance(px, xStride, x)
 }
 
 // expBounds loads the exponential's clamping bounds.
