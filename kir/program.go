@@ -24,6 +24,11 @@ type Program struct {
 	// Plans is, by function name, the plan pass's memory plan (nil
 	// before it runs).
 	Plans map[string]*MemPlan
+	// Shards is, by function name, how the shard pass lets the function
+	// run on shards of its batch at once (nil before it runs; a function
+	// it does not let has no entry and a reason in NoShard).
+	Shards  map[string]*ShardPlan
+	NoShard map[string]string
 	// Tiles is the tile pass's block of queries and keys for each
 	// attention and attention_grad instruction (nil before it runs).
 	Tiles map[*ir.Instr]AttnTile
@@ -43,6 +48,49 @@ type MemPlan struct {
 	Release, Drop [][]*ir.Instr
 	Views         map[*ir.Instr]bool
 	Unread        map[*ir.Instr][]int
+}
+
+// A ShardPlan says how a training step runs on shards of its batch, one
+// per core, and how their results combine into the whole batch's (the
+// shard pass). Each shard runs the function on rows [lo, hi) of every
+// input's first axis, Batch; the forward computation is independent
+// across those rows up to the Parts, the reductions over the batch; the
+// function's loss and metrics are the Tail's scalar arithmetic on the
+// Parts. A shard reports each part as a sum over its rows and a count
+// (PartKind says which), the parts add across shards, and the Tail is
+// evaluated again on the sums. The loss is an affine function of the part
+// Loss, so each shard's gradients, weighted by the share of that part's
+// denominator the shard holds, add up to the whole batch's.
+type ShardPlan struct {
+	Batch string      // the symbol of every input's first dim
+	Parts []ShardPart // in body order
+	Tail  []*ir.Instr // the scalar instructions the results read after the parts, in body order
+	Loss  int         // index in Parts of the part the loss is affine in
+}
+
+// A ShardPart is one reduction over the batch that the results read.
+type ShardPart struct {
+	Instr *ir.Instr
+	Kind  PartKind
+}
+
+// A PartKind says how a part's value is made of a sum and a count: its
+// value is sum/den, den the denominator below.
+type PartKind uint8
+
+const (
+	PartSum          PartKind = iota + 1 // reduce_sum over every axis: den 1
+	PartMean                             // reduce_mean over every axis: den the element count
+	PartCrossEntropy                     // cross_entropy: den max(n, 1), n the targets not ignored
+)
+
+var partKindNames = [...]string{PartSum: "sum", PartMean: "mean", PartCrossEntropy: "cross_entropy"}
+
+func (k PartKind) String() string {
+	if int(k) < len(partKindNames) && partKindNames[k] != "" {
+		return partKindNames[k]
+	}
+	return fmt.Sprintf("part(%d)", uint8(k))
 }
 
 // Steps counts what function fn runs: its kernels and the runtime calls
@@ -132,6 +180,15 @@ func (p *Program) Print() string {
 			fmt.Fprintf(&sb, " for the %d instructions of its graph after autodiff (%.2f a graph instruction)", g, float64(k+c)/float64(g))
 		}
 		sb.WriteString("\n")
+		if sp := p.Shards[f.Name]; sp != nil {
+			parts := make([]string, len(sp.Parts))
+			for i, pt := range sp.Parts {
+				parts[i] = fmt.Sprintf("%%%d %s", pt.Instr.ID, pt.Kind)
+			}
+			fmt.Fprintf(&sb, "// %s runs on shards of %s at once: parts %s; loss from %%%d\n", f.Name, sp.Batch, strings.Join(parts, ", "), sp.Parts[sp.Loss].Instr.ID)
+		} else if why, ok := p.NoShard[f.Name]; ok {
+			fmt.Fprintf(&sb, "// %s runs on the whole batch: %s\n", f.Name, why)
+		}
 		fmt.Fprintf(&sb, "func %s {\n", f.Name)
 		plan := p.Plans[f.Name]
 		for i, in := range f.Body {

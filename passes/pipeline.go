@@ -100,11 +100,11 @@ func Names() []string {
 	for _, p := range Pipeline {
 		out = append(out, p.Name)
 	}
-	return append(out, "fuse", "tile", "plan")
+	return append(out, "fuse", "tile", "plan", "shard")
 }
 
 // Run runs the pipeline on m, lowers the result and runs the kernel
-// passes on it (fuse, tile, plan) for opts.Target. A panic inside a pass is turned
+// passes on it (fuse, tile, plan, shard) for opts.Target. A panic inside a pass is turned
 // into an error that names the pass.
 func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	if opts.Dump == "elaborated" && opts.DumpTo != nil {
@@ -166,7 +166,7 @@ func Run(m *ir.Module, opts Options) (*kir.Program, error) {
 	for _, kpass := range []struct {
 		name string
 		run  func(*kir.Program) error
-	}{{"tile", Tile}, {"plan", Plan}} {
+	}{{"tile", Tile}, {"plan", Plan}, {"shard", Shard}} {
 		start = time.Now()
 		if err := kpass.run(kp); err != nil {
 			return nil, err

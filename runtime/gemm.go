@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math/bits"
 	"os"
 	"runtime"
 	"sync"
@@ -134,20 +135,25 @@ func packedGemm(kern *gemmKernel, c, a, b *gemmOperand, m, k, n int, store bool)
 	}
 }
 
-// gemmBuffers recycles packing buffers between calls. A collection
-// empties a sync.Pool, and a large product's B slab (8 MiB at 2048³)
-// then came back as fresh memory whose first touch page-faults, so the
-// large buffers also go to bigBuffers, a short list that collections
-// leave alone.
-var gemmBuffers sync.Pool
+// gemmBuffers recycles packing buffers of up to bigFloats/2 floats
+// between calls, one pool per power-of-two capacity, so that a buffer
+// taken out always fits (one pool for all sizes dropped each buffer too
+// small for the product that took it, and a step of products of many
+// sizes allocated afresh). A collection empties a sync.Pool, and a large
+// product's B slab (8 MiB at 2048³) then came back as fresh memory whose
+// first touch page-faults, so larger buffers go to bigBuffers, a short
+// list that collections leave alone, and the largest to hugeBuffers.
+var gemmBuffers [32]sync.Pool
 
-// bigBuffers holds up to bigKeep buffers of bigFloats to bigMaxFloats
-// floats: at most 64 MiB stays held; larger ones (a very long
-// attention's packs) go back to the sync.Pool.
+// bigBuffers holds up to bigKeep buffers of more than bigFloats/2 and at
+// most bigMaxFloats floats: at most 64 MiB stays held; larger ones (a
+// very long attention's packs) go to hugeBuffers.
 var bigBuffers struct {
 	sync.Mutex
 	list []*[]float32
 }
+
+var hugeBuffers sync.Pool
 
 const (
 	bigFloats    = 1 << 18 // 1 MiB
@@ -158,24 +164,31 @@ const (
 // getBuffer returns a buffer of n floats (not zeroed), from the pools
 // when one is large enough; putBuffer gives it back.
 func getBuffer(n int) *[]float32 {
-	if n >= bigFloats {
-		bigBuffers.Lock()
-		best := -1
-		for i, p := range bigBuffers.list {
-			if cap(*p) >= n && (best < 0 || cap(*p) < cap(*bigBuffers.list[best])) {
-				best = i
-			}
-		}
-		if best >= 0 {
-			p := bigBuffers.list[best]
-			bigBuffers.list = append(bigBuffers.list[:best], bigBuffers.list[best+1:]...)
-			bigBuffers.Unlock()
+	if n <= bigFloats/2 {
+		c := bits.Len(uint(max(n, 1) - 1)) // capacity 1<<c fits every n of the class
+		if p, ok := gemmBuffers[c].Get().(*[]float32); ok {
 			*p = (*p)[:n]
 			return p
 		}
-		bigBuffers.Unlock()
+		s := make([]float32, n, 1<<c)
+		return &s
 	}
-	if p, ok := gemmBuffers.Get().(*[]float32); ok && cap(*p) >= n {
+	bigBuffers.Lock()
+	best := -1
+	for i, p := range bigBuffers.list {
+		if cap(*p) >= n && (best < 0 || cap(*p) < cap(*bigBuffers.list[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		p := bigBuffers.list[best]
+		bigBuffers.list = append(bigBuffers.list[:best], bigBuffers.list[best+1:]...)
+		bigBuffers.Unlock()
+		*p = (*p)[:n]
+		return p
+	}
+	bigBuffers.Unlock()
+	if p, ok := hugeBuffers.Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
@@ -186,8 +199,12 @@ func getBuffer(n int) *[]float32 {
 // putBuffer returns a buffer from getBuffer. Of the large ones the list
 // keeps the largest bigKeep.
 func putBuffer(p *[]float32) {
-	if cap(*p) < bigFloats || cap(*p) > bigMaxFloats {
-		gemmBuffers.Put(p)
+	switch c := cap(*p); {
+	case c <= bigFloats/2:
+		gemmBuffers[bits.Len(uint(c))-1].Put(p) // a power of two: getBuffer made it
+		return
+	case c > bigMaxFloats:
+		hugeBuffers.Put(p)
 		return
 	}
 	bigBuffers.Lock()

@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +40,19 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	size := max(grain, ceilDiv(n, procs*chunksPerWorker))
+	if sharding.Load() > 0 {
+		// RunShards keeps every core busy with a shard of its own: the
+		// chunks run here, in order, the same chunks as below, so the
+		// results are those of a parallel run bit for bit.
+		for lo := 0; lo < n; lo += size {
+			fn(lo, min(lo+size, n))
+		}
+		return
+	}
 	job := jobs.Get().(*parJob)
 	job.fn, job.n = fn, n
-	job.size = max(grain, ceilDiv(n, procs*chunksPerWorker))
+	job.size = size
 	job.chunks = ceilDiv(n, job.size)
 	workers := min(procs, job.chunks)
 	job.wg.Add(workers)
@@ -71,6 +83,79 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 		panic(p)
 	}
 }
+
+// sharding counts the RunShards calls in progress: while one runs,
+// ParallelFor runs its chunks on the calling goroutine.
+var sharding atomic.Int32
+
+// RunShards calls fn(0), …, fn(n-1), each on a goroutine of its own (the
+// caller's is one), and returns when all have returned; with serial set
+// it calls them one after another on the caller's goroutine instead (a
+// profiler then sees each op's time as wall time). It is for work split
+// into as many independent shards as there are cores (a generated
+// model's LossAndGrad on parts of its batch): while it runs, ParallelFor
+// does not hand chunks to other goroutines, anywhere in the process, but
+// runs them in order on its caller's, which keeps its results unchanged.
+// A panic in a shard is re-raised in the caller once every shard has
+// returned, as ParallelFor re-raises one.
+func RunShards(n int, serial bool, fn func(shard int)) {
+	if n <= 0 {
+		return
+	}
+	sharding.Add(1)
+	defer sharding.Add(-1)
+	if serial || n == 1 {
+		for s := range n {
+			fn(s)
+		}
+		return
+	}
+	var (
+		wg       sync.WaitGroup
+		panicked atomic.Pointer[workerPanic]
+	)
+	run := func(s int) {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				panicked.CompareAndSwap(nil, &workerPanic{p, debug.Stack()})
+			}
+		}()
+		fn(s)
+	}
+	wg.Add(n)
+	for s := 1; s < n; s++ {
+		go run(s)
+	}
+	run(0)
+	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
+	}
+}
+
+// BatchShards returns how many shards a batch of b examples is split
+// into for RunShards: one per core (GOMAXPROCS), at most one per example;
+// the environment variable ATTNC_SHARDS=n caps it at n (1 turns
+// sharding off). The count decides how a step's gradient sums are
+// grouped, so their rounding depends on it (and so on GOMAXPROCS and b),
+// never on timing.
+func BatchShards(b int) int {
+	n := min(runtime.GOMAXPROCS(0), b)
+	if shardCap > 0 {
+		n = min(n, shardCap)
+	}
+	return max(n, 1)
+}
+
+// shardCap is ATTNC_SHARDS, or 0 when unset or not a positive number.
+var shardCap = func() int {
+	n, err := strconv.Atoi(os.Getenv("ATTNC_SHARDS"))
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
+}()
 
 // A parJob is one ParallelFor call's shared state: one object (from a
 // pool) instead of a closure and the variables it captures, allocated on

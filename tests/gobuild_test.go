@@ -143,6 +143,17 @@ func roundF32(env eval.Env) {
 // once and returns its results by unit name, one per environment.
 func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 	t.Helper()
+	return runUnitsEnvs(t, units, nil)[0]
+}
+
+// runUnitsEnvs is runUnits with one build and a run of the harness for
+// each environment in envs (variables added to the test's), the results
+// in the same order; a nil envs runs it once, as runUnits does.
+func runUnitsEnvs(t *testing.T, units []*unit, runEnvs [][]string) []map[string][]runResult {
+	t.Helper()
+	if runEnvs == nil {
+		runEnvs = [][]string{nil}
+	}
 	dir := t.TempDir()
 	const module = "example.com/attnctest"
 	write := func(rel string, b []byte) {
@@ -244,23 +255,27 @@ func runUnits(t *testing.T, units []*unit) map[string][]runResult {
 	vet.Dir, vet.Env = dir, env
 	out, err = vet.CombinedOutput()
 	require.NoError(t, err, "go vet of the generated packages:\n%s", out)
-	run := exec.Command(bin, "envs.json", "results.json")
-	run.Dir = dir
-	out, err = run.CombinedOutput()
-	require.NoError(t, err, "running the harness:\n%s", out)
-	b, err = os.ReadFile(filepath.Join(dir, "results.json"))
-	require.NoError(t, err)
-	var results struct {
-		Runs  map[string][]runResult `json:"runs"`
-		Train map[string]trainResult `json:"train"`
-	}
-	require.NoError(t, json.Unmarshal(b, &results))
-	for _, u := range units {
-		if u.task != nil {
-			u.trained = results.Train[u.name]
+	var all []map[string][]runResult
+	for _, extra := range runEnvs {
+		run := exec.Command(bin, "envs.json", "results.json")
+		run.Dir, run.Env = dir, append(os.Environ(), extra...)
+		out, err = run.CombinedOutput()
+		require.NoError(t, err, "running the harness (%v):\n%s", extra, out)
+		b, err = os.ReadFile(filepath.Join(dir, "results.json"))
+		require.NoError(t, err)
+		var results struct {
+			Runs  map[string][]runResult `json:"runs"`
+			Train map[string]trainResult `json:"train"`
 		}
+		require.NoError(t, json.Unmarshal(b, &results))
+		for _, u := range units {
+			if u.task != nil {
+				u.trained = results.Train[u.name]
+			}
+		}
+		all = append(all, results.Runs)
 	}
-	return results.Runs
+	return all
 }
 
 // harnessMain runs every unit of the module on its environments. It finds

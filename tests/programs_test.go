@@ -119,7 +119,11 @@ func corpus(t *testing.T) []program {
 // Go program with one go build, compares the loss, metrics, outputs and
 // every gradient with the reference on a batch of the model's own task
 // (the stdlib models: on their test inputs), and trains each model with
-// weights for two steps with train.Run: the loss must be finite.
+// weights for two steps with train.Run: the loss must be finite. It runs
+// the program three times: with the batch whole (ATTNC_SHARDS=1), on
+// two shards and on three (GOMAXPROCS 2 and 3), so that every model the
+// shard pass lets run on shards (every stdlib model) is checked against
+// the reference both ways, with uneven shards among them.
 func TestPrograms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a Go program")
@@ -144,17 +148,23 @@ func TestPrograms(t *testing.T) {
 		}
 		units = append(units, u)
 	}
-	results := runUnits(t, units)
+	runs := []string{"whole batch", "2 shards", "3 shards"}
+	results := runUnitsEnvs(t, units, [][]string{{"ATTNC_SHARDS=1"}, {"GOMAXPROCS=2", "ATTNC_SHARDS=2"}, {"GOMAXPROCS=3", "ATTNC_SHARDS=3"}})
 	for i, p := range progs {
 		u := units[i]
 		t.Run(p.name, func(t *testing.T) {
-			res := results[u.name]
-			require.Len(t, res, 1)
-			require.Empty(t, res[0].Err, "the generated code failed")
+			if strings.HasPrefix(p.name, "std/") {
+				assert.NotNil(t, u.prog.Shards["LossAndGrad"], "the stdlib model's step runs on shards (%s)", u.prog.NoShard["LossAndGrad"])
+			}
 			ref, err := eval.Run(p.m, u.envs[0])
 			require.NoError(t, err, "reference")
-			for _, d := range compareOutputs(p.m, ref, res[0], 1e-4) {
-				t.Error(d)
+			for k, run := range runs {
+				res := results[k][u.name]
+				require.Len(t, res, 1)
+				require.Empty(t, res[0].Err, "the generated code failed (%s)", run)
+				for _, d := range compareOutputs(p.m, ref, res[0], 1e-4) {
+					t.Errorf("%s: %s", run, d)
+				}
 			}
 			loss, _ := ref.Loss()
 			assert.False(t, math.IsNaN(loss) || math.IsInf(loss, 0), "the reference loss %v is finite", loss)

@@ -45,7 +45,7 @@ var seeds = []seed{
 	{
 		file:   "seq2seq.attn",
 		config: ints("d", 16, "heads", 2, "enc_layers", 1, "dec_layers", 1),
-		syms:   map[string]int64{"B": 2, "S": 5, "T": 6},
+		syms:   map[string]int64{"B": 3, "S": 5, "T": 6},
 		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
 			return map[string]*eval.Tensor{"src": tokens(rng, s["B"], s["S"], 0, 16), "tgt": tokens(rng, s["B"], s["T"], 0, 16)}
 		},
@@ -53,7 +53,7 @@ var seeds = []seed{
 	{
 		file:   "pointer_sort.attn",
 		config: ints("d", 16, "heads", 2, "enc_layers", 1, "dec_layers", 1),
-		syms:   map[string]int64{"B": 2, "N": 6},
+		syms:   map[string]int64{"B": 3, "N": 6},
 		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
 			b, n := int(s["B"]), int(s["N"])
 			x := eval.NewTensor(ir.F32, b, n)
@@ -72,19 +72,19 @@ var seeds = []seed{
 	{
 		file:   "hybrid_ssm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 2, "window", 3), // a causal layer, then a window
-		syms:   map[string]int64{"B": 2, "N": 8},
+		syms:   map[string]int64{"B": 3, "N": 8},
 		inputs: recallInputs,
 	},
 	{
 		file:   "mixed_span_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
-		syms:   map[string]int64{"B": 2, "N": 8},
+		syms:   map[string]int64{"B": 3, "N": 8},
 		inputs: recallInputs,
 	},
 	{
 		file:   "partial_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 1),
-		syms:   map[string]int64{"B": 2, "S": 4, "T": 5},
+		syms:   map[string]int64{"B": 3, "S": 4, "T": 5},
 		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
 			return map[string]*eval.Tensor{"src": tokens(rng, s["B"], s["S"], 0, 16), "tgt": tokens(rng, s["B"], s["T"], 0, 16)}
 		},

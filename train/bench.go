@@ -189,7 +189,7 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 		}
 		for _, op := range ops {
 			share := float64(op.Total) / float64(max(total, 1))
-			r := benchRecord{Case: fmt.Sprintf("%s.LossAndGrad %%%d", spec.Model, op.ID), MS: ms(op.Total / time.Duration(max(op.Calls, 1))),
+			r := benchRecord{Case: fmt.Sprintf("%s.LossAndGrad %%%d", spec.Model, op.ID), MS: ms(op.Total / time.Duration(profiled)),
 				Model: spec.Model, Func: op.Func, Op: op.Op, Share: share, Threads: threads}
 			if err := enc.Encode(r); err != nil {
 				return err
@@ -218,7 +218,7 @@ func Bench(out io.Writer, spec *Spec, task Task, m Model, o BenchOptions) error 
 	fmt.Fprintf(out, "\nthe %d most expensive ops of LossAndGrad (%d profiled calls; %.2f ms a call in all ops):\n", len(ops), profiled, ms(total/time.Duration(profiled)))
 	fmt.Fprintf(out, "%10s %6s  %s\n", "ms/call", "share", "instruction")
 	for _, op := range ops {
-		fmt.Fprintf(out, "%10.2f %5.1f%%  %s\n", ms(op.Total/time.Duration(max(op.Calls, 1))), 100*float64(op.Total)/float64(max(total, 1)), shorten(op.Op, 120))
+		fmt.Fprintf(out, "%10.2f %5.1f%%  %s\n", ms(op.Total/time.Duration(profiled)), 100*float64(op.Total)/float64(max(total, 1)), shorten(op.Op, 120))
 	}
 	fmt.Fprintf(out, "by kind of op:")
 	for i, k := range kinds {

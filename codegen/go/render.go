@@ -42,7 +42,7 @@ type ConfigValue struct {
 // instruction of each function of the program.
 func Render(kp *kir.Program, opts Options) (map[string][]byte, error) {
 	p := kp.IR
-	r := &renderer{p: p, kp: kp, opts: opts, helpers: map[string]bool{}}
+	r := &renderer{p: p, kp: kp, opts: opts, helpers: map[string]bool{}, errNils: "nil, "}
 	src, err := r.file()
 	if err != nil {
 		return nil, err
@@ -83,6 +83,9 @@ type renderer struct {
 	configCheck string // the condition under which New refuses a config
 
 	views map[*ir.Instr]bool // reshapes of the function being written that share their operand's buffer
+	// errNils is what the function being written returns before an
+	// error: "nil, " (out), or "nil, nil, " (out and grads).
+	errNils string
 }
 
 func (r *renderer) useHelper(name string) { r.helpers[name] = true }
@@ -489,14 +492,45 @@ func val(in *ir.Instr) string { return "v" + strconv.Itoa(in.ID) }
 
 // fn writes one function of the program.
 func (r *renderer) fn(f *ir.Func) error {
+	if sp := r.kp.Shards[f.Name]; sp != nil {
+		return r.shardedFn(f, sp)
+	}
 	grads := f.Name == "LossAndGrad"
 	r.pf("// %s %s.\nfunc (m *Model) %s(in Inputs) (out *Outputs, err error) {\n", f.Name, comment(f.Doc), f.Name)
+	r.fnEntry(f)
+	if err := r.fnBody(f, nil); err != nil {
+		return err
+	}
+	r.pf("\tout = &Outputs{}\n")
+	if grads {
+		r.pf("\tgrads := make([]*Tensor, len(m.params))\n")
+	}
+	if err := r.fnResults(f); err != nil {
+		return err
+	}
+	if grads {
+		r.pf("\tm.setGrads(grads)\n")
+	}
+	r.pf("\treturn out, nil\n}\n\n")
+	return nil
+}
+
+// fnEntry writes what an exported function does first: recover a
+// runtime panic as its error, bind the sizes and take the memory guard.
+func (r *renderer) fnEntry(f *ir.Func) {
 	r.pf("\tdefer recoverError(&err)\n")
 	r.useHelper("recover")
 	// sz is used even when the model has no size to bind: the memory
 	// estimate takes it.
 	r.pf("\tsz, err := bind(in)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
 	r.pf("\tif err := m.begin(%s, peak%s(sz)); err != nil {\n\t\treturn nil, err\n\t}\n\tdefer m.end()\n", strconv.Quote(f.Name), f.Name)
+}
+
+// fnBody writes f's steps, from the sizes in sz to the last step. parts,
+// when set, numbers the batch sums a shard reports (the shard plan's
+// parts): each is written to part right after its step, when part is
+// not nil.
+func (r *renderer) fnBody(f *ir.Func, parts map[*ir.Instr]int) error {
 	for _, s := range r.p.Module.Syms {
 		r.pf("\t%s := sz.%s\n", symVar(s), symVar(s))
 	}
@@ -541,6 +575,11 @@ func (r *renderer) fn(f *ir.Func) error {
 		if profiled(in) {
 			r.pf("\tprof.Stop(pt, %s, %d, %s)\n", strconv.Quote(f.Name), in.ID, strconv.Quote(label))
 		}
+		if j, ok := parts[in]; ok {
+			if err := r.partReport(in, j); err != nil {
+				return err
+			}
+		}
 		if ks := rel.Unread[in]; len(ks) > 0 {
 			var names []string
 			for _, k := range ks {
@@ -564,10 +603,12 @@ func (r *renderer) fn(f *ir.Func) error {
 			r.pf("\t%s = nil // last use\n", val(dead))
 		}
 	}
-	r.pf("\tout = &Outputs{}\n")
-	if grads {
-		r.pf("\tgrads := make([]*Tensor, len(m.params))\n")
-	}
+	return nil
+}
+
+// fnResults sets out's fields (and, for LossAndGrad, grads) from f's
+// results.
+func (r *renderer) fnResults(f *ir.Func) error {
 	for _, o := range f.Results {
 		switch o.Kind {
 		case ir.OutLoss, ir.OutMetric:
@@ -592,10 +633,6 @@ func (r *renderer) fn(f *ir.Func) error {
 			r.pf("\tgrads[%d] = %s\n", idx, val(o.Value))
 		}
 	}
-	if grads {
-		r.pf("\tm.setGrads(grads)\n")
-	}
-	r.pf("\treturn out, nil\n}\n\n")
 	return nil
 }
 
@@ -626,7 +663,7 @@ func (r *renderer) instr(in *ir.Instr) error {
 		return strings.Join(xs, ", ")
 	}
 	withErr := func(call string) {
-		r.pf("\t%s, err := %s\n\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"%%s: %%w\", %s, err)\n\t}\n", v, call, strconv.Quote(fmt.Sprintf("%%%d = %s", in.ID, in.Op)))
+		r.pf("\t%s, err := %s\n\tif err != nil {\n\t\treturn %sfmt.Errorf(\"%%s: %%w\", %s, err)\n\t}\n", v, call, r.errNils, strconv.Quote(fmt.Sprintf("%%%d = %s", in.ID, in.Op)))
 	}
 	if name, ok := unaryNames[in.Op]; ok {
 		r.pf("\t%s := rt.Unary(rt.%s, %s)\n", v, name, arg(0))
@@ -1112,4 +1149,176 @@ func (r *renderer) launch(root *ir.Instr, g *kir.Group) {
 		args = append(args, val(a))
 	}
 	r.pf("\t%s := %s(%s)\n", val(root), kernelFunc(g.Kernel), strings.Join(args, ", "))
+}
+
+// shardedFn writes LossAndGrad for a step the shard pass lets run on
+// shards of its batch: the exported function runs the step whole, or on
+// rt.BatchShards shards at once (lossAndGradShards), and both run the
+// same body (lossAndGrad), which also reports the shard's batch sums.
+func (r *renderer) shardedFn(f *ir.Func, sp *kir.ShardPlan) error {
+	batch := symVar(sp.Batch)
+	r.pf("// %s %s.\n//\n", f.Name, comment(f.Doc))
+	r.pf("// It splits the batch into shards, one per core (rt.BatchShards; the\n")
+	r.pf("// environment variable ATTNC_SHARDS=1 keeps it whole), runs the step on\n")
+	r.pf("// each at once and combines their loss, metrics and gradients: the\n")
+	r.pf("// compiler found each example's forward pass independent of the others'.\n")
+	r.pf("func (m *Model) %s(in Inputs) (out *Outputs, err error) {\n", f.Name)
+	r.fnEntry(f)
+	r.pf("\tvar grads []*Tensor\n")
+	r.pf("\tif n := rt.BatchShards(sz.%s); n > 1 {\n\t\tout, grads, err = m.lossAndGradShards(in, sz, n)\n", batch)
+	r.pf("\t} else {\n\t\tout, grads, err = m.lossAndGrad(in, sz, nil)\n\t}\n")
+	r.pf("\tif err != nil {\n\t\treturn nil, err\n\t}\n\tm.setGrads(grads)\n\treturn out, nil\n}\n\n")
+
+	k := len(sp.Parts)
+	r.pf("// lossAndGradPart is what one shard of a batch reports of each sum over\n")
+	r.pf("// the batch that LossAndGrad's loss and metrics are made of: its sum\n")
+	r.pf("// over the shard's rows and the count it is divided by.\n")
+	r.pf("type lossAndGradPart struct {\n\tsum, cnt [%d]float64\n}\n\n", k)
+
+	parts := map[*ir.Instr]int{}
+	for j, p := range sp.Parts {
+		parts[p.Instr] = j
+	}
+	r.pf("// lossAndGrad runs LossAndGrad on in, whose sizes are sz; with part set\n")
+	r.pf("// it also reports the batch sums (a shard's).\n")
+	r.pf("func (m *Model) lossAndGrad(in Inputs, sz sizes, part *lossAndGradPart) (out *Outputs, grads []*Tensor, err error) {\n")
+	r.errNils = "nil, nil, "
+	err := r.fnBody(f, parts)
+	r.errNils = "nil, "
+	if err != nil {
+		return err
+	}
+	r.pf("\tout = &Outputs{}\n\tgrads = make([]*Tensor, len(m.params))\n")
+	if err := r.fnResults(f); err != nil {
+		return err
+	}
+	r.pf("\treturn out, grads, nil\n}\n\n")
+
+	r.pf("// lossAndGradShards runs lossAndGrad on n shards of in's batch at once\n")
+	r.pf("// and combines them: the batch sums add up, the loss and metrics are\n")
+	r.pf("// computed again from the totals, and each shard's gradients count in\n")
+	r.pf("// proportion to its share of the loss's denominator.\n")
+	r.pf("func (m *Model) lossAndGradShards(in Inputs, sz sizes, n int) (*Outputs, []*Tensor, error) {\n")
+	r.pf("\tb := sz.%s\n", batch)
+	r.pf("\tparts := make([]lossAndGradPart, n)\n\tgrads := make([][]*Tensor, n)\n\terrs := make([]error, n)\n")
+	r.pf("\trt.RunShards(n, m.prof.Get() != nil, func(s int) {\n")
+	r.pf("\t\tlo, hi := s*b/n, (s+1)*b/n\n\t\tssz := sz\n\t\tssz.%s = hi - lo\n", batch)
+	var fields []string
+	for _, in := range r.inputs {
+		fields = append(fields, fmt.Sprintf("%s: rt.Rows(in.%s, lo, hi)", r.inField[in], r.inField[in]))
+	}
+	r.pf("\t\t_, grads[s], errs[s] = m.lossAndGrad(Inputs{%s}, ssz, &parts[s])\n\t})\n", strings.Join(fields, ", "))
+	r.pf("\tfor _, err := range errs {\n\t\tif err != nil {\n\t\t\treturn nil, nil, err\n\t\t}\n\t}\n")
+	r.pf("\tvar tot lossAndGradPart\n\tfor _, p := range parts {\n\t\tfor j := range tot.sum {\n\t\t\ttot.sum[j] += p.sum[j]\n\t\t\ttot.cnt[j] += p.cnt[j]\n\t\t}\n\t}\n")
+	// The parts' values over the whole batch, then the tail on them.
+	for j, p := range sp.Parts {
+		v := fmt.Sprintf("tot.sum[%d]", j)
+		if p.Kind != kir.PartSum {
+			v += " / " + partDen(p.Kind, fmt.Sprintf("tot.cnt[%d]", j))
+		}
+		r.pf("\tt%d := %s // %s\n", p.Instr.ID, v, comment(p.Instr.String()))
+	}
+	for _, in := range sp.Tail {
+		e, err := r.tailExpr(in)
+		if err != nil {
+			return err
+		}
+		r.pf("\tt%d := %s // %s\n", in.ID, e, comment(in.String()))
+	}
+	r.pf("\tout := &Outputs{}\n")
+	for _, o := range f.Results {
+		if o.Kind == ir.OutLoss || o.Kind == ir.OutMetric {
+			r.pf("\tout.%s = float32(t%d)\n", r.outs[o.Kind.String()+o.Name], o.Value.ID)
+		}
+	}
+	lp := sp.Parts[sp.Loss]
+	r.pf("\tw := make([]float64, n)\n\tfor s := range parts {\n\t\tw[s] = %s / %s\n\t}\n",
+		partDen(lp.Kind, fmt.Sprintf("parts[s].cnt[%d]", sp.Loss)), partDen(lp.Kind, fmt.Sprintf("tot.cnt[%d]", sp.Loss)))
+	r.pf("\treturn out, rt.CombineShards(grads, w, m.params), nil\n}\n\n")
+	return nil
+}
+
+// partDen is the Go expression of a part's denominator given its count.
+func partDen(k kir.PartKind, cnt string) string {
+	switch k {
+	case kir.PartMean:
+		return cnt
+	case kir.PartCrossEntropy:
+		return "max(" + cnt + ", 1)"
+	}
+	return "1"
+}
+
+// partReport writes how the body reports part j, computed by in, when
+// part is set: its sum over the shard's rows and its count.
+func (r *renderer) partReport(in *ir.Instr, j int) error {
+	sp := r.kp.Shards["LossAndGrad"]
+	var kind kir.PartKind
+	for _, p := range sp.Parts {
+		if p.Instr == in {
+			kind = p.Kind
+		}
+	}
+	v := val(in)
+	r.pf("\tif part != nil {\n")
+	switch kind {
+	case kir.PartSum:
+		r.pf("\t\tpart.sum[%d], part.cnt[%d] = float64(%s.F[0]), 1\n", j, j, v)
+	case kir.PartMean:
+		var dims []string
+		for _, d := range in.Args[0].Type.Shape {
+			dims = append(dims, "("+dimGo(d, "")+")")
+		}
+		n := "1"
+		if len(dims) > 0 {
+			n = strings.Join(dims, "*")
+		}
+		r.pf("\t\tpart.cnt[%d] = float64(%s)\n\t\tpart.sum[%d] = float64(%s.F[0]) * part.cnt[%d]\n", j, n, j, v, j)
+	case kir.PartCrossEntropy:
+		ignore, has := int64(0), in.Attrs.Has("ignore_index")
+		if has {
+			ignore = int64(in.Attrs.Int("ignore_index"))
+		}
+		r.pf("\t\tpart.cnt[%d] = float64(rt.CountTargets(%s, %d, %v))\n", j, val(in.Args[1]), ignore, has)
+		r.pf("\t\tpart.sum[%d] = float64(%s.F[0]) * max(part.cnt[%d], 1)\n", j, v, j)
+	default:
+		return fmt.Errorf("%%%d is no part of the shard plan", in.ID)
+	}
+	r.pf("\t}\n")
+	return nil
+}
+
+// tailExpr is the float64 Go expression of a tail instruction of a shard
+// plan, on the t variables of its operands.
+func (r *renderer) tailExpr(in *ir.Instr) (string, error) {
+	arg := func(i int) string {
+		if a := in.Args[i]; a.Op == ir.OpConst {
+			return floatLit64(a.Attrs.Float("value"))
+		}
+		return fmt.Sprintf("t%d", in.Args[i].ID)
+	}
+	switch in.Op {
+	case ir.OpConst:
+		return floatLit64(in.Attrs.Float("value")), nil
+	case ir.OpAdd:
+		return arg(0) + " + " + arg(1), nil
+	case ir.OpSub:
+		return arg(0) + " - " + arg(1), nil
+	case ir.OpMul:
+		return arg(0) + " * " + arg(1), nil
+	case ir.OpDiv:
+		return arg(0) + " / " + arg(1), nil
+	case ir.OpMax:
+		return "max(" + arg(0) + ", " + arg(1) + ")", nil
+	case ir.OpMin:
+		return "min(" + arg(0) + ", " + arg(1) + ")", nil
+	case ir.OpNeg:
+		return "-" + arg(0), nil
+	}
+	fn := map[ir.Op]string{ir.OpAbs: "Abs", ir.OpExp: "Exp", ir.OpLog: "Log", ir.OpSqrt: "Sqrt"}[in.Op]
+	if fn == "" {
+		return "", fmt.Errorf("%%%d = %s: no float64 form for a shard plan's tail", in.ID, in.Op)
+	}
+	r.useMath = true
+	return "math." + fn + "(" + arg(0) + ")", nil
 }
