@@ -50,20 +50,11 @@ func Lower(m *ir.Module) (*ir.Program, error) {
 // slice returns the function computing results: the instructions they
 // depend on, in program order.
 func slice(m *ir.Module, name, doc string, results []ir.Output) *ir.Func {
-	need := map[*ir.Instr]bool{}
-	var mark func(*ir.Instr)
-	mark = func(in *ir.Instr) {
-		if need[in] {
-			return
-		}
-		need[in] = true
-		for _, a := range in.Args {
-			mark(a)
-		}
+	roots := make([]*ir.Instr, len(results))
+	for i, o := range results {
+		roots[i] = o.Value
 	}
-	for _, o := range results {
-		mark(o.Value)
-	}
+	need := dependencies(roots)
 	f := &ir.Func{Name: name, Doc: doc, Results: results}
 	for _, in := range m.Instrs {
 		if need[in] {
@@ -87,4 +78,24 @@ func slice(m *ir.Module, name, doc string, results []ir.Output) *ir.Func {
 		}
 	}
 	return f
+}
+
+// dependencies returns the instructions the roots read, directly or
+// not, the roots included.
+func dependencies(roots []*ir.Instr) map[*ir.Instr]bool {
+	need := map[*ir.Instr]bool{}
+	var mark func(*ir.Instr)
+	mark = func(in *ir.Instr) {
+		if need[in] {
+			return
+		}
+		need[in] = true
+		for _, a := range in.Args {
+			mark(a)
+		}
+	}
+	for _, r := range roots {
+		mark(r)
+	}
+	return need
 }

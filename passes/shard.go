@@ -123,21 +123,7 @@ func shardPlan(f *ir.Func, fk *kir.FuncKernels) (*kir.ShardPlan, string) {
 	if loss == nil {
 		return nil, "it has no loss"
 	}
-	// The forward slice: what the loss and metrics read.
-	need := map[*ir.Instr]bool{}
-	var mark func(*ir.Instr)
-	mark = func(in *ir.Instr) {
-		if need[in] {
-			return
-		}
-		need[in] = true
-		for _, a := range in.Args {
-			mark(a)
-		}
-	}
-	for _, r := range roots {
-		mark(r)
-	}
+	need := dependencies(roots) // the forward slice: what the loss and metrics read
 	plan := &kir.ShardPlan{Batch: batch, Loss: -1}
 	class := map[*ir.Instr]batchClass{}
 	for _, in := range f.Body {

@@ -26,7 +26,10 @@
 // GOMAXPROCS goroutines and runs small loops inline. Results do not depend
 // on the number of goroutines, except for the order of floating-point
 // additions in AttentionGrad's capture gradient, which is fixed for a given
-// GOMAXPROCS.
+// GOMAXPROCS. A generated model's training step may instead run on shards
+// of its batch, one per core (BatchShards, RunShards); while shards run,
+// ParallelFor runs its chunks in order on its caller's goroutine, the
+// same chunks, so its results do not change.
 //
 // # SIMD kernels
 //
