@@ -50,22 +50,24 @@ type MemPlan struct {
 	Unread        map[*ir.Instr][]int
 }
 
-// A ShardPlan says how a training step runs on shards of its batch, one
-// per core, and how their results combine into the whole batch's (the
-// shard pass). Each shard runs the function on rows [lo, hi) of every
+// A ShardPlan says how a function runs on shards of its batch, one per
+// core, and how their results combine into the whole batch's (the shard
+// pass). Each shard runs the function on rows [lo, hi) of every
 // input's first axis, Batch; the forward computation is independent
 // across those rows up to the Parts, the reductions over the batch; the
 // function's loss and metrics are the Tail's scalar arithmetic on the
 // Parts. A shard reports each part as a sum over its rows and a count
 // (PartKind says which), the parts add across shards, and the Tail is
-// evaluated again on the sums. The loss is an affine function of the part
-// Loss, so each shard's gradients, weighted by the share of that part's
-// denominator the shard holds, add up to the whole batch's.
+// evaluated again on the sums; output tensors, batch first, are the
+// shards' joined. Where the function has gradients, the loss is an
+// affine function of the part Loss, so each shard's gradients, weighted
+// by the share of that part's denominator the shard holds, add up to the
+// whole batch's.
 type ShardPlan struct {
 	Batch string      // the symbol of every input's first dim
 	Parts []ShardPart // in body order
 	Tail  []*ir.Instr // the scalar instructions the results read after the parts, in body order
-	Loss  int         // index in Parts of the part the loss is affine in
+	Loss  int         // index in Parts of the part the loss is affine in; -1 for a function without gradients
 }
 
 // A ShardPart is one reduction over the batch that the results read.
@@ -185,7 +187,11 @@ func (p *Program) Print() string {
 			for i, pt := range sp.Parts {
 				parts[i] = fmt.Sprintf("%%%d %s", pt.Instr.ID, pt.Kind)
 			}
-			fmt.Fprintf(&sb, "// %s runs on shards of %s at once: parts %s; loss from %%%d\n", f.Name, sp.Batch, strings.Join(parts, ", "), sp.Parts[sp.Loss].Instr.ID)
+			fmt.Fprintf(&sb, "// %s runs on shards of %s at once: parts %s", f.Name, sp.Batch, strings.Join(parts, ", "))
+			if sp.Loss >= 0 {
+				fmt.Fprintf(&sb, "; loss from %%%d", sp.Parts[sp.Loss].Instr.ID)
+			}
+			sb.WriteString("\n")
 		} else if why, ok := p.NoShard[f.Name]; ok {
 			fmt.Fprintf(&sb, "// %s runs on the whole batch: %s\n", f.Name, why)
 		}

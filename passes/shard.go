@@ -9,9 +9,10 @@ import (
 	"github.com/attnc/attnc/kir"
 )
 
-// Shard decides whether the training step (LossAndGrad) may run on
-// shards of its batch at once, one per core, and how their results
-// combine (kir.ShardPlan); where it may not, kp.NoShard says why.
+// Shard decides whether each function (Forward, the training step
+// LossAndGrad) may run on shards of its batch at once, one per core, and
+// how their results combine (kir.ShardPlan); where it may not, kp.NoShard
+// says why.
 //
 // Requires: a kernel program after Fuse (a part must be computed where
 // the renderer can read it, not inside a kernel).
@@ -31,14 +32,13 @@ import (
 //     batch included;
 //   - what reads a part is scalar arithmetic on parts and constants (the
 //     tail), which the renderer evaluates again on the parts' totals;
-//   - the loss is an affine function (constant scale and offset) of one
-//     part, so each shard's gradients, weighted by its share of that
-//     part's denominator, add up to the batch's (the backward pass is
-//     linear in the loss's gradient, and its own reductions over the
-//     batch are sums).
-//
-// The step's other outputs (a tensor) keep it whole: the plan has nowhere
-// to put them.
+//   - every output tensor has the batch first, so the shards' outputs
+//     joined along it are the batch's;
+//   - where the function has gradients, the loss is an affine function
+//     (constant scale and offset) of one part, so each shard's gradients,
+//     weighted by its share of that part's denominator, add up to the
+//     batch's (the backward pass is linear in the loss's gradient, and
+//     its own reductions over the batch are sums).
 //
 // Why: GEMMs at a small model's sizes (a [2048×64]·[64×64] product is a
 // tenth of a millisecond) leave a second core little to share per op; a
@@ -51,16 +51,14 @@ import (
 func Shard(kp *kir.Program) error {
 	kp.Shards = map[string]*kir.ShardPlan{}
 	kp.NoShard = map[string]string{}
-	f := kp.IR.Func("LossAndGrad")
-	if f == nil {
-		return nil
+	for _, f := range kp.IR.Funcs {
+		plan, why := shardPlan(f, kp.Funcs[f.Name])
+		if plan == nil {
+			kp.NoShard[f.Name] = why
+			continue
+		}
+		kp.Shards[f.Name] = plan
 	}
-	plan, why := shardPlan(f, kp.Funcs[f.Name])
-	if plan == nil {
-		kp.NoShard[f.Name] = why
-		return nil
-	}
-	kp.Shards[f.Name] = plan
 	return nil
 }
 
@@ -105,23 +103,25 @@ func shardPlan(f *ir.Func, fk *kir.FuncKernels) (*kir.ShardPlan, string) {
 			return nil, fmt.Sprintf("input %q's first dim is %s, not %s", in.Name(), d, batch)
 		}
 	}
-	var roots []*ir.Instr
+	var roots, outputs []*ir.Instr
+	var loss *ir.Instr
+	grads := false
 	for _, o := range f.Results {
 		switch o.Kind {
 		case ir.OutLoss, ir.OutMetric:
 			roots = append(roots, o.Value)
+			if o.Kind == ir.OutLoss {
+				loss = o.Value
+			}
 		case ir.OutValue:
-			return nil, fmt.Sprintf("it returns the tensor %q", o.Name)
+			roots = append(roots, o.Value)
+			outputs = append(outputs, o.Value)
+		case ir.OutGrad:
+			grads = true
 		}
 	}
-	var loss *ir.Instr
-	for _, o := range f.Results {
-		if o.Kind == ir.OutLoss {
-			loss = o.Value
-		}
-	}
-	if loss == nil {
-		return nil, "it has no loss"
+	if grads && loss == nil {
+		return nil, "it has gradients but no loss"
 	}
 	need := dependencies(roots) // the forward slice: what the loss and metrics read
 	plan := &kir.ShardPlan{Batch: batch, Loss: -1}
@@ -148,15 +148,21 @@ func shardPlan(f *ir.Func, fk *kir.FuncKernels) (*kir.ShardPlan, string) {
 		}
 	}
 	for _, r := range roots {
-		if class[r] != batchTotal {
+		if slices.Contains(outputs, r) {
+			if class[r] != batchRows || r.Type.IsTuple() {
+				return nil, fmt.Sprintf("output %%%d is not a tensor with the batch first", r.ID)
+			}
+		} else if class[r] != batchTotal {
 			return nil, fmt.Sprintf("result %%%d is not computed from sums over the batch", r.ID)
 		}
 	}
-	p, why := affinePart(loss, plan)
-	if why != "" {
-		return nil, "the loss " + why
+	if grads {
+		p, why := affinePart(loss, plan)
+		if why != "" {
+			return nil, "the loss " + why
+		}
+		plan.Loss = p
 	}
-	plan.Loss = p
 	return plan, ""
 }
 

@@ -130,3 +130,35 @@ func CombineShards(grads [][]*Tensor, w []float64, keep []*Tensor) []*Tensor {
 	}
 	return out
 }
+
+// ConcatRows returns the tensors joined along their first axis, in
+// order: the outputs of a batch's shards. They must have one dtype and
+// the same dims after the first; it panics otherwise.
+func ConcatRows(ts []*Tensor) *Tensor {
+	if len(ts) == 0 || ts[0] == nil || len(ts[0].Shape) == 0 {
+		panic("runtime.ConcatRows: no tensor with a first axis")
+	}
+	first := ts[0]
+	rows := 0
+	for _, t := range ts {
+		if t == nil || t.DType != first.DType || len(t.Shape) != len(first.Shape) || !slices.Equal(t.Shape[1:], first.Shape[1:]) {
+			panic(fmt.Sprintf("runtime.ConcatRows: %v among tensors like %s", t, typeString(first.DType, first.Shape)))
+		}
+		rows += t.Shape[0]
+	}
+	shape := slices.Clone(first.Shape)
+	shape[0] = rows
+	out := newUninit(first.DType, shape...)
+	at := 0
+	for _, t := range ts {
+		switch t.DType {
+		case F32:
+			at += copy(out.F[at:], t.F)
+		case I32:
+			at += copy(out.I[at:], t.I)
+		case Bool:
+			at += copy(out.B[at:], t.B)
+		}
+	}
+	return out
+}

@@ -82,7 +82,8 @@ type renderer struct {
 
 	configCheck string // the condition under which New refuses a config
 
-	views map[*ir.Instr]bool // reshapes of the function being written that share their operand's buffer
+	views  map[*ir.Instr]bool // reshapes of the function being written that share their operand's buffer
+	fnName string             // the function being written
 	// errNils is what the function being written returns before an
 	// error: "nil, " (out), or "nil, nil, " (out and grads).
 	errNils string
@@ -492,6 +493,7 @@ func val(in *ir.Instr) string { return "v" + strconv.Itoa(in.ID) }
 
 // fn writes one function of the program.
 func (r *renderer) fn(f *ir.Func) error {
+	r.fnName = f.Name
 	if sp := r.kp.Shards[f.Name]; sp != nil {
 		return r.shardedFn(f, sp)
 	}
@@ -1151,65 +1153,98 @@ func (r *renderer) launch(root *ir.Instr, g *kir.Group) {
 	r.pf("\t%s := %s(%s)\n", val(root), kernelFunc(g.Kernel), strings.Join(args, ", "))
 }
 
-// shardedFn writes LossAndGrad for a step the shard pass lets run on
-// shards of its batch: the exported function runs the step whole, or on
-// rt.BatchShards shards at once (lossAndGradShards), and both run the
-// same body (lossAndGrad), which also reports the shard's batch sums.
+// shardedFn writes a function the shard pass lets run on shards of its
+// batch: the exported function runs it whole, or on rt.BatchShards shards
+// at once (fShards), and both run the same body (f, lower case), which
+// also reports the shard's batch sums.
 func (r *renderer) shardedFn(f *ir.Func, sp *kir.ShardPlan) error {
 	batch := symVar(sp.Batch)
+	grads := sp.Loss >= 0
+	body := strings.ToLower(f.Name[:1]) + f.Name[1:]
+	partType := body + "Part"
 	r.pf("// %s %s.\n//\n", f.Name, comment(f.Doc))
 	r.pf("// It splits the batch into shards, one per core (rt.BatchShards; the\n")
-	r.pf("// environment variable ATTNC_SHARDS=1 keeps it whole), runs the step on\n")
-	r.pf("// each at once and combines their loss, metrics and gradients: the\n")
-	r.pf("// compiler found each example's forward pass independent of the others'.\n")
+	r.pf("// environment variable ATTNC_SHARDS=1 keeps it whole), runs on each at\n")
+	r.pf("// once and combines what they return: the compiler found each\n")
+	r.pf("// example's forward pass independent of the others'.\n")
 	r.pf("func (m *Model) %s(in Inputs) (out *Outputs, err error) {\n", f.Name)
 	r.fnEntry(f)
-	r.pf("\tvar grads []*Tensor\n")
-	r.pf("\tif n := rt.BatchShards(sz.%s); n > 1 {\n\t\tout, grads, err = m.lossAndGradShards(in, sz, n)\n", batch)
-	r.pf("\t} else {\n\t\tout, grads, err = m.lossAndGrad(in, sz, nil)\n\t}\n")
-	r.pf("\tif err != nil {\n\t\treturn nil, err\n\t}\n\tm.setGrads(grads)\n\treturn out, nil\n}\n\n")
+	if grads {
+		r.pf("\tvar grads []*Tensor\n")
+		r.pf("\tif n := rt.BatchShards(sz.%s); n > 1 {\n\t\tout, grads, err = m.%sShards(in, sz, n)\n", batch, body)
+		r.pf("\t} else {\n\t\tout, grads, err = m.%s(in, sz, nil)\n\t}\n", body)
+		r.pf("\tif err != nil {\n\t\treturn nil, err\n\t}\n\tm.setGrads(grads)\n\treturn out, nil\n}\n\n")
+	} else {
+		r.pf("\tif n := rt.BatchShards(sz.%s); n > 1 {\n\t\treturn m.%sShards(in, sz, n)\n\t}\n", batch, body)
+		r.pf("\treturn m.%s(in, sz, nil)\n}\n\n", body)
+	}
 
-	k := len(sp.Parts)
-	r.pf("// lossAndGradPart is what one shard of a batch reports of each sum over\n")
-	r.pf("// the batch that LossAndGrad's loss and metrics are made of: its sum\n")
+	r.pf("// %s is what one shard of a batch reports of each sum over\n", partType)
+	r.pf("// the batch that %s's loss and metrics are made of: its sum\n", f.Name)
 	r.pf("// over the shard's rows and the count it is divided by.\n")
-	r.pf("type lossAndGradPart struct {\n\tsum, cnt [%d]float64\n}\n\n", k)
+	r.pf("type %s struct {\n\tsum, cnt [%d]float64\n}\n\n", partType, len(sp.Parts))
 
 	parts := map[*ir.Instr]int{}
 	for j, p := range sp.Parts {
 		parts[p.Instr] = j
 	}
-	r.pf("// lossAndGrad runs LossAndGrad on in, whose sizes are sz; with part set\n")
+	results := "out *Outputs, err error"
+	r.errNils = "nil, "
+	if grads {
+		results = "out *Outputs, grads []*Tensor, err error"
+		r.errNils = "nil, nil, "
+	}
+	r.pf("// %s runs %s on in, whose sizes are sz; with part set\n", body, f.Name)
 	r.pf("// it also reports the batch sums (a shard's).\n")
-	r.pf("func (m *Model) lossAndGrad(in Inputs, sz sizes, part *lossAndGradPart) (out *Outputs, grads []*Tensor, err error) {\n")
-	r.errNils = "nil, nil, "
+	r.pf("func (m *Model) %s(in Inputs, sz sizes, part *%s) (%s) {\n", body, partType, results)
 	err := r.fnBody(f, parts)
 	r.errNils = "nil, "
 	if err != nil {
 		return err
 	}
-	r.pf("\tout = &Outputs{}\n\tgrads = make([]*Tensor, len(m.params))\n")
+	r.pf("\tout = &Outputs{}\n")
+	if grads {
+		r.pf("\tgrads = make([]*Tensor, len(m.params))\n")
+	}
 	if err := r.fnResults(f); err != nil {
 		return err
 	}
-	r.pf("\treturn out, grads, nil\n}\n\n")
+	if grads {
+		r.pf("\treturn out, grads, nil\n}\n\n")
+	} else {
+		r.pf("\treturn out, nil\n}\n\n")
+	}
 
-	r.pf("// lossAndGradShards runs lossAndGrad on n shards of in's batch at once\n")
+	r.pf("// %sShards runs %s on n shards of in's batch at once\n", body, body)
 	r.pf("// and combines them: the batch sums add up, the loss and metrics are\n")
-	r.pf("// computed again from the totals, and each shard's gradients count in\n")
-	r.pf("// proportion to its share of the loss's denominator.\n")
-	r.pf("func (m *Model) lossAndGradShards(in Inputs, sz sizes, n int) (*Outputs, []*Tensor, error) {\n")
+	r.pf("// computed again from the totals")
+	if grads {
+		r.pf(", and each shard's gradients count in\n// proportion to its share of the loss's denominator.\n")
+		r.pf("func (m *Model) %sShards(in Inputs, sz sizes, n int) (*Outputs, []*Tensor, error) {\n", body)
+		r.errNils = "nil, nil, "
+	} else {
+		r.pf(", and the outputs are the shards' one\n// after another.\n")
+		r.pf("func (m *Model) %sShards(in Inputs, sz sizes, n int) (*Outputs, error) {\n", body)
+	}
 	r.pf("\tb := sz.%s\n", batch)
-	r.pf("\tparts := make([]lossAndGradPart, n)\n\tgrads := make([][]*Tensor, n)\n\terrs := make([]error, n)\n")
+	r.pf("\tparts := make([]%s, n)\n\touts := make([]*Outputs, n)\n\terrs := make([]error, n)\n", partType)
+	if grads {
+		r.pf("\tgrads := make([][]*Tensor, n)\n")
+	}
 	r.pf("\trt.RunShards(n, m.prof.Get() != nil, func(s int) {\n")
 	r.pf("\t\tlo, hi := s*b/n, (s+1)*b/n\n\t\tssz := sz\n\t\tssz.%s = hi - lo\n", batch)
 	var fields []string
 	for _, in := range r.inputs {
 		fields = append(fields, fmt.Sprintf("%s: rt.Rows(in.%s, lo, hi)", r.inField[in], r.inField[in]))
 	}
-	r.pf("\t\t_, grads[s], errs[s] = m.lossAndGrad(Inputs{%s}, ssz, &parts[s])\n\t})\n", strings.Join(fields, ", "))
-	r.pf("\tfor _, err := range errs {\n\t\tif err != nil {\n\t\t\treturn nil, nil, err\n\t\t}\n\t}\n")
-	r.pf("\tvar tot lossAndGradPart\n\tfor _, p := range parts {\n\t\tfor j := range tot.sum {\n\t\t\ttot.sum[j] += p.sum[j]\n\t\t\ttot.cnt[j] += p.cnt[j]\n\t\t}\n\t}\n")
+	call := fmt.Sprintf("m.%s(Inputs{%s}, ssz, &parts[s])", body, strings.Join(fields, ", "))
+	if grads {
+		r.pf("\t\touts[s], grads[s], errs[s] = %s\n\t})\n", call)
+	} else {
+		r.pf("\t\touts[s], errs[s] = %s\n\t})\n", call)
+	}
+	r.pf("\tfor _, err := range errs {\n\t\tif err != nil {\n\t\t\treturn %serr\n\t\t}\n\t}\n", r.errNils)
+	r.pf("\tvar tot %s\n\tfor _, p := range parts {\n\t\tfor j := range tot.sum {\n\t\t\ttot.sum[j] += p.sum[j]\n\t\t\ttot.cnt[j] += p.cnt[j]\n\t\t}\n\t}\n", partType)
 	// The parts' values over the whole batch, then the tail on them.
 	for j, p := range sp.Parts {
 		v := fmt.Sprintf("tot.sum[%d]", j)
@@ -1227,9 +1262,18 @@ func (r *renderer) shardedFn(f *ir.Func, sp *kir.ShardPlan) error {
 	}
 	r.pf("\tout := &Outputs{}\n")
 	for _, o := range f.Results {
-		if o.Kind == ir.OutLoss || o.Kind == ir.OutMetric {
-			r.pf("\tout.%s = float32(t%d)\n", r.outs[o.Kind.String()+o.Name], o.Value.ID)
+		field := r.outs[o.Kind.String()+o.Name]
+		switch o.Kind {
+		case ir.OutLoss, ir.OutMetric:
+			r.pf("\tout.%s = float32(t%d)\n", field, o.Value.ID)
+		case ir.OutValue:
+			r.pf("\tcol%d := make([]*Tensor, n)\n\tfor s, o := range outs {\n\t\tcol%d[s] = o.%s\n\t}\n\tout.%s = rt.ConcatRows(col%d)\n", o.Value.ID, o.Value.ID, field, field, o.Value.ID)
 		}
+	}
+	r.errNils = "nil, "
+	if !grads {
+		r.pf("\treturn out, nil\n}\n\n")
+		return nil
 	}
 	lp := sp.Parts[sp.Loss]
 	r.pf("\tw := make([]float64, n)\n\tfor s := range parts {\n\t\tw[s] = %s / %s\n\t}\n",
@@ -1252,8 +1296,8 @@ func partDen(k kir.PartKind, cnt string) string {
 // partReport writes how the body reports part j, computed by in, when
 // part is set: its sum over the shard's rows and its count.
 func (r *renderer) partReport(in *ir.Instr, j int) error {
-	sp := r.kp.Shards["LossAndGrad"]
 	var kind kir.PartKind
+	sp := r.kp.Shards[r.fnName]
 	for _, p := range sp.Parts {
 		if p.Instr == in {
 			kind = p.Kind
