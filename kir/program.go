@@ -67,7 +67,7 @@ type ShardPlan struct {
 	Batch string      // the symbol of every input's first dim
 	Parts []ShardPart // in body order
 	Tail  []*ir.Instr // the scalar instructions the results read after the parts, in body order
-	Loss  int         // index in Parts of the part the loss is affine in; -1 for a function without gradients
+	Loss  int         // index in Parts of the part the loss is affine in (a sum, when it adds several sums); -1 for a function without gradients
 }
 
 // A ShardPart is one reduction over the batch that the results read.

@@ -35,10 +35,11 @@ import (
 //   - every output tensor has the batch first, so the shards' outputs
 //     joined along it are the batch's;
 //   - where the function has gradients, the loss is an affine function
-//     (constant scale and offset) of one part, so each shard's gradients,
-//     weighted by its share of that part's denominator, add up to the
-//     batch's (the backward pass is linear in the loss's gradient, and
-//     its own reductions over the batch are sums).
+//     (constant scale and offset) of one part, or of several sums, so
+//     each shard's gradients, weighted by its share of that part's
+//     denominator (1 for sums), add up to the batch's (the backward pass
+//     is linear in the loss's gradient, and its own reductions over the
+//     batch are sums).
 //
 // Why: GEMMs at a small model's sizes (a [2048×64]·[64×64] product is a
 // tenth of a millisecond) leave a second core little to share per op; a
@@ -414,24 +415,55 @@ func batchIndexOnly(e *ir.Expr, capRows []bool, batch string) string {
 }
 
 // affinePart returns the index of the part the loss is an affine
-// function of (a multiple of it plus a constant), or why it is not one.
+// function of (a multiple of it plus a constant), or of a sum of such
+// terms over sums (parts of kind sum, whose shards' gradients all weigh
+// 1), or why it is neither.
 func affinePart(v *ir.Instr, plan *kir.ShardPlan) (int, string) {
-	for {
+	var parts []int
+	var walk func(v *ir.Instr) string
+	walk = func(v *ir.Instr) string {
 		for i, p := range plan.Parts {
 			if p.Instr == v {
-				return i, ""
+				parts = append(parts, i)
+				return ""
 			}
 		}
 		isConst := func(i int) bool { return v.Args[i].Op == ir.OpConst }
 		switch {
+		case v.Op == ir.OpConst:
+			return ""
 		case v.Op == ir.OpNeg:
-			v = v.Args[0]
-		case (v.Op == ir.OpMul || v.Op == ir.OpAdd || v.Op == ir.OpSub) && isConst(0):
-			v = v.Args[1]
-		case (v.Op == ir.OpMul || v.Op == ir.OpDiv || v.Op == ir.OpAdd || v.Op == ir.OpSub) && isConst(1):
-			v = v.Args[0]
-		default:
-			return -1, fmt.Sprintf("is not a multiple of one sum, mean or cross-entropy over the batch (%%%d = %s)", v.ID, v.Op)
+			return walk(v.Args[0])
+		case v.Op == ir.OpMul && isConst(0):
+			return walk(v.Args[1])
+		case (v.Op == ir.OpMul || v.Op == ir.OpDiv) && isConst(1):
+			return walk(v.Args[0])
+		case v.Op == ir.OpAdd || v.Op == ir.OpSub:
+			if why := walk(v.Args[0]); why != "" {
+				return why
+			}
+			return walk(v.Args[1])
 		}
+		return fmt.Sprintf("(%%%d = %s)", v.ID, v.Op)
 	}
+	why := walk(v)
+	if why == "" && len(parts) > 0 {
+		slices.Sort(parts)
+		parts = slices.Compact(parts)
+		if len(parts) == 1 {
+			return parts[0], ""
+		}
+		sums := true
+		for _, p := range parts {
+			sums = sums && plan.Parts[p].Kind == kir.PartSum
+		}
+		if sums {
+			return parts[0], ""
+		}
+		why = "(a sum of means over the batch)"
+	}
+	if why == "" {
+		why = "(no sum over the batch)"
+	}
+	return -1, "is not a multiple of one sum, mean or cross-entropy over the batch, nor a sum of sums " + why
 }

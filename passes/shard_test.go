@@ -113,6 +113,12 @@ func TestShardRefusals(t *testing.T) {
   %6 = reduce_mean %4 {axes = [0, 1, 2, 3]} : f32[]
   loss %6
 `, "reads b as a number"},
+		{"sum of means", `  %3 = reduce_mean %2 {axes = [0, 1, 2]} : f32[]
+  %4 = mul %2, %2 : f32[B, N, 4]
+  %5 = reduce_mean %4 {axes = [0, 1, 2]} : f32[]
+  %6 = add %3, %5 : f32[]
+  loss %6
+`, "a sum of means"},
 		{"max over the batch", `  %3 = reduce_max %2 {axes = [0, 1, 2]} : f32[]
   loss %3
 `, "combines the rows"},
@@ -144,4 +150,22 @@ func TestShardCapturedRows(t *testing.T) {
 	plan, why = shardModule(t, src("$0[0, q] == $0[b, k]"))
 	assert.Nil(t, plan)
 	assert.True(t, strings.Contains(why, "another row than b"), why)
+}
+
+// A loss that adds sums over the batch (each shard's gradients weigh 1)
+// runs on shards.
+func TestShardSumOfSums(t *testing.T) {
+	plan, why := shardModule(t, `  %0 = input {name = "x"} : f32[B, N, 4]
+  %1 = param {name = "w", init = normal, scale = 1.0} : f32[4, 4]
+  %2 = einsum %0, %1 {spec = "abc,cd->abd"} : f32[B, N, 4]
+  %3 = reduce_sum %2 {axes = [0, 1, 2]} : f32[]
+  %4 = mul %2, %2 : f32[B, N, 4]
+  %5 = reduce_sum %4 {axes = [0, 1, 2]} : f32[]
+  %6 = const {value = 2.0} : f32[]
+  %7 = mul %5, %6 : f32[]
+  %8 = sub %3, %7 : f32[]
+  loss %8
+`)
+	require.NotNil(t, plan, why)
+	assert.Len(t, plan.Parts, 2)
 }

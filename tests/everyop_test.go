@@ -122,6 +122,11 @@ func (c *caseBuilder) finish() {
 		// softmax or of a normalised row is constant).
 		for a := range y.Type.Rank() {
 			pos := f32(c, c.MustGiven(ir.OpIota, ir.Type{DType: ir.I32, Shape: y.Type.Shape}, ir.Attrs{"axis": ir.IntAttr(int64(a))}))
+			if a == 0 {
+				if r := c.rowPositions(y.Type); r != nil {
+					pos = r
+				}
+			}
 			fin = c.bin(ir.OpAdd, fin, c.bin(ir.OpMul, pos, c.konst(ir.F32, 0.1*[]float64{0.31, 0.53, 0.71, 0.97, 1.13}[a%5])))
 		}
 		sq := c.bin(ir.OpMul, fin, fin)
@@ -142,6 +147,45 @@ func (c *caseBuilder) finish() {
 		loss = c.konst(ir.F32, 0)
 	}
 	c.Output(ir.OutLoss, "loss", loss)
+}
+
+// rowPositions returns, for a value whose first dim is a symbol, its
+// index along that dim as an f32 tensor that broadcasts to it: an input
+// "rows_S" of type f32[S] (filled with 0, 1, …), reshaped to [S, 1, …].
+// An iota along the first axis would say the same, but a batch's shards
+// each count from 0: read from an input, the positions travel with the
+// rows, and the shard pass can run the case on shards of its batch.
+func (c *caseBuilder) rowPositions(t ir.Type) *ir.Instr {
+	d := t.Shape[0]
+	if len(d.Terms) != 1 || d.Terms[0].Coef != 1 || d.Const != 0 {
+		return nil
+	}
+	name := "rows_" + d.Terms[0].Sym
+	var in *ir.Instr
+	for _, x := range c.M.Inputs() {
+		if x.Name() == name {
+			in = x
+		}
+	}
+	if in == nil {
+		in = c.in(name, ir.F32, d.Terms[0].Sym)
+		if c.gen == nil {
+			c.gen = map[string]func(*rand.Rand, []int, map[string]int64) []float64{}
+		}
+		c.gen[name] = func(_ *rand.Rand, shape []int, _ map[string]int64) []float64 {
+			out := make([]float64, shape[0])
+			for i := range out {
+				out[i] = float64(i)
+			}
+			return out
+		}
+	}
+	shape := make(ir.Shape, t.Rank())
+	shape[0] = d
+	for i := 1; i < len(shape); i++ {
+		shape[i] = ir.ConstDim(1)
+	}
+	return c.MustGiven(ir.OpReshape, ir.Type{DType: ir.F32, Shape: shape}, nil, in)
 }
 
 // fill makes a trial's environment: inputs by their dtype and the case's
@@ -875,13 +919,6 @@ func TestEveryOp(t *testing.T) {
 		t.Skip("builds and runs a Go program")
 	}
 	var units []*unit
-	type built struct {
-		c      opCase
-		m      *ir.Module
-		prog   *ir.Program
-		envs   []eval.Env
-		trials []trial
-	}
 	var all []built
 	covered := map[ir.Op][]string{}
 	for ci, c := range opCases {
@@ -911,35 +948,64 @@ func TestEveryOp(t *testing.T) {
 		assert.NotEmpty(t, covered[op], "op %s has no case in the every-op test: add one to opCases", op)
 	}
 
-	results := runUnits(t, units)
+	// Whole, and on shards of the batch where the shard pass lets a case
+	// run so (its inputs lead with one size): 2, and 3 (uneven or capped
+	// by the batch).
+	runs := []string{"", " on 2 shards", " on 3 shards"}
+	sharded := 0
+	for _, u := range units {
+		if u.prog.Shards["Forward"] != nil || u.prog.Shards["LossAndGrad"] != nil {
+			sharded++
+		}
+	}
+	t.Logf("%d of %d cases run on shards of their batch", sharded, len(units))
+	results := runUnitsEnvs(t, units, [][]string{{"ATTNC_SHARDS=1"}, {"GOMAXPROCS=2", "ATTNC_SHARDS=2"}, {"GOMAXPROCS=3", "ATTNC_SHARDS=3"}})
 	for i, b := range all {
 		t.Run(b.c.name, func(t *testing.T) {
-			res := results[units[i].name]
-			require.Len(t, res, len(b.envs))
 			tol := b.c.tol
 			if tol == 0 {
 				tol = 1e-4
 			}
-			for j, env := range b.envs {
-				ref, err := eval.Run(b.m, env)
-				require.NoError(t, err, "reference, trial %d", j)
-				what := fmt.Sprintf("trial %d %v", j, b.trials[j].syms)
-				if len(b.trials[j].special) > 0 {
-					what += fmt.Sprintf(" (±Inf, NaN in %v)", b.trials[j].special)
-				}
-				if len(b.trials[j].nanAt) > 0 {
-					what += fmt.Sprintf(" (NaN at %v)", b.trials[j].nanAt)
-				}
-				if res[j].Err != "" {
-					t.Errorf("%s: the generated code failed: %s", what, res[j].Err)
-					continue
-				}
-				for _, d := range compareOutputs(b.m, ref, res[j], tol) {
-					t.Errorf("%s: %s", what, d)
-				}
+			for k, run := range runs {
+				res := results[k][units[i].name]
+				require.Len(t, res, len(b.envs))
+				b.compare(t, res, tol, run)
 			}
 		})
 	}
+}
+
+// compare checks a case's results from one run of the harness against the
+// reference, trial by trial; run names the run in messages.
+func (b built) compare(t *testing.T, res []runResult, tol float64, run string) {
+	t.Helper()
+	for j, env := range b.envs {
+		ref, err := eval.Run(b.m, env)
+		require.NoError(t, err, "reference, trial %d", j)
+		what := fmt.Sprintf("trial %d %v%s", j, b.trials[j].syms, run)
+		if len(b.trials[j].special) > 0 {
+			what += fmt.Sprintf(" (±Inf, NaN in %v)", b.trials[j].special)
+		}
+		if len(b.trials[j].nanAt) > 0 {
+			what += fmt.Sprintf(" (NaN at %v)", b.trials[j].nanAt)
+		}
+		if res[j].Err != "" {
+			t.Errorf("%s: the generated code failed: %s", what, res[j].Err)
+			continue
+		}
+		for _, d := range compareOutputs(b.m, ref, res[j], tol) {
+			t.Errorf("%s: %s", what, d)
+		}
+	}
+}
+
+// built is an every-op case as TestEveryOp compiled it, with its input sets.
+type built struct {
+	c      opCase
+	m      *ir.Module
+	prog   *ir.Program
+	envs   []eval.Env
+	trials []trial
 }
 
 // assertExercised checks that op appears in the generated functions of a
