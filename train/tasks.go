@@ -87,9 +87,17 @@ func NewTask(name string, p Params) (Task, error) {
 			return nil, fmt.Errorf("task %s has no parameter %q (parameters: %s)", name, k, strings.Join(allowed, ", "))
 		}
 	}
-	for k := range p.Strings {
+	for k, v := range p.Strings {
 		if !contains(allowed, k) {
 			return nil, fmt.Errorf("task %s has no parameter %q (parameters: %s)", name, k, strings.Join(allowed, ", "))
+		}
+		if k != "data" { // the one parameter that is text; the others count
+			return nil, fmt.Errorf("task %s: %s must be a whole number, got %q", name, k, v)
+		}
+	}
+	for k := range p.Ints {
+		if k == "data" {
+			return nil, fmt.Errorf("task %s: data must be a file name, got the number %d", name, p.Ints[k])
 		}
 	}
 	positive := func(names ...string) error {

@@ -114,6 +114,8 @@ func TestTaskErrors(t *testing.T) {
 		{"sortt", Params{}, "unknown task \"sortt\" (tasks: copy, lm, recall, reverse, sort)"},
 		{"sort", Params{Ints: map[string]int{"m": 3}}, "task sort has no parameter \"m\""},
 		{"sort", Params{Ints: map[string]int{"n": 0}}, "n must be positive"},
+		{"sort", Params{Strings: map[string]string{"n": "x"}}, `task sort: n must be a whole number, got "x"`},
+		{"lm", Params{Ints: map[string]int{"data": 3}}, "data must be a file name"},
 		{"recall", Params{Ints: map[string]int{"pairs": 10, "len": 12}}, "too short"},
 		{"lm", Params{}, "needs a text file: pass --data FILE"},
 		{"lm", Params{Strings: map[string]string{"data": "/nonexistent/x.txt"}}, "no such file"},

@@ -2,13 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/attnc/attnc/train"
 )
@@ -51,7 +52,7 @@ Timings are medians of the timed calls after a warm-up; on a noisy
 machine only ratios from one interleaved run mean much. -json prints one
 JSON object a line, each with at least case, ms, gflops and peak_mib
 (null where not measured).`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 		f := &benchFlags{
 			kernels:    fs.Bool("kernels", false, "time the runtime's kernels instead of a model"),
 			quick:      fs.Bool("quick", false, "with -kernels: small sizes, for a smoke test"),
@@ -75,7 +76,7 @@ JSON object a line, each with at least case, ms, gflops and peak_mib
 		fs.Var(f.config, "config", "override a config value of the model, as -config layers=2 (repeatable)")
 		return func(c *cli, args []string) int {
 			f.given = map[string]bool{}
-			fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+			fs.Visit(func(fl *pflag.Flag) { f.given[fl.Name] = true })
 			if err := f.check(args); err != nil {
 				return c.usageError("bench", "%v", err)
 			}

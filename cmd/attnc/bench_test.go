@@ -43,7 +43,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "-kernels", "-run", "("}, "-run: error parsing regexp"},
 		{[]string{"bench", "-kernels", "-quick", "-run", "nomatch"}, `matches no case (cases: matmul-128, matmul-256, attn-fwd-full-128`},
 		{[]string{"bench", "-batch", "0", "a.attn"}, "-batch must be at least 1"},
-		{[]string{"bench", "-nosuchflag"}, "flag provided but not defined"},
+		{[]string{"bench", "-nosuchflag"}, "unknown flag: --nosuchflag"},
+		{[]string{"bench", "-kernel"}, `unknown flag: --kernel (did you mean "--kernels"?)`},
 	} {
 		code, out, errOut := attnc(t, c.args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", c.args, errOut)

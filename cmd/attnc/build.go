@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"go/ast"
 	"go/build"
@@ -22,6 +21,8 @@ import (
 	"sync"
 
 	gogen "github.com/attnc/attnc/codegen/go"
+	"github.com/spf13/pflag"
+
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/runtime"
@@ -42,8 +43,8 @@ replaced (or removed, when this build no longer writes them); files you
 added there are kept. A generated file you edited, or a file in the way
 that attnc did not write, is an error naming it unless -force. A failed
 build leaves the old files in place.`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
-		out := fs.String("o", "", "output directory (required)")
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
+		out := fs.StringP("out", "o", "", "output directory (required)")
 		pkg := fs.String("pkg", "", "Go package name (default: from the model's name)")
 		model := fs.String("model", "", "the model to build, when the file defines several")
 		importPath := fs.String("import", "", "import path of the output directory (default: from the enclosing go.mod)")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"math/big"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/lang"
@@ -105,8 +106,8 @@ var checkCmd = &command{
 shape, and elaborates every model it defines. Errors are printed as
 file:line:col: message, with the source line and a caret under the span.
 A file that defines no model (a library) is checked for names only.`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
-		quiet := fs.Bool("q", false, "print nothing for sound files")
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
+		quiet := fs.BoolP("quiet", "q", false, "print nothing for sound files")
 		return func(c *cli, args []string) int {
 			if len(args) == 0 {
 				return c.usageError("check", "no files given")
@@ -163,7 +164,7 @@ var irCmd = &command{
 parses back. -dump names the stage: elaborated (straight from the source,
 the default) or the pass after which to print (see the list below); -time
 prints how long each pass took, to standard error.`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 		dump := fs.String("dump", "elaborated", "print the IR after this stage: "+strings.Join(passes.Names(), ", "))
 		stage := fs.String("stage", "", "the same as -dump (older spelling)")
 		timing := fs.Bool("time", false, "print the time each pass took to standard error")
@@ -219,9 +220,9 @@ var fmtCmd = &command{
 statement per line, single spaces around operators. Comments are kept.
 With -w it rewrites the files in place (atomically); with -l it lists the
 files whose formatting differs.`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
-		write := fs.Bool("w", false, "write the result to the file instead of standard output")
-		list := fs.Bool("l", false, "list files whose formatting differs")
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
+		write := fs.BoolP("write", "w", false, "write the result to the file instead of standard output")
+		list := fs.BoolP("list", "l", false, "list files whose formatting differs")
 		return func(c *cli, args []string) int {
 			if len(args) == 0 {
 				return c.usageError("fmt", "no files given")
@@ -292,10 +293,11 @@ func writeThrough(path string, data []byte) error {
 }
 
 var versionCmd = &command{
-	name:    "version",
-	summary: "print attnc's version",
-	help:    `Version prints attnc's version.`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+	name:     "version",
+	summary:  "print attnc's version",
+	help:     `Version prints attnc's version.`,
+	complete: argNone,
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 		return func(c *cli, args []string) int {
 			if len(args) > 0 {
 				return c.usageError("version", "takes no arguments")

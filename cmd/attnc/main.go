@@ -13,12 +13,15 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/attnc/attnc/lang"
 )
@@ -40,8 +43,20 @@ type command struct {
 	args    string // synopsis of the positional arguments
 	summary string
 	help    string
-	setup   func(fs *flag.FlagSet) func(c *cli, args []string) int
+	// complete says what the shell completes the positional arguments
+	// with: model files (the default), run directories, or nothing.
+	complete argKind
+	setup    func(fs *pflag.FlagSet) func(c *cli, args []string) int
 }
+
+// argKind is what a command's positional arguments are, for completion.
+type argKind uint8
+
+const (
+	argFiles argKind = iota // .attn files
+	argDirs                 // run directories
+	argNone
+)
 
 var commands []*command
 
@@ -62,41 +77,204 @@ func main() {
 // errUsage marks a usage error inside a command.
 var errUsage = errors.New("usage")
 
+// exitCode is a command's non-zero exit status, carried out of cobra as
+// an error.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// A flagError is a command line cobra or pflag refused: an unknown or
+// malformed flag, an argument a command takes none of. It exits 2.
+type flagError struct {
+	cmd string // the subcommand, or "" for attnc itself
+	msg string
+}
+
+func (e *flagError) Error() string { return e.msg }
+
+// run parses args with cobra (flags before or after the files, --long
+// and -short forms, and the single-dash long forms Go's flag package
+// taught users, -steps 10) and runs the command. Help goes to stdout,
+// errors to stderr; the result is the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		c.usage(stderr)
 		return exitUsage
 	}
-	name := args[0]
-	switch name {
-	case "-h", "-help", "--help", "help":
-		if len(args) > 1 {
-			if cmd := lookup(args[1]); cmd != nil {
-				fs, _ := c.flags(cmd)
-				fs.SetOutput(stdout)
-				fs.Usage()
-				return exitOK
-			}
-		}
+	switch args[0] {
+	case "-h", "-help", "--help":
 		c.usage(stdout)
 		return exitOK
 	case "-version", "--version":
-		name = "version"
+		args = append([]string{"version"}, args[1:]...)
 	}
-	cmd := lookup(name)
-	if cmd == nil {
+	root, subs := c.commandTree()
+	switch name := args[0]; {
+	case name == "completion" && (len(args) < 2 || !slices.Contains([]string{"bash", "zsh", "fish", "powershell", "-h", "--help", "help"}, args[1])):
+		return c.usageError("completion", "want one of bash, zsh, fish or powershell, as attnc completion bash > /etc/bash_completion.d/attnc")
+	case name == "help" || name == "completion" || strings.HasPrefix(name, cobra.ShellCompRequestCmd):
+	case lookup(name) == nil:
 		fmt.Fprintf(stderr, "attnc: unknown command %q%s\nRun 'attnc help' for the list of commands.\n", name, suggestCommand(name))
 		return exitUsage
+	default:
+		args = append([]string{name}, longFlags(subs[name].Flags(), args[1:])...)
 	}
-	fs, runFn := c.flags(cmd)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	root.SetArgs(args)
+	err := root.Execute()
+	var code exitCode
+	var fe *flagError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &code):
+		return int(code)
+	case errors.As(err, &fe) && fe.cmd == "help":
+		fmt.Fprintf(stderr, "attnc help: %s\nRun 'attnc help' for the list of commands.\n", fe.msg)
+		return exitUsage
+	case errors.As(err, &fe) && fe.cmd != "":
+		return c.usageError(fe.cmd, "%s", fe.msg)
+	default:
+		fmt.Fprintf(stderr, "attnc: %v\nRun 'attnc help' for usage.\n", err)
 		return exitUsage
 	}
-	return runFn(c, fs.Args())
+}
+
+// commandTree builds attnc's cobra commands: the root, and each command
+// of commands with its flags, by name.
+func (c *cli) commandTree() (*cobra.Command, map[string]*cobra.Command) {
+	root := &cobra.Command{
+		Use:           "attnc",
+		Short:         "attnc compiles neural sequence architectures written in .attn files",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	subs := map[string]*cobra.Command{}
+	byCobra := map[*cobra.Command]*command{}
+	for _, cmd := range commands {
+		sub := &cobra.Command{
+			Use:               strings.TrimSpace(cmd.name + " " + cmd.args),
+			Short:             cmd.summary,
+			Long:              cmd.help,
+			ValidArgsFunction: completeArgs(cmd.complete),
+		}
+		sub.Flags().BoolP("help", "h", false, "show this help")
+		runFn := cmd.setup(sub.Flags())
+		sub.RunE = func(_ *cobra.Command, args []string) error {
+			if code := runFn(c, args); code != exitOK {
+				return exitCode(code)
+			}
+			return nil
+		}
+		root.AddCommand(sub)
+		subs[cmd.name] = sub
+		byCobra[sub] = cmd
+	}
+	root.SetFlagErrorFunc(func(cc *cobra.Command, err error) error {
+		return &flagError{cmd: cc.Name(), msg: err.Error() + suggestFlag(cc.Flags(), err)}
+	})
+	root.SetHelpFunc(func(cc *cobra.Command, _ []string) {
+		switch cmd := byCobra[cc]; {
+		case cmd != nil:
+			c.commandHelp(c.stdout, cmd, cc.Flags())
+		case cc == root:
+			c.usage(c.stdout)
+		default: // cobra's own: completion and its shells
+			fmt.Fprintf(c.stdout, "%s\n\n%s", strings.TrimSpace(cc.Long), cc.UsageString())
+		}
+	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "print help on attnc or one of its commands",
+		RunE: func(_ *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				c.usage(c.stdout)
+			case len(args) > 1:
+				return &flagError{cmd: "help", msg: fmt.Sprintf("want one command, got %d", len(args))}
+			case subs[args[0]] != nil:
+				c.commandHelp(c.stdout, byCobra[subs[args[0]]], subs[args[0]].Flags())
+			case args[0] == "completion":
+				if cc, _, err := root.Find([]string{"completion"}); err == nil {
+					fmt.Fprintf(c.stdout, "%s\n\n%s", strings.TrimSpace(cc.Long), cc.UsageString())
+				}
+			default:
+				return &flagError{cmd: "help", msg: fmt.Sprintf("unknown command %q%s", args[0], suggestCommand(args[0]))}
+			}
+			return nil
+		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			var names []string
+			for _, cmd := range commands {
+				names = append(names, cmd.name)
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	})
+	return root, subs
+}
+
+// completeArgs says how a shell completes a command's positional
+// arguments.
+func completeArgs(k argKind) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		switch k {
+		case argFiles:
+			return []string{"attn"}, cobra.ShellCompDirectiveFilterFileExt
+		case argDirs:
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// longFlags rewrites the single-dash long flags of args (-steps 10,
+// -dump=plan), which Go's flag package accepts and attnc's docs use, to
+// the double-dash form pflag wants (--steps 10); a single letter that is
+// also a flag's short form (-o) stays as it is. Everything after "--" is
+// left alone.
+func longFlags(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 1 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			switch {
+			case fs.Lookup(name) != nil && (len(name) > 1 || fs.ShorthandLookup(name) == nil):
+				a = "-" + a
+			case len(name) > 1 && isLetter(name[0]) && fs.ShorthandLookup(name[:1]) == nil:
+				// Not a cluster of short flags (-oDIR) either: an unknown
+				// long flag, which pflag then names, with a suggestion.
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
+
+// suggestFlag returns ` (did you mean "--steps"?)` for an unknown flag
+// close to one of fs's, or "".
+func suggestFlag(fs *pflag.FlagSet, err error) string {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	s := lang.Suggest(name, names)
+	if s == "" {
+		return ""
+	}
+	// lang.Suggest says ` (did you mean "steps"?)`: name it as a flag.
+	return strings.Replace(s, `"`, `"--`, 1)
 }
 
 func lookup(name string) *command {
@@ -116,28 +294,19 @@ func suggestCommand(name string) string {
 	return lang.Suggest(name, names)
 }
 
-func (c *cli) flags(cmd *command) (*flag.FlagSet, func(*cli, []string) int) {
-	fs := flag.NewFlagSet("attnc "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	runFn := cmd.setup(fs)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "usage: attnc %s", cmd.name)
-		hasFlags := false
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprint(w, " [flags]")
-		}
-		if cmd.args != "" {
-			fmt.Fprint(w, " "+cmd.args)
-		}
-		fmt.Fprintf(w, "\n\n%s\n", strings.TrimSpace(cmd.help))
-		if hasFlags {
-			fmt.Fprintln(w, "\nFlags:")
-			fs.PrintDefaults()
-		}
+// commandHelp prints a command's usage line, its help text and its flags.
+func (c *cli) commandHelp(w io.Writer, cmd *command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "usage: attnc %s", cmd.name)
+	hasFlags := false
+	fs.VisitAll(func(f *pflag.Flag) { hasFlags = hasFlags || f.Name != "help" })
+	if hasFlags {
+		fmt.Fprint(w, " [flags]")
 	}
-	return fs, runFn
+	if cmd.args != "" {
+		fmt.Fprint(w, " "+cmd.args)
+	}
+	fmt.Fprintf(w, "\n\n%s\n", strings.TrimSpace(cmd.help))
+	fmt.Fprintf(w, "\nFlags (before or after the arguments; --name or -name, -x for a short form):\n%s\n", strings.TrimRight(fs.FlagUsages(), "\n"))
 }
 
 func (c *cli) usage(w io.Writer) {
@@ -150,8 +319,9 @@ Commands:
 	sorted := append([]*command(nil), commands...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, cmd := range sorted {
-		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
 	}
+	fmt.Fprintf(w, "  %-10s %s\n", "completion", "print a shell completion script (bash, zsh, fish or powershell)")
 	fmt.Fprint(w, `
 Run 'attnc help <command>' for a command's flags.
 Exit status: 0 on success, 1 when an input has errors, 2 on a usage error.

@@ -83,9 +83,12 @@ func TestHelp(t *testing.T) {
 		assert.Equal(t, exitOK, code)
 		assert.Contains(t, out, "usage: attnc "+c.name)
 	}
-	code, _, errOut := attnc(t, "check", "-h")
-	assert.Equal(t, exitOK, code)
-	assert.Contains(t, errOut, "usage: attnc check")
+	for _, h := range []string{"-h", "--help", "-help"} {
+		code, out, errOut := attnc(t, "check", h)
+		assert.Equal(t, exitOK, code, h)
+		assert.Contains(t, out, "usage: attnc check", "%s prints the help on stdout", h)
+		assert.Empty(t, errOut, h)
+	}
 }
 
 func TestIRPrintsParsableIR(t *testing.T) {
@@ -340,4 +343,70 @@ func readLosses(t *testing.T, dir string) []float64 {
 		out = append(out, r.Loss)
 	}
 	return out
+}
+
+// Flags go before or after the files, in --long, -long (Go's flag
+// package's form, which the docs use) and -short forms.
+func TestFlagForms(t *testing.T) {
+	file := "../../stdlib/seq2seq.attn"
+	for _, args := range [][]string{
+		{"check", "-q", file},
+		{"check", file, "-q"},
+		{"check", file, "--quiet"},
+		{"check", "-quiet", file},
+	} {
+		code, out, errOut := attnc(t, args...)
+		assert.Equal(t, exitOK, code, "%v: %s", args, errOut)
+		assert.Empty(t, out, "%v is quiet", args)
+	}
+	for _, args := range [][]string{
+		{"ir", "-dump=shard", file},
+		{"ir", file, "--dump", "shard"},
+		{"ir", file, "-dump", "shard"},
+	} {
+		code, out, errOut := attnc(t, args...)
+		assert.Equal(t, exitOK, code, "%v: %s", args, errOut)
+		assert.Contains(t, out, "LossAndGrad runs on shards of B", args)
+	}
+}
+
+// A mistyped flag or help topic is a usage error that suggests the name
+// meant.
+func TestSuggestions(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "../../stdlib/seq2seq.attn", "-step", "3"}, `unknown flag: --step (did you mean "--steps"?)`},
+		{[]string{"train", "--stpes", "3", "../../stdlib/seq2seq.attn"}, `did you mean "--steps"?`},
+		{[]string{"help", "trian"}, `unknown command "trian" (did you mean "train"?)`},
+		{[]string{"chekc"}, `did you mean "check"?`},
+	} {
+		code, out, errOut := attnc(t, c.args...)
+		assert.Equal(t, exitUsage, code, "%v", c.args)
+		assert.Contains(t, errOut, c.want, c.args)
+		assert.Empty(t, out, c.args)
+	}
+}
+
+// attnc completion prints a script for each shell, and the script's
+// callback completes flags and commands.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, out, errOut := attnc(t, "completion", shell)
+		assert.Equal(t, exitOK, code, "%s: %s", shell, errOut)
+		assert.Contains(t, out, "attnc", shell)
+		assert.Greater(t, len(out), 500, "%s: a script", shell)
+	}
+	code, out, _ := attnc(t, "__complete", "train", "--st")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "--steps")
+	code, out, _ = attnc(t, "__complete", "tr")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "train")
+	code, out, _ = attnc(t, "__complete", "check", "")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "attn", "model files are completed by their extension")
+	code, _, _ = attnc(t, "completion", "tcsh")
+	assert.Equal(t, exitUsage, code)
 }

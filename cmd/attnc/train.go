@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
@@ -25,6 +26,7 @@ import (
 type kvFlag map[string]string
 
 func (f kvFlag) String() string { return "" }
+func (f kvFlag) Type() string   { return "key=value" }
 func (f kvFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
@@ -64,9 +66,9 @@ run directory in use is refused.
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
 given with -data).`,
-	setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 		f := &trainFlags{
-			out:       fs.String("out", "", "run directory (default runs/<model>-<time>)"),
+			out:       fs.StringP("out", "o", "", "run directory (default runs/<model>-<time>)"),
 			resume:    fs.String("resume", "", "continue the run in this directory"),
 			steps:     fs.Int("steps", 0, "training steps (default: the train section's; with -resume: the new total)"),
 			batch:     fs.Int("batch", 0, "examples per step"),
@@ -83,7 +85,7 @@ given with -data).`,
 		fs.Var(f.config, "config", "override a config value of the model, as -config window=64 (repeatable; kept in run.json)")
 		return func(c *cli, args []string) int {
 			f.given = map[string]bool{}
-			fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+			fs.Visit(func(fl *pflag.Flag) { f.given[fl.Name] = true })
 			if *f.resume != "" {
 				return c.resume(*f.resume, args, f)
 			}
@@ -526,13 +528,14 @@ func (c *cli) runTrainer(bin string, lock *train.RunLock, args ...string) int {
 // the run's model and ask it about the run's checkpoint. extra declares
 // the command's own flags and returns what checks them (a usage error)
 // and turns them into the trainer's arguments.
-func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() ([]string, error)) *command {
+func runCmd(name, summary, help string, extra func(fs *pflag.FlagSet) func() ([]string, error)) *command {
 	return &command{
-		name:    name,
-		args:    "RUN_DIR",
-		summary: summary,
-		help:    help,
-		setup: func(fs *flag.FlagSet) func(*cli, []string) int {
+		name:     name,
+		args:     "RUN_DIR",
+		summary:  summary,
+		help:     help,
+		complete: argDirs,
+		setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 			more := extra(fs)
 			return func(c *cli, args []string) int {
 				if len(args) != 1 {
@@ -568,13 +571,13 @@ func runCmd(name, summary, help string, extra func(fs *flag.FlagSet) func() ([]s
 var evalCmd = runCmd("eval", "evaluate a trained model on fresh data",
 	`Eval reports the metrics of a run's checkpoint on examples generated
 fresh (from a stream neither training nor its held-out set used).`,
-	func(fs *flag.FlagSet) func() ([]string, error) { return func() ([]string, error) { return nil, nil } })
+	func(fs *pflag.FlagSet) func() ([]string, error) { return func() ([]string, error) { return nil, nil } })
 
 var predictCmd = runCmd("predict", "show a trained model's predictions",
 	`Predict prints a few fresh examples with their targets and the model's
 predictions (greedy decoding for sort, copy and reverse).`,
-	func(fs *flag.FlagSet) func() ([]string, error) {
-		n := fs.Int("n", 3, fmt.Sprintf("how many examples (1 to %d)", train.MaxPredict))
+	func(fs *pflag.FlagSet) func() ([]string, error) {
+		n := fs.IntP("count", "n", 3, fmt.Sprintf("how many examples (1 to %d)", train.MaxPredict))
 		return func() ([]string, error) {
 			if *n < 1 || *n > train.MaxPredict {
 				return nil, fmt.Errorf("-n must be between 1 and %d, got %d", train.MaxPredict, *n)
