@@ -39,6 +39,13 @@ func readSource(name string) (string, error) {
 	b, err := lang.ReadSourceFile(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			// Outside attnc's repository, stdlib/x.attn is not there but
+			// the embedded copy is: say how to name it.
+			if base := filepath.Base(name); filepath.Base(filepath.Dir(name)) == "stdlib" {
+				if _, serr := stdlib.FS.ReadFile(base); serr == nil {
+					return "", fmt.Errorf("%s: no such file (the standard library's %s is %s%s, from any directory)", name, base, lang.StdPrefix, base)
+				}
+			}
 			return "", fmt.Errorf("%s: no such file", name)
 		}
 		return "", err

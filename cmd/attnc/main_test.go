@@ -53,6 +53,8 @@ func TestCheckMissingFile(t *testing.T) {
 	code, _, errOut := attnc(t, "check", filepath.Join(t.TempDir(), "nope.attn"))
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "no such file")
+	_, _, errOut = attnc(t, "check", filepath.Join(t.TempDir(), "stdlib", "seq2seq.attn"))
+	assert.Contains(t, errOut, "the standard library's seq2seq.attn is std/seq2seq.attn, from any directory")
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
