@@ -272,10 +272,31 @@ func TestTrainLM(t *testing.T) {
 	assert.Contains(t, errOut, "has 0 bytes")
 
 	text := writeFile(t, "text.txt", strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20))
-	code, out, errOut := attnc(t, "train", "-data", text, "-out", filepath.Join(t.TempDir(), "c"), model)
+	run := filepath.Join(t.TempDir(), "c")
+	code, out, errOut := attnc(t, "train", "-data", text, "-out", run, model)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "perplexity")
 	assert.Contains(t, out, "bits_per_byte")
+
+	// The run keeps a copy of its source: after an edit that would change
+	// the model's shapes, eval and -resume use the copy and say so.
+	copied, err := os.ReadFile(filepath.Join(run, SourceDir, "tiny_lm.attn"))
+	require.NoError(t, err)
+	orig, err := os.ReadFile(model)
+	require.NoError(t, err)
+	assert.Equal(t, string(orig), string(copied))
+	require.NoError(t, os.WriteFile(model, []byte(strings.Replace(string(orig), "d = 16", "d = 24", 1)), 0o644))
+	code, out, errOut = attnc(t, "eval", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, errOut, "since the run started, "+model+" changed; using the run's copy in "+filepath.Join(run, SourceDir))
+	assert.Contains(t, out, "perplexity")
+	code, _, errOut = attnc(t, "train", "-resume", run, "-steps", "8")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, errOut, model+" changed")
+	require.NoError(t, os.Remove(model))
+	code, _, errOut = attnc(t, "eval", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, errOut, model+" is gone")
 }
 
 func TestTrainWithoutGo(t *testing.T) {

@@ -118,7 +118,7 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	if f.given["eval-every"] && *f.evalEvery < 1 {
 		return c.usageError("train", "-eval-every must be at least 1, got %d", *f.evalEvery)
 	}
-	m, spec, ok := c.resolveSpec("train", args[0], *f.model, f.config, f.task, *f.data)
+	m, spec, sources, ok := c.resolveSpecSources("train", args[0], *f.model, f.config, f.task, *f.data)
 	if !ok {
 		return exitError
 	}
@@ -185,6 +185,10 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 		fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
 		return exitError
 	}
+	if err := writeSnapshot(dir, spec.Source, sources); err != nil {
+		fmt.Fprintf(c.stderr, "attnc train: keeping a copy of the model's source in %s: %v\n", dir, err)
+		return exitError
+	}
 	b, _ := json.MarshalIndent(spec, "", "  ")
 	if err := writeFileAtomic(filepath.Join(dir, train.SpecFile), append(b, '\n')); err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
@@ -222,11 +226,11 @@ func (c *cli) resume(dir string, args []string, f *trainFlags) int {
 		return exitError
 	}
 	defer lock.Release()
-	models, ok := c.compile(spec.Source, spec.Model, false, spec.Config)
+	m, ok := c.compileRun("train", dir, spec.Source, spec.Model, spec.Config)
 	if !ok {
 		return exitError
 	}
-	bin, err := c.trainer(models[0])
+	bin, err := c.trainer(m)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
 		return exitError
@@ -344,15 +348,21 @@ func orNone(s string) string {
 // -data flags applied, as attnc train and attnc bench both start. It
 // reports errors itself, as attnc CMD.
 func (c *cli) resolveSpec(cmd, file, model string, config, task kvFlag, data string) (*lang.Model, *train.Spec, bool) {
-	models, ok := c.compile(file, model, false, config)
+	m, spec, _, ok := c.resolveSpecSources(cmd, file, model, config, task, data)
+	return m, spec, ok
+}
+
+// resolveSpecSources is resolveSpec, with the text of every file the
+// model was compiled from (compileSources), for the run directory's copy.
+func (c *cli) resolveSpecSources(cmd, file, model string, config, task kvFlag, data string) (*lang.Model, *train.Spec, map[string]string, bool) {
+	m, sources, ok := c.compileSources(file, model, config)
 	if !ok {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
-	m := models[0]
 	spec, err := specFor(m, file)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc %s: %s: %v\n", cmd, file, err)
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	if len(config) > 0 {
 		spec.Config = config
@@ -368,7 +378,7 @@ func (c *cli) resolveSpec(cmd, file, model string, config, task kvFlag, data str
 		abs, _ := filepath.Abs(data)
 		spec.TaskParams.Strings["data"] = abs
 	}
-	return m, spec, true
+	return m, spec, sources, true
 }
 
 // specFor resolves a model's train section into a run spec, with the
@@ -550,11 +560,11 @@ func runCmd(name, summary, help string, extra func(fs *pflag.FlagSet) func() ([]
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError
 				}
-				models, ok := c.compile(spec.Source, spec.Model, false, spec.Config)
+				m, ok := c.compileRun(name, args[0], spec.Source, spec.Model, spec.Config)
 				if !ok {
 					return exitError
 				}
-				bin, err := c.trainer(models[0])
+				bin, err := c.trainer(m)
 				if err != nil {
 					fmt.Fprintf(c.stderr, "attnc %s: %v\n", name, err)
 					return exitError

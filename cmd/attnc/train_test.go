@@ -189,6 +189,12 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range entries {
+		if e.IsDir() { // source/: its files, by path
+			for name, text := range snapshotDir(t, filepath.Join(dir, e.Name())) {
+				files[e.Name()+"/"+name] = text
+			}
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
 		files[e.Name()] = string(b)
