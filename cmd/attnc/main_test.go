@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/runtime"
 )
 
 func attnc(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -277,6 +279,28 @@ func TestTrainLM(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "perplexity")
 	assert.Contains(t, out, "bits_per_byte")
+
+	// export writes the weights alone, checked against the model.
+	weights := filepath.Join(t.TempDir(), "w.safetensors")
+	code, out, errOut = attnc(t, "export", run, "-o", weights)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "wrote the 3 weights")
+	ts, meta, err := runtime.LoadSafetensors(weights)
+	require.NoError(t, err)
+	var names []string
+	for n := range ts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	assert.Equal(t, []string{"logits.bias", "logits.weight", "x.weight"}, names)
+	assert.Equal(t, "tiny_lm", meta["model"])
+	assert.Equal(t, "6", meta["step"])
+	code, _, errOut = attnc(t, "export", run, "-o", weights)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "pass -force to replace it")
+	code, _, errOut = attnc(t, "export", run)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "-o FILE is required")
 
 	// The run keeps a copy of its source: after an edit that would change
 	// the model's shapes, eval and -resume use the copy and say so.

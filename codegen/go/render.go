@@ -156,6 +156,7 @@ func (r *renderer) file() ([]byte, error) {
 	if r.useMath {
 		r.pf("\t\"math\"\n")
 	}
+	r.pf("\t\"strings\"\n")
 	r.pf("\n\trt %s\n)\n\n", strconv.Quote(r.opts.RuntimeImport))
 	r.buf.Write(body.Bytes())
 	return r.buf.Bytes(), nil
@@ -1003,16 +1004,28 @@ func (m *Model) Save(path string) error {
 }
 
 // Load reads weights saved by Save (or any safetensors file with the same
-// names and shapes). Every weight must be present with its shape and the
-// file may hold nothing else; a name, dtype or shape the model does not
-// have is an error before anything is allocated, so a file that describes
-// huge tensors costs nothing. Nothing is changed unless all pass.
+// names and shapes), or the checkpoint of an attnc train run
+// (checkpoint.safetensors), whose optimizer moments (adamw.m/NAME,
+// adamw.v/NAME) it skips without reading them into memory. Every weight
+// must be present with its shape and the file may hold nothing else; a
+// name, dtype or shape the model does not have is an error before
+// anything is allocated, so a file that describes huge tensors costs
+// nothing. A file with a checksum (a checkpoint) is verified whole.
+// Nothing is changed unless all pass.
 func (m *Model) Load(path string) error {
 	index := make(map[string]int, len(paramInfo))
 	for i, p := range paramInfo {
 		index[p.name] = i
 	}
 	ts, _, err := rt.LoadSafetensorsChecked(path, func(name string, dt rt.DType, shape []int) (bool, error) {
+		for _, moment := range []string{"adamw.m/", "adamw.v/"} {
+			if w, ok := strings.CutPrefix(name, moment); ok {
+				if _, ok := index[w]; !ok {
+					return false, fmt.Errorf("an optimizer moment of %%q, which the model does not have", w)
+				}
+				return false, nil
+			}
+		}
 		i, ok := index[name]
 		if !ok {
 			return false, fmt.Errorf("the model has no weight of this name")
