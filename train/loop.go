@@ -374,7 +374,7 @@ func evalBatches(cfg Config) []Batch {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xe7a1))
 	var out []Batch
 	for left := cfg.EvalSize; left > 0; left -= cfg.Batch {
-		out = append(out, cfg.Task.Batch(rng, min(left, cfg.Batch)))
+		out = append(out, heldOut(cfg.Task).Batch(rng, min(left, cfg.Batch)))
 	}
 	return out
 }

@@ -367,20 +367,20 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 			}
 			var batches []Batch
 			for left := size; left > 0; left -= spec.Batch {
-				batches = append(batches, task.Batch(rng, min(left, spec.Batch)))
+				batches = append(batches, heldOut(task).Batch(rng, min(left, spec.Batch)))
 			}
 			ev, err := Evaluate(m, task, batches)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "%s on %d fresh examples of %s:\n", spec.Model, size, task.Describe())
+			fmt.Fprintf(out, "%s on %d fresh examples of %s:\n", spec.Model, size, heldOut(task).Describe())
 			fmt.Fprintf(out, "  %s\n", formatMetrics(ev))
 			return nil
 		}
 		if *n < 1 || *n > MaxPredict {
 			return fmt.Errorf("-n must be between 1 and %d, got %d", MaxPredict, *n)
 		}
-		return predict(out, m, task, task.Batch(rng, *n))
+		return predict(out, m, task, heldOut(task).Batch(rng, *n))
 	}
 	return fmt.Errorf("unknown trainer command %q (train, eval, predict, bench)", cmd)
 }

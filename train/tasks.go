@@ -71,7 +71,7 @@ func NewTask(name string, p Params) (Task, error) {
 		"reverse": {"len", "vocab"},
 		"sort":    {"n"},
 		"recall":  {"pairs", "len", "vocab"},
-		"lm":      {"len", "data"},
+		"lm":      {"len", "data", "val"},
 	}
 	allowed, ok := known[name]
 	if !ok {
@@ -91,13 +91,13 @@ func NewTask(name string, p Params) (Task, error) {
 		if !contains(allowed, k) {
 			return nil, fmt.Errorf("task %s has no parameter %q (parameters: %s)", name, k, strings.Join(allowed, ", "))
 		}
-		if k != "data" { // the one parameter that is text; the others count
+		if !fileParams[k] { // the others count
 			return nil, fmt.Errorf("task %s: %s must be a whole number, got %q", name, k, v)
 		}
 	}
 	for k := range p.Ints {
-		if k == "data" {
-			return nil, fmt.Errorf("task %s: data must be a file name, got the number %d", name, p.Ints[k])
+		if fileParams[k] {
+			return nil, fmt.Errorf("task %s: %s must be a file name, got the number %d", name, k, p.Ints[k])
 		}
 	}
 	positive := func(names ...string) error {
@@ -142,7 +142,28 @@ func NewTask(name string, p Params) (Task, error) {
 		if len(b) < length+1 {
 			return nil, fmt.Errorf("task lm: %s has %d bytes; it needs more than len = %d", path, len(b), length)
 		}
-		return &lmTask{data: b, length: length, path: path}, nil
+		t := &lmTask{data: b, length: length, path: path}
+		if vpath := p.Strings["val"]; vpath != "" {
+			v, err := runtime.ReadRegularFile(vpath, maxLMData, "the lm task's held-out data (-val)")
+			if err != nil {
+				return nil, fmt.Errorf("task lm: %w", err)
+			}
+			if len(v) < length+1 {
+				return nil, fmt.Errorf("task lm: %s (-val) has %d bytes; it needs more than len = %d", vpath, len(v), length)
+			}
+			t.val = &lmTask{data: v, length: length, path: vpath}
+			return t, nil
+		}
+		// Without -val the last tenth of the file is held out, cut at a
+		// byte boundary: training never reads it.
+		cut := len(b) - len(b)/10
+		if len(b)/10 < length+1 || cut < length+1 {
+			return nil, fmt.Errorf("task lm: %s has %d bytes, too few to hold out its last tenth in windows of len+1 = %d (it needs at least %d); pass a held-out file with -val FILE, or a smaller -task len", path, len(b), length+1, 10*(length+1))
+		}
+		t.data = b[:cut]
+		t.val = &lmTask{data: b[cut:], length: length, path: fmt.Sprintf("the last %d bytes of %s", len(b)-cut, path)}
+		t.describe = fmt.Sprintf("%s (%d bytes; the last %d held out)", path, len(b), len(b)-cut)
+		return t, nil
 	}
 	panic("unreachable")
 }
@@ -281,17 +302,52 @@ func (t *recallTask) Batch(rng *rand.Rand, n int) Batch {
 // out.
 const maxLMData = 1 << 30
 
+// fileParams are the task parameters that name files; the others count.
+var fileParams = map[string]bool{"data": true, "val": true}
+
+// A HeldOut task has data set aside for evaluation, which its Batch never
+// draws from: HeldOutTask returns a task over that data. Tasks that
+// generate their examples have none: their held-out set is a stream of
+// its own.
+type HeldOut interface {
+	HeldOutTask() Task
+}
+
+// heldOut returns the task evaluation draws from: t's held-out part, or t.
+func heldOut(t Task) Task {
+	if h, ok := t.(HeldOut); ok {
+		return h.HeldOutTask()
+	}
+	return t
+}
+
 // lmTask reads windows of len+1 bytes of a text file: tokens are the
-// bytes (a vocabulary of 256).
+// bytes (a vocabulary of 256). val, when set, is the held-out text: the
+// file given with -val, or the last tenth of the data file, which data
+// then excludes.
 type lmTask struct {
-	data   []byte
-	length int
-	path   string
+	data     []byte
+	length   int
+	path     string
+	describe string // the data's description, when not path
+	val      *lmTask
 }
 
 func (t *lmTask) Name() string { return "lm" }
 func (t *lmTask) Describe() string {
-	return fmt.Sprintf("byte-level language modelling of %s (%d bytes), windows of %d", t.path, len(t.data), t.length)
+	what := t.describe
+	if what == "" {
+		what = fmt.Sprintf("%s (%d bytes)", t.path, len(t.data))
+	}
+	return fmt.Sprintf("byte-level language modelling of %s, windows of %d", what, t.length)
+}
+
+// HeldOutTask returns the task over the held-out text.
+func (t *lmTask) HeldOutTask() Task {
+	if t.val == nil {
+		return t
+	}
+	return t.val
 }
 func (t *lmTask) Inputs() []InputSpec { return []InputSpec{{"tokens", runtime.I32}} }
 

@@ -103,9 +103,46 @@ func TestLMTask(t *testing.T) {
 	assert.Contains(t, "hello world. hello world. ", string(rune(b["tokens"].I[0])))
 }
 
+// The lm task holds out the last tenth of its file, which training
+// batches never read and evaluation batches read alone; -val names a
+// held-out file instead.
+func TestLMTaskHoldsOut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("a", 900)+strings.Repeat("z", 100)), 0o644))
+	tk, err := NewTask("lm", Params{Ints: map[string]int{"len": 8}, Strings: map[string]string{"data": path}})
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	count := func(b Batch, c byte) int {
+		n := 0
+		for _, x := range b["tokens"].I {
+			if x == int32(c) {
+				n++
+			}
+		}
+		return n
+	}
+	for range 50 {
+		b := tk.Batch(rng, 16)
+		require.Zero(t, count(b, 'z'), "a training batch read the held-out tenth")
+		e := heldOut(tk).Batch(rng, 16)
+		require.Zero(t, count(e, 'a'), "an evaluation batch read the training text")
+	}
+	assert.Contains(t, tk.Describe(), "the last 100 held out")
+
+	val := filepath.Join(dir, "val.txt")
+	require.NoError(t, os.WriteFile(val, []byte(strings.Repeat("v", 40)), 0o644))
+	tk, err = NewTask("lm", Params{Ints: map[string]int{"len": 8}, Strings: map[string]string{"data": path, "val": val}})
+	require.NoError(t, err)
+	assert.Positive(t, count(tk.Batch(rng, 64), 'z'), "with -val the whole file trains")
+	assert.Equal(t, 16*9, count(heldOut(tk).Batch(rng, 16), 'v'))
+}
+
 func TestTaskErrors(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty.txt")
 	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	short := filepath.Join(t.TempDir(), "short.txt")
+	require.NoError(t, os.WriteFile(short, []byte(strings.Repeat("x", 100)), 0o644))
 	for _, c := range []struct {
 		name string
 		p    Params
@@ -116,6 +153,7 @@ func TestTaskErrors(t *testing.T) {
 		{"sort", Params{Ints: map[string]int{"n": 0}}, "n must be positive"},
 		{"sort", Params{Strings: map[string]string{"n": "x"}}, `task sort: n must be a whole number, got "x"`},
 		{"lm", Params{Ints: map[string]int{"data": 3}}, "data must be a file name"},
+		{"lm", Params{Ints: map[string]int{"len": 16}, Strings: map[string]string{"data": short}}, "too few to hold out its last tenth"},
 		{"recall", Params{Ints: map[string]int{"pairs": 10, "len": 12}}, "too short"},
 		{"lm", Params{}, "needs a text file: pass --data FILE"},
 		{"lm", Params{Strings: map[string]string{"data": "/nonexistent/x.txt"}}, "no such file"},

@@ -65,7 +65,8 @@ run directory in use is refused.
 
 Tasks are generated in process from the seed: copy and reverse (len,
 vocab), sort (n), recall (pairs, len, vocab), and lm (len; the text file
-given with -data).`,
+given with -data, whose last tenth is held out for evaluation unless
+-val names a held-out file).`,
 	setup: func(fs *pflag.FlagSet) func(*cli, []string) int {
 		f := &trainFlags{
 			out:       fs.StringP("out", "o", "", "run directory (default runs/<model>-<time>)"),
@@ -77,6 +78,7 @@ given with -data).`,
 			evalEvery: fs.Int("eval-every", 0, "evaluate (and checkpoint) every N steps"),
 			target:    fs.Float64("target", 0, "stop when the task's main metric reaches this (0: never)"),
 			data:      fs.String("data", "", "text file for the lm task"),
+			val:       fs.String("val", "", "held-out text file for the lm task (default: the last tenth of -data, which training then leaves out)"),
 			model:     fs.String("model", "", "the model to train, when the file defines several"),
 			task:      kvFlag{},
 			config:    kvFlag{},
@@ -99,6 +101,7 @@ given with -data).`,
 // (or refused) rather than taken for "not given".
 type trainFlags struct {
 	out, resume, data, model *string
+	val                      *string
 	steps, batch, evalEvery  *int
 	lr, target               *float64
 	seed                     *uint64
@@ -139,6 +142,10 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	}
 	if f.given["target"] {
 		spec.Target = *f.target
+	}
+	if f.given["val"] {
+		abs, _ := filepath.Abs(*f.val)
+		spec.TaskParams.Strings["val"] = abs
 	}
 	if spec.EvalEvery == 0 {
 		spec.EvalEvery = max(spec.Steps/10, 1)
@@ -279,6 +286,12 @@ func resumeConflicts(dir string, spec *train.Spec, args []string, f *trainFlags)
 		abs, _ := filepath.Abs(*f.data)
 		if has := spec.TaskParams.Strings["data"]; abs != has {
 			differ("-data "+*f.data, "data "+orNone(has))
+		}
+	}
+	if f.given["val"] {
+		abs, _ := filepath.Abs(*f.val)
+		if has := spec.TaskParams.Strings["val"]; abs != has {
+			differ("-val "+*f.val, "val "+orNone(has))
 		}
 	}
 	for _, k := range sortedKeys(f.task) {
