@@ -361,3 +361,47 @@ func (t *lmTask) Batch(rng *rand.Rand, n int) Batch {
 	}
 	return Batch{"tokens": tokens}
 }
+
+// A TokenRange is what values an i32 input of a task holds: tokens of a
+// vocabulary, 0 ≤ token < Bound. What says where they come from, for
+// an error in the user's terms ("the bytes of text.txt").
+type TokenRange struct {
+	Bound int
+	What  string
+}
+
+// TokenRanges returns, for the inputs of t that hold tokens, the range
+// of their values: a model must have room for every one (an embedding
+// table with as many rows, logits with as many classes). Inputs that
+// hold positions or ignored targets (-1) are not tokens of a vocabulary
+// and are left out, as are tasks without such inputs.
+func TokenRanges(t Task) map[string]TokenRange {
+	switch t := t.(type) {
+	case *seqTask:
+		r := TokenRange{t.vocab, fmt.Sprintf("%s's tokens (vocab %d)", t.Name(), t.vocab)}
+		return map[string]TokenRange{"src": r, "tgt": r}
+	case *recallTask:
+		return map[string]TokenRange{
+			"tokens":  {t.vocab, fmt.Sprintf("recall's tokens (vocab %d)", t.vocab)},
+			"targets": {t.vocab, fmt.Sprintf("recall's targets (vocab %d)", t.vocab)},
+		}
+	case *lmTask:
+		hi, at := -1, ""
+		for _, part := range []*lmTask{t, t.val} {
+			if part == nil {
+				continue
+			}
+			for _, b := range part.data {
+				if int(b) > hi {
+					hi, at = int(b), part.path
+				}
+			}
+		}
+		char := ""
+		if hi >= ' ' && hi < 127 {
+			char = fmt.Sprintf(", %q", rune(hi))
+		}
+		return map[string]TokenRange{"tokens": {hi + 1, fmt.Sprintf("the bytes of %s (values up to %d%s)", at, hi, char)}}
+	}
+	return nil
+}

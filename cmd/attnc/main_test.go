@@ -457,3 +457,23 @@ func TestCompletion(t *testing.T) {
 	code, _, _ = attnc(t, "completion", "tcsh")
 	assert.Equal(t, exitUsage, code)
 }
+
+// A task whose tokens do not fit the model's vocabulary is refused before
+// the trainer is built, in the model's terms, with the config to change.
+func TestTokensMustFitTheVocabulary(t *testing.T) {
+	model := writeFile(t, "small_lm.attn", `model small_lm {
+  config { d = 8, vocab = 64 }
+  input tokens: i32[B, N]
+  let x = embed(tokens, vocab, d)
+  let logits = linear(layer_norm(x), vocab)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+  train { task: lm(len: 8), batch: 2, steps: 1, eval_size: 2 }
+}
+`)
+	text := writeFile(t, "text.txt", strings.Repeat("the quick brown fox ", 20))
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	code, _, errOut := attnc(t, "train", "-data", text, "-out", filepath.Join(t.TempDir(), "r"), model)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "task lm: the bytes of "+text+" (values up to 120, 'x') do not fit the model small_lm: its embedding of tokens has 64 rows. Give it room for 121 tokens (-config vocab=121, or edit the model)")
+	assert.NotContains(t, errOut, "building the trainer")
+}

@@ -158,6 +158,9 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	if err == nil {
 		err = spec.CheckSize(task)
 	}
+	if err == nil {
+		err = checkTokens(m, task)
+	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
 		return exitError
