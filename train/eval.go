@@ -46,7 +46,7 @@ func Evaluate(m Model, task Task, batches []Batch) (map[string]float64, error) {
 		case *sortTask:
 			dec, _, err = decodeSort(m, t, b)
 		case *seqTask:
-			dec, _, err = decodeSeq(m, t, b)
+			dec, _, err = decodeSeq(m, t, b, out)
 		}
 		if err != nil {
 			return nil, err
@@ -158,16 +158,57 @@ func firstUnused(chosen []int32, n int) int32 {
 }
 
 // decodeSeq generates the target greedily: position t of tgt is the
-// model's prediction at position t-1.
-func decodeSeq(m Model, t *seqTask, b Batch) (map[string]float64, [][]int32, error) {
+// model's prediction at position t-1. tf, when set, is the model's
+// outputs on b itself (teacher-forced: the true target as input): a
+// decoder is causal (teacher forcing trains it so), so greedy decoding
+// feeds an example the same prefix as teacher forcing up to its first
+// wrong token and predicts the same tokens there. Those are taken from
+// tf, and only the examples with a wrong token are run on, from the
+// position after it: once a model is mostly right, decoding costs little
+// more than the one forward pass tf came from. The tokens are those of
+// decoding every position of every example.
+func decodeSeq(m Model, t *seqTask, b Batch, tf map[string]*runtime.Tensor) (map[string]float64, [][]int32, error) {
 	truth := b["tgt"]
 	size, l := truth.Shape[0], truth.Shape[1]
 	tgt := runtime.New(runtime.I32, size, l)
+	// next[e] is the first position of example e whose token is not known.
+	next := make([]int, size)
+	var known *runtime.Tensor
+	if tf != nil {
+		var err error
+		if known, err = output(tf, "pred", t.Name(), "argmax(logits, -1)"); err != nil {
+			return nil, nil, err
+		}
+	}
 	for e := 0; e < size; e++ {
 		tgt.I[e*l] = BOS
+		next[e] = 1
+		if known == nil {
+			continue
+		}
+		for next[e] < l {
+			p := next[e]
+			tgt.I[e*l+p] = known.I[e*l+p-1]
+			next[e]++
+			if tgt.I[e*l+p] != truth.I[e*l+p] {
+				break // the prefix differs from here: greedy decoding takes over
+			}
+		}
 	}
-	in := Batch{"src": b["src"], "tgt": tgt}
 	for pos := 1; pos < l; pos++ {
+		var active []int
+		for e := 0; e < size; e++ {
+			if next[e] <= pos {
+				active = append(active, e)
+			}
+		}
+		if len(active) == 0 {
+			continue
+		}
+		in := Batch{"src": b["src"], "tgt": tgt}
+		if len(active) < size {
+			in = Batch{"src": rowsOf(b["src"], active), "tgt": rowsOf(tgt, active)}
+		}
 		out, err := m.ForwardMap(in)
 		if err != nil {
 			return nil, nil, err
@@ -176,8 +217,9 @@ func decodeSeq(m Model, t *seqTask, b Batch) (map[string]float64, [][]int32, err
 		if err != nil {
 			return nil, nil, err
 		}
-		for e := 0; e < size; e++ {
-			tgt.I[e*l+pos] = pred.I[e*l+pos-1]
+		for i, e := range active {
+			tgt.I[e*l+pos] = pred.I[i*l+pos-1]
+			next[e] = pos + 1
 		}
 	}
 	tokens, seqs := 0.0, 0.0
@@ -199,4 +241,26 @@ func decodeSeq(m Model, t *seqTask, b Batch) (map[string]float64, [][]int32, err
 		rows[e] = append([]int32(nil), tgt.I[e*l+1:(e+1)*l]...)
 	}
 	return map[string]float64{"token_acc": tokens / float64(size*(l-1)), "seq_acc": seqs / float64(size)}, rows, nil
+}
+
+// rowsOf returns a tensor of the rows of x (along its first axis) listed
+// in rows, in that order.
+func rowsOf(x *runtime.Tensor, rows []int) *runtime.Tensor {
+	shape := append([]int{len(rows)}, x.Shape[1:]...)
+	out := runtime.New(x.DType, shape...)
+	w := 1
+	for _, d := range x.Shape[1:] {
+		w *= d
+	}
+	for i, r := range rows {
+		switch x.DType {
+		case runtime.I32:
+			copy(out.I[i*w:(i+1)*w], x.I[r*w:(r+1)*w])
+		case runtime.F32:
+			copy(out.F[i*w:(i+1)*w], x.F[r*w:(r+1)*w])
+		case runtime.Bool:
+			copy(out.B[i*w:(i+1)*w], x.B[r*w:(r+1)*w])
+		}
+	}
+	return out
 }

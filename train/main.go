@@ -597,7 +597,7 @@ func predict(out io.Writer, m Model, task Task, b Batch) error {
 		}
 		return nil
 	case *seqTask:
-		_, rows, err := decodeSeq(m, t, b)
+		_, rows, err := decodeSeq(m, t, b, nil)
 		if err != nil {
 			return err
 		}
