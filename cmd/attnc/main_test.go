@@ -477,3 +477,15 @@ func TestTokensMustFitTheVocabulary(t *testing.T) {
 	assert.Contains(t, errOut, "task lm: the bytes of "+text+" (values up to 120, 'x') do not fit the model small_lm: its embedding of tokens has 64 rows. Give it room for 121 tokens (-config vocab=121, or edit the model)")
 	assert.NotContains(t, errOut, "building the trainer")
 }
+
+func TestTrainNeedsWeights(t *testing.T) {
+	model := writeFile(t, "noweights.attn", `model noweights {
+  input x: f32[B, N]
+  loss mean(x * x)
+  train { task: sort(n: 4), steps: 1 }
+}
+`)
+	code, _, errOut := attnc(t, "train", "-out", filepath.Join(t.TempDir(), "r"), model)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "model noweights has no weights to train")
+}

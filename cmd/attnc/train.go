@@ -125,6 +125,10 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	if !ok {
 		return exitError
 	}
+	if len(m.IR.Params()) == 0 {
+		fmt.Fprintf(c.stderr, "attnc train: model %s has no weights to train (no param, embed, linear or block that makes one)\n", m.Name)
+		return exitError
+	}
 	if f.given["steps"] {
 		spec.Steps = *f.steps
 	}
