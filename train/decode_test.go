@@ -72,3 +72,67 @@ func TestDecodeSeqFromTeacherForcing(t *testing.T) {
 	assert.Equal(t, 7, full.calls)
 	assert.Less(t, short.rows, full.rows-64, "the tokens known from teacher forcing are not decoded again (%d rows, teacher forcing's included; %d decoding all)", short.rows, full.rows)
 }
+
+// causalSorter points, at step s, to the smallest unchosen element
+// (given the elements perm[:s] chosen before), except where a hash of
+// what it read says otherwise (about one step in five): then to the
+// largest. It reads perm[:s] only, as a causal pointer decoder does.
+type causalSorter struct{ rows int }
+
+func (m *causalSorter) ForwardMap(in map[string]*runtime.Tensor) (map[string]*runtime.Tensor, error) {
+	x, perm := in["x"], in["perm"]
+	size, n := perm.Shape[0], perm.Shape[1]
+	m.rows += size
+	ptr := runtime.New(runtime.I32, size, n)
+	for e := 0; e < size; e++ {
+		used := make([]bool, n)
+		h := uint32(2166136261)
+		for s := 0; s < n; s++ {
+			lo, hi := -1, -1
+			for k := 0; k < n; k++ {
+				if used[k] {
+					continue
+				}
+				if lo < 0 || x.F[e*n+k] < x.F[e*n+lo] {
+					lo = k
+				}
+				if hi < 0 || x.F[e*n+k] > x.F[e*n+hi] {
+					hi = k
+				}
+			}
+			c := lo
+			if h%5 == 0 {
+				c = hi
+			}
+			ptr.I[e*n+s] = int32(c)
+			p := perm.I[e*n+s]
+			used[p] = true
+			h = (h ^ uint32(p)) * 16777619
+		}
+	}
+	return map[string]*runtime.Tensor{"loss": runtime.FromF32(nil, []float32{0}), "output:pointers": ptr}, nil
+}
+
+func (m *causalSorter) LossAndGradMap(in map[string]*runtime.Tensor) (map[string]*runtime.Tensor, error) {
+	return m.ForwardMap(in)
+}
+func (m *causalSorter) Params() []runtime.Named { return nil }
+func (m *causalSorter) Grads() []runtime.Named  { return nil }
+
+func TestDecodeSortFromTeacherForcing(t *testing.T) {
+	task := &sortTask{n: 6}
+	b := task.Batch(rand.New(rand.NewPCG(6, 7)), 64)
+	full := &causalSorter{}
+	wantMetrics, wantChosen, err := decodeSort(full, task, b, nil)
+	require.NoError(t, err)
+	short := &causalSorter{}
+	tf, err := short.ForwardMap(b)
+	require.NoError(t, err)
+	gotMetrics, gotChosen, err := decodeSort(short, task, b, tf)
+	require.NoError(t, err)
+	assert.Equal(t, wantChosen, gotChosen)
+	assert.Equal(t, wantMetrics, gotMetrics)
+	assert.Greater(t, wantMetrics["exact"], 0.0)
+	assert.Less(t, wantMetrics["exact"], 1.0)
+	assert.Less(t, short.rows, full.rows-64, "%d rows, %d decoding all", short.rows, full.rows)
+}

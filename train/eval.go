@@ -44,7 +44,7 @@ func Evaluate(m Model, task Task, batches []Batch) (map[string]float64, error) {
 		var dec map[string]float64
 		switch t := task.(type) {
 		case *sortTask:
-			dec, _, err = decodeSort(m, t, b)
+			dec, _, err = decodeSort(m, t, b, out)
 		case *seqTask:
 			dec, _, err = decodeSeq(m, t, b, out)
 		}
@@ -78,30 +78,65 @@ func output(out map[string]*runtime.Tensor, name, task, how string) (*runtime.Te
 // decodeSort points greedily: at step t the decoder reads the elements it
 // chose at steps < t, and the perm input lists them first (then the
 // others in order), so the model's mask of visited positions is right for
-// every step up to t.
-func decodeSort(m Model, t *sortTask, b Batch) (map[string]float64, [][]int32, error) {
+// every step up to t. tf, when set, is the model's outputs on b itself
+// (teacher-forced: perm the true permutation). The decoder is causal over
+// its steps, so up to an example's first wrong pointer greedy decoding
+// reads what teacher forcing read and points where it pointed: those
+// pointers come from tf, and only the examples with a wrong one are run
+// on, from the step after it (as decodeSeq does).
+func decodeSort(m Model, t *sortTask, b Batch, tf map[string]*runtime.Tensor) (map[string]float64, [][]int32, error) {
 	truth := b["perm"]
 	size, n := truth.Shape[0], truth.Shape[1]
 	chosen := make([][]int32, size)
-	perm := runtime.New(runtime.I32, size, n)
-	in := Batch{"x": b["x"], "perm": perm}
-	for step := 0; step < n; step++ {
+	if tf != nil {
+		known, err := output(tf, "pointers", "sort", "argmax(logp, -1)")
+		if err != nil {
+			return nil, nil, err
+		}
 		for e := 0; e < size; e++ {
-			row := perm.I[e*n:][:n]
-			used := make([]bool, n)
-			for i, c := range chosen[e] {
-				row[i] = c
-				used[c] = true
-			}
-			i := len(chosen[e])
-			for j := 0; j < n; j++ {
-				if !used[j] {
-					row[i] = int32(j)
-					i++
+			for step := 0; step < n; step++ {
+				c, err := pointer(known.I[e*n+step], chosen[e], n)
+				if err != nil {
+					return nil, nil, err
+				}
+				chosen[e] = append(chosen[e], c)
+				if c != truth.I[e*n+step] {
+					break
 				}
 			}
 		}
-		out, err := m.ForwardMap(in)
+	}
+	for step := 0; step < n; step++ {
+		var active []int
+		for e := 0; e < size; e++ {
+			if len(chosen[e]) == step {
+				active = append(active, e)
+			}
+		}
+		if len(active) == 0 {
+			continue
+		}
+		perm := runtime.New(runtime.I32, len(active), n)
+		for i, e := range active {
+			row := perm.I[i*n:][:n]
+			used := make([]bool, n)
+			for j, c := range chosen[e] {
+				row[j] = c
+				used[c] = true
+			}
+			j := len(chosen[e])
+			for k := 0; k < n; k++ {
+				if !used[k] {
+					row[j] = int32(k)
+					j++
+				}
+			}
+		}
+		x := b["x"]
+		if len(active) < size {
+			x = rowsOf(x, active)
+		}
+		out, err := m.ForwardMap(Batch{"x": x, "perm": perm})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -109,20 +144,10 @@ func decodeSort(m Model, t *sortTask, b Batch) (map[string]float64, [][]int32, e
 		if err != nil {
 			return nil, nil, err
 		}
-		for e := 0; e < size; e++ {
-			c := ptr.I[e*n+step]
-			if c < 0 || int(c) >= n {
-				return nil, nil, fmt.Errorf("output pointers holds %d, outside [0, %d)", c, n)
-			}
-			for _, prev := range chosen[e] {
-				if prev == c {
-					// The mask should prevent it; a model without one
-					// may repeat, which counts as wrong.
-					c = -1
-				}
-			}
-			if c < 0 {
-				c = firstUnused(chosen[e], n)
+		for i, e := range active {
+			c, err := pointer(ptr.I[i*n+step], chosen[e], n)
+			if err != nil {
+				return nil, nil, err
 			}
 			chosen[e] = append(chosen[e], c)
 		}
@@ -142,6 +167,21 @@ func decodeSort(m Model, t *sortTask, b Batch) (map[string]float64, [][]int32, e
 		}
 	}
 	return map[string]float64{"exact": exact / float64(size), "step_acc": steps / float64(size*n)}, chosen, nil
+}
+
+// pointer checks the position c a model pointed to next, after chosen:
+// one already chosen (which a mask should prevent; a model without one
+// may repeat) counts as wrong and is replaced by the first unchosen.
+func pointer(c int32, chosen []int32, n int) (int32, error) {
+	if c < 0 || int(c) >= n {
+		return 0, fmt.Errorf("output pointers holds %d, outside [0, %d)", c, n)
+	}
+	for _, prev := range chosen {
+		if prev == c {
+			return firstUnused(chosen, n), nil
+		}
+	}
+	return c, nil
 }
 
 func firstUnused(chosen []int32, n int) int32 {

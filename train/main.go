@@ -587,7 +587,7 @@ func predict(out io.Writer, m Model, task Task, b Batch) error {
 	size := b.Size()
 	switch t := task.(type) {
 	case *sortTask:
-		_, chosen, err := decodeSort(m, t, b)
+		_, chosen, err := decodeSort(m, t, b, nil)
 		if err != nil {
 			return err
 		}
