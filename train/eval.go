@@ -29,9 +29,21 @@ func MainMetric(t Task) string {
 // permutation) and step_acc, or token_acc and seq_acc; lm reports
 // perplexity and bits per byte.
 func Evaluate(m Model, task Task, batches []Batch) (map[string]float64, error) {
+	return evaluate(m, task, batches, nil)
+}
+
+// evaluate is Evaluate, calling progress (when set) with the examples
+// done and in all before each batch and after the last.
+func evaluate(m Model, task Task, batches []Batch, progress func(done, total int)) (map[string]float64, error) {
 	sums := map[string]float64{}
-	n := 0
+	n, total := 0, 0
 	for _, b := range batches {
+		total += b.Size()
+	}
+	for _, b := range batches {
+		if progress != nil {
+			progress(n, total)
+		}
 		size := b.Size()
 		out, err := m.ForwardMap(b)
 		if err != nil {
@@ -55,6 +67,9 @@ func Evaluate(m Model, task Task, batches []Batch) (map[string]float64, error) {
 			sums[k] += v * float64(size)
 		}
 		n += size
+	}
+	if progress != nil {
+		progress(n, total)
 	}
 	res := map[string]float64{}
 	for k, v := range sums {

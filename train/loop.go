@@ -223,7 +223,16 @@ func Run(m Model, cfg Config) (*Summary, error) {
 			Metrics:   finite(metricsOf(out)), ElapsedMS: time.Since(began).Milliseconds()}
 		last := n == cfg.Steps
 		if cfg.EvalEvery > 0 && (n%cfg.EvalEvery == 0 || last) {
-			ev, err := Evaluate(m, cfg.Task, evalSet)
+			var progress func(done, total int)
+			if cfg.Terminal {
+				// The bar stays, with what evaluation has done, so the
+				// line never sits still without a word.
+				bar := progressBar(n, cfg.Steps, smooth, rec.ExPerSec, time.Since(began))
+				progress = func(done, total int) {
+					fmt.Fprintf(cfg.Out, "\r%s  evaluating %d/%d\033[K", strings.TrimSuffix(bar, "\033[K"), done, total)
+				}
+			}
+			ev, err := evaluate(m, cfg.Task, evalSet, progress)
 			if err != nil {
 				return sum, fmt.Errorf("evaluation at step %d: %w", n, err)
 			}

@@ -407,3 +407,17 @@ func TestRunChecksTheModelsInputs(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the model's input tokens is not one the linear task fills (it gives x, y)")
 }
+
+// On a terminal the progress line says what evaluation has done while it
+// runs, instead of standing still.
+func TestEvaluationShowsProgress(t *testing.T) {
+	cfg := config(t.TempDir(), 10)
+	cfg.EvalSize = 40
+	var out strings.Builder
+	cfg.Out, cfg.Terminal = &out, true
+	_, err := Run(newLinear(1), cfg)
+	require.NoError(t, err)
+	for _, s := range []string{"evaluating 0/40", "evaluating 16/40", "evaluating 32/40", "evaluating 40/40"} {
+		assert.Contains(t, out.String(), s)
+	}
+}
