@@ -256,7 +256,7 @@ func (e *StoppedError) Error() string {
 
 func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)) error {
 	if len(args) < 2 {
-		return errors.New("usage: trainer train|eval|predict|bench DIR [flags]")
+		return errors.New("usage: trainer train|eval|predict|bench|generate DIR [flags]")
 	}
 	cmd, dir := args[0], args[1]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -272,6 +272,10 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	top := fs.Int("top", 10, "bench: how many of the most expensive instructions to list")
 	cpuProf := fs.String("cpuprofile", "", "bench: write a CPU profile of LossAndGrad calls to this file")
 	memProf := fs.String("memprofile", "", "bench: write the allocations of LossAndGrad calls to this file")
+	prompt := fs.String("prompt", "", "generate: the text to continue")
+	temperature := fs.Float64("temperature", 0.8, "generate: sampling temperature (0: the most likely byte)")
+	topK := fs.Int("top-k", 40, "generate: sample among this many most likely bytes (0: all)")
+	seed := fs.Uint64("seed", 1, "generate: the sampling seed")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -285,6 +289,9 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	}
 	if (set["reps"] || set["min-time"] || set["json"] || set["top"] || set["cpuprofile"] || set["memprofile"]) && cmd != "bench" {
 		return errors.New("-reps, -min-time, -json, -top, -cpuprofile and -memprofile go with bench")
+	}
+	if (set["prompt"] || set["temperature"] || set["top-k"] || set["seed"]) && cmd != "generate" {
+		return errors.New("-prompt, -temperature, -top-k and -seed go with generate")
 	}
 	if *reps < 0 || *minTime < 0 || *top < 1 {
 		return fmt.Errorf("-reps and -min-time must not be negative and -top must be at least 1, got %d, %v and %d", *reps, *minTime, *top)
@@ -354,6 +361,21 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		return train(out, dir, spec, task, m, *resume, *stopAfter)
 	case "bench":
 		return Bench(out, spec, task, m, BenchOptions{Reps: *reps, MinTime: *minTime, JSON: *asJSON, TopOps: *top, CPUProfile: *cpuProf, MemProfile: *memProf})
+	case "generate":
+		lm, ok := task.(*lmTask)
+		if !ok {
+			return fmt.Errorf("generate continues text with a language model trained on the lm task; this run's task is %s (attnc predict shows its predictions)", task.Name())
+		}
+		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
+			return err
+		}
+		opts := GenerateOptions{Prompt: *prompt, N: *n, Temperature: *temperature, TopK: *topK, Seed: *seed, Context: lm.length + 1}
+		rate, err := Generate(out, m, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n\n(%d bytes at %.0f a second, each reading the last %d; sampled at temperature %g, top-k %d, seed %d)\n", *n, rate, opts.Context, *temperature, *topK, *seed)
+		return nil
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err

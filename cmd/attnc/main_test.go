@@ -280,6 +280,18 @@ func TestTrainLM(t *testing.T) {
 	assert.Contains(t, out, "perplexity")
 	assert.Contains(t, out, "bits_per_byte")
 
+	// generate needs the next-byte scores as an output; a prompt is
+	// required, and the values are checked before the trainer runs.
+	code, _, errOut = attnc(t, "generate", run, "-prompt", "the ")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "add `output logits = …`")
+	code, _, errOut = attnc(t, "generate", run)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "-prompt must not be empty")
+	code, _, errOut = attnc(t, "generate", run, "-p", "x", "--temperature", "-1")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "-temperature must be 0 or more")
+
 	// export writes the weights alone, checked against the model.
 	weights := filepath.Join(t.TempDir(), "w.safetensors")
 	code, out, errOut = attnc(t, "export", run, "-o", weights)
@@ -488,4 +500,37 @@ func TestTrainNeedsWeights(t *testing.T) {
 	code, _, errOut := attnc(t, "train", "-out", filepath.Join(t.TempDir(), "r"), model)
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "model noweights has no weights to train")
+}
+
+// attnc generate continues a prompt with a byte-level model trained on
+// the lm task; a seed repeats its sample.
+func TestGenerate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer")
+	}
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	model := writeFile(t, "gen_lm.attn", `model gen_lm {
+  config { d = 16 }
+  input tokens: i32[B, N]
+  let x = embed(tokens, 256, d)
+  let logits = linear(layer_norm(x), 256)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+  output logits = logits
+  train { task: lm(len: 16), batch: 4, steps: 3, eval_size: 8 }
+}
+`)
+	text := writeFile(t, "text.txt", strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20))
+	run := filepath.Join(t.TempDir(), "run")
+	code, _, errOut := attnc(t, "train", "-data", text, "-out", run, model)
+	require.Equal(t, exitOK, code, errOut)
+	code, out, errOut := attnc(t, "generate", run, "-prompt", "the quick", "-n", "20", "--seed", "3")
+	require.Equal(t, exitOK, code, errOut)
+	first, _, ok := strings.Cut(out, "\n\n(")
+	require.True(t, ok, out)
+	assert.True(t, strings.HasPrefix(first, "the quick"), first)
+	assert.Len(t, first, len("the quick")+20)
+	assert.Contains(t, out, "20 bytes at")
+	_, again, _ := attnc(t, "generate", run, "-prompt", "the quick", "-n", "20", "--seed", "3")
+	againFirst, _, _ := strings.Cut(again, "\n\n(")
+	assert.Equal(t, first, againFirst, "a seed repeats the sample")
 }
