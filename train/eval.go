@@ -22,6 +22,23 @@ func MainMetric(t Task) string {
 	return ""
 }
 
+// PlotMetric names the held-out metric a run's loss.png draws beside the
+// loss, for the task named task: its main metric, or bits per byte for
+// lm (which has no main metric to stop on).
+func PlotMetric(task string) string {
+	switch task {
+	case "sort":
+		return "exact"
+	case "copy", "reverse":
+		return "token_acc"
+	case "recall":
+		return "acc"
+	case "lm":
+		return "bits_per_byte"
+	}
+	return ""
+}
+
 // Evaluate measures m on held-out batches. Every task reports the
 // teacher-forced loss and the model's own metrics, averaged over
 // examples. Sort and copy/reverse also decode greedily, one step at a

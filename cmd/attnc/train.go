@@ -641,13 +641,18 @@ byte costs a forward pass over the window.`,
 		}
 	})
 
-// pictures draws loss.png and, for a model that outputs a distribution
-// over positions (a pointer network), attention.png. A picture that
+// pictures draws loss.png (with the task's main metric beside the loss)
+// and, for a model that outputs a distribution over positions (a pointer
+// network), attention.png. A picture that
 // cannot be drawn is a warning, not a failed run.
 func (c *cli) pictures(dir, model string) {
+	metric := ""
+	if spec, err := train.ReadSpec(dir); err == nil {
+		metric = train.PlotMetric(spec.Task)
+	}
 	recs, err := plot.ReadMetrics(filepath.Join(dir, train.MetricsFile))
 	if err == nil {
-		err = plot.Loss(filepath.Join(dir, "loss.png"), model+" loss", recs)
+		err = plot.Loss(filepath.Join(dir, "loss.png"), model+" loss", recs, metric)
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: warning: loss.png: %v\n", err)

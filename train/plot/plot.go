@@ -19,6 +19,8 @@ import (
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
@@ -44,8 +46,10 @@ func ReadMetrics(path string) ([]train.Record, error) {
 }
 
 // Loss draws the training loss (and the held-out loss where it was
-// evaluated) against the step to path (PNG).
-func Loss(path, title string, recs []train.Record) error {
+// evaluated) against the step to path (PNG); with metric set (the task's
+// main metric, as "exact") and evaluated, a second panel beside it draws
+// that metric's held-out values.
+func Loss(path, title string, recs []train.Record, metric string) error {
 	if len(recs) == 0 {
 		return fmt.Errorf("no metrics to plot")
 	}
@@ -53,13 +57,16 @@ func Loss(path, title string, recs []train.Record) error {
 	p.Title.Text = title
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = "loss"
-	var trainPts, evalPts plotter.XYs
+	var trainPts, evalPts, metricPts plotter.XYs
 	for _, r := range recs {
 		if r.Loss > 0 && !math.IsInf(r.Loss, 0) {
 			trainPts = append(trainPts, plotter.XY{X: float64(r.Step), Y: r.Loss})
 		}
 		if l, ok := r.Eval["loss"]; ok && l > 0 {
 			evalPts = append(evalPts, plotter.XY{X: float64(r.Step), Y: l})
+		}
+		if v, ok := r.Eval[metric]; ok && metric != "" && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			metricPts = append(metricPts, plotter.XY{X: float64(r.Step), Y: v})
 		}
 	}
 	if len(trainPts) == 0 {
@@ -69,7 +76,7 @@ func Loss(path, title string, recs []train.Record) error {
 	if err != nil {
 		return err
 	}
-	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	line.Color = blue
 	p.Add(line, plotter.NewGrid())
 	p.Legend.Add("train", line)
 	if len(evalPts) > 0 {
@@ -77,13 +84,38 @@ func Loss(path, title string, recs []train.Record) error {
 		if err != nil {
 			return err
 		}
-		sc.Color = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+		sc.Color = red
 		p.Add(sc)
 		p.Legend.Add("held-out", sc)
 	}
 	p.Legend.Top = true
-	return save(p, path, 7*vg.Inch, 4*vg.Inch)
+	if len(metricPts) == 0 {
+		return save(path, 7*vg.Inch, 4*vg.Inch, panel{p, 1})
+	}
+	m := plot.New()
+	m.Title.Text = "held-out " + metric
+	m.X.Label.Text = "step"
+	m.Y.Label.Text = metric
+	ml, sc, err := plotter.NewLinePoints(metricPts)
+	if err != nil {
+		return err
+	}
+	ml.Color, sc.Color = red, red
+	m.Add(ml, sc, plotter.NewGrid())
+	fraction := true
+	for _, pt := range metricPts {
+		fraction = fraction && pt.Y >= 0 && pt.Y <= 1
+	}
+	if fraction { // an accuracy: its whole scale
+		m.Y.Min, m.Y.Max = 0, 1
+	}
+	return save(path, 12*vg.Inch, 4*vg.Inch, panel{p, 7}, panel{m, 5})
 }
+
+var (
+	blue = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	red  = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+)
 
 // grid is a matrix as plotter.GridXYZ: row r is drawn at y = r.
 type grid struct {
@@ -98,7 +130,8 @@ func (g grid) Y(r int) float64    { return float64(r) }
 
 // HeatMap draws the probabilities exp(logp) of one example's [N, K]
 // log-probabilities (a pointer network's output: row t is the
-// distribution over input positions at step t) to path.
+// distribution over input positions at step t) to path, with a colour
+// bar for the probability scale.
 func HeatMap(path, title string, logp *runtime.Tensor) error {
 	if logp.DType != runtime.F32 || len(logp.Shape) != 3 {
 		return fmt.Errorf("heat map: want f32[1, N, K], got %v", logp.Shape)
@@ -108,21 +141,58 @@ func HeatMap(path, title string, logp *runtime.Tensor) error {
 	for i := range g.v {
 		g.v[i] = math.Exp(float64(logp.F[i]))
 	}
-	pal := moreland.SmoothBlueRed().Palette(64)
-	h := plotter.NewHeatMap(g, pal)
+	cmap := moreland.SmoothBlueRed()
+	h := plotter.NewHeatMap(g, cmap.Palette(64))
 	h.Min, h.Max = 0, 1
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "input position"
 	p.Y.Label.Text = "output step"
 	p.Add(h)
-	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+	bar := plot.New()
+	bar.Title.Text = "probability"
+	bar.HideX()
+	bar.Y.Padding = 0
+	cb := &plotter.ColorBar{ColorMap: cmap, Vertical: true}
+	cb.ColorMap.SetMin(0)
+	cb.ColorMap.SetMax(1)
+	bar.Add(cb)
+	return save(path, 6*vg.Inch, 5*vg.Inch, panel{p, 5}, panel{bar, 1})
 }
 
-// save writes the plot as a PNG atomically.
-func save(p *plot.Plot, path string, w, h vg.Length) error {
+// A panel is one plot of a picture and its share of the width.
+type panel struct {
+	p     *plot.Plot
+	width float64
+}
+
+// save draws the panels side by side, each its share of the width w, and
+// writes them as a PNG to path atomically.
+func save(path string, w, h vg.Length, panels ...panel) error {
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	total := 0.0
+	for _, pn := range panels {
+		total += pn.width
+	}
+	x := vg.Length(0)
+	for _, pn := range panels {
+		pw := w * vg.Length(pn.width/total)
+		pn.p.Draw(draw.Crop(dc, x, x+pw-w, 0, 0))
+		x += pw
+	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp.png")
-	if err := p.Save(w, h, tmp); err != nil {
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -18,21 +18,32 @@ func TestLossPlot(t *testing.T) {
 	dir := t.TempDir()
 	metrics := filepath.Join(dir, "metrics.jsonl")
 	require.NoError(t, os.WriteFile(metrics, []byte(`{"step":1,"loss":3.2}
-{"step":2,"loss":2.5,"eval":{"loss":2.6}}
-{"step":3,"loss":1.9}
+{"step":2,"loss":2.5,"eval":{"loss":2.6,"exact":0.4}}
+{"step":3,"loss":1.9,"eval":{"loss":2.1,"exact":0.7}}
 `), 0o644))
 	recs, err := ReadMetrics(metrics)
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
+	width := func(path string) int {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		img, err := png.Decode(bytes.NewReader(b))
+		require.NoError(t, err, "%s is a PNG", path)
+		return img.Bounds().Dx()
+	}
 	out := filepath.Join(dir, "loss.png")
-	require.NoError(t, Loss(out, "test", recs))
-	b, err := os.ReadFile(out)
+	require.NoError(t, Loss(out, "test", recs, ""))
+	alone := width(out)
+	assert.Greater(t, alone, 100)
+	require.NoError(t, Loss(out, "test", recs, "exact"))
+	assert.Greater(t, width(out), alone, "the main metric gets a panel beside the loss")
+	require.NoError(t, Loss(out, "test", recs, "token_acc"))
+	assert.Equal(t, alone, width(out), "a metric never evaluated gets none")
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	img, err := png.Decode(bytes.NewReader(b))
-	require.NoError(t, err, "loss.png is a PNG")
-	assert.Greater(t, img.Bounds().Dx(), 100)
+	assert.Len(t, entries, 2, "no temporary file is left")
 
-	assert.Error(t, Loss(out, "empty", nil))
+	assert.Error(t, Loss(out, "empty", nil, ""))
 	require.NoError(t, os.WriteFile(metrics, []byte("{not json\n"), 0o644))
 	_, err = ReadMetrics(metrics)
 	assert.ErrorContains(t, err, "metrics.jsonl:1")
