@@ -37,10 +37,10 @@ type echoLM struct{ widths []int }
 
 func (m *echoLM) ForwardMap(in map[string]*runtime.Tensor) (map[string]*runtime.Tensor, error) {
 	tok := in["tokens"]
-	n := tok.Shape[1]
+	bs, n := tok.Shape[0], tok.Shape[1]
 	m.widths = append(m.widths, n)
-	logits := runtime.New(runtime.F32, 1, n, 256)
-	for p := 0; p < n; p++ {
+	logits := runtime.New(runtime.F32, bs, n, 256)
+	for p := 0; p < bs*n; p++ {
 		for v := range 256 {
 			logits.F[p*256+v] = -10
 		}
@@ -71,4 +71,15 @@ func TestGenerate(t *testing.T) {
 	for _, o := range []GenerateOptions{{Prompt: "x"}, {Prompt: "x", N: 1, Temperature: -1}, {Prompt: "x", N: 1, TopK: -2}, {N: 3}} {
 		assert.Error(t, o.Validate(), "%+v", o)
 	}
+}
+
+// predict on an lm run shows each window and the byte the model expects
+// after each position.
+func TestPredictLM(t *testing.T) {
+	task := &lmTask{data: []byte("abcdefghijklmnopqrstuvwxyz"), length: 5, path: "abc.txt"}
+	b := task.Batch(rand.New(rand.NewPCG(1, 1)), 2)
+	var out strings.Builder
+	require.NoError(t, predict(&out, &echoLM{}, task, b))
+	assert.Equal(t, 2, strings.Count(out.String(), "(the most likely next byte at each position: 5 of 5 right)"), out.String())
+	assert.Contains(t, out.String(), "text     \"")
 }

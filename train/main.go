@@ -648,6 +648,28 @@ func predict(out io.Writer, m Model, task Task, b Batch) error {
 				}
 			}
 			fmt.Fprintf(out, "recall  %v\npredict %v\n\n", want, got)
+		case *lmTask:
+			tok := b["tokens"]
+			n := tok.Shape[1]
+			text := make([]byte, n)
+			for i := range text {
+				text[i] = byte(tok.I[e*n+i])
+			}
+			if logits == nil || logits.Shape[1] != n {
+				fmt.Fprintf(out, "text     %q\n(add `output logits = …` to the model to see its predictions; attnc generate samples from it)\n\n", text)
+				continue
+			}
+			// The byte each position predicts comes after it: the text
+			// from its second byte on, against the predictions.
+			pred := make([]byte, n-1)
+			right := 0
+			for i := range pred {
+				pred[i] = byte(argmaxAt(logits, e, i))
+				if pred[i] == text[i+1] {
+					right++
+				}
+			}
+			fmt.Fprintf(out, "text     %q\npredict  %q (the most likely next byte at each position: %d of %d right)\n\n", text[1:], pred, right, n-1)
 		default:
 			fmt.Fprintf(out, "example %d: loss %.4f\n", e, scalar(res["loss"]))
 		}
