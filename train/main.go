@@ -149,6 +149,15 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("task_params: %w", err)
 		}
 	}
+	if s.Target > 0 {
+		// Every main metric is a fraction; lm has none to stop on.
+		switch main := PlotMetric(s.Task); {
+		case s.Task == "lm":
+			return errors.New("target: the lm task has no metric to stop at (its held-out bits_per_byte is reported, not a target); leave target out")
+		case main != "" && s.Target > 1:
+			return fmt.Errorf("target %v can never be reached: the %s task's main metric, %s, is a fraction from 0 to 1", s.Target, s.Task, main)
+		}
+	}
 	return nil
 }
 

@@ -138,6 +138,17 @@ func TestLMTaskHoldsOut(t *testing.T) {
 	assert.Equal(t, 16*9, count(heldOut(tk).Batch(rng, 16), 'v'))
 }
 
+// A target no run can reach is refused up front.
+func TestTargetIsReachable(t *testing.T) {
+	spec := func(task string, target float64) *Spec {
+		return &Spec{Model: "m", Source: "m.attn", Schedule: "cosine", Steps: 10, Batch: 2, LR: 1e-3, Task: task, Target: target}
+	}
+	assert.NoError(t, spec("sort", 0.95).Validate())
+	assert.NoError(t, spec("lm", 0).Validate())
+	assert.ErrorContains(t, spec("sort", 2).Validate(), "target 2 can never be reached: the sort task's main metric, exact, is a fraction")
+	assert.ErrorContains(t, spec("lm", 0.5).Validate(), "the lm task has no metric to stop at")
+}
+
 func TestTaskErrors(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty.txt")
 	require.NoError(t, os.WriteFile(empty, nil, 0o644))
