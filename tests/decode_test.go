@@ -1,0 +1,162 @@
+package tests
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/ir"
+	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/lang"
+	"github.com/attnc/attnc/passes"
+)
+
+// stepAll runs a decode step over tokens one at a time in the reference
+// interpreter, carrying its states, and returns the logits of each
+// position, [n][V].
+func stepAll(t *testing.T, step *passes.DecodeStep, params map[string]*eval.Tensor, tokens []int) [][]float64 {
+	t.Helper()
+	states := map[string]*eval.Tensor{}
+	for _, s := range step.States {
+		shape := make([]int, s.Type.Rank())
+		for i, d := range s.Type.Shape {
+			switch {
+			case i == 0:
+				shape[i] = 1
+			case i == s.Axis:
+				shape[i] = 0
+			default:
+				n, ok := d.IsConst()
+				require.True(t, ok, "state %s has the dim %s", s.Input, d)
+				shape[i] = int(n)
+			}
+		}
+		states[s.Input] = eval.NewTensor(s.Type.DType, shape...)
+	}
+	var out [][]float64
+	for _, tok := range tokens {
+		in := map[string]*eval.Tensor{step.Tokens: {DType: ir.I32, Shape: []int{1, 1}, Data: []float64{float64(tok)}}}
+		for k, v := range states {
+			in[k] = v
+		}
+		res, err := eval.Run(step.Module, eval.Env{Inputs: in, Params: params})
+		require.NoError(t, err)
+		logits := res.Outputs[step.Logits]
+		require.Equal(t, 3, len(logits.Shape))
+		out = append(out, append([]float64(nil), logits.Data...))
+		for _, s := range step.States {
+			states[s.Input] = res.Outputs[s.Output]
+		}
+	}
+	return out
+}
+
+// The decode step of a causal model, run one token at a time with its
+// caches, gives the logits Forward gives at every position (reference
+// interpreter, fresh random weights and tokens).
+func TestDecodeStepMatchesForward(t *testing.T) {
+	models := []struct {
+		name string
+		m    *lang.Model
+	}{
+		{"hybrid_ssm (scan, causal and window attention, positions)", elaborate(t, "hybrid_ssm.attn", ints("d", 16, "heads", 2, "layers", 2, "window", 3))},
+		{"transformer LM", elaborateSource(t, "gen_lm.attn", `import "std/layers.attn"
+
+model gen_lm {
+  config { vocab = 32, d = 16, heads = 2, layers = 2, max_len = 32 }
+  input tokens: i32[B, N]
+  let x = embed(tokens, vocab, d) + embed(positions(tokens), max_len, d)
+  repeat i in 0..layers {
+    x = transformer_layer(x, heads, causal)
+  }
+  let logits = linear(norm(x), vocab)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+  output logits = logits
+}
+`)},
+	}
+	for i, c := range models {
+		t.Run(c.name, func(t *testing.T) {
+			step, err := passes.Decode(c.m.IR, "logits")
+			require.NoError(t, err)
+			params, err := eval.InitParams(c.m.IR, int64(3+i))
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(9, uint64(i)))
+			for _, w := range params {
+				for j := range w.Data {
+					w.Data[j] += 0.2 * rng.NormFloat64()
+				}
+			}
+			const n = 11
+			tokens := make([]int, n)
+			in := map[string]*eval.Tensor{}
+			for _, x := range c.m.IR.Inputs() {
+				tt := eval.NewTensor(x.Type.DType, 1, n)
+				for j := range tt.Data {
+					tokens[j] = rng.IntN(32)
+					tt.Data[j] = float64(tokens[j])
+				}
+				in[x.Name()] = tt
+			}
+			in["tokens"].Data = make([]float64, n)
+			for j := range tokens {
+				in["tokens"].Data[j] = float64(tokens[j])
+			}
+			ref, err := eval.Run(c.m.IR, eval.Env{Inputs: in, Params: params})
+			require.NoError(t, err)
+			want := ref.Outputs["logits"]
+			v := want.Shape[2]
+			got := stepAll(t, step, params, tokens)
+			require.Len(t, got, n)
+			worst := 0.0
+			for p := range n {
+				for j := range v {
+					worst = math.Max(worst, math.Abs(got[p][j]-want.Data[p*v+j]))
+				}
+			}
+			assert.Less(t, worst, 1e-9, "largest difference from Forward's logits")
+			assert.NotEmpty(t, step.States)
+		})
+	}
+}
+
+// What decoding cannot derive is an error that names the instruction.
+func TestDecodeRefusals(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{`import "std/layers.attn"
+model m {
+  input tokens: i32[B, N]
+  let x = embed(tokens, 8, 4)
+  output logits = self_attn(x, 1)
+  loss mean(x)
+}`, "has no mask, so each position attends to later ones"},
+		{`import "std/layers.attn"
+mask band = abs(q - k) < 2
+model m {
+  input tokens: i32[B, N]
+  let x = embed(tokens, 8, 4)
+  output logits = self_attn(x, 1, band)
+  loss mean(x)
+}`, "admits key 1 for query 0: the model is not causal"},
+		{`model m {
+  input tokens: i32[B, N]
+  let x = embed(tokens, 8, 4)
+  output logits = softmax(x, 1)
+  loss mean(x)
+}`, "acts along the sequence"},
+		{`model m {
+  input tokens: i32[B, N]
+  let x = embed(tokens, 8, 4)
+  output logits = x[:, :-1]
+  loss mean(x)
+}`, "mixes the sequence length"},
+	} {
+		m := elaborateSource(t, "m.attn", c.src)
+		_, err := passes.Decode(m.IR, "logits")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), c.want)
+	}
+}
