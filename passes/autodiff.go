@@ -40,7 +40,9 @@ import (
 func Autodiff(m *ir.Module) error {
 	loss := m.Loss()
 	if loss == nil {
-		return fmt.Errorf("autodiff: module %s has no loss", m.Name)
+		// Nothing to differentiate: an inference module (a model's decode
+		// step) has a forward function only.
+		return nil
 	}
 	for _, o := range m.Outputs {
 		if o.Kind == ir.OutGrad {

@@ -20,7 +20,8 @@ type StepState struct {
 
 // A DecodeStep is the one-token step of a causal model: a module whose
 // input Tokens is i32[B, 1], the token at position Len (Len tokens came
-// before it), and whose States carry the keys and values of the tokens
+// before it; "" when no state is a cache, and nothing reads it), and whose
+// States carry the keys and values of the tokens
 // before it (caches) and the scans' last rows, so that its output Logits,
 // f32[B, 1, V], is the model's Forward output at that position, computed
 // in time that grows with Len only through attention over the cache.
@@ -108,6 +109,21 @@ func Decode(m *ir.Module, logits string) (*DecodeStep, error) {
 	d.b.Output(ir.OutValue, logits, d.at[root])
 	for _, s := range step.States {
 		d.b.Output(ir.OutValue, s.Output, d.next[s.Output])
+	}
+	// Len is bound by the caches' length; without a cache nothing gives
+	// it, so a step without one must not read it.
+	cached := false
+	for _, s := range step.States {
+		cached = cached || s.Axis >= 0
+	}
+	if !cached {
+		for _, in := range d.b.M.Instrs {
+			if in.Op == ir.OpDimSize {
+				return nil, fmt.Errorf("decoding one token at a time: the model reads positions but has no attention whose cache would carry them")
+			}
+		}
+		d.b.M.Syms = slices.DeleteFunc(d.b.M.Syms, func(s string) bool { return s == lenSym })
+		step.Len = ""
 	}
 	if err := d.b.Err(); err != nil {
 		return nil, err

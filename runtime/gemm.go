@@ -242,10 +242,29 @@ func putBuffer(p *[]float32) {
 // C is neither cleared first nor read by the first slab. A kernel with no
 // set form clears C first.
 func gemmOne(kern *gemmKernel, c, a, b *gemmOperand, bi, m, k, n int, parallel, store bool) {
+	if m == 1 && b.cs == 1 && c.cs == 1 {
+		gemvRow(c, a, b, bi, k, n, store)
+		return
+	}
 	if gemmSplitK(kern, c, a, b, bi, m, k, n, parallel, store) {
 		return
 	}
 	gemmBlocked(kern, c, a, b, bi, m, k, n, parallel, store)
+}
+
+// gemvRow is gemmOne's product of a one-row A[bi] and B[bi] whose rows
+// are contiguous, as a decode step's projections are: C's row is the sum
+// of B's rows weighted by A's, with no packing (the micro-kernels' 14 or
+// more rows would compute 13 of nothing, and packing B would copy it
+// whole for one use).
+func gemvRow(c, a, b *gemmOperand, bi, k, n int, store bool) {
+	row := c.data[c.off[bi]:][:n]
+	if store {
+		clear(row)
+	}
+	for p := range k {
+		axpy(row, a.data[a.off[bi]+p*a.cs], b.data[b.off[bi]+p*b.rs:][:n])
+	}
 }
 
 // gemmBlocked is gemmOne's product of A[bi] and B[bi] by slabs of k,

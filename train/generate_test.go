@@ -57,15 +57,16 @@ func (m *echoLM) Grads() []runtime.Named  { return nil }
 func TestGenerate(t *testing.T) {
 	m := &echoLM{}
 	var out strings.Builder
-	rate, err := Generate(&out, m, GenerateOptions{Prompt: "ab", N: 5, Temperature: 0.5, TopK: 3, Seed: 1, Context: 4})
+	rate, cached, err := Generate(&out, m, GenerateOptions{Prompt: "ab", N: 5, Temperature: 0.5, TopK: 3, Seed: 1, Context: 4})
 	require.NoError(t, err)
+	assert.False(t, cached)
 	assert.Equal(t, "abcdefg", out.String())
 	assert.Positive(t, rate)
 	assert.Equal(t, []int{2, 3, 4, 4, 4}, m.widths, "the model reads the last Context tokens")
 
 	stub, err := newRecallStub(1)
 	require.NoError(t, err)
-	_, err = Generate(&out, stub, GenerateOptions{Prompt: "x", N: 1})
+	_, _, err = Generate(&out, stub, GenerateOptions{Prompt: "x", N: 1})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "add `output logits")
 	for _, o := range []GenerateOptions{{Prompt: "x"}, {Prompt: "x", N: 1, Temperature: -1}, {Prompt: "x", N: 1, TopK: -2}, {N: 3}} {

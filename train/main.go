@@ -285,6 +285,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	temperature := fs.Float64("temperature", 0.8, "generate: sampling temperature (0: the most likely byte)")
 	topK := fs.Int("top-k", 40, "generate: sample among this many most likely bytes (0: all)")
 	seed := fs.Uint64("seed", 1, "generate: the sampling seed")
+	noCache := fs.Bool("no-cache", false, "generate: run the model over the window for every byte, not the compiled decode step")
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
@@ -299,8 +300,8 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 	if (set["reps"] || set["min-time"] || set["json"] || set["top"] || set["cpuprofile"] || set["memprofile"]) && cmd != "bench" {
 		return errors.New("-reps, -min-time, -json, -top, -cpuprofile and -memprofile go with bench")
 	}
-	if (set["prompt"] || set["temperature"] || set["top-k"] || set["seed"]) && cmd != "generate" {
-		return errors.New("-prompt, -temperature, -top-k and -seed go with generate")
+	if (set["prompt"] || set["temperature"] || set["top-k"] || set["seed"] || set["no-cache"]) && cmd != "generate" {
+		return errors.New("-prompt, -temperature, -top-k, -seed and -no-cache go with generate")
 	}
 	if *reps < 0 || *minTime < 0 || *top < 1 {
 		return fmt.Errorf("-reps and -min-time must not be negative and -top must be at least 1, got %d, %v and %d", *reps, *minTime, *top)
@@ -378,12 +379,16 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
 			return err
 		}
-		opts := GenerateOptions{Prompt: *prompt, N: *n, Temperature: *temperature, TopK: *topK, Seed: *seed, Context: lm.length + 1}
-		rate, err := Generate(out, m, opts)
+		opts := GenerateOptions{Prompt: *prompt, N: *n, Temperature: *temperature, TopK: *topK, Seed: *seed, Context: lm.length + 1, NoCache: *noCache}
+		rate, cached, err := Generate(out, m, opts)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\n\n(%d bytes at %.0f a second, each reading the last %d; sampled at temperature %g, top-k %d, seed %d)\n", *n, rate, opts.Context, *temperature, *topK, *seed)
+		how := fmt.Sprintf("each rereading the last %d", opts.Context)
+		if cached {
+			how = fmt.Sprintf("one step each over the cached keys and values of up to %d", opts.Context)
+		}
+		fmt.Fprintf(out, "\n\n(%d bytes at %.0f a second, %s; sampled at temperature %g, top-k %d, seed %d)\n", *n, rate, how, *temperature, *topK, *seed)
 		return nil
 	case "eval", "predict":
 		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {

@@ -509,14 +509,17 @@ func TestGenerate(t *testing.T) {
 		t.Skip("builds a trainer")
 	}
 	t.Setenv("ATTNC_CACHE", t.TempDir())
-	model := writeFile(t, "gen_lm.attn", `model gen_lm {
+	model := writeFile(t, "gen_lm.attn", `import "std/layers.attn"
+
+model gen_lm {
   config { d = 16 }
   input tokens: i32[B, N]
-  let x = embed(tokens, 256, d)
-  let logits = linear(layer_norm(x), 256)
+  let x = embed(tokens, 256, d) + embed(positions(tokens), 64, d)
+  let y = transformer_layer(x, 2, causal)
+  let logits = linear(norm(y), 256)
   loss cross_entropy(logits[:, :-1], tokens[:, 1:])
   output logits = logits
-  train { task: lm(len: 16), batch: 4, steps: 3, eval_size: 8 }
+  train { task: lm(len: 32), batch: 4, steps: 3, eval_size: 8 }
 }
 `)
 	text := writeFile(t, "text.txt", strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20))
@@ -533,4 +536,14 @@ func TestGenerate(t *testing.T) {
 	_, again, _ := attnc(t, "generate", run, "-prompt", "the quick", "-n", "20", "--seed", "3")
 	againFirst, _, _ := strings.Cut(again, "\n\n(")
 	assert.Equal(t, first, againFirst, "a seed repeats the sample")
+	assert.Contains(t, out, "one step each over the cached keys and values", "the model's decode step ran")
+
+	// The decode step's choices are Forward's, within the trained window.
+	greedy := func(extra ...string) string {
+		code, out, errOut := attnc(t, append([]string{"generate", run, "-prompt", "the quick", "-n", "20", "--temperature", "0"}, extra...)...)
+		require.Equal(t, exitOK, code, errOut)
+		text, _, _ := strings.Cut(out, "\n\n(")
+		return text
+	}
+	assert.Equal(t, greedy("--no-cache"), greedy())
 }

@@ -621,23 +621,33 @@ var generateCmd = runCmd("generate", "continue a text with a trained language mo
 trained on the lm task (a byte-level language model with an output
 logits, f32[B, N, 256]): each byte is sampled from the model's scores at
 the last position, divided by -temperature (0: the most likely byte),
-among the -top-k most likely (0: all), with -seed. The model reads the
-last len+1 bytes (the window it was trained on), and runs over them
-again for every byte: there is no cache of keys and values yet, so a
-byte costs a forward pass over the window.`,
+among the -top-k most likely (0: all), with -seed. The model reads at
+most the last len+1 bytes (the window it was trained on).
+
+attnc compiles a causal model's one-token decode step along with its
+trainer: each attention layer keeps the keys and values of the bytes
+before (a KV cache), each scan its last state, so a byte costs one step.
+A model it cannot derive a step for (a shift along the sequence, a
+non-causal mask) reruns Forward over the window for every byte, as
+-no-cache does for any.`,
 	func(fs *pflag.FlagSet) func() ([]string, error) {
 		prompt := fs.StringP("prompt", "p", "", "the text to continue (required)")
 		n := fs.IntP("count", "n", 200, "how many bytes to generate")
 		temperature := fs.Float64("temperature", 0.8, "sampling temperature (0: the most likely byte)")
 		topK := fs.Int("top-k", 40, "sample among this many most likely bytes (0: all)")
 		seed := fs.Uint64("seed", 1, "the sampling seed")
+		noCache := fs.Bool("no-cache", false, "rerun the model over the window for every byte instead of the decode step (to compare them)")
 		return func() ([]string, error) {
 			opts := train.GenerateOptions{Prompt: *prompt, N: *n, Temperature: *temperature, TopK: *topK, Seed: *seed}
 			if err := opts.Validate(); err != nil {
 				return nil, err
 			}
-			return []string{"-prompt", *prompt, "-n", strconv.Itoa(*n), "-temperature", strconv.FormatFloat(*temperature, 'g', -1, 64),
-				"-top-k", strconv.Itoa(*topK), "-seed", strconv.FormatUint(*seed, 10)}, nil
+			args := []string{"-prompt", *prompt, "-n", strconv.Itoa(*n), "-temperature", strconv.FormatFloat(*temperature, 'g', -1, 64),
+				"-top-k", strconv.Itoa(*topK), "-seed", strconv.FormatUint(*seed, 10)}
+			if *noCache {
+				args = append(args, "-no-cache")
+			}
+			return args, nil
 		}
 	})
 
