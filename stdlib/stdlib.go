@@ -16,4 +16,5 @@ var Models = []string{
 	"hybrid_ssm.attn",
 	"mixed_span_lm.attn",
 	"partial_lm.attn",
+	"char_lm.attn",
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/attnc/attnc"
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/ir/eval"
 	"github.com/attnc/attnc/lang"
@@ -49,6 +50,12 @@ func taskOf(t *testing.T, lm *lang.Model) *taskSpec {
 		}
 	default:
 		spec.Name = v.Str
+	}
+	if spec.Strings["data"] == attnc.DocsCorpus {
+		// The embedded text, as attnc train writes it to a file.
+		path := filepath.Join(t.TempDir(), "docs.txt")
+		require.NoError(t, os.WriteFile(path, attnc.Docs(), 0o644))
+		spec.Strings["data"] = path
 	}
 	return spec
 }

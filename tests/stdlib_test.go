@@ -82,6 +82,14 @@ var seeds = []seed{
 		inputs: recallInputs,
 	},
 	{
+		file:   "char_lm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 2),
+		syms:   map[string]int64{"B": 3, "N": 9},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], s["N"], 0, 256)}
+		},
+	},
+	{
 		file:   "partial_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 1),
 		syms:   map[string]int64{"B": 3, "S": 4, "T": 5},

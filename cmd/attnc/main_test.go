@@ -13,8 +13,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	repo "github.com/attnc/attnc"
 	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/runtime"
+	"github.com/attnc/attnc/train"
 )
 
 func attnc(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -546,4 +548,24 @@ model gen_lm {
 		return text
 	}
 	assert.Equal(t, greedy("--no-cache"), greedy())
+}
+
+// The stdlib char_lm trains on attnc's embedded documentation with no
+// flags; the run keeps its own copy of the text.
+func TestCharLMTrainsOnTheEmbeddedText(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer")
+	}
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	run := filepath.Join(t.TempDir(), "run")
+	code, out, errOut := attnc(t, "train", "std/char_lm.attn", "-out", run, "-steps", "2", "-config", "d=16", "-config", "layers=1", "-batch", "4")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "byte-level language modelling of")
+	b, err := os.ReadFile(filepath.Join(run, "data.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, string(repo.Docs()), string(b))
+	spec, err := train.ReadSpec(run)
+	require.NoError(t, err)
+	abs, _ := filepath.Abs(filepath.Join(run, "data.txt"))
+	assert.Equal(t, abs, spec.TaskParams.Strings["data"])
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	repo "github.com/attnc/attnc"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/runtime"
 	"github.com/attnc/attnc/train"
@@ -198,6 +202,16 @@ func (c *cli) newRun(args []string, f *trainFlags) int {
 	if _, err := os.Stat(filepath.Join(dir, train.CheckpointFile)); err == nil {
 		fmt.Fprintf(c.stderr, "attnc train: %s already holds a run; continue it with -resume %s, or choose another -out\n", dir, dir)
 		return exitError
+	}
+	if cp, err := embeddedCorpusPath(); err == nil && spec.TaskParams.Strings["data"] == cp {
+		// The embedded text's file lives in the cache, which may be
+		// cleared: the run keeps its own copy, as it keeps its source.
+		own, _ := filepath.Abs(filepath.Join(dir, "data.txt"))
+		if err := writeFileAtomic(own, repo.Docs()); err != nil {
+			fmt.Fprintf(c.stderr, "attnc train: %v\n", err)
+			return exitError
+		}
+		spec.TaskParams.Strings["data"] = own
 	}
 	if err := writeSnapshot(dir, spec.Source, sources); err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: keeping a copy of the model's source in %s: %v\n", dir, err)
@@ -397,8 +411,40 @@ func (c *cli) resolveSpecSources(cmd, file, model string, config, task kvFlag, d
 	if data != "" {
 		abs, _ := filepath.Abs(data)
 		spec.TaskParams.Strings["data"] = abs
+	} else if spec.TaskParams.Strings["data"] == repo.DocsCorpus {
+		path, err := embeddedCorpus()
+		if err != nil {
+			fmt.Fprintf(c.stderr, "attnc %s: %s: %v\n", cmd, repo.DocsCorpus, err)
+			return nil, nil, nil, false
+		}
+		spec.TaskParams.Strings["data"] = path
 	}
 	return m, spec, sources, true
+}
+
+// embeddedCorpus writes attnc's embedded text ("std/docs.txt", its own
+// documentation) to a file in the cache named by its hash, once, and
+// returns the file's path: the lm task reads its data from a file.
+func embeddedCorpus() (string, error) {
+	path, err := embeddedCorpusPath()
+	if err != nil {
+		return "", err
+	}
+	text := repo.Docs()
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, text) {
+		return path, nil
+	}
+	return path, writeFileAtomic(path, text)
+}
+
+// embeddedCorpusPath is where embeddedCorpus writes the text.
+func embeddedCorpusPath() (string, error) {
+	cache, err := trainerCache()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(repo.Docs())
+	return filepath.Join(filepath.Dir(cache), "docs-"+hex.EncodeToString(sum[:8])+".txt"), nil
 }
 
 // specFor resolves a model's train section into a run spec, with the
