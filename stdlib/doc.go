@@ -1,4 +1,5 @@
 // Package stdlib embeds attnc's standard library of .attn files: the layers
-// (layers.attn) and one model per seed architecture. Files are addressed by
+// (layers.attn), one model per seed architecture and char_lm, a byte-level
+// language model of attnc's own documentation. Files are addressed by
 // import paths of the form "std/NAME.attn".
 package stdlib
