@@ -63,7 +63,7 @@ func Generate(out io.Writer, m Model, opts GenerateOptions) (float64, bool, erro
 		return 0, false, err
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x6e6e))
-	if decoderSpec != nil && !opts.NoCache {
+	if newDecoder != nil && !opts.NoCache {
 		rate, err := generateCached(out, m, opts, tokens, ctx, rng)
 		return rate, true, err
 	}
@@ -104,25 +104,25 @@ func emit(out io.Writer, next int) (int32, error) {
 // last half of them (its positions would otherwise pass the longest it
 // saw in training).
 func generateCached(out io.Writer, m Model, opts GenerateOptions, tokens []int32, ctx int, rng *rand.Rand) (float64, error) {
-	d, err := newDecoder(decoderSpec, m)
+	d, err := newDecoder(m.Params())
 	if err != nil {
 		return 0, err
 	}
 	// A step's ops are a row each: handing their chunks to other cores
 	// costs more than it saves, so they run on this goroutine.
 	var rate float64
-	runtime.RunShards(1, true, func(int) { rate, err = d.generate(out, opts, tokens, ctx, rng) })
+	runtime.RunShards(1, true, func(int) { rate, err = decode(d, out, opts, tokens, ctx, rng) })
 	return rate, err
 }
 
-func (d *decoder) generate(out io.Writer, opts GenerateOptions, tokens []int32, ctx int, rng *rand.Rand) (float64, error) {
+func decode(d Decoder, out io.Writer, opts GenerateOptions, tokens []int32, ctx int, rng *rand.Rand) (float64, error) {
 	var err error
 	start := time.Now()
 	var logits []float32
 	refeed := func(from []int32) error {
-		d.reset()
+		d.Reset()
 		for _, tok := range from {
-			if logits, err = d.feed(tok); err != nil {
+			if logits, err = d.Step(tok); err != nil {
 				return err
 			}
 		}
@@ -137,10 +137,10 @@ func (d *decoder) generate(out io.Writer, opts GenerateOptions, tokens []int32, 
 			return 0, err
 		}
 		tokens = append(tokens, next)
-		if d.n+1 >= ctx {
+		if d.Len()+1 >= ctx {
 			err = refeed(tokens[len(tokens)-ctx/2:])
 		} else {
-			logits, err = d.feed(next)
+			logits, err = d.Step(next)
 		}
 		if err != nil {
 			return 0, err

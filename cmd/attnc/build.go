@@ -92,6 +92,13 @@ build leaves the old files in place.`,
 					return exitError
 				}
 			}
+			// A causal model with an output logits also gets its decode
+			// step, derived before the passes rewrite m.IR.
+			stepFiles, _, _, err := stepPackage(m, ip+"/"+gogen.RuntimeDir)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
+				return exitError
+			}
 			prog, err := passes.Run(m.IR, passes.Options{})
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
@@ -108,6 +115,9 @@ build leaves the old files in place.`,
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
 				return exitError
 			}
+			for name, b := range stepFiles {
+				files[StepDir+"/"+name] = b
+			}
 			if err := typeCheck(files, ip); errors.Is(err, errNoStdlib) {
 				fmt.Fprintf(c.stderr, "attnc build: warning: the package is not type-checked: %v\n", err)
 			} else if err != nil {
@@ -119,6 +129,9 @@ build leaves the old files in place.`,
 				return exitError
 			}
 			fmt.Fprintf(c.stdout, "wrote %s (package %s, %d files)\n", *out, ip, len(files))
+			if stepFiles != nil {
+				fmt.Fprintf(c.stdout, "and its decode step: package %s/%s (step.NewDecoder(m.Params()) runs the model one token at a time, with a KV cache)\n", ip, StepDir)
+			}
 			return exitOK
 		}
 	},
@@ -580,7 +593,12 @@ func typeCheck(files map[string][]byte, importPath string) error {
 		}
 		return std.Import(p)
 	})
-	_, err = check(importPath, byDir["."], imp)
+	model, err := check(importPath, byDir["."], imp)
+	if err != nil || len(byDir[StepDir]) == 0 {
+		return err
+	}
+	_ = model
+	_, err = check(importPath+"/"+StepDir, byDir[StepDir], imp)
 	return err
 }
 

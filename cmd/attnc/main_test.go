@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -568,4 +569,79 @@ func TestCharLMTrainsOnTheEmbeddedText(t *testing.T) {
 	require.NoError(t, err)
 	abs, _ := filepath.Abs(filepath.Join(run, "data.txt"))
 	assert.Equal(t, abs, spec.TaskParams.Strings["data"])
+}
+
+// attnc build writes a causal model's decode step beside it; its Decoder,
+// fed a sequence one token at a time, gives the logits Forward gives over
+// the whole sequence, at every position (the generated Go, float32).
+func TestBuildDecodeStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a Go program")
+	}
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
+	out := filepath.Join(mod, "gen", "lm")
+	code, stdout, errOut := attnc(t, "build", "-o", out, "-config", "d=16", "-config", "layers=2", "std/char_lm.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, stdout, "and its decode step: package example.com/u/gen/lm/step")
+	main := filepath.Join(mod, "cmd", "check", "main.go")
+	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
+	require.NoError(t, os.WriteFile(main, []byte(`package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	lm "example.com/u/gen/lm"
+	"example.com/u/gen/lm/step"
+)
+
+func main() {
+	m, err := lm.New(lm.DefaultConfig(), 7)
+	if err != nil {
+		panic(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 20
+	toks := make([]int32, n)
+	for i := range toks {
+		toks[i] = int32(rng.IntN(256))
+	}
+	in, err := lm.FromI32([]int{1, n}, toks)
+	if err != nil {
+		panic(err)
+	}
+	fwd, err := m.Forward(lm.Inputs{Tokens: in})
+	if err != nil {
+		panic(err)
+	}
+	d, err := step.NewDecoder(m.Params())
+	if err != nil {
+		panic(err)
+	}
+	worst := 0.0
+	for p, tok := range toks {
+		logits, err := d.Step(tok)
+		if err != nil {
+			panic(err)
+		}
+		for j, x := range logits {
+			worst = math.Max(worst, math.Abs(float64(x-fwd.Logits.F[p*256+j])))
+		}
+	}
+	fmt.Printf("steps %d worst %.3g\n", d.Len(), worst)
+}
+`), 0o644))
+	cmd := exec.Command("go", "run", "./cmd/check")
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	var steps int
+	var worst float64
+	_, err = fmt.Sscanf(string(b), "steps %d worst %g", &steps, &worst)
+	require.NoError(t, err, "%s", b)
+	assert.Equal(t, 20, steps)
+	assert.Less(t, worst, 1e-4, "the decode step's logits against Forward's")
 }
