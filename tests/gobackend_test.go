@@ -327,10 +327,12 @@ func TestGoAPIExample(t *testing.T) {
 	}
 	doc, err := os.ReadFile("../docs/GO_API.md")
 	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(doc), "```go\n")
-	require.True(t, ok, "docs/GO_API.md has a Go example")
+	// The program: the ```go block that is a whole program (package main).
+	_, rest, ok := strings.Cut(string(doc), "```go\npackage main\n")
+	require.True(t, ok, "docs/GO_API.md has a Go program")
 	program, _, ok := strings.Cut(rest, "```")
 	require.True(t, ok)
+	program = "package main\n" + program
 
 	dir := userModule(t)
 	lm := elaborate(t, "pointer_sort.attn", nil)
