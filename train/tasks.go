@@ -72,6 +72,7 @@ func NewTask(name string, p Params) (Task, error) {
 		"sort":    {"n"},
 		"recall":  {"pairs", "len", "vocab"},
 		"lm":      {"len", "data", "val"},
+		"pairs":   {"len", "data", "val"},
 	}
 	allowed, ok := known[name]
 	if !ok {
@@ -129,6 +130,8 @@ func NewTask(name string, p Params) (Task, error) {
 			return nil, fmt.Errorf("task recall: vocab %d has too few keys for %d distinct pairs (need at least %d)", t.vocab, t.pairs, 2*t.pairs)
 		}
 		return t, nil
+	case "pairs":
+		return newPairsTask(p)
 	case "lm":
 		path := p.Strings["data"]
 		if path == "" {
@@ -379,6 +382,9 @@ func TokenRanges(t Task) map[string]TokenRange {
 	switch t := t.(type) {
 	case *seqTask:
 		r := TokenRange{t.vocab, fmt.Sprintf("%s's tokens (vocab %d)", t.Name(), t.vocab)}
+		return map[string]TokenRange{"src": r, "tgt": r}
+	case *pairsTask:
+		r := TokenRange{PairsVocab, fmt.Sprintf("the pairs' tokens (bytes as 3…258: vocab %d)", PairsVocab)}
 		return map[string]TokenRange{"src": r, "tgt": r}
 	case *recallTask:
 		return map[string]TokenRange{

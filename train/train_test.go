@@ -159,7 +159,7 @@ func TestTaskErrors(t *testing.T) {
 		p    Params
 		want string
 	}{
-		{"sortt", Params{}, "unknown task \"sortt\" (tasks: copy, lm, recall, reverse, sort)"},
+		{"sortt", Params{}, "unknown task \"sortt\" (tasks: copy, lm, pairs, recall, reverse, sort)"},
 		{"sort", Params{Ints: map[string]int{"m": 3}}, "task sort has no parameter \"m\""},
 		{"sort", Params{Ints: map[string]int{"n": 0}}, "n must be positive"},
 		{"sort", Params{Strings: map[string]string{"n": "x"}}, `task sort: n must be a whole number, got "x"`},

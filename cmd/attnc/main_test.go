@@ -645,3 +645,38 @@ func main() {
 	assert.Equal(t, 20, steps)
 	assert.Less(t, worst, 1e-4, "the decode step's logits against Forward's")
 }
+
+// The pairs task trains a model whose padding masks read the lengths it
+// fills (src_len), from a TSV file of source/target pairs.
+func TestTrainPairs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a trainer")
+	}
+	t.Setenv("ATTNC_CACHE", t.TempDir())
+	model := writeFile(t, "pairs_s2s.attn", `import "std/layers.attn"
+
+mask src_pad(n) = k < n[b]
+
+model pairs_s2s {
+  config { vocab = 259, d = 16 }
+  input src: i32[B, S]
+  input tgt: i32[B, T]
+  input src_len: i32[B]
+  let enc = self_attn(embed(src, vocab, d), 2, src_pad(src_len))
+  let dec = self_attn(embed(tgt, vocab, d), 2, causal)
+  let x = dec + cross_attn(dec, enc, 2, src_pad(src_len))
+  let logits = linear(norm(x), vocab)
+  loss cross_entropy(logits[:, :-1], tgt[:, 1:], ignore_index: 0)
+  train { task: pairs(len: 12), batch: 4, steps: 3, eval_size: 4 }
+}
+`)
+	var pairs strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&pairs, "%s\t%s\n", strings.Repeat("ab", 1+i%5), strings.Repeat("c", 1+i%3))
+	}
+	data := writeFile(t, "pairs.tsv", pairs.String())
+	code, out, errOut := attnc(t, "train", model, "-data", data, "-out", filepath.Join(t.TempDir(), "run"))
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "27 source/target pairs of "+data)
+	assert.Contains(t, out, "step 3")
+}
