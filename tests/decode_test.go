@@ -175,3 +175,56 @@ model m {
 		assert.Contains(t, err.Error(), c.want)
 	}
 }
+
+// The attention probe gives each attention op's probabilities: rows that
+// sum to 1 over the keys the mask admits, none beyond it.
+func TestProbeAttention(t *testing.T) {
+	m := elaborate(t, "hybrid_ssm.attn", ints("d", 16, "heads", 2, "layers", 2, "window", 3))
+	probe, probes, err := passes.ProbeAttention(m.IR)
+	require.NoError(t, err)
+	require.Len(t, probes, 2)
+	assert.Contains(t, probes[1].Label, "attention 2 of 2, mask k <= q && q - k < 3")
+	all, err := eval.InitParams(m.IR, 5)
+	require.NoError(t, err)
+	params := map[string]*eval.Tensor{} // the probe reads the weights up to the last attention
+	for _, p := range probe.Params() {
+		params[p.Name()] = all[p.Name()]
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 7
+	in := map[string]*eval.Tensor{}
+	for _, x := range probe.Inputs() {
+		tt := eval.NewTensor(x.Type.DType, 2, n)
+		for j := range tt.Data {
+			tt.Data[j] = float64(rng.IntN(32))
+		}
+		in[x.Name()] = tt
+	}
+	res, err := eval.Run(probe, eval.Env{Inputs: in, Params: params})
+	require.NoError(t, err)
+	for i, p := range probes {
+		probs := res.Outputs[p.Output]
+		require.Equal(t, []int{2, 2, n, n}, probs.Shape)
+		for row := 0; row < 2*2*n; row++ {
+			q := row % n
+			sum := 0.0
+			for k := range n {
+				v := probs.Data[row*n+k]
+				admitted := k <= q && (i == 0 || q-k < 3)
+				if !admitted {
+					assert.Zero(t, v, "probe %d row %d key %d is masked", i, row, k)
+				}
+				sum += v
+			}
+			assert.InDelta(t, 1, sum, 1e-9, "probe %d row %d", i, row)
+		}
+	}
+	noAttn := elaborateSource(t, "plain.attn", `model plain {
+  input tokens: i32[B, N]
+  let logits = linear(embed(tokens, 8, 4), 8)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+}
+`)
+	_, _, err = passes.ProbeAttention(noAttn.IR)
+	assert.ErrorContains(t, err, "has no attention")
+}

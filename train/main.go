@@ -593,7 +593,11 @@ func saveExample(path string, m Model, task Task, seed uint64) error {
 	for name, t := range out {
 		ts = append(ts, runtime.Named{Name: name, T: t})
 	}
-	return runtime.SaveSafetensors(path, ts, nil)
+	probes, meta, err := probeExample(m, ex)
+	if err != nil {
+		return err
+	}
+	return runtime.SaveSafetensors(path, append(ts, probes...), meta)
 }
 
 func writeJSON(path string, v any) error {

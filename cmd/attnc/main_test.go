@@ -540,6 +540,8 @@ model gen_lm {
 	againFirst, _, _ := strings.Cut(again, "\n\n(")
 	assert.Equal(t, first, againFirst, "a seed repeats the sample")
 	assert.Contains(t, out, "one step each over the cached keys and values", "the model's decode step ran")
+	_, err := os.Stat(filepath.Join(run, "attention-1.png"))
+	assert.NoError(t, err, "the run draws its attention layer")
 
 	// The decode step's choices are Forward's, within the trained window.
 	greedy := func(extra ...string) string {

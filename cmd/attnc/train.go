@@ -697,9 +697,11 @@ non-causal mask) reruns Forward over the window for every byte, as
 		}
 	})
 
-// pictures draws loss.png (with the task's main metric beside the loss)
-// and, for a model that outputs a distribution over positions (a pointer
-// network), attention.png. A picture that
+// pictures draws loss.png (with the task's main metric beside the loss),
+// attention-i.png for the i-th attention op of the model (every head, on
+// one example; the trainer's probe computes them) and, for a model that
+// outputs a distribution over positions (a pointer network),
+// attention.png. A picture that
 // cannot be drawn is a warning, not a failed run.
 func (c *cli) pictures(dir, model string) {
 	metric := ""
@@ -713,9 +715,17 @@ func (c *cli) pictures(dir, model string) {
 	if err != nil {
 		fmt.Fprintf(c.stderr, "attnc train: warning: loss.png: %v\n", err)
 	}
-	ex, _, err := runtime.LoadSafetensors(filepath.Join(dir, train.ExampleFile))
+	ex, meta, err := runtime.LoadSafetensors(filepath.Join(dir, train.ExampleFile))
 	if err != nil {
 		return
+	}
+	// Every attention op's probabilities on the example, a picture each.
+	for i := 0; ex[fmt.Sprintf("attention:%d", i)] != nil; i++ {
+		name := fmt.Sprintf("attention:%d", i)
+		path := filepath.Join(dir, fmt.Sprintf("attention-%d.png", i+1))
+		if err := plot.AttentionMaps(path, model+", "+meta[name], ex[name]); err != nil {
+			fmt.Fprintf(c.stderr, "attnc train: warning: %s: %v\n", filepath.Base(path), err)
+		}
 	}
 	outputs := map[string]*runtime.Tensor{}
 	for name, t := range ex {

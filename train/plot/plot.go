@@ -160,6 +160,45 @@ func HeatMap(path, title string, logp *runtime.Tensor) error {
 	return save(path, 6*vg.Inch, 5*vg.Inch, panel{p, 5}, panel{bar, 1})
 }
 
+// AttentionMaps draws one attention op's probabilities on an example,
+// probs f32[1, H, Nq, Nk] (the trainer's probe), to path: a heat map per
+// head, side by side (queries up, keys across), and a colour bar.
+func AttentionMaps(path, title string, probs *runtime.Tensor) error {
+	if probs.DType != runtime.F32 || len(probs.Shape) != 4 || probs.Shape[0] != 1 {
+		return fmt.Errorf("attention maps: want f32[1, H, Nq, Nk], got %v", probs.Shape)
+	}
+	heads, nq, nk := probs.Shape[1], probs.Shape[2], probs.Shape[3]
+	cmap := moreland.SmoothBlueRed()
+	var panels []panel
+	for h := range heads {
+		g := grid{rows: nq, cols: nk, v: make([]float64, nq*nk)}
+		for i := range g.v {
+			g.v[i] = float64(probs.F[h*nq*nk+i])
+		}
+		hm := plotter.NewHeatMap(g, cmap.Palette(64))
+		hm.Min, hm.Max = 0, 1
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("head %d", h)
+		if h == 0 {
+			p.Title.Text = title + ": head 0"
+			p.Y.Label.Text = "query position"
+		}
+		p.X.Label.Text = "key position"
+		p.Add(hm)
+		panels = append(panels, panel{p, 4})
+	}
+	bar := plot.New()
+	bar.Title.Text = "probability"
+	bar.HideX()
+	bar.Y.Padding = 0
+	cb := &plotter.ColorBar{ColorMap: cmap, Vertical: true}
+	cb.ColorMap.SetMin(0)
+	cb.ColorMap.SetMax(1)
+	bar.Add(cb)
+	panels = append(panels, panel{bar, 1})
+	return save(path, vg.Length(4*heads+1)*vg.Inch, 4*vg.Inch, panels...)
+}
+
 // A panel is one plot of a picture and its share of the width.
 type panel struct {
 	p     *plot.Plot

@@ -63,3 +63,21 @@ func TestHeatMap(t *testing.T) {
 	require.NoError(t, err)
 	assert.Error(t, HeatMap(out, "bad", runtime.FromF32([]int{2, 3}, make([]float32, 6))))
 }
+
+func TestAttentionMaps(t *testing.T) {
+	probs := runtime.FromF32([]int{1, 2, 2, 3}, []float32{1, 0, 0, 0.5, 0.5, 0, 0.2, 0.3, 0.5, 0, 1, 0})
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.png")
+	two := filepath.Join(dir, "two.png")
+	require.NoError(t, AttentionMaps(one, "m", runtime.FromF32([]int{1, 1, 2, 3}, probs.F[:6])))
+	require.NoError(t, AttentionMaps(two, "m", probs))
+	width := func(path string) int {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		img, err := png.Decode(bytes.NewReader(b))
+		require.NoError(t, err)
+		return img.Bounds().Dx()
+	}
+	assert.Greater(t, width(two), width(one), "a panel per head")
+	assert.Error(t, AttentionMaps(one, "m", runtime.FromF32([]int{2, 3}, make([]float32, 6))))
+}
