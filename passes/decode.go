@@ -195,11 +195,13 @@ func (d *decoder) args(in *ir.Instr) []*ir.Instr {
 	return out
 }
 
-func (d *decoder) state(step *DecodeStep, kind string, t ir.Type, axis int, next *ir.Instr) *ir.Instr {
+// state adds the input of a new state of type t (a cache growing along
+// axis, or -1) to the step, and returns it; setNext gives its value after
+// the step.
+func (d *decoder) state(step *DecodeStep, kind string, t ir.Type, axis int) *ir.Instr {
 	name := fmt.Sprintf("state.%d.%s", d.nstate, kind)
 	in := d.b.MustGiven(ir.OpInput, t, ir.Attrs{"name": ir.StringAttr(name)})
 	step.States = append(step.States, StepState{Input: name, Output: "next." + name, Type: t, Axis: axis})
-	_ = next
 	return in
 }
 
@@ -255,7 +257,7 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 			return nil, fmt.Errorf("scans the sequence backwards: no step can run it forwards")
 		}
 		// h = a ⊙ h_prev + x, from the last row before.
-		prev := d.state(step, "h", t, -1, nil)
+		prev := d.state(step, "h", t, -1)
 		h := d.b.Must(ir.OpAdd, nil, d.b.Must(ir.OpMul, nil, args[0], prev), args[1])
 		d.setNext(step, h)
 		return h, nil
@@ -299,8 +301,7 @@ func (d *decoder) attention(in *ir.Instr, t ir.Type, args []*ir.Instr, step *Dec
 		ct := x.Type
 		ct.Shape = slices.Clone(ct.Shape)
 		ct.Shape[2] = ir.SymDim(d.lenSym)
-		cache := d.state(step, kind, ct, 2, nil)
-		step.States[len(step.States)-1].Axis = 2
+		cache := d.state(step, kind, ct, 2)
 		full := d.b.Must(ir.OpConcat, ir.Attrs{"axis": ir.IntAttr(2)}, cache, x)
 		d.setNext(step, full)
 		return full
