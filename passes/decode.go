@@ -67,17 +67,22 @@ func Decode(m *ir.Module, logits string) (*DecodeStep, error) {
 		return nil, fmt.Errorf("the model has no output %s", logits)
 	}
 	need := dependencies([]*ir.Instr{root})
+	// The decoded input: the i32[B, N] input whose N is the output's
+	// second dim (a language model's tokens, a decoder's target). The
+	// others (an encoder's source) are given whole at every step.
 	var tokens *ir.Instr
-	for _, in := range m.Instrs {
-		if need[in] && in.Op == ir.OpInput {
-			if tokens != nil {
-				return nil, fmt.Errorf("output %s reads two inputs, %s and %s; decoding feeds one, the tokens", logits, tokens.Name(), in.Name())
+	if root.Type.Rank() >= 2 {
+		for _, in := range m.Instrs {
+			if need[in] && in.Op == ir.OpInput && in.Type.DType == ir.I32 && in.Type.Rank() == 2 && in.Type.Shape[1].Equal(root.Type.Shape[1]) {
+				if tokens != nil {
+					return nil, fmt.Errorf("output %s has the length of two inputs, %s and %s; decoding feeds one", logits, tokens.Name(), in.Name())
+				}
+				tokens = in
 			}
-			tokens = in
 		}
 	}
-	if tokens == nil || tokens.Type.DType != ir.I32 || tokens.Type.Rank() != 2 {
-		return nil, fmt.Errorf("output %s must be computed from one i32[B, N] input of tokens", logits)
+	if tokens == nil {
+		return nil, fmt.Errorf("output %s must be computed from an i32[B, N] input of tokens with its length N", logits)
 	}
 	bdim, ndim := tokens.Type.Shape[0], tokens.Type.Shape[1]
 	batch, seq := plainSym(bdim), plainSym(ndim)
@@ -219,6 +224,13 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 	}
 	switch in.Op {
 	case ir.OpInput, ir.OpParam, ir.OpConst:
+		if in.Op == ir.OpInput {
+			for _, dim := range t.Shape {
+				for _, sym := range dim.Syms() {
+					d.b.AddSym(sym) // an encoder's input brings its own sizes
+				}
+			}
+		}
 		return d.b.Given(in.Op, t, in.Attrs)
 	case ir.OpIota:
 		iota, err := d.b.Given(ir.OpIota, t, in.Attrs)
@@ -282,8 +294,10 @@ func (d *decoder) setNext(step *DecodeStep, v *ir.Instr) {
 // token so far: the caches, with this token's row appended.
 func (d *decoder) attention(in *ir.Instr, t ir.Type, args []*ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 	q, k, v, caps := ir.AttentionOperands(args, in.Attrs)
-	if len(caps) > 0 {
-		return nil, fmt.Errorf("reads captured tensors; a step has the current position's only")
+	for i, c := range caps {
+		if d.seqAxis(c.Type) >= 0 {
+			return nil, fmt.Errorf("reads the captured $%d along the decoded sequence; a step has the current position's only", i)
+		}
 	}
 	if r := in.Attrs.Str("returns"); r != "" && r != "out" {
 		return nil, fmt.Errorf("returns %s; a step returns the output row only", r)
@@ -293,6 +307,26 @@ func (d *decoder) attention(in *ir.Instr, t ir.Type, args []*ir.Instr, step *Dec
 	}
 	if v == nil {
 		return nil, fmt.Errorf("has no values")
+	}
+	if d.seqAxis(in.Args[0].Type) != 2 {
+		if d.seqAxis(in.Args[1].Type) < 0 {
+			return d.b.Op(ir.OpAttention, in.Attrs, args...) // an encoder's: the same every step
+		}
+		return nil, fmt.Errorf("has queries that are not the decoded sequence's over keys that are")
+	}
+	attrs := ir.Attrs{}
+	for key, val := range in.Attrs {
+		attrs[key] = val
+	}
+	for _, name := range []string{"mask", "score"} {
+		if e := in.Attrs.Expr(name); e != nil {
+			attrs[name] = ir.ExprAttr(shiftQuery(e, d.lenSym))
+		}
+	}
+	if d.seqAxis(in.Args[1].Type) != 2 {
+		// Cross-attention: the keys and values are an encoder's, whole
+		// at every step; no cache, and any mask.
+		return d.b.Op(ir.OpAttention, attrs, append([]*ir.Instr{q, k, *v}, caps...)...)
 	}
 	if err := causal(in.Attrs.Expr("mask"), in.Args[0].Type); err != nil {
 		return nil, err
@@ -308,16 +342,7 @@ func (d *decoder) attention(in *ir.Instr, t ir.Type, args []*ir.Instr, step *Dec
 	}
 	kf := grow("k", k)
 	vf := grow("v", *v)
-	attrs := ir.Attrs{}
-	for key, val := range in.Attrs {
-		attrs[key] = val
-	}
-	for _, name := range []string{"mask", "score"} {
-		if e := in.Attrs.Expr(name); e != nil {
-			attrs[name] = ir.ExprAttr(shiftQuery(e, d.lenSym))
-		}
-	}
-	return d.b.Op(ir.OpAttention, attrs, q, kf, vf)
+	return d.b.Op(ir.OpAttention, attrs, append([]*ir.Instr{q, kf, vf}, caps...)...)
 }
 
 // shiftQuery returns e with the query index q read as q + len: the one

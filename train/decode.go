@@ -9,6 +9,10 @@ type Decoder interface {
 	Reset()
 	Len() int
 	Step(token int32) ([]float32, error)
+	// SetInput gives an input read whole at every step (a source).
+	SetInput(name string, t *runtime.Tensor)
+	// Greedy decodes from start: at most n tokens, ending after stop.
+	Greedy(start int32, n int, stop int32) ([]int32, error)
 }
 
 // newDecoder makes a Decoder with a trained model's weights, or is nil

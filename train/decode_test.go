@@ -136,3 +136,44 @@ func TestDecodeSortFromTeacherForcing(t *testing.T) {
 	assert.Less(t, wantMetrics["exact"], 1.0)
 	assert.Less(t, short.rows, full.rows-64, "%d rows, %d decoding all", short.rows, full.rows)
 }
+
+// fakeDecoder answers Greedy with the reversed source it was given, and
+// records how it was called.
+type fakeDecoder struct {
+	inputs []string
+	starts []int32
+	src    *runtime.Tensor
+}
+
+func (f *fakeDecoder) Reset()                        {}
+func (f *fakeDecoder) Len() int                      { return 0 }
+func (f *fakeDecoder) Step(int32) ([]float32, error) { return nil, nil }
+func (f *fakeDecoder) SetInput(name string, t *runtime.Tensor) {
+	f.inputs, f.src = append(f.inputs, name), t
+}
+func (f *fakeDecoder) Greedy(start int32, n int, stop int32) ([]int32, error) {
+	f.starts = append(f.starts, start)
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = f.src.I[len(f.src.I)-1-i]
+	}
+	return out, nil
+}
+
+// predict decodes copy/reverse examples with the compiled decode step
+// when the trainer has one: each example's source given once, decoding
+// from the start token for the target's length.
+func TestPredictUsesTheDecoder(t *testing.T) {
+	fake := &fakeDecoder{}
+	SetDecoder(func([]runtime.Named) (Decoder, error) { return fake, nil })
+	defer SetDecoder(nil)
+	task := &seqTask{reverse: true, length: 5, vocab: 12}
+	b := task.Batch(rand.New(rand.NewPCG(2, 3)), 3)
+	rows, err := predictSeq(&causalReverser{vocab: 12}, task, b)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"src", "src", "src"}, fake.inputs)
+	assert.Equal(t, []int32{BOS, BOS, BOS}, fake.starts)
+	for e, row := range rows {
+		assert.Equal(t, b["tgt"].I[e*6+1:(e+1)*6], row, "example %d", e)
+	}
+}

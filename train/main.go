@@ -621,6 +621,29 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// predictSeq decodes b's examples greedily: with the model's compiled
+// decode step where attnc made one (one example at a time, its source
+// given once), else by rerunning Forward (decodeSeq).
+func predictSeq(m Model, t *seqTask, b Batch) ([][]int32, error) {
+	if newDecoder == nil {
+		_, rows, err := decodeSeq(m, t, b, nil)
+		return rows, err
+	}
+	d, err := newDecoder(m.Params())
+	if err != nil {
+		return nil, err
+	}
+	src := b["src"]
+	rows := make([][]int32, src.Shape[0])
+	for e := range rows {
+		d.SetInput("src", rowsOf(src, []int{e}))
+		if rows[e], err = d.Greedy(BOS, t.length, -1); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
 // predict prints examples with their targets and the model's (greedy)
 // predictions.
 func predict(out io.Writer, m Model, task Task, b Batch) error {
@@ -637,7 +660,7 @@ func predict(out io.Writer, m Model, task Task, b Batch) error {
 		}
 		return nil
 	case *seqTask:
-		_, rows, err := decodeSeq(m, t, b, nil)
+		rows, err := predictSeq(m, t, b)
 		if err != nil {
 			return err
 		}

@@ -60,12 +60,12 @@ func main() {
 }
 
 // decodeStep returns the files of the trainer's decode step package
-// (model/step): for a model trained on the lm task whose output logits
-// passes.Decode derives a step for; else none, and attnc generate reruns
-// Forward.
+// (model/step): for a model trained on the lm task (attnc generate) or on
+// copy or reverse (attnc predict's greedy decoding) that passes.Decode
+// derives a step for; else none, and those rerun Forward.
 func decodeStep(m *lang.Model) (map[string][]byte, error) {
 	task, ok := m.TrainValue("task")
-	if !ok || task.Kind != "record" || task.Record.Name != "lm" {
+	if !ok || task.Kind != "record" || !slices.Contains([]string{"lm", "copy", "reverse"}, task.Record.Name) {
 		return nil, nil
 	}
 	files, _, notDecodable, err := stepPackage(m, "attnctrain/model/rt")

@@ -682,3 +682,71 @@ model pairs_s2s {
 	assert.Contains(t, out, "27 source/target pairs of "+data)
 	assert.Contains(t, out, "step 3")
 }
+
+// An encoder-decoder's step package decodes greedily with its source
+// given once: the same tokens as rerunning Forward over the target so far.
+func TestBuildDecodeStepSeq2Seq(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a Go program")
+	}
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
+	out := filepath.Join(mod, "gen", "s2s")
+	code, stdout, errOut := attnc(t, "build", "-o", out, "-config", "d=16", "-config", "heads=2", "std/seq2seq.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, stdout, "and its decode step")
+	main := filepath.Join(mod, "cmd", "check", "main.go")
+	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
+	require.NoError(t, os.WriteFile(main, []byte(`package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	s2s "example.com/u/gen/s2s"
+	"example.com/u/gen/s2s/step"
+)
+
+func main() {
+	m, err := s2s.New(s2s.DefaultConfig(), 3)
+	if err != nil {
+		panic(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const s, n = 8, 9
+	srcTok := make([]int32, s)
+	for i := range srcTok {
+		srcTok[i] = int32(2 + rng.IntN(14))
+	}
+	src, _ := s2s.FromI32([]int{1, s}, srcTok)
+	// Rerunning Forward over the target so far.
+	tgt := make([]int32, n)
+	tgt[0] = 1
+	for pos := 1; pos < n; pos++ {
+		t, _ := s2s.FromI32([]int{1, n}, slices.Clone(tgt))
+		out, err := m.Forward(s2s.Inputs{Src: src, Tgt: t})
+		if err != nil {
+			panic(err)
+		}
+		tgt[pos] = out.Pred.I[pos-1]
+	}
+	d, err := step.NewDecoder(m.Params())
+	if err != nil {
+		panic(err)
+	}
+	d.SetInput("src", src)
+	got, err := d.Greedy(1, n-1, -1)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(slices.Equal(got, tgt[1:]), got, tgt[1:])
+}
+`), 0o644))
+	cmd := exec.Command("go", "run", "./cmd/check")
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	assert.True(t, strings.HasPrefix(string(b), "true "), "greedy decoding with the step equals rerunning Forward: %s", b)
+}

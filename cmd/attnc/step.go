@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	gogen "github.com/attnc/attnc/codegen/go"
+	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 )
@@ -21,7 +22,12 @@ const StepDir = "step"
 // folder, and the step; a model it derives no step for gives why as
 // notDecodable, and no files.
 func stepPackage(m *lang.Model, runtimeImport string) (files map[string][]byte, step *passes.DecodeStep, notDecodable, err error) {
-	step, notDecodable = passes.Decode(m.IR, "logits")
+	// The next-token scores (logits), or else the greedy choice (pred).
+	output := "logits"
+	if !hasOutput(m, output) && hasOutput(m, "pred") {
+		output = "pred"
+	}
+	step, notDecodable = passes.Decode(m.IR, output)
 	if notDecodable != nil {
 		return nil, nil, notDecodable, nil
 	}
@@ -40,6 +46,16 @@ func stepPackage(m *lang.Model, runtimeImport string) (files map[string][]byte, 
 	}
 	files["decoder.go"] = []byte(fmt.Sprintf(decoderSource, m.Name, step.Tokens, step.Logits, states))
 	return files, step, nil, nil
+}
+
+// hasOutput reports whether m has an output named name.
+func hasOutput(m *lang.Model, name string) bool {
+	for _, o := range m.IR.Outputs {
+		if o.Name == name && o.Kind == ir.OutValue {
+			return true
+		}
+	}
+	return false
 }
 
 // stateLiterals writes a step's states as Go composite literals of
@@ -86,14 +102,16 @@ var states = []struct {
 %[4]s}
 
 // A Decoder runs the model one token at a time, for batch 1: Step feeds
-// the next token and returns the scores of the token after it, each
-// attention layer attending over the keys and values of every token fed
-// since the last Reset, kept between steps, so a token costs one step,
-// not a pass over all the tokens before it. A Decoder is not safe for
-// concurrent use.
+// the next token and returns the model's output for it (the scores of
+// the token after it), each attention layer attending over the keys and
+// values of every token fed since the last Reset, kept between steps, so
+// a token costs one step, not a pass over all the tokens before it. An
+// encoder-decoder's other inputs (its source) are given once with
+// SetInput. A Decoder is not safe for concurrent use.
 type Decoder struct {
 	m      *Model
 	states map[string]*Tensor
+	given  map[string]*Tensor
 	n      int
 }
 
@@ -116,12 +134,16 @@ func NewDecoder(weights []Named) (*Decoder, error) {
 		}
 		copy(p.T.F, w.F)
 	}
-	d := &Decoder{m: m}
+	d := &Decoder{m: m, given: map[string]*Tensor{}}
 	d.Reset()
 	return d, nil
 }
 
-// Reset forgets every token fed.
+// SetInput gives an input the step reads whole at every step (an
+// encoder's source, batch 1), by its name in the model.
+func (d *Decoder) SetInput(name string, t *Tensor) { d.given[name] = t }
+
+// Reset forgets every token fed (not the inputs SetInput gave).
 func (d *Decoder) Reset() {
 	d.states = map[string]*Tensor{}
 	for _, s := range states {
@@ -137,14 +159,16 @@ func (d *Decoder) Reset() {
 // Len returns the number of tokens fed since the last Reset.
 func (d *Decoder) Len() int { return d.n }
 
-// Step feeds token and returns the model's scores for the token after
-// it, one per token of the vocabulary.
-func (d *Decoder) Step(token int32) ([]float32, error) {
+// step feeds token and returns the output %[3]s for it.
+func (d *Decoder) step(token int32) (*Tensor, error) {
 	tok, err := FromI32([]int{1, 1}, []int32{token})
 	if err != nil {
 		return nil, err
 	}
 	in := map[string]*Tensor{%[2]q: tok}
+	for k, v := range d.given {
+		in[k] = v
+	}
 	for k, v := range d.states {
 		in[k] = v
 	}
@@ -156,7 +180,57 @@ func (d *Decoder) Step(token int32) ([]float32, error) {
 		d.states[s.input] = out["output:"+s.output]
 	}
 	d.n++
-	return out["output:"+%[3]q].F, nil
+	return out["output:"+%[3]q], nil
+}
+
+// Step feeds token and returns the model's scores for the token after it
+// (its output %[3]s; nil when that output holds tokens, not scores).
+func (d *Decoder) Step(token int32) ([]float32, error) {
+	out, err := d.step(token)
+	if err != nil {
+		return nil, err
+	}
+	return out.F, nil
+}
+
+// Next feeds token and returns the model's choice of the token after it:
+// the highest score (the first on ties), or the token the output holds.
+func (d *Decoder) Next(token int32) (int32, error) {
+	out, err := d.step(token)
+	if err != nil {
+		return 0, err
+	}
+	if len(out.I) > 0 {
+		return out.I[len(out.I)-1], nil
+	}
+	best := 0
+	for j, x := range out.F {
+		if x > out.F[best] {
+			best = j
+		}
+	}
+	return int32(best), nil
+}
+
+// Greedy decodes from the token start: it feeds start, then each token
+// the model chooses, and returns the tokens chosen, at most n, ending
+// after stop (when stop ≥ 0). It starts from a Reset.
+func (d *Decoder) Greedy(start int32, n int, stop int32) ([]int32, error) {
+	d.Reset()
+	var out []int32
+	tok := start
+	for range n {
+		next, err := d.Next(tok)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, next)
+		if next == stop {
+			break
+		}
+		tok = next
+	}
+	return out, nil
 }
 
 func numel(shape []int) int {
