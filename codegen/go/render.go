@@ -504,11 +504,7 @@ func (r *renderer) fn(f *ir.Func) error {
 	if err := r.fnBody(f, nil); err != nil {
 		return err
 	}
-	r.pf("\tout = &Outputs{}\n")
-	if grads {
-		r.pf("\tgrads := make([]*Tensor, len(m.params))\n")
-	}
-	if err := r.fnResults(f); err != nil {
+	if err := r.fnResults(f, grads, ":="); err != nil {
 		return err
 	}
 	if grads {
@@ -609,9 +605,13 @@ func (r *renderer) fnBody(f *ir.Func, parts map[*ir.Instr]int) error {
 	return nil
 }
 
-// fnResults sets out's fields (and, for LossAndGrad, grads) from f's
-// results.
-func (r *renderer) fnResults(f *ir.Func) error {
+// fnResults makes out (and, with grads, the slice grads, declared with
+// define: ":=" or "=") and sets their fields from f's results.
+func (r *renderer) fnResults(f *ir.Func, grads bool, define string) error {
+	r.pf("\tout = &Outputs{}\n")
+	if grads {
+		r.pf("\tgrads %s make([]*Tensor, len(m.params))\n", define)
+	}
 	for _, o := range f.Results {
 		switch o.Kind {
 		case ir.OutLoss, ir.OutMetric:
@@ -1215,11 +1215,7 @@ func (r *renderer) shardedFn(f *ir.Func, sp *kir.ShardPlan) error {
 	if err != nil {
 		return err
 	}
-	r.pf("\tout = &Outputs{}\n")
-	if grads {
-		r.pf("\tgrads = make([]*Tensor, len(m.params))\n")
-	}
-	if err := r.fnResults(f); err != nil {
+	if err := r.fnResults(f, grads, "="); err != nil {
 		return err
 	}
 	if grads {
