@@ -580,15 +580,7 @@ func TestBuildDecodeStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a Go program")
 	}
-	mod := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
-	out := filepath.Join(mod, "gen", "lm")
-	code, stdout, errOut := attnc(t, "build", "-o", out, "-config", "d=16", "-config", "layers=2", "std/char_lm.attn")
-	require.Equal(t, exitOK, code, errOut)
-	assert.Contains(t, stdout, "and its decode step: package example.com/u/gen/lm/step")
-	main := filepath.Join(mod, "cmd", "check", "main.go")
-	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
-	require.NoError(t, os.WriteFile(main, []byte(`package main
+	b := buildAndRun(t, "lm", []string{"-config", "d=16", "-config", "layers=2", "std/char_lm.attn"}, `package main
 
 import (
 	"fmt"
@@ -634,15 +626,10 @@ func main() {
 	}
 	fmt.Printf("steps %d worst %.3g\n", d.Len(), worst)
 }
-`), 0o644))
-	cmd := exec.Command("go", "run", "./cmd/check")
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", b)
+`)
 	var steps int
 	var worst float64
-	_, err = fmt.Sscanf(string(b), "steps %d worst %g", &steps, &worst)
+	_, err := fmt.Sscanf(b, "steps %d worst %g", &steps, &worst)
 	require.NoError(t, err, "%s", b)
 	assert.Equal(t, 20, steps)
 	assert.Less(t, worst, 1e-4, "the decode step's logits against Forward's")
@@ -689,15 +676,7 @@ func TestBuildDecodeStepSeq2Seq(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a Go program")
 	}
-	mod := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
-	out := filepath.Join(mod, "gen", "s2s")
-	code, stdout, errOut := attnc(t, "build", "-o", out, "-config", "d=16", "-config", "heads=2", "std/seq2seq.attn")
-	require.Equal(t, exitOK, code, errOut)
-	assert.Contains(t, stdout, "and its decode step")
-	main := filepath.Join(mod, "cmd", "check", "main.go")
-	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
-	require.NoError(t, os.WriteFile(main, []byte(`package main
+	b := buildAndRun(t, "s2s", []string{"-config", "d=16", "-config", "heads=2", "std/seq2seq.attn"}, `package main
 
 import (
 	"fmt"
@@ -742,11 +721,28 @@ func main() {
 	}
 	fmt.Println(slices.Equal(got, tgt[1:]), got, tgt[1:])
 }
-`), 0o644))
+`)
+	assert.True(t, strings.HasPrefix(b, "true "), "greedy decoding with the step equals rerunning Forward: %s", b)
+}
+
+// buildAndRun runs attnc build with args into gen/PKG of a fresh user
+// module, checks that it wrote a decode step, and runs program (a main
+// package using the generated packages) there, returning its output.
+func buildAndRun(t *testing.T, pkg string, args []string, program string) string {
+	t.Helper()
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
+	out := filepath.Join(mod, "gen", pkg)
+	code, stdout, errOut := attnc(t, append([]string{"build", "-o", out}, args...)...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, stdout, "and its decode step: package example.com/u/gen/"+pkg+"/step")
+	main := filepath.Join(mod, "cmd", "check", "main.go")
+	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
+	require.NoError(t, os.WriteFile(main, []byte(program), 0o644))
 	cmd := exec.Command("go", "run", "./cmd/check")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)
-	assert.True(t, strings.HasPrefix(string(b), "true "), "greedy decoding with the step equals rerunning Forward: %s", b)
+	return string(b)
 }

@@ -16,6 +16,7 @@ import (
 	"sort"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -149,15 +150,7 @@ func HeatMap(path, title string, logp *runtime.Tensor) error {
 	p.X.Label.Text = "input position"
 	p.Y.Label.Text = "output step"
 	p.Add(h)
-	bar := plot.New()
-	bar.Title.Text = "probability"
-	bar.HideX()
-	bar.Y.Padding = 0
-	cb := &plotter.ColorBar{ColorMap: cmap, Vertical: true}
-	cb.ColorMap.SetMin(0)
-	cb.ColorMap.SetMax(1)
-	bar.Add(cb)
-	return save(path, 6*vg.Inch, 5*vg.Inch, panel{p, 5}, panel{bar, 1})
+	return save(path, 6*vg.Inch, 5*vg.Inch, panel{p, 5}, probabilityBar(cmap))
 }
 
 // AttentionMaps draws one attention op's probabilities on an example,
@@ -187,6 +180,13 @@ func AttentionMaps(path, title string, probs *runtime.Tensor) error {
 		p.Add(hm)
 		panels = append(panels, panel{p, 4})
 	}
+	panels = append(panels, probabilityBar(cmap))
+	return save(path, vg.Length(4*heads+1)*vg.Inch, 4*vg.Inch, panels...)
+}
+
+// probabilityBar is the colour bar beside a heat map of probabilities:
+// cmap from 0 to 1, a panel of width share 1.
+func probabilityBar(cmap palette.ColorMap) panel {
 	bar := plot.New()
 	bar.Title.Text = "probability"
 	bar.HideX()
@@ -195,8 +195,7 @@ func AttentionMaps(path, title string, probs *runtime.Tensor) error {
 	cb.ColorMap.SetMin(0)
 	cb.ColorMap.SetMax(1)
 	bar.Add(cb)
-	panels = append(panels, panel{bar, 1})
-	return save(path, vg.Length(4*heads+1)*vg.Inch, 4*vg.Inch, panels...)
+	return panel{bar, 1}
 }
 
 // A panel is one plot of a picture and its share of the width.
