@@ -307,3 +307,15 @@ model pads {
 		}
 	}
 }
+
+// Pointers finds pointer_sort's scores, choices and shape, and nothing in
+// a language model or an encoder-decoder.
+func TestPointers(t *testing.T) {
+	p, err := passes.Pointers(elaborate(t, "pointer_sort.attn", nil).IR)
+	require.NoError(t, err)
+	assert.Equal(t, passes.PointerDecode{Scores: "logp", Target: "perm", Shape: "x"}, *p)
+	for _, name := range []string{"seq2seq.attn", "char_lm.attn", "mixed_span_lm.attn"} {
+		_, err := passes.Pointers(elaborate(t, name, nil).IR)
+		assert.Error(t, err, name)
+	}
+}

@@ -48,9 +48,15 @@ func configOf(m *lang.Model) []gogen.ConfigValue {
 // generate compiles a module to a Go package in dir/gen/<name>.
 func generate(t *testing.T, m *ir.Module, config []gogen.ConfigValue, dir, name string) *ir.Program {
 	t.Helper()
+	// A pointer network gets GreedyPointers, as attnc build gives it.
+	var pointer *gogen.Pointer
+	if p, err := passes.Pointers(m); err == nil {
+		pointer = &gogen.Pointer{Scores: p.Scores, Target: p.Target, Shape: p.Shape}
+	}
 	prog, err := passes.Run(m, passes.Options{VerifyEach: true})
 	require.NoError(t, err)
 	files, err := gogen.Package(prog, gogen.Options{
+		Pointer:       pointer,
 		Package:       name,
 		RuntimeImport: "example.com/user/gen/" + name + "/rt",
 		Source:        m.Name + ".attn",
@@ -340,9 +346,10 @@ func TestGoAPIExample(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(program), 0o644))
 	out := goRun(t, dir)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 2, out)
+	require.Len(t, lines, 3, out)
 	assert.Regexp(t, `^loss \d+\.\d+`, lines[0])
 	assert.Regexp(t, `^pointers \[(\d ){9}\d\]$`, lines[1])
+	assert.Regexp(t, `^greedy \[\[(\d ){9}\d\]\]$`, lines[2])
 }
 
 // TestTiledMasksOnLongSequences runs masks the sparsity pass marks for

@@ -99,6 +99,11 @@ build leaves the old files in place.`,
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
 				return exitError
 			}
+			// A pointer network gets greedy decoding (greedy.go).
+			var pointer *gogen.Pointer
+			if p, err := passes.Pointers(m.IR); err == nil {
+				pointer = &gogen.Pointer{Scores: p.Scores, Target: p.Target, Shape: p.Shape}
+			}
 			prog, err := passes.Run(m.IR, passes.Options{})
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
@@ -110,6 +115,7 @@ build leaves the old files in place.`,
 				Source:        filepath.Base(args[0]),
 				Config:        configValues(m),
 				Version:       Version,
+				Pointer:       pointer,
 			}, runtime.Source)
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
@@ -131,6 +137,9 @@ build leaves the old files in place.`,
 			fmt.Fprintf(c.stdout, "wrote %s (package %s, %d files)\n", *out, ip, len(files))
 			if stepFiles != nil {
 				fmt.Fprintf(c.stdout, "and its decode step: package %s/%s (step.NewDecoder(m.Params()) runs the model one token at a time, with a KV cache)\n", ip, StepDir)
+			}
+			if pointer != nil {
+				fmt.Fprintf(c.stdout, "and greedy pointer decoding: m.GreedyPointers(in) chooses input %s's positions step by step (greedy.go)\n", pointer.Target)
 			}
 			return exitOK
 		}

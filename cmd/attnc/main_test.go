@@ -729,13 +729,19 @@ func main() {
 // module, checks that it wrote a decode step, and runs program (a main
 // package using the generated packages) there, returning its output.
 func buildAndRun(t *testing.T, pkg string, args []string, program string) string {
+	return buildAndRunSaying(t, pkg, args, "and its decode step: package example.com/u/gen/"+pkg+"/step", program)
+}
+
+// buildAndRunSaying is buildAndRun with the line attnc build must print
+// (what it wrote beside the package).
+func buildAndRunSaying(t *testing.T, pkg string, args []string, says, program string) string {
 	t.Helper()
 	mod := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n"), 0o644))
 	out := filepath.Join(mod, "gen", pkg)
 	code, stdout, errOut := attnc(t, append([]string{"build", "-o", out}, args...)...)
 	require.Equal(t, exitOK, code, errOut)
-	assert.Contains(t, stdout, "and its decode step: package example.com/u/gen/"+pkg+"/step")
+	assert.Contains(t, stdout, says)
 	main := filepath.Join(mod, "cmd", "check", "main.go")
 	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
 	require.NoError(t, os.WriteFile(main, []byte(program), 0o644))
@@ -745,4 +751,70 @@ func buildAndRun(t *testing.T, pkg string, args []string, program string) string
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)
 	return string(b)
+}
+
+func TestBuildGreedyPointers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a Go program")
+	}
+	b := buildAndRunSaying(t, "ptr", []string{"-config", "d=16", "-config", "heads=2", "-config", "enc_layers=1", "-config", "dec_layers=1", "std/pointer_sort.attn"},
+		"and greedy pointer decoding: m.GreedyPointers(in)", `package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	ptr "example.com/u/gen/ptr"
+)
+
+func main() {
+	m, err := ptr.New(ptr.DefaultConfig(), 3)
+	if err != nil {
+		panic(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const b, n = 4, 7
+	xs := make([]float32, b*n)
+	for i := range xs {
+		xs[i] = rng.Float32()
+	}
+	x, _ := ptr.FromF32([]int{b, n}, xs)
+	chosen, err := m.GreedyPointers(ptr.Inputs{X: x})
+	if err != nil {
+		panic(err)
+	}
+	// Each row is a permutation, and each choice is the best free
+	// position under teacher forcing with the choices themselves.
+	flat := make([]int32, 0, b*n)
+	for e, row := range chosen {
+		sorted := slices.Sorted(slices.Values(row))
+		for i, c := range sorted {
+			if int(c) != i {
+				fmt.Println("not a permutation:", e, row)
+				return
+			}
+		}
+		flat = append(flat, row...)
+	}
+	perm, _ := ptr.FromI32([]int{b, n}, flat)
+	out, err := m.Forward(ptr.Inputs{X: x, Perm: perm})
+	if err != nil {
+		panic(err)
+	}
+	for e, row := range chosen {
+		for step, c := range row {
+			s := out.Logp.F[(e*n+step)*n:][:n]
+			for _, k := range row[step:] {
+				if s[k] > s[c] {
+					fmt.Println("step", step, "of example", e, "chose", c, "but", k, "scores higher:", s[k], ">", s[c])
+					return
+				}
+			}
+		}
+	}
+	fmt.Println("ok", chosen)
+}
+`)
+	assert.True(t, strings.HasPrefix(b, "ok "), "greedy pointers are permutations that teacher forcing agrees with: %s", b)
 }

@@ -27,6 +27,16 @@ type Options struct {
 	Config []ConfigValue
 	// Version is attnc's version, recorded in the doc and in checkpoints.
 	Version string
+	// Pointer, when set, adds greedy.go: the method GreedyPointers that
+	// decodes a pointer network's choices step by step.
+	Pointer *Pointer
+}
+
+// A Pointer names a pointer network's scores output, f32[B, N, N], the
+// i32[B, N] input of its choices (teacher forcing), and another input
+// with the dims [B, N, …] (passes.PointerDecode).
+type Pointer struct {
+	Scores, Target, Shape string
 }
 
 // A ConfigValue is one entry of the model's config: an int64, float64,
@@ -55,7 +65,13 @@ func Render(kp *kir.Program, opts Options) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{"model.go": out, "guard.go": guard}, nil
+	files := map[string][]byte{"model.go": out, "guard.go": guard}
+	if opts.Pointer != nil {
+		if files["greedy.go"], err = r.greedy(*opts.Pointer); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
 }
 
 func numbered(src []byte) string {
