@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -75,6 +76,9 @@ func ProbeAttention(m *ir.Module) (*ir.Module, []Probe, error) {
 		name := fmt.Sprintf("attn.%d", i)
 		b.Output(ir.OutValue, name, probs)
 		label := fmt.Sprintf("attention %d of %d", i+1, len(ops))
+		if scope := weightScope(q, k); scope != "" {
+			label += " (" + scope + ")"
+		}
 		if e := op.Attrs.Expr("mask"); e != nil {
 			label += ", mask " + e.String()
 		}
@@ -87,4 +91,45 @@ func ProbeAttention(m *ir.Module) (*ir.Module, []Probe, error) {
 		return nil, nil, fmt.Errorf("probing attention: %w", err)
 	}
 	return b.M, probes, nil
+}
+
+// weightScope names where in the source an attention op with operands q
+// and k is: the common prefix, by dotted components, of the names of the
+// weights nearest to q and to k ("dec_layers.0.decoder_layer.cross" from
+// its q.weight and k.weight), or, when they share none, q's without its
+// last two components. An op whose q reads no weight gives "".
+func weightScope(q, k *ir.Instr) string {
+	qn, kn := strings.Split(nearestParam(q), "."), strings.Split(nearestParam(k), ".")
+	n := 0
+	for n < len(qn) && n < len(kn) && qn[n] == kn[n] && qn[n] != "" {
+		n++
+	}
+	// A weight's own name and its kind (q.weight) are not its scope.
+	n = min(n, len(qn)-2, len(kn)-2)
+	if n <= 0 {
+		if len(qn) < 3 {
+			return ""
+		}
+		n = len(qn) - 2
+	}
+	return strings.Join(qn[:n], ".")
+}
+
+// nearestParam returns the name of the weight closest to in among what it
+// reads (breadth first), or "".
+func nearestParam(in *ir.Instr) string {
+	seen := map[*ir.Instr]bool{in: true}
+	for queue := []*ir.Instr{in}; len(queue) > 0; queue = queue[1:] {
+		x := queue[0]
+		if x.Op == ir.OpParam {
+			return x.Name()
+		}
+		for _, a := range x.Args {
+			if !seen[a] {
+				seen[a] = true
+				queue = append(queue, a)
+			}
+		}
+	}
+	return ""
 }

@@ -193,7 +193,8 @@ func TestProbeAttention(t *testing.T) {
 	probe, probes, err := passes.ProbeAttention(m.IR)
 	require.NoError(t, err)
 	require.Len(t, probes, 2)
-	assert.Contains(t, probes[1].Label, "attention 2 of 2, mask k <= q && q - k < 3")
+	assert.Contains(t, probes[1].Label, "attention 2 of 2 (")
+	assert.Contains(t, probes[1].Label, "), mask k <= q && q - k < 3")
 	all, err := eval.InitParams(m.IR, 5)
 	require.NoError(t, err)
 	params := map[string]*eval.Tensor{} // the probe reads the weights up to the last attention
@@ -318,4 +319,21 @@ func TestPointers(t *testing.T) {
 		_, err := passes.Pointers(elaborate(t, name, nil).IR)
 		assert.Error(t, err, name)
 	}
+}
+
+// The probe's labels say where each attention op is, by its weights.
+func TestProbeLabels(t *testing.T) {
+	_, probes, err := passes.ProbeAttention(elaborate(t, "pointer_sort.attn", nil).IR)
+	require.NoError(t, err)
+	var labels []string
+	for _, p := range probes {
+		labels = append(labels, p.Label)
+	}
+	for _, l := range labels {
+		t.Log(l)
+	}
+	require.Len(t, labels, 10)
+	assert.Contains(t, labels[0], "(enc_layers.0.transformer_layer.attn)")
+	assert.Contains(t, labels[3], "(dec_layers.0.decoder_layer.")
+	assert.Contains(t, labels[3], "mask k <= q")
 }

@@ -249,6 +249,7 @@ var slowCommands = map[string]string{
 	"predict":  "needs a trained run",
 	"generate": "needs a trained run",
 	"export":   "needs a trained run",
+	"plot":     "needs a trained run",
 	"bench":    "builds a trainer and times it",
 }
 

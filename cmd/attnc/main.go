@@ -61,7 +61,7 @@ const (
 var commands []*command
 
 func init() {
-	commands = []*command{checkCmd, irCmd, buildCmd, trainCmd, evalCmd, predictCmd, generateCmd, exportCmd, benchCmd, fmtCmd, versionCmd}
+	commands = []*command{checkCmd, irCmd, buildCmd, trainCmd, evalCmd, predictCmd, generateCmd, exportCmd, plotCmd, benchCmd, fmtCmd, versionCmd}
 }
 
 // cli carries the streams a command writes to, so tests run commands in

@@ -251,6 +251,27 @@ func TestTrainShortRunLowersTheLoss(t *testing.T) {
 	code, out, errOut = attnc(t, "predict", "-n", "2", run)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, 2, strings.Count(out, "recall  ["), out)
+
+	// attnc plot: the list of attention ops, one layer's head, all again.
+	code, out, errOut = attnc(t, "plot", "-list", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "-layer 1: ")
+	code, out, errOut = attnc(t, "plot", run, "-layer", "1", "-head", "0")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "attention-1-h0.png")
+	assert.FileExists(t, filepath.Join(run, "attention-1-h0.png"))
+	code, _, errOut = attnc(t, "plot", run, "-layer", "99")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "no -layer 99")
+	code, _, errOut = attnc(t, "plot", run, "-layer", "1", "-head", "7")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "no head 7")
+	code, _, _ = attnc(t, "plot", run, "-o", "x.png")
+	assert.Equal(t, exitUsage, code, "-o needs -layer")
+	require.NoError(t, os.Remove(filepath.Join(run, "loss.png")))
+	code, _, errOut = attnc(t, "plot", run)
+	require.Equal(t, exitOK, code, errOut)
+	assert.FileExists(t, filepath.Join(run, "loss.png"))
 }
 
 func TestTrainLM(t *testing.T) {

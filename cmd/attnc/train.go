@@ -701,9 +701,14 @@ non-causal mask) reruns Forward over the window for every byte, as
 // attention-i.png for the i-th attention op of the model (every head, on
 // one example; the trainer's probe computes them) and, for a model that
 // outputs a distribution over positions (a pointer network),
-// attention.png. A picture that
-// cannot be drawn is a warning, not a failed run.
-func (c *cli) pictures(dir, model string) {
+// attention.png. A picture that cannot be drawn is a warning, not a
+// failed run; pictures reports whether all were drawn.
+func (c *cli) pictures(dir, model string) bool {
+	ok := true
+	warn := func(format string, a ...any) {
+		fmt.Fprintf(c.stderr, "attnc: warning: "+format+"\n", a...)
+		ok = false
+	}
 	metric := ""
 	if spec, err := train.ReadSpec(dir); err == nil {
 		metric = train.PlotMetric(spec.Task)
@@ -713,18 +718,17 @@ func (c *cli) pictures(dir, model string) {
 		err = plot.Loss(filepath.Join(dir, "loss.png"), model+" loss", recs, metric)
 	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "attnc train: warning: loss.png: %v\n", err)
+		warn("loss.png: %v", err)
 	}
 	ex, meta, err := runtime.LoadSafetensors(filepath.Join(dir, train.ExampleFile))
 	if err != nil {
-		return
+		return ok
 	}
 	// Every attention op's probabilities on the example, a picture each.
-	for i := 0; ex[fmt.Sprintf("attention:%d", i)] != nil; i++ {
-		name := fmt.Sprintf("attention:%d", i)
+	for i, probs := range attentionOps(ex) {
 		path := filepath.Join(dir, fmt.Sprintf("attention-%d.png", i+1))
-		if err := plot.AttentionMaps(path, model+", "+meta[name], ex[name]); err != nil {
-			fmt.Fprintf(c.stderr, "attnc train: warning: %s: %v\n", filepath.Base(path), err)
+		if err := plot.AttentionMaps(path, model+", "+meta[attentionName(i)], probs); err != nil {
+			warn("%s: %v", filepath.Base(path), err)
 		}
 	}
 	outputs := map[string]*runtime.Tensor{}
@@ -735,7 +739,8 @@ func (c *cli) pictures(dir, model string) {
 	}
 	if name := plot.AttentionOutput(outputs); name != "" {
 		if err := plot.HeatMap(filepath.Join(dir, "attention.png"), model+": "+name+" of one example", outputs[name]); err != nil {
-			fmt.Fprintf(c.stderr, "attnc train: warning: attention.png: %v\n", err)
+			warn("attention.png: %v", err)
 		}
 	}
+	return ok
 }

@@ -155,15 +155,26 @@ func HeatMap(path, title string, logp *runtime.Tensor) error {
 
 // AttentionMaps draws one attention op's probabilities on an example,
 // probs f32[1, H, Nq, Nk] (the trainer's probe), to path: a heat map per
-// head, side by side (queries up, keys across), and a colour bar.
-func AttentionMaps(path, title string, probs *runtime.Tensor) error {
+// head, side by side (queries up, keys across), and a colour bar. heads,
+// when given, selects the heads to draw (from 0).
+func AttentionMaps(path, title string, probs *runtime.Tensor, heads ...int) error {
 	if probs.DType != runtime.F32 || len(probs.Shape) != 4 || probs.Shape[0] != 1 {
 		return fmt.Errorf("attention maps: want f32[1, H, Nq, Nk], got %v", probs.Shape)
 	}
-	heads, nq, nk := probs.Shape[1], probs.Shape[2], probs.Shape[3]
+	nh, nq, nk := probs.Shape[1], probs.Shape[2], probs.Shape[3]
+	if len(heads) == 0 {
+		for h := range nh {
+			heads = append(heads, h)
+		}
+	}
+	for _, h := range heads {
+		if h < 0 || h >= nh {
+			return fmt.Errorf("attention maps: no head %d (the layer has %d: 0 to %d)", h, nh, nh-1)
+		}
+	}
 	cmap := moreland.SmoothBlueRed()
 	var panels []panel
-	for h := range heads {
+	for i, h := range heads {
 		g := grid{rows: nq, cols: nk, v: make([]float64, nq*nk)}
 		for i := range g.v {
 			g.v[i] = float64(probs.F[h*nq*nk+i])
@@ -172,8 +183,8 @@ func AttentionMaps(path, title string, probs *runtime.Tensor) error {
 		hm.Min, hm.Max = 0, 1
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("head %d", h)
-		if h == 0 {
-			p.Title.Text = title + ": head 0"
+		if i == 0 {
+			p.Title.Text = fmt.Sprintf("%s: head %d", title, h)
 			p.Y.Label.Text = "query position"
 		}
 		p.X.Label.Text = "key position"
@@ -181,7 +192,7 @@ func AttentionMaps(path, title string, probs *runtime.Tensor) error {
 		panels = append(panels, panel{p, 4})
 	}
 	panels = append(panels, probabilityBar(cmap))
-	return save(path, vg.Length(4*heads+1)*vg.Inch, 4*vg.Inch, panels...)
+	return save(path, vg.Length(4*len(heads)+1)*vg.Inch, 4*vg.Inch, panels...)
 }
 
 // probabilityBar is the colour bar beside a heat map of probabilities:

@@ -79,5 +79,9 @@ func TestAttentionMaps(t *testing.T) {
 		return img.Bounds().Dx()
 	}
 	assert.Greater(t, width(two), width(one), "a panel per head")
+	sel := filepath.Join(dir, "sel.png")
+	require.NoError(t, AttentionMaps(sel, "m", probs, 1))
+	assert.Equal(t, width(one), width(sel), "one head selected, one panel")
+	assert.ErrorContains(t, AttentionMaps(sel, "m", probs, 2), "no head 2")
 	assert.Error(t, AttentionMaps(one, "m", runtime.FromF32([]int{2, 3}, make([]float32, 6))))
 }
