@@ -49,6 +49,7 @@ build leaves the old files in place.`,
 		model := fs.String("model", "", "the model to build, when the file defines several")
 		importPath := fs.String("import", "", "import path of the output directory (default: from the enclosing go.mod)")
 		force := fs.Bool("force", false, "overwrite generated files you edited, and files in the way that attnc did not write")
+		target := fs.String("target", "go", "what to write: go (a Go package) or triton (a Python package: a torch.nn.Module)")
 		config := kvFlag{}
 		fs.Var(config, "config", "override a config value, as -config d=128 (repeatable)")
 		return func(c *cli, args []string) int {
@@ -57,6 +58,20 @@ build leaves the old files in place.`,
 			}
 			if *out == "" {
 				return c.usageError("build", "-o DIR is required")
+			}
+			switch *target {
+			case "go":
+			case "triton":
+				if *pkg != "" || *importPath != "" {
+					return c.usageError("build", "-pkg and -import name a Go package; -target triton writes a Python package named by its directory")
+				}
+				models, ok := c.compile(args[0], *model, false, config)
+				if !ok {
+					return exitError
+				}
+				return c.buildTriton(models[0], args[0], *out, *force)
+			default:
+				return c.usageError("build", "-target must be go or triton, got %q", *target)
 			}
 			if *pkg != "" {
 				if err := gogen.CheckPackageName(*pkg); err != nil {

@@ -839,3 +839,32 @@ func main() {
 `)
 	assert.True(t, strings.HasPrefix(b, "ok "), "greedy pointers are permutations that teacher forcing agrees with: %s", b)
 }
+
+func TestBuildTriton(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sorter")
+	code, out, errOut := attnc(t, "build", "std/pointer_sort.attn", "-target", "triton", "-o", dir)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "sorter.Model is a torch.nn.Module")
+	for _, f := range []string{"__init__.py", "model.py", "rt.py", ".attnc-manifest"} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
+	if py, err := exec.LookPath("python3"); err == nil {
+		for _, f := range []string{"__init__.py", "model.py", "rt.py"} {
+			b, err := exec.Command(py, "-m", "py_compile", filepath.Join(dir, f)).CombinedOutput()
+			assert.NoError(t, err, "py_compile %s: %s", f, b)
+		}
+	}
+	// Building again replaces the package; a name Python cannot import,
+	// a Go-only flag and an unknown target are refused.
+	code, _, errOut = attnc(t, "build", "-target", "triton", "-o", dir, "std/pointer_sort.attn")
+	assert.Equal(t, exitOK, code, errOut)
+	code, _, errOut = attnc(t, "build", "-target", "triton", "-o", filepath.Join(t.TempDir(), "my-model"), "std/pointer_sort.attn")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "Python cannot import it")
+	code, _, errOut = attnc(t, "build", "-target", "triton", "-pkg", "x", "-o", dir, "std/pointer_sort.attn")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "-pkg and -import name a Go package")
+	code, _, errOut = attnc(t, "build", "-target", "tpu", "-o", dir, "std/pointer_sort.attn")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "-target must be go or triton")
+}

@@ -1,0 +1,158 @@
+package tests
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attnc/attnc/codegen/triton"
+	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/passes"
+	"github.com/attnc/attnc/runtime"
+)
+
+// torchPython returns a Python that imports torch: $ATTNC_PYTHON, else
+// Debian's /usr/bin/python3, else python3 on the PATH. Without one the
+// test skips, unless $ATTNC_REQUIRE_TORCH is set (CI sets it, having
+// installed python3-torch), where it fails.
+func torchPython(t *testing.T) string {
+	t.Helper()
+	var tried []string
+	for _, py := range []string{os.Getenv("ATTNC_PYTHON"), "/usr/bin/python3", "python3"} {
+		if py == "" {
+			continue
+		}
+		tried = append(tried, py)
+		if err := exec.Command(py, "-c", "import torch, numpy").Run(); err == nil {
+			return py
+		}
+	}
+	msg := "no Python with torch and numpy (tried " + strings.Join(tried, ", ") + "; apt-get install python3-torch, or set ATTNC_PYTHON)"
+	if os.Getenv("ATTNC_REQUIRE_TORCH") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// torchCheck is the script TestTorchModule runs: for each package dir
+// given, it loads the weights and inputs beside it, runs forward and
+// backward, and prints one JSON line of runResult.
+const torchCheck = `
+import importlib, json, sys
+import numpy as np
+import torch
+torch.manual_seed(0)
+
+def wire(t):
+    t = t.detach().cpu()
+    if t.dtype == torch.float32:
+        return {"dtype": "f32", "shape": list(t.shape), "f": t.contiguous().numpy().view(np.uint32).reshape(-1).tolist()}
+    if t.dtype == torch.bool:
+        return {"dtype": "bool", "shape": list(t.shape), "b": t.reshape(-1).tolist()}
+    return {"dtype": "i32", "shape": list(t.shape), "i": t.to(torch.int64).reshape(-1).tolist()}
+
+sys.path.insert(0, sys.argv[1])
+for name in sys.argv[2:]:
+    try:
+        pkg = importlib.import_module(name + ".model")
+        rt = importlib.import_module(name + ".rt")
+        m = pkg.Model()
+        m.load(sys.argv[1] + "/" + name + "/weights.safetensors")
+        inputs, _ = rt.read_safetensors(sys.argv[1] + "/" + name + "/inputs.safetensors")
+        out = m(inputs)
+        res = {"err": "", "forward": {k: wire(v) for k, v in out.items()}, "grad": {}, "grads": {}}
+        if "loss" in out and out["loss"].requires_grad:
+            out["loss"].backward()
+            res["grad"]["loss"] = wire(out["loss"])
+            for pname, p in m.named_parameters():
+                g = p.grad if p.grad is not None else torch.zeros_like(p)
+                res["grads"][pname] = wire(g)
+    except Exception as e:
+        import traceback
+        res = {"err": traceback.format_exc()}
+    print(name, json.dumps(res))
+`
+
+// TestTorchModule renders every model of the corpus (testdata/programs
+// and the stdlib models at their test configs) as the torch target's
+// plain-torch package, runs its forward and autograd's backward in one
+// Python process on the reference's weights and inputs, and compares the
+// loss, metrics, outputs and every gradient with the float64 reference.
+func TestTorchModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch")
+	}
+	py := torchPython(t)
+	progs := corpus(t)
+	dir := t.TempDir()
+	envs := make([]eval.Env, len(progs))
+	var names []string
+	for i, p := range progs {
+		name := "p" + strconv.Itoa(i) + "_" + identifier(p.lm.Name)
+		names = append(names, name)
+		files, err := triton.Torch(p.m, triton.Options{Source: p.name, Version: "test"})
+		require.NoError(t, err, p.name)
+		pkg := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(pkg, 0o755))
+		for f, b := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(pkg, f), b, 0o644))
+		}
+		params, err := eval.InitParams(p.m, 7)
+		require.NoError(t, err)
+		rng := rand.New(rand.NewPCG(5, uint64(i)))
+		for _, w := range params {
+			for j := range w.Data {
+				w.Data[j] += 0.1 * rng.NormFloat64()
+			}
+		}
+		envs[i] = eval.Env{Inputs: p.inputs, Params: params}
+		var ws, ins []runtime.Named
+		for n, w := range params {
+			ws = append(ws, runtime.Named{Name: n, T: toRuntime(w)})
+		}
+		for n, x := range p.inputs {
+			ins = append(ins, runtime.Named{Name: n, T: toRuntime(x)})
+		}
+		require.NoError(t, runtime.SaveSafetensors(filepath.Join(pkg, "weights.safetensors"), ws, nil))
+		require.NoError(t, runtime.SaveSafetensors(filepath.Join(pkg, "inputs.safetensors"), ins, nil))
+		// The reference's gradients: autodiff adds them to the module.
+		_, err = passes.Run(p.m, passes.Options{})
+		require.NoError(t, err, p.name)
+	}
+	script := filepath.Join(dir, "check.py")
+	require.NoError(t, os.WriteFile(script, []byte(torchCheck), 0o644))
+	cmd := exec.Command(py, append([]string{script, dir}, names...)...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	results := map[string]runResult{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, js, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		var r runResult
+		if json.Unmarshal([]byte(js), &r) == nil {
+			results[name] = r
+		}
+	}
+	for i, p := range progs {
+		t.Run(p.name, func(t *testing.T) {
+			res, ok := results[names[i]]
+			require.True(t, ok, "no result for %s:\n%s", p.name, out)
+			require.Empty(t, res.Err, "the torch module failed")
+			ref, err := eval.Run(p.m, envs[i])
+			require.NoError(t, err, "reference")
+			for _, d := range compareOutputs(p.m, ref, res, 1e-4) {
+				t.Error(d)
+			}
+		})
+	}
+}
