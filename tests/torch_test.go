@@ -14,6 +14,7 @@ import (
 
 	"github.com/attnc/attnc/codegen/triton"
 	"github.com/attnc/attnc/ir/eval"
+	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
 	"github.com/attnc/attnc/runtime"
 )
@@ -153,6 +154,91 @@ func TestTorchModule(t *testing.T) {
 			for _, d := range compareOutputs(p.m, ref, res, 1e-4) {
 				t.Error(d)
 			}
+		})
+	}
+}
+
+// trainPackage writes the torch package of a stdlib model at a small
+// config, with train.py set to its own train section, into dir/name.
+func trainPackage(t *testing.T, dir, name, file string, config map[string]lang.Value) {
+	t.Helper()
+	lm := elaborate(t, file, config)
+	spec := &triton.TrainSpec{Model: lm.Name, TaskParams: map[string]any{}, Steps: 20, Batch: 8, LR: 1e-3,
+		WeightDecay: 0.01, Schedule: "cosine", Warmup: 5, Clip: 1, Seed: 3, LogEvery: 10}
+	ts := taskOf(t, lm)
+	spec.Task = ts.Name
+	for k, v := range ts.Ints {
+		spec.TaskParams[k] = v
+	}
+	for k, v := range ts.Strings {
+		spec.TaskParams[k] = v
+	}
+	files, err := triton.Torch(lm.IR, triton.Options{Source: file, Version: "test", Train: spec})
+	require.NoError(t, err)
+	pkg := filepath.Join(dir, name)
+	require.NoError(t, os.MkdirAll(pkg, 0o755))
+	for f, b := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(pkg, f), b, 0o644))
+	}
+}
+
+// runTrainPy runs python -m name.train in dir with args and returns the
+// losses it printed (--json).
+func runTrainPy(t *testing.T, py, dir, name string, args ...string) []float64 {
+	t.Helper()
+	cmd := exec.Command(py, append([]string{"-m", name + ".train", "--json"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
+	out, err := cmd.Output()
+	var stderr []byte
+	if ee, ok := err.(*exec.ExitError); ok {
+		stderr = ee.Stderr
+	}
+	require.NoError(t, err, "%s\n%s", out, stderr)
+	var losses []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var rec struct{ Loss float64 }
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		losses = append(losses, rec.Loss)
+	}
+	return losses
+}
+
+// TestTorchTrainDDP: 20 steps of train.py on two processes
+// (DistributedDataParallel over gloo, each process half of the batch)
+// give the losses of one process with the whole batch.
+func TestTorchTrainDDP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch")
+	}
+	py := torchPython(t)
+	dir := t.TempDir()
+	trainPackage(t, dir, "sorter", "pointer_sort.attn", ints("d", 16, "heads", 2, "enc_layers", 1, "dec_layers", 1))
+	one := runTrainPy(t, py, dir, "sorter", "--steps", "20", "--batch", "8")
+	two := runTrainPy(t, py, dir, "sorter", "--steps", "20", "--batch", "8", "--nproc", "2")
+	require.Len(t, one, 20)
+	require.Len(t, two, 20)
+	for i := range one {
+		require.InEpsilon(t, one[i], two[i], 1e-5, "step %d: one process %v, two %v", i+1, one[i], two[i])
+	}
+	require.Less(t, one[19], one[0], "the loss falls")
+}
+
+// TestTorchTrainTasks runs three steps of train.py for every stdlib
+// model: each task draws batches the model accepts, and the loss is
+// finite.
+func TestTorchTrainTasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch")
+	}
+	py := torchPython(t)
+	dir := t.TempDir()
+	for i, s := range seeds {
+		name := "m" + strconv.Itoa(i)
+		t.Run(s.file, func(t *testing.T) {
+			trainPackage(t, dir, name, s.file, s.config)
+			losses := runTrainPy(t, py, dir, name, "--steps", "3", "--batch", "4")
+			require.Len(t, losses, 3)
 		})
 	}
 }
