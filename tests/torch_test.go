@@ -47,7 +47,7 @@ func torchPython(t *testing.T) string {
 // given, it loads the weights and inputs beside it, runs forward and
 // backward, and prints one JSON line of runResult.
 const torchCheck = `
-import importlib, json, sys
+import importlib, json, os, sys
 import numpy as np
 import torch
 torch.manual_seed(0)
@@ -64,6 +64,8 @@ sys.path.insert(0, sys.argv[1])
 for name in sys.argv[2:]:
     try:
         pkg = importlib.import_module(name + ".model")
+        if os.environ.get("ATTNC_TRITON") == "1" and hasattr(pkg, "kernels_on") and pkg.kernels is None:
+            raise RuntimeError("ATTNC_TRITON=1 but kernels.py did not import")
         rt = importlib.import_module(name + ".rt")
         m = pkg.Model()
         m.load(sys.argv[1] + "/" + name + "/weights.safetensors")
@@ -91,6 +93,25 @@ func TestTorchModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Python with torch")
 	}
+	checkTorchCorpus(t, nil)
+}
+
+// TestTritonKernelsOnCPU is TestTorchModule with every attention op that
+// has Triton kernels (kernels.py) run through them, forward and backward,
+// by the CPU stand-in for Triton in testdata/tritonshim: the kernels'
+// semantics, checked against the float64 reference without a GPU.
+func TestTritonKernelsOnCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch")
+	}
+	shim, err := filepath.Abs("testdata/tritonshim")
+	require.NoError(t, err)
+	checkTorchCorpus(t, []string{"PYTHONPATH=" + shim, "ATTNC_TRITON=1"})
+}
+
+// checkTorchCorpus renders the corpus as torch packages and compares them
+// with the reference, the Python process run with env added.
+func checkTorchCorpus(t *testing.T, env []string) {
 	py := torchPython(t)
 	progs := corpus(t)
 	dir := t.TempDir()
@@ -131,6 +152,7 @@ func TestTorchModule(t *testing.T) {
 	script := filepath.Join(dir, "check.py")
 	require.NoError(t, os.WriteFile(script, []byte(torchCheck), 0o644))
 	cmd := exec.Command(py, append([]string{script, dir}, names...)...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	results := map[string]runResult{}

@@ -845,11 +845,11 @@ func TestBuildTriton(t *testing.T) {
 	code, out, errOut := attnc(t, "build", "std/pointer_sort.attn", "-target", "triton", "-o", dir)
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "sorter.Model is a torch.nn.Module")
-	for _, f := range []string{"__init__.py", "model.py", "rt.py", ".attnc-manifest"} {
+	for _, f := range []string{"__init__.py", "model.py", "rt.py", "kernels.py", "train.py", ".attnc-manifest"} {
 		assert.FileExists(t, filepath.Join(dir, f))
 	}
 	if py, err := exec.LookPath("python3"); err == nil {
-		for _, f := range []string{"__init__.py", "model.py", "rt.py"} {
+		for _, f := range []string{"__init__.py", "model.py", "rt.py", "kernels.py", "train.py"} {
 			b, err := exec.Command(py, "-m", "py_compile", filepath.Join(dir, f)).CombinedOutput()
 			assert.NoError(t, err, "py_compile %s: %s", f, b)
 		}

@@ -65,7 +65,11 @@ type Options struct {
 // gradients. It is the path the package runs when CUDA or Triton is
 // absent, and the reference the Triton kernels are checked against.
 func Torch(m *ir.Module, opts Options) (map[string][]byte, error) {
-	w := &torchWriter{m: m, names: map[*ir.Instr]string{}}
+	kernels, err := attnKernels(m)
+	if err != nil {
+		return nil, err
+	}
+	w := &torchWriter{m: m, names: map[*ir.Instr]string{}, kernels: kernels}
 	src, err := w.model(opts)
 	if err != nil {
 		return nil, err
@@ -74,6 +78,16 @@ func Torch(m *ir.Module, opts Options) (map[string][]byte, error) {
 		"rt.py":       rtSource,
 		"model.py":    src,
 		"__init__.py": []byte(fmt.Sprintf(initSource, m.Name)),
+	}
+	if len(kernels) > 0 {
+		var sb strings.Builder
+		sb.WriteString(kernelsHeader)
+		for _, in := range m.Instrs {
+			if kn := kernels[in]; kn != nil {
+				kn.render(&sb)
+			}
+		}
+		files["kernels.py"] = []byte(sb.String())
 	}
 	if opts.Train != nil {
 		ts := *opts.Train
@@ -120,9 +134,10 @@ from .model import Model, PARAMS, INPUTS  # noqa: F401
 `
 
 type torchWriter struct {
-	m     *ir.Module
-	buf   strings.Builder
-	names map[*ir.Instr]string
+	m       *ir.Module
+	buf     strings.Builder
+	names   map[*ir.Instr]string
+	kernels map[*ir.Instr]*attnKernel
 }
 
 func (w *torchWriter) pf(format string, args ...any) { fmt.Fprintf(&w.buf, format, args...) }
@@ -153,10 +168,13 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	if len(opts.Config) > 0 {
 		w.pf("\nConfig: %s.\n", comment(strings.Join(opts.Config, ", ")))
 	}
-	w.pf("\"\"\"\n\nimport math\n\nimport torch\nimport torch.nn.functional as F\n\n")
+	w.pf("\"\"\"\n\nimport math\nimport os\n\nimport torch\nimport torch.nn.functional as F\n\n")
 	w.pf("from .rt import (Scope, register, init_param, bind, iota, idiv, fdiv, imod, fnot, to_float,  # noqa: F401\n")
 	w.pf("                 gather, scatter_add, pad, scan, cross_entropy, attention, cap, layer_norm,\n")
 	w.pf("                 rms_norm, fmax, fmin, where, fcall, read_safetensors)\n\n")
+	if len(w.kernels) > 0 {
+		w.pf("%s", kernelSwitch)
+	}
 
 	// Weights: name, shape, init, scale.
 	w.pf("# The weights: name, shape, init (attnc's scheme) and its scale.\nPARAMS = [\n")
@@ -507,9 +525,30 @@ func (w *torchWriter) attention(in *ir.Instr, a []string) (string, error) {
 	if returns == "" {
 		returns = "out"
 	}
-	return fmt.Sprintf("attention(%s, %s, %s, [%s], %s, %s, %s, %s)", q, k, vs, strings.Join(caps, ", "),
-		pyFloat(at.Float("scale")), mask, score, pyString(returns)), nil
+	plain := fmt.Sprintf("attention(%s, %s, %s, [%s], %s, %s, %s, %s)", q, k, vs, strings.Join(caps, ", "),
+		pyFloat(at.Float("scale")), mask, score, pyString(returns))
+	if w.kernels[in] == nil {
+		return plain, nil
+	}
+	return fmt.Sprintf("kernels.attn%d(sz, %s, %s, %s, %s, [%s]) if kernels_on(%s) else %s", in.ID, pyFloat(at.Float("scale")),
+		q, k, vs, strings.Join(caps, ", "), q, plain), nil
 }
+
+// kernelSwitch decides, in model.py, between the Triton kernels and the
+// plain-torch ops.
+const kernelSwitch = `try:
+    from . import kernels
+except ImportError:  # no Triton: every op runs in plain torch
+    kernels = None
+
+
+def kernels_on(t):
+    """Whether an op on t runs its Triton kernels: with Triton, on a GPU
+    tensor, or on any with ATTNC_TRITON=1 (Triton's interpreter)."""
+    return kernels is not None and (t.is_cuda or os.environ.get("ATTNC_TRITON") == "1")
+
+
+`
 
 var pyExprFuncs = map[string]string{
 	"abs": "abs", "cos": "torch.cos", "exp": "torch.exp", "log": "torch.log",
