@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/attnc/attnc/codegen/cuda"
 	"github.com/attnc/attnc/codegen/triton"
+	"github.com/attnc/attnc/ir"
 	"github.com/attnc/attnc/ir/eval"
 	"github.com/attnc/attnc/lang"
 	"github.com/attnc/attnc/passes"
@@ -60,6 +62,67 @@ def wire(t):
         return {"dtype": "bool", "shape": list(t.shape), "b": t.reshape(-1).tolist()}
     return {"dtype": "i32", "shape": list(t.shape), "i": t.to(torch.int64).reshape(-1).tolist()}
 
+def cuda_cpu(pkg, d):
+    """Runs pkg's attention through its CUDA kernels compiled for the CPU."""
+    import ctypes, types
+    lib = ctypes.CDLL(d + "/libkernels.so")
+    kernels = types.SimpleNamespace()
+    for meta in json.load(open(d + "/kernels.json")) or []:
+        setattr(kernels, "attn%d" % meta["id"], cuda_attention(lib, meta))
+    pkg.kernels = kernels
+    pkg.kernels_on = lambda t: True
+
+def cuda_attention(lib, meta):
+    import ctypes
+    kid = meta["id"]
+    P = lambda t: ctypes.c_void_p(t.data_ptr())
+    L = ctypes.c_longlong
+    def cap_args(caps):
+        out = []
+        for c in caps:
+            out.append(P(c))
+            out += [L(n) for n in c.shape]
+        return out
+    def run(name, gx, gy, *args):
+        getattr(lib, "attnc_cpu_attn%d_%s" % (kid, name))(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(64), *args)
+    class F(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, sz, scale, q, k, v, *caps):
+            q, k, v = (x.detach().float().contiguous() for x in (q, k, v))
+            cs = []
+            for c, dt in zip(caps, meta["caps"]):
+                c = c.detach()
+                cs.append((c.float() if dt == "f32" else c.to(torch.int32) if dt == "i32" else c.to(torch.uint8)).contiguous())
+            nb, nh, nq, _ = q.shape
+            nk, dv = k.shape[2], v.shape[3]
+            o = torch.zeros((nb, nh, nq, dv))
+            lse = torch.zeros((nb, nh, nq))
+            syms = [L(sz[s]) for s in meta["syms"]]
+            common = [L(nh), L(nq), L(nk), ctypes.c_float(scale)]
+            run("fwd", (nq + 63) // 64, nb * nh, P(q), P(k), P(v), P(o), P(lse), *cap_args(cs), *syms, *common)
+            ctx.save_for_backward(q, k, v, o, lse, *cs)
+            ctx.sz, ctx.scale = sz, scale
+            return o
+        @staticmethod
+        def backward(ctx, do):
+            q, k, v, o, lse, *cs = ctx.saved_tensors
+            do = do.float().contiguous()
+            nb, nh, nq, _ = q.shape
+            nk = k.shape[2]
+            delta = torch.zeros((nb, nh, nq))
+            run("delta", (nb * nh * nq + 63) // 64, 1, P(o), P(do), P(delta), L(nb * nh * nq))
+            dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+            dcs = [torch.zeros(c.shape) for c in cs]
+            syms = [L(ctx.sz[s]) for s in meta["syms"]]
+            common = [L(nh), L(nq), L(nk), ctypes.c_float(ctx.scale)]
+            run("dkdv", (nk + 63) // 64, nb * nh, P(q), P(k), P(v), P(lse), P(delta), P(do), P(dk), P(dv),
+                *cap_args(cs), *[P(x) for x in dcs], *syms, *common)
+            run("dq", (nq + 63) // 64, nb * nh, P(q), P(k), P(v), P(lse), P(delta), P(do), P(dq),
+                *cap_args(cs), *syms, *common)
+            grads = [dcs[i] if i in meta["grad_caps"] and ctx.needs_input_grad[5 + i] else None for i in range(len(cs))]
+            return (None, None, dq, dk, dv, *grads)
+    return lambda sz, scale, q, k, v, caps: F.apply(sz, scale, q, k, v, *caps)
+
 sys.path.insert(0, sys.argv[1])
 for name in sys.argv[2:]:
     try:
@@ -67,6 +130,8 @@ for name in sys.argv[2:]:
         if os.environ.get("ATTNC_TRITON") == "1" and hasattr(pkg, "kernels_on") and pkg.kernels is None:
             raise RuntimeError("ATTNC_TRITON=1 but kernels.py did not import")
         rt = importlib.import_module(name + ".rt")
+        if os.environ.get("ATTNC_CUDA_CPU") == "1" and hasattr(pkg, "kernels_on"):
+            cuda_cpu(pkg, sys.argv[1] + "/" + name)
         m = pkg.Model()
         m.load(sys.argv[1] + "/" + name + "/weights.safetensors")
         inputs, _ = rt.read_safetensors(sys.argv[1] + "/" + name + "/inputs.safetensors")
@@ -93,7 +158,7 @@ func TestTorchModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Python with torch")
 	}
-	checkTorchCorpus(t, nil)
+	checkTorchCorpus(t, nil, nil)
 }
 
 // TestTritonKernelsOnCPU is TestTorchModule with every attention op that
@@ -106,12 +171,37 @@ func TestTritonKernelsOnCPU(t *testing.T) {
 	}
 	shim, err := filepath.Abs("testdata/tritonshim")
 	require.NoError(t, err)
-	checkTorchCorpus(t, []string{"PYTHONPATH=" + shim, "ATTNC_TRITON=1"})
+	checkTorchCorpus(t, []string{"PYTHONPATH=" + shim, "ATTNC_TRITON=1"}, nil)
+}
+
+// TestCUDAKernelsOnCPU compiles each corpus model's kernels.cu (the CUDA
+// target's attention kernels) as C++ with ATTNC_CPU, which runs a
+// kernel's blocks and threads in order, and runs the torch module with
+// every attention op through them, forward and backward: the CUDA
+// kernels' semantics against the float64 reference, without a GPU.
+func TestCUDAKernelsOnCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch and a C++ compiler")
+	}
+	cxx, err := exec.LookPath("g++")
+	if err != nil {
+		t.Skip("no g++ to compile kernels.cu for the CPU")
+	}
+	checkTorchCorpus(t, []string{"ATTNC_CUDA_CPU=1"}, func(t *testing.T, pkg string, m *ir.Module) {
+		files, _, err := cuda.Render(m)
+		require.NoError(t, err)
+		for f, b := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(pkg, f), b, 0o644))
+		}
+		out, err := exec.Command(cxx, "-x", "c++", "-std=c++11", "-DATTNC_CPU", "-O1", "-Wall", "-Werror", "-Wno-unused-variable",
+			"-shared", "-fPIC", "-o", filepath.Join(pkg, "libkernels.so"), filepath.Join(pkg, "kernels.cu")).CombinedOutput()
+		require.NoError(t, err, "compiling kernels.cu for the CPU:\n%s", out)
+	})
 }
 
 // checkTorchCorpus renders the corpus as torch packages and compares them
 // with the reference, the Python process run with env added.
-func checkTorchCorpus(t *testing.T, env []string) {
+func checkTorchCorpus(t *testing.T, env []string, prepare func(t *testing.T, pkg string, m *ir.Module)) {
 	py := torchPython(t)
 	progs := corpus(t)
 	dir := t.TempDir()
@@ -126,6 +216,9 @@ func checkTorchCorpus(t *testing.T, env []string) {
 		require.NoError(t, os.MkdirAll(pkg, 0o755))
 		for f, b := range files {
 			require.NoError(t, os.WriteFile(filepath.Join(pkg, f), b, 0o644))
+		}
+		if prepare != nil {
+			prepare(t, pkg, p.m)
 		}
 		params, err := eval.InitParams(p.m, 7)
 		require.NoError(t, err)

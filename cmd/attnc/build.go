@@ -49,7 +49,7 @@ build leaves the old files in place.`,
 		model := fs.String("model", "", "the model to build, when the file defines several")
 		importPath := fs.String("import", "", "import path of the output directory (default: from the enclosing go.mod)")
 		force := fs.Bool("force", false, "overwrite generated files you edited, and files in the way that attnc did not write")
-		target := fs.String("target", "go", "what to write: go (a Go package) or triton (a Python package: a torch.nn.Module)")
+		target := fs.String("target", "go", "what to write: go (a Go package), triton (a Python package: a torch.nn.Module) or cuda (CUDA kernels with a Go host)")
 		config := kvFlag{}
 		fs.Var(config, "config", "override a config value, as -config d=128 (repeatable)")
 		return func(c *cli, args []string) int {
@@ -70,8 +70,22 @@ build leaves the old files in place.`,
 					return exitError
 				}
 				return c.buildTriton(models[0], args[0], *out, *force)
+			case "cuda":
+				if *importPath != "" {
+					return c.usageError("build", "-import is for -target go; -target cuda writes a package that imports nothing of attnc")
+				}
+				if *pkg != "" {
+					if err := gogen.CheckPackageName(*pkg); err != nil {
+						return c.usageError("build", "-pkg: %v", err)
+					}
+				}
+				models, ok := c.compile(args[0], *model, false, config)
+				if !ok {
+					return exitError
+				}
+				return c.buildCUDA(models[0], *out, *pkg, *force)
 			default:
-				return c.usageError("build", "-target must be go or triton, got %q", *target)
+				return c.usageError("build", "-target must be go, triton or cuda, got %q", *target)
 			}
 			if *pkg != "" {
 				if err := gogen.CheckPackageName(*pkg); err != nil {

@@ -866,5 +866,77 @@ func TestBuildTriton(t *testing.T) {
 	assert.Contains(t, errOut, "-pkg and -import name a Go package")
 	code, _, errOut = attnc(t, "build", "-target", "tpu", "-o", dir, "std/pointer_sort.attn")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, errOut, "-target must be go or triton")
+	assert.Contains(t, errOut, "-target must be go, triton or cuda")
+}
+
+// fakeCU stands in for gorgonia.org/cu v0.9.6 (which needs the CUDA
+// driver to build): the signatures the CUDA target's host uses, copied
+// from it, so that a build with the tag cuda type-checks the host here.
+const fakeCU = `package cu
+
+import "unsafe"
+
+type Device int
+type ContextFlags byte
+
+const SchedAuto ContextFlags = 0
+
+type CUContext struct{}
+type Module struct{}
+type Function struct{}
+type Stream struct{}
+
+func GetDevice(ordinal int) (Device, error)                         { return 0, nil }
+func (d Device) ComputeCapability() (major, minor int, err error)   { return 8, 0, nil }
+func (d Device) MakeContext(flags ContextFlags) (CUContext, error) { return CUContext{}, nil }
+func LoadData(image string) (Module, error)                         { return Module{}, nil }
+func (m Module) Function(name string) (Function, error)             { return Function{}, nil }
+func (fn Function) LaunchAndSync(gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes int, stream Stream, kernelParams []unsafe.Pointer) error {
+	return nil
+}
+`
+
+func TestBuildCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Go programs")
+	}
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/u\n\ngo 1.26\n\nrequire gorgonia.org/cu v0.9.6\n\nreplace gorgonia.org/cu => ./fakecu\n"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(mod, "fakecu"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "fakecu", "go.mod"), []byte("module gorgonia.org/cu\n\ngo 1.26\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "fakecu", "cu.go"), []byte(fakeCU), 0o644))
+	code, out, errOut := attnc(t, "build", "-target", "cuda", "-o", filepath.Join(mod, "gen", "sorterk"), "std/pointer_sort.attn")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "CUDA kernels for 9 attention ops")
+	for _, f := range []string{"kernels.cu", "kernels.json", "attention.go", "launch_cuda.go", "launch_nocuda.go", "ptx.go"} {
+		assert.FileExists(t, filepath.Join(mod, "gen", "sorterk", f))
+	}
+	main := filepath.Join(mod, "cmd", "check", "main.go")
+	require.NoError(t, os.MkdirAll(filepath.Dir(main), 0o755))
+	require.NoError(t, os.WriteFile(main, []byte(`package main
+
+import (
+	"fmt"
+
+	"example.com/u/gen/sorterk"
+)
+
+func main() {
+	_, err := sorterk.Load()
+	fmt.Println(len(sorterk.Kernels), err)
+}
+`), 0o644))
+	run := func(args ...string) string {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
+		b, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go %v:\n%s", args, b)
+		return string(b)
+	}
+	got := run("run", "./cmd/check")
+	assert.Contains(t, got, "9 built without the cuda tag: the GPU path is off")
+	// With the tag, the host type-checks and builds against cu's API.
+	run("build", "-tags", "cuda", "./...")
+	run("vet", "-tags", "cuda", "./gen/...")
 }
