@@ -907,8 +907,8 @@ func TestBuildCUDA(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(mod, "fakecu", "cu.go"), []byte(fakeCU), 0o644))
 	code, out, errOut := attnc(t, "build", "-target", "cuda", "-o", filepath.Join(mod, "gen", "sorterk"), "std/pointer_sort.attn")
 	require.Equal(t, exitOK, code, errOut)
-	assert.Contains(t, out, "CUDA kernels for 9 attention ops")
-	for _, f := range []string{"kernels.cu", "kernels.json", "attention.go", "launch_cuda.go", "launch_nocuda.go", "ptx.go"} {
+	assert.Contains(t, out, "CUDA kernels for 9 attention ops (kernels.cu) and ")
+	for _, f := range []string{"kernels.cu", "kernels.json", "kernels.ll", "attention.go", "launch_cuda.go", "launch_nocuda.go", "ptx.go"} {
 		assert.FileExists(t, filepath.Join(mod, "gen", "sorterk", f))
 	}
 	main := filepath.Join(mod, "cmd", "check", "main.go")

@@ -23,7 +23,7 @@ func (w *cExpr) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 	k := e.ValueKind()
 	// A constant subexpression is folded in IEEE arithmetic (-1.0 / 0.0
 	// is -inf), which C compilers warn about when they fold it.
-	if len(e.Args) > 0 && constant(e) {
+	if len(e.Args) > 0 && constantExpr(e) {
 		if v, err := e.Eval(map[string]float64{}, nil); err == nil {
 			return literal(v, k), k, nil
 		}
@@ -159,8 +159,8 @@ var cBinary = map[ir.ExprKind]string{
 	ir.EAnd: "&&", ir.EOr: "||",
 }
 
-// constant reports whether e reads no variable, symbol or capture.
-func constant(e *ir.Expr) bool {
+// constantExpr reports whether e reads no variable, symbol or capture.
+func constantExpr(e *ir.Expr) bool {
 	c := true
 	e.Walk(func(x *ir.Expr) {
 		if x.Kind == ir.EVar || x.Kind == ir.ECapture {
