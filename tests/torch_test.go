@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attnc/attnc/codegen/cuda"
@@ -356,4 +357,36 @@ func TestTorchTrainTasks(t *testing.T) {
 			require.Len(t, losses, 3)
 		})
 	}
+}
+
+// TestGPUCheckScriptOnCPU prepares the GPU check (scripts/gpu-check.sh
+// prepare) and runs it on the CPU with the stand-in for Triton: the
+// Triton comparisons run, the checks that need a GPU say they are
+// skipped, and it exits 0, so the script a GPU machine runs does not rot.
+func TestGPUCheckScriptOnCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Python with torch")
+	}
+	py := torchPython(t)
+	bin := filepath.Join(t.TempDir(), "attnc")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/attnc").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	dir := filepath.Join(t.TempDir(), "gpu")
+	prep := exec.Command("bash", "scripts/gpu-check.sh", "prepare", dir, bin)
+	prep.Dir = ".."
+	out, err = prep.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	shim, err := filepath.Abs("testdata/tritonshim")
+	require.NoError(t, err)
+	run := exec.Command("bash", "scripts/gpu-check.sh", "run", dir, "--device", "cpu")
+	run.Dir = ".."
+	run.Env = append(os.Environ(), "PYTHON="+py, "PYTHONPATH="+shim)
+	out, err = run.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	text := string(out)
+	for _, m := range []string{"pointer_sort", "seq2seq", "hybrid_ssm", "char_lm"} {
+		assert.Regexp(t, `triton `+m+` +ok`, text)
+	}
+	assert.Regexp(t, `cuda +skip +no GPU`, text)
+	assert.Regexp(t, `bench +skip +no GPU`, text)
 }

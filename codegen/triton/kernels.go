@@ -389,7 +389,7 @@ def _attnID_fwd(Q, K, V, O, L, CAPS, SYMS, NH, NQ, NK, scale,
             l_i = l_i * alpha + tl.sum(p, 1)
             v = tl.load(V + bh * NK * DV + offs_n[:, None] * DV + offs_dv[None, :],
                         mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV), other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p, v)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
             m_i = m_new
     full = l_i > 0
     out = acc / tl.where(full, l_i, 1.0)[:, None]
@@ -503,6 +503,8 @@ class _AttnID(torch.autograd.Function):
     def backward(ctx, do):
         q, k, v, o, lse, *caps = ctx.saved_tensors
         sz, scale = ctx.sz, ctx.scale
+        dtypes = (q.dtype, k.dtype, v.dtype)
+        q, k, v = q.float(), k.float(), v.float()
         do = do.contiguous().float()
         nb, nh, nq, d = q.shape
         nk, dv = k.shape[2], v.shape[3]
@@ -515,7 +517,7 @@ class _AttnID(torch.autograd.Function):
         _attnID_dq[(triton.cdiv(nq, meta["BM"]), nb * nh)](
             q, k, v, lse, delta, do, dq, CAPARGS, SYMARGS, nh, nq, nk, scale, **meta)
         grads = [dcaps[i] if i in GRADCAPS and ctx.needs_input_grad[5 + i] else None for i in range(NCAPS)]
-        return (None, None, dq, dk, dvv, *grads)
+        return (None, None, dq.to(dtypes[0]), dk.to(dtypes[1]), dvv.to(dtypes[2]), *grads)
 
 
 def attnID(sz, scale, q, k, v, caps):

@@ -544,8 +544,10 @@ except ImportError:  # no Triton: every op runs in plain torch
 
 def kernels_on(t):
     """Whether an op on t runs its Triton kernels: with Triton, on a GPU
-    tensor, or on any with ATTNC_TRITON=1 (Triton's interpreter)."""
-    return kernels is not None and (t.is_cuda or os.environ.get("ATTNC_TRITON") == "1")
+    tensor, or on any with ATTNC_TRITON=1 (Triton's interpreter); never
+    with ATTNC_TRITON=0."""
+    flag = os.environ.get("ATTNC_TRITON")
+    return kernels is not None and flag != "0" and (t.is_cuda or flag == "1")
 
 
 `
