@@ -532,3 +532,16 @@ func applyExpr(e *Expr, a []float64) (float64, error) {
 // ValueKind returns the kind Check recorded for e (KInvalid if e was not
 // checked): renderers need it to type the code they write.
 func (e *Expr) ValueKind() ScalarKind { return e.kind }
+
+// OperandKind is the kind a binary operator's operands meet at: float if
+// either is float, bool if both are bool, else int. Renderers convert
+// both operands to it before they apply the operator.
+func OperandKind(a, b ScalarKind) ScalarKind {
+	switch {
+	case a == KFloat || b == KFloat:
+		return KFloat
+	case a == KBool && b == KBool:
+		return KBool
+	}
+	return KInt
+}

@@ -105,15 +105,7 @@ func (w *exprWriter) write(e *ir.Expr) (string, ir.ScalarKind, error) {
 	if err != nil {
 		return "", k, err
 	}
-	// The operands of a comparison or arithmetic meet at float if either
-	// is float.
-	join := ir.KInt
-	if ak == ir.KFloat || bk == ir.KFloat {
-		join = ir.KFloat
-	}
-	if ak == ir.KBool && bk == ir.KBool {
-		join = ir.KBool
-	}
+	join := ir.OperandKind(ak, bk)
 	a, b = convert(a, ak, join), convert(b, bk, join)
 	switch e.Kind {
 	case ir.EDiv:

@@ -642,13 +642,7 @@ func pyExpr(e *ir.Expr) (string, ir.ScalarKind, error) {
 	if err != nil {
 		return "", k, err
 	}
-	join := ir.KInt
-	if ak == ir.KFloat || bk == ir.KFloat {
-		join = ir.KFloat
-	}
-	if ak == ir.KBool && bk == ir.KBool {
-		join = ir.KBool
-	}
+	join := ir.OperandKind(ak, bk)
 	a, b = toKind(a, ak, join), toKind(b, bk, join)
 	switch e.Kind {
 	case ir.EDiv:
