@@ -31,6 +31,7 @@ const (
 	OpSin
 	OpCos
 	OpNot
+	OpStopGradient
 	OpCast
 
 	// Elementwise binary, numpy broadcasting.
@@ -174,21 +175,22 @@ var opTable = [numOps]OpInfo{
 	OpIota: {Name: "iota", Class: ClassSource, Given: true, Infer: inferIota, Attrs: axisAttr,
 		Doc: "an i32 tensor of the declared shape whose element is its index along axis"},
 
-	OpNeg:       unary("neg", "-x", F32, I32),
-	OpAbs:       unary("abs", "|x|", F32, I32),
-	OpExp:       unary("exp", "e^x", F32),
-	OpLog:       unary("log", "natural log of x", F32),
-	OpSqrt:      unary("sqrt", "√x", F32),
-	OpRsqrt:     unary("rsqrt", "1/√x", F32),
-	OpTanh:      unary("tanh", "tanh x", F32),
-	OpSigmoid:   unary("sigmoid", "1/(1+e^-x)", F32),
-	OpRelu:      unary("relu", "max(x, 0)", F32),
-	OpGelu:      unary("gelu", "x·Φ(x) with the tanh approximation: 0.5x(1+tanh(√(2/π)(x+0.044715x³)))", F32),
-	OpGeluDeriv: unary("gelu_deriv", "gelu's derivative at x (autodiff's rule for gelu: dy·gelu_deriv(x))", F32),
-	OpSilu:      unary("silu", "x·sigmoid(x)", F32),
-	OpSin:       unary("sin", "sin x", F32),
-	OpCos:       unary("cos", "cos x", F32),
-	OpNot:       unary("not", "logical not", Bool),
+	OpNeg:          unary("neg", "-x", F32, I32),
+	OpAbs:          unary("abs", "|x|", F32, I32),
+	OpExp:          unary("exp", "e^x", F32),
+	OpLog:          unary("log", "natural log of x", F32),
+	OpSqrt:         unary("sqrt", "√x", F32),
+	OpRsqrt:        unary("rsqrt", "1/√x", F32),
+	OpTanh:         unary("tanh", "tanh x", F32),
+	OpSigmoid:      unary("sigmoid", "1/(1+e^-x)", F32),
+	OpRelu:         unary("relu", "max(x, 0)", F32),
+	OpGelu:         unary("gelu", "x·Φ(x) with the tanh approximation: 0.5x(1+tanh(√(2/π)(x+0.044715x³)))", F32),
+	OpGeluDeriv:    unary("gelu_deriv", "gelu's derivative at x (autodiff's rule for gelu: dy·gelu_deriv(x))", F32),
+	OpSilu:         unary("silu", "x·sigmoid(x)", F32),
+	OpSin:          unary("sin", "sin x", F32),
+	OpCos:          unary("cos", "cos x", F32),
+	OpNot:          unary("not", "logical not", Bool),
+	OpStopGradient: unary("stop_gradient", "x, through which no gradient flows: autodiff treats it as a constant, and the nograd pass removes it once the gradients exist", F32, I32, Bool),
 	OpCast: {Name: "cast", Class: ClassUnary, Args: 1, Attrs: []AttrSpec{req("to", AttrDType)}, Infer: inferCast,
 		Doc: "x converted to dtype to (bool→0/1; f32→i32 truncates toward zero)"},
 

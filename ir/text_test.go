@@ -189,8 +189,10 @@ func elementwiseModule() (*Module, error) {
 	rmax := b.op(OpReduceMax, Attrs{"axes": IntsAttr(2), "keepdims": BoolAttr(false)}, lse)
 	total := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1)}, b.op(OpAdd, nil, rmax, pos))
 	count := b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1), "keepdims": BoolAttr(false)}, idx)
+	frozen := b.op(OpStopGradient, nil, total)
 	b.Output(OutLoss, LossName, total)
 	b.Output(OutMetric, "count", count)
+	b.Output(OutMetric, "frozen", frozen)
 	return b.done()
 }
 

@@ -84,7 +84,18 @@ func init() {
 		"abs":       unary(ir.OpAbs, "|x|"),
 		"sin":       unary(ir.OpSin, "sin"),
 		"cos":       unary(ir.OpCos, "cos"),
-		"softmax":   {params: []bparam{req("x"), opt("axis", constInt(-1))}, doc: "softmax along axis", fn: biSoftmax},
+		"exp2":      {params: []bparam{req("x")}, doc: "2^x", fn: biExp2},
+		"softplus":  {params: []bparam{req("x")}, doc: "log(1 + e^x), computed without overflow", fn: biSoftplus},
+		"elu": {params: []bparam{req("x"), opt("alpha", floatVal{1})},
+			doc: "x where x > 0, else alpha·(e^x - 1)", fn: biElu},
+		"stop_gradient": {params: []bparam{req("x")}, doc: "x, as a constant to the gradient: no gradient flows back through it", fn: func(a *bargs) value {
+			x, ok := a.tensor("x")
+			if !ok {
+				return errVal{}
+			}
+			return wrap(a.op(ir.OpStopGradient, nil, x))
+		}},
+		"softmax": {params: []bparam{req("x"), opt("axis", constInt(-1))}, doc: "softmax along axis", fn: biSoftmax},
 		"log_softmax": {params: []bparam{req("x"), opt("axis", constInt(-1))},
 			doc: "x - logsumexp(x) along axis", fn: biLogSoftmax},
 		"sum":       {params: []bparam{req("x"), opt("axis", noneVal{})}, doc: "sum over axis (all axes when omitted)", fn: reduceFn(ir.OpReduceSum)},
@@ -900,4 +911,59 @@ func biDim(a *bargs) value {
 		return errVal{}
 	}
 	return intVal{x.Type.Shape[axis]}
+}
+
+// The composite built-ins are made of other ops, so their gradients,
+// reference semantics and every lowering come with those.
+
+func biExp2(a *bargs) value {
+	x, ok := a.floatTensor("x")
+	if !ok {
+		return errVal{}
+	}
+	ln2 := a.e.constant(a.call, ir.F32, math.Ln2)
+	return wrap(a.opN(ir.OpExp, nil, a.opN(ir.OpMul, nil, x, ln2)))
+}
+
+// biSoftplus is log(1 + e^x) as x·m + log(1 + e^(-|x|)) with m = [x > 0]
+// and |x| = x·(2m - 1): e^(-|x|) never overflows, and since one mask
+// makes both the relu part and the absolute value, the gradient is
+// sigmoid(x) everywhere, 0.5 at 0 included.
+func biSoftplus(a *bargs) value {
+	x, ok := a.floatTensor("x")
+	if !ok {
+		return errVal{}
+	}
+	zero, one, two := a.e.constant(a.call, ir.F32, 0), a.e.constant(a.call, ir.F32, 1), a.e.constant(a.call, ir.F32, 2)
+	m := a.opN(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.F32)}, a.opN(ir.OpGt, nil, x, zero))
+	abs := a.opN(ir.OpMul, nil, x, a.opN(ir.OpSub, nil, a.opN(ir.OpMul, nil, m, two), one))
+	tail := a.opN(ir.OpLog, nil, a.opN(ir.OpAdd, nil, one, a.opN(ir.OpExp, nil, a.opN(ir.OpNeg, nil, abs))))
+	return wrap(a.opN(ir.OpAdd, nil, a.opN(ir.OpMul, nil, x, m), tail))
+}
+
+// biElu is where(x > 0, x, alpha·(e^min(x, 0) - 1)): the exponential of
+// the branch not taken cannot overflow, so its zero gradient stays zero.
+func biElu(a *bargs) value {
+	x, ok := a.floatTensor("x")
+	if !ok {
+		return errVal{}
+	}
+	alpha, ok := a.float("alpha")
+	if !ok {
+		return errVal{}
+	}
+	zero, one, al := a.e.constant(a.call, ir.F32, 0), a.e.constant(a.call, ir.F32, 1), a.e.constant(a.call, ir.F32, alpha)
+	neg := a.opN(ir.OpMul, nil, al, a.opN(ir.OpSub, nil, a.opN(ir.OpExp, nil, a.opN(ir.OpMin, nil, x, zero)), one))
+	return wrap(a.opN(ir.OpSelect, nil, a.opN(ir.OpGt, nil, x, zero), x, neg))
+}
+
+// opN is a.op that passes a failure on: nil when an operand is nil (an
+// earlier op failed and reported why).
+func (a *bargs) opN(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
+	for _, x := range args {
+		if x == nil {
+			return nil
+		}
+	}
+	return a.op(op, attrs, args...)
 }

@@ -118,6 +118,9 @@ func dependsOnParams(m *ir.Module) map[*ir.Instr]bool {
 			dep[in] = true
 			continue
 		}
+		if in.Op == ir.OpStopGradient {
+			continue // no gradient flows through it
+		}
 		for _, x := range in.Args {
 			if dep[x] {
 				dep[in] = true
@@ -281,6 +284,7 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpIota:             "integer",
 	ir.OpDimSize:          "a size",
 	ir.OpNot:              "bool",
+	ir.OpStopGradient:     "its value is a constant to autodiff (dependsOnParams stops at it)",
 	ir.OpEq:               "bool",
 	ir.OpNe:               "bool",
 	ir.OpLt:               "bool",

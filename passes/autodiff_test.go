@@ -496,3 +496,44 @@ func withLSEModule(t *testing.T) *ir.Module {
 	}
 	return b.M
 }
+
+// TestStopGradient: loss = Σ sg(w²)·w has gradient sg(w²) = w² (w² is a
+// constant to it), not 3w², and the nograd pass then removes the op.
+func TestStopGradient(t *testing.T) {
+	b := ir.NewBuilder("m")
+	w := b.MustGiven(ir.OpParam, ir.TensorOf(ir.F32, ir.ConstDim(3)), ir.Attrs{"name": ir.StringAttr("w"), "init": ir.WordAttr("normal")})
+	sq := b.Must(ir.OpMul, nil, w, w)
+	y := b.Must(ir.OpMul, nil, b.Must(ir.OpStopGradient, nil, sq), w)
+	b.Output(ir.OutLoss, "loss", b.Must(ir.OpReduceSum, ir.Attrs{"axes": ir.IntsAttr(0)}, y))
+	m := b.M
+	if err := Autodiff(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := NoGrad(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Verify(m); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range m.Instrs {
+		if in.Op == ir.OpStopGradient {
+			t.Fatalf("nograd left %%%d = stop_gradient", in.ID)
+		}
+	}
+	wv := eval.FromData(ir.F32, []int{3}, []float64{1.5, -2, 0.5})
+	res, err := eval.Run(m, eval.Env{Params: map[string]*eval.Tensor{"w": wv}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range m.Outputs {
+		if o.Kind != ir.OutGrad {
+			continue
+		}
+		g := res.Values[o.Value.ID]
+		for i, x := range wv.Data {
+			if math.Abs(g.Data[i]-x*x) > 1e-12 {
+				t.Errorf("grad[%d] = %v, want w² = %v", i, g.Data[i], x*x)
+			}
+		}
+	}
+}

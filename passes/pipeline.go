@@ -23,6 +23,7 @@ type Pass struct {
 var Pipeline = []Pass{
 	{Name: "verify", Doc: "check the elaborated module", Run: ir.Verify},
 	{Name: "autodiff", Doc: "append the gradient of the loss with respect to every param", Run: Autodiff},
+	{Name: "nograd", Doc: "remove stop_gradient, the identity once the gradients exist", Run: NoGrad},
 	{Name: "contract", Doc: "run matmuls through transposes, batches by weights and weight-gradient sums as single einsums", Run: Contract},
 	{Name: "epilogue", Doc: "fold a bias add after a product into the product", Run: Epilogue},
 	{Name: "normscale", Doc: "fold the product by a norm's weight into the norm's gradient", Run: NormScale},

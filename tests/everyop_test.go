@@ -883,6 +883,18 @@ var opCases = []opCase{
 			// NaN in dy at a masked pair, and in a whole row of dy.
 			{syms: syms("B", 1, "N", 5), nanAt: map[string]int{"dy_out": 1*3 + 0, "dy_probs": 0*5 + 4, "dy_logprobs": 0*5 + 4}}},
 	},
+	{
+		// stop_gradient: w's gradient flows through the second factor
+		// only, and the op is gone from the kernels (the nograd pass).
+		name: "stop_gradient",
+		ops:  []ir.Op{ir.OpStopGradient},
+		build: func(c *caseBuilder) {
+			a := c.plus(c.in("x", ir.F32, "B", 4), "sg.w", 4)
+			c.out("stop_gradient", c.bin(ir.OpMul, c.op(ir.OpStopGradient, nil, a), a))
+			c.out("stop_gradient_i32", c.op(ir.OpStopGradient, nil, c.in("i", ir.I32, "B", 4)))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 6)}},
+	},
 }
 
 // negInfRows fills a [B, C] tensor whose first row is all -Inf.
@@ -900,6 +912,12 @@ func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
 // noGradient lists the ops that carry no gradient (sources, integer and
 // bool results, and attention_grad itself): for the others, the every-op
 // test insists on a weight upstream of the op.
+// removedByPasses lists the ops the passes remove before the kernels:
+// a case checks they are gone rather than run.
+var removedByPasses = map[ir.Op]string{
+	ir.OpStopGradient: "the nograd pass makes its readers read its operand",
+}
+
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
@@ -1013,6 +1031,14 @@ type built struct {
 // it (an instance of it depends on a weight).
 func assertExercised(t *testing.T, name string, op ir.Op, prog *ir.Program) {
 	t.Helper()
+	if why, ok := removedByPasses[op]; ok {
+		for _, f := range prog.Funcs {
+			for _, in := range f.Body {
+				assert.NotEqual(t, op, in.Op, "case %s: %s should be gone from the generated code (%s)", name, op, why)
+			}
+		}
+		return
+	}
 	dep := map[*ir.Instr]bool{}
 	for _, in := range prog.Module.Instrs {
 		if in.Op == ir.OpParam {

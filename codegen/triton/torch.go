@@ -364,6 +364,7 @@ var unaryTorch = map[ir.Op]string{
 	ir.OpSqrt: "torch.sqrt(%s)", ir.OpRsqrt: "torch.rsqrt(%s)", ir.OpTanh: "torch.tanh(%s)",
 	ir.OpSigmoid: "torch.sigmoid(%s)", ir.OpRelu: "torch.relu(%s)", ir.OpGelu: "F.gelu(%s, approximate=\"tanh\")",
 	ir.OpSilu: "F.silu(%s)", ir.OpSin: "torch.sin(%s)", ir.OpCos: "torch.cos(%s)", ir.OpNot: "torch.logical_not(%s)",
+	ir.OpStopGradient: "%s.detach()",
 }
 
 var binaryTorch = map[ir.Op]string{

@@ -56,6 +56,8 @@ func unary(in *ir.Instr, x *Tensor) (*Tensor, error) {
 		f = math.Cos
 	case ir.OpNot:
 		f = func(v float64) float64 { return 1 - v }
+	case ir.OpStopGradient:
+		f = func(v float64) float64 { return v }
 	default:
 		return nil, fmt.Errorf("not a unary op")
 	}

@@ -127,6 +127,7 @@ var opCases = []opCase{
 	unaryCase(ir.OpSin, "f32", f32(sh(3), 0, math.Pi/2, math.Pi/6), f32(sh(3), 0, 1, 0.5)),
 	unaryCase(ir.OpCos, "f32", f32(sh(3), 0, math.Pi, math.Pi/3), f32(sh(3), 1, -1, 0.5)),
 	unaryCase(ir.OpNot, "bool", boolT(sh(2), 1, 0), boolT(sh(2), 0, 1)),
+	unaryCase(ir.OpStopGradient, "identity", f32(sh(3), 1.5, -2, 0), f32(sh(3), 1.5, -2, 0)),
 	castCase("f32 to i32 truncates toward zero", f32(sh(4), 1.7, -1.7, -0.5, 3), ir.I32, i32(sh(4), 1, -1, 0, 3)),
 	castCase("bool to f32", boolT(sh(2), 1, 0), ir.F32, f32(sh(2), 1, 0)),
 	castCase("i32 to bool", i32(sh(3), 0, -2, 5), ir.Bool, boolT(sh(3), 0, 1, 1)),
