@@ -195,6 +195,17 @@ func inferArgMax(c *InferCtx) (Type, error) {
 	return Type{DType: I32, Shape: sh}, nil
 }
 
+func inferArgSort(c *InferCtx) (Type, error) {
+	x := c.Args[0]
+	if !dtypeIn(x.DType, []DType{F32, I32}) {
+		return Type{}, errf("argsort of %s", x.DType)
+	}
+	if x.Rank() == 0 {
+		return Type{}, errf("argsort of a scalar: it sorts along the last axis")
+	}
+	return Type{DType: I32, Shape: append(Shape{}, x.Shape...)}, nil
+}
+
 func inferMatMul(c *InferCtx) (Type, error) {
 	x, y := c.Args[0], c.Args[1]
 	if x.DType != F32 || y.DType != F32 {

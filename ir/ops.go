@@ -59,6 +59,7 @@ const (
 	OpReduceMean
 	OpLogSumExp
 	OpArgMax
+	OpArgSort
 
 	// Contractions.
 	OpMatMul
@@ -218,6 +219,8 @@ var opTable = [numOps]OpInfo{
 	OpLogSumExp:  reduce("logsumexp", "log Σ e^x over axes, computed stably", F32),
 	OpArgMax: {Name: "argmax", Class: ClassOther, Args: 1, Attrs: axisAttr, Infer: inferArgMax,
 		Doc: "i32 index of the largest element along axis (the first on ties); axis is removed"},
+	OpArgSort: {Name: "argsort", Class: ClassOther, Args: 1, Attrs: []AttrSpec{opt("descending", AttrBool)}, Infer: inferArgSort,
+		Doc: "i32 positions along the last axis that put each row in increasing order (decreasing with descending = true), equal elements in their order; NaN counts as larger than every number"},
 
 	OpMatMul: {Name: "matmul", Class: ClassOther, Args: 2, Infer: inferMatMul,
 		Doc: "x[..., m, k] · y[..., k, n] → [..., m, n], batch dims broadcast; both operands rank ≥ 2"},

@@ -106,6 +106,7 @@ func seq2seqModule() (*Module, error) {
 	b.Output(OutLoss, LossName, loss)
 	b.Output(OutMetric, "acc", acc)
 	b.Output(OutValue, "pred", pred)
+	b.Output(OutValue, "ranked", b.op(OpArgSort, Attrs{"descending": BoolAttr(true)}, logits))
 	return b.done()
 }
 

@@ -85,7 +85,15 @@ func init() {
 		"sin":       unary(ir.OpSin, "sin"),
 		"cos":       unary(ir.OpCos, "cos"),
 		"exp2":      {params: []bparam{req("x")}, doc: "2^x", fn: biExp2},
-		"softplus":  {params: []bparam{req("x")}, doc: "log(1 + e^x), computed without overflow", fn: biSoftplus},
+		"argsort": {params: []bparam{req("x"), opt("descending", boolVal{false})},
+			doc: "i32 positions along the last axis that sort each row (increasing, or decreasing with descending: true; ties in order)", fn: sortFn(false, false)},
+		"sort": {params: []bparam{req("x"), opt("descending", boolVal{false})},
+			doc: "each row sorted along the last axis (its gradient goes back to where each value came from)", fn: sortFn(true, false)},
+		"topk": {params: []bparam{req("x"), req("k")},
+			doc: "the k largest values of each row along the last axis, largest first", fn: sortFn(true, true)},
+		"argtopk": {params: []bparam{req("x"), req("k")},
+			doc: "i32 positions of the k largest values of each row along the last axis, largest first (ties: the earlier)", fn: sortFn(false, true)},
+		"softplus": {params: []bparam{req("x")}, doc: "log(1 + e^x), computed without overflow", fn: biSoftplus},
 		"elu": {params: []bparam{req("x"), opt("alpha", floatVal{1})},
 			doc: "x where x > 0, else alpha·(e^x - 1)", fn: biElu},
 		"stop_gradient": {params: []bparam{req("x")}, doc: "x, as a constant to the gradient: no gradient flows back through it", fn: func(a *bargs) value {
@@ -966,4 +974,45 @@ func (a *bargs) opN(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
 		}
 	}
 	return a.op(op, attrs, args...)
+}
+
+// sortFn makes sort, argsort, topk and argtopk: an argsort along the last
+// axis (decreasing for the top k), cut to k positions for the top k, and
+// for the values a gather of x at them, whose gradient is a scatter.
+func sortFn(values, top bool) func(a *bargs) value {
+	return func(a *bargs) value {
+		x, ok := a.tensor("x")
+		if !ok {
+			return errVal{}
+		}
+		if x.Type.DType != ir.F32 && x.Type.DType != ir.I32 {
+			return a.fail("x", "%s: x must be f32 or i32, got %s", a.name, x.Type)
+		}
+		r := x.Type.Rank()
+		if r == 0 {
+			return a.fail("x", "%s: x is a scalar; it sorts along the last axis", a.name)
+		}
+		desc := true
+		if !top {
+			if desc, ok = a.boolean("descending"); !ok {
+				return errVal{}
+			}
+		}
+		idx := a.op(ir.OpArgSort, ir.Attrs{"descending": ir.BoolAttr(desc)}, x)
+		if top {
+			k, ok := a.intConst("k")
+			if !ok {
+				return errVal{}
+			}
+			last := x.Type.Shape[r-1]
+			if n, known := last.IsConst(); k < 1 || known && k > n {
+				return a.fail("k", "%s: k must be between 1 and the last axis's size %s, got %d", a.name, last, k)
+			}
+			idx = a.opN(ir.OpSlice, ir.Attrs{"axis": ir.IntAttr(int64(r - 1)), "start": ir.DimAttr(ir.ConstDim(0)), "end": ir.DimAttr(ir.ConstDim(k))}, idx)
+		}
+		if !values {
+			return wrap(idx)
+		}
+		return wrap(a.opN(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(int64(r - 1)), "batch_dims": ir.IntAttr(int64(r - 1))}, x, idx))
+	}
 }

@@ -294,6 +294,7 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpAnd:              "bool",
 	ir.OpOr:               "bool",
 	ir.OpArgMax:           "integer",
+	ir.OpArgSort:          "integer",
 	ir.OpMod:              "integer",
 	ir.OpAttentionGrad:    "second derivatives are not supported",
 	ir.OpLayerNormGrad:    "second derivatives are not supported",

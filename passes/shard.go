@@ -313,6 +313,11 @@ func rowWise(in *ir.Instr, class map[*ir.Instr]batchClass, batch string) string 
 			return "acts along the batch"
 		}
 		return ""
+	case ir.OpArgSort:
+		if in.Args[0].Type.Rank() < 2 {
+			return "sorts along the batch"
+		}
+		return ""
 	case ir.OpTranspose:
 		if p := in.Attrs.Ints("perm"); len(p) == 0 || p[0] != 0 {
 			return "moves the batch"

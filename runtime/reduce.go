@@ -542,3 +542,57 @@ func unravel(off int, shape []int) []int {
 	}
 	return idx
 }
+
+// ArgSort returns, for each row of x (f32 or i32) along its last axis,
+// the positions that put it in increasing order (decreasing when
+// descending), equal elements in their order and NaN larger than every
+// number: the graph IR's argsort.
+func ArgSort(x *Tensor, descending bool) *Tensor {
+	if len(x.Shape) == 0 {
+		panic("runtime.ArgSort: a scalar")
+	}
+	out := New(I32, x.Shape...)
+	n := x.Shape[len(x.Shape)-1]
+	if n == 0 {
+		return out
+	}
+	rows := out.Len() / n
+	idx := make([]int32, n)
+	for r := range rows {
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		var less func(a, b int32) bool
+		switch x.DType {
+		case F32:
+			row := x.F[r*n : (r+1)*n]
+			less = func(a, b int32) bool {
+				va, vb := row[a], row[b]
+				if va != va {
+					return false
+				}
+				return vb != vb || va < vb
+			}
+		case I32:
+			row := x.I[r*n : (r+1)*n]
+			less = func(a, b int32) bool { return row[a] < row[b] }
+		default:
+			panic(fmt.Sprintf("runtime.ArgSort: %s", x.DType))
+		}
+		if descending {
+			asc := less
+			less = func(a, b int32) bool { return asc(b, a) }
+		}
+		slices.SortStableFunc(idx, func(a, b int32) int {
+			switch {
+			case less(a, b):
+				return -1
+			case less(b, a):
+				return 1
+			}
+			return 0
+		})
+		copy(out.I[r*n:(r+1)*n], idx)
+	}
+	return out
+}

@@ -895,6 +895,23 @@ var opCases = []opCase{
 		},
 		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 6)}},
 	},
+	{
+		// argsort along the last axis, both ways, f32 (with ties and,
+		// in a trial, NaN and infinities) and i32; the values through a
+		// gather, so the gradient flows back to where each came from.
+		name: "argsort",
+		ops:  []ir.Op{ir.OpArgSort},
+		build: func(c *caseBuilder) {
+			x := c.plus(c.in("x", ir.F32, "B", 9), "as.w", 9)
+			up := c.op(ir.OpArgSort, nil, x)
+			down := c.op(ir.OpArgSort, ir.Attrs{"descending": ir.BoolAttr(true)}, x)
+			c.out("argsort", up)
+			c.out("argsort_desc", down)
+			c.out("sorted", c.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(1), "batch_dims": ir.IntAttr(1)}, x, down))
+			c.out("argsort_i32", c.op(ir.OpArgSort, nil, c.in("i", ir.I32, "B", 9)))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 5)}, {syms: syms("B", 3), special: []string{"x"}}},
+	},
 }
 
 // negInfRows fills a [B, C] tensor whose first row is all -Inf.
@@ -921,7 +938,7 @@ var removedByPasses = map[ir.Op]string{
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpArgSort: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with

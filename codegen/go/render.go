@@ -714,6 +714,8 @@ func (r *renderer) instr(in *ir.Instr) error {
 		r.pf("\t%s := rt.Select(%s, %s, %s, %s)\n", v, arg(0), arg(1), arg(2), shapeGo(in.Type.Shape))
 	case ir.OpArgMax:
 		r.pf("\t%s := rt.ArgMax(%s, %d)\n", v, arg(0), a.Int("axis"))
+	case ir.OpArgSort:
+		r.pf("\t%s := rt.ArgSort(%s, %t)\n", v, arg(0), a.Bool("descending"))
 	case ir.OpMatMul:
 		r.pf("\t%s := rt.MatMul(%s, %s)\n", v, arg(0), arg(1))
 	case ir.OpEinsum:

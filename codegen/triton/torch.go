@@ -433,6 +433,8 @@ func (w *torchWriter) instr(in *ir.Instr) (string, error) {
 		return fmt.Sprintf("(%s / %s)", a[0], a[1]), nil
 	case ir.OpSelect:
 		return fmt.Sprintf("torch.where(%s, %s, %s)", a[0], a[1], a[2]), nil
+	case ir.OpArgSort:
+		return fmt.Sprintf("torch.sort(%s, dim=-1, descending=%s, stable=True)[1]", a[0], pyBool(at.Bool("descending"))), nil
 	case ir.OpArgMax:
 		return fmt.Sprintf("torch.argmax(%s, %d)", a[0], at.Int("axis")), nil
 	case ir.OpMatMul:

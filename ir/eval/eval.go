@@ -280,6 +280,8 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return selectOp(args[0], args[1], args[2], shape)
 	case ir.OpArgMax:
 		return argmax(args[0], a.Int("axis"), shape)
+	case ir.OpArgSort:
+		return argsort(args[0], a.Bool("descending")), nil
 	case ir.OpMatMul:
 		return matmul(args[0], args[1], shape)
 	case ir.OpEinsum:

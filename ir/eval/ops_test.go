@@ -182,6 +182,9 @@ var opCases = []opCase{
 	attrCase(ir.OpArgMax, "first on ties", attrs("axis", ir.IntAttr(1)), i32(sh(2), 1, 0), f32(sh(2, 3), 1, 3, 3, 5, -1, 5)),
 	attrCase(ir.OpArgMax, "axis 0", attrs("axis", ir.IntAttr(0)), i32(sh(3), 1, 0, 1), f32(sh(2, 3), 1, 3, 3, 5, -1, 5)),
 	attrCase(ir.OpArgMax, "i32 negative", attrs("axis", ir.IntAttr(0)), i32(nil, 2), i32(sh(3), -5, -7, -1)),
+	attrCase(ir.OpArgSort, "rows, ties in order, NaN last", nil, i32(sh(2, 4), 3, 1, 2, 0, 1, 0, 3, 2), f32(sh(2, 4), math.NaN(), 2, 2, -1, 0, -5, 7, 0)),
+	attrCase(ir.OpArgSort, "descending, NaN first", attrs("descending", ir.BoolAttr(true)), i32(sh(2, 4), 0, 1, 2, 3, 2, 0, 3, 1), f32(sh(2, 4), math.NaN(), 2, 2, -1, 0, -5, 7, 0)),
+	attrCase(ir.OpArgSort, "i32", nil, i32(sh(3), 1, 0, 2), i32(sh(3), 4, -3, 4)),
 
 	// Contractions.
 	attrCase(ir.OpMatMul, "2x3 by 3x2", nil, f32(sh(2, 2), 58, 64, 139, 154),

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -139,6 +140,46 @@ func argmax(x *Tensor, axis int, shape []int) (*Tensor, error) {
 		}
 	}
 	return out, nil
+}
+
+// argsort is, for each row of x along its last axis, the positions in
+// increasing (descending: decreasing) order, ties in position order, NaN
+// larger than every number.
+func argsort(x *Tensor, descending bool) *Tensor {
+	out := NewTensor(ir.I32, x.Shape...)
+	n := 1
+	if len(x.Shape) > 0 {
+		n = x.Shape[len(x.Shape)-1]
+	}
+	if n == 0 {
+		return out
+	}
+	less := func(a, b float64) bool {
+		switch {
+		case math.IsNaN(a):
+			return false
+		case math.IsNaN(b):
+			return true
+		}
+		return a < b
+	}
+	idx := make([]int, n)
+	for r := 0; r < len(x.Data)/n; r++ {
+		row := x.Data[r*n : (r+1)*n]
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool {
+			if descending {
+				return less(row[idx[j]], row[idx[i]])
+			}
+			return less(row[idx[i]], row[idx[j]])
+		})
+		for i, v := range idx {
+			out.Data[r*n+i] = float64(v)
+		}
+	}
+	return out
 }
 
 // softmax is e^x / Σ e^x along axis, shifted by the maximum. A slice
