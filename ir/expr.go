@@ -286,9 +286,6 @@ func (e *Expr) check(env ExprEnv) (ScalarKind, error) {
 			if k != KInt {
 				return KInvalid, fmt.Errorf("index %d of $%d is %s, want int", i, e.Int, k)
 			}
-			if a.readsCapture() {
-				return KInvalid, fmt.Errorf("index %d of $%d reads a tensor value; indices must be index expressions", i, e.Int)
-			}
 		}
 		switch t.DType {
 		case F32:

@@ -184,7 +184,7 @@ func TestExprCheck(t *testing.T) {
 	}
 	for _, tc := range []struct{ src, want string }{
 		{"$1[b, $0[h, q]]", "index 1 of $1 is float, want int"},
-		{"$0[h, $1[b, q]]", "index 1 of $0 reads a tensor value"},
+		{"$0[h, $1[b, q] * 0.5]", "index 1 of $0 is float, want int"},
 		{"s % 2", "% needs ints, got float and int"},
 		{"q % 2.0", "% needs ints"},
 		{"z < q", `unknown variable "z"`},

@@ -166,9 +166,6 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 			if !ok {
 				return nil, false
 			}
-			if readsCapture(v) {
-				return c.fail(it.Lo, "a tensor value cannot be used as an index; indices must be index expressions over q, k, h, b")
-			}
 			idx = append(idx, v)
 		}
 		return ir.Capture(int(c.capture(t.in)), idx...), true

@@ -388,7 +388,7 @@ model long {
 // a Go package, runs it on a sequence of 150, longer than two tiles, and
 // compares every output with the reference; it returns the lowered
 // program and the module's directory.
-func runLongMasks(t *testing.T, src string) (*ir.Program, string) {
+func runLongMasks(t *testing.T, src string, extra ...map[string]*eval.Tensor) (*ir.Program, string) {
 	t.Helper()
 	prog, diags := lang.Load("long.attn", src, lang.LoadOptions{Std: stdlib.FS})
 	require.Empty(t, diags)
@@ -414,11 +414,19 @@ func runLongMasks(t *testing.T, src string) (*ir.Program, string) {
 		}
 	}
 	require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "params.safetensors"), ps, nil))
-	require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "inputs.safetensors"), []runtime.Named{{Name: "x", T: toRuntime(x)}}, nil))
+	inputs := map[string]*eval.Tensor{"x": x}
+	named := []runtime.Named{{Name: "x", T: toRuntime(x)}}
+	for _, e := range extra {
+		for n, v := range e {
+			inputs[n] = v
+			named = append(named, runtime.Named{Name: n, T: toRuntime(v)})
+		}
+	}
+	require.NoError(t, runtime.SaveSafetensors(filepath.Join(dir, "inputs.safetensors"), named, nil))
 	goRun(t, dir, "params.safetensors", "inputs.safetensors", "out.safetensors")
 	got, _, err := runtime.LoadSafetensors(filepath.Join(dir, "out.safetensors"))
 	require.NoError(t, err)
-	ref, err := eval.Run(m, eval.Env{Inputs: map[string]*eval.Tensor{"x": x}, Params: params})
+	ref, err := eval.Run(m, eval.Env{Inputs: inputs, Params: params})
 	require.NoError(t, err)
 	for _, o := range m.Outputs {
 		name := map[ir.OutputKind]string{ir.OutLoss: "forward.loss", ir.OutValue: "forward." + o.Name, ir.OutGrad: "grad:" + o.Name}[o.Kind]
@@ -428,6 +436,30 @@ func runLongMasks(t *testing.T, src string) (*ir.Program, string) {
 		assert.LessOrEqual(t, e, 1e-4, "%s: relative error %.3g", name, e)
 	}
 	return lowered, dir
+}
+
+// TestNestedCapturesOnLongSequences runs masks and scores that index a
+// captured tensor by another (testdata/programs/nested.attn) past a tile
+// of keys, where the kernels classify tiles from the captures' values
+// (a read's interval over the box of an index that is itself a read),
+// against the reference.
+func TestNestedCapturesOnLongSequences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go package")
+	}
+	src, err := os.ReadFile("testdata/programs/nested.attn")
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 150
+	doc, srcPos, bucket := eval.NewTensor(ir.I32, 1, n), eval.NewTensor(ir.I32, 1, n), eval.NewTensor(ir.I32, 1, n, n)
+	for i := range n {
+		doc.Data[i] = float64(i / 40) // documents of 40 positions
+		srcPos.Data[i] = float64(max(0, i-rng.IntN(30)))
+	}
+	for i := range bucket.Data {
+		bucket.Data[i] = float64(rng.IntN(4))
+	}
+	runLongMasks(t, string(src), map[string]*eval.Tensor{"doc": doc, "src": srcPos, "bucket": bucket})
 }
 
 // TestRowMasksOnLongSequences runs masks whose admitted keys per query

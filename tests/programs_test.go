@@ -105,7 +105,9 @@ func corpus(t *testing.T) []program {
 			if _, ok := lm.TrainValue("task"); ok {
 				prog.inputs = taskInputs(t, lm.IR, taskOf(t, lm), uint64(len(out)))
 			} else {
-				inputs, err := eval.RandomInputs(lm.IR, map[string]int64{"B": 2, "N": 5}, 3, nil)
+				// i32 inputs (positions, buckets, documents) in [0, 4):
+				// valid positions of N = 5.
+				inputs, err := eval.RandomInputs(lm.IR, map[string]int64{"B": 2, "N": 5}, 3, func(string) (int, int) { return 0, 4 })
 				require.NoError(t, err)
 				prog.inputs = inputs
 			}
