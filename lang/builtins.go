@@ -3,6 +3,7 @@ package lang
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,6 +70,8 @@ func init() {
 		"concat": {params: []bparam{rest("xs"), opt("axis", constInt(1))},
 			doc: "the tensors joined along axis (default 1, the sequence)", fn: biConcat},
 		"unsqueeze": {params: []bparam{req("x"), req("axis")}, doc: "x with a new axis of size 1", fn: biUnsqueeze},
+		"reshape": {params: []bparam{req("x"), rest("dims")},
+			doc: "x's elements in row-major order with the given dims (ints or sizes; one may be -1, worked out from the others when they are constants)", fn: biReshape},
 		"squeeze":   {params: []bparam{req("x"), req("axis")}, doc: "x without an axis of size 1", fn: biSqueeze},
 		"positions": {params: []bparam{req("x")}, doc: "i32 [B, N]: the position of each element along axis 1 of x", fn: biPositions},
 		"full_like": {params: []bparam{req("x"), req("value")}, doc: "a tensor shaped and typed like x, filled with value", fn: biFullLike},
@@ -1015,4 +1018,101 @@ func sortFn(values, top bool) func(a *bargs) value {
 		}
 		return wrap(a.opN(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(int64(r - 1)), "batch_dims": ir.IntAttr(int64(r - 1))}, x, idx))
 	}
+}
+
+// biReshape is reshape(x, dims...): the element count must be the same,
+// as polynomials over the sizes (B·N·64 = B·N·4·16); a -1 dim is the
+// count divided by the product of the others when that is one term and
+// the quotient a size (B·N·64 / (B·N) = 64, B·N·64 / (B·16) = 4·N).
+func biReshape(a *bargs) value {
+	x, ok := a.tensor("x")
+	if !ok {
+		return errVal{}
+	}
+	if len(a.rest) == 0 {
+		return a.fail("x", "reshape: give the dims of the result")
+	}
+	shape := make(ir.Shape, len(a.rest))
+	infer := -1
+	for i, v := range a.rest {
+		iv, ok := v.(intVal)
+		if !ok {
+			return a.e.errorf(a.restN[i], "reshape: a dim must be an int or a size, got %s", describe(v))
+		}
+		if c, isConst := iv.isConst(); isConst {
+			switch {
+			case c == -1 && infer < 0:
+				infer = i
+				continue
+			case c == -1:
+				return a.e.errorf(a.restN[i], "reshape: only one dim may be -1")
+			case c <= 0:
+				return a.e.errorf(a.restN[i], "reshape: dims must be positive (or one -1), got %d", c)
+			}
+		}
+		shape[i] = iv.d
+	}
+	total := x.Type.Shape.NumElements()
+	if infer >= 0 {
+		others := append(append(ir.Shape{}, shape[:infer]...), shape[infer+1:]...)
+		d, ok := divideDim(total, others.NumElements())
+		if !ok {
+			return a.e.errorf(a.restN[infer], "reshape: cannot work out the -1 dim: %s elements divided by the other dims is not a size (give every dim)", x.Type.Shape)
+		}
+		shape[infer] = d
+	}
+	if !shape.NumElements().Equal(total) {
+		return a.fail("x", "reshape: x is %s, which has a different number of elements than %s", x.Type, shape)
+	}
+	return wrap(a.given(ir.OpReshape, ir.Type{DType: x.Type.DType, Shape: shape}, nil, x))
+}
+
+// divideDim returns p / q as a dim, when q is one term (c·B·N…), each
+// term of p is a multiple of it, and the quotient is affine (no product
+// of sizes).
+func divideDim(p, q ir.Poly) (ir.Dim, bool) {
+	if len(q) != 1 {
+		return ir.Dim{}, false
+	}
+	var qm string
+	var qc int64
+	for m, c := range q {
+		qm, qc = m, c
+	}
+	var qsyms []string
+	if qm != "" {
+		qsyms = strings.Split(qm, "*")
+	}
+	terms := make([]string, 0, len(p))
+	for m := range p {
+		terms = append(terms, m)
+	}
+	sort.Strings(terms)
+	var d ir.Dim
+	for _, m := range terms {
+		v := p[m]
+		if qc == 0 || v%qc != 0 {
+			return ir.Dim{}, false
+		}
+		var rest []string
+		if m != "" {
+			rest = strings.Split(m, "*")
+		}
+		for _, s := range qsyms {
+			i := slices.Index(rest, s)
+			if i < 0 {
+				return ir.Dim{}, false
+			}
+			rest = slices.Delete(rest, i, i+1)
+		}
+		switch len(rest) {
+		case 0:
+			d = d.Add(ir.ConstDim(v / qc))
+		case 1:
+			d = d.Add(ir.SymDim(rest[0]).Scale(v / qc))
+		default:
+			return ir.Dim{}, false
+		}
+	}
+	return d, true
 }
