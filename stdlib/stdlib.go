@@ -17,4 +17,5 @@ var Models = []string{
 	"mixed_span_lm.attn",
 	"partial_lm.attn",
 	"char_lm.attn",
+	"mamba_hybrid.attn",
 }

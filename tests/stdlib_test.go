@@ -76,6 +76,12 @@ var seeds = []seed{
 		inputs: recallInputs,
 	},
 	{
+		file:   "mamba_hybrid.attn",
+		config: ints("d", 16, "heads", 2, "layers", 2, "state", 3, "window", 3),
+		syms:   map[string]int64{"B": 3, "N": 8},
+		inputs: recallInputs,
+	},
+	{
 		file:   "mixed_span_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
 		syms:   map[string]int64{"B": 3, "N": 8},
