@@ -575,6 +575,79 @@ func (a *attnRun) inGroups(per, grain int, pack func(bh0, bh1 int), body func(lo
 	}
 }
 
+// inGroupParts is inGroups for a pass that accumulates into per-chunk
+// copies of the capture gradients: each group's tasks are cut into at most
+// parts contiguous chunks, run in parallel, and body learns its chunk's
+// number, the same from group to group. A chunk number's accumulator is
+// then used by one goroutine at a time (groups run one after another), so
+// a pass needs parts copies of the gradients, however long the sequence,
+// and adds them up in chunk order, so the sum does not depend on
+// scheduling. With a chunk per task, as inGroups makes for long sequences,
+// the copies grew with the number of tasks: a pass over N queries took
+// memory in N², for gradients of size N.
+func (a *attnRun) inGroupParts(per, parts int, pack func(bh0, bh1 int), body func(part, lo, hi int)) {
+	nbh := a.nb * a.nh
+	if per <= 0 || parts <= 0 {
+		return
+	}
+	perBH := 4 * (a.nk + a.nq) * (a.d + a.dv)
+	g := min(nbh, max(ceilDiv(8*runtime.GOMAXPROCS(0), per), groupBytes/max(perBH, 1)))
+	for bh0 := 0; bh0 < nbh; bh0 += g {
+		bh1 := min(bh0+g, nbh)
+		pack(bh0, bh1)
+		n := (bh1 - bh0) * per
+		size := ceilDiv(n, parts)
+		ParallelFor(ceilDiv(n, size), 1, func(plo, phi int) {
+			for p := plo; p < phi; p++ {
+				body(p, bh0*per+p*size, bh0*per+min((p+1)*size, n))
+			}
+		})
+	}
+}
+
+// capAccums are a pass's bounded copies of the capture gradients (see
+// inGroupParts): copy p is made when chunk p first needs it.
+type capAccums struct {
+	caps  []*Tensor
+	parts [][]*Tensor
+}
+
+func newCapAccums(caps []*Tensor) *capAccums {
+	if caps == nil {
+		return nil
+	}
+	return &capAccums{caps: caps, parts: make([][]*Tensor, capParallelism())}
+}
+
+// capParallelism is how many chunks a pass with capture gradients runs
+// in parallel: two per core, for balance at the cost of a copy each.
+func capParallelism() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// part returns chunk p's copy (nil when the pass has no captures).
+func (c *capAccums) part(p int) []*Tensor {
+	if c == nil {
+		return nil
+	}
+	if c.parts[p] == nil {
+		c.parts[p] = localCaps(c.caps)
+	}
+	return c.parts[p]
+}
+
+// sum adds the copies into the gradients, in chunk order.
+func (c *capAccums) sum() {
+	if c == nil {
+		return
+	}
+	for _, local := range c.parts {
+		for i, t := range local {
+			if t != nil {
+				addTo(c.caps[i].F, t.F)
+			}
+		}
+	}
+}
+
 // tileTimesRows adds the tile matrix t.sc (rows × cols) times the key
 // rows of bh from k0 (cols × width: yp's packed tile, or x's rows without
 // a micro-kernel) into c (row stride ldc).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	goruntime "runtime"
 	"slices"
-	"sync"
 )
 
 // AttnGradWant names the gradients AttentionGrad computes.
@@ -394,38 +393,6 @@ func localCaps(caps []*Tensor) []*Tensor {
 	return out
 }
 
-// capParts collects the chunks' capture gradients and adds them into the
-// result in chunk order, so the sum does not depend on scheduling.
-type capParts struct {
-	mu    sync.Mutex
-	parts []capPart
-}
-
-type capPart struct {
-	lo   int
-	caps []*Tensor
-}
-
-func (c *capParts) add(lo int, caps []*Tensor) {
-	if caps == nil {
-		return
-	}
-	c.mu.Lock()
-	c.parts = append(c.parts, capPart{lo, caps})
-	c.mu.Unlock()
-}
-
-func (c *capParts) sumInto(caps []*Tensor) {
-	slices.SortFunc(c.parts, func(x, y capPart) int { return x.lo - y.lo })
-	for _, p := range c.parts {
-		for i, t := range p.caps {
-			if t != nil {
-				addTo(caps[i].F, t.F)
-			}
-		}
-	}
-}
-
 // addCapGrads adds the tile's pairs into the capture gradients local,
 // from dS' (dsp, which gradScores left) and the raw scores.
 func (g *gradRun) addCapGrads(t *gradBuf, local []*Tensor, b, h, q0, q1, k0, k1 int) {
@@ -447,7 +414,6 @@ func (g *gradRun) addCapGrads(t *gradBuf, local []*Tensor, b, h, q0, q1, k0, k1 
 // walk the key tiles.
 func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 	qt := ceilDiv(g.nq, attnBQ)
-	var parts capParts
 	var ks rowSplit
 	var kp tilePack
 	defer kp.release()
@@ -462,10 +428,10 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 			g.packRows(&kp, ks.clean, g.nk, g.d, bh0, bh1)
 		}
 	}
-	g.inGroups(ceilDiv(g.nq, attnBQ), grainFor(2*attnBQ*g.nk*(g.d+g.dv)), pack, func(lo, hi int) {
+	acc := newCapAccums(caps)
+	run := func(local []*Tensor, lo, hi int) {
 		t := g.getBuf()
 		defer gradBufs.Put(t)
-		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, q0 := task/qt, task%qt*attnBQ
 			b, h := bh/g.nh, bh%g.nh
@@ -492,11 +458,14 @@ func (g *gradRun) byQueries(dq []float32, caps []*Tensor) {
 				g.scaleRows(dq, g.d, bh, g.nq, q0, q1, g.spec.Scale)
 			}
 		}
-		parts.add(lo, local)
-	})
-	if caps != nil {
-		parts.sumInto(caps)
 	}
+	per := ceilDiv(g.nq, attnBQ)
+	if acc == nil {
+		g.inGroups(per, grainFor(2*attnBQ*g.nk*(g.d+g.dv)), pack, func(lo, hi int) { run(nil, lo, hi) })
+		return
+	}
+	g.inGroupParts(per, len(acc.parts), pack, func(p, lo, hi int) { run(acc.part(p), lo, hi) })
+	acc.sum()
 }
 
 // addDQ adds dS·k, the tile's dS (in sc) times the rows of the key tile
@@ -532,7 +501,6 @@ func (g *gradRun) addDQ(t *gradBuf, dq []float32, ks rowSplit, kp *tilePack, bh,
 // chooses it only when there are enough pairs for the cores.
 func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 	kt := ceilDiv(g.nk, attnBK)
-	var parts capParts
 	var qs, dys, ks rowSplit
 	var qp, dyp, kp tilePack
 	defer func() {
@@ -580,13 +548,13 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 	if dq != nil {
 		perBH, tilesPer = 1, kt
 	}
-	g.inGroups(perBH, grainFor(2*tilesPer*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) {
+	acc := newCapAccums(caps)
+	run := func(local []*Tensor, lo, hi int) {
 		t := g.getBuf()
 		defer gradBufs.Put(t)
 		if g.kern != nil {
 			t.qp.pre, t.dyp.pre = &qA, &dyA
 		}
-		local := localCaps(caps)
 		for task := lo; task < hi; task++ {
 			bh, kt0 := task/perBH, task%perBH
 			b, h := bh/g.nh, bh%g.nh
@@ -597,11 +565,13 @@ func (g *gradRun) byKeys(dk, dv, dq []float32, caps []*Tensor) {
 				g.scaleRows(dq, g.d, bh, g.nq, 0, g.nq, g.spec.Scale)
 			}
 		}
-		parts.add(lo, local)
-	})
-	if caps != nil {
-		parts.sumInto(caps)
 	}
+	if acc == nil {
+		g.inGroups(perBH, grainFor(2*tilesPer*attnBK*g.nq*(g.d+g.dv)), pack, func(lo, hi int) { run(nil, lo, hi) })
+		return
+	}
+	g.inGroupParts(perBH, len(acc.parts), pack, func(p, lo, hi int) { run(acc.part(p), lo, hi) })
+	acc.sum()
 }
 
 // keyTile is byKeys's work on the key tile of (b, h) from k0: it walks

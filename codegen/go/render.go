@@ -1093,15 +1093,21 @@ func recoverError(err *error) {
 `,
 	"cap": `// capOffset returns the row-major offset of idx in t, the captured tensor
 // number i of a mask or score, or panics with a clear message.
+// idx does not escape (the message copies it), so a read allocates
+// nothing: a score reads its captures once per (query, key) pair.
 func capOffset(t *rt.Tensor, i int, idx ...int) int {
 	off := 0
 	for j, x := range idx {
 		if x < 0 || x >= t.Shape[j] {
-			panic(fmt.Sprintf("capture $%d read at %v, outside its shape %v", i, idx, t.Shape))
+			panic(capOutside(i, append([]int(nil), idx...), t.Shape))
 		}
 		off = off*t.Shape[j] + x
 	}
 	return off
+}
+
+func capOutside(i int, idx, shape []int) string {
+	return fmt.Sprintf("capture $%d read at %v, outside its shape %v", i, idx, shape)
 }
 
 func capF(t *rt.Tensor, i int, idx ...int) float64 { return float64(t.F[capOffset(t, i, idx...)]) }
