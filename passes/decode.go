@@ -294,7 +294,9 @@ func (d *decoder) setNext(step *DecodeStep, v *ir.Instr) {
 // token so far: the caches, with this token's row appended.
 func (d *decoder) attention(in *ir.Instr, t ir.Type, args []*ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 	q, k, v, caps := ir.AttentionOperands(args, in.Attrs)
-	for i, c := range caps {
+	// The model's captures, not the step's (whose sequence axis is 1).
+	_, _, _, modelCaps := ir.AttentionOperands(in.Args, in.Attrs)
+	for i, c := range modelCaps {
 		if d.seqAxis(c.Type) >= 0 {
 			return nil, fmt.Errorf("reads the captured $%d along the decoded sequence; a step has the current position's only", i)
 		}

@@ -18,4 +18,5 @@ var Models = []string{
 	"partial_lm.attn",
 	"char_lm.attn",
 	"mamba_hybrid.attn",
+	"music_rel.attn",
 }

@@ -337,3 +337,13 @@ func TestProbeLabels(t *testing.T) {
 	assert.Contains(t, labels[3], "(dec_layers.0.decoder_layer.")
 	assert.Contains(t, labels[3], "mask k <= q")
 }
+
+// A capture computed along the decoded sequence (music_rel's Q·Eᵀ) has
+// only the current row in a step, and the score reads it at other rows:
+// Decode refuses it by name, so generation reruns Forward.
+func TestDecodeRefusesSequenceCaptures(t *testing.T) {
+	m := elaborate(t, "music_rel.attn", ints("d", 16, "heads", 2, "layers", 1, "span", 4))
+	_, err := passes.Decode(m.IR, "logits")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "along the decoded sequence")
+}

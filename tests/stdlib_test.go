@@ -82,6 +82,14 @@ var seeds = []seed{
 		inputs: recallInputs,
 	},
 	{
+		file:   "music_rel.attn",
+		config: ints("d", 16, "heads", 2, "layers", 2, "span", 4),
+		syms:   map[string]int64{"B": 3, "N": 9},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], s["N"], 0, 256)}
+		},
+	},
+	{
 		file:   "mixed_span_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
 		syms:   map[string]int64{"B": 3, "N": 8},
