@@ -680,6 +680,9 @@ func biFullLike(a *bargs) value {
 	if c == nil {
 		return errVal{}
 	}
+	if x.Type.Rank() == 0 {
+		return wrap(c) // a scalar: the constant itself
+	}
 	return wrap(a.given(ir.OpBroadcast, x.Type, nil, c))
 }
 
