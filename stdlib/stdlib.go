@@ -19,4 +19,5 @@ var Models = []string{
 	"char_lm.attn",
 	"mamba_hybrid.attn",
 	"music_rel.attn",
+	"aaren.attn",
 }

@@ -90,6 +90,14 @@ var seeds = []seed{
 		},
 	},
 	{
+		file:   "aaren.attn",
+		config: ints("d", 16, "heads", 2, "layers", 2),
+		syms:   map[string]int64{"B": 3, "N": 9},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], s["N"], 0, 256)}
+		},
+	},
+	{
 		file:   "mixed_span_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
 		syms:   map[string]int64{"B": 3, "N": 8},
@@ -251,4 +259,24 @@ func TestStdlibStepsPerGraphInstruction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Aaren's two forms agree: the reference's form_gap (the largest
+// difference between the parallel and the RNN form over the layers) is
+// float64 rounding.
+func TestAarenFormsAgree(t *testing.T) {
+	m := elaborate(t, "aaren.attn", ints("d", 16, "heads", 2, "layers", 2))
+	params, err := eval.InitParams(m.IR, 3)
+	require.NoError(t, err)
+	inputs := map[string]*eval.Tensor{"tokens": tokens(rand.New(rand.NewPCG(1, 2)), 3, 20, 0, 256)}
+	res, err := eval.Run(m.IR, eval.Env{Inputs: inputs, Params: params, Syms: nil})
+	require.NoError(t, err)
+	for _, o := range m.IR.Outputs {
+		if o.Kind == ir.OutMetric && o.Name == "form_gap" {
+			gap := res.Values[o.Value.ID].Data[0]
+			assert.Less(t, gap, 1e-12, "the parallel and the RNN form differ by %g", gap)
+			return
+		}
+	}
+	t.Fatal("aaren has no metric form_gap")
 }
