@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/attnc/attnc/ir"
 )
@@ -19,149 +20,97 @@ type cExpr struct {
 	syms map[string]bool
 }
 
-func (w *cExpr) write(e *ir.Expr) (string, ir.ScalarKind, error) {
-	k := e.ValueKind()
-	// A constant subexpression is folded in IEEE arithmetic (-1.0 / 0.0
-	// is -inf), which C compilers warn about when they fold it.
-	if len(e.Args) > 0 && constantExpr(e) {
-		if v, err := e.Eval(map[string]float64{}, nil); err == nil {
-			return literal(v, k), k, nil
+func (w *cExpr) write(e *ir.Expr) (string, ir.ScalarKind, error) { return ir.RenderExpr(e, w) }
+
+func (w *cExpr) Var(name string, k ir.ScalarKind) string {
+	switch name {
+	case "q", "k", "b", "h", "s":
+		return name
+	}
+	w.syms[name] = true
+	return "sym_" + name
+}
+
+func (w *cExpr) Literal(v float64, k ir.ScalarKind) string { return literal(v, k) }
+
+func (w *cExpr) ToFloat(s string) string { return "((float)(" + s + "))" }
+
+// Capture reads Ci at the indices, each clamped into its dims (Ci_n0, …).
+func (w *cExpr) Capture(ci int, idx []string, k ir.ScalarKind) (string, error) {
+	if ci >= len(w.caps) {
+		return "", fmt.Errorf("capture $%d of %d", ci, len(w.caps))
+	}
+	off := "0"
+	for d, s := range idx {
+		c := fmt.Sprintf("attnc_clamp(%s, C%d_n%d)", s, ci, d)
+		if d == 0 {
+			off = c
+		} else {
+			off = fmt.Sprintf("(%s) * C%d_n%d + %s", off, ci, d, c)
 		}
 	}
-	arg := func(i int) (string, ir.ScalarKind, error) { return w.write(e.Args[i]) }
-	toKind := func(s string, from, to ir.ScalarKind) string {
-		if to == ir.KFloat && from != ir.KFloat {
-			return "((float)(" + s + "))"
-		}
-		return s
+	switch w.caps[ci].DType {
+	case ir.Bool:
+		return fmt.Sprintf("(C%d[%s] != 0)", ci, off), nil
+	case ir.I32:
+		return fmt.Sprintf("((long long)C%d[%s])", ci, off), nil
 	}
-	switch e.Kind {
-	case ir.EVar:
-		switch e.Name {
-		case "q", "k", "b", "h", "s":
-			return e.Name, k, nil
-		}
-		w.syms[e.Name] = true
-		return "sym_" + e.Name, k, nil
-	case ir.EInt, ir.EFloat, ir.EBool:
-		v := float64(e.Int)
-		if e.Kind == ir.EFloat {
-			v = e.Num
-		}
-		return literal(v, k), k, nil
-	case ir.ECapture:
-		ci := int(e.Int)
-		if ci >= len(w.caps) {
-			return "", k, fmt.Errorf("capture $%d of %d", ci, len(w.caps))
-		}
-		off := ""
-		for d, x := range e.Args {
-			s, _, err := w.write(x)
-			if err != nil {
-				return "", k, err
-			}
-			c := fmt.Sprintf("attnc_clamp(%s, C%d_n%d)", s, ci, d)
-			if off == "" {
-				off = c
-			} else {
-				off = fmt.Sprintf("(%s) * C%d_n%d + %s", off, ci, d, c)
-			}
-		}
-		if off == "" {
-			off = "0"
-		}
-		switch w.caps[ci].DType {
-		case ir.Bool:
-			return fmt.Sprintf("(C%d[%s] != 0)", ci, off), k, nil
-		case ir.I32:
-			return fmt.Sprintf("((long long)C%d[%s])", ci, off), k, nil
-		}
-		return fmt.Sprintf("C%d[%s]", ci, off), k, nil
-	case ir.ENeg:
-		s, sk, err := arg(0)
-		return "(-" + toKind(s, sk, k) + ")", k, err
-	case ir.ENot:
-		s, _, err := arg(0)
-		return "(!" + s + ")", k, err
-	case ir.ECall:
-		args := make([]string, len(e.Args))
-		kinds := make([]ir.ScalarKind, len(e.Args))
-		for i := range e.Args {
-			s, sk, err := arg(i)
-			if err != nil {
-				return "", k, err
-			}
-			args[i], kinds[i] = s, sk
-		}
-		conv := func(i int) string { return toKind(args[i], kinds[i], k) }
-		suffix := "f"
-		if k != ir.KFloat {
-			suffix = "i"
-		}
-		switch e.Name {
-		case "where":
-			// Only the branch taken is evaluated, as the language says.
-			return fmt.Sprintf("(%s ? %s : %s)", args[0], conv(1), conv(2)), k, nil
-		case "max", "min":
-			return fmt.Sprintf("attnc_%s%s(%s, %s)", e.Name, suffix, conv(0), conv(1)), k, nil
-		case "clamp":
-			return fmt.Sprintf("attnc_min%s(attnc_max%s(%s, %s), %s)", suffix, suffix, conv(0), conv(1), conv(2)), k, nil
-		case "abs":
-			return fmt.Sprintf("attnc_abs%s(%s)", suffix, args[0]), k, nil
-		case "floor":
-			if k != ir.KFloat {
-				return args[0], k, nil
-			}
-			return fmt.Sprintf("ATTNC_FLOOR(%s)", conv(0)), k, nil
-		case "exp", "log", "sin", "cos", "tanh", "sigmoid":
-			return fmt.Sprintf("attnc_%s(%s)", e.Name, conv(0)), k, nil
-		}
-		return "", k, fmt.Errorf("no CUDA spelling for the index function %s", e.Name)
-	}
-	a, ak, err := arg(0)
-	if err != nil {
-		return "", k, err
-	}
-	b, bk, err := arg(1)
-	if err != nil {
-		return "", k, err
-	}
-	join := ir.OperandKind(ak, bk)
-	a, b = toKind(a, ak, join), toKind(b, bk, join)
-	switch e.Kind {
+	return fmt.Sprintf("C%d[%s]", ci, off), nil
+}
+
+func (w *cExpr) Neg(a string) string { return "(-" + a + ")" }
+func (w *cExpr) Not(a string) string { return "(!" + a + ")" }
+
+func (w *cExpr) Binary(op ir.ExprKind, a, b string, kind ir.ScalarKind) (string, error) {
+	switch op {
 	case ir.EDiv:
-		if join == ir.KInt {
-			return fmt.Sprintf("attnc_floordiv(%s, %s)", a, b), k, nil
+		if kind == ir.KInt {
+			return fmt.Sprintf("attnc_floordiv(%s, %s)", a, b), nil
 		}
-		return "(" + a + " / " + b + ")", k, nil
+		return "(" + a + " / " + b + ")", nil
 	case ir.EMod:
-		if join == ir.KInt {
-			return fmt.Sprintf("attnc_floormod(%s, %s)", a, b), k, nil
+		if kind == ir.KInt {
+			return fmt.Sprintf("attnc_floormod(%s, %s)", a, b), nil
 		}
-		return fmt.Sprintf("attnc_ffloormod(%s, %s)", a, b), k, nil
+		return fmt.Sprintf("attnc_ffloormod(%s, %s)", a, b), nil
 	}
-	op, ok := cBinary[e.Kind]
+	sym, ok := cBinary[op]
 	if !ok {
-		return "", k, fmt.Errorf("cannot render %s", e)
+		return "", fmt.Errorf("no C operator for %v", op)
 	}
-	return "(" + a + " " + op + " " + b + ")", k, nil
+	return "(" + a + " " + sym + " " + b + ")", nil
+}
+
+func (w *cExpr) Call(name string, a []string, k ir.ScalarKind) (string, error) {
+	suffix := "f"
+	if k != ir.KFloat {
+		suffix = "i"
+	}
+	switch name {
+	case "where":
+		// Only the branch taken is evaluated, as the language says.
+		return fmt.Sprintf("(%s ? %s : %s)", a[0], a[1], a[2]), nil
+	case "max", "min":
+		return fmt.Sprintf("attnc_%s%s(%s, %s)", name, suffix, a[0], a[1]), nil
+	case "clamp":
+		return fmt.Sprintf("attnc_min%s(attnc_max%s(%s, %s), %s)", suffix, suffix, a[0], a[1], a[2]), nil
+	case "abs":
+		return fmt.Sprintf("attnc_abs%s(%s)", suffix, a[0]), nil
+	case "floor":
+		if k != ir.KFloat {
+			return a[0], nil
+		}
+		return fmt.Sprintf("ATTNC_FLOOR(%s)", a[0]), nil
+	case "exp", "log", "sin", "cos", "tanh", "sigmoid":
+		return fmt.Sprintf("attnc_%s(%s)", name, a[0]), nil
+	}
+	return "", fmt.Errorf("no CUDA spelling for the index function %s", name)
 }
 
 var cBinary = map[ir.ExprKind]string{
 	ir.EAdd: "+", ir.ESub: "-", ir.EMul: "*",
 	ir.ELt: "<", ir.ELe: "<=", ir.EGt: ">", ir.EGe: ">=", ir.EEq: "==", ir.ENe: "!=",
 	ir.EAnd: "&&", ir.EOr: "||",
-}
-
-// constantExpr reports whether e reads no variable, symbol or capture.
-func constantExpr(e *ir.Expr) bool {
-	c := true
-	e.Walk(func(x *ir.Expr) {
-		if x.Kind == ir.EVar || x.Kind == ir.ECapture {
-			c = false
-		}
-	})
-	return c
 }
 
 // literal writes v as a C constant of kind k.
@@ -184,19 +133,8 @@ func literal(v float64, k ir.ScalarKind) string {
 		return "ATTNC_NAN"
 	}
 	s := strconv.FormatFloat(float64(float32(v)), 'g', -1, 32)
-	if !containsAny(s, ".eE") {
+	if !strings.ContainsAny(s, ".eE") {
 		s += ".0"
 	}
 	return "(" + s + "f)"
-}
-
-func containsAny(s, chars string) bool {
-	for _, c := range s {
-		for _, d := range chars {
-			if c == d {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -38,168 +38,112 @@ type tritonExpr struct {
 	syms map[string]bool
 }
 
-func (w *tritonExpr) write(e *ir.Expr) (string, ir.ScalarKind, error) {
-	k := e.ValueKind()
-	// A constant subexpression is folded here, in IEEE arithmetic (-1.0
-	// / 0.0 is -inf), where Triton's constant folding would raise.
-	if len(e.Args) > 0 && constantExpr(e) {
-		if v, err := e.Eval(map[string]float64{}, nil); err == nil {
-			switch k {
-			case ir.KFloat:
-				return tritonFloat(v), k, nil
-			case ir.KInt:
-				return strconv.FormatInt(int64(v), 10), k, nil
-			case ir.KBool:
-				if v != 0 {
-					return "(0 == 0)", k, nil
-				}
-				return "(0 != 0)", k, nil
-			}
-		}
+func (w *tritonExpr) write(e *ir.Expr) (string, ir.ScalarKind, error) { return ir.RenderExpr(e, w) }
+
+func (w *tritonExpr) Var(name string, k ir.ScalarKind) string {
+	switch name {
+	case "q":
+		return "qi"
+	case "k":
+		return "ki"
+	case "b", "h", "s":
+		return name
 	}
-	arg := func(i int) (string, ir.ScalarKind, error) { return w.write(e.Args[i]) }
-	toKind := func(s string, from, to ir.ScalarKind) string {
-		if to == ir.KFloat && from != ir.KFloat {
-			return "(" + s + ").to(tl.float32)"
-		}
-		return s
-	}
-	switch e.Kind {
-	case ir.EVar:
-		switch e.Name {
-		case "q":
-			return "qi", k, nil
-		case "k":
-			return "ki", k, nil
-		case "b", "h", "s":
-			return e.Name, k, nil
-		}
-		w.syms[e.Name] = true
-		return "sym_" + e.Name, k, nil
-	case ir.EInt:
-		return strconv.FormatInt(e.Int, 10), k, nil
-	case ir.EFloat:
-		return tritonFloat(e.Num), k, nil
-	case ir.EBool:
-		if e.Int != 0 {
-			return "(0 == 0)", k, nil
-		}
-		return "(0 != 0)", k, nil
-	case ir.ECapture:
-		ci := int(e.Int)
-		off, err := w.capOffset(ci, e.Args)
-		if err != nil {
-			return "", k, err
-		}
-		load := fmt.Sprintf("tl.load(C%d + %s)", ci, off)
-		if w.caps[ci].DType == ir.Bool {
-			load = "(" + load + " != 0)"
-		}
-		return load, k, nil
-	case ir.ENeg:
-		s, sk, err := arg(0)
-		return "(-" + toKind(s, sk, k) + ")", k, err
-	case ir.ENot:
-		s, _, err := arg(0)
-		return "(" + s + " == 0)", k, err
-	case ir.ECall:
-		args := make([]string, len(e.Args))
-		kinds := make([]ir.ScalarKind, len(e.Args))
-		for i := range e.Args {
-			s, sk, err := arg(i)
-			if err != nil {
-				return "", k, err
-			}
-			args[i], kinds[i] = s, sk
-		}
-		conv := func(i int) string { return toKind(args[i], kinds[i], k) }
-		switch e.Name {
-		case "where":
-			return fmt.Sprintf("tl.where(%s, %s, %s)", args[0], conv(1), conv(2)), k, nil
-		case "max":
-			return fmt.Sprintf("tl.maximum(%s, %s)", conv(0), conv(1)), k, nil
-		case "min":
-			return fmt.Sprintf("tl.minimum(%s, %s)", conv(0), conv(1)), k, nil
-		case "clamp":
-			return fmt.Sprintf("tl.minimum(tl.maximum(%s, %s), %s)", conv(0), conv(1), conv(2)), k, nil
-		case "abs":
-			return fmt.Sprintf("tl.abs(%s)", args[0]), k, nil
-		case "floor":
-			if k != ir.KFloat {
-				return args[0], k, nil
-			}
-			return fmt.Sprintf("_floor(%s)", conv(0)), k, nil
-		case "exp", "log", "sin", "cos", "sigmoid":
-			return fmt.Sprintf("tl.%s(%s)", e.Name, conv(0)), k, nil
-		case "tanh":
-			return fmt.Sprintf("_tanh(%s)", conv(0)), k, nil
-		}
-		return "", k, fmt.Errorf("no Triton spelling for the index function %s", e.Name)
-	}
-	a, ak, err := arg(0)
-	if err != nil {
-		return "", k, err
-	}
-	b, bk, err := arg(1)
-	if err != nil {
-		return "", k, err
-	}
-	join := ir.OperandKind(ak, bk)
-	a, b = toKind(a, ak, join), toKind(b, bk, join)
-	switch e.Kind {
-	case ir.EDiv:
-		if join == ir.KInt {
-			return fmt.Sprintf("_floordiv(%s, %s)", a, b), k, nil
-		}
-		return "(" + a + " / " + b + ")", k, nil
-	case ir.EMod:
-		if join == ir.KInt {
-			return fmt.Sprintf("_floormod(%s, %s)", a, b), k, nil
-		}
-		return fmt.Sprintf("_ffloormod(%s, %s)", a, b), k, nil
-	}
-	op, ok := pyBinary[e.Kind]
-	if !ok {
-		return "", k, fmt.Errorf("cannot render %s", e)
-	}
-	return "(" + a + " " + op + " " + b + ")", k, nil
+	w.syms[name] = true
+	return "sym_" + name
 }
 
-// constantExpr reports whether e reads no variable, symbol or capture.
-func constantExpr(e *ir.Expr) bool {
-	c := true
-	e.Walk(func(x *ir.Expr) {
-		if x.Kind == ir.EVar || x.Kind == ir.ECapture {
-			c = false
+func (w *tritonExpr) Literal(v float64, k ir.ScalarKind) string {
+	switch k {
+	case ir.KInt:
+		return strconv.FormatInt(int64(v), 10)
+	case ir.KBool:
+		if v != 0 {
+			return "(0 == 0)"
 		}
-	})
-	return c
+		return "(0 != 0)"
+	}
+	return tritonFloat(v)
 }
 
-// capOffset renders the element offset of capture ci at the index
-// expressions idx, each clamped into the capture's dims (arguments
-// Ci_n0, Ci_n1, …; the capture is contiguous).
-func (w *tritonExpr) capOffset(ci int, idx []*ir.Expr) (string, error) {
+func (w *tritonExpr) ToFloat(s string) string { return "(" + s + ").to(tl.float32)" }
+
+// Capture reads Ci at the indices, each clamped into the capture's dims
+// (arguments Ci_n0, Ci_n1, …; the capture is contiguous).
+func (w *tritonExpr) Capture(ci int, idx []string, k ir.ScalarKind) (string, error) {
+	off, err := w.capOffset(ci, idx)
+	if err != nil {
+		return "", err
+	}
+	load := fmt.Sprintf("tl.load(C%d + %s)", ci, off)
+	if w.caps[ci].DType == ir.Bool {
+		load = "(" + load + " != 0)"
+	}
+	return load, nil
+}
+
+func (w *tritonExpr) capOffset(ci int, idx []string) (string, error) {
 	if ci >= len(w.caps) {
 		return "", fmt.Errorf("capture $%d of %d", ci, len(w.caps))
 	}
-	var off string
-	for d, x := range idx {
-		s, _, err := w.write(x)
-		if err != nil {
-			return "", err
-		}
+	off := "0"
+	for d, s := range idx {
 		c := fmt.Sprintf("tl.minimum(tl.maximum(%s, 0), C%d_n%d - 1)", s, ci, d)
-		if off == "" {
+		if d == 0 {
 			off = c
 		} else {
 			off = fmt.Sprintf("(%s) * C%d_n%d + %s", off, ci, d, c)
 		}
 	}
-	if off == "" {
-		off = "0"
-	}
 	return off, nil
+}
+
+func (w *tritonExpr) Neg(a string) string { return "(-" + a + ")" }
+func (w *tritonExpr) Not(a string) string { return "(" + a + " == 0)" }
+
+func (w *tritonExpr) Binary(op ir.ExprKind, a, b string, kind ir.ScalarKind) (string, error) {
+	switch op {
+	case ir.EDiv:
+		if kind == ir.KInt {
+			return fmt.Sprintf("_floordiv(%s, %s)", a, b), nil
+		}
+		return "(" + a + " / " + b + ")", nil
+	case ir.EMod:
+		if kind == ir.KInt {
+			return fmt.Sprintf("_floormod(%s, %s)", a, b), nil
+		}
+		return fmt.Sprintf("_ffloormod(%s, %s)", a, b), nil
+	}
+	sym, ok := pyBinary[op]
+	if !ok {
+		return "", fmt.Errorf("no Triton operator for %v", op)
+	}
+	return "(" + a + " " + sym + " " + b + ")", nil
+}
+
+func (w *tritonExpr) Call(name string, a []string, k ir.ScalarKind) (string, error) {
+	switch name {
+	case "where":
+		return fmt.Sprintf("tl.where(%s, %s, %s)", a[0], a[1], a[2]), nil
+	case "max":
+		return fmt.Sprintf("tl.maximum(%s, %s)", a[0], a[1]), nil
+	case "min":
+		return fmt.Sprintf("tl.minimum(%s, %s)", a[0], a[1]), nil
+	case "clamp":
+		return fmt.Sprintf("tl.minimum(tl.maximum(%s, %s), %s)", a[0], a[1], a[2]), nil
+	case "abs":
+		return fmt.Sprintf("tl.abs(%s)", a[0]), nil
+	case "floor":
+		if k != ir.KFloat {
+			return a[0], nil
+		}
+		return fmt.Sprintf("_floor(%s)", a[0]), nil
+	case "exp", "log", "sin", "cos", "sigmoid":
+		return fmt.Sprintf("tl.%s(%s)", name, a[0]), nil
+	case "tanh":
+		return fmt.Sprintf("_tanh(%s)", a[0]), nil
+	}
+	return "", fmt.Errorf("no Triton spelling for the index function %s", name)
 }
 
 func tritonFloat(v float64) string {
@@ -253,7 +197,13 @@ func attnKernels(m *ir.Module) (map[*ir.Instr]*attnKernel, error) {
 					if err != nil {
 						return nil, fmt.Errorf("%%%d = attention: the score's derivative: %w", in.ID, err)
 					}
-					off, err := w.capOffset(ci, read.Args)
+					idx := make([]string, len(read.Args))
+					for i, x := range read.Args {
+						if idx[i], _, err = w.write(x); err != nil {
+							return nil, err
+						}
+					}
+					off, err := w.capOffset(ci, idx)
 					if err != nil {
 						return nil, err
 					}

@@ -556,7 +556,7 @@ def kernels_on(t):
 `
 
 var pyExprFuncs = map[string]string{
-	"abs": "abs", "cos": "torch.cos", "exp": "torch.exp", "log": "torch.log",
+	"cos": "torch.cos", "exp": "torch.exp", "log": "torch.log",
 	"sigmoid": "torch.sigmoid", "sin": "torch.sin", "tanh": "torch.tanh",
 }
 
@@ -564,103 +564,79 @@ var pyExprFuncs = map[string]string{
 // h, q, k, the score s, the captures (caps) and the sizes (sz); integer
 // division and remainder round toward -inf, as Python's do. It returns
 // the expression's kind.
-func pyExpr(e *ir.Expr) (string, ir.ScalarKind, error) {
-	k := e.ValueKind()
-	arg := func(i int) (string, ir.ScalarKind, error) { return pyExpr(e.Args[i]) }
-	toKind := func(s string, from, to ir.ScalarKind) string {
-		if to == ir.KFloat && from != ir.KFloat {
-			return "to_float(" + s + ")"
-		}
-		return s
+func pyExpr(e *ir.Expr) (string, ir.ScalarKind, error) { return ir.RenderExpr(e, pySpelling{}) }
+
+// pySpelling spells index expressions in the torch module (rt.py's
+// helpers take tensors and numbers alike).
+type pySpelling struct{}
+
+func (pySpelling) Var(name string, k ir.ScalarKind) string {
+	switch name {
+	case "b", "h", "q", "k", "s":
+		return name
 	}
-	switch e.Kind {
-	case ir.EVar:
-		switch e.Name {
-		case "b", "h", "q", "k", "s":
-			return e.Name, k, nil
-		}
-		return "sz[" + pyString(e.Name) + "]", k, nil
-	case ir.EInt:
-		return strconv.FormatInt(e.Int, 10), k, nil
-	case ir.EFloat:
-		return pyFloat(e.Num), k, nil
-	case ir.EBool:
-		return pyBool(e.Int != 0), k, nil
-	case ir.ECapture:
-		idx := make([]string, len(e.Args))
-		for i := range e.Args {
-			s, _, err := arg(i)
-			if err != nil {
-				return "", k, err
-			}
-			idx[i] = s
-		}
-		return fmt.Sprintf("cap(caps[%d], %s)", e.Int, strings.Join(idx, ", ")), k, nil
-	case ir.ENeg:
-		s, sk, err := arg(0)
-		return "(-" + toKind(s, sk, k) + ")", k, err
-	case ir.ENot:
-		s, _, err := arg(0)
-		return "fnot(" + s + ")", k, err
-	case ir.ECall:
-		args := make([]string, len(e.Args))
-		kinds := make([]ir.ScalarKind, len(e.Args))
-		for i := range e.Args {
-			s, sk, err := arg(i)
-			if err != nil {
-				return "", k, err
-			}
-			args[i], kinds[i] = s, sk
-		}
-		conv := func(i int) string { return toKind(args[i], kinds[i], k) }
-		switch e.Name {
-		case "where":
-			return fmt.Sprintf("where(%s, %s, %s)", args[0], conv(1), conv(2)), k, nil
-		case "max":
-			return fmt.Sprintf("fmax(%s, %s)", conv(0), conv(1)), k, nil
-		case "min":
-			return fmt.Sprintf("fmin(%s, %s)", conv(0), conv(1)), k, nil
-		case "clamp":
-			return fmt.Sprintf("fmin(fmax(%s, %s), %s)", conv(0), conv(1), conv(2)), k, nil
-		case "floor":
-			if k != ir.KFloat {
-				return args[0], k, nil
-			}
-			return fmt.Sprintf("fcall(torch.floor, %s)", conv(0)), k, nil
-		}
-		fn, ok := pyExprFuncs[e.Name]
-		if !ok {
-			return "", k, fmt.Errorf("no torch spelling for the index function %s", e.Name)
-		}
-		if fn == "abs" {
-			return "abs(" + args[0] + ")", k, nil
-		}
-		return fmt.Sprintf("fcall(%s, %s)", fn, conv(0)), k, nil
+	return "sz[" + pyString(name) + "]"
+}
+
+func (pySpelling) Literal(v float64, k ir.ScalarKind) string {
+	switch k {
+	case ir.KInt:
+		return strconv.FormatInt(int64(v), 10)
+	case ir.KBool:
+		return pyBool(v != 0)
 	}
-	a, ak, err := arg(0)
-	if err != nil {
-		return "", k, err
-	}
-	b, bk, err := arg(1)
-	if err != nil {
-		return "", k, err
-	}
-	join := ir.OperandKind(ak, bk)
-	a, b = toKind(a, ak, join), toKind(b, bk, join)
-	switch e.Kind {
+	return pyFloat(v)
+}
+
+func (pySpelling) ToFloat(s string) string { return "to_float(" + s + ")" }
+
+func (pySpelling) Capture(i int, idx []string, k ir.ScalarKind) (string, error) {
+	return fmt.Sprintf("cap(caps[%d], %s)", i, strings.Join(idx, ", ")), nil
+}
+
+func (pySpelling) Neg(a string) string { return "(-" + a + ")" }
+func (pySpelling) Not(a string) string { return "fnot(" + a + ")" }
+
+func (pySpelling) Binary(op ir.ExprKind, a, b string, kind ir.ScalarKind) (string, error) {
+	switch op {
 	case ir.EDiv:
-		if join == ir.KInt {
-			return fmt.Sprintf("idiv(%s, %s)", a, b), k, nil
+		if kind == ir.KInt {
+			return fmt.Sprintf("idiv(%s, %s)", a, b), nil
 		}
-		return fmt.Sprintf("fdiv(%s, %s)", a, b), k, nil
+		return fmt.Sprintf("fdiv(%s, %s)", a, b), nil
 	case ir.EMod:
-		return fmt.Sprintf("imod(%s, %s)", a, b), k, nil
+		return fmt.Sprintf("imod(%s, %s)", a, b), nil
 	}
-	op, ok := pyBinary[e.Kind]
+	sym, ok := pyBinary[op]
 	if !ok {
-		return "", k, fmt.Errorf("cannot render %s", e)
+		return "", fmt.Errorf("no Python operator for %v", op)
 	}
-	return "(" + a + " " + op + " " + b + ")", k, nil
+	return "(" + a + " " + sym + " " + b + ")", nil
+}
+
+func (pySpelling) Call(name string, a []string, k ir.ScalarKind) (string, error) {
+	switch name {
+	case "where":
+		return fmt.Sprintf("where(%s, %s, %s)", a[0], a[1], a[2]), nil
+	case "max":
+		return fmt.Sprintf("fmax(%s, %s)", a[0], a[1]), nil
+	case "min":
+		return fmt.Sprintf("fmin(%s, %s)", a[0], a[1]), nil
+	case "clamp":
+		return fmt.Sprintf("fmin(fmax(%s, %s), %s)", a[0], a[1], a[2]), nil
+	case "abs":
+		return "abs(" + a[0] + ")", nil
+	case "floor":
+		if k != ir.KFloat {
+			return a[0], nil
+		}
+		return fmt.Sprintf("fcall(torch.floor, %s)", a[0]), nil
+	}
+	fn, ok := pyExprFuncs[name]
+	if !ok {
+		return "", fmt.Errorf("no torch spelling for the index function %s", name)
+	}
+	return fmt.Sprintf("fcall(%s, %s)", fn, a[0]), nil
 }
 
 var pyBinary = map[ir.ExprKind]string{
