@@ -102,10 +102,7 @@ build leaves the old files in place.`,
 				return exitError
 			}
 			m := models[0]
-			dir, err := filepath.Abs(*out)
-			if err == nil {
-				err = checkOutDir(dir)
-			}
+			dir, err := outputDir(*out)
 			if err != nil {
 				fmt.Fprintf(c.stderr, "attnc build: %v\n", err)
 				return exitError
@@ -200,6 +197,16 @@ func configValues(m *lang.Model) []gogen.ConfigValue {
 // that exists, is not a directory: the package could not be written
 // there, and the error would otherwise be about the go.mod looked for
 // inside it.
+// outputDir returns the absolute path of attnc build's -o directory,
+// checked as checkOutDir does.
+func outputDir(out string) (string, error) {
+	dir, err := filepath.Abs(out)
+	if err == nil {
+		err = checkOutDir(dir)
+	}
+	return dir, err
+}
+
 func checkOutDir(dir string) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		// Any error (missing, a path through a file, no permission)

@@ -20,10 +20,7 @@ func (c *cli) buildTriton(m *lang.Model, file, out string, force bool) int {
 		fmt.Fprintf(c.stderr, "attnc build: "+format+"\n", a...)
 		return exitError
 	}
-	dir, err := filepath.Abs(out)
-	if err == nil {
-		err = checkOutDir(dir)
-	}
+	dir, err := outputDir(out)
 	if err != nil {
 		return fail("%v", err)
 	}
