@@ -20,4 +20,5 @@ var Models = []string{
 	"mamba_hybrid.attn",
 	"music_rel.attn",
 	"aaren.attn",
+	"topk_sparse_lm.attn",
 }

@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,10 +48,29 @@ func TestCorpusGradients(t *testing.T) {
 				if in.Op == ir.OpStopGradient {
 					t.Skip("stop_gradient: finite differences see through it")
 				}
+				if e := in.Attrs.Expr("score"); e != nil && stepsInS(e) {
+					t.Skip("the score has floor(s·…): finite differences jump at its steps, which the gradient rightly ignores")
+				}
 			}
 			checkFiniteDifferences(t, p.m, p.inputs)
 		})
 	}
+}
+
+// stepsInS reports whether e applies floor to something that depends on
+// the score s: a step function of the weights.
+func stepsInS(e *ir.Expr) bool {
+	found := false
+	e.Walk(func(x *ir.Expr) {
+		if x.Kind == ir.ECall && x.Name == "floor" {
+			x.Walk(func(y *ir.Expr) {
+				if y.Kind == ir.EVar && y.Name == "s" {
+					found = true
+				}
+			})
+		}
+	})
+	return found
 }
 
 // checkFiniteDifferences differentiates m (elaborated) and compares, for
@@ -68,7 +89,8 @@ func checkFiniteDifferences(t *testing.T, m *ir.Module, inputs map[string]*eval.
 	// Perturb the zero- and one-initialised params (biases, norm
 	// scales) so that no gradient is special by construction.
 	rng := rand.New(rand.NewPCG(11, 13))
-	for _, p := range params {
+	for _, name := range slices.Sorted(maps.Keys(params)) { // in order: the same values every run
+		p := params[name]
 		for i := range p.Data {
 			p.Data[i] += 0.1 * rng.NormFloat64()
 		}

@@ -98,6 +98,14 @@ var seeds = []seed{
 		},
 	},
 	{
+		file:   "topk_sparse_lm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 1, "len", 64, "bs", 16, "keep", 2),
+		syms:   map[string]int64{"B": 3},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return recallInputs(m, map[string]int64{"B": s["B"], "N": 64}, rng)
+		},
+	},
+	{
 		file:   "mixed_span_lm.attn",
 		config: ints("d", 16, "heads", 2, "layers", 4, "window", 3),
 		syms:   map[string]int64{"B": 3, "N": 8},
