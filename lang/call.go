@@ -2,6 +2,7 @@ package lang
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/attnc/attnc/ir"
@@ -461,7 +462,7 @@ func (e *elab) checkIndexExpr(at Node, what string, ev exprVal) bool {
 	}
 	k, err := ev.e.Check(env)
 	if err != nil {
-		e.errorf(at, "%s: %v", what, err)
+		e.errorf(at, "%s: %s", what, nameCaptures(err.Error(), ev.caps))
 		return false
 	}
 	if !ev.score && k != ir.KBool {
@@ -473,6 +474,21 @@ func (e *elab) checkIndexExpr(at Node, what string, ev exprVal) bool {
 		return false
 	}
 	return true
+}
+
+// nameCaptures rewrites the IR's $i in an error message about a mask or
+// score as the tensor the user passed: an input or weight by its name,
+// another tensor by its type.
+func nameCaptures(msg string, caps []*ir.Instr) string {
+	for i := len(caps) - 1; i >= 0; i-- { // $10 before $1
+		c := caps[i]
+		label := "the tensor " + c.Type.String()
+		if (c.Op == ir.OpInput || c.Op == ir.OpParam) && c.Name() != "" {
+			label = c.Name()
+		}
+		msg = strings.ReplaceAll(msg, "$"+strconv.Itoa(i), label)
+	}
+	return msg
 }
 
 // combineMasks joins two masks with && or ||, renumbering captures.
