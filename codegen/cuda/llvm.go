@@ -288,7 +288,7 @@ func (l *lowering) indexValue(in *kir.Instr) (value.Value, error) {
 		return s, nil
 	case kir.OpConst:
 		return ci64(int64(in.Attrs.Float("value"))), nil
-	case kir.OpIdiv, kir.OpIrem, kir.OpCdiv:
+	case kir.OpIdiv, kir.OpIrem, kir.OpCdiv, kir.OpElem:
 		x, err := arg(0)
 		if err != nil {
 			return nil, err
@@ -301,17 +301,9 @@ func (l *lowering) indexValue(in *kir.Instr) (value.Value, error) {
 		case kir.OpIdiv:
 			return l.floorDiv(x, y), nil
 		case kir.OpIrem:
-			return b.NewSub(x, b.NewMul(y, l.floorDiv(x, y))), nil
-		}
-		return b.NewSub(ci64(0), l.floorDiv(b.NewSub(ci64(0), x), y)), nil
-	case kir.OpElem:
-		x, err := arg(0)
-		if err != nil {
-			return nil, err
-		}
-		y, err := arg(1)
-		if err != nil {
-			return nil, err
+			return l.floorMod(x, y), nil
+		case kir.OpCdiv:
+			return b.NewSub(ci64(0), l.floorDiv(b.NewSub(ci64(0), x), y)), nil
 		}
 		switch in.Elem {
 		case ir.OpAdd:
@@ -352,6 +344,11 @@ func (l *lowering) floorDiv(x, y value.Value) value.Value {
 	one := constant.NewInt(x.Type().(*types.IntType), 1)
 	fix := b.NewAnd(b.NewICmp(enum.IPredNE, r, zero), b.NewICmp(enum.IPredNE, b.NewICmp(enum.IPredSLT, r, zero), b.NewICmp(enum.IPredSLT, y, zero)))
 	return b.NewSub(q, b.NewSelect(fix, one, zero))
+}
+
+// floorMod is x - y·⌊x / y⌋: the remainder with the divisor's sign.
+func (l *lowering) floorMod(x, y value.Value) value.Value {
+	return l.cur.NewSub(x, l.cur.NewMul(y, l.floorDiv(x, y)))
 }
 
 // dim is a buffer's dim as an i64.
@@ -677,7 +674,7 @@ func (l *lowering) elem(op ir.Op, dt ir.DType, a []value.Value) (value.Value, er
 		case ir.OpDiv:
 			return l.floorDiv(a[0], a[1]), nil
 		case ir.OpMod:
-			return b.NewSub(a[0], b.NewMul(a[1], l.floorDiv(a[0], a[1]))), nil
+			return l.floorMod(a[0], a[1]), nil
 		case ir.OpMax:
 			return b.NewSelect(b.NewICmp(enum.IPredSGT, a[0], a[1]), a[0], a[1]), nil
 		case ir.OpMin:
