@@ -92,10 +92,11 @@ const (
 	AttrDim                        // N-1
 	AttrDType                      // f32
 	AttrExpr                       // (k <= q)
+	AttrModule                     // {%0 = input {name = "state"} : f32[B, 8], …, output "next" = %3}
 )
 
 var attrKindNames = [...]string{AttrInt: "int", AttrFloat: "float", AttrBool: "bool", AttrString: "string",
-	AttrWord: "word", AttrInts: "int list", AttrDim: "dim", AttrDType: "dtype", AttrExpr: "expression"}
+	AttrWord: "word", AttrInts: "int list", AttrDim: "dim", AttrDType: "dtype", AttrExpr: "expression", AttrModule: "module"}
 
 func (k AttrKind) String() string {
 	if int(k) < len(attrKindNames) {
@@ -115,6 +116,10 @@ type Attr struct {
 	Dim   Dim
 	DType DType
 	Expr  *Expr
+	// Module is the body of an op that runs a function of its own
+	// (recur's cell): a module with inputs and outputs only, whose types
+	// use the enclosing module's symbols.
+	Module *Module
 }
 
 // Attrs maps attribute names to values. The op table fixes which names an
@@ -122,15 +127,16 @@ type Attr struct {
 type Attrs map[string]Attr
 
 // Attribute constructors.
-func IntAttr(v int64) Attr     { return Attr{Kind: AttrInt, Int: v} }
-func FloatAttr(v float64) Attr { return Attr{Kind: AttrFloat, Float: v} }
-func BoolAttr(v bool) Attr     { return Attr{Kind: AttrBool, Bool: v} }
-func StringAttr(s string) Attr { return Attr{Kind: AttrString, Str: s} }
-func WordAttr(s string) Attr   { return Attr{Kind: AttrWord, Str: s} }
-func IntsAttr(v ...int64) Attr { return Attr{Kind: AttrInts, Ints: v} }
-func DimAttr(d Dim) Attr       { return Attr{Kind: AttrDim, Dim: d} }
-func DTypeAttr(d DType) Attr   { return Attr{Kind: AttrDType, DType: d} }
-func ExprAttr(e *Expr) Attr    { return Attr{Kind: AttrExpr, Expr: e} }
+func IntAttr(v int64) Attr      { return Attr{Kind: AttrInt, Int: v} }
+func FloatAttr(v float64) Attr  { return Attr{Kind: AttrFloat, Float: v} }
+func BoolAttr(v bool) Attr      { return Attr{Kind: AttrBool, Bool: v} }
+func StringAttr(s string) Attr  { return Attr{Kind: AttrString, Str: s} }
+func WordAttr(s string) Attr    { return Attr{Kind: AttrWord, Str: s} }
+func IntsAttr(v ...int64) Attr  { return Attr{Kind: AttrInts, Ints: v} }
+func DimAttr(d Dim) Attr        { return Attr{Kind: AttrDim, Dim: d} }
+func DTypeAttr(d DType) Attr    { return Attr{Kind: AttrDType, DType: d} }
+func ExprAttr(e *Expr) Attr     { return Attr{Kind: AttrExpr, Expr: e} }
+func ModuleAttr(m *Module) Attr { return Attr{Kind: AttrModule, Module: m} }
 
 // Int returns attribute name as an int (0 if absent).
 func (a Attrs) Int(name string) int { return int(a[name].Int) }
@@ -189,6 +195,11 @@ func (x Attr) Equal(y Attr) bool {
 		return x.DType == y.DType
 	case AttrExpr:
 		return x.Expr.Equal(y.Expr)
+	case AttrModule:
+		if x.Module == nil || y.Module == nil {
+			return x.Module == y.Module
+		}
+		return x.Module.Equal(y.Module)
 	}
 	return false
 }

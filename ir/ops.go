@@ -81,6 +81,7 @@ const (
 	OpCrossEntropy
 	OpAttention
 	OpScan
+	OpRecur
 
 	// Ops that autodiff introduces.
 	OpDimSize
@@ -89,6 +90,7 @@ const (
 	OpLayerNormGrad
 	OpRMSNormGrad
 	OpCrossEntropyGrad
+	OpRecurGrad
 
 	// Projection of a multi-result op.
 	OpExtract
@@ -145,6 +147,7 @@ func req(name string, k AttrKind) AttrSpec { return AttrSpec{Name: name, Kind: k
 func opt(name string, k AttrKind) AttrSpec { return AttrSpec{Name: name, Kind: k, Optional: true} }
 
 var (
+	recurAttrs  = []AttrSpec{req("axis", AttrInt), opt("steps", AttrDim), req("body", AttrModule), opt("cell", AttrString)}
 	axisAttr    = []AttrSpec{req("axis", AttrInt)}
 	reduceAttrs = []AttrSpec{req("axes", AttrInts), opt("keepdims", AttrBool)}
 	gatherAttrs = []AttrSpec{req("axis", AttrInt), opt("batch_dims", AttrInt)}
@@ -272,6 +275,10 @@ var opTable = [numOps]OpInfo{
 		Doc: "the gradient of rms_norm (same eps) at x given dy: r·(dy - y·mean(dy·y)) over the last axis, y = rms_norm(x), r = 1/√(mean(x²) + eps); operands x and dy of one type; scale as for layer_norm_grad; params too, with the pair (dx, dγ); accumulate too"},
 	OpScan: {Name: "scan", Class: ClassOther, Args: 2, Attrs: []AttrSpec{req("axis", AttrInt), opt("reverse", AttrBool)}, Infer: inferScan,
 		Doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis from h_{-1} = 0 (from the end when reverse); a and x have the result's shape"},
+	OpRecur: {Name: "recur", Class: ClassOther, Args: Variadic, MinArgs: 1, Attrs: recurAttrs, // Infer: set by init (the rule verifies the body, which reads the table)
+		Doc: "s_t = body(s_{t-1}, x_t, c…) for t = 0 … T-1 from s_{-1} = init, the results stacked along axis: operands init (the state, f32), then xs unless steps is set (x_t is xs with axis removed, T its size there), then the tensors c… the body reads whole each step; the body is a module of inputs state, x (unless steps is set), c0, c1, … of those types and one output \"next\" of the state's type; with steps the loop runs that many times and the body has no x; the result is the state's type with T inserted at axis; cell names the block the body came from"},
+	OpRecurGrad: {Name: "recur_grad", Class: ClassOther, Args: Variadic, MinArgs: 3, Attrs: append(recurAttrs[:len(recurAttrs):len(recurAttrs)], req("wrt", AttrInts)), // Infer: set by init
+		Doc: "the gradients of a recur op (same axis and steps; operands init, [xs], c…) with respect to the operands numbered wrt, as a tuple in wrt's order, given two more operands: out, the recur's result, and dy, the gradient of it; the body is the cell's vector-Jacobian product, with inputs state, [x], c0, …, dy (the gradient of the next state) and outputs \"d0\", the gradient of the state, then \"dJ\" for each J of wrt other than 0; computed in reverse time: g = 0, then for t = T-1 … 0, g += dy_t and the body at (s_{t-1}, x_t, c…, g) gives the new g, dx_t, and terms summed into each dc"},
 	OpExtract: {Name: "extract", Class: ClassOther, Args: 1, Attrs: []AttrSpec{req("index", AttrInt)}, Infer: inferExtract,
 		Doc: "result number index of a multi-result op (operand of tuple type); the only op that takes a tuple"},
 	OpCrossEntropyGrad: {Name: "cross_entropy_grad", Class: ClassOther, Args: 3, Attrs: []AttrSpec{opt("ignore_index", AttrInt)}, Infer: inferCrossEntropyGrad,

@@ -284,6 +284,7 @@ type parser struct {
 	tok      token
 	errs     ParseErrors
 	nest     int // nesting of expressions being parsed
+	bodies   int // nesting of op bodies being parsed
 }
 
 type bailout struct{}
@@ -461,6 +462,7 @@ func (p *parser) parseModule() *Module {
 		po.out.Value = resolve(po.ref)
 		m.Outputs = append(m.Outputs, po.out)
 	}
+	setBodySyms(m.Instrs, m.Syms)
 	sort.SliceStable(p.errs, func(i, j int) bool {
 		a, b := p.errs[i], p.errs[j]
 		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
@@ -582,6 +584,8 @@ func (p *parser) parseAttrValue(kind AttrKind) Attr {
 		return DimAttr(p.parseDim())
 	case AttrDType:
 		return DTypeAttr(p.parseDType())
+	case AttrModule:
+		return ModuleAttr(p.parseBody())
 	case AttrExpr:
 		if !p.tok.is("(") {
 			p.fail(`"(" to start an expression`)
@@ -600,6 +604,74 @@ func (p *parser) parseAttrValue(kind AttrKind) Attr {
 	}
 	p.errorAt(p.tok.pos, "attribute of unknown kind %s", kind)
 	return Attr{}
+}
+
+// parseBody reads an op's body module as bodyString prints it. Its
+// references resolve among its own instructions; its symbols are set to
+// the enclosing module's once that is read (setBodySyms).
+func (p *parser) parseBody() *Module {
+	p.expect("{")
+	p.bodies++
+	defer func() { p.bodies-- }()
+	if p.bodies > maxBodyNesting {
+		p.errorAt(p.tok.pos, "bodies nested more than %d deep", maxBodyNesting)
+	}
+	body := &Module{}
+	var instrs []pendingInstr
+	var outputs []pendingOutput
+	for !p.tok.is("}") {
+		if len(instrs)+len(outputs) > 0 {
+			p.expect(",")
+		}
+		if p.tok.kind == tValue {
+			instrs = append(instrs, p.parseInstr())
+		} else {
+			outputs = append(outputs, p.parseOutput())
+		}
+	}
+	p.advance()
+	byID := map[int]*Instr{}
+	for _, pi := range instrs {
+		if _, dup := byID[pi.in.ID]; dup {
+			p.errorAt(p.tok.pos, "%%%d is defined twice in a body", pi.in.ID)
+		}
+		byID[pi.in.ID] = pi.in
+	}
+	resolve := func(r ref) *Instr {
+		in, ok := byID[r.id]
+		if !ok {
+			p.errorAt(r.pos, "%%%d is not defined in the body", r.id)
+		}
+		return in
+	}
+	for _, pi := range instrs {
+		for _, r := range pi.args {
+			pi.in.Args = append(pi.in.Args, resolve(r))
+		}
+		body.Instrs = append(body.Instrs, pi.in)
+	}
+	for _, po := range outputs {
+		po.out.Value = resolve(po.ref)
+		body.Outputs = append(body.Outputs, po.out)
+	}
+	return body
+}
+
+// maxBodyNesting bounds bodies within bodies, so a hostile text cannot
+// exhaust the stack.
+const maxBodyNesting = 16
+
+// setBodySyms gives every body in instrs (and in their bodies) the
+// symbols syms.
+func setBodySyms(instrs []*Instr, syms []string) {
+	for _, in := range instrs {
+		for _, a := range in.Attrs {
+			if a.Kind == AttrModule && a.Module != nil {
+				a.Module.Syms = syms
+				setBodySyms(a.Module.Instrs, syms)
+			}
+		}
+	}
 }
 
 func (p *parser) unquote(t token) string {

@@ -176,8 +176,39 @@ func (x Attr) String() string {
 		return x.DType.String()
 	case AttrExpr:
 		return "(" + x.Expr.String() + ")"
+	case AttrModule:
+		return bodyString(x.Module)
 	}
 	return "<bad attribute>"
+}
+
+// bodyString prints an op's body module on one line, its instructions
+// and outputs in braces, separated by commas:
+//
+//	{%0 = input {name = "state"} : f32[B, 8], %1 = tanh %0 : f32[B, 8], output "next" = %1}
+//
+// The body's symbols are the enclosing module's and its name is empty, so
+// neither is printed.
+func bodyString(m *Module) string {
+	if m == nil {
+		return "{}"
+	}
+	var sb strings.Builder
+	sb.WriteString("{")
+	for i, in := range m.Instrs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		in.write(&sb)
+	}
+	for i, o := range m.Outputs {
+		if i > 0 || len(m.Instrs) > 0 {
+			sb.WriteString(", ")
+		}
+		o.write(&sb)
+	}
+	sb.WriteString("}")
+	return sb.String()
 }
 
 // quoteName prints a module name bare when it is an identifier and

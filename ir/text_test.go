@@ -292,6 +292,54 @@ func backwardModule() (*Module, error) {
 	return b.done()
 }
 
+// recurModule runs a cell tanh(s + x·W) over a sequence, one with a
+// fixed number of steps and no sequence, and the recur_grad autodiff
+// writes for the first (its body the cell's vector-Jacobian product).
+func recurModule() (*Module, error) {
+	b := newMB("recur", "B", "N")
+	x := b.input("x", TensorOf(F32, dB, dN, c(3)))
+	w := b.param("cell.weight", "normal", 0.5, TensorOf(F32, c(3), c(4)))
+	s0 := b.given(OpBroadcast, TensorOf(F32, dB, c(4)), nil, b.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(0)}))
+
+	cell := newMB("", "B", "N")
+	st := cell.input("state", TensorOf(F32, dB, c(4)))
+	xt := cell.input("x", TensorOf(F32, dB, c(3)))
+	cw := cell.input("c0", w.Type)
+	next := cell.op(OpTanh, nil, cell.op(OpAdd, nil, st, cell.op(OpMatMul, nil, xt, cw)))
+	cell.Output(OutValue, "next", next)
+	hs := b.op(OpRecur, Attrs{"axis": IntAttr(1), "body": ModuleAttr(cell.M), "cell": StringAttr("rnn")}, s0, x, w)
+
+	fixed := newMB("", "B", "N")
+	fs := fixed.input("state", TensorOf(F32, dB, c(4)))
+	fixed.Output(OutValue, "next", fixed.op(OpSigmoid, nil, fs))
+	loop := b.op(OpRecur, Attrs{"axis": IntAttr(0), "steps": DimAttr(c(5)), "body": ModuleAttr(fixed.M)}, s0)
+
+	vjp := newMB("", "B", "N")
+	vs := vjp.input("state", TensorOf(F32, dB, c(4)))
+	vx := vjp.input("x", TensorOf(F32, dB, c(3)))
+	vw := vjp.input("c0", w.Type)
+	dy := vjp.input("dy", TensorOf(F32, dB, c(4)))
+	t := vjp.op(OpTanh, nil, vjp.op(OpAdd, nil, vs, vjp.op(OpMatMul, nil, vx, vw)))
+	one := vjp.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(1)})
+	g := vjp.op(OpMul, nil, dy, vjp.op(OpSub, nil, one, vjp.op(OpMul, nil, t, t)))
+	vjp.Output(OutValue, "d0", g)
+	vjp.Output(OutValue, "d2", vjp.op(OpMatMul, nil, vjp.op(OpTranspose, Attrs{"perm": IntsAttr(1, 0)}, vx), g))
+	grads := b.op(OpRecurGrad, Attrs{"axis": IntAttr(1), "body": ModuleAttr(vjp.M), "cell": StringAttr("rnn"), "wrt": IntsAttr(0, 2)}, s0, x, w, hs, hs)
+	dw := b.op(OpExtract, Attrs{"index": IntAttr(1)}, grads)
+
+	fv := newMB("", "B", "N")
+	fvs := fv.input("state", TensorOf(F32, dB, c(4)))
+	fdy := fv.input("dy", TensorOf(F32, dB, c(4)))
+	sg := fv.op(OpSigmoid, nil, fvs)
+	fv.Output(OutValue, "d0", fv.op(OpMul, nil, fdy, fv.op(OpMul, nil, sg, fv.op(OpSub, nil, fv.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(1)}), sg))))
+	ds0 := b.op(OpExtract, Attrs{"index": IntAttr(0)}, b.op(OpRecurGrad, Attrs{"axis": IntAttr(0), "steps": DimAttr(c(5)), "body": ModuleAttr(fv.M), "wrt": IntsAttr(0)}, s0, loop, loop))
+	loss := b.op(OpAdd, nil, b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2)}, hs), b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1, 2)}, loop))
+	loss = b.op(OpAdd, nil, loss, b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1)}, ds0))
+	b.Output(OutLoss, LossName, loss)
+	b.Output(OutGrad, "cell.weight", dw)
+	return b.done()
+}
+
 var goldenModules = []struct {
 	name  string
 	build func() (*Module, error)
@@ -302,6 +350,7 @@ var goldenModules = []struct {
 	{"gather", gatherModule},
 	{"empty", emptyModule},
 	{"backward", backwardModule},
+	{"recur", recurModule},
 }
 
 func TestGolden(t *testing.T) {

@@ -138,6 +138,11 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 		t = env.Inputs[in.Name()]
 	case ir.OpParam:
 		t = env.Params[in.Name()]
+	case ir.OpRecur:
+		t, err = r.recur(in, args, shape)
+		if err != nil {
+			return nil, err
+		}
 	default:
 		t, err = evalOp(in, args, shape, r.syms)
 		if err != nil {
@@ -167,6 +172,8 @@ func (r *runner) tuple(in *ir.Instr, args []*Tensor) (*Tensor, error) {
 		t, err = attentionWithLSE(in, args, r.syms)
 	case in.Op == ir.OpAttentionGrad:
 		t, err = attentionGrad(in, args, r.syms)
+	case in.Op == ir.OpRecurGrad:
+		t, err = r.recurGrad(in, args)
 	case in.Op == ir.OpLayerNormGrad || in.Op == ir.OpRMSNormGrad:
 		t, err = normGradParams(args, in.Attrs.Float("eps"), in.Op == ir.OpRMSNormGrad)
 	default:
@@ -340,6 +347,7 @@ func evalOp(in *ir.Instr, args []*Tensor, shape []int, syms map[string]int64) (*
 		return attention(in, args, syms)
 	case ir.OpScan:
 		return scan(args[0], args[1], a.Int("axis"), a.Bool("reverse")), nil
+
 	case ir.OpDimSize:
 		v, err := a["dim"].Dim.Eval(syms)
 		if err != nil {

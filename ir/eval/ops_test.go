@@ -354,6 +354,60 @@ var opCases = []opCase{
 		return c.op(ir.OpScan, attrs("axis", ir.IntAttr(1), "reverse", ir.BoolAttr(true)),
 			c.in(f32(sh(2, 3), 0.5, 0.5, 0.5, 2, -1, 7)), c.in(f32(sh(2, 3), 1, 2, 3, 1, 0, -1)))
 	}},
+	// next = state·c + x from (1, 2) with c = (2, 0.5) over x = (1, 1),
+	// (0, 0), (1, -1): (3, 2), (6, 1), (13, -0.5).
+	{op: ir.OpRecur, name: "affine cell over a sequence", want: f32(sh(3, 2), 3, 2, 6, 1, 13, -0.5), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpRecur, attrs("axis", ir.IntAttr(0), "body", ir.ModuleAttr(affineCell(false))), c.in(f32(sh(2), 1, 2)),
+			c.in(f32(sh(3, 2), 1, 1, 0, 0, 1, -1)), c.in(f32(sh(2), 2, 0.5)))
+	}},
+	// next = state² three times from 2, stacked along axis 1.
+	{op: ir.OpRecur, name: "squaring for 3 steps", want: f32(sh(1, 3), 4, 16, 256), build: func(c *ctx) *ir.Instr {
+		b := ir.NewBuilder("")
+		s := b.MustGiven(ir.OpInput, ir.TensorOf(ir.F32, ir.ConstDim(1)), ir.Attrs{"name": ir.StringAttr("state")})
+		b.Output(ir.OutValue, "next", b.Must(ir.OpMul, nil, s, s))
+		return c.op(ir.OpRecur, attrs("axis", ir.IntAttr(1), "steps", ir.DimAttr(ir.ConstDim(3)), "body", ir.ModuleAttr(b.M)), c.in(f32(sh(1), 2)))
+	}},
+	// The affine cell's gradients for a loss summing every state: by
+	// hand, in reverse time, g = (1, 1), (3, 1.5), (7, 1.75) before each
+	// step's body; dc sums g·s_{t-1} = (6, 1) + (9, 3) + (7, 3.5).
+	{op: ir.OpRecurGrad, name: "affine cell, dc", want: f32(sh(2), 22, 7.5), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(2)), affineGrad(c))
+	}},
+	{op: ir.OpRecurGrad, name: "affine cell, dxs", want: f32(sh(3, 2), 7, 1.75, 3, 1.5, 1, 1), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(1)), affineGrad(c))
+	}},
+	// dinit = c + c² + c³.
+	{op: ir.OpRecurGrad, name: "affine cell, dinit", want: f32(sh(2), 14, 0.875), build: func(c *ctx) *ir.Instr {
+		return c.op(ir.OpExtract, attrs("index", ir.IntAttr(0)), affineGrad(c))
+	}},
+}
+
+// affineCell is the body next = state·c0 + x over f32[2] values; with
+// vjp, its vector-Jacobian product: d0 = dy·c0, d1 = dy, d2 = dy·state.
+func affineCell(vjp bool) *ir.Module {
+	b := ir.NewBuilder("")
+	t := ir.TensorOf(ir.F32, ir.ConstDim(2))
+	in := func(name string) *ir.Instr {
+		return b.MustGiven(ir.OpInput, t, ir.Attrs{"name": ir.StringAttr(name)})
+	}
+	s, x, w := in("state"), in("x"), in("c0")
+	if !vjp {
+		b.Output(ir.OutValue, "next", b.Must(ir.OpAdd, nil, b.Must(ir.OpMul, nil, s, w), x))
+		return b.M
+	}
+	dy := in("dy")
+	b.Output(ir.OutValue, "d0", b.Must(ir.OpMul, nil, dy, w))
+	b.Output(ir.OutValue, "d1", b.Must(ir.OpNeg, nil, b.Must(ir.OpNeg, nil, dy)))
+	b.Output(ir.OutValue, "d2", b.Must(ir.OpMul, nil, dy, s))
+	return b.M
+}
+
+// affineGrad is recur_grad of the affine cell's run above, with dy = 1.
+func affineGrad(c *ctx) *ir.Instr {
+	init, xs, w := c.in(f32(sh(2), 1, 2)), c.in(f32(sh(3, 2), 1, 1, 0, 0, 1, -1)), c.in(f32(sh(2), 2, 0.5))
+	out := c.in(f32(sh(3, 2), 3, 2, 6, 1, 13, -0.5))
+	dy := c.in(f32(sh(3, 2), 1, 1, 1, 1, 1, 1))
+	return c.op(ir.OpRecurGrad, attrs("axis", ir.IntAttr(0), "body", ir.ModuleAttr(affineCell(true)), "wrt", ir.IntsAttr(0, 1, 2)), init, xs, w, out, dy)
 }
 
 func attentionCase(name string, mask, score *ir.Expr, returns string, want *eval.Tensor) opCase {
