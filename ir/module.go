@@ -255,3 +255,33 @@ func sortedKeys(a Attrs) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Clone returns a copy of m whose instructions are new values (same IDs,
+// operands and attributes: a pass may rewrite the copy's instructions in
+// place without touching m). Attribute values, bodies included, are
+// shared.
+func (m *Module) Clone() *Module {
+	out := &Module{Name: m.Name, Syms: append([]string(nil), m.Syms...)}
+	at := map[*Instr]*Instr{}
+	for _, in := range m.Instrs {
+		c := &Instr{ID: in.ID, Op: in.Op, Type: in.Type, Attrs: Attrs{}}
+		for k, v := range in.Attrs {
+			c.Attrs[k] = v
+		}
+		for _, a := range in.Args {
+			if n := at[a]; n != nil {
+				a = n
+			}
+			c.Args = append(c.Args, a)
+		}
+		at[in] = c
+		out.Instrs = append(out.Instrs, c)
+	}
+	for _, o := range m.Outputs {
+		if n := at[o.Value]; n != nil {
+			o.Value = n
+		}
+		out.Outputs = append(out.Outputs, o)
+	}
+	return out
+}

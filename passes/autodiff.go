@@ -55,10 +55,30 @@ func Autodiff(m *ir.Module) error {
 	if a.relevant[loss] {
 		a.adj[loss] = a.constant(1)
 	}
+	if err := a.sweep(forward); err != nil {
+		return err
+	}
+	for _, p := range m.Params() {
+		g := a.adj[p]
+		if g == nil {
+			g = a.given(ir.OpBroadcast, p.Type, nil, a.constant(0))
+		}
+		a.b.Output(ir.OutGrad, p.Name(), g)
+	}
+	if err := a.b.Err(); err != nil {
+		return fmt.Errorf("autodiff: %w", err)
+	}
+	return nil
+}
+
+// sweep runs the reverse pass over forward, from the adjoints set so far
+// (the loss's, or a body's output's) to the leaves: params and inputs
+// keep theirs in a.adj.
+func (a *adjoints) sweep(forward []*ir.Instr) error {
 	for i := len(forward) - 1; i >= 0; i-- {
 		in := forward[i]
 		dy := a.adj[in]
-		if dy == nil || in.Op == ir.OpParam {
+		if dy == nil || in.Op == ir.OpParam || in.Op == ir.OpInput {
 			continue
 		}
 		rule, ok := gradRules[in.Op]
@@ -93,28 +113,24 @@ func Autodiff(m *ir.Module) error {
 			a.adj[x] = g
 		}
 	}
-	for _, p := range m.Params() {
-		g := a.adj[p]
-		if g == nil {
-			g = a.given(ir.OpBroadcast, p.Type, nil, a.constant(0))
-		}
-		a.b.Output(ir.OutGrad, p.Name(), g)
-	}
-	if err := a.b.Err(); err != nil {
-		return fmt.Errorf("autodiff: %w", err)
-	}
 	return nil
 }
 
 // dependsOnParams marks the f32 values that depend on a param: only they
 // need gradients.
 func dependsOnParams(m *ir.Module) map[*ir.Instr]bool {
+	return dependsOn(m, func(in *ir.Instr) bool { return in.Op == ir.OpParam })
+}
+
+// dependsOn marks the f32 values of m that depend on a source (an
+// instruction for which source is true).
+func dependsOn(m *ir.Module, source func(*ir.Instr) bool) map[*ir.Instr]bool {
 	dep := map[*ir.Instr]bool{}
 	for _, in := range m.Instrs {
 		if in.Type.DType != ir.F32 && !in.Type.IsTuple() {
 			continue
 		}
-		if in.Op == ir.OpParam {
+		if source(in) {
 			dep[in] = true
 			continue
 		}
@@ -300,6 +316,7 @@ var nonDifferentiable = map[ir.Op]string{
 	ir.OpLayerNormGrad:    "second derivatives are not supported",
 	ir.OpRMSNormGrad:      "second derivatives are not supported",
 	ir.OpCrossEntropyGrad: "second derivatives are not supported",
+	ir.OpRecurGrad:        "second derivatives are not supported",
 	ir.OpExtract:          "projects a multi-result op, which only autodiff creates (attention with_lse, attention_grad)",
 }
 
@@ -496,6 +513,7 @@ func init() {
 		ir.OpCrossEntropy: crossEntropyRule,
 		ir.OpAttention:    attentionRule,
 		ir.OpScan:         scanRule,
+		ir.OpRecur:        recurRule,
 	}
 }
 

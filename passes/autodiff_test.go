@@ -87,6 +87,23 @@ func (c *gc) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
 	return c.b.Must(op, attrs, args...)
 }
 
+// cell builds a recur body.
+type cell struct{ *ir.Builder }
+
+func newCell(syms []string) cell { return cell{ir.NewBuilder("", syms...)} }
+
+func (b cell) in(name string, s ir.Shape) *ir.Instr {
+	return b.inT(name, ir.Type{DType: ir.F32, Shape: s})
+}
+
+func (b cell) inT(name string, t ir.Type) *ir.Instr {
+	return b.MustGiven(ir.OpInput, t, ir.Attrs{"name": ir.StringAttr(name)})
+}
+
+func (b cell) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr { return b.Must(op, attrs, args...) }
+
+func (b cell) out(v *ir.Instr) { b.Output(ir.OutValue, "next", v) }
+
 func ax(name string, v int64) ir.Attrs { return ir.Attrs{name: ir.IntAttr(v)} }
 
 func unaryCases() []gradCase {
@@ -277,6 +294,35 @@ func otherCases() []gradCase {
 		}},
 		{name: "scan reverse", build: func(c *gc) *ir.Instr {
 			return c.op(ir.OpScan, ir.Attrs{"axis": ir.IntAttr(0), "reverse": ir.BoolAttr(true)}, c.param(shape(4, 2), c.unit), c.param(shape(4, 2), nil))
+		}},
+		// A gated cell: tanh(s·W + x·U) ⊙ σ(s), over 5 steps of a
+		// sequence, every operand a param.
+		{name: "recur gated cell", build: func(c *gc) *ir.Instr {
+			body := newCell(c.b.M.Syms)
+			st, x := body.in("state", shape(2, 3)), body.in("x", shape(2, 2))
+			w, u := body.in("c0", shape(3, 3)), body.in("c1", shape(2, 3))
+			pre := body.op(ir.OpAdd, nil, body.op(ir.OpMatMul, nil, st, w), body.op(ir.OpMatMul, nil, x, u))
+			body.out(body.op(ir.OpMul, nil, body.op(ir.OpTanh, nil, pre), body.op(ir.OpSigmoid, nil, st)))
+			return c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(1), "body": ir.ModuleAttr(body.M)},
+				c.param(shape(2, 3), nil), c.param(shape(2, 5, 2), nil), c.param(shape(3, 3), c.unit), c.param(shape(2, 3), nil))
+		}},
+		// A fixed number of steps, no sequence, stacked first.
+		{name: "recur steps", build: func(c *gc) *ir.Instr {
+			body := newCell(c.b.M.Syms)
+			st, w := body.in("state", shape(3)), body.in("c0", shape(3))
+			body.out(body.op(ir.OpAdd, nil, body.op(ir.OpMul, nil, st, w), body.op(ir.OpMul, nil, body.op(ir.OpSin, nil, st), st)))
+			return c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(0), "steps": ir.DimAttr(ir.ConstDim(4)), "body": ir.ModuleAttr(body.M)},
+				c.param(shape(3), nil), c.param(shape(3), c.unit))
+		}},
+		// Token ids as the sequence: the cell embeds them from a
+		// captured table, so only the table and the state get gradients.
+		{name: "recur over token ids", syms: map[string]int64{"N": 4}, build: func(c *gc) *ir.Instr {
+			body := newCell(c.b.M.Syms)
+			st, x, e := body.in("state", shape(2, 3)), body.inT("x", ir.Type{DType: ir.I32, Shape: shape(2)}), body.in("c0", shape(5, 3))
+			emb := body.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(0), "batch_dims": ir.IntAttr(0)}, e, x)
+			body.out(body.op(ir.OpTanh, nil, body.op(ir.OpAdd, nil, st, emb)))
+			return c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(1), "body": ir.ModuleAttr(body.M), "cell": ir.StringAttr("embed_cell")},
+				c.param(shape(2, 3), nil), c.ints(shape(2, "N"), 0, 5), c.param(shape(5, 3), nil))
 		}},
 	}
 }

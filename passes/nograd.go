@@ -9,6 +9,15 @@ import "github.com/attnc/attnc/ir"
 func NoGrad(m *ir.Module) error {
 	var keep []*ir.Instr
 	for _, in := range m.Instrs {
+		if body := in.Body(); body != nil {
+			// Bodies are shared with the module autodiff read: rewrite a
+			// copy.
+			c := body.Clone()
+			if err := NoGrad(c); err != nil {
+				return err
+			}
+			in.Attrs["body"] = ir.ModuleAttr(c)
+		}
 		if in.Op == ir.OpStopGradient {
 			replaceUses(m, in, in.Args[0], nil)
 			continue
