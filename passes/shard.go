@@ -379,8 +379,49 @@ func rowWise(in *ir.Instr, class map[*ir.Instr]batchClass, batch string) string 
 			}
 		}
 		return ""
+	case ir.OpRecur:
+		return recurRowWise(in, class, batch)
 	}
 	return "has no rule for rows of a batch"
+}
+
+// recurRowWise reports why a recur might combine the batch's rows: it
+// steps along the batch, or its cell (classified as a step of its own,
+// its inputs of their operands' classes) does.
+func recurRowWise(in *ir.Instr, class map[*ir.Instr]batchClass, batch string) string {
+	if in.Attrs.Int("axis") == 0 {
+		return "steps along the batch"
+	}
+	body := in.Body()
+	inner := map[*ir.Instr]batchClass{}
+	for i, bi := range body.Inputs() {
+		c := class[in.Args[i]]
+		if i == 0 {
+			// The state is rows once a step has read rows, whatever init
+			// was: its type says whether it carries the batch.
+			if rows, _ := batchedType(bi.Type, batch); rows {
+				c = batchRows
+			}
+		}
+		if c == 0 {
+			c = batchFree
+		}
+		inner[bi] = c
+	}
+	for _, bi := range body.Instrs {
+		if bi.Op == ir.OpInput {
+			continue
+		}
+		c, part, why := classify(bi, batch, inner)
+		switch {
+		case why != "":
+			return fmt.Sprintf("has a cell whose %%%d = %s %s", bi.ID, bi.Op, why)
+		case part != 0 || c == batchTotal:
+			return fmt.Sprintf("has a cell whose %%%d = %s sums over the batch", bi.ID, bi.Op)
+		}
+		inner[bi] = c
+	}
+	return ""
 }
 
 // batchIndexOnly reports why e might read across a batch's rows: it reads

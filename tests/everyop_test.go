@@ -912,7 +912,69 @@ var opCases = []opCase{
 		},
 		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 5)}, {syms: syms("B", 3), special: []string{"x"}}},
 	},
+	{
+		// recur with a nonlinear cell over a sequence (weights read
+		// whole), over token ids (the cell embeds them), and for a fixed
+		// number of steps stacked first; recur_grad is their gradient.
+		name: "recur",
+		ops:  []ir.Op{ir.OpRecur, ir.OpRecurGrad},
+		build: func(c *caseBuilder) {
+			x := c.plus(c.in("x", ir.F32, "B", "N", 3), "x.w", 3)
+			s0 := c.plus(c.in("s0", ir.F32, "B", 4), "s0.w", 4)
+			w, u := c.param("cell.w", 4, 4), c.param("cell.u", 3, 4)
+			gated := newBody(c)
+			st, xt, cw, cu := gated.in("state", s0.Type), gated.in("x", ir.TensorOf(ir.F32, dims("B", 3)...)), gated.in("c0", w.Type), gated.in("c1", u.Type)
+			pre := gated.bin(ir.OpAdd, gated.bin(ir.OpMatMul, st, cw), gated.bin(ir.OpMatMul, xt, cu))
+			half := gated.MustGiven(ir.OpConst, ir.Type{DType: ir.F32}, ir.Attrs{"value": ir.FloatAttr(0.5)})
+			gated.next(gated.bin(ir.OpAdd, gated.bin(ir.OpMul, gated.op(ir.OpTanh, nil, pre), gated.op(ir.OpSigmoid, nil, st)), gated.bin(ir.OpMul, st, half)))
+			c.out("recur", c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(1), "body": ir.ModuleAttr(gated.M), "cell": ir.StringAttr("gated")}, s0, x, w, u))
+
+			c.ints = map[string][2]any{"tok": {0, 5}}
+			c.ints = map[string][2]any{"tok": {0, 5}}
+			tok := c.in("tok", ir.I32, "B", "N")
+			e := c.param("cell.e", 5, 4)
+			emb := newBody(c)
+			es, et, ee := emb.in("state", s0.Type), emb.in("x", ir.TensorOf(ir.I32, dims("B")...)), emb.in("c0", e.Type)
+			emb.next(emb.op(ir.OpTanh, nil, emb.bin(ir.OpAdd, es, emb.op(ir.OpGather, ir.Attrs{"axis": ir.IntAttr(0), "batch_dims": ir.IntAttr(0)}, ee, et))))
+			c.out("recur_tokens", c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(1), "body": ir.ModuleAttr(emb.M)}, c.plus(s0, "s1.w", 4), tok, e))
+
+			k := c.param("cell.k", 4)
+			fixed := newBody(c)
+			fs, fk := fixed.in("state", s0.Type), fixed.in("c0", k.Type)
+			fixed.next(fixed.bin(ir.OpAdd, fixed.bin(ir.OpMul, fs, fk), fixed.op(ir.OpSin, nil, fs)))
+			c.out("recur_steps", c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(1), "steps": ir.DimAttr(ir.ConstDim(3)), "body": ir.ModuleAttr(fixed.M)}, c.plus(s0, "s2.w", 4), k))
+		},
+		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 7)}, {syms: syms("B", 3, "N", 0)}},
+	},
+	{
+		// States stacked first, ahead of the batch: a step the shard
+		// pass keeps whole.
+		name: "recur_axis0",
+		ops:  []ir.Op{ir.OpRecur, ir.OpRecurGrad},
+		build: func(c *caseBuilder) {
+			s0 := c.plus(c.in("s0", ir.F32, "B", 4), "s0.w", 4)
+			k := c.param("cell.k", 4)
+			fixed := newBody(c)
+			fs, fk := fixed.in("state", s0.Type), fixed.in("c0", k.Type)
+			fixed.next(fixed.op(ir.OpTanh, nil, fixed.bin(ir.OpAdd, fixed.bin(ir.OpMul, fs, fk), fixed.op(ir.OpCos, nil, fs))))
+			c.out("recur_axis0", c.op(ir.OpRecur, ir.Attrs{"axis": ir.IntAttr(0), "steps": ir.DimAttr(ir.ConstDim(5)), "body": ir.ModuleAttr(fixed.M)}, s0, k))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 4)}},
+	},
 }
+
+// body builds a recur body with the case's symbols.
+type body struct{ *caseBuilder }
+
+func newBody(c *caseBuilder) body {
+	return body{&caseBuilder{Builder: ir.NewBuilder("", c.M.Syms...)}}
+}
+
+func (b body) in(name string, t ir.Type) *ir.Instr {
+	return b.MustGiven(ir.OpInput, t, ir.Attrs{"name": ir.StringAttr(name)})
+}
+
+func (b body) next(v *ir.Instr) { b.Output(ir.OutValue, "next", v) }
 
 // negInfRows fills a [B, C] tensor whose first row is all -Inf.
 func negInfRows(r *rand.Rand, shape []int, _ map[string]int64) []float64 {
@@ -938,7 +1000,7 @@ var removedByPasses = map[ir.Op]string{
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpArgSort: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpArgSort: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true, ir.OpRecurGrad: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with

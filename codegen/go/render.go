@@ -782,6 +782,8 @@ func (r *renderer) instr(in *ir.Instr) error {
 		return r.attention(in)
 	case ir.OpExtract:
 		r.pf("\t%s := %s[%d]\n", v, arg(0), a.Int("index"))
+	case ir.OpRecur, ir.OpRecurGrad:
+		return r.recur(in)
 	default:
 		return fmt.Errorf("the Go renderer cannot write %s", in.Op)
 	}
