@@ -462,7 +462,7 @@ func (p *parser) parseModule() *Module {
 		po.out.Value = resolve(po.ref)
 		m.Outputs = append(m.Outputs, po.out)
 	}
-	setBodySyms(m.Instrs, m.Syms)
+	SetBodySyms(m.Instrs, m.Syms)
 	sort.SliceStable(p.errs, func(i, j int) bool {
 		a, b := p.errs[i], p.errs[j]
 		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
@@ -608,7 +608,7 @@ func (p *parser) parseAttrValue(kind AttrKind) Attr {
 
 // parseBody reads an op's body module as bodyString prints it. Its
 // references resolve among its own instructions; its symbols are set to
-// the enclosing module's once that is read (setBodySyms).
+// the enclosing module's once that is read (SetBodySyms).
 func (p *parser) parseBody() *Module {
 	p.expect("{")
 	p.bodies++
@@ -661,14 +661,14 @@ func (p *parser) parseBody() *Module {
 // exhaust the stack.
 const maxBodyNesting = 16
 
-// setBodySyms gives every body in instrs (and in their bodies) the
+// SetBodySyms gives every body in instrs (and in their bodies) the
 // symbols syms.
-func setBodySyms(instrs []*Instr, syms []string) {
+func SetBodySyms(instrs []*Instr, syms []string) {
 	for _, in := range instrs {
 		for _, a := range in.Attrs {
 			if a.Kind == AttrModule && a.Module != nil {
 				a.Module.Syms = syms
-				setBodySyms(a.Module.Instrs, syms)
+				SetBodySyms(a.Module.Instrs, syms)
 			}
 		}
 	}

@@ -59,6 +59,8 @@ func init() {
 			doc: "[B, H, N, Dh] → [B, N, H·Dh]", fn: biMergeHeads},
 		"attend": {params: []bparam{req("q"), req("k"), opt("v", noneVal{}), opt("mask", noneVal{}), opt("score", noneVal{}), opt("scale", noneVal{}), opt("returns", stringVal{"out"})},
 			doc: `softmax(score(scale·q·kᵀ)) masked, applied to v; returns "out", "probs" or "logprobs" ([B, H, Nq, Nk])`, fn: biAttend},
+		"recur": {params: []bparam{req("cell"), req("init"), rest("args"), opt("over", noneVal{}), opt("axis", constInt(1)), opt("steps", noneVal{})}, creates: true,
+			doc: "the states s_t = cell(s_{t-1}, x_t, args…) from init over the sequence over along axis (or cell(s_{t-1}, args…) for steps steps), stacked along axis; cell names a block, whose weights every step shares"},
 		"scan": {params: []bparam{req("a"), req("x"), opt("axis", constInt(1)), opt("reverse", boolVal{false})},
 			doc: "h_t = a_t ⊙ h_{t-1} + x_t along axis (a broadcasts to x)", fn: biScan},
 		"gather": {params: []bparam{req("x"), req("idx")},

@@ -24,6 +24,9 @@ func (e *elab) call(x *CallExpr, sc *env) value {
 	if f, ok := e.prog.Funcs[fn.Name]; ok {
 		return e.instantiateFunc(x, f, x, sc)
 	}
+	if fn.Name == "recur" {
+		return e.recur(x, sc)
+	}
 	if b, ok := builtins[fn.Name]; ok {
 		return e.builtin(x, fn.Name, b, sc)
 	}

@@ -82,10 +82,12 @@ func (p *Program) Elaborate(name string, opts ElabOptions) (*Model, Diagnostics)
 	if opts.Limits != nil {
 		limits = *opts.Limits
 	}
-	e := &elab{prog: p, b: ir.NewBuilder(name), overrides: opts.Config, used: map[string]bool{}, limits: limits.orDefaults()}
+	root := ir.NewBuilder(name)
+	e := &elab{prog: p, b: root, root: root, overrides: opts.Config, used: map[string]bool{}, limits: limits.orDefaults()}
 	e.diags = &diags
 	diags.remap = e.fromStd
 	m := e.model(def)
+	ir.SetBodySyms(m.IR.Instrs, m.IR.Syms)
 	diags.list.Sort()
 	if len(diags.list) > 0 {
 		return nil, diags.list
@@ -111,7 +113,8 @@ func fileStart(p *Program) (pos lexer.Position) {
 type elab struct {
 	prog      *Program
 	diags     *diagSink
-	b         *ir.Builder
+	b         *ir.Builder // where ops go: the model's, or a recur cell's body
+	root      *ir.Builder // the model's: where weights go
 	overrides map[string]Value
 
 	// Weight naming: path holds the name segments of the enclosing block
@@ -735,7 +738,7 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 		attrs["scale"] = ir.FloatAttr(scale)
 	}
 	in := e.must(at, func() (*ir.Instr, error) {
-		return e.b.Given(ir.OpParam, ir.Type{DType: ir.F32, Shape: shape}, attrs)
+		return e.root.Given(ir.OpParam, ir.Type{DType: ir.F32, Shape: shape}, attrs)
 	})
 	if in == nil {
 		return errVal{}
