@@ -275,6 +275,18 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 		return h, nil
 	case ir.OpAttention:
 		return d.attention(in, t, args, step)
+	case ir.OpRecur:
+		// A step could run the cell once from the last state, but the
+		// first step's state is init, which the step's inputs do not
+		// carry: refused, so generation reruns the model.
+		if d.seqAxis(in.Type) >= 0 {
+			return nil, fmt.Errorf("runs a recurrence along the sequence (recur of %s): a decode step does not carry its state", in.Attrs.Str("cell"))
+		}
+		for _, a := range in.Args {
+			if d.seqAxis(a.Type) >= 0 {
+				return nil, fmt.Errorf("runs a recurrence that reads the sequence (recur of %s): a decode step does not carry its state", in.Attrs.Str("cell"))
+			}
+		}
 	}
 	if in.Op.Info().Given {
 		return d.b.Given(in.Op, t, in.Attrs, args...)

@@ -210,6 +210,24 @@ def scan(a, x, axis, reverse):
     return torch.stack(out, axis)
 
 
+def recur(cell, init, xs, caps, axis, steps):
+    """s_t = cell(s_{t-1}, x_t, *caps) from s_{-1} = init, x_t index t of
+    xs along axis (or cell(s_{t-1}, *caps) for steps steps when xs is
+    None), the states stacked along axis. Autograd differentiates the
+    loop."""
+    n = xs.shape[axis] if xs is not None else steps
+    s = init
+    out = []
+    for t in range(n):
+        s = cell(s, xs.select(axis, t), *caps) if xs is not None else cell(s, *caps)
+        out.append(s)
+    if not out:
+        shape = list(init.shape)
+        shape.insert(axis, 0)
+        return init.new_zeros(shape)
+    return torch.stack(out, axis)
+
+
 def cross_entropy(logits, targets, ignore):
     """The mean over positions not ignored of logsumexp(row) - row[target]
     (0 when every position is ignored)."""

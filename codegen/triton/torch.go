@@ -170,7 +170,7 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	}
 	w.pf("\"\"\"\n\nimport math\nimport os\n\nimport torch\nimport torch.nn.functional as F\n\n")
 	w.pf("from .rt import (Scope, register, init_param, bind, iota, idiv, fdiv, imod, fnot, to_float,  # noqa: F401\n")
-	w.pf("                 gather, scatter_add, pad, scan, cross_entropy, attention, cap, layer_norm,\n")
+	w.pf("                 gather, scatter_add, pad, scan, recur, cross_entropy, attention, cap, layer_norm,\n")
 	w.pf("                 rms_norm, fmax, fmin, where, fcall, read_safetensors)\n\n")
 	if len(w.kernels) > 0 {
 		w.pf("%s", kernelSwitch)
@@ -212,14 +212,8 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	}
 
 	w.pf("%s", modelClass)
-	for _, in := range m.Instrs {
-		expr, err := w.instr(in)
-		if err != nil {
-			return nil, fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
-		}
-		name := "v" + strconv.Itoa(in.ID)
-		w.names[in] = name
-		w.pf("        %s = %s\n", name, expr)
+	if err := w.lines(m.Instrs, "        "); err != nil {
+		return nil, err
 	}
 	w.pf("        return {\n")
 	for _, o := range m.Outputs {
@@ -242,6 +236,48 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	}
 	w.pf("        }\n")
 	return []byte(w.buf.String()), nil
+}
+
+// lines writes one assignment per instruction at indent, a recur's cell
+// as a nested function before it.
+func (w *torchWriter) lines(instrs []*ir.Instr, indent string) error {
+	for _, in := range instrs {
+		name := "v" + strconv.Itoa(in.ID)
+		if in.Op == ir.OpRecur {
+			if err := w.cell(in, name+"_cell", indent); err != nil {
+				return fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
+			}
+		}
+		expr, err := w.instr(in)
+		if err != nil {
+			return fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
+		}
+		w.names[in] = name
+		w.pf("%s%s = %s\n", indent, name, expr)
+	}
+	return nil
+}
+
+// cell writes a recur's body as the function fn of its inputs.
+func (w *torchWriter) cell(in *ir.Instr, fn, indent string) error {
+	body := in.Body()
+	var params []string
+	var rest []*ir.Instr
+	for _, bi := range body.Instrs {
+		if bi.Op == ir.OpInput {
+			name := "v" + strconv.Itoa(bi.ID)
+			w.names[bi] = name
+			params = append(params, name)
+			continue
+		}
+		rest = append(rest, bi)
+	}
+	w.pf("%sdef %s(%s):\n", indent, fn, strings.Join(params, ", "))
+	if err := w.lines(rest, indent+"    "); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	w.pf("%s    return %s\n", indent, w.names[body.Outputs[0].Value])
+	return nil
 }
 
 // modelClass is the fixed part of the Model class; forward's body follows.
@@ -484,6 +520,15 @@ func (w *torchWriter) instr(in *ir.Instr) (string, error) {
 		return fmt.Sprintf("pad(%s, %d, %s, %s)", a[0], at.Int("axis"), dim(at["before"].Dim), dim(at["after"].Dim)), nil
 	case ir.OpScan:
 		return fmt.Sprintf("scan(%s, %s, %d, %s)", a[0], a[1], at.Int("axis"), pyBool(at.Bool("reverse"))), nil
+	case ir.OpRecur:
+		_, _, hasXs, caps := ir.RecurOperands(a, at)
+		xs, steps := "None", "None"
+		if hasXs {
+			xs = a[1]
+		} else {
+			steps = dim(at["steps"].Dim)
+		}
+		return fmt.Sprintf("recur(v%d_cell, %s, %s, [%s], %d, %s)", in.ID, a[0], xs, strings.Join(caps, ", "), at.Int("axis"), steps), nil
 	case ir.OpAttention:
 		return w.attention(in, a)
 	}
