@@ -100,7 +100,9 @@ func (b cell) inT(name string, t ir.Type) *ir.Instr {
 	return b.MustGiven(ir.OpInput, t, ir.Attrs{"name": ir.StringAttr(name)})
 }
 
-func (b cell) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr { return b.Must(op, attrs, args...) }
+func (b cell) op(op ir.Op, attrs ir.Attrs, args ...*ir.Instr) *ir.Instr {
+	return b.Must(op, attrs, args...)
+}
 
 func (b cell) out(v *ir.Instr) { b.Output(ir.OutValue, "next", v) }
 
