@@ -120,7 +120,7 @@ func (m *causalSorter) Params() []runtime.Named { return nil }
 func (m *causalSorter) Grads() []runtime.Named  { return nil }
 
 func TestDecodeSortFromTeacherForcing(t *testing.T) {
-	task := &sortTask{n: 6}
+	task := &sortTask{n: 6, order: "random"}
 	b := task.Batch(rand.New(rand.NewPCG(6, 7)), 64)
 	full := &causalSorter{}
 	wantMetrics, wantChosen, err := decodeSort(full, task, b, nil)

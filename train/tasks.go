@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,7 +70,7 @@ func NewTask(name string, p Params) (Task, error) {
 	known := map[string][]string{
 		"copy":    {"len", "vocab"},
 		"reverse": {"len", "vocab"},
-		"sort":    {"n"},
+		"sort":    {"n", "order"},
 		"recall":  {"pairs", "len", "vocab"},
 		"lm":      {"len", "data", "val"},
 		"pairs":   {"len", "data", "val"},
@@ -92,11 +93,20 @@ func NewTask(name string, p Params) (Task, error) {
 		if !contains(allowed, k) {
 			return nil, fmt.Errorf("task %s has no parameter %q (parameters: %s)", name, k, strings.Join(allowed, ", "))
 		}
+		if words, ok := wordParams[k]; ok {
+			if !contains(words, v) {
+				return nil, fmt.Errorf("task %s: %s must be one of %s, got %q", name, k, strings.Join(words, ", "), v)
+			}
+			continue
+		}
 		if !fileParams[k] { // the others count
 			return nil, fmt.Errorf("task %s: %s must be a whole number, got %q", name, k, v)
 		}
 	}
 	for k := range p.Ints {
+		if words, ok := wordParams[k]; ok {
+			return nil, fmt.Errorf("task %s: %s must be one of %s, got the number %d", name, k, strings.Join(words, ", "), p.Ints[k])
+		}
 		if fileParams[k] {
 			return nil, fmt.Errorf("task %s: %s must be a file name, got the number %d", name, k, p.Ints[k])
 		}
@@ -120,7 +130,11 @@ func NewTask(name string, p Params) (Task, error) {
 		}
 		return t, nil
 	case "sort":
-		return &sortTask{n: p.int("n", 10)}, nil
+		order := p.Strings["order"]
+		if order == "" {
+			order = "random"
+		}
+		return &sortTask{n: p.int("n", 10), order: order}, nil
 	case "recall":
 		t := &recallTask{pairs: p.int("pairs", 8), length: p.int("len", 64), vocab: p.int("vocab", 64)}
 		if t.length < 3*t.pairs {
@@ -224,11 +238,22 @@ func (t *seqTask) Batch(rng *rand.Rand, n int) Batch {
 }
 
 // sortTask: x holds n reals from U[0, 1); perm is the permutation that
-// sorts them, x[perm[0]] ≤ x[perm[1]] ≤ ….
-type sortTask struct{ n int }
+// sorts them, x[perm[0]] ≤ x[perm[1]] ≤ …. order says how x is laid out:
+// as drawn (random), already increasing (sorted: perm is the identity) or
+// decreasing (reversed), for the order-matters comparison of
+// docs/REPRODUCE.md.
+type sortTask struct {
+	n     int
+	order string
+}
 
-func (t *sortTask) Name() string     { return "sort" }
-func (t *sortTask) Describe() string { return fmt.Sprintf("sort %d reals from U[0, 1)", t.n) }
+func (t *sortTask) Name() string { return "sort" }
+func (t *sortTask) Describe() string {
+	if t.order != "random" {
+		return fmt.Sprintf("sort %d reals from U[0, 1), given in %s order", t.n, t.order)
+	}
+	return fmt.Sprintf("sort %d reals from U[0, 1)", t.n)
+}
 func (t *sortTask) Inputs() []InputSpec {
 	return []InputSpec{{"x", runtime.F32}, {"perm", runtime.I32}}
 }
@@ -242,6 +267,13 @@ func (t *sortTask) Batch(rng *rand.Rand, n int) Batch {
 		for i := range row {
 			row[i] = rng.Float32()
 			idx[i] = i
+		}
+		switch t.order {
+		case "sorted":
+			slices.Sort(row)
+		case "reversed":
+			slices.Sort(row)
+			slices.Reverse(row)
 		}
 		sort.SliceStable(idx, func(i, j int) bool { return row[idx[i]] < row[idx[j]] })
 		for i, v := range idx {
@@ -304,6 +336,9 @@ func (t *recallTask) Batch(rng *rand.Rand, n int) Batch {
 // by mistake) is refused with an error rather than read until memory runs
 // out.
 const maxLMData = 1 << 30
+
+// wordParams are the task parameters that take one of a few words.
+var wordParams = map[string][]string{"order": {"random", "sorted", "reversed"}}
 
 // fileParams are the task parameters that name files; the others count.
 var fileParams = map[string]bool{"data": true, "val": true}

@@ -54,6 +54,34 @@ func TestSortTask(t *testing.T) {
 	}
 }
 
+// order lays the reals out already sorted, or reversed: perm is then the
+// identity, or its reverse; a bad order is refused with the choices.
+func TestSortTaskOrder(t *testing.T) {
+	for _, order := range []string{"sorted", "reversed"} {
+		tk, err := NewTask("sort", Params{Ints: map[string]int{"n": 5}, Strings: map[string]string{"order": order}})
+		require.NoError(t, err)
+		assert.Contains(t, tk.Describe(), order)
+		b := tk.Batch(rand.New(rand.NewPCG(2, 2)), 20)
+		for e := 0; e < 20; e++ {
+			x, p := b["x"].F[e*5:(e+1)*5], b["perm"].I[e*5:(e+1)*5]
+			for i := range p {
+				want := int32(i)
+				if order == "reversed" {
+					want = int32(4 - i)
+				}
+				assert.Equal(t, want, p[i])
+				if i > 0 {
+					assert.LessOrEqual(t, x[p[i-1]], x[p[i]])
+				}
+			}
+		}
+	}
+	_, err := NewTask("sort", Params{Strings: map[string]string{"order": "shuffled"}})
+	assert.ErrorContains(t, err, "order must be one of random, sorted, reversed")
+	_, err = NewTask("sort", Params{Ints: map[string]int{"order": 2}})
+	assert.ErrorContains(t, err, "got the number 2")
+}
+
 func TestReverseTask(t *testing.T) {
 	b := task(t, "reverse", map[string]int{"len": 5, "vocab": 9}).Batch(rand.New(rand.NewPCG(1, 1)), 3)
 	for e := 0; e < 3; e++ {
