@@ -310,6 +310,21 @@ func IsRowOf(x, out Shape) bool {
 	return len(rest) <= len(out) && rest.Equal(out[len(out)-len(rest):])
 }
 
+// IsVectorAlong reports whether shape p is a vector of d elements, after
+// any leading 1s: an affine norm's weight along an axis of size d. A
+// scalar is not one (it broadcasts, but a norm's kernels read d values).
+func IsVectorAlong(p Shape, d Dim) bool {
+	if len(p) == 0 || !p[len(p)-1].Equal(d) {
+		return false
+	}
+	for _, x := range p[:len(p)-1] {
+		if c, ok := x.IsConst(); !ok || c != 1 {
+			return false
+		}
+	}
+	return true
+}
+
 func inferReshape(c *InferCtx) (Type, error) {
 	x := c.Args[0]
 	if x.DType != c.Given.DType {
@@ -494,7 +509,7 @@ func inferNormOf(c *InferCtx, name string, rms bool) (Type, error) {
 		return Type{}, errf("%s takes %d operands (%s), got %d", name, want, what, len(c.Args))
 	}
 	for i, p := range c.Args[1:] {
-		if p.DType != F32 || !IsRowOf(p.Shape, x.Shape[x.Rank()-1:]) {
+		if p.DType != F32 || !IsVectorAlong(p.Shape, x.Shape[x.Rank()-1]) {
 			return Type{}, errf("%s affine operand %d (%s) is not an f32 vector along the last axis of %s", name, i+1, p, x)
 		}
 	}
@@ -530,7 +545,7 @@ func inferNormGradOf(c *InferCtx, rms bool) (Type, error) {
 	x, dy := c.Args[0], c.Args[1]
 	if want == 3 {
 		g := c.Args[2]
-		if x.Rank() < 1 || g.DType != F32 || !IsRowOf(g.Shape, x.Shape[x.Rank()-1:]) {
+		if x.Rank() < 1 || g.DType != F32 || !IsVectorAlong(g.Shape, x.Shape[x.Rank()-1]) {
 			return Type{}, errf("norm gradient scale %s is not an f32 vector along the last axis of %s", g, x)
 		}
 	}

@@ -32,9 +32,40 @@ func rest(name string) bparam         { return bparam{name: name, variadic: true
 
 var builtins map[string]*builtinDef
 
+// constUnary are the unary built-ins that a compile-time number takes
+// too, giving a float.
+var constUnary = map[ir.Op]func(float64) float64{
+	ir.OpExp: math.Exp, ir.OpLog: math.Log, ir.OpSqrt: math.Sqrt,
+	ir.OpRsqrt: func(x float64) float64 { return 1 / math.Sqrt(x) },
+	ir.OpTanh:  math.Tanh, ir.OpSin: math.Sin, ir.OpCos: math.Cos, ir.OpAbs: math.Abs,
+	ir.OpSigmoid: func(x float64) float64 { return 1 / (1 + math.Exp(-x)) },
+}
+
 func init() {
 	unary := func(op ir.Op, doc string) *builtinDef {
 		return &builtinDef{params: []bparam{req("x")}, doc: doc, fn: func(a *bargs) value {
+			if f, isConst := constUnary[op]; isConst {
+				// A compile-time number: 1.0 / sqrt(float(D)).
+				var v float64
+				switch c := a.vals["x"].(type) {
+				case floatVal:
+					v = c.v
+				case intVal:
+					n, ok := c.isConst()
+					if !ok {
+						return a.fail("x", "%s: x is the size %s, known only at run time; use float(%s) in a tensor expression", a.name, c.d, c.d)
+					}
+					v = float64(n)
+				default:
+					goto tensor
+				}
+				r := f(v)
+				if math.IsNaN(r) || math.IsInf(r, 0) {
+					return a.fail("x", "%s(%v) is not a finite number", a.name, v)
+				}
+				return floatVal{r}
+			}
+		tensor:
 			x, ok := a.floatTensor("x")
 			if !ok {
 				return errVal{}

@@ -216,7 +216,7 @@ func foldNormGradParams(m *ir.Module) error {
 func foldNormAffine(m *ir.Module) {
 	live, uses, output := liveUses(m)
 	row := func(p *ir.Instr, x ir.Type) bool {
-		return p.Type.DType == ir.F32 && ir.IsRowOf(p.Type.Shape, x.Shape[x.Rank()-1:])
+		return p.Type.DType == ir.F32 && ir.IsVectorAlong(p.Type.Shape, x.Shape[x.Rank()-1])
 	}
 	// other returns in's operand that is not v, if in reads v once.
 	other := func(in, v *ir.Instr) *ir.Instr {

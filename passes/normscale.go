@@ -45,7 +45,7 @@ func NormScale(m *ir.Module) error {
 		last := x.Type.Shape[x.Type.Rank()-1:]
 		for side := range 2 {
 			dy, g := p.Args[side], p.Args[1-side]
-			if !dy.Type.Equal(x.Type) || g.Type.DType != ir.F32 || !ir.IsRowOf(g.Type.Shape, last) {
+			if !dy.Type.Equal(x.Type) || g.Type.DType != ir.F32 || !ir.IsVectorAlong(g.Type.Shape, last[0]) {
 				continue
 			}
 			in.Args = []*ir.Instr{x, dy, g}
