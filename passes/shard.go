@@ -346,7 +346,9 @@ func rowWise(in *ir.Instr, class map[*ir.Instr]batchClass, batch string) string 
 		n := len(in.Args)
 		if in.Attrs.Bool("bias") {
 			n-- // the bias, last, is a row added to the result's last dims
-			if rows(n) {
+			// A batched bias is the result's whole shape (the batch is
+			// first in both), so each row adds its own row.
+			if rows(n) && in.Args[n].Type.Rank() != in.Type.Rank() {
 				return "adds a batched bias"
 			}
 		}

@@ -21,4 +21,8 @@ var Models = []string{
 	"music_rel.attn",
 	"aaren.attn",
 	"topk_sparse_lm.attn",
+	"ptrnet_lstm.attn",
+	"order_matters.attn",
+	"titans_mem.attn",
+	"lightning_lm.attn",
 }
