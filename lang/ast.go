@@ -107,8 +107,12 @@ type Stmt interface {
 type LetStmt struct {
 	Span
 	Name  *Ident
+	More  []*Ident // let a, b = f(x): the names after the first, bound to a block's further results
 	Value Expr
 }
+
+// Names returns every name the let binds.
+func (s *LetStmt) Names() []*Ident { return append([]*Ident{s.Name}, s.More...) }
 
 // AssignStmt rebinds an existing name: x = expr.
 type AssignStmt struct {
@@ -129,7 +133,11 @@ type RepeatStmt struct {
 type ReturnStmt struct {
 	Span
 	Value Expr
+	More  []Expr // return a, b: the results after the first
 }
+
+// Values returns every result the return gives.
+func (s *ReturnStmt) Values() []Expr { return append([]Expr{s.Value}, s.More...) }
 
 // LossStmt declares the model's training objective.
 type LossStmt struct {

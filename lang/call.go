@@ -223,6 +223,9 @@ func (e *elab) instantiateBlock(call *CallExpr, def *BlockDef, sc *env) value {
 	if ret == nil {
 		return e.errorf(def.Name, "block %s ends without return", def.Name.Name)
 	}
+	if tv, isTuple := ret.(tupleVal); isTuple && def.Result != nil {
+		return e.errorf(def.Result, "block %s declares one result (-> %s) but returns %d values; leave the result type out", def.Name.Name, typeString(def.Result), len(tv.vals))
+	}
 	if def.Result != nil && !e.tooBig {
 		// A result that breaks the declared type is the block's mistake:
 		// report it at the return, not at the call.

@@ -530,7 +530,21 @@ func (e *elab) stmts(list []Stmt, sc *env) value {
 			return errVal{}
 		}
 		if r, ok := s.(*ReturnStmt); ok {
-			return e.expr(r.Value, sc)
+			if len(r.More) == 0 {
+				return e.expr(r.Value, sc)
+			}
+			var vals []value
+			for _, x := range r.Values() {
+				v := e.expr(x, sc)
+				if _, bad := v.(errVal); bad {
+					return v
+				}
+				if _, nested := v.(tupleVal); nested {
+					return e.errorf(x, "a result cannot itself be %s", describe(v))
+				}
+				vals = append(vals, v)
+			}
+			return tupleVal{vals}
 		}
 		e.stmt(s, sc)
 	}
@@ -540,9 +554,11 @@ func (e *elab) stmts(list []Stmt, sc *env) value {
 func (e *elab) stmt(s Stmt, sc *env) {
 	switch s := s.(type) {
 	case *LetStmt:
-		if _, dup := sc.vars[s.Name.Name]; dup {
-			e.errorf(s.Name, "%s is already declared in this scope; assign with %s = ...", s.Name.Name, s.Name.Name)
-			return
+		for _, n := range s.Names() {
+			if _, dup := sc.vars[n.Name]; dup {
+				e.errorf(n, "%s is already declared in this scope; assign with %s = ...", n.Name, n.Name)
+				return
+			}
 		}
 		e.stmtName = ""
 		if e.countCreating(s.Value) == 1 {
@@ -550,6 +566,32 @@ func (e *elab) stmt(s Stmt, sc *env) {
 		}
 		v := e.expr(s.Value, sc)
 		e.stmtName = ""
+		names := s.Names()
+		tv, isTuple := v.(tupleVal)
+		switch {
+		case len(names) == 1 && isTuple:
+			e.errorf(s.Value, "this gives %s, but the let binds one name", describe(v))
+			v = errVal{}
+		case len(names) > 1 && !isTuple:
+			if _, bad := v.(errVal); !bad {
+				e.errorf(s.Value, "let binds %d names, but this gives one value (%s)", len(names), describe(v))
+			}
+			for _, n := range names {
+				sc.vars[n.Name] = errVal{}
+			}
+			return
+		case len(names) > 1 && len(tv.vals) != len(names):
+			e.errorf(s.Value, "let binds %d names, but this gives %d values", len(names), len(tv.vals))
+			for _, n := range names {
+				sc.vars[n.Name] = errVal{}
+			}
+			return
+		case len(names) > 1:
+			for i, n := range names {
+				sc.vars[n.Name] = tv.vals[i]
+			}
+			return
+		}
 		sc.vars[s.Name.Name] = v
 	case *AssignStmt:
 		old, ok := sc.lookup(s.Name.Name)

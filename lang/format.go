@@ -219,11 +219,19 @@ func (p *printer) body(list []Stmt, end int) {
 func (p *printer) stmt(s Stmt) {
 	switch s := s.(type) {
 	case *LetStmt:
-		p.line("let " + s.Name.Name + " = " + FormatExpr(s.Value))
+		var names []string
+		for _, n := range s.Names() {
+			names = append(names, n.Name)
+		}
+		p.line("let " + strings.Join(names, ", ") + " = " + FormatExpr(s.Value))
 	case *AssignStmt:
 		p.line(s.Name.Name + " = " + FormatExpr(s.Value))
 	case *ReturnStmt:
-		p.line("return " + FormatExpr(s.Value))
+		var vals []string
+		for _, x := range s.Values() {
+			vals = append(vals, FormatExpr(x))
+		}
+		p.line("return " + strings.Join(vals, ", "))
 	case *LossStmt:
 		p.line("loss " + FormatExpr(s.Value))
 	case *MetricStmt:

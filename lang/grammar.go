@@ -95,8 +95,9 @@ type gString struct {
 
 type gLet struct {
 	gPos
-	Name  gName  `parser:"\"let\" @@"`
-	Value *gExpr `parser:"\"=\" @@"`
+	Name  gName   `parser:"\"let\" @@"`
+	More  []gName `parser:"( \",\" @@ )*"`
+	Value *gExpr  `parser:"\"=\" @@"`
 }
 
 type gAssign struct {
@@ -115,7 +116,8 @@ type gRepeat struct {
 
 type gReturn struct {
 	gPos
-	Value *gExpr `parser:"\"return\" @@"`
+	Value *gExpr   `parser:"\"return\" @@"`
+	More  []*gExpr `parser:"( \",\" @@ )*"`
 }
 
 type gLoss struct {

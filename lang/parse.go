@@ -165,13 +165,21 @@ func (c *converter) kvs(gs []*gKeyValue) []*KeyValue {
 func (c *converter) stmt(g gStmt) Stmt {
 	switch g := g.(type) {
 	case *gLet:
-		return &LetStmt{Span: span(g.gPos), Name: c.name(g.Name), Value: c.expr(g.Value)}
+		st := &LetStmt{Span: span(g.gPos), Name: c.name(g.Name), Value: c.expr(g.Value)}
+		for _, n := range g.More {
+			st.More = append(st.More, c.name(n))
+		}
+		return st
 	case *gAssign:
 		return &AssignStmt{Span: span(g.gPos), Name: c.name(g.Name), Value: c.expr(g.Value)}
 	case *gRepeat:
 		return &RepeatStmt{Span: span(g.gPos), Var: c.name(g.Var), From: c.expr(g.From), To: c.expr(g.To), Body: c.stmts(g.Body)}
 	case *gReturn:
-		return &ReturnStmt{Span: span(g.gPos), Value: c.expr(g.Value)}
+		st := &ReturnStmt{Span: span(g.gPos), Value: c.expr(g.Value)}
+		for _, x := range g.More {
+			st.More = append(st.More, c.expr(x))
+		}
+		return st
 	case *gLoss:
 		return &LossStmt{Span: span(g.gPos), Value: c.expr(g.Value)}
 	case *gMetric:

@@ -223,8 +223,12 @@ func (r *resolver) modelDef(d *ModelDef) {
 func (r *resolver) stmts(list []Stmt, sc *scope) {
 	sc.later = map[string]*Ident{}
 	for _, s := range list {
-		if l, ok := s.(*LetStmt); ok && sc.later[l.Name.Name] == nil {
-			sc.later[l.Name.Name] = l.Name
+		if l, ok := s.(*LetStmt); ok {
+			for _, n := range l.Names() {
+				if sc.later[n.Name] == nil {
+					sc.later[n.Name] = n
+				}
+			}
 		}
 	}
 	for _, s := range list {
@@ -234,14 +238,16 @@ func (r *resolver) stmts(list []Stmt, sc *scope) {
 			r.curLet = s.Name
 			r.expr(s.Value, sc, false)
 			r.curLet = nil
-			if r.loops > 0 && !sc.names[s.Name.Name] && sc.parent.has(s.Name.Name) {
-				// let x = f(x) in a loop body makes a new x each time
-				// round and leaves the outer one as it was: the
-				// classic mistake for x = f(x).
-				r.diags.errorf(s.Name, "let %s inside repeat hides the %s outside it, which the loop then never updates; write %s = ... to update it, or pick another name", s.Name.Name, s.Name.Name, s.Name.Name)
+			for _, n := range s.Names() {
+				if r.loops > 0 && !sc.names[n.Name] && sc.parent.has(n.Name) {
+					// let x = f(x) in a loop body makes a new x each time
+					// round and leaves the outer one as it was: the
+					// classic mistake for x = f(x).
+					r.diags.errorf(n, "let %s inside repeat hides the %s outside it, which the loop then never updates; write %s = ... to update it, or pick another name", n.Name, n.Name, n.Name)
+				}
+				sc.names[n.Name] = true
+				delete(sc.later, n.Name)
 			}
-			sc.names[s.Name.Name] = true
-			delete(sc.later, s.Name.Name)
 		case *AssignStmt:
 			r.expr(s.Value, sc, false)
 			switch {
@@ -260,7 +266,9 @@ func (r *resolver) stmts(list []Stmt, sc *scope) {
 			r.stmts(s.Body, inner)
 			r.loops--
 		case *ReturnStmt:
-			r.expr(s.Value, sc, false)
+			for _, x := range s.Values() {
+				r.expr(x, sc, false)
+			}
 		case *LossStmt:
 			r.expr(s.Value, sc, false)
 		case *MetricStmt:

@@ -34,6 +34,9 @@ type (
 		name string
 		args []RecordArg
 	}
+	// tupleVal is the results of a block that returns several values
+	// (return a, b), which only let a, b = … takes apart.
+	tupleVal struct{ vals []value }
 	// errVal poisons an expression whose error was already reported, so
 	// one mistake gives one diagnostic.
 	errVal struct{}
@@ -58,6 +61,9 @@ func (v exprVal) kind() string {
 func (noneVal) kind() string   { return "none" }
 func (recordVal) kind() string { return "record" }
 func (errVal) kind() string    { return "error" }
+func (v tupleVal) kind() string {
+	return fmt.Sprintf("%d values (a block's results: bind them with let a, b = …)", len(v.vals))
+}
 
 func constInt(n int64) intVal { return intVal{ir.ConstDim(n)} }
 
