@@ -25,4 +25,5 @@ var Models = []string{
 	"order_matters.attn",
 	"titans_mem.attn",
 	"lightning_lm.attn",
+	"rat_lm.attn",
 }
