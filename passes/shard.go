@@ -508,7 +508,19 @@ func affinePart(v *ir.Instr, plan *kir.ShardPlan) (int, string) {
 		if sums {
 			return parts[0], ""
 		}
-		why = "(a sum of means over the batch)"
+		// Means over every axis, and cross-entropies that count every
+		// position, have denominators of the batch's rows times the same
+		// other sizes: each shard's share of each is its share of the
+		// rows, so any one of them weighs the gradients.
+		rowShares := true
+		for _, p := range parts {
+			pt := plan.Parts[p]
+			rowShares = rowShares && (pt.Kind == kir.PartMean || pt.Kind == kir.PartCrossEntropy && !pt.Instr.Attrs.Has("ignore_index"))
+		}
+		if rowShares {
+			return parts[0], ""
+		}
+		why = "(a sum of means over the batch whose denominators need not be in proportion: a cross-entropy that ignores positions, or means with sums)"
 	}
 	if why == "" {
 		why = "(no sum over the batch)"

@@ -113,9 +113,15 @@ func TestShardRefusals(t *testing.T) {
   %6 = reduce_mean %4 {axes = [0, 1, 2, 3]} : f32[]
   loss %6
 `, "reads b as a number"},
-		{"sum of means", `  %3 = reduce_mean %2 {axes = [0, 1, 2]} : f32[]
+		{"mean and sum", `  %3 = reduce_mean %2 {axes = [0, 1, 2]} : f32[]
   %4 = mul %2, %2 : f32[B, N, 4]
-  %5 = reduce_mean %4 {axes = [0, 1, 2]} : f32[]
+  %5 = reduce_sum %4 {axes = [0, 1, 2]} : f32[]
+  %6 = add %3, %5 : f32[]
+  loss %6
+`, "a sum of means"},
+		{"mean and a cross-entropy that ignores positions", `  %3 = reduce_mean %2 {axes = [0, 1, 2]} : f32[]
+  %4 = input {name = "t"} : i32[B, N]
+  %5 = cross_entropy %2, %4 {ignore_index = -1} : f32[]
   %6 = add %3, %5 : f32[]
   loss %6
 `, "a sum of means"},
@@ -150,6 +156,26 @@ func TestShardCapturedRows(t *testing.T) {
 	plan, why = shardModule(t, src("$0[0, q] == $0[b, k]"))
 	assert.Nil(t, plan)
 	assert.True(t, strings.Contains(why, "another row than b"), why)
+}
+
+// A loss that adds means over every axis and a cross-entropy that counts
+// every position (each shard's gradients weigh its share of the rows, the
+// same for each) runs on shards.
+func TestShardSumOfMeans(t *testing.T) {
+	plan, why := shardModule(t, `  %0 = input {name = "x"} : f32[B, N, 4]
+  %1 = param {name = "w", init = normal, scale = 1.0} : f32[4, 4]
+  %2 = einsum %0, %1 {spec = "abc,cd->abd"} : f32[B, N, 4]
+  %3 = reduce_mean %2 {axes = [0, 1, 2]} : f32[]
+  %4 = mul %2, %2 : f32[B, N, 4]
+  %5 = reduce_mean %4 {axes = [0, 1, 2]} : f32[]
+  %6 = input {name = "t"} : i32[B, N]
+  %7 = cross_entropy %2, %6 : f32[]
+  %8 = add %3, %5 : f32[]
+  %9 = add %8, %7 : f32[]
+  loss %9
+`)
+	require.NotNil(t, plan, why)
+	assert.Len(t, plan.Parts, 3)
 }
 
 // A loss that adds sums over the batch (each shard's gradients weigh 1)

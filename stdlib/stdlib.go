@@ -26,4 +26,5 @@ var Models = []string{
 	"titans_mem.attn",
 	"lightning_lm.attn",
 	"rat_lm.attn",
+	"longvq.attn",
 }

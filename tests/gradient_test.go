@@ -33,8 +33,8 @@ func TestStdlibGradients(t *testing.T) {
 }
 
 // TestCorpusGradients is TestStdlibGradients for the models of
-// testdata/programs that have weights (stop_gradient excepted: finite
-// differences see through it; TestStopGradient checks it).
+// testdata/programs that have weights. Finite differences hold every
+// stop_gradient at its unperturbed value, as the gradient assumes.
 func TestCorpusGradients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("finite differences over every param of every corpus model")
@@ -45,9 +45,6 @@ func TestCorpusGradients(t *testing.T) {
 		}
 		t.Run(p.name, func(t *testing.T) {
 			for _, in := range p.m.Instrs {
-				if in.Op == ir.OpStopGradient {
-					t.Skip("stop_gradient: finite differences see through it")
-				}
 				if e := in.Attrs.Expr("score"); e != nil && stepsInS(e) {
 					t.Skip("the score has floor(s·…): finite differences jump at its steps, which the gradient rightly ignores")
 				}
@@ -97,8 +94,16 @@ func checkFiniteDifferences(t *testing.T, m *ir.Module, inputs map[string]*eval.
 	}
 	res, err := eval.Run(m, eval.Env{Inputs: inputs, Params: params})
 	require.NoError(t, err)
+	// stop_gradient's values stay those at the unperturbed weights: the
+	// gradient autodiff writes treats them as constants.
+	frozen := map[int]*eval.Tensor{}
+	for _, in := range forward.Instrs {
+		if in.Op == ir.OpStopGradient {
+			frozen[in.ID] = res.Values[in.ID]
+		}
+	}
 	loss := func() float64 {
-		r, err := eval.Run(forward, eval.Env{Inputs: inputs, Params: params})
+		r, err := eval.Run(forward, eval.Env{Inputs: inputs, Params: params, Frozen: frozen})
 		require.NoError(t, err)
 		l, _ := r.Loss()
 		return l

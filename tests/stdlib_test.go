@@ -86,6 +86,14 @@ var seeds = []seed{
 		},
 	},
 	{
+		file:   "longvq.attn",
+		config: ints("d", 16, "heads", 2, "layers", 1, "codes", 4, "len", 8, "chunk", 4),
+		syms:   map[string]int64{"B": 3},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], 9, 0, 256)}
+		},
+	},
+	{
 		file:   "order_matters.attn",
 		config: ints("d", 8, "steps", 2),
 		syms:   map[string]int64{"B": 3, "N": 6},
@@ -326,37 +334,46 @@ func TestStdlibStepsPerGraphInstruction(t *testing.T) {
 // Aaren's two forms agree: the reference's form_gap (the largest
 // difference between the parallel and the RNN form over the layers) is
 // float64 rounding.
-// std/layers.attn's lightning (lightning_lm's chunked attention:
-// intra-chunk products, a scanned state across chunks) equals its
-// definition summed over every pair, in float64: the outputs chunked and
-// naive of tests/testdata/programs/lightning_forms.attn.
-func TestLightningForms(t *testing.T) {
-	src, err := os.ReadFile("testdata/programs/lightning_forms.attn")
-	require.NoError(t, err)
-	prog, diags := lang.Load("lightning_forms.attn", string(src), lang.LoadOptions{Std: stdlib.FS})
-	require.Empty(t, diags)
-	m, diags := prog.Elaborate("", lang.ElabOptions{})
-	require.Empty(t, diags)
-	params, err := eval.InitParams(m.IR, 5)
-	require.NoError(t, err)
-	rng := rand.New(rand.NewPCG(3, 4))
-	inputs := map[string]*eval.Tensor{}
-	for _, name := range []string{"q", "k", "v"} {
-		x := eval.NewTensor(ir.F32, 3, 2, 12, 4)
-		for i := range x.Data {
-			x.Data[i] = rng.NormFloat64()
-		}
-		inputs[name] = x
+// Two attentions of std/layers.attn computed in chunks equal their
+// definitions in float64: lightning (lightning_lm's linear attention:
+// intra-chunk products, a scanned state across chunks) against the sum
+// over every pair, and vq_attention (longvq's: per-code sums for earlier
+// chunks) against dense causal attention over the same quantised keys.
+// Each program in tests/testdata/programs outputs both forms.
+func TestChunkedForms(t *testing.T) {
+	for _, c := range []struct{ file, chunked, direct string }{
+		{"lightning_forms.attn", "chunked", "naive"},
+		{"vq_forms.attn", "chunked", "dense"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			src, err := os.ReadFile("testdata/programs/" + c.file)
+			require.NoError(t, err)
+			prog, diags := lang.Load(c.file, string(src), lang.LoadOptions{Std: stdlib.FS})
+			require.Empty(t, diags)
+			m, diags := prog.Elaborate("", lang.ElabOptions{})
+			require.Empty(t, diags)
+			params, err := eval.InitParams(m.IR, 5)
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(3, 4))
+			inputs := map[string]*eval.Tensor{}
+			for _, name := range []string{"q", "k", "v"} {
+				x := eval.NewTensor(ir.F32, 3, 2, 12, 4)
+				for i := range x.Data {
+					x.Data[i] = 2 * rng.NormFloat64()
+				}
+				inputs[name] = x
+			}
+			res, err := eval.Run(m.IR, eval.Env{Inputs: inputs, Params: params})
+			require.NoError(t, err)
+			chunked, direct := res.Outputs[c.chunked].Data, res.Outputs[c.direct].Data
+			gap := 0.0
+			for i := range chunked {
+				gap = max(gap, math.Abs(chunked[i]-direct[i]))
+			}
+			assert.Less(t, gap, 1e-9, "the chunked and the direct form differ by %g", gap)
+			assert.Greater(t, maxAbs(chunked), 0.1, "the outputs are not all near zero")
+		})
 	}
-	res, err := eval.Run(m.IR, eval.Env{Inputs: inputs, Params: params})
-	require.NoError(t, err)
-	chunked, naive := res.Outputs["chunked"].Data, res.Outputs["naive"].Data
-	gap := 0.0
-	for i := range chunked {
-		gap = max(gap, math.Abs(chunked[i]-naive[i]))
-	}
-	assert.Less(t, gap, 1e-9, "the chunked and the pairwise form differ by %g", gap)
-	assert.Greater(t, maxAbs(chunked), 0.1, "the outputs are not all near zero")
 }
 
 func maxAbs(xs []float64) float64 {

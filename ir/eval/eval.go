@@ -15,6 +15,11 @@ type Env struct {
 	// Syms optionally fixes symbol sizes; symbols are otherwise bound
 	// from the shapes of the inputs (and params), see BindSyms.
 	Syms map[string]int64
+	// Frozen optionally gives, by instruction ID, values to use in
+	// place of computing those instructions: finite-difference checks
+	// hold each stop_gradient at its value at the unperturbed weights,
+	// which is what the gradient autodiff writes assumes.
+	Frozen map[int]*Tensor
 }
 
 // Result holds every value a run computed.
@@ -75,6 +80,10 @@ func Run(m *ir.Module, env Env) (*Result, error) {
 	}
 	r := &runner{syms: b.syms, values: map[*ir.Instr]*Tensor{}}
 	for _, in := range m.Instrs {
+		if t, ok := env.Frozen[in.ID]; ok {
+			r.values[in] = t
+			continue
+		}
 		t, err := r.exec(in, env)
 		if err != nil {
 			return nil, fmt.Errorf("%%%d = %s: %w", in.ID, in.Op, err)
