@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -374,6 +375,53 @@ func TestChunkedForms(t *testing.T) {
 			assert.Greater(t, maxAbs(chunked), 0.1, "the outputs are not all near zero")
 		})
 	}
+}
+
+// order_matters reads its set with no order: permuting the reals (and
+// the target permutation to match) leaves its loss as it was, to float64
+// rounding. ptrnet_lstm's LSTM encoder reads them in order, so its loss
+// moves: the order-matters effect of docs/REPRODUCE.md, by construction.
+func TestOrderMattersInvariance(t *testing.T) {
+	lossOf := func(file string, config map[string]lang.Value, x, perm *eval.Tensor) float64 {
+		m := elaborate(t, file, config)
+		params, err := eval.InitParams(m.IR, 7)
+		require.NoError(t, err)
+		res, err := eval.Run(m.IR, eval.Env{Inputs: map[string]*eval.Tensor{"x": x, "perm": perm}, Params: params})
+		require.NoError(t, err)
+		l, _ := res.Loss()
+		return l
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	const b, n = 4, 7
+	x, perm := eval.NewTensor(ir.F32, b, n), eval.NewTensor(ir.I32, b, n)
+	x2, perm2 := eval.NewTensor(ir.F32, b, n), eval.NewTensor(ir.I32, b, n)
+	for i := 0; i < b; i++ {
+		row := make([]float64, n)
+		for j := range row {
+			row[j] = rng.Float64()
+		}
+		order := make([]int, n) // the sorting permutation
+		for j := range order {
+			order[j] = j
+		}
+		sort.Slice(order, func(p, q int) bool { return row[order[p]] < row[order[q]] })
+		sigma := rng.Perm(n) // x2[j] = x[sigma[j]]
+		where := make([]int, n)
+		for j, s := range sigma {
+			x.Data[i*n+j] = row[j]
+			x2.Data[i*n+j] = row[s]
+			where[s] = j
+		}
+		for t, o := range order {
+			perm.Data[i*n+t] = float64(o)
+			perm2.Data[i*n+t] = float64(where[o])
+		}
+	}
+	om := ints("d", 8, "steps", 2)
+	a, c := lossOf("order_matters.attn", om, x, perm), lossOf("order_matters.attn", om, x2, perm2)
+	assert.InDelta(t, a, c, 1e-12*math.Abs(a), "order_matters' loss changed with the input order: %v vs %v", a, c)
+	p1, p2 := lossOf("ptrnet_lstm.attn", ints("d", 8), x, perm), lossOf("ptrnet_lstm.attn", ints("d", 8), x2, perm2)
+	assert.Greater(t, math.Abs(p1-p2), 1e-6, "ptrnet_lstm's loss did not change with the input order: %v vs %v", p1, p2)
 }
 
 func maxAbs(xs []float64) float64 {
