@@ -32,9 +32,10 @@ const (
 	OutMetric                       // a scalar reported during evaluation
 	OutValue                        // any other named result (predictions)
 	OutGrad                         // the gradient of the loss with respect to the param Name
+	OutUpdate                       // the value the buffer Name takes after a training step
 )
 
-var outputKindNames = [...]string{OutLoss: "loss", OutMetric: "metric", OutValue: "output", OutGrad: "grad"}
+var outputKindNames = [...]string{OutLoss: "loss", OutMetric: "metric", OutValue: "output", OutGrad: "grad", OutUpdate: "update"}
 
 func (k OutputKind) String() string {
 	if int(k) < len(outputKindNames) && outputKindNames[k] != "" {
@@ -52,6 +53,9 @@ type Output struct {
 
 // Params returns the module's param instructions in program order.
 func (m *Module) Params() []*Instr { return m.byOp(OpParam) }
+
+// Buffers returns the module's buffer instructions in program order.
+func (m *Module) Buffers() []*Instr { return m.byOp(OpBuffer) }
 
 // Inputs returns the module's input instructions in program order.
 func (m *Module) Inputs() []*Instr { return m.byOp(OpInput) }

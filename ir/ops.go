@@ -11,6 +11,7 @@ const (
 
 	// Sources.
 	OpParam
+	OpBuffer
 	OpInput
 	OpConst
 	OpIota
@@ -172,6 +173,9 @@ var opTable = [numOps]OpInfo{
 	OpParam: {Name: "param", Class: ClassSource, Given: true, Infer: inferParam,
 		Attrs: []AttrSpec{req("name", AttrString), {Name: "init", Kind: AttrWord, Words: []string{"normal", "uniform", "zeros", "ones"}}, opt("scale", AttrFloat)},
 		Doc:   "a trainable f32 weight named name, initialised by init (normal: N(0, scale²); uniform: U(-scale, scale); zeros; ones)"},
+	OpBuffer: {Name: "buffer", Class: ClassSource, Given: true, Infer: inferParam,
+		Attrs: []AttrSpec{req("name", AttrString), {Name: "init", Kind: AttrWord, Words: []string{"normal", "uniform", "zeros", "ones"}}, opt("scale", AttrFloat)},
+		Doc:   "an f32 tensor of the model's state named name, initialised as a param is, saved with the weights but not trained: an output update \"name\" = %v sets it to v after each training step"},
 	OpInput: {Name: "input", Class: ClassSource, Given: true, Infer: inferInput, Attrs: []AttrSpec{req("name", AttrString)},
 		Doc: "a model input named name, supplied by the caller with the declared type"},
 	OpConst: {Name: "const", Class: ClassSource, Given: true, Infer: inferConst, Attrs: []AttrSpec{req("value", AttrFloat)},

@@ -422,7 +422,7 @@ func (p *parser) parseModule() *Module {
 				}
 				defs[pi.in.ID] = start.pos
 				instrs = append(instrs, pi)
-			case p.tok.isIdent("loss"), p.tok.isIdent("metric"), p.tok.isIdent("output"), p.tok.isIdent("grad"):
+			case p.tok.isIdent("loss"), p.tok.isIdent("metric"), p.tok.isIdent("output"), p.tok.isIdent("grad"), p.tok.isIdent("update"):
 				outputs = append(outputs, p.parseOutput())
 			default:
 				p.fail("an instruction (%N = ...) or an output (loss, metric, output, grad)")
@@ -477,7 +477,7 @@ func (p *parser) sync(line int) {
 	p.sc.exprMode = false
 	for p.tok.kind != tEOF {
 		if p.tok.pos.line > line && (p.tok.kind == tValue || p.tok.is("}") ||
-			p.tok.isIdent("loss") || p.tok.isIdent("metric") || p.tok.isIdent("output") || p.tok.isIdent("grad")) {
+			p.tok.isIdent("loss") || p.tok.isIdent("metric") || p.tok.isIdent("output") || p.tok.isIdent("grad") || p.tok.isIdent("update")) {
 			return
 		}
 		p.advance()
@@ -1048,6 +1048,8 @@ func (p *parser) parseOutput() pendingOutput {
 		o.out.Kind = OutMetric
 	case "grad":
 		o.out.Kind = OutGrad
+	case "update":
+		o.out.Kind = OutUpdate
 	default:
 		o.out.Kind = OutValue
 	}

@@ -337,6 +337,10 @@ func recurModule() (*Module, error) {
 	loss = b.op(OpAdd, nil, loss, b.op(OpReduceSum, Attrs{"axes": IntsAttr(0, 1)}, ds0))
 	b.Output(OutLoss, LossName, loss)
 	b.Output(OutGrad, "cell.weight", dw)
+	// A buffer and its update rule: an average of the weight.
+	ema := b.MustGiven(OpBuffer, w.Type, Attrs{"name": StringAttr("cell.ema"), "init": WordAttr("normal"), "scale": FloatAttr(0.5)})
+	decay := b.given(OpConst, TensorOf(F32), Attrs{"value": FloatAttr(0.9)})
+	b.Output(OutUpdate, "cell.ema", b.op(OpAdd, nil, b.op(OpMul, nil, ema, decay), b.op(OpSub, nil, w, b.op(OpMul, nil, w, decay))))
 	return b.done()
 }
 

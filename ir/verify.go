@@ -71,8 +71,11 @@ func Verify(m *Module) error {
 				bad(in, "operand %d (%%%d) is used before it is defined", i, a.ID)
 			}
 		}
-		if in.Op == OpParam || in.Op == OpInput {
+		if in.Op == OpParam || in.Op == OpInput || in.Op == OpBuffer {
 			key := in.Op.String() + " " + in.Name()
+			if in.Op == OpBuffer {
+				key = "param " + in.Name() // one namespace with the weights: they are saved together
+			}
 			if prev, ok := names[key]; ok {
 				bad(in, "%s %q already defined by %%%d", in.Op, in.Name(), prev.ID)
 			}
@@ -109,10 +112,18 @@ func Verify(m *Module) error {
 		case OutGrad:
 			p, ok := names["param "+o.Name]
 			switch {
-			case !ok:
+			case !ok || p.Op != OpParam:
 				bad(nil, "grad %q names no param", o.Name)
 			case !p.Type.Equal(o.Value.Type):
 				bad(nil, "grad %q is %s but the param is %s", o.Name, o.Value.Type, p.Type)
+			}
+		case OutUpdate:
+			b, ok := names["param "+o.Name]
+			switch {
+			case !ok || b.Op != OpBuffer:
+				bad(nil, "update %q names no buffer", o.Name)
+			case !b.Type.Equal(o.Value.Type):
+				bad(nil, "update %q is %s but the buffer is %s", o.Name, o.Value.Type, b.Type)
 			}
 		default:
 			bad(nil, "output %q has unknown kind %d", o.Name, o.Kind)

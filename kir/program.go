@@ -115,7 +115,7 @@ func (p *Program) Steps(fn string) (kernels, calls int) {
 			continue
 		}
 		switch in.Op {
-		case ir.OpParam, ir.OpInput, ir.OpConst, ir.OpReshape, ir.OpExtract:
+		case ir.OpParam, ir.OpBuffer, ir.OpInput, ir.OpConst, ir.OpReshape, ir.OpExtract:
 		default:
 			calls++
 		}

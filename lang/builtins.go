@@ -84,6 +84,10 @@ func init() {
 			doc: "x / √(mean(x²) + eps) over the last axis, no learned part (see rmsnorm in layers.attn)", fn: normFn(ir.OpRMSNorm)},
 		"param": {params: []bparam{rest("dims"), opt("init", stringVal{"normal"}), opt("scale", floatVal{0.02})}, creates: true,
 			doc: `a learned tensor of the given dims; init "normal" (N(0, scale²)), "uniform" (U(±scale)), "zeros" or "ones"`, fn: biParam},
+		"buffer": {params: []bparam{rest("dims"), opt("init", stringVal{"zeros"}), opt("scale", floatVal{0.02})}, creates: true,
+			doc: `state of the given dims that is saved with the weights but not trained: update(b, v) sets it after each training step; init as for param (default "zeros")`, fn: biBuffer},
+		"update": {params: []bparam{req("b"), req("value")},
+			doc: "makes value (of b's type) the buffer b's value after each training step (a running average, a k-means step); returns value", fn: biUpdate},
 		"split_heads": {params: []bparam{req("x"), req("heads")},
 			doc: "[B, N, D] → [B, heads, N, D/heads]", fn: biSplitHeads},
 		"merge_heads": {params: []bparam{req("x")},
@@ -455,6 +459,47 @@ func biParam(a *bargs) value {
 		return errVal{}
 	}
 	return wrap(a.param("", shape, init, scale))
+}
+
+func biBuffer(a *bargs) value {
+	var shape ir.Shape
+	for i, v := range a.rest {
+		iv, ok := v.(intVal)
+		c, isConst := iv.isConst()
+		if !ok || !isConst || c <= 0 {
+			return a.e.errorf(a.restN[i], "buffer: dims must be positive compile-time ints, got %s", describe(v))
+		}
+		shape = append(shape, iv.d)
+	}
+	init, ok1 := a.str("init", "normal", "uniform", "zeros", "ones")
+	scale, ok2 := a.float("scale")
+	if !ok1 || !ok2 {
+		return errVal{}
+	}
+	return a.e.newStorage(ir.OpBuffer, a.call, shape, init, scale, a.seg)
+}
+
+func biUpdate(a *bargs) value {
+	b, ok1 := a.tensor("b")
+	v, ok2 := a.floatTensor("value")
+	if !ok1 || !ok2 {
+		return errVal{}
+	}
+	switch {
+	case b.Op != ir.OpBuffer:
+		return a.fail("b", "update: b must be a buffer (made by buffer(...)), got %s", describe(tensorVal{b}))
+	case a.e.b != a.e.root:
+		return a.fail("b", "update: a recur cell cannot update a buffer; update it outside the recurrence")
+	case !v.Type.Equal(b.Type):
+		return a.fail("value", "update: the new value of %s is %s, but the buffer is %s", b.Name(), v.Type, b.Type)
+	}
+	for _, u := range a.e.updates {
+		if u.buffer == b {
+			return a.fail("b", "update: buffer %s already has an update, at line %d", b.Name(), u.at.Start().Line)
+		}
+	}
+	a.e.updates = append(a.e.updates, bufferUpdate{buffer: b, value: v, at: a.call})
+	return tensorVal{v}
 }
 
 func biSplitHeads(a *bargs) value {

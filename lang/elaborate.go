@@ -139,6 +139,15 @@ type elab struct {
 
 	// frames are the block instances being elaborated, outermost first.
 	frames []frame
+
+	// updates are the buffers' update rules, in the order given.
+	updates []bufferUpdate
+}
+
+// bufferUpdate is one buffer's rule: after a training step it takes value.
+type bufferUpdate struct {
+	buffer, value *ir.Instr
+	at            Node
 }
 
 // frame is one block instance (or mask or score instance): its name and
@@ -291,6 +300,9 @@ func (e *elab) model(def *ModelDef) *Model {
 		default:
 			e.stmt(s, top)
 		}
+	}
+	for _, u := range e.updates {
+		e.root.Output(ir.OutUpdate, u.buffer.Name(), u.value)
 	}
 	for k := range e.overrides {
 		if _, ok := lookup(m.Config, k); !ok {
@@ -755,6 +767,13 @@ func (e *elab) countCreating(x Expr) int {
 
 // newParam creates a weight named after the current path and segs.
 func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, segs ...string) value {
+	return e.newStorage(ir.OpParam, at, shape, init, scale, segs...)
+}
+
+// newStorage creates a weight (op param) or a buffer (op buffer) named
+// after the current path and segs. Both are the model's, whatever
+// builder is current.
+func (e *elab) newStorage(op ir.Op, at Node, shape ir.Shape, init string, scale float64, segs ...string) value {
 	name := e.paramName(segs...)
 	for _, d := range shape {
 		if _, ok := d.IsConst(); !ok {
@@ -780,7 +799,7 @@ func (e *elab) newParam(at Node, shape ir.Shape, init string, scale float64, seg
 		attrs["scale"] = ir.FloatAttr(scale)
 	}
 	in := e.must(at, func() (*ir.Instr, error) {
-		return e.root.Given(ir.OpParam, ir.Type{DType: ir.F32, Shape: shape}, attrs)
+		return e.root.Given(op, ir.Type{DType: ir.F32, Shape: shape}, attrs)
 	})
 	if in == nil {
 		return errVal{}

@@ -295,6 +295,7 @@ var gradRules map[ir.Op]gradRule
 // (sources, comparisons, logic, argmax), or have no second derivative.
 var nonDifferentiable = map[ir.Op]string{
 	ir.OpParam:            "a leaf: its gradient is the output",
+	ir.OpBuffer:           "state, not trained: its update rule sets it",
 	ir.OpInput:            "inputs are data",
 	ir.OpConst:            "constant",
 	ir.OpIota:             "integer",

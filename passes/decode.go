@@ -223,7 +223,7 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 		return (ax+r)%max(r, 1) == axisOf(i) && axisOf(i) >= 0
 	}
 	switch in.Op {
-	case ir.OpInput, ir.OpParam, ir.OpConst:
+	case ir.OpInput, ir.OpParam, ir.OpBuffer, ir.OpConst:
 		if in.Op == ir.OpInput {
 			for _, dim := range t.Shape {
 				for _, sym := range dim.Syms() {

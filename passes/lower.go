@@ -28,7 +28,8 @@ func Lower(m *ir.Module) (*ir.Program, error) {
 	p := &ir.Program{Module: m}
 	var fwd, grad []ir.Output
 	for _, o := range m.Outputs {
-		if o.Kind == ir.OutGrad {
+		// Buffers are updated by training steps: with the gradients.
+		if o.Kind == ir.OutGrad || o.Kind == ir.OutUpdate {
 			grad = append(grad, o)
 		} else {
 			fwd = append(fwd, o)
@@ -73,7 +74,7 @@ func slice(m *ir.Module, name, doc string, results []ir.Output) *ir.Func {
 	}
 	f.Last = make([][]*ir.Instr, len(f.Body))
 	for _, in := range f.Body {
-		if i, ok := last[in]; ok && !isResult[in] && in.Op != ir.OpParam && in.Op != ir.OpInput {
+		if i, ok := last[in]; ok && !isResult[in] && in.Op != ir.OpParam && in.Op != ir.OpBuffer && in.Op != ir.OpInput {
 			f.Last[i] = append(f.Last[i], in)
 		}
 	}

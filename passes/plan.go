@@ -51,7 +51,7 @@ func Plan(kp *kir.Program) error {
 // unless the plan makes it a view.
 func freshResult(in *ir.Instr) bool {
 	switch in.Op {
-	case ir.OpParam, ir.OpInput, ir.OpExtract:
+	case ir.OpParam, ir.OpBuffer, ir.OpInput, ir.OpExtract:
 		return false
 	case ir.OpEinsum:
 		return len(in.Args) >= 2
@@ -133,7 +133,7 @@ func planFunc(f *ir.Func, fk *kir.FuncKernels) *kir.MemPlan {
 			end[ca] = max(end[ca], e.i)
 			last[a] = e.i
 		}
-		if e.in.Op == ir.OpParam || e.in.Op == ir.OpInput || result[e.in] {
+		if e.in.Op == ir.OpParam || e.in.Op == ir.OpBuffer || e.in.Op == ir.OpInput || result[e.in] {
 			pinned[c] = true
 		}
 	}
@@ -168,7 +168,7 @@ func planFunc(f *ir.Func, fk *kir.FuncKernels) *kir.MemPlan {
 			plan.Release[end[c]] = append(plan.Release[end[c]], in)
 			continue
 		}
-		if i, ok := last[in]; ok && !result[in] && in.Op != ir.OpParam && in.Op != ir.OpInput {
+		if i, ok := last[in]; ok && !result[in] && in.Op != ir.OpParam && in.Op != ir.OpBuffer && in.Op != ir.OpInput {
 			plan.Drop[i] = append(plan.Drop[i], in)
 		}
 	}

@@ -119,6 +119,11 @@ func shardPlan(f *ir.Func, fk *kir.FuncKernels) (*kir.ShardPlan, string) {
 			outputs = append(outputs, o.Value)
 		case ir.OutGrad:
 			grads = true
+		case ir.OutUpdate:
+			// An update is computed from the whole batch (a running
+			// average of its rows): the shards' would have to be merged
+			// by a rule the compiler cannot know.
+			return nil, fmt.Sprintf("it updates the buffer %q from the batch", o.Name)
 		}
 	}
 	if grads && loss == nil {
@@ -205,7 +210,7 @@ func classify(in *ir.Instr, batch string, class map[*ir.Instr]batchClass) (batch
 	switch in.Op {
 	case ir.OpInput:
 		return batchRows, 0, ""
-	case ir.OpParam, ir.OpConst:
+	case ir.OpParam, ir.OpBuffer, ir.OpConst:
 		return batchFree, 0, ""
 	case ir.OpIota:
 		if outRows {

@@ -27,4 +27,5 @@ var Models = []string{
 	"lightning_lm.attn",
 	"rat_lm.attn",
 	"longvq.attn",
+	"seqboat.attn",
 }

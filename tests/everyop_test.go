@@ -246,7 +246,7 @@ func (c *caseBuilder) fill(m *ir.Module, tr trial, rng *rand.Rand) (eval.Env, er
 		}
 		env.Inputs[name] = t
 	}
-	for _, p := range m.Params() {
+	for _, p := range append(m.Params(), m.Buffers()...) {
 		shape, _ := p.Type.Shape.Eval(nil)
 		t := eval.NewTensor(ir.F32, shape...)
 		for i := range t.Data {
@@ -947,6 +947,21 @@ var opCases = []opCase{
 		trials: []trial{{syms: syms("B", 1, "N", 1)}, {syms: syms("B", 2, "N", 7)}, {syms: syms("B", 3, "N", 0)}},
 	},
 	{
+		// A buffer read by the step, and its update rule (a running
+		// average of the batch's rows): LossAndGrad leaves the buffer at
+		// the reference's update.
+		name: "buffer",
+		ops:  []ir.Op{ir.OpBuffer},
+		build: func(c *caseBuilder) {
+			x := c.plus(c.in("x", ir.F32, "B", 4), "x.w", 4)
+			ema := c.MustGiven(ir.OpBuffer, ir.TensorOf(ir.F32, dims(4)...), ir.Attrs{"name": ir.StringAttr("ema"), "init": ir.WordAttr("zeros")})
+			c.out("buffer", c.bin(ir.OpMul, x, ema))
+			avg := c.op(ir.OpReduceMean, axes(0), x)
+			c.Output(ir.OutUpdate, "ema", c.bin(ir.OpAdd, c.bin(ir.OpMul, ema, c.konst(ir.F32, 0.9)), c.bin(ir.OpMul, avg, c.konst(ir.F32, 0.1))))
+		},
+		trials: []trial{{syms: syms("B", 1)}, {syms: syms("B", 5)}},
+	},
+	{
 		// States stacked first, ahead of the batch: a step the shard
 		// pass keeps whole.
 		name: "recur_axis0",
@@ -1000,7 +1015,7 @@ var removedByPasses = map[ir.Op]string{
 var noGradient = map[ir.Op]bool{
 	ir.OpParam: true, ir.OpInput: true, ir.OpConst: true, ir.OpIota: true, ir.OpDimSize: true,
 	ir.OpNot: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true, ir.OpGt: true, ir.OpGe: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpArgSort: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true, ir.OpRecurGrad: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpArgMax: true, ir.OpArgSort: true, ir.OpAttentionGrad: true, ir.OpExtract: true, ir.OpMod: true, ir.OpRecurGrad: true, ir.OpBuffer: true,
 }
 
 // TestEveryOp generates, compiles and runs every op of the op table with

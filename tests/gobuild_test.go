@@ -200,9 +200,10 @@ func runUnitsEnvs(t *testing.T, units []*unit, runEnvs [][]string) []map[string]
 		hasGrad := len(u.prog.Funcs) > 1
 		fmt.Fprintf(&table, "\t%q: {\n\t\trun: func(in, ps map[string]*rt.Tensor) (r result) {\n", u.name)
 		fmt.Fprintf(&table, "\t\t\tm, err := %s.New(%s.DefaultConfig(), 1)\n\t\t\tif err != nil {\n\t\t\t\treturn result{Err: err.Error()}\n\t\t\t}\n", u.name, u.name)
-		fmt.Fprintf(&table, "\t\t\treturn run(m.Params(), ps, func() (map[string]*rt.Tensor, error) { return m.ForwardMap(in) }, ")
+		fmt.Fprintf(&table, "\t\t\treturn run(append(m.Params(), m.Buffers()...), ps, func() (map[string]*rt.Tensor, error) { return m.ForwardMap(in) }, ")
 		if hasGrad {
-			fmt.Fprintf(&table, "func() (map[string]*rt.Tensor, []rt.Named, error) {\n\t\t\t\tout, err := m.LossAndGradMap(in)\n\t\t\t\treturn out, m.Grads(), err\n\t\t\t})\n\t\t},\n")
+			// The buffers after the step, as update:NAME.
+			fmt.Fprintf(&table, "func() (map[string]*rt.Tensor, []rt.Named, error) {\n\t\t\t\tout, err := m.LossAndGradMap(in)\n\t\t\t\treturn out, append(m.Grads(), updated(m.Buffers())...), err\n\t\t\t})\n\t\t},\n")
 		} else {
 			fmt.Fprintf(&table, "nil)\n\t\t},\n")
 		}
@@ -357,6 +358,15 @@ func toWire(t *rt.Tensor) wire {
 		w.DType, w.B = "bool", t.B
 	}
 	return w
+}
+
+// updated names a model's buffers as the step left them: update:NAME.
+func updated(bs []rt.Named) []rt.Named {
+	out := make([]rt.Named, len(bs))
+	for i, b := range bs {
+		out[i] = rt.Named{Name: "update:" + b.Name, T: b.T}
+	}
+	return out
 }
 
 func toWires(m map[string]*rt.Tensor) map[string]wire {
@@ -585,6 +595,11 @@ func compareOutputs(m *ir.Module, ref *eval.Result, r runResult, tol float64) []
 		case ir.OutGrad:
 			g, ok := r.Grads[o.Name]
 			check("grad "+o.Name, g, ok, want)
+		case ir.OutUpdate:
+			if hasGrad {
+				g, ok := r.Grads["update:"+o.Name]
+				check("update "+o.Name, g, ok, want)
+			}
 		}
 	}
 	sort.Strings(bad)

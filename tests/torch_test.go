@@ -144,6 +144,9 @@ for name in sys.argv[2:]:
             for pname, p in m.named_parameters():
                 g = p.grad if p.grad is not None else torch.zeros_like(p)
                 res["grads"][pname] = wire(g)
+            # A forward in training mode applied the update rules.
+            for bname, b in m.named_buffers():
+                res["grads"]["update:" + bname] = wire(b)
     except Exception as e:
         import traceback
         res = {"err": traceback.format_exc()}

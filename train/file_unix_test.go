@@ -131,7 +131,7 @@ func TestCheckpointLoadsAllocateOnlyTheModel(t *testing.T) {
 			"LoadParams": func() error { _, err := LoadParams(path, params()); return err },
 			"loadCheckpoint": func() error {
 				ps := params()
-				_, err := loadCheckpoint(path, ps, NewAdamW(ps, 0.1), rand.NewPCG(0, 0))
+				_, err := loadCheckpoint(path, ps, nil, NewAdamW(ps, 0.1), rand.NewPCG(0, 0))
 				return err
 			},
 		}
@@ -162,7 +162,7 @@ func TestLoadParamsSkipsMoments(t *testing.T) {
 	opt := NewAdamW([]runtime.Named{w}, 0.1)
 	opt.M["w"].F[0], opt.V["w"].F[1], opt.T = 0.5, 0.25, 4
 	path := filepath.Join(t.TempDir(), CheckpointFile)
-	require.NoError(t, saveCheckpoint(path, []runtime.Named{w}, opt, rand.NewPCG(1, 2), 4, nil))
+	require.NoError(t, saveCheckpoint(path, []runtime.Named{w}, nil, opt, rand.NewPCG(1, 2), 4, nil))
 
 	got := named("w", []int{2}, 0, 0)
 	meta, err := LoadParams(path, []runtime.Named{got})
@@ -172,10 +172,34 @@ func TestLoadParamsSkipsMoments(t *testing.T) {
 
 	got = named("w", []int{2}, 0, 0)
 	opt2 := NewAdamW([]runtime.Named{got}, 0.1)
-	info, err := loadCheckpoint(path, []runtime.Named{got}, opt2, rand.NewPCG(0, 0))
+	info, err := loadCheckpoint(path, []runtime.Named{got}, nil, opt2, rand.NewPCG(0, 0))
 	require.NoError(t, err)
 	assert.Equal(t, 4, info.Step)
 	assert.Equal(t, []float32{1, -2}, got.T.F)
 	assert.Equal(t, []float32{0.5, 0}, opt2.M["w"].F)
 	assert.Equal(t, []float32{0, 0.25}, opt2.V["w"].F)
+}
+
+// A checkpoint keeps the buffers beside the weights (no moments: they are
+// not trained); a resume and an evaluation restore them.
+func TestCheckpointKeepsBuffers(t *testing.T) {
+	w, b := named("w", []int{2}, 1, -2), named("ema", []int{3}, 0.5, 1.5, -4)
+	opt := NewAdamW([]runtime.Named{w}, 0.1)
+	opt.T = 3
+	path := filepath.Join(t.TempDir(), CheckpointFile)
+	require.NoError(t, saveCheckpoint(path, []runtime.Named{w}, []runtime.Named{b}, opt, rand.NewPCG(1, 2), 3, nil))
+
+	gw, gb := named("w", []int{2}, 0, 0), named("ema", []int{3}, 0, 0, 0)
+	_, err := loadCheckpoint(path, []runtime.Named{gw}, []runtime.Named{gb}, NewAdamW([]runtime.Named{gw}, 0.1), rand.NewPCG(0, 0))
+	require.NoError(t, err)
+	assert.Equal(t, []float32{0.5, 1.5, -4}, gb.T.F)
+
+	gb = named("ema", []int{3}, 0, 0, 0)
+	_, err = LoadParams(path, []runtime.Named{named("w", []int{2}, 0, 0), gb})
+	require.NoError(t, err)
+	assert.Equal(t, []float32{0.5, 1.5, -4}, gb.T.F)
+
+	// A resume of a model whose buffer the file lacks is an error.
+	_, err = loadCheckpoint(path, []runtime.Named{gw}, []runtime.Named{named("centroids", []int{3}, 0, 0, 0)}, NewAdamW([]runtime.Named{gw}, 0.1), rand.NewPCG(0, 0))
+	assert.Error(t, err)
 }

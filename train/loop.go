@@ -29,6 +29,27 @@ type Model interface {
 	Grads() []runtime.Named
 }
 
+// buffered is what a model with buffers has besides Model: its state
+// that training steps set by update rules, not trained (a package
+// written by attnc build has it when the model declares buffers).
+type buffered interface {
+	Buffers() []runtime.Named
+}
+
+// buffersOf returns m's buffers, or none.
+func buffersOf(m any) []runtime.Named {
+	if b, ok := m.(buffered); ok {
+		return b.Buffers()
+	}
+	return nil
+}
+
+// StateOf returns everything a checkpoint keeps of m but the optimizer's
+// moments: the weights, then the buffers.
+func StateOf(m interface{ Params() []runtime.Named }) []runtime.Named {
+	return append(append([]runtime.Named(nil), m.Params()...), buffersOf(m)...)
+}
+
 // Config is one training run.
 type Config struct {
 	Task        Task
@@ -135,6 +156,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	params := m.Params()
+	buffers := buffersOf(m)
 	opt := NewAdamW(params, cfg.WeightDecay)
 	pcg := rand.NewPCG(cfg.Seed, 0x7ea1)
 	rng := rand.New(pcg)
@@ -144,7 +166,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 	saved := -1   // the step of the checkpoint on disk; -1: none of this run
 	recorded := 0 // the last step metrics.jsonl holds
 	if cfg.Resume {
-		info, err := loadCheckpoint(ckpt, params, opt, pcg)
+		info, err := loadCheckpoint(ckpt, params, buffers, opt, pcg)
 		if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
@@ -178,7 +200,7 @@ func Run(m Model, cfg Config) (*Summary, error) {
 		return fmt.Errorf("step %d: %s (%w); %s", n, fmt.Sprintf(format, args...), ErrNonFinite, kept)
 	}
 	save := func(n int, eval map[string]float64) error {
-		if err := saveCheckpoint(ckpt, params, opt, pcg, n, eval); err != nil {
+		if err := saveCheckpoint(ckpt, params, buffers, opt, pcg, n, eval); err != nil {
 			return err
 		}
 		saved = n
@@ -392,8 +414,8 @@ func evalBatches(cfg Config) []Batch {
 // data RNG's state and the evaluation at that step (if there was one) in
 // one safetensors file, atomically. It refuses to write a NaN or an
 // infinity: a checkpoint is always one a run can go on from.
-func saveCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG, step int, eval map[string]float64) error {
-	ts := append([]runtime.Named(nil), params...)
+func saveCheckpoint(path string, params, buffers []runtime.Named, opt *AdamW, pcg *rand.PCG, step int, eval map[string]float64) error {
+	ts := append(append([]runtime.Named(nil), params...), buffers...)
 	for _, p := range params {
 		ts = append(ts, runtime.Named{Name: "adamw.m/" + p.Name, T: opt.M[p.Name]}, runtime.Named{Name: "adamw.v/" + p.Name, T: opt.V[p.Name]})
 	}
@@ -554,8 +576,8 @@ func parseCheckpointInfo(path string, meta map[string]string) (checkpointInfo, e
 // checkpoint at path, after checking all of it; nothing changes on an
 // error. A tensor that is not a param or its moment, or has the wrong
 // shape, is an error before anything is allocated.
-func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.PCG) (checkpointInfo, error) {
-	ts, meta, err := runtime.LoadSafetensorsChecked(path, checkpointCheck(params, true))
+func loadCheckpoint(path string, params, buffers []runtime.Named, opt *AdamW, pcg *rand.PCG) (checkpointInfo, error) {
+	ts, meta, err := runtime.LoadSafetensorsChecked(path, checkpointCheck(append(append([]runtime.Named(nil), params...), buffers...), true))
 	if err != nil {
 		return checkpointInfo{}, err
 	}
@@ -579,8 +601,16 @@ func loadCheckpoint(path string, params []runtime.Named, opt *AdamW, pcg *rand.P
 			}
 		}
 	}
+	for _, b := range buffers {
+		if err := checkTensor(path, ts, b.Name, b.T.Shape); err != nil {
+			return info, err
+		}
+	}
 	if err := pcg.UnmarshalBinary(info.rng); err != nil {
 		return info, fmt.Errorf("%s: RNG state: %w", path, err)
+	}
+	for _, b := range buffers {
+		copy(b.T.F, ts[b.Name].F)
 	}
 	for _, p := range params {
 		copy(p.T.F, ts[p.Name].F)

@@ -376,7 +376,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		if !ok {
 			return fmt.Errorf("generate continues text with a language model trained on the lm task; this run's task is %s (attnc predict shows its predictions)", task.Name())
 		}
-		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
+		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), StateOf(m)); err != nil {
 			return err
 		}
 		opts := GenerateOptions{Prompt: *prompt, N: *n, Temperature: *temperature, TopK: *topK, Seed: *seed, Context: lm.length + 1, NoCache: *noCache}
@@ -391,7 +391,7 @@ func run(args []string, out io.Writer, newModel func(seed uint64) (Model, error)
 		fmt.Fprintf(out, "\n\n(%d bytes at %.0f a second, %s; sampled at temperature %g, top-k %d, seed %d)\n", *n, rate, how, *temperature, *topK, *seed)
 		return nil
 	case "eval", "predict":
-		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), m.Params()); err != nil {
+		if _, err := LoadParams(filepath.Join(dir, CheckpointFile), StateOf(m)); err != nil {
 			return err
 		}
 		// Fresh data: a stream neither training nor its held-out set used.

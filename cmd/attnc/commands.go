@@ -159,8 +159,12 @@ func summary(m *ir.Module) string {
 	for _, in := range m.Inputs() {
 		inputs = append(inputs, in.Name()+": "+in.Type.String())
 	}
-	return fmt.Sprintf("%s weights in %d tensors, %d instructions; inputs %s",
-		weights, len(m.Params()), len(m.Instrs), strings.Join(inputs, ", "))
+	bufs := ""
+	if n := len(m.Buffers()); n > 0 {
+		bufs = fmt.Sprintf(" and %d buffers", n)
+	}
+	return fmt.Sprintf("%s weights in %d tensors%s, %d instructions; inputs %s",
+		weights, len(m.Params()), bufs, len(m.Instrs), strings.Join(inputs, ", "))
 }
 
 var irCmd = &command{

@@ -57,7 +57,7 @@ func (c *cli) export(dir, out string, force bool) int {
 	}
 	shapes := map[string][]int{}
 	var order []string
-	for _, p := range m.IR.Params() {
+	for _, p := range append(m.IR.Params(), m.IR.Buffers()...) { // what the package's Load reads
 		shape := make([]int, len(p.Type.Shape))
 		for i, d := range p.Type.Shape {
 			n, ok := d.IsConst()

@@ -94,6 +94,8 @@ type renderer struct {
 	inField map[*ir.Instr]string
 	params  []*ir.Instr
 	pIndex  map[*ir.Instr]int
+	buffers []*ir.Instr
+	bIndex  map[*ir.Instr]int
 	outs    map[string]string // output kind+name → field
 
 	configCheck string // the condition under which New refuses a config
@@ -116,6 +118,14 @@ func (r *renderer) file() ([]byte, error) {
 		pkg = packageName(m.Name)
 	}
 	r.params = m.Params()
+	r.buffers = m.Buffers()
+	r.bIndex = map[*ir.Instr]int{}
+	for i, b := range r.buffers {
+		r.bIndex[b] = i
+		if _, err := b.Type.Shape.Eval(nil); err != nil {
+			return nil, fmt.Errorf("buffer %q has the symbolic shape %s; buffers must have fixed shapes", b.Name(), b.Type.Shape)
+		}
+	}
 	r.pIndex = map[*ir.Instr]int{}
 	for i, p := range r.params {
 		r.pIndex[p] = i
@@ -263,8 +273,9 @@ func FromBool(shape []int, data []bool) (*Tensor, error) { return rt.WrapBool(sh
 	r.pf(`// Model is the compiled model with its weights. Its methods are safe to
 // call from several goroutines at once (see guard.go).
 type Model struct {
-	params []*Tensor
-	grads  []*Tensor
+	params  []*Tensor
+	buffers []*Tensor // state that training steps set, not trained (bufferInfo)
+	grads   []*Tensor
 	guard  guard
 	prof   rt.ProfilerSlot // nil unless SetProfiler set one
 }
@@ -277,7 +288,26 @@ var paramInfo = []struct {
 	scale float32
 }{
 `)
-	for _, p := range r.params {
+	r.infoRows(r.params)
+	r.pf("}\n\n")
+	r.pf(`// bufferInfo describes each buffer: the model's state that an update rule
+// sets after each training step (LossAndGrad) and Save and Load keep with
+// the weights, as paramInfo describes the weights.
+var bufferInfo = []struct {
+	name  string
+	shape []int
+	init  string
+	scale float32
+}{
+`)
+	r.infoRows(r.buffers)
+	r.pf("}\n\n")
+	return nil
+}
+
+// infoRows writes paramInfo's or bufferInfo's rows.
+func (r *renderer) infoRows(list []*ir.Instr) {
+	for _, p := range list {
 		scale := p.Attrs.Float("scale")
 		if !p.Attrs.Has("scale") {
 			scale = 1
@@ -285,8 +315,6 @@ var paramInfo = []struct {
 		shape, _ := p.Type.Shape.Eval(nil)
 		r.pf("\t{%s, %s, %s, %s}, // %s\n", strconv.Quote(p.Name()), intSlice(shape), strconv.Quote(p.Attrs.Str("init")), floatLit32(scale), initDoc(p.Attrs.Str("init"), scale))
 	}
-	r.pf("}\n\n")
-	return nil
 }
 
 // tag is a struct tag naming a field as the source does (attnc:"tokens"),
@@ -340,7 +368,24 @@ func New(cfg Config, seed uint64) (*Model, error) {
 		rt.InitParam(t, p.init, p.scale, seed, p.name)
 		m.params = append(m.params, t)
 	}
+	for _, b := range bufferInfo {
+		t := rt.New(rt.F32, b.shape...)
+		rt.InitParam(t, b.init, b.scale, seed, b.name)
+		m.buffers = append(m.buffers, t)
+	}
 	return m, nil
+}
+
+// Buffers returns the model's state that is not trained (running
+// averages, codebooks) named as in the source, in a fixed order; each
+// LossAndGrad sets them by their update rules. Save and Load keep them
+// with the weights. The tensors are the model's own.
+func (m *Model) Buffers() []Named {
+	out := make([]Named, len(m.buffers))
+	for i, b := range m.buffers {
+		out[i] = Named{Name: bufferInfo[i].name, T: b}
+	}
+	return out
 }
 
 // Params returns the weights, named as in the source (layers.0.attn.q.weight),
@@ -650,6 +695,17 @@ func (r *renderer) fnResults(f *ir.Func, grads bool, define string) error {
 				return fmt.Errorf("grad %q names no param", o.Name)
 			}
 			r.pf("\tgrads[%d] = %s\n", idx, val(o.Value))
+		case ir.OutUpdate:
+			idx := -1
+			for i, b := range r.buffers {
+				if b.Name() == o.Name {
+					idx = i
+				}
+			}
+			if idx < 0 {
+				return fmt.Errorf("update %q names no buffer", o.Name)
+			}
+			r.pf("\tcopy(m.buffers[%d].F, %s.F) // update %s\n", idx, val(o.Value), strconv.Quote(o.Name))
 		}
 	}
 	return nil
@@ -699,6 +755,8 @@ func (r *renderer) instr(in *ir.Instr) error {
 	switch in.Op {
 	case ir.OpParam:
 		r.pf("\t%s := m.params[%d]\n", v, r.pIndex[in])
+	case ir.OpBuffer:
+		r.pf("\t%s := m.buffers[%d]\n", v, r.bIndex[in])
 	case ir.OpInput:
 		r.pf("\t%s := in.%s\n", v, r.inField[in])
 	case ir.OpConst:
@@ -1020,7 +1078,7 @@ func (r *renderer) persistence() {
 func (m *Model) Save(path string) error {
 	m.guard.weights.RLock()
 	defer m.guard.weights.RUnlock()
-	return rt.SaveSafetensors(path, m.Params(), map[string]string{"model": %s, "attnc": %s})
+	return rt.SaveSafetensors(path, append(m.Params(), m.Buffers()...), map[string]string{"model": %s, "attnc": %s})
 }
 
 // Load reads weights saved by Save (or any safetensors file with the same
@@ -1033,9 +1091,10 @@ func (m *Model) Save(path string) error {
 // nothing. A file with a checksum (a checkpoint) is verified whole.
 // Nothing is changed unless all pass.
 func (m *Model) Load(path string) error {
-	index := make(map[string]int, len(paramInfo))
-	for i, p := range paramInfo {
-		index[p.name] = i
+	state := append(m.Params(), m.Buffers()...) // the weights, then the buffers
+	index := make(map[string]int, len(state))
+	for i, p := range state {
+		index[p.Name] = i
 	}
 	ts, _, err := rt.LoadSafetensorsChecked(path, func(name string, dt rt.DType, shape []int) (bool, error) {
 		for _, moment := range []string{"adamw.m/", "adamw.v/"} {
@@ -1050,20 +1109,20 @@ func (m *Model) Load(path string) error {
 		if !ok {
 			return false, fmt.Errorf("the model has no weight of this name")
 		}
-		return true, rt.CheckType(dt, shape, rt.F32, m.params[i].Shape)
+		return true, rt.CheckType(dt, shape, rt.F32, state[i].T.Shape)
 	})
 	if err != nil {
 		return err
 	}
-	for _, p := range paramInfo {
-		if ts[p.name] == nil {
-			return fmt.Errorf("load %%s: weight %%q is missing", path, p.name)
+	for _, p := range state {
+		if ts[p.Name] == nil {
+			return fmt.Errorf("load %%s: weight %%q is missing", path, p.Name)
 		}
 	}
 	m.guard.weights.Lock()
 	defer m.guard.weights.Unlock()
-	for i, p := range paramInfo {
-		copy(m.params[i].F, ts[p.name].F)
+	for _, p := range state {
+		copy(p.T.F, ts[p.Name].F)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "Scope", "register", "init_param", "bind", "iota", "idiv", "fdiv", "imod", "fnot",
-    "to_float", "gather", "scatter_add", "pad", "scan", "cross_entropy", "attention",
+    "to_float", "gather", "scatter_add", "pad", "scan", "recur", "set_buffer", "cross_entropy", "attention",
     "cap", "layer_norm", "rms_norm", "fmax", "fmin", "where", "fcall",
     "read_safetensors", "write_safetensors",
 ]
@@ -25,8 +25,9 @@ class Scope(torch.nn.Module):
     module's parameter names are the names attnc gives its weights."""
 
 
-def register(root, name, param):
-    """Registers param on root under the dotted name, making the levels."""
+def register(root, name, param, buffer=False):
+    """Registers param (a buffer when buffer is set) on root under the
+    dotted name, making the levels."""
     parts = name.split(".")
     mod = root
     for p in parts[:-1]:
@@ -35,7 +36,21 @@ def register(root, name, param):
             sub = Scope()
             mod.add_module(p, sub)
         mod = sub
-    mod.register_parameter(parts[-1], param)
+    if buffer:
+        mod.register_buffer(parts[-1], param)
+    else:
+        mod.register_parameter(parts[-1], param)
+
+
+def set_buffer(root, name, value):
+    """Makes value (detached) the buffer of root under the dotted name. The
+    old tensor is replaced, not written over: the step's graph still holds
+    it for the backward pass."""
+    parts = name.split(".")
+    mod = root
+    for p in parts[:-1]:
+        mod = mod._modules[p]
+    mod._buffers[parts[-1]] = value.detach().clone()
 
 
 def init_param(shape, init, scale, gen):

@@ -170,7 +170,7 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	}
 	w.pf("\"\"\"\n\nimport math\nimport os\n\nimport torch\nimport torch.nn.functional as F\n\n")
 	w.pf("from .rt import (Scope, register, init_param, bind, iota, idiv, fdiv, imod, fnot, to_float,  # noqa: F401\n")
-	w.pf("                 gather, scatter_add, pad, scan, recur, cross_entropy, attention, cap, layer_norm,\n")
+	w.pf("                 gather, scatter_add, pad, scan, recur, set_buffer, cross_entropy, attention, cap, layer_norm,\n")
 	w.pf("                 rms_norm, fmax, fmin, where, fcall, read_safetensors)\n\n")
 	if len(w.kernels) > 0 {
 		w.pf("%s", kernelSwitch)
@@ -188,6 +188,19 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 			scale = p.Attrs.Float("scale")
 		}
 		w.pf("    (%s, %s, %s, %s),\n", pyString(p.Name()), pyTuple(shape), pyString(p.Attrs.Str("init")), pyFloat(scale))
+	}
+	w.pf("]\n\n")
+	w.pf("# The buffers (state set by update rules after each training step, not\n# trained): name, shape, init and its scale.\nBUFFERS = [\n")
+	for _, b := range m.Buffers() {
+		shape, err := constShape(b)
+		if err != nil {
+			return nil, err
+		}
+		scale := 1.0
+		if b.Attrs.Has("scale") {
+			scale = b.Attrs.Float("scale")
+		}
+		w.pf("    (%s, %s, %s, %s),\n", pyString(b.Name()), pyTuple(shape), pyString(b.Attrs.Str("init")), pyFloat(scale))
 	}
 	w.pf("]\n\n")
 
@@ -215,8 +228,23 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	if err := w.lines(m.Instrs, "        "); err != nil {
 		return nil, err
 	}
+	var updates []ir.Output
+	for _, o := range m.Outputs {
+		if o.Kind == ir.OutUpdate {
+			updates = append(updates, o)
+		}
+	}
+	if len(updates) > 0 {
+		w.pf("        if self.training:\n")
+		for _, o := range updates {
+			w.pf("            set_buffer(self, %s, %s)\n", pyString(o.Name), w.names[o.Value])
+		}
+	}
 	w.pf("        return {\n")
 	for _, o := range m.Outputs {
+		if o.Kind == ir.OutUpdate {
+			continue
+		}
 		key := ""
 		switch o.Kind {
 		case ir.OutLoss:
@@ -293,6 +321,8 @@ class Model(torch.nn.Module):
         gen.manual_seed(seed)
         for name, shape, init, scale in PARAMS:
             register(self, name, torch.nn.Parameter(init_param(shape, init, scale, gen)))
+        for name, shape, init, scale in BUFFERS:
+            register(self, name, init_param(shape, init, scale, gen), buffer=True)
 
     @classmethod
     def from_safetensors(cls, path):
@@ -307,6 +337,7 @@ class Model(torch.nn.Module):
         weights): every weight must be there with its shape."""
         tensors, _ = read_safetensors(path)
         own = dict(self.named_parameters())
+        own.update(self.named_buffers())
         for name, t in tensors.items():
             if name.startswith("adamw."):
                 continue
@@ -442,6 +473,8 @@ func (w *torchWriter) instr(in *ir.Instr) (string, error) {
 	switch in.Op {
 	case ir.OpParam:
 		return fmt.Sprintf("self.get_parameter(%s)", pyString(in.Name())), nil
+	case ir.OpBuffer:
+		return fmt.Sprintf("self.get_buffer(%s)", pyString(in.Name())), nil
 	case ir.OpInput:
 		return fmt.Sprintf("inputs[%s].to(%s)", pyString(in.Name()), torchDType[in.Type.DType]), nil
 	case ir.OpConst:

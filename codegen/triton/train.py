@@ -213,7 +213,8 @@ def main(argv=None):
     if rank == 0 and args.out:
         os.makedirs(args.out, exist_ok=True)
         write_safetensors(os.path.join(args.out, "weights.safetensors"),
-                          dict(model.named_parameters()), {"model": SPEC["model"], "step": args.steps})
+                          dict(list(model.named_parameters()) + list(model.named_buffers())),
+                          {"model": SPEC["model"], "step": args.steps})
     if world > 1:
         torch.distributed.destroy_process_group()
 

@@ -80,9 +80,9 @@ func sources(kind string, decls []*ir.Instr, got map[string]*Tensor) ([]source, 
 		names[name] = true
 		t, ok := got[name]
 		if !ok {
-			return nil, fmt.Errorf("missing %s %q (%s)", kind, name, in.Type)
+			return nil, fmt.Errorf("missing %s %q (%s)", in.Op, name, in.Type)
 		}
-		out = append(out, source{what: fmt.Sprintf("%s %q", kind, name), decl: in.Type, t: t})
+		out = append(out, source{what: fmt.Sprintf("%s %q", in.Op, name), decl: in.Type, t: t})
 	}
 	for _, name := range sortedNames(got) {
 		if !names[name] {

@@ -11,7 +11,7 @@ import (
 // Env is what a module runs on.
 type Env struct {
 	Inputs map[string]*Tensor // by input name
-	Params map[string]*Tensor // by param name
+	Params map[string]*Tensor // by param name, and buffers by theirs
 	// Syms optionally fixes symbol sizes; symbols are otherwise bound
 	// from the shapes of the inputs (and params), see BindSyms.
 	Syms map[string]int64
@@ -71,7 +71,7 @@ func Run(m *ir.Module, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps, err := sources("param", m.Params(), env.Params)
+	ps, err := sources("param", append(m.Params(), m.Buffers()...), env.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (r *runner) exec(in *ir.Instr, env Env) (t *Tensor, err error) {
 	switch in.Op {
 	case ir.OpInput:
 		t = env.Inputs[in.Name()]
-	case ir.OpParam:
+	case ir.OpParam, ir.OpBuffer:
 		t = env.Params[in.Name()]
 	case ir.OpRecur:
 		t, err = r.recur(in, args, shape)

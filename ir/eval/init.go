@@ -18,7 +18,7 @@ import (
 // must be constant.
 func InitParams(m *ir.Module, seed int64) (map[string]*Tensor, error) {
 	out := map[string]*Tensor{}
-	for _, p := range m.Params() {
+	for _, p := range append(m.Params(), m.Buffers()...) {
 		name := p.Name()
 		shape, err := p.Type.Shape.Eval(nil)
 		if err != nil {

@@ -92,6 +92,10 @@ var opCases = []opCase{
 		c.params["w"] = f32(sh(2), 1.5, -2)
 		return c.given(ir.OpParam, ir.F32, sh(2), attrs("name", ir.StringAttr("w"), "init", ir.WordAttr("normal")))
 	}},
+	{op: ir.OpBuffer, name: "given tensor", want: f32(sh(2), 0.5, 3), build: func(c *ctx) *ir.Instr {
+		c.params["ema"] = f32(sh(2), 0.5, 3)
+		return c.given(ir.OpBuffer, ir.F32, sh(2), attrs("name", ir.StringAttr("ema"), "init", ir.WordAttr("zeros")))
+	}},
 	{op: ir.OpInput, name: "i32", want: i32(sh(3), -1, 0, 7), build: func(c *ctx) *ir.Instr {
 		return c.in(i32(sh(3), -1, 0, 7))
 	}},
