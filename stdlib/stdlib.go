@@ -28,4 +28,5 @@ var Models = []string{
 	"rat_lm.attn",
 	"longvq.attn",
 	"seqboat.attn",
+	"routing_lm.attn",
 }

@@ -103,6 +103,14 @@ var seeds = []seed{
 		},
 	},
 	{
+		file:   "routing_lm.attn",
+		config: ints("d", 16, "heads", 2, "layers", 1, "clusters", 2, "window", 3),
+		syms:   map[string]int64{"B": 3, "N": 9},
+		inputs: func(m *ir.Module, s map[string]int64, rng *rand.Rand) map[string]*eval.Tensor {
+			return map[string]*eval.Tensor{"tokens": tokens(rng, s["B"], s["N"], 0, 256)}
+		},
+	},
+	{
 		file:   "order_matters.attn",
 		config: ints("d", 8, "steps", 2),
 		syms:   map[string]int64{"B": 3, "N": 6},
