@@ -104,6 +104,8 @@ func init() {
 			doc: "rows of table at i32 idx (axis 0)", fn: biTake},
 		"scatter": {params: []bparam{req("x"), req("idx"), req("n")},
 			doc: "adds x [B, T, ...] into zeros [B, n, ...] at idx [B, T]: gather's adjoint", fn: biScatter},
+		"shift": {params: []bparam{req("x"), opt("n", constInt(1)), opt("axis", constInt(1))},
+			doc: "x moved n positions later along axis (default 1, the sequence), zeros coming in: y[t] = x[t − n]; a decode step carries shift(x) by one as a state", fn: biShift},
 		"concat": {params: []bparam{rest("xs"), opt("axis", constInt(1))},
 			doc: "the tensors joined along axis (default 1, the sequence)", fn: biConcat},
 		"unsqueeze": {params: []bparam{req("x"), req("axis")}, doc: "x with a new axis of size 1", fn: biUnsqueeze},
@@ -678,6 +680,33 @@ func biScatter(a *bargs) value {
 	}
 	shape := append(ir.Shape{x.Type.Shape[0], n}, x.Type.Shape[2:]...)
 	return wrap(a.given(ir.OpScatterAdd, ir.Type{DType: x.Type.DType, Shape: shape}, ir.Attrs{"axis": ir.IntAttr(1), "batch_dims": ir.IntAttr(1)}, x, idx))
+}
+
+func biShift(a *bargs) value {
+	x, ok1 := a.tensor("x")
+	n, ok2 := a.intConst("n")
+	if !ok1 || !ok2 {
+		return errVal{}
+	}
+	axis, ok := a.axis("axis", x.Type.Rank())
+	if !ok {
+		return errVal{}
+	}
+	if n < 0 {
+		return a.fail("n", "shift: n must not be negative, got %d (a shift earlier would read past the end)", n)
+	}
+	if n == 0 {
+		return tensorVal{x}
+	}
+	size := x.Type.Shape[axis]
+	if c, isConst := size.IsConst(); isConst && n > c {
+		return a.fail("n", "shift: n = %d is more than the %d positions along axis %d", n, c, axis)
+	}
+	padded := a.op(ir.OpPad, ir.Attrs{"axis": ir.IntAttr(int64(axis)), "before": ir.DimAttr(ir.ConstDim(n)), "after": ir.DimAttr(ir.ConstDim(0))}, x)
+	if padded == nil {
+		return errVal{}
+	}
+	return wrap(a.op(ir.OpSlice, ir.Attrs{"axis": ir.IntAttr(int64(axis)), "start": ir.DimAttr(ir.ConstDim(0)), "end": ir.DimAttr(size)}, padded))
 }
 
 func biConcat(a *bargs) value {

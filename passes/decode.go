@@ -47,8 +47,12 @@ type DecodeStep struct {
 //     score read q + Len where they read q;
 //   - a scan along N continues from its last row, a state input.
 //
+//   - shift(x) by one position (a pad of one zero row, read only by the
+//     slice of its first N rows) is the row before, a state that starts
+//     at zeros.
+//
 // What it cannot derive is an error naming the instruction: an op along
-// N that mixes positions otherwise (a shift, a softmax or sum over N, a
+// N that mixes positions otherwise (a longer shift, a softmax or sum over N, a
 // product that contracts N, a reverse scan), attention whose mask admits
 // a key after its query, or one that reads a captured tensor.
 //
@@ -93,7 +97,15 @@ func Decode(m *ir.Module, logits string) (*DecodeStep, error) {
 	for slices.Contains(m.Syms, lenSym) {
 		lenSym += "_"
 	}
-	d := &decoder{seq: seq, b: ir.NewBuilder(m.Name+"_step", batch, lenSym), lenSym: lenSym, at: map[*ir.Instr]*ir.Instr{}}
+	d := &decoder{seq: seq, b: ir.NewBuilder(m.Name+"_step", batch, lenSym), lenSym: lenSym, at: map[*ir.Instr]*ir.Instr{},
+		users: map[*ir.Instr][]*ir.Instr{}, shifted: map[*ir.Instr]bool{}}
+	for _, in := range m.Instrs {
+		if need[in] {
+			for _, a := range in.Args {
+				d.users[a] = append(d.users[a], in)
+			}
+		}
+	}
 	step := &DecodeStep{Module: d.b.M, Tokens: tokens.Name(), Len: lenSym, Logits: logits}
 	for _, in := range m.Instrs {
 		if !need[in] {
@@ -105,6 +117,10 @@ func Decode(m *ir.Module, logits string) (*DecodeStep, error) {
 		}
 		if err := d.b.Err(); err != nil {
 			return nil, fmt.Errorf("decoding one token at a time: %%%d = %s: %w", in.ID, in.Op, err)
+		}
+		if d.shifted[in] {
+			d.at[in] = out // [B, N+1, …] in the model, the previous row here
+			continue
 		}
 		if want, err := d.typ(in.Type); err != nil || !out.Type.Equal(want) {
 			return nil, fmt.Errorf("decoding one token at a time: %%%d = %s gives %s for one position, want %s", in.ID, in.Op, out.Type, want)
@@ -146,6 +162,11 @@ type decoder struct {
 	at          map[*ir.Instr]*ir.Instr // original → its one-position form
 	next        map[string]*ir.Instr    // state output → its value
 	nstate      int
+	users       map[*ir.Instr][]*ir.Instr
+	// shifted marks a pad of one zero row ahead along the sequence, read
+	// only by slices of its first N rows (the language's shift): its
+	// one-position form is the previous position's row, a state.
+	shifted map[*ir.Instr]bool
 }
 
 func plainSym(d ir.Dim) string {
@@ -212,7 +233,7 @@ func (d *decoder) state(step *DecodeStep, kind string, t ir.Type, axis int) *ir.
 
 func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 	t, err := d.typ(in.Type)
-	if err != nil {
+	if err != nil && in.Op != ir.OpPad { // a pad along the sequence has N+1 rows: its case says what it is
 		return nil, err
 	}
 	args := d.args(in)
@@ -242,7 +263,29 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 		return d.b.Op(ir.OpAdd, nil, iota, d.b.Must(ir.OpCast, ir.Attrs{"to": ir.DTypeAttr(ir.I32)}, n))
 	case ir.OpReshape, ir.OpBroadcast:
 		return d.b.Given(in.Op, t, in.Attrs, args...)
-	case ir.OpSoftmax, ir.OpArgMax, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpGather, ir.OpScatterAdd:
+	case ir.OpPad:
+		if attrAxis(0) && d.isShift(in) {
+			// A shift by one: the row before this one, carried as a state
+			// that starts at zeros, the pad's row.
+			prev := d.state(step, "shift", args[0].Type, -1)
+			d.setNext(step, args[0])
+			d.shifted[in] = true
+			return prev, nil
+		}
+		if attrAxis(0) {
+			return nil, fmt.Errorf("acts along the sequence (%s): a step sees one position", d.seq)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case ir.OpSlice:
+		if d.shifted[in.Args[0]] {
+			return args[0], nil // isShift checked the slice
+		}
+		if attrAxis(0) {
+			return nil, fmt.Errorf("acts along the sequence (%s): a step sees one position", d.seq)
+		}
+	case ir.OpSoftmax, ir.OpArgMax, ir.OpConcat, ir.OpGather, ir.OpScatterAdd:
 		if attrAxis(0) {
 			return nil, fmt.Errorf("acts along the sequence (%s): a step sees one position", d.seq)
 		}
@@ -292,6 +335,28 @@ func (d *decoder) instr(in *ir.Instr, step *DecodeStep) (*ir.Instr, error) {
 		return d.b.Given(in.Op, t, in.Attrs, args...)
 	}
 	return d.b.Op(in.Op, in.Attrs, args...)
+}
+
+// isShift reports whether pad puts one zero row ahead along the sequence
+// and is read only by slices of its first N rows: shift(x) of the
+// language, x moved one position later.
+func (d *decoder) isShift(pad *ir.Instr) bool {
+	a := pad.Attrs
+	if b, ok := a["before"].Dim.IsConst(); !ok || b != 1 {
+		return false
+	}
+	if e, ok := a["after"].Dim.IsConst(); !ok || e != 0 {
+		return false
+	}
+	for _, u := range d.users[pad] {
+		if u.Op != ir.OpSlice || u.Attrs.Int("axis") != a.Int("axis") || plainSym(u.Attrs["end"].Dim) != d.seq {
+			return false
+		}
+		if s, ok := u.Attrs["start"].Dim.IsConst(); !ok || s != 0 {
+			return false
+		}
+	}
+	return len(d.users[pad]) > 0
 }
 
 func (d *decoder) setNext(step *DecodeStep, v *ir.Instr) {

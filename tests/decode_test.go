@@ -91,6 +91,21 @@ model gen_lm {
 	models = append(models, struct {
 		name string
 		m    *lang.Model
+	}{"token shift (a state of the row before)", elaborateSource(t, "shift_lm.attn", `import "std/layers.attn"
+
+model shift_lm {
+  config { vocab = 32, d = 16, max_len = 32 }
+  input tokens: i32[B, N]
+  let e = embed(tokens, vocab, d)
+  let x = e + linear(shift(e), d) + embed(positions(tokens), max_len, d)
+  x = transformer_layer(x, 2, causal)
+  let logits = linear(norm(x + shift(x)), vocab)
+  loss cross_entropy(logits[:, :-1], tokens[:, 1:])
+  output logits = logits
+}
+`)}, struct {
+		name string
+		m    *lang.Model
 	}{"no attention (no state)", elaborateSource(t, "plain_lm.attn", `model plain_lm {
   input tokens: i32[B, N]
   let logits = linear(layer_norm(embed(tokens, 32, 8)), 32)
@@ -170,6 +185,12 @@ model m {
   input tokens: i32[B, N]
   let x = embed(tokens, 8, 4)
   output logits = softmax(x, 1)
+  loss mean(x)
+}`, "acts along the sequence"},
+		{`model m {
+  input tokens: i32[B, N]
+  let x = embed(tokens, 8, 4)
+  output logits = x + shift(x, 2)
   loss mean(x)
 }`, "acts along the sequence"},
 		{`model m {
