@@ -38,13 +38,17 @@ type DecodeStep struct {
 // causal: position t of the output reads positions ≤ t of the input
 // only. The derivation rewrites the instructions the output reads with
 // the sequence dim N as 1:
+//
 //   - an op along another axis (elementwise, norms over features,
 //     products over features, embeddings) is the same op on the one row;
+//
 //   - positions (iota along N) count from Len;
+//
 //   - attention appends the row's keys and values to caches (inputs
 //     holding the keys and values of the Len tokens before) and attends
 //     from the one query, at position Len, over all of them: its mask and
 //     score read q + Len where they read q;
+//
 //   - a scan along N continues from its last row, a state input.
 //
 //   - shift(x) by one position (a pad of one zero row, read only by the
