@@ -446,36 +446,34 @@ func normFn(op ir.Op) func(a *bargs) value {
 }
 
 func biParam(a *bargs) value {
-	var shape ir.Shape
-	for i, v := range a.rest {
-		iv, ok := v.(intVal)
-		c, isConst := iv.isConst()
-		if !ok || !isConst || c <= 0 {
-			return a.e.errorf(a.restN[i], "param: dims must be positive compile-time ints, got %s", describe(v))
-		}
-		shape = append(shape, iv.d)
-	}
-	init, ok1 := a.str("init", "normal", "uniform", "zeros", "ones")
-	scale, ok2 := a.float("scale")
-	if !ok1 || !ok2 {
+	shape, init, scale, ok := a.storage()
+	if !ok {
 		return errVal{}
 	}
 	return wrap(a.param("", shape, init, scale))
 }
 
-func biBuffer(a *bargs) value {
+// storage reads param's and buffer's arguments: the dims (positive
+// compile-time ints), init and scale.
+func (a *bargs) storage() (ir.Shape, string, float64, bool) {
 	var shape ir.Shape
 	for i, v := range a.rest {
 		iv, ok := v.(intVal)
 		c, isConst := iv.isConst()
 		if !ok || !isConst || c <= 0 {
-			return a.e.errorf(a.restN[i], "buffer: dims must be positive compile-time ints, got %s", describe(v))
+			a.e.errorf(a.restN[i], "%s: dims must be positive compile-time ints, got %s", a.name, describe(v))
+			return nil, "", 0, false
 		}
 		shape = append(shape, iv.d)
 	}
 	init, ok1 := a.str("init", "normal", "uniform", "zeros", "ones")
 	scale, ok2 := a.float("scale")
-	if !ok1 || !ok2 {
+	return shape, init, scale, ok1 && ok2
+}
+
+func biBuffer(a *bargs) value {
+	shape, init, scale, ok := a.storage()
+	if !ok {
 		return errVal{}
 	}
 	return a.e.newStorage(ir.OpBuffer, a.call, shape, init, scale, a.seg)

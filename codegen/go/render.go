@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/format"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -685,23 +686,13 @@ func (r *renderer) fnResults(f *ir.Func, grads bool, define string) error {
 		case ir.OutValue:
 			r.pf("\tout.%s = %s\n", r.outs[o.Kind.String()+o.Name], val(o.Value))
 		case ir.OutGrad:
-			idx := -1
-			for i, p := range r.params {
-				if p.Name() == o.Name {
-					idx = i
-				}
-			}
+			idx := slices.IndexFunc(r.params, func(p *ir.Instr) bool { return p.Name() == o.Name })
 			if idx < 0 {
 				return fmt.Errorf("grad %q names no param", o.Name)
 			}
 			r.pf("\tgrads[%d] = %s\n", idx, val(o.Value))
 		case ir.OutUpdate:
-			idx := -1
-			for i, b := range r.buffers {
-				if b.Name() == o.Name {
-					idx = i
-				}
-			}
+			idx := slices.IndexFunc(r.buffers, func(b *ir.Instr) bool { return b.Name() == o.Name })
 			if idx < 0 {
 				return fmt.Errorf("update %q names no buffer", o.Name)
 			}
