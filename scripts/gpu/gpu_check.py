@@ -62,6 +62,9 @@ def task_batch(pkg_name, n):
 
 def loss_and_grads(m, inputs):
     m.zero_grad(set_to_none=True)
+    # Not training: a model's buffer updates (k-means centroids) would
+    # change the second run's inputs; the gradients are the same.
+    m.train(False)
     out = m(inputs)
     out["loss"].backward()
     grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).clone() for n, p in m.named_parameters()}
