@@ -613,6 +613,10 @@ func biAttend(a *bargs) value {
 		if !ok || !s.score {
 			return a.fail("score", "attend: score must be a score modification, got %s", describe(a.vals["score"]))
 		}
+		s, ok = lowerVecReads(a, s, args[0], args[1])
+		if !ok {
+			return errVal{}
+		}
 		se, joint := shiftCaptures(s.e, s.caps, caps)
 		attrs["score"] = ir.ExprAttr(se)
 		caps = joint

@@ -444,7 +444,7 @@ func (e *elab) instantiateFunc(at Node, def *FuncDef, call *CallExpr, sc *env) v
 	if !e.countMaskNodes(call, n) {
 		return errVal{}
 	}
-	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps}
+	ev := exprVal{score: def.Kind == "score", e: x, caps: c.caps, vecs: c.vecs}
 	if !e.checkIndexExpr(def.Body, what, ev) || !c.checkDivisors(what) || !c.checkOverflow(def.Body, what, x) {
 		return errVal{}
 	}

@@ -24,6 +24,8 @@ type indexConv struct {
 	// sites maps the operations written in the body to where they are
 	// written, so checkOverflow can point at one.
 	sites map[*ir.Expr]Node
+	// vecs are the score's vector reads (qdot, kdot), by placeholder.
+	vecs map[*ir.Instr]vecRead
 }
 
 // divSite is a / or % of an index expression and where it is written.
@@ -120,6 +122,9 @@ func (c *indexConv) conv(x Expr) (*ir.Expr, bool) {
 		fn, ok := x.Fn.(*Ident)
 		if !ok {
 			return c.fail(x.Fn, "expected a function name")
+		}
+		if fn.Name == "qdot" || fn.Name == "kdot" {
+			return c.vecRead(x, fn.Name)
 		}
 		n, ok := indexFuncs[fn.Name]
 		if !ok {

@@ -401,6 +401,12 @@ func (r *resolver) expr(e Expr, sc *scope, inIndex bool) {
 
 func (r *resolver) callee(fn *Ident, call *CallExpr, sc *scope, inIndex bool) {
 	if inIndex {
+		if fn.Name == "qdot" || fn.Name == "kdot" {
+			if len(call.Args) != 1 {
+				r.diags.errorf(call, "%s takes 1 argument, got %d", fn.Name, len(call.Args))
+			}
+			return // the elaborator checks the rest (vecread.go)
+		}
 		n, ok := indexFuncs[fn.Name]
 		switch {
 		case !ok:

@@ -27,6 +27,10 @@ type (
 		score bool
 		e     *ir.Expr
 		caps  []*ir.Instr
+		// vecs marks the captures that stand for a vector read of the
+		// score, qdot(t[…]) or kdot(t[…]): placeholders that attend
+		// replaces with the product of q (or k) and t (vecread.go).
+		vecs map[*ir.Instr]vecRead
 	}
 	// noneVal is the absence of a mask or score (the default of attend).
 	noneVal   struct{}

@@ -351,16 +351,19 @@ func TestStdlibStepsPerGraphInstruction(t *testing.T) {
 // Aaren's two forms agree: the reference's form_gap (the largest
 // difference between the parallel and the RNN form over the layers) is
 // float64 rounding.
-// Two attentions of std/layers.attn computed in chunks equal their
-// definitions in float64: lightning (lightning_lm's linear attention:
-// intra-chunk products, a scanned state across chunks) against the sum
-// over every pair, and vq_attention (longvq's: per-code sums for earlier
-// chunks) against dense causal attention over the same quantised keys.
-// Each program in tests/testdata/programs outputs both forms.
+// Attentions computed in a cheaper form equal their definitions in
+// float64: lightning (lightning_lm's linear attention: intra-chunk
+// products, a scanned state across chunks) against the sum over every
+// pair; vq_attention (longvq's: per-code sums for earlier chunks) against
+// dense causal attention over the same quantised keys; a score's qdot
+// (a product before the attention) against the relative embeddings of
+// every pair gathered. Each program in tests/testdata/programs outputs
+// both forms.
 func TestChunkedForms(t *testing.T) {
 	for _, c := range []struct{ file, chunked, direct string }{
 		{"lightning_forms.attn", "chunked", "naive"},
 		{"vq_forms.attn", "chunked", "dense"},
+		{"vec_forms.attn", "scored", "pairs"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			src, err := os.ReadFile("testdata/programs/" + c.file)
