@@ -529,16 +529,22 @@ func shiftCaptures(e *ir.Expr, caps2, caps1 []*ir.Instr) (*ir.Expr, []*ir.Instr)
 }
 
 func remapCaptures(e *ir.Expr, remap map[int64]int64) *ir.Expr {
+	return rewriteCaptures(e, func(c *ir.Expr) { c.Int = remap[c.Int] })
+}
+
+// rewriteCaptures returns a copy of e in which f has changed the copy of
+// every capture read (its number, its indices).
+func rewriteCaptures(e *ir.Expr, f func(c *ir.Expr)) *ir.Expr {
 	if e == nil {
 		return nil
 	}
 	out := *e
 	out.Args = make([]*ir.Expr, len(e.Args))
 	for i, a := range e.Args {
-		out.Args[i] = remapCaptures(a, remap)
+		out.Args[i] = rewriteCaptures(a, f)
 	}
 	if e.Kind == ir.ECapture {
-		out.Int = remap[e.Int]
+		f(&out)
 	}
 	return &out
 }

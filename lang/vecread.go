@@ -110,18 +110,9 @@ func lowerVecReads(a *bargs, s exprVal, q, k *ir.Instr) (exprVal, bool) {
 // prependIndices returns e with every read of capture i in lead indexed
 // first by b, h and the variable lead[i] (q or k).
 func prependIndices(e *ir.Expr, lead map[int64]string) *ir.Expr {
-	if e == nil {
-		return nil
-	}
-	out := *e
-	out.Args = make([]*ir.Expr, len(e.Args))
-	for i, a := range e.Args {
-		out.Args[i] = prependIndices(a, lead)
-	}
-	if e.Kind == ir.ECapture {
-		if v, ok := lead[e.Int]; ok {
-			out.Args = append([]*ir.Expr{ir.Var("b"), ir.Var("h"), ir.Var(v)}, out.Args...)
+	return rewriteCaptures(e, func(c *ir.Expr) {
+		if v, ok := lead[c.Int]; ok {
+			c.Args = append([]*ir.Expr{ir.Var("b"), ir.Var("h"), ir.Var(v)}, c.Args...)
 		}
-	}
-	return &out
+	})
 }

@@ -281,25 +281,24 @@ type Model struct {
 	prof   rt.ProfilerSlot // nil unless SetProfiler set one
 }
 
-// paramInfo describes each weight: its name, shape and initialisation.
-var paramInfo = []struct {
+// storageInfo describes a weight or a buffer: its name, shape and
+// initialisation.
+type storageInfo struct {
 	name  string
 	shape []int
 	init  string
 	scale float32
-}{
+}
+
+// paramInfo describes each weight.
+var paramInfo = []storageInfo{
 `)
 	r.infoRows(r.params)
 	r.pf("}\n\n")
 	r.pf(`// bufferInfo describes each buffer: the model's state that an update rule
 // sets after each training step (LossAndGrad) and Save and Load keep with
-// the weights, as paramInfo describes the weights.
-var bufferInfo = []struct {
-	name  string
-	shape []int
-	init  string
-	scale float32
-}{
+// the weights.
+var bufferInfo = []storageInfo{
 `)
 	r.infoRows(r.buffers)
 	r.pf("}\n\n")
