@@ -216,6 +216,8 @@ def scan(a, x, axis, reverse):
     reverse)."""
     a, x = torch.broadcast_tensors(a, x)
     n = x.shape[axis]
+    if n == 0:
+        return torch.zeros_like(x)
     steps = range(n - 1, -1, -1) if reverse else range(n)
     h = torch.zeros_like(x.select(axis, 0))
     out = [None] * n
