@@ -224,6 +224,7 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 		}
 	}
 
+	w.pf("# Whether an attention mask or score reads a choice made from the data\n# (an argmax or a sort of computed values): two implementations of the\n# attention, equal to rounding, can then choose differently downstream.\nDATA_ROUTED = %s\n\n", pyBool(dataRouted(m)))
 	w.pf("%s", modelClass)
 	if err := w.lines(m.Instrs, "        "); err != nil {
 		return nil, err
@@ -264,6 +265,31 @@ func (w *torchWriter) model(opts Options) ([]byte, error) {
 	}
 	w.pf("        }\n")
 	return []byte(w.buf.String()), nil
+}
+
+// dataRouted reports whether some attention op of m reads a captured
+// tensor computed from an argmax or argsort of f32 values.
+func dataRouted(m *ir.Module) bool {
+	chosen := map[*ir.Instr]bool{}
+	for _, in := range m.Instrs {
+		if (in.Op == ir.OpArgMax || in.Op == ir.OpArgSort) && in.Args[0].Type.DType == ir.F32 {
+			chosen[in] = true
+		}
+		for _, a := range in.Args {
+			if chosen[a] {
+				chosen[in] = true
+			}
+		}
+		if in.Op == ir.OpAttention {
+			_, _, _, caps := ir.AttentionOperands(in.Args, in.Attrs)
+			for _, c := range caps {
+				if chosen[c] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // lines writes one assignment per instruction at indent, a recur's cell
