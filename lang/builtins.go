@@ -113,6 +113,7 @@ func init() {
 			doc: "x's elements in row-major order with the given dims (ints or sizes; one may be -1, worked out from the others when they are constants)", fn: biReshape},
 		"squeeze":   {params: []bparam{req("x"), req("axis")}, doc: "x without an axis of size 1", fn: biSqueeze},
 		"positions": {params: []bparam{req("x")}, doc: "i32 [B, N]: the position of each element along axis 1 of x", fn: biPositions},
+		"range":     {params: []bparam{req("n")}, doc: "i32 [n]: 0, 1, …, n − 1 (n a size, known at compile time or not)", fn: biRange},
 		"full_like": {params: []bparam{req("x"), req("value")}, doc: "a tensor shaped and typed like x, filled with value", fn: biFullLike},
 		"relu":      unary(ir.OpRelu, "max(x, 0)"),
 		"gelu":      unary(ir.OpGelu, "GELU (tanh approximation)"),
@@ -778,6 +779,14 @@ func biPositions(a *bargs) value {
 		return a.fail("x", "positions: x must have rank ≥ 2 ([B, N, ...]), got %s", x.Type)
 	}
 	return wrap(a.given(ir.OpIota, ir.Type{DType: ir.I32, Shape: x.Type.Shape[:2]}, ir.Attrs{"axis": ir.IntAttr(1)}))
+}
+
+func biRange(a *bargs) value {
+	n, ok := a.dim("n")
+	if !ok {
+		return errVal{}
+	}
+	return wrap(a.given(ir.OpIota, ir.Type{DType: ir.I32, Shape: ir.Shape{n}}, ir.Attrs{"axis": ir.IntAttr(0)}))
 }
 
 func biFullLike(a *bargs) value {

@@ -162,6 +162,9 @@ func summary(m *ir.Module) string {
 	bufs := ""
 	if n := len(m.Buffers()); n > 0 {
 		bufs = fmt.Sprintf(" and %d buffers", n)
+		if n == 1 {
+			bufs = " and 1 buffer"
+		}
 	}
 	return fmt.Sprintf("%s weights in %d tensors%s, %d instructions; inputs %s",
 		weights, len(m.Params()), bufs, len(m.Instrs), strings.Join(inputs, ", "))
